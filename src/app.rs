@@ -1,0 +1,131 @@
+//! Wiring: build every component from a `Config`, run them until shutdown, stop cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError};
+use crate::events::EventBus;
+use crate::feed::FeedService;
+use crate::feed::poller::Poller;
+use crate::feed::source::{FeedSource, RetryPolicy};
+use crate::store::{Store, StoreError};
+use crate::web::{self, AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source} (is another rushes running? set RUSHES_BIND)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the folder {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built, not yet running, rushes service. The listener is already bound, so `port()` is known.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    poller: Poller,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        Self::build_with_retry(config, RetryPolicy::default()).await
+    }
+
+    /// Same as [`App::build`] with a feed retry policy of the caller's (tests shorten the waits).
+    pub async fn build_with_retry(config: Config, retry: RetryPolicy) -> Result<Self, AppError> {
+        let feed_location = config.require_feed()?.clone();
+        std::fs::create_dir_all(&config.downloads_dir).map_err(|source| AppError::CreateDir {
+            path: config.downloads_dir.display().to_string(),
+            source,
+        })?;
+        let store = Store::open(&config.database_path()).await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let events = EventBus::new();
+        let mut source = FeedSource::new(feed_location, config.timeout, config.feed_timezone);
+        source.retry = retry;
+        let service = Arc::new(FeedService::new(
+            source,
+            store.clone(),
+            config.cache_ttl,
+            events.clone(),
+        ));
+        let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
+        let state = AppState {
+            store,
+            poller: poller_handle,
+            events,
+            config: Arc::new(config),
+        };
+        Ok(Self {
+            listener,
+            state,
+            poller,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.bind)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs the poller and the HTTP server until `shutdown` completes, then drains and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let addr = self.local_addr();
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(self.poller.run(cancel.clone()));
+
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            trigger.cancel();
+        });
+
+        tracing::info!(%addr, "rushes listening on http://{addr}");
+        let store = self.state.store.clone();
+        let app = web::router(self.state);
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .await;
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+        store.close().await;
+        served.map_err(AppError::Serve)
+    }
+}

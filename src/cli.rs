@@ -1,0 +1,240 @@
+//! The command line: `serve`, `feed check`, `status`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::{Config, FeedLocation, Overrides};
+use crate::download::filename;
+use crate::feed::source::{FeedSource, FetchResult, Validators};
+use crate::logging;
+use crate::status::MonitorStatus;
+
+const ENV_HELP: &str = "\
+Environment (also read from ./.env; flags win over variables):
+  WEBHOOK_JSON_URL          feed: http(s) URL, file:// URL or path (its query string is never logged)
+  WEBHOOK_CACHE_TTL         seconds a successful fetch stays fresh, 0 = always fetch [300]
+  WEBHOOK_TIMEOUT           seconds per feed request [30]
+  WEBHOOK_MONITOR_INTERVAL  seconds between feed checks [15]
+  FEED_TIMEZONE             IANA zone of timestamps without offset (MySQL format) [UTC]
+  RUSHES_BIND               HTTP address [127.0.0.1:5000]
+  RUSHES_DATA_DIR           folder of rushes.db [./data]
+  LOCAL_DOWNLOADS_DIR       folder downloads land in [./downloads]
+  RUSHES_LOG_DIR            folder of app.log [./logs]
+  RUST_LOG                  log filter, e.g. info or rushes=debug [info]
+
+A configuration mistake names the variable and exits with code 2.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rushes",
+    version,
+    about = "Takes in client footage deliveries from a JSON feed, remembers them, downloads and shows them.",
+    after_help = ENV_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: poll the feed and serve the HTTP API until Ctrl-C / SIGTERM.
+    #[command(after_help = ENV_HELP)]
+    Serve {
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Work with the delivery feed.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+    /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
+    #[command(after_help = ENV_HELP)]
+    Status {
+        /// Base URL of the running service [default: http://$RUSHES_BIND]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Fetch the feed once and print every record (format, classification, file name) and every
+    /// invalid item with its reason. Writes nothing. Exit code 1 when the fetch fails.
+    #[command(after_help = ENV_HELP)]
+    Check {
+        /// Feed URL or path [default: $WEBHOOK_JSON_URL]
+        url: Option<String>,
+    },
+}
+
+/// An error whose exit code is not the generic 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve { overrides } => serve(&overrides).await,
+            Command::Feed(FeedCommand::Check { url }) => feed_check(url).await,
+            Command::Status { url } => status(url).await,
+        }
+    }
+}
+
+async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
+    let config = Config::load(overrides)?;
+    let _guard = logging::init_service(&config.log_dir).with_context(|| {
+        format!(
+            "cannot write logs to {} (set RUSHES_LOG_DIR)",
+            config.log_dir.display()
+        )
+    })?;
+    tracing::info!(
+        feed = %config.require_feed()?,
+        interval_s = config.monitor_interval.as_secs(),
+        ttl_s = config.cache_ttl.as_secs(),
+        "rushes starting"
+    );
+    let app = App::build(config).await?;
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("rushes stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn feed_check(url: Option<String>) -> anyhow::Result<ExitCode> {
+    logging::init_command();
+    let overrides = Overrides {
+        feed_url: url,
+        ..Default::default()
+    };
+    let config = Config::load(&overrides)?;
+    let location: FeedLocation = config.require_feed()?.clone();
+    println!("feed: {location}");
+    let source = FeedSource::new(location, config.timeout, config.feed_timezone);
+    let (result, attempts) = source
+        .fetch(&Validators::default(), &CancellationToken::new())
+        .await;
+    let feed = match result {
+        Ok(FetchResult::Fetched { feed, .. }) => feed,
+        Ok(FetchResult::NotModified) => {
+            println!("not modified");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => {
+            println!("fetch failed after {attempts} attempt(s): {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for record in &feed.records {
+        let name = filename::planned_name(record.original_filename.as_deref(), &record.source_url)
+            .map_or_else(
+                || "(from the server, else download-<id>)".to_string(),
+                |n| n.to_string(),
+            );
+        println!(
+            "ok      {:<6} {:<13} {:<9} {}  name={name:?}{}",
+            record.format.as_str(),
+            record.classification.kind.as_str(),
+            record.classification.mode.as_str(),
+            record.source_url,
+            if record.r2_url.is_some() {
+                "  (+r2 copy)"
+            } else {
+                ""
+            },
+        );
+    }
+    for (index, reason) in &feed.invalid {
+        println!("invalid item #{index}: {reason}");
+    }
+    println!(
+        "{} valid record(s), {} invalid item(s)",
+        feed.records.len(),
+        feed.invalid.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
+    logging::init_command();
+    let base = match url {
+        Some(url) => url,
+        None => {
+            let config = Config::load(&Overrides::default())?;
+            let mut addr = config.bind;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    let endpoint = format!("{}/api/csv_monitor_status", base.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let answer = client.get(&endpoint).send().await;
+    let response = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            println!("rushes is not reachable at {base}: {}", e.without_url());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if !response.status().is_success() {
+        println!("{endpoint} answered HTTP {}", response.status());
+        return Ok(ExitCode::from(1));
+    }
+    let status: MonitorStatus = response
+        .json()
+        .await
+        .context("the status answer is not the expected JSON")?;
+    let w = &status.webhook;
+    println!(
+        "data source       {} (checked every {} s)",
+        status.data_source, status.monitor_interval
+    );
+    println!(
+        "feed available    {}",
+        if w.available { "yes" } else { "no" }
+    );
+    println!(
+        "last fetch        {}",
+        w.last_fetch_ts
+            .as_deref()
+            .map_or_else(|| "never".to_string(), |t| format!("{t} UTC"))
+    );
+    println!("records           {}", w.records_processed);
+    println!("last error        {}", w.error.as_deref().unwrap_or("none"));
+    Ok(ExitCode::SUCCESS)
+}

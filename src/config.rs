@@ -1,0 +1,371 @@
+//! Configuration: environment variables (also read from `.env`), overridden by CLI flags,
+//! validated once into typed values. A mistake names the variable and stops start-up.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+/// A configuration mistake. `main` turns it into exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not set: {hint}")]
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Where the delivery feed lives: an http(s) URL or a local JSON file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FeedLocation {
+    Http(Url),
+    File(PathBuf),
+}
+
+impl FeedLocation {
+    /// Parses `WEBHOOK_JSON_URL`: http, https, file:// or a plain path.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("empty value".into());
+        }
+        if let Some(scheme_end) = raw.find("://") {
+            let scheme = raw[..scheme_end].to_ascii_lowercase();
+            let url = Url::parse(raw).map_err(|e| format!("not a valid URL ({e})"))?;
+            return match scheme.as_str() {
+                "http" | "https" => {
+                    if url.host_str().is_none_or(str::is_empty) {
+                        Err("the URL has no host".into())
+                    } else {
+                        Ok(Self::Http(url))
+                    }
+                }
+                "file" => url
+                    .to_file_path()
+                    .map(Self::File)
+                    .map_err(|()| "not a usable file:// URL".into()),
+                other => Err(format!(
+                    "unsupported scheme {other:?} (use http, https, file:// or a path)"
+                )),
+            };
+        }
+        Ok(Self::File(PathBuf::from(raw)))
+    }
+
+    /// What may be shown or logged: scheme, host and path, never the query string (it may hold a token).
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Http(url) => {
+                let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+                if let Some(port) = url.port() {
+                    shown.push_str(&format!(":{port}"));
+                }
+                shown.push_str(url.path());
+                if url.query().is_some() {
+                    shown.push_str("?…");
+                }
+                shown
+            }
+            Self::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// Host shown on the dashboard (or "local file").
+    pub fn host(&self) -> String {
+        match self {
+            Self::Http(url) => url.host_str().unwrap_or("").to_string(),
+            Self::File(_) => "local file".into(),
+        }
+    }
+}
+
+// Debug must not leak the query string either.
+impl fmt::Debug for FeedLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FeedLocation({})", self.redacted())
+    }
+}
+
+impl fmt::Display for FeedLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Values given on the command line; each one wins over its environment variable.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Feed URL (http, https, file:// or a path) [env: WEBHOOK_JSON_URL]
+    #[arg(long, value_name = "URL")]
+    pub feed_url: Option<String>,
+    /// Seconds a successful fetch stays fresh; 0 = always fetch [env: WEBHOOK_CACHE_TTL, default 300]
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_ttl: Option<String>,
+    /// Per-request timeout in seconds [env: WEBHOOK_TIMEOUT, default 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// Seconds between feed checks [env: WEBHOOK_MONITOR_INTERVAL, default 15]
+    #[arg(long, value_name = "SECONDS")]
+    pub monitor_interval: Option<String>,
+    /// Address of the HTTP server [env: RUSHES_BIND, default 127.0.0.1:5000]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Folder of the SQLite database [env: RUSHES_DATA_DIR, default ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Folder downloads land in [env: LOCAL_DOWNLOADS_DIR, default ./downloads]
+    #[arg(long, value_name = "DIR")]
+    pub downloads_dir: Option<String>,
+    /// Folder of app.log [env: RUSHES_LOG_DIR, default ./logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<String>,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub feed: Option<FeedLocation>,
+    pub cache_ttl: Duration,
+    pub timeout: Duration,
+    pub monitor_interval: Duration,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub downloads_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub feed_timezone: chrono_tz::Tz,
+}
+
+impl Config {
+    /// Reads the process environment (after `.env` was loaded) and applies `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::from_lookup(overrides, |name| std::env::var(name).ok())
+    }
+
+    /// Same as [`Config::load`] with an injectable environment, for tests.
+    pub fn from_lookup(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let pick = |flag: &Option<String>, var: &str| -> Option<String> {
+            flag.clone()
+                .or_else(|| env(var))
+                .filter(|v| !v.trim().is_empty())
+        };
+
+        let feed = match pick(&overrides.feed_url, "WEBHOOK_JSON_URL") {
+            Some(raw) => Some(FeedLocation::parse(&raw).map_err(|reason| {
+                ConfigError::Invalid {
+                    var: "WEBHOOK_JSON_URL",
+                    // Never echo a query string back: it may hold a token.
+                    value: raw.split('?').next().unwrap_or("").to_string(),
+                    reason,
+                }
+            })?),
+            None => None,
+        };
+        let cache_ttl = seconds(
+            "WEBHOOK_CACHE_TTL",
+            pick(&overrides.cache_ttl, "WEBHOOK_CACHE_TTL"),
+            300,
+            true,
+        )?;
+        let timeout = seconds(
+            "WEBHOOK_TIMEOUT",
+            pick(&overrides.timeout, "WEBHOOK_TIMEOUT"),
+            30,
+            false,
+        )?;
+        let monitor_interval = seconds(
+            "WEBHOOK_MONITOR_INTERVAL",
+            pick(&overrides.monitor_interval, "WEBHOOK_MONITOR_INTERVAL"),
+            15,
+            false,
+        )?;
+        let bind_raw =
+            pick(&overrides.bind, "RUSHES_BIND").unwrap_or_else(|| "127.0.0.1:5000".into());
+        let bind = bind_raw
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::Invalid {
+                var: "RUSHES_BIND",
+                value: bind_raw.clone(),
+                reason: format!("expected IP:PORT such as 127.0.0.1:5000 ({e})"),
+            })?;
+        let dir = |flag: &Option<String>, var: &str, default: &str| {
+            PathBuf::from(pick(flag, var).unwrap_or_else(|| default.into()))
+        };
+        let tz_raw = env("FEED_TIMEZONE")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "UTC".into());
+        let feed_timezone =
+            tz_raw
+                .trim()
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| ConfigError::Invalid {
+                    var: "FEED_TIMEZONE",
+                    value: tz_raw.clone(),
+                    reason: "expected an IANA time zone name such as Europe/Paris".into(),
+                })?;
+
+        Ok(Self {
+            feed,
+            cache_ttl,
+            timeout,
+            monitor_interval,
+            bind,
+            data_dir: dir(&overrides.data_dir, "RUSHES_DATA_DIR", "./data"),
+            downloads_dir: dir(
+                &overrides.downloads_dir,
+                "LOCAL_DOWNLOADS_DIR",
+                "./downloads",
+            ),
+            log_dir: dir(&overrides.log_dir, "RUSHES_LOG_DIR", "./logs"),
+            feed_timezone,
+        })
+    }
+
+    /// The feed location, required by commands that poll it.
+    pub fn require_feed(&self) -> Result<&FeedLocation, ConfigError> {
+        self.feed.as_ref().ok_or(ConfigError::Missing {
+            var: "WEBHOOK_JSON_URL",
+            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or pass --feed-url",
+        })
+    }
+
+    /// `$RUSHES_DATA_DIR/rushes.db`.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("rushes.db")
+    }
+
+    /// A configuration for tests and the demo: everything under `root`, short intervals.
+    pub fn for_dir(root: &Path, feed: FeedLocation) -> Self {
+        Self {
+            feed: Some(feed),
+            cache_ttl: Duration::ZERO,
+            timeout: Duration::from_secs(10),
+            monitor_interval: Duration::from_secs(15),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: root.join("data"),
+            downloads_dir: root.join("downloads"),
+            log_dir: root.join("logs"),
+            feed_timezone: chrono_tz::UTC,
+        }
+    }
+}
+
+fn seconds(
+    var: &'static str,
+    raw: Option<String>,
+    default: u64,
+    zero_ok: bool,
+) -> Result<Duration, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Duration::from_secs(default));
+    };
+    let value: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        var,
+        value: raw.clone(),
+        reason: "expected a whole number of seconds".into(),
+    })?;
+    if value == 0 && !zero_ok {
+        return Err(ConfigError::Invalid {
+            var,
+            value: raw,
+            reason: "must be at least 1 second".into(),
+        });
+    }
+    Ok(Duration::from_secs(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&Overrides::default(), |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() -> Result<(), ConfigError> {
+        let c = load(&[])?;
+        assert_eq!(c.cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.monitor_interval, Duration::from_secs(15));
+        assert_eq!(c.bind.to_string(), "127.0.0.1:5000");
+        assert!(c.feed.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (var, value) in [
+            ("WEBHOOK_MONITOR_INTERVAL", "0"),
+            ("WEBHOOK_MONITOR_INTERVAL", "abc"),
+            ("WEBHOOK_CACHE_TTL", "-1"),
+            ("WEBHOOK_TIMEOUT", "1.5"),
+            ("RUSHES_BIND", "localhost"),
+            ("WEBHOOK_JSON_URL", "ftp://example.com/feed"),
+            ("WEBHOOK_JSON_URL", "https://"),
+            ("FEED_TIMEZONE", "Mars/Olympus"),
+        ] {
+            let err = load(&[(var, value)]).err().map(|e| e.to_string());
+            let err = err.unwrap_or_default();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn flags_override_env_and_ttl_zero_is_allowed() -> Result<(), ConfigError> {
+        let overrides = Overrides {
+            cache_ttl: Some("0".into()),
+            ..Default::default()
+        };
+        let c = Config::from_lookup(&overrides, |name| {
+            (name == "WEBHOOK_CACHE_TTL").then(|| "99".to_string())
+        })?;
+        assert_eq!(c.cache_ttl, Duration::ZERO);
+        Ok(())
+    }
+
+    #[test]
+    fn feed_location_forms_and_redaction() {
+        let http = FeedLocation::parse("https://Feed.Example.com/api/downloads?token=s3cret");
+        assert!(matches!(http, Ok(FeedLocation::Http(_))));
+        let shown = http.map(|l| l.redacted()).unwrap_or_default();
+        assert_eq!(shown, "https://feed.example.com/api/downloads?…");
+        assert!(!shown.contains("s3cret"));
+        assert_eq!(
+            FeedLocation::parse("/tmp/feed.json"),
+            Ok(FeedLocation::File("/tmp/feed.json".into()))
+        );
+        assert_eq!(
+            FeedLocation::parse("file:///tmp/feed.json"),
+            Ok(FeedLocation::File("/tmp/feed.json".into()))
+        );
+    }
+
+    #[test]
+    fn invalid_feed_url_error_hides_query() {
+        let err = load(&[("WEBHOOK_JSON_URL", "gopher://x/?token=s3cret")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("WEBHOOK_JSON_URL"));
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Downloads of automatic deliveries.
+
+pub mod filename;

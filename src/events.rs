@@ -1,0 +1,43 @@
+//! In-process announcements (delivery changes, feed polls) for live views such as SSE.
+//! Durable state is always written to the store before its event is sent.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Something that changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A delivery was created or changed state; read it again from the store.
+    DeliveryChanged { id: i64 },
+    /// The feed was polled (successfully or not).
+    FeedUpdated,
+}
+
+/// A broadcast channel; sending with no listener is fine, a slow listener loses old events.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(1024);
+        Self { sender }
+    }
+
+    pub fn send(&self, event: Event) {
+        // An error only means nobody listens right now.
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}

@@ -1,0 +1,343 @@
+//! What a delivery link is, decided in one place: its kind (dropbox, fromsmash, swisstransfer,
+//! external), whether rushes downloads it or a person opens it, and its normalised form, which is
+//! also the delivery's dedupe key.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The service a link points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Dropbox,
+    Fromsmash,
+    Swisstransfer,
+    External,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dropbox => "dropbox",
+            Self::Fromsmash => "fromsmash",
+            Self::Swisstransfer => "swisstransfer",
+            Self::External => "external",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "dropbox" => Self::Dropbox,
+            "fromsmash" => Self::Fromsmash,
+            "swisstransfer" => Self::Swisstransfer,
+            "external" => Self::External,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether rushes fetches the file itself or shows the link to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    Automatic,
+    Manual,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Automatic => "automatic",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// The verdict on one record's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classification {
+    pub kind: LinkKind,
+    pub mode: DeliveryMode,
+}
+
+fn host_is(host: &str, domain: &str) -> bool {
+    host == domain
+        || host
+            .strip_suffix(domain)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// A Dropbox share link (`dropbox.com` and its subdomains): these take `dl=1`.
+pub fn is_dropbox_share_host(host: &str) -> bool {
+    host_is(host, "dropbox.com")
+}
+
+/// An R2 proxy copy of a Dropbox delivery: `*.workers.dev/dropbox/...`.
+pub fn is_r2_dropbox_proxy(url: &Url) -> bool {
+    url.host_str()
+        .is_some_and(|host| host_is(host, "workers.dev"))
+        && url.path().starts_with("/dropbox/")
+}
+
+/// Kind of a URL on its own, from its host.
+pub fn kind_of_url(url: &Url) -> LinkKind {
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    if host_is(&host, "dropbox.com")
+        || host_is(&host, "dropboxusercontent.com")
+        || is_r2_dropbox_proxy(url)
+    {
+        LinkKind::Dropbox
+    } else if host_is(&host, "fromsmash.com") || host_is(&host, "fromsmash.co") {
+        LinkKind::Fromsmash
+    } else if host_is(&host, "swisstransfer.com") {
+        LinkKind::Swisstransfer
+    } else {
+        LinkKind::External
+    }
+}
+
+/// Classifies a record: the source link's host, or `provider: "dropbox"`, gives the kind;
+/// Dropbox links and any record with an R2 copy are downloaded automatically.
+pub fn classify(source: &Url, r2: Option<&Url>, provider: &str) -> Classification {
+    let mut kind = kind_of_url(source);
+    if kind == LinkKind::External && provider.trim().eq_ignore_ascii_case("dropbox") {
+        kind = LinkKind::Dropbox;
+    }
+    let mode = if kind == LinkKind::Dropbox || r2.is_some() {
+        DeliveryMode::Automatic
+    } else {
+        DeliveryMode::Manual
+    };
+    Classification { kind, mode }
+}
+
+/// Normalises a link so that the spellings of one delivery found in real feeds compare equal:
+/// lower-case scheme and host (done by `url`), no fragment, `&amp;` and `amp%3B` artefacts turned
+/// into plain parameters, empty parameters dropped, exactly one `dl=1` on Dropbox share hosts,
+/// parameters sorted, no trailing `/` on the path.
+pub fn normalize_url(url: &Url) -> Url {
+    let mut out = url.clone();
+    out.set_fragment(None);
+
+    let dropbox = out.host_str().is_some_and(is_dropbox_share_host);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(query) = url.query() {
+        for raw in query.split('&') {
+            let mut part = raw;
+            // `&amp;dl=0` splits into `amp;dl=0`; double encoding gives `amp%3Bdl=0`.
+            loop {
+                if let Some(rest) = strip_prefix_ignore_case(part, "amp;") {
+                    part = rest;
+                } else if let Some(rest) = strip_prefix_ignore_case(part, "amp%3b") {
+                    part = rest;
+                } else {
+                    break;
+                }
+            }
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            if key.is_empty() || value.is_empty() {
+                continue;
+            }
+            if dropbox && key == "dl" {
+                continue;
+            }
+            let pair = (key.to_string(), value.to_string());
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+    }
+    if dropbox {
+        pairs.push(("dl".into(), "1".into()));
+    }
+    pairs.sort();
+    if pairs.is_empty() {
+        out.set_query(None);
+    } else {
+        let query = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        out.set_query(Some(&query));
+    }
+
+    let path = out.path().to_string();
+    if path.len() > 1 && path.ends_with('/') {
+        out.set_path(path.trim_end_matches('/'));
+    }
+    out
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Whether the link is a Dropbox folder share (`/scl/fo/` or the older `/sh/`), which downloads as a zip.
+pub fn is_dropbox_folder(url: &Url) -> bool {
+    let kind = kind_of_url(url);
+    kind == LinkKind::Dropbox
+        && (url.path().starts_with("/scl/fo/") || url.path().starts_with("/sh/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Url {
+        Url::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn classification_table() {
+        let cases = [
+            (
+                "https://www.dropbox.com/scl/fo/abc?dl=0",
+                None,
+                "webhook",
+                LinkKind::Dropbox,
+                DeliveryMode::Automatic,
+            ),
+            (
+                "https://dropbox.com/s/abc/file.mov",
+                None,
+                "webhook",
+                LinkKind::Dropbox,
+                DeliveryMode::Automatic,
+            ),
+            (
+                "https://dl.dropboxusercontent.com/s/abc/file.mov",
+                None,
+                "webhook",
+                LinkKind::Dropbox,
+                DeliveryMode::Automatic,
+            ),
+            (
+                "https://fromsmash.com/abc",
+                None,
+                "webhook",
+                LinkKind::Fromsmash,
+                DeliveryMode::Manual,
+            ),
+            (
+                "https://fromsmash.co/abc",
+                None,
+                "webhook",
+                LinkKind::Fromsmash,
+                DeliveryMode::Manual,
+            ),
+            (
+                "https://www.swisstransfer.com/d/abc",
+                None,
+                "webhook",
+                LinkKind::Swisstransfer,
+                DeliveryMode::Manual,
+            ),
+            (
+                "https://wetransfer.com/downloads/abc",
+                None,
+                "webhook",
+                LinkKind::External,
+                DeliveryMode::Manual,
+            ),
+            (
+                "https://notdropbox.com/abc",
+                None,
+                "webhook",
+                LinkKind::External,
+                DeliveryMode::Manual,
+            ),
+            (
+                "https://dropbox.com.evil.test/abc",
+                None,
+                "webhook",
+                LinkKind::External,
+                DeliveryMode::Manual,
+            ),
+            (
+                "https://files.example.com/abc",
+                None,
+                "dropbox",
+                LinkKind::Dropbox,
+                DeliveryMode::Automatic,
+            ),
+            (
+                "https://x.workers.dev/dropbox/bucket/obj/file",
+                None,
+                "webhook",
+                LinkKind::Dropbox,
+                DeliveryMode::Automatic,
+            ),
+            (
+                "https://x.workers.dev/other/file",
+                None,
+                "webhook",
+                LinkKind::External,
+                DeliveryMode::Manual,
+            ),
+        ];
+        for (url, r2, provider, kind, mode) in cases {
+            let r2 = r2.map(u);
+            let c = classify(&u(url), r2.as_ref(), provider);
+            assert_eq!((c.kind, c.mode), (kind, mode), "{url}");
+        }
+        let r2 = u("https://x.workers.dev/dropbox/b/o/file");
+        let c = classify(&u("https://fromsmash.com/abc"), Some(&r2), "fromsmash");
+        assert_eq!(
+            (c.kind, c.mode),
+            (LinkKind::Fromsmash, DeliveryMode::Automatic)
+        );
+    }
+
+    #[test]
+    fn real_feed_spellings_normalise_to_one_key() {
+        let a = normalize_url(&u(
+            "https://www.dropbox.com/scl/fo/oy6vg46u1vrdhsk080zs9/ALlPIDw5bpPaOMSZRVMZVUs?amp%3Bdl=0&dl=1&rlkey=itw",
+        ));
+        let b = normalize_url(&u(
+            "https://www.dropbox.com/scl/fo/oy6vg46u1vrdhsk080zs9/ALlPIDw5bpPaOMSZRVMZVUs?dl=1&rlkey=itw",
+        ));
+        assert_eq!(a, b);
+        assert_eq!(
+            a.as_str(),
+            "https://www.dropbox.com/scl/fo/oy6vg46u1vrdhsk080zs9/ALlPIDw5bpPaOMSZRVMZVUs?dl=1&rlkey=itw"
+        );
+        let c = normalize_url(&u("https://www.dropbox.com/scl/fo/x/y?rlkey=KEY&dl=1"));
+        let d = normalize_url(&u("https://www.dropbox.com/scl/fo/x/y?dl=1&rlkey=KEY"));
+        assert_eq!(c, d);
+        let e = normalize_url(&u("https://www.dropbox.com/scl/fo/x/y?rlkey=KEY&amp;dl=0"));
+        assert_eq!(e, d);
+        let f = normalize_url(&u("https://www.dropbox.com/scl/fo/x/y?rlkey=KEY"));
+        assert_eq!(f, d);
+    }
+
+    #[test]
+    fn normalisation_rules() {
+        assert_eq!(
+            normalize_url(&u("HTTPS://Files.Example.COM/a/b/?z=1&a=2&empty=&x#frag")).as_str(),
+            "https://files.example.com/a/b?a=2&z=1"
+        );
+        // Non-Dropbox hosts keep their own dl parameter.
+        assert_eq!(
+            normalize_url(&u("https://example.com/f?dl=0")).as_str(),
+            "https://example.com/f?dl=0"
+        );
+        assert_eq!(
+            normalize_url(&u("https://example.com/")).as_str(),
+            "https://example.com/"
+        );
+    }
+
+    #[test]
+    fn dropbox_folders() {
+        assert!(is_dropbox_folder(&u(
+            "https://www.dropbox.com/scl/fo/abc/def?dl=1"
+        )));
+        assert!(!is_dropbox_folder(&u(
+            "https://www.dropbox.com/scl/fi/abc/file.mov?dl=1"
+        )));
+        assert!(!is_dropbox_folder(&u("https://example.com/scl/fo/abc")));
+    }
+}

@@ -1,0 +1,317 @@
+//! Fetching the feed: HTTP GET (conditional, size-capped, timed out, retried with backoff and
+//! jitter) or a local file, then parsing the body into records and invalid items.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::record::{self, FeedRecord, InvalidItem};
+use crate::config::FeedLocation;
+
+/// Largest feed body accepted.
+pub const MAX_FEED_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    #[error("could not reach the feed: {0}")]
+    Transport(String),
+    #[error("the feed did not answer within {0} s")]
+    Timeout(u64),
+    #[error("the feed answered HTTP {status}{detail}")]
+    Status { status: u16, detail: String },
+    #[error("the feed body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the feed is not valid JSON: {0}")]
+    Json(String),
+    #[error("the feed returned an error: {0}")]
+    ErrorObject(String),
+    #[error("the feed must be a JSON array, got {0}")]
+    NotAnArray(&'static str),
+    #[error("cannot read the feed file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("stopped")]
+    Cancelled,
+}
+
+/// HTTP validators from the last full answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A parsed feed body.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFeed {
+    pub records: Vec<FeedRecord>,
+    /// Index in the array and reason of every skipped item.
+    pub invalid: Vec<(usize, InvalidItem)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FetchResult {
+    Fetched {
+        feed: ParsedFeed,
+        validators: Validators,
+    },
+    /// 304: the feed did not change since the validators were given.
+    NotModified,
+}
+
+/// How failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    /// Wait before the 2nd attempt; doubles each time, plus up to as much again of jitter.
+    pub base_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            base_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The configured feed.
+#[derive(Debug, Clone)]
+pub struct FeedSource {
+    location: FeedLocation,
+    client: reqwest::Client,
+    timeout: Duration,
+    tz: chrono_tz::Tz,
+    pub retry: RetryPolicy,
+}
+
+impl FeedSource {
+    pub fn new(location: FeedLocation, timeout: Duration, tz: chrono_tz::Tz) -> Self {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("rushes/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        Self {
+            location,
+            client,
+            timeout,
+            tz,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn location(&self) -> &FeedLocation {
+        &self.location
+    }
+
+    /// Fetches with retries. Returns the result and the number of attempts made; the error is
+    /// the last attempt's.
+    pub async fn fetch(
+        &self,
+        validators: &Validators,
+        cancel: &CancellationToken,
+    ) -> (Result<FetchResult, FeedError>, u32) {
+        let mut delay = self.retry.base_delay;
+        let mut attempt = 1;
+        loop {
+            let result = tokio::select! {
+                r = self.fetch_once(validators) => r,
+                () = cancel.cancelled() => return (Err(FeedError::Cancelled), attempt),
+            };
+            match result {
+                Ok(ok) => return (Ok(ok), attempt),
+                Err(e) if attempt >= self.retry.attempts => return (Err(e), attempt),
+                Err(e) => {
+                    tracing::debug!(attempt, error = %e, "WebhookService: fetch attempt failed, retrying");
+                    let jitter = rand::rng().random_range(0..=delay.as_millis() as u64);
+                    let wait = delay + Duration::from_millis(jitter);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = cancel.cancelled() => return (Err(FeedError::Cancelled), attempt),
+                    }
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// One attempt, no retry.
+    pub async fn fetch_once(&self, validators: &Validators) -> Result<FetchResult, FeedError> {
+        match &self.location {
+            FeedLocation::File(path) => {
+                let shown = path.display().to_string();
+                let file_error = |e: std::io::Error| FeedError::File {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                };
+                let meta = tokio::fs::metadata(path).await.map_err(file_error)?;
+                if meta.len() > MAX_FEED_BYTES as u64 {
+                    return Err(FeedError::TooLarge {
+                        limit: MAX_FEED_BYTES,
+                    });
+                }
+                let body = tokio::fs::read(path).await.map_err(file_error)?;
+                Ok(FetchResult::Fetched {
+                    feed: parse_body(&body, self.tz)?,
+                    validators: Validators::default(),
+                })
+            }
+            FeedLocation::Http(url) => {
+                let secs = self.timeout.as_secs();
+                tokio::time::timeout(self.timeout, self.fetch_http(url.clone(), validators))
+                    .await
+                    .map_err(|_| FeedError::Timeout(secs))?
+            }
+        }
+    }
+
+    async fn fetch_http(
+        &self,
+        url: url::Url,
+        validators: &Validators,
+    ) -> Result<FetchResult, FeedError> {
+        let mut request = self.client.get(url).header("Accept", "application/json");
+        if let Some(etag) = &validators.etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &validators.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, lm);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(FetchResult::NotModified);
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let new_validators = Validators {
+            etag: header(ETAG),
+            last_modified: header(LAST_MODIFIED),
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_FEED_BYTES as u64)
+        {
+            return Err(FeedError::TooLarge {
+                limit: MAX_FEED_BYTES,
+            });
+        }
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(transport)?;
+            if body.len() + chunk.len() > MAX_FEED_BYTES {
+                return Err(FeedError::TooLarge {
+                    limit: MAX_FEED_BYTES,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            let detail = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| error_text(&v))
+                .map(|text| format!(": {text}"))
+                .unwrap_or_default();
+            return Err(FeedError::Status {
+                status: status.as_u16(),
+                detail,
+            });
+        }
+        Ok(FetchResult::Fetched {
+            feed: parse_body(&body, self.tz)?,
+            validators: new_validators,
+        })
+    }
+}
+
+/// reqwest errors carry the URL, query string included: drop it before showing anything.
+fn transport(e: reqwest::Error) -> FeedError {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    FeedError::Transport(text)
+}
+
+/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`.
+fn error_text(value: &Value) -> Option<String> {
+    match value.get("error")? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Parses a feed body: a JSON array whose items are parsed one by one.
+pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| FeedError::Json(e.to_string()))?;
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Object(ref obj) => {
+            return Err(match error_text(&value) {
+                Some(text) => FeedError::ErrorObject(text),
+                None if obj.is_empty() => FeedError::NotAnArray("an empty object"),
+                None => FeedError::NotAnArray("an object"),
+            });
+        }
+        Value::Null => return Err(FeedError::NotAnArray("null")),
+        Value::Bool(_) => return Err(FeedError::NotAnArray("a boolean")),
+        Value::Number(_) => return Err(FeedError::NotAnArray("a number")),
+        Value::String(_) => return Err(FeedError::NotAnArray("a string")),
+    };
+    let mut feed = ParsedFeed::default();
+    for (index, item) in items.iter().enumerate() {
+        match record::parse_item(item, tz) {
+            Ok(record) => feed.records.push(record),
+            Err(reason) => {
+                tracing::debug!(
+                    index,
+                    "WebhookService: skipping invalid item due to error: {reason}"
+                );
+                feed.invalid.push((index, reason));
+            }
+        }
+    }
+    Ok(feed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_shapes() {
+        let tz = chrono_tz::UTC;
+        assert_eq!(
+            parse_body(br#"{"error": "Failed to fetch data"}"#, tz).err(),
+            Some(FeedError::ErrorObject("Failed to fetch data".into()))
+        );
+        assert_eq!(
+            parse_body(b"{}", tz).err(),
+            Some(FeedError::NotAnArray("an empty object"))
+        );
+        assert!(matches!(parse_body(b"<html>", tz), Err(FeedError::Json(_))));
+        let feed = parse_body(
+            br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"}, 3]"#,
+            tz,
+        );
+        let feed = feed.unwrap_or_default();
+        assert_eq!(feed.records.len(), 1);
+        assert_eq!(feed.invalid, vec![(1, InvalidItem::NotAnObject)]);
+    }
+}

@@ -1,0 +1,13 @@
+//! rushes: takes in client footage deliveries from a JSON feed, remembers every record, downloads
+//! the automatic ones and shows everything live.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod download;
+pub mod events;
+pub mod feed;
+pub mod logging;
+pub mod status;
+pub mod store;
+pub mod web;

@@ -1,0 +1,124 @@
+//! The feed's fetch history (`feed_fetches`) and current state (`feed_state`).
+
+use serde::Serialize;
+
+use super::{Store, StoreError, now_text};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedFetchOutcome {
+    Ok,
+    NotModified,
+    Error,
+}
+
+impl FeedFetchOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotModified => "not_modified",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One poll of the feed (after its retries).
+#[derive(Debug, Clone)]
+pub struct FeedFetch {
+    pub started_at: String,
+    pub outcome: FeedFetchOutcome,
+    pub attempts: u32,
+    pub records_valid: i64,
+    pub records_invalid: i64,
+    pub records_new: i64,
+    pub error: Option<String>,
+    /// HTTP validators the server gave (kept as they were when `None`).
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// The feed as it stands now.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct FeedState {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub last_success_at: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub records_processed: i64,
+}
+
+impl Store {
+    /// Records a poll in the history and updates the current state, in one transaction.
+    pub async fn record_feed_fetch(&self, fetch: &FeedFetch) -> Result<(), StoreError> {
+        let now = now_text();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO feed_fetches (started_at, finished_at, outcome, attempts, records_valid,
+                 records_invalid, records_new, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&fetch.started_at)
+        .bind(&now)
+        .bind(fetch.outcome.as_str())
+        .bind(i64::from(fetch.attempts))
+        .bind(fetch.records_valid)
+        .bind(fetch.records_invalid)
+        .bind(fetch.records_new)
+        .bind(&fetch.error)
+        .execute(&mut *tx)
+        .await?;
+        match fetch.outcome {
+            FeedFetchOutcome::Ok => {
+                sqlx::query(
+                    "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL,
+                         records_processed = $2, etag = $3, last_modified = $4 WHERE id = 1",
+                )
+                .bind(&now)
+                .bind(fetch.records_valid)
+                .bind(&fetch.etag)
+                .bind(&fetch.last_modified)
+                .execute(&mut *tx)
+                .await?;
+            }
+            FeedFetchOutcome::NotModified => {
+                sqlx::query(
+                    "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL
+                     WHERE id = 1",
+                )
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            FeedFetchOutcome::Error => {
+                sqlx::query(
+                    "UPDATE feed_state SET last_attempt_at = $1, last_error = $2 WHERE id = 1",
+                )
+                .bind(&now)
+                .bind(&fetch.error)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn feed_state(&self) -> Result<FeedState, StoreError> {
+        Ok(sqlx::query_as::<_, FeedState>(
+            "SELECT etag, last_modified, last_success_at, last_attempt_at, last_error, records_processed
+             FROM feed_state WHERE id = 1",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Number of polls by outcome, for /metrics.
+    pub async fn feed_fetch_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT outcome, COUNT(*) FROM feed_fetches GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

@@ -1,0 +1,201 @@
+//! JSON API handlers.
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::feed::PollOutcome;
+use crate::feed::classify::LinkKind;
+use crate::status::MonitorStatus;
+use crate::store::{Delivery, DeliveryFilter, DeliveryState};
+
+/// Largest page of `/api/deliveries`.
+pub const MAX_PAGE: u32 = 1000;
+const DEFAULT_PAGE: u32 = 100;
+
+pub async fn csv_monitor_status(
+    State(state): State<AppState>,
+) -> Result<Json<MonitorStatus>, ApiError> {
+    let feed = state.store.feed_state().await?;
+    Ok(Json(MonitorStatus::from_feed_state(
+        &feed,
+        state.config.monitor_interval.as_secs(),
+    )))
+}
+
+/// Query of `GET /api/deliveries`; everything is text so that a bad value gets a clear message.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = DeliveryFilter {
+        state: match query.state.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(DeliveryState::parse(raw).ok_or_else(|| {
+                let known: Vec<_> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(format!(
+                    "unknown state {raw:?} (one of {})",
+                    known.join(", ")
+                ))
+            })?),
+        },
+        kind: match query.kind.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                LinkKind::parse(raw)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "unknown kind {raw:?} (one of dropbox, fromsmash, swisstransfer, external)"
+                        ))
+                    })?
+                    .as_str()
+                    .to_string(),
+            ),
+        },
+        limit: match query.limit.as_deref() {
+            None | Some("") => DEFAULT_PAGE,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("limit must be a number from 1 to {MAX_PAGE}"))
+                })?,
+        },
+        before: match query.before.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("before must be a delivery id")
+            })?),
+        },
+    };
+    let deliveries = state.store.deliveries(&filter).await?;
+    // A full page may have more behind it: give the cursor for the next one.
+    let next_before = (deliveries.len() == filter.limit as usize)
+        .then(|| deliveries.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(json!({
+        "deliveries": deliveries,
+        "next_before": next_before,
+    })))
+}
+
+pub async fn get_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no delivery {id:?}")))?;
+    state
+        .store
+        .delivery(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))
+}
+
+pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.poller.refresh().await {
+        Ok(PollOutcome::Fetched {
+            valid,
+            invalid,
+            new,
+        }) => Ok(Json(json!({
+            "outcome": "fetched",
+            "records_processed": valid,
+            "invalid": invalid,
+            "new": new,
+        }))),
+        Ok(PollOutcome::NotModified) => Ok(Json(json!({ "outcome": "not_modified" }))),
+        Ok(PollOutcome::Fresh) => Ok(Json(json!({ "outcome": "fresh" }))),
+        Err(message) => Err(ApiError::new(StatusCode::BAD_GATEWAY, message)),
+    }
+}
+
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    // Touch the database: healthy means it answers.
+    state.store.feed_state().await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let fetches = state.store.feed_fetch_counts().await?;
+    let feed = state.store.feed_state().await?;
+    let deliveries = state.store.delivery_counts().await?;
+    let mut out = String::new();
+    let total: i64 = fetches.iter().map(|(_, n)| n).sum();
+    let failures: i64 = fetches
+        .iter()
+        .filter(|(outcome, _)| outcome == "error")
+        .map(|(_, n)| n)
+        .sum();
+    let _ = writeln!(
+        out,
+        "# HELP rushes_feed_fetches_total Feed polls that asked the feed, by outcome."
+    );
+    let _ = writeln!(out, "# TYPE rushes_feed_fetches_total counter");
+    for outcome in ["ok", "not_modified", "error"] {
+        let n = fetches
+            .iter()
+            .find(|(o, _)| o == outcome)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            out,
+            "rushes_feed_fetches_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rushes_feed_failures_total Feed polls that failed after all retries."
+    );
+    let _ = writeln!(out, "# TYPE rushes_feed_failures_total counter");
+    let _ = writeln!(out, "rushes_feed_failures_total {failures}");
+    let _ = writeln!(
+        out,
+        "# HELP rushes_feed_polls_total Feed polls of any outcome."
+    );
+    let _ = writeln!(out, "# TYPE rushes_feed_polls_total counter");
+    let _ = writeln!(out, "rushes_feed_polls_total {total}");
+    let _ = writeln!(
+        out,
+        "# HELP rushes_feed_records Valid records in the last successful fetch."
+    );
+    let _ = writeln!(out, "# TYPE rushes_feed_records gauge");
+    let _ = writeln!(out, "rushes_feed_records {}", feed.records_processed);
+    let _ = writeln!(out, "# HELP rushes_deliveries Deliveries by state.");
+    let _ = writeln!(out, "# TYPE rushes_deliveries gauge");
+    for s in DeliveryState::ALL {
+        let n = deliveries
+            .iter()
+            .find(|(state, _)| state == s.as_str())
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "rushes_deliveries{{state=\"{}\"}} {n}", s.as_str());
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    ))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,23 @@
+//! The HTTP side: JSON API, health and metrics (and later the dashboard).
+
+pub mod api;
+pub mod error;
+pub mod router;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::feed::poller::PollerHandle;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub poller: PollerHandle,
+    pub events: EventBus,
+    pub config: Arc<Config>,
+}
+
+pub use router::router;

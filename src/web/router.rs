@@ -1,0 +1,20 @@
+//! Routes. `router(state)` is all a test needs to call handlers with `oneshot`.
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use super::{AppState, api};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/csv_monitor_status", get(api::csv_monitor_status))
+        .route("/api/deliveries", get(api::list_deliveries))
+        .route("/api/deliveries/{id}", get(api::get_delivery))
+        .route("/api/feed/refresh", post(api::refresh_feed))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .fallback(api::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

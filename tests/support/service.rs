@@ -1,0 +1,215 @@
+//! A real rushes: in-process (`TestApp`, bound to 127.0.0.1:0) or as a child process
+//! (`ChildService`, the built binary, killable with SIGKILL).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rushes::app::App;
+use rushes::config::{Config, FeedLocation};
+use rushes::feed::source::RetryPolicy;
+use rushes::web::AppState;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::wait_for;
+
+/// Retries with short waits, so failure tests stay quick.
+pub fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 3,
+        base_delay: Duration::from_millis(20),
+    }
+}
+
+pub fn config_for(dir: &Path, feed_url: &str) -> Config {
+    let feed = FeedLocation::parse(feed_url).expect("feed url");
+    Config::for_dir(dir, feed)
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Builds and runs rushes with `config` until `stop()` or drop.
+    pub async fn spawn(config: Config) -> Self {
+        let app = App::build_with_retry(config, quick_retry())
+            .await
+            .expect("build app");
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("run app");
+        });
+        Self {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self.client.get(self.url(path)).send().await.expect("GET");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        let r = self.client.post(self.url(path)).send().await.expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops it cleanly and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("app task");
+        }
+    }
+}
+
+/// The `rushes` binary as a child process.
+pub struct ChildService {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+}
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rushes"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default());
+    cmd
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl ChildService {
+    /// Starts `rushes serve` with everything under `root` and `envs` added; waits until /healthz answers.
+    pub async fn start(root: &Path, envs: &[(&str, &str)]) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut cmd = bin();
+        cmd.arg("serve")
+            .current_dir(root)
+            .env("RUSHES_BIND", addr.to_string())
+            .env("RUSHES_DATA_DIR", root.join("data"))
+            .env("LOCAL_DOWNLOADS_DIR", root.join("downloads"))
+            .env("RUSHES_LOG_DIR", root.join("logs"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn rushes");
+        let service = Self {
+            child,
+            addr,
+            root: root.to_path_buf(),
+        };
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/healthz");
+        wait_for("rushes to answer /healthz", Duration::from_secs(20), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        service
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("logs/app.log")).unwrap_or_default()
+    }
+
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        wait_for(
+            &format!("log line {needle:?}"),
+            Duration::from_secs(20),
+            || async {
+                let log = self.log();
+                log.contains(needle).then_some(log)
+            },
+        )
+        .await
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        wait_for(
+            "rushes to exit after SIGTERM",
+            Duration::from_secs(20),
+            || {
+                let status = self.child.try_wait().expect("try_wait");
+                async move { status }
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for ChildService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn temp_dir() -> TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
