@@ -49,6 +49,13 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Run rushes on built-in sample data: a sample feed and files served on loopback, a temporary
+    /// data folder, the dashboard at the printed URL. Nothing to configure; Ctrl-C stops it.
+    Demo {
+        /// Address of the dashboard (falls back to a free port when taken)
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+        bind: std::net::SocketAddr,
+    },
     /// Work with the delivery feed.
     #[command(subcommand)]
     Feed(FeedCommand),
@@ -84,6 +91,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Serve { overrides } => serve(&overrides).await,
+            Command::Demo { bind } => demo(bind).await,
             Command::Feed(FeedCommand::Check { url }) => feed_check(url).await,
             Command::Status { url } => status(url).await,
         }
@@ -107,6 +115,36 @@ async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let app = App::build(config).await?;
     app.run_until(shutdown_signal()).await?;
     tracing::info!("rushes stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    let root = tempfile::Builder::new()
+        .prefix("rushes-demo-")
+        .tempdir()
+        .context("cannot create a temporary folder for the demo")?;
+    let sample = crate::demo::SampleServer::start(Vec::new()).await?;
+    let config = crate::demo::demo_config(root.path(), &sample.feed_url(), bind);
+    let _guard = logging::init_service(&config.log_dir).context("cannot write the demo's logs")?;
+    let app = match App::build(config.clone()).await {
+        Err(crate::app::AppError::Bind { .. }) => {
+            let mut fallback = config;
+            fallback.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            App::build(fallback).await?
+        }
+        other => other?,
+    };
+    let addr = app.local_addr();
+    println!();
+    println!("  rushes demo is running");
+    println!();
+    println!("  dashboard    http://{addr}/");
+    println!("  sample feed  {}", sample.feed_url());
+    println!("  downloads    {}", root.path().join("downloads").display());
+    println!();
+    println!("  Press Ctrl-C to stop (the temporary folder is removed).");
+    println!();
+    app.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

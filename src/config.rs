@@ -6,16 +6,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use secrecy::SecretString;
 use url::Url;
 
 /// A configuration mistake. `main` turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{var} is not set: {hint}")]
-    Missing {
-        var: &'static str,
-        hint: &'static str,
-    },
+    Missing { var: &'static str, hint: String },
     #[error("{var}={value:?} is invalid: {reason}")]
     Invalid {
         var: &'static str,
@@ -142,6 +140,8 @@ pub struct Config {
     pub downloads_dir: PathBuf,
     pub log_dir: PathBuf,
     pub feed_timezone: chrono_tz::Tz,
+    /// `RUSHES_API_TOKEN`: required when `bind` is not loopback; then the API and the page need it.
+    pub api_token: Option<SecretString>,
 }
 
 impl Config {
@@ -216,7 +216,21 @@ impl Config {
                     reason: "expected an IANA time zone name such as Europe/Paris".into(),
                 })?;
 
+        let api_token = env("RUSHES_API_TOKEN")
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+        if api_token.is_none() && !bind.ip().is_loopback() {
+            return Err(ConfigError::Missing {
+                var: "RUSHES_API_TOKEN",
+                hint: format!(
+                    "it is required because RUSHES_BIND={bind} is reachable from the network \
+                     (set a long random token, or bind 127.0.0.1)"
+                ),
+            });
+        }
         Ok(Self {
+            api_token,
             feed,
             cache_ttl,
             timeout,
@@ -235,9 +249,9 @@ impl Config {
 
     /// The feed location, required by commands that poll it.
     pub fn require_feed(&self) -> Result<&FeedLocation, ConfigError> {
-        self.feed.as_ref().ok_or(ConfigError::Missing {
+        self.feed.as_ref().ok_or_else(|| ConfigError::Missing {
             var: "WEBHOOK_JSON_URL",
-            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or pass --feed-url",
+            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or pass --feed-url".into(),
         })
     }
 
@@ -258,6 +272,7 @@ impl Config {
             downloads_dir: root.join("downloads"),
             log_dir: root.join("logs"),
             feed_timezone: chrono_tz::UTC,
+            api_token: None,
         }
     }
 }
@@ -327,6 +342,23 @@ mod tests {
             let err = err.unwrap_or_default();
             assert!(err.contains(var), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_network_bind_needs_a_token() {
+        let err = load(&[("RUSHES_BIND", "0.0.0.0:5000")])
+            .err()
+            .map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(
+            err.contains("RUSHES_API_TOKEN") && err.contains("0.0.0.0:5000"),
+            "{err}"
+        );
+        let ok = load(&[
+            ("RUSHES_BIND", "0.0.0.0:5000"),
+            ("RUSHES_API_TOKEN", "t0ken"),
+        ]);
+        assert!(ok.is_ok_and(|c| c.api_token.is_some()));
     }
 
     #[test]

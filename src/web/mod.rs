@@ -1,6 +1,8 @@
 //! The HTTP side: JSON API, health and metrics (and later the dashboard).
 
+pub mod access;
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod router;
 

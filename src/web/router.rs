@@ -1,20 +1,34 @@
 //! Routes. `router(state)` is all a test needs to call handlers with `oneshot`.
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{AppState, api};
+use super::{AppState, access, api, dashboard};
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/csv_monitor_status", get(api::csv_monitor_status))
         .route("/api/deliveries", get(api::list_deliveries))
         .route("/api/deliveries/{id}", get(api::get_delivery))
         .route("/api/feed/refresh", post(api::refresh_feed))
+        .layer(middleware::from_fn(access::form_posts_return_to_the_page));
+    let pages = Router::new()
+        .route("/", get(dashboard::page))
+        .route("/ui/deliveries/{id}/row", get(dashboard::row_fragment))
+        .route("/ui/feed", get(dashboard::feed_fragment))
+        .route("/static/dashboard.css", get(dashboard::stylesheet))
+        .route("/static/dashboard.js", get(dashboard::script))
+        .route("/login", get(access::login_form).post(access::login))
+        .route("/logout", post(access::logout));
+    Router::new()
+        .merge(api)
+        .merge(pages)
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,0 +1,297 @@
+//! `rushes demo`: rushes on built-in sample data, nothing on the network but loopback. A sample
+//! server in the same process serves the feed and the files its records point at (an R2 copy that
+//! downloads, one that fails so the fallback shows, a slow large one so progress shows, legacy
+//! records, manual links, an invalid item and an expired link that fails).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, FeedLocation};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the sample server: {0}")]
+    SampleServer(std::io::Error),
+}
+
+/// A file the sample server serves: its name, size and speed limit.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleFile {
+    pub name: &'static str,
+    pub size: u64,
+    /// Bytes per second; `None` = as fast as loopback goes.
+    pub rate: Option<u64>,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+pub const FILES: [SampleFile; 4] = [
+    SampleFile {
+        name: "61-camille.zip",
+        size: 24 * MIB,
+        rate: Some(12 * MIB),
+    },
+    SampleFile {
+        name: "62-interview.mov",
+        size: 16 * MIB,
+        rate: Some(8 * MIB),
+    },
+    SampleFile {
+        name: "63-drone.mov",
+        size: 160 * MIB,
+        rate: Some(4 * MIB),
+    },
+    SampleFile {
+        name: "64-legacy-clip.mp4",
+        size: 6 * MIB,
+        rate: None,
+    },
+];
+
+#[derive(Clone)]
+struct Sample {
+    base: String,
+    extra: Vec<Value>,
+}
+
+/// The sample feed + file server, running until the process ends.
+pub struct SampleServer {
+    pub addr: SocketAddr,
+}
+
+impl SampleServer {
+    /// Starts on 127.0.0.1:0; `extra` items are appended to the feed (tests use it).
+    pub async fn start(extra: Vec<Value>) -> Result<Self, DemoError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(DemoError::SampleServer)?;
+        let addr = listener.local_addr().map_err(DemoError::SampleServer)?;
+        let sample = Sample {
+            base: format!("http://{addr}"),
+            extra,
+        };
+        let app = Router::new()
+            .route("/feed.json", get(feed))
+            .route("/files/{name}", get(file))
+            .route("/broken/{name}", get(broken))
+            .route("/gone/{name}", get(gone))
+            .with_state(sample);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "demo sample server stopped");
+            }
+        });
+        Ok(Self { addr })
+    }
+
+    pub fn feed_url(&self) -> String {
+        format!("http://{}/feed.json", self.addr)
+    }
+}
+
+/// The sample feed, pointing at `base`.
+pub fn sample_feed(base: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "source_url": "https://www.dropbox.com/scl/fo/demo61camille/AAB61?rlkey=demo61&dl=0",
+            "r2_url": format!("{base}/files/61-camille.zip"),
+            "provider": "dropbox",
+            "created_at": "2026-11-25T09:12:00+00:00",
+            "original_filename": "61 Camille.zip"
+        }),
+        json!({
+            "source_url": format!("{base}/files/62-interview.mov"),
+            "r2_url": format!("{base}/broken/62-interview.mov"),
+            "provider": "dropbox",
+            "created_at": "2026-11-25T08:40:00Z",
+            "original_filename": "62 Interview B-roll.mov"
+        }),
+        json!({
+            "source_url": "https://www.dropbox.com/scl/fi/demo63/drone?rlkey=demo63&dl=0",
+            "r2_url": format!("{base}/files/63-drone.mov"),
+            "provider": "dropbox",
+            "created_at": "2026-11-25T08:05:30.500Z",
+            "original_filename": "63 Drone plan.mov"
+        }),
+        json!({
+            "url": format!("{base}/files/64-legacy-clip.mp4"),
+            "timestamp": "2026-11-24 18:20:00",
+            "source": "dropbox"
+        }),
+        json!({
+            "url": "https://fromsmash.com/Rushes-Jour-2",
+            "timestamp": "2026-11-24T16:00:00+0100",
+            "source": "webhook"
+        }),
+        json!({
+            "source_url": "https://www.swisstransfer.com/d/6f1c2b9e-5a4d-4c1e-9f7a-1b2c3d4e5f60",
+            "provider": "swisstransfer",
+            "created_at": "2026-11-24T11:30:00+01:00",
+            "original_filename": "65 Making-of.zip"
+        }),
+        json!({
+            "source_url": format!("{base}/gone/66-expired.mov"),
+            "r2_url": format!("{base}/gone/66-expired-r2.mov"),
+            "provider": "dropbox",
+            "created_at": "2026-11-23T10:00:00Z",
+            "original_filename": "66 Expired link.mov"
+        }),
+        json!({"url": "not a link", "timestamp": "yesterday"}),
+    ]
+}
+
+async fn feed(State(sample): State<Sample>) -> Response {
+    let mut items = sample_feed(&sample.base);
+    items.extend(sample.extra.iter().cloned());
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Value::Array(items).to_string(),
+    )
+        .into_response()
+}
+
+async fn broken() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "R2 copy unavailable (demo)",
+    )
+        .into_response()
+}
+
+async fn gone() -> Response {
+    (StatusCode::NOT_FOUND, "this link has expired (demo)").into_response()
+}
+
+/// Byte `i` of every sample file: deterministic, not compressible by accident.
+fn sample_byte(i: u64) -> u8 {
+    let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i >> 7);
+    (x >> 29) as u8
+}
+
+/// Parses `bytes=N-` / `bytes=N-M` against `size`.
+fn requested_range(headers: &HeaderMap, size: u64) -> Option<(u64, u64)> {
+    let raw = headers.get(header::RANGE)?.to_str().ok()?;
+    let spec = raw.strip_prefix("bytes=")?;
+    let (start, end) = spec.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end: u64 = if end.trim().is_empty() {
+        size.checked_sub(1)?
+    } else {
+        end.trim().parse::<u64>().ok()?.min(size.checked_sub(1)?)
+    };
+    (start <= end).then_some((start, end))
+}
+
+async fn file(UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
+    let Some(sample) = FILES.iter().find(|f| f.name == name).copied() else {
+        return (StatusCode::NOT_FOUND, "no such sample file").into_response();
+    };
+    let etag = format!("\"demo-{}-v1\"", sample.name);
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == etag);
+    let range = requested_range(&headers, sample.size).filter(|_| if_range_ok);
+    let (start, end, status) = match range {
+        Some((start, end)) => (start, end, StatusCode::PARTIAL_CONTENT),
+        None => (0, sample.size.saturating_sub(1), StatusCode::OK),
+    };
+    let length = end + 1 - start;
+    let body = Body::from_stream(chunks(start, length, sample.rate));
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, length)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, &etag);
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{end}/{}", sample.size),
+        );
+    }
+    response
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The bytes `start..start+length` in 64 KiB chunks, paced to `rate` bytes per second.
+fn chunks(
+    start: u64,
+    length: u64,
+    rate: Option<u64>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    const CHUNK: u64 = 64 * 1024;
+    futures::stream::unfold(
+        (start, start + length, tokio::time::Instant::now(), 0u64),
+        move |(pos, end, began, sent)| async move {
+            if pos >= end {
+                return None;
+            }
+            if let Some(rate) = rate {
+                let due = began + Duration::from_secs_f64(sent as f64 / rate as f64);
+                tokio::time::sleep_until(due).await;
+            }
+            let n = CHUNK.min(end - pos);
+            let chunk: Vec<u8> = (pos..pos + n).map(sample_byte).collect();
+            Some((Ok(Bytes::from(chunk)), (pos + n, end, began, sent + n)))
+        },
+    )
+}
+
+/// The configuration the demo runs with: everything under `root`, the sample feed, quick polls.
+pub fn demo_config(root: &Path, feed_url: &str, bind: SocketAddr) -> Config {
+    let feed = FeedLocation::parse(feed_url)
+        .unwrap_or_else(|_| FeedLocation::File(root.join("feed.json")));
+    let mut config = Config::for_dir(root, feed);
+    config.bind = bind;
+    config.monitor_interval = Duration::from_secs(5);
+    config.cache_ttl = Duration::ZERO;
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let mut h = HeaderMap::new();
+        assert_eq!(requested_range(&h, 100), None);
+        h.insert(header::RANGE, "bytes=10-".parse().expect("header"));
+        assert_eq!(requested_range(&h, 100), Some((10, 99)));
+        h.insert(header::RANGE, "bytes=10-19".parse().expect("header"));
+        assert_eq!(requested_range(&h, 100), Some((10, 19)));
+        h.insert(header::RANGE, "bytes=200-".parse().expect("header"));
+        assert_eq!(requested_range(&h, 100), None);
+    }
+
+    #[test]
+    fn the_sample_feed_has_every_case() {
+        let items = sample_feed("http://127.0.0.1:1");
+        let parsed = crate::feed::source::parse_body(
+            Value::Array(items).to_string().as_bytes(),
+            chrono_tz::UTC,
+        );
+        let feed = parsed.unwrap_or_default();
+        assert_eq!(feed.records.len(), 7);
+        assert_eq!(feed.invalid.len(), 1);
+        let manual = feed
+            .records
+            .iter()
+            .filter(|r| r.classification.mode == crate::feed::classify::DeliveryMode::Manual)
+            .count();
+        assert_eq!(manual, 2);
+    }
+}

@@ -1,0 +1,206 @@
+//! Access control. On loopback without `RUSHES_API_TOKEN` everything is open. With a token, the
+//! API needs `Authorization: Bearer <token>` or the session cookie that `/login` sets (HttpOnly,
+//! SameSite=Strict); the page shows a login form. Whatever the setting, a state-changing request
+//! coming from another site (Origin / Sec-Fetch-Site) is refused.
+
+use axum::Form;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::dashboard;
+use super::error::ApiError;
+
+const COOKIE: &str = "rushes_session";
+
+/// The cookie value for a token: a digest, so the token itself never sits in the browser.
+fn session_value(token: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("rushes-session-v1:{token}").as_bytes(),
+    ))
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Paths anyone may reach: health, assets, the login form, signed webhooks.
+fn is_public(path: &str) -> bool {
+    path == "/healthz"
+        || path == "/login"
+        || path.starts_with("/static/")
+        || path.starts_with("/webhooks/")
+}
+
+/// Whether a browser tells us this request comes from another site.
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site == "cross-site"
+    {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
+}
+
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let changes_state = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let headers = request.headers();
+
+    if changes_state && !path.starts_with("/webhooks/") && is_cross_site(headers) {
+        return ApiError::new(StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    }
+    let Some(token) = state.config.api_token.as_ref() else {
+        return next.run(request).await;
+    };
+    if is_public(&path) {
+        return next.run(request).await;
+    }
+    let token = token.expose_secret();
+    let bearer_ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()));
+    let cookie_ok = cookie(headers, COOKIE)
+        .is_some_and(|given| same(given.as_bytes(), session_value(token).as_bytes()));
+    if bearer_ok || cookie_ok {
+        return next.run(request).await;
+    }
+    if path.starts_with("/api/") || path == "/metrics" || changes_state {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: send Authorization: Bearer <RUSHES_API_TOKEN>",
+        )
+        .into_response();
+    }
+    (StatusCode::UNAUTHORIZED, dashboard::login_page(None)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+pub async fn login_form() -> Response {
+    dashboard::login_page(None).into_response()
+}
+
+pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let Some(token) = state.config.api_token.as_ref() else {
+        return Redirect::to("/").into_response();
+    };
+    let token = token.expose_secret();
+    if !same(form.token.trim().as_bytes(), token.as_bytes()) {
+        tracing::warn!("dashboard sign-in refused: wrong token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            dashboard::login_page(Some("That token is not right.")),
+        )
+            .into_response();
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000",
+        session_value(token)
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+pub async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+/// A plain HTML form posted to the JSON API (the page without JavaScript) gets the page back.
+pub async fn form_posts_return_to_the_page(request: Request, next: Next) -> Response {
+    let from_form = request.method() == Method::POST
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.starts_with("text/html"));
+    let response = next.run(request).await;
+    if from_form && response.status().is_success() {
+        return Redirect::to("/").into_response();
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_detection() {
+        assert!(!is_cross_site(&headers(&[("host", "127.0.0.1:5000")])));
+        assert!(!is_cross_site(&headers(&[
+            ("host", "127.0.0.1:5000"),
+            ("origin", "http://127.0.0.1:5000")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "127.0.0.1:5000"),
+            ("origin", "https://evil.test")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "127.0.0.1:5000"),
+            ("origin", "null")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "127.0.0.1:5000"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+    }
+
+    #[test]
+    fn cookies_and_tokens() {
+        let h = headers(&[("cookie", "a=1; rushes_session=abc; b=2")]);
+        assert_eq!(cookie(&h, COOKIE), Some("abc"));
+        assert!(same(b"token", b"token"));
+        assert!(!same(b"token", b"tokem"));
+        assert_ne!(session_value("t"), "t");
+    }
+}

@@ -1,0 +1,373 @@
+//! The dashboard: server-rendered HTML (maud escapes everything from the feed), a stylesheet and a
+//! small script embedded in the binary. Rows and the feed panel have their own routes so the
+//! script can re-render them with the same code after an event.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::feed::classify::LinkKind;
+use crate::store::{Delivery, DeliveryFilter, DeliveryState, FeedState};
+
+const CSS: &str = include_str!("static/dashboard.css");
+const JS: &str = include_str!("static/dashboard.js");
+const PAGE_ROWS: u32 = 300;
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        JS,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    state: Option<String>,
+    kind: Option<String>,
+}
+
+/// `GET /`: the whole page.
+pub async fn page(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Result<Markup, ApiError> {
+    let filter_state = query.state.as_deref().and_then(DeliveryState::parse);
+    let filter_kind = query.kind.as_deref().and_then(LinkKind::parse);
+    let deliveries = state
+        .store
+        .deliveries(&DeliveryFilter {
+            state: filter_state,
+            kind: filter_kind.map(|k| k.as_str().to_string()),
+            before: None,
+            limit: PAGE_ROWS,
+        })
+        .await?;
+    let counts = state.store.delivery_counts().await?;
+    let feed = state.store.feed_state().await?;
+    let filtered = filter_state.is_some() || filter_kind.is_some();
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+
+    Ok(layout(
+        filtered,
+        html! {
+            (feed_panel(&state, &feed))
+            section.panel {
+                h2 { "Deliveries" }
+                div.counts {
+                    a.chip href="/" { "All" b { (total) } }
+                    @for (name, n) in &counts {
+                        a.chip href={ "/?state=" (name) } { (label(name)) b { (n) } }
+                    }
+                }
+                form.filters method="get" action="/" {
+                    label { "State " select name="state" {
+                        option value="" { "any" }
+                        @for s in DeliveryState::ALL {
+                            option value=(s.as_str()) selected[filter_state == Some(s)] { (label(s.as_str())) }
+                        }
+                    } }
+                    label { "Kind " select name="kind" {
+                        option value="" { "any" }
+                        @for k in [LinkKind::Dropbox, LinkKind::Fromsmash, LinkKind::Swisstransfer, LinkKind::External] {
+                            option value=(k.as_str()) selected[filter_kind == Some(k)] { (kind_label(k.as_str())) }
+                        }
+                    } }
+                    button type="submit" { "Filter" }
+                    @if filtered { a.btn href="/" { "Clear" } }
+                }
+                table.deliveries {
+                    thead { tr {
+                        th { "File" } th { "Provider" } th { "Received" } th { "State" } th { "Progress / details" } th { }
+                    } }
+                    tbody {
+                        @for d in &deliveries { (row(d)) }
+                        @if deliveries.is_empty() {
+                            tr.empty-row { td.empty colspan="6" { "No deliveries yet. They appear here as soon as the feed lists them." } }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /ui/deliveries/{id}/row`: one row, for the script.
+pub async fn row_fragment(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Markup, ApiError> {
+    let delivery = state
+        .store
+        .delivery(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+    Ok(row(&delivery))
+}
+
+/// `GET /ui/feed`: the feed panel, for the script.
+pub async fn feed_fragment(State(state): State<AppState>) -> Result<Markup, ApiError> {
+    let feed = state.store.feed_state().await?;
+    Ok(feed_panel(&state, &feed))
+}
+
+fn layout(filtered: bool, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "rushes · deliveries" }
+                link rel="stylesheet" href="/static/dashboard.css";
+            }
+            body data-filtered=(if filtered { "true" } else { "false" }) {
+                header.top {
+                    h1 { "rushes" span { " · deliveries" } }
+                    div.spacer {}
+                    span #live .live { span.dot {} span { "Connecting…" } }
+                }
+                main { (body) }
+                div #toast .toast role="status" aria-live="polite" {}
+                script src="/static/dashboard.js" defer {}
+            }
+        }
+    }
+}
+
+/// The login page shown when `RUSHES_API_TOKEN` is set and the browser has no session.
+pub fn login_page(error: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "rushes · sign in" }
+                link rel="stylesheet" href="/static/dashboard.css";
+            }
+            body {
+                header.top { h1 { "rushes" span { " · sign in" } } }
+                main { section.panel.login {
+                    h2 { "Sign in" }
+                    p { "This rushes is reachable from the network: enter its access token (RUSHES_API_TOKEN)." }
+                    @if let Some(error) = error { div.feed-error { (error) } }
+                    form #login method="post" action="/login" {
+                        input type="password" name="token" placeholder="Access token" autocomplete="current-password" required autofocus;
+                        button.primary type="submit" { "Sign in" }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
+    let host = state
+        .config
+        .feed
+        .as_ref()
+        .map_or_else(|| "not configured".to_string(), |f| f.host());
+    let interval = chrono::Duration::from_std(state.config.monitor_interval).unwrap_or_default();
+    let next = feed
+        .last_attempt_at
+        .as_deref()
+        .and_then(parse)
+        .map(|t| t + interval);
+    let healthy = feed.last_error.is_none() && feed.last_success_at.is_some();
+    html! {
+        section #feed-panel .panel {
+            h2 { "Feed" }
+            div.feed-grid {
+                div { div.k { "Source" } div.v #feed-host { (host) } }
+                div { div.k { "Status" } div.v {
+                    @if healthy { span.pill.done { "available" } }
+                    @else if feed.last_error.is_some() { span.pill.failed { "failing" } }
+                    @else { span.pill { "not fetched yet" } }
+                } }
+                div { div.k { "Last successful fetch" } div.v { (when(feed.last_success_at.as_deref())) } }
+                div { div.k { "Next fetch" } div.v { @if let Some(t) = next { (short_time(t)) } @else { "soon" } } }
+                div { div.k { "Records processed" } div.v #records-processed { (feed.records_processed) } }
+                div { form method="post" action="/api/feed/refresh" data-action="refresh" {
+                    button.primary type="submit" { "Refresh now" }
+                } }
+            }
+            @if let Some(error) = &feed.last_error {
+                div.feed-error { strong { "Last error: " } (error) }
+            }
+        }
+    }
+}
+
+/// One delivery. Everything from the feed goes through maud's escaping.
+pub fn row(d: &Delivery) -> Markup {
+    let name = d
+        .file_name
+        .clone()
+        .or_else(|| d.original_filename.clone())
+        .unwrap_or_else(|| format!("download-{}", d.id));
+    let link_host = url::Url::parse(&d.source_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let id = d.id.to_string();
+    html! {
+        tr id={ "delivery-" (d.id) } data-id=(d.id) data-state=(d.state.as_str()) {
+            td {
+                div.name { (name) }
+                div.sub { (kind_label(&d.kind)) " · " (link_host) @if d.r2_url.is_some() { " · R2 copy" } }
+            }
+            td { (d.provider) }
+            td { (when(Some(&d.created_at))) }
+            td { span class={ "pill " (d.state.as_str()) } { (label(d.state.as_str())) } }
+            td { (details(d)) }
+            td { div.actions { (actions(d, &id)) } }
+        }
+    }
+}
+
+fn details(d: &Delivery) -> Markup {
+    match d.state {
+        DeliveryState::Queued | DeliveryState::Downloading => {
+            let pct = match (d.bytes_total, d.state) {
+                (Some(total), _) if total > 0 => Some((d.bytes_done.max(0) * 100 / total).min(100)),
+                _ => None,
+            };
+            html! {
+                div.progress data-progress=(d.id) data-pct=(pct.map(|p| p.to_string()).unwrap_or_default()) {
+                    div.bar { div.fill style={ "width: " (pct.unwrap_or(0)) "%" } {} }
+                    div.meta {
+                        span.pct { @if let Some(p) = pct { (p) " %" } @else if d.state == DeliveryState::Queued { "waiting" } @else { (human_bytes(d.bytes_done)) } }
+                        span.bytes { @if let Some(total) = d.bytes_total { (human_bytes(d.bytes_done)) " / " (human_bytes(total)) } }
+                        span.speed {}
+                        span.eta {}
+                    }
+                }
+            }
+        }
+        DeliveryState::Done => html! {
+            div {
+                @if let Some(size) = d.bytes_total.or(Some(d.bytes_done)) { (human_bytes(size)) }
+                @if let Some(speed) = d.mean_speed_bps { " · " (human_bytes(speed)) "/s" }
+                @if let Some(by) = &d.served_by { " · from " (by) }
+            }
+            @if let Some(sha) = &d.sha256 {
+                div.sha {
+                    code title=(sha) { "sha256 " (sha.get(..12).unwrap_or(sha)) "…" }
+                    button type="button" data-copy=(sha) title="Copy the full SHA-256" { "Copy" }
+                }
+            }
+        },
+        DeliveryState::Failed | DeliveryState::Cancelled => html! {
+            @if let Some(error) = &d.error { div.error-text { (error) } }
+            @else if d.state == DeliveryState::Cancelled { div.sub { "Cancelled" } }
+        },
+        DeliveryState::Manual => {
+            html! { div.sub { "Open the link, fetch the files, then mark it handled." } }
+        }
+        DeliveryState::Handled => {
+            html! { div.sub { "Handled by hand " (when(Some(&d.state_changed_at))) } }
+        }
+        DeliveryState::DryRun => html! { div.sub { "Dry run: nothing was downloaded" } },
+    }
+}
+
+fn actions(d: &Delivery, id: &str) -> Markup {
+    html! {
+        @match d.state {
+            DeliveryState::Failed | DeliveryState::Cancelled => {
+                form method="post" action={ "/api/deliveries/" (id) "/retry" } data-action="retry" data-id=(id) {
+                    button.primary type="submit" { "Retry" }
+                }
+            }
+            DeliveryState::Queued | DeliveryState::Downloading => {
+                form method="post" action={ "/api/deliveries/" (id) "/cancel" } data-action="cancel" data-id=(id) {
+                    button.danger type="submit" { "Cancel" }
+                }
+            }
+            DeliveryState::Manual => {
+                a.btn.primary href=(d.source_url) target="_blank" rel="noopener noreferrer" { "Open" }
+                form method="post" action={ "/api/deliveries/" (id) "/handled" } data-action="handled" data-id=(id) {
+                    button type="submit" { "Mark handled" }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn label(state: &str) -> &str {
+    match state {
+        "queued" => "Queued",
+        "manual" => "Manual",
+        "downloading" => "Downloading",
+        "done" => "Done",
+        "failed" => "Failed",
+        "cancelled" => "Cancelled",
+        "handled" => "Handled",
+        "dry_run" => "Dry run",
+        other => other,
+    }
+}
+
+fn kind_label(kind: &str) -> &str {
+    match kind {
+        "dropbox" => "Dropbox",
+        "fromsmash" => "FromSmash",
+        "swisstransfer" => "SwissTransfer",
+        "external" => "External link",
+        other => other,
+    }
+}
+
+fn parse(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn short_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn when(raw: Option<&str>) -> Markup {
+    match raw.and_then(parse) {
+        Some(t) => html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) } },
+        None => html! { "never" },
+    }
+}
+
+/// Bytes in binary units, e.g. `1.5 GiB`.
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut n = bytes.max(0) as f64;
+    let mut unit = 0;
+    while n >= 1024.0 && unit < UNITS.len() - 1 {
+        n /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{n:.1} {}", UNITS[unit])
+    }
+}

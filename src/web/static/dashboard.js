@@ -1,0 +1,123 @@
+// rushes dashboard: live updates from /api/events (SSE). The page works without this script;
+// with it, rows and the feed panel update in place and buttons act without a reload.
+(function () {
+  "use strict";
+
+  const live = document.getElementById("live");
+  const toast = document.getElementById("toast");
+  const tbody = document.querySelector("table.deliveries tbody");
+  const filtered = document.body.dataset.filtered === "true";
+
+  function say(text) {
+    if (!toast) return;
+    toast.textContent = text;
+    toast.classList.add("show");
+    clearTimeout(say.timer);
+    say.timer = setTimeout(() => toast.classList.remove("show"), 3500);
+  }
+
+  function human(bytes) {
+    if (bytes == null) return "";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let n = bytes, i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+  }
+
+  function duration(seconds) {
+    if (seconds == null || !isFinite(seconds)) return "";
+    seconds = Math.round(seconds);
+    if (seconds < 60) return seconds + " s";
+    const m = Math.floor(seconds / 60), s = seconds % 60;
+    if (m < 60) return m + " min " + s + " s";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  }
+
+  async function replaceRow(id) {
+    const response = await fetch("/ui/deliveries/" + id + "/row", { headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const html = await response.text();
+    const holder = document.createElement("tbody");
+    holder.innerHTML = html.trim();
+    const row = holder.firstElementChild;
+    if (!row) return;
+    const existing = document.getElementById("delivery-" + id);
+    if (existing) {
+      existing.replaceWith(row);
+    } else if (tbody && !filtered) {
+      const empty = tbody.querySelector(".empty-row");
+      if (empty) empty.remove();
+      tbody.prepend(row);
+    }
+  }
+
+  async function refreshFeedPanel() {
+    const panel = document.getElementById("feed-panel");
+    if (!panel) return;
+    const response = await fetch("/ui/feed", { headers: { Accept: "text/html" } });
+    if (response.ok) panel.outerHTML = await response.text();
+  }
+
+  function progress(event) {
+    const box = document.querySelector('[data-progress="' + event.id + '"]');
+    if (!box) { replaceRow(event.id); return; }
+    const total = event.total || null;
+    const done = event.bytes || 0;
+    const pct = total ? Math.min(100, Math.floor((done * 100) / total)) : null;
+    const fill = box.querySelector(".fill");
+    if (fill && pct != null) fill.style.width = pct + "%";
+    box.dataset.pct = pct == null ? "" : String(pct);
+    const set = (cls, text) => { const el = box.querySelector(cls); if (el) el.textContent = text; };
+    set(".pct", pct == null ? human(done) : pct + " %");
+    set(".bytes", total ? human(done) + " / " + human(total) : human(done));
+    set(".speed", event.speed_bps ? human(event.speed_bps) + "/s" : "");
+    set(".eta", event.eta_s != null ? "ETA " + duration(event.eta_s) : "");
+  }
+
+  function handle(event) {
+    if (!event || !event.type) return;
+    if (event.type === "progress") progress(event);
+    else if (event.type === "delivery_changed") replaceRow(event.id);
+    else if (event.type === "feed_updated") refreshFeedPanel();
+  }
+
+  function connect() {
+    const source = new EventSource("/api/events");
+    source.onopen = () => { live && live.classList.add("on"); live && (live.lastElementChild.textContent = "Live"); };
+    source.onerror = () => { live && live.classList.remove("on"); live && (live.lastElementChild.textContent = "Reconnecting…"); };
+    const onData = (e) => { try { handle(JSON.parse(e.data)); } catch (_) { /* ignore a malformed event */ } };
+    source.onmessage = onData;
+    for (const name of ["progress", "delivery_changed", "feed_updated"]) source.addEventListener(name, onData);
+    // EventSource reconnects by itself after an error.
+  }
+
+  // Buttons post to the JSON API; the row then updates from the event stream (and right away here).
+  document.addEventListener("submit", async (e) => {
+    const form = e.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.action) return;
+    e.preventDefault();
+    const button = form.querySelector("button");
+    if (button) button.disabled = true;
+    try {
+      const response = await fetch(form.action, { method: "POST", headers: { Accept: "application/json" } });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) say(body.error || "Failed (" + response.status + ")");
+      else if (form.dataset.action === "refresh") { say("Feed fetched"); refreshFeedPanel(); }
+      if (form.dataset.id) await replaceRow(form.dataset.id);
+    } catch (err) {
+      say("Network error: " + err.message);
+    } finally {
+      if (button && document.contains(button)) button.disabled = false;
+    }
+  });
+
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-copy]");
+    if (!button) return;
+    e.preventDefault();
+    try { await navigator.clipboard.writeText(button.dataset.copy); say("SHA-256 copied"); }
+    catch (_) { window.prompt("SHA-256", button.dataset.copy); }
+  });
+
+  connect();
+})();
