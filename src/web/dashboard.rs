@@ -234,6 +234,9 @@ pub fn row(d: &Delivery) -> Markup {
         tr id={ "delivery-" (d.id) } data-id=(d.id) data-state=(d.state.as_str()) {
             td {
                 div.name { (name) }
+                @if let Some(original) = d.original_filename.as_deref().filter(|o| *o != name) {
+                    div.sub.orig title="original_filename in the feed" { "feed name: " (original) }
+                }
                 div.sub { (kind_label(&d.kind)) " · " (link_host) @if d.r2_url.is_some() { " · R2 copy" } }
             }
             td { (d.provider) }
