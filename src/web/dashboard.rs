@@ -204,7 +204,7 @@ fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
                     @else if feed.last_error.is_some() { span.pill.failed { "failing" } }
                     @else { span.pill { "not fetched yet" } }
                 } }
-                div { div.k { "Last successful fetch" } div.v { (when(feed.last_success_at.as_deref())) } }
+                div { div.k { "Last successful fetch" } div.v { @if let Some(t) = feed.last_success_at.as_deref().and_then(parse) { (short_time(t)) } @else { "never" } } }
                 div { div.k { "Next fetch" } div.v { @if let Some(t) = next { (short_time(t)) } @else { "soon" } } }
                 div { div.k { "Records processed" } div.v #records-processed { (feed.records_processed) } }
                 div { form method="post" action="/api/feed/refresh" data-action="refresh" {
@@ -240,7 +240,7 @@ pub fn row(d: &Delivery) -> Markup {
                 div.sub { (kind_label(&d.kind)) " · " (link_host) @if d.r2_url.is_some() { " · R2 copy" } }
             }
             td { (d.provider) }
-            td { (when(Some(&d.created_at))) }
+            td.when { (when(Some(&d.created_at))) }
             td { span class={ "pill " (d.state.as_str()) } { (label(d.state.as_str())) } }
             td { (details(d)) }
             td { div.actions { (actions(d, &id)) } }
