@@ -179,11 +179,8 @@ fn status_reports_an_unreachable_service() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("not reachable"));
 }
 
-#[tokio::test]
-async fn feed_check_prints_records_and_reasons() {
-    let feed = FeedServer::start(&feed_body()).await;
-    let url = feed.url();
-    let out = tokio::task::spawn_blocking(move || {
+async fn feed_check(url: String) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
         bin()
             .args(["feed", "check", &url])
             .stderr(Stdio::null())
@@ -191,7 +188,13 @@ async fn feed_check_prints_records_and_reasons() {
     })
     .await
     .expect("join")
-    .expect("rushes feed check");
+    .expect("rushes feed check")
+}
+
+#[tokio::test]
+async fn feed_check_prints_records_and_reasons() {
+    let feed = FeedServer::start(&feed_body()).await;
+    let out = feed_check(feed.url()).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("s3cret-feed-token"), "{text}");
@@ -222,16 +225,7 @@ async fn feed_check_prints_records_and_reasons() {
 
     // A failing feed: exit 1 with the reason.
     feed.fail_next(3, 500, r#"{"error": "Failed to fetch data"}"#);
-    let url = feed.url();
-    let out = tokio::task::spawn_blocking(move || {
-        bin()
-            .args(["feed", "check", &url])
-            .stderr(Stdio::null())
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("rushes feed check");
+    let out = feed_check(feed.url()).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("Failed to fetch data"), "{text}");

@@ -147,6 +147,23 @@ async fn the_page_shows_deliveries_escapes_feed_text_and_opens_manual_links() {
     app.stop().await;
 }
 
+async fn sign_in(browser: &Browser, token: &str) {
+    let field = browser
+        .client
+        .find(Locator::Css("#login input[name=token]"))
+        .await
+        .expect("token field");
+    field.send_keys(token).await.expect("type");
+    browser
+        .client
+        .find(Locator::Css("#login button"))
+        .await
+        .expect("sign-in button")
+        .click()
+        .await
+        .expect("submit");
+}
+
 #[tokio::test]
 async fn with_a_token_the_page_asks_to_log_in() {
     let dir = temp_dir();
@@ -169,40 +186,14 @@ async fn with_a_token_the_page_asks_to_log_in() {
             .is_err()
     );
 
-    let field = browser
-        .client
-        .find(Locator::Css("#login input[name=token]"))
-        .await
-        .expect("field");
-    field.send_keys("wrong").await.expect("type");
-    browser
-        .client
-        .find(Locator::Css("#login button"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
+    sign_in(&browser, "wrong").await;
     wait_for("the wrong-token message", WAIT, || async {
         let text = text_of(&browser, ".feed-error").await;
         text.contains("not right").then_some(())
     })
     .await;
 
-    let field = browser
-        .client
-        .find(Locator::Css("#login input[name=token]"))
-        .await
-        .expect("field");
-    field.send_keys("studio-token-123").await.expect("type");
-    browser
-        .client
-        .find(Locator::Css("#login button"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
+    sign_in(&browser, "studio-token-123").await;
     wait_for("the dashboard after sign-in", WAIT, || async {
         let title = browser.client.title().await.unwrap_or_default();
         (title == "rushes · deliveries").then_some(())

@@ -130,16 +130,22 @@ pub async fn feed_fragment(State(state): State<AppState>) -> Result<Markup, ApiE
     Ok(feed_panel(&state, &feed))
 }
 
+fn head(page: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { "rushes · " (page) }
+            link rel="stylesheet" href="/static/dashboard.css";
+        }
+    }
+}
+
 fn layout(filtered: bool, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "rushes · deliveries" }
-                link rel="stylesheet" href="/static/dashboard.css";
-            }
+            (head("deliveries"))
             body data-filtered=(if filtered { "true" } else { "false" }) {
                 header.top {
                     h1 { "rushes" span { " · deliveries" } }
@@ -159,12 +165,7 @@ pub fn login_page(error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "rushes · sign in" }
-                link rel="stylesheet" href="/static/dashboard.css";
-            }
+            (head("sign in"))
             body {
                 header.top { h1 { "rushes" span { " · sign in" } } }
                 main { section.panel.login {
