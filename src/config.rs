@@ -142,6 +142,8 @@ pub struct Config {
     pub downloads_dir: PathBuf,
     pub log_dir: PathBuf,
     pub feed_timezone: chrono_tz::Tz,
+    /// `FRAMEIO_*`; all optional.
+    pub frameio: crate::frameio::FrameioConfig,
 }
 
 impl Config {
@@ -230,6 +232,7 @@ impl Config {
             ),
             log_dir: dir(&overrides.log_dir, "RUSHES_LOG_DIR", "./logs"),
             feed_timezone,
+            frameio: crate::frameio::FrameioConfig::from_lookup(&env)?,
         })
     }
 
@@ -258,11 +261,12 @@ impl Config {
             downloads_dir: root.join("downloads"),
             log_dir: root.join("logs"),
             feed_timezone: chrono_tz::UTC,
+            frameio: crate::frameio::FrameioConfig::idle(),
         }
     }
 }
 
-fn seconds(
+pub(crate) fn seconds(
     var: &'static str,
     raw: Option<String>,
     default: u64,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod download;
 pub mod events;
 pub mod feed;
+pub mod frameio;
 pub mod logging;
 pub mod status;
 pub mod store;

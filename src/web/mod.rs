@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod error;
+pub mod frameio;
 pub mod router;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub struct AppState {
     pub poller: PollerHandle,
     pub events: EventBus,
     pub config: Arc<Config>,
+    pub frameio: crate::frameio::FrameioHandle,
 }
 
 pub use router::router;

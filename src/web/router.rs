@@ -14,6 +14,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/feed/refresh", post(api::refresh_feed))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
+        .merge(super::frameio::routes())
         .fallback(api::not_found)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
