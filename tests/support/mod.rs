@@ -2,6 +2,7 @@
 //! process), and waiting on conditions with a deadline instead of sleeping.
 #![allow(dead_code)]
 
+pub mod fake_frameio;
 pub mod feed_server;
 pub mod service;
 
