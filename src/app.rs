@@ -41,6 +41,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     poller: Poller,
+    frameio: crate::frameio::FrameioTasks,
 }
 
 impl App {
@@ -72,16 +73,20 @@ impl App {
             events.clone(),
         ));
         let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
+        let (frameio, frameio_tasks) =
+            crate::frameio::build(&config.frameio, store.clone(), events.clone());
         let state = AppState {
             store,
             poller: poller_handle,
             events,
             config: Arc::new(config),
+            frameio,
         };
         Ok(Self {
             listener,
             state,
             poller,
+            frameio: frameio_tasks,
         })
     }
 
@@ -108,6 +113,11 @@ impl App {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         tracker.spawn(self.poller.run(cancel.clone()));
+        // The webhook writer stops only after the server has drained: in-flight deliveries get
+        // their durable write and their answer.
+        let served_token = CancellationToken::new();
+        self.frameio
+            .spawn(&tracker, cancel.clone(), served_token.clone());
 
         let trigger = cancel.clone();
         tokio::spawn(async move {
@@ -123,6 +133,7 @@ impl App {
             .with_graceful_shutdown(cancel.clone().cancelled_owned())
             .await;
         cancel.cancel();
+        served_token.cancel();
         tracker.close();
         tracker.wait().await;
         store.close().await;

@@ -29,6 +29,19 @@ Environment (also read from ./.env; flags win over variables):
 
 A configuration mistake names the variable and exits with code 2.";
 
+const FRAMEIO_ENV_HELP: &str = "\
+Frame.io environment (all optional; also read from ./.env):
+  FRAMEIO_TOKEN               bearer token used as is, or:
+  FRAMEIO_CLIENT_ID, FRAMEIO_CLIENT_SECRET [+ FRAMEIO_REFRESH_TOKEN]  Adobe IMS credentials
+  FRAMEIO_IMS_URL             IMS token endpoint [https://ims-na1.adobelogin.com/ims/token/v3]
+  FRAMEIO_API_BASE            API base [https://api.frame.io]
+  FRAMEIO_ACCOUNT_ID, FRAMEIO_WORKSPACE_ID  where the webhook lives
+  FRAMEIO_WEBHOOK_SECRET      signing secret (else the one `webhook ensure` stored)
+  FRAMEIO_WEBHOOK_NAME        webhook name [rushes]
+  FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
+  FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
+  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated comment keywords";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rushes",
@@ -59,6 +72,9 @@ pub enum Command {
     /// Work with the delivery feed.
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// Frame.io review tracking: track uploads, list them, manage the workspace webhook.
+    #[command(subcommand, after_help = FRAMEIO_ENV_HELP)]
+    Frameio(crate::frameio::commands::FrameioCommand),
     /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
     #[command(after_help = ENV_HELP)]
     Status {
@@ -94,6 +110,7 @@ impl Cli {
             Command::Demo { bind } => demo(bind).await,
             Command::Feed(FeedCommand::Check { url }) => feed_check(url).await,
             Command::Status { url } => status(url).await,
+            Command::Frameio(command) => crate::frameio::commands::run(command).await,
         }
     }
 }

@@ -142,6 +142,8 @@ pub struct Config {
     pub feed_timezone: chrono_tz::Tz,
     /// `RUSHES_API_TOKEN`: required when `bind` is not loopback; then the API and the page need it.
     pub api_token: Option<SecretString>,
+    /// `FRAMEIO_*`; all optional.
+    pub frameio: crate::frameio::FrameioConfig,
 }
 
 impl Config {
@@ -244,6 +246,7 @@ impl Config {
             ),
             log_dir: dir(&overrides.log_dir, "RUSHES_LOG_DIR", "./logs"),
             feed_timezone,
+            frameio: crate::frameio::FrameioConfig::from_lookup(&env)?,
         })
     }
 
@@ -273,11 +276,12 @@ impl Config {
             log_dir: root.join("logs"),
             feed_timezone: chrono_tz::UTC,
             api_token: None,
+            frameio: crate::frameio::FrameioConfig::idle(),
         }
     }
 }
 
-fn seconds(
+pub(crate) fn seconds(
     var: &'static str,
     raw: Option<String>,
     default: u64,

@@ -12,6 +12,8 @@ pub enum Event {
     DeliveryChanged { id: i64 },
     /// The feed was polled (successfully or not).
     FeedUpdated,
+    /// A tracked Frame.io upload was registered or changed review state; read it from the store.
+    UploadChanged { id: String },
 }
 
 /// A broadcast channel; sending with no listener is fine, a slow listener loses old events.

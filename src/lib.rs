@@ -8,6 +8,7 @@ pub mod demo;
 pub mod download;
 pub mod events;
 pub mod feed;
+pub mod frameio;
 pub mod logging;
 pub mod status;
 pub mod store;

@@ -4,6 +4,7 @@
 
 mod deliveries;
 mod feed;
+mod frameio;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,6 +15,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use deliveries::{Delivery, DeliveryFilter, DeliveryState, NewDelivery, UpsertOutcome};
 pub use feed::{FeedFetch, FeedFetchOutcome, FeedState};
+pub use frameio::{
+    FrameioEvent, NewFrameioEvent, RegisterError, Registered, ReviewState, StateChange,
+    StoredComment, Transition, TransitionCause, Upload, UploadUpdate,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -4,6 +4,7 @@ pub mod access;
 pub mod api;
 pub mod dashboard;
 pub mod error;
+pub mod frameio;
 pub mod router;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub poller: PollerHandle,
     pub events: EventBus,
     pub config: Arc<Config>,
+    pub frameio: crate::frameio::FrameioHandle,
 }
 
 pub use router::router;

@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
+        .merge(super::frameio::routes())
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(TraceLayer::new_for_http())

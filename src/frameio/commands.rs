@@ -1,0 +1,306 @@
+//! `rushes frameio …`: track uploads, list them, manage the workspace webhook.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use super::client::Client;
+use super::manage::{self, DEFAULT_EVENTS, EnsureOutcome};
+use super::tracker::{TrackError, Tracker};
+use super::webhook::SECRET_KEY;
+use crate::cli::Exit;
+use crate::config::{Config, Overrides};
+use crate::events::EventBus;
+use crate::logging;
+use crate::store::{RegisterError, Registered, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum FrameioCommand {
+    /// Track a Frame.io file through review (same as POST /api/uploads).
+    Track {
+        /// Frame.io file id
+        file_id: String,
+        /// Name shown in lists
+        #[arg(long)]
+        name: Option<String>,
+        /// Your id for this upload [default: the file id]
+        #[arg(long, value_name = "ID")]
+        upload_id: Option<String>,
+    },
+    /// List tracked uploads with their review state and its reason.
+    Uploads,
+    /// Manage the one workspace webhook (named $FRAMEIO_WEBHOOK_NAME).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Create the webhook if absent (storing its secret), correct url/events/active if they
+    /// differ, do nothing otherwise.
+    Ensure {
+        /// Public URL Frame.io posts to, e.g. https://rushes.example.com/webhooks/frameio
+        #[arg(long)]
+        url: String,
+        /// Events to subscribe (comma-separated or repeated) [default: file.*, comment.*, metadata.value.updated]
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        events: Vec<String>,
+    },
+    /// List the workspace's webhooks.
+    List,
+    /// Delete a webhook [default: the one named $FRAMEIO_WEBHOOK_NAME].
+    Delete {
+        /// Webhook id
+        id: Option<String>,
+    },
+}
+
+fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        code,
+        message: message.into(),
+    }
+    .into()
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&config.database_path()).await?)
+}
+
+pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
+    logging::init_command();
+    let config = Config::load(&Overrides::default())?;
+    match command {
+        FrameioCommand::Track {
+            file_id,
+            name,
+            upload_id,
+        } => track(&config, &file_id, name.as_deref(), upload_id.as_deref()).await,
+        FrameioCommand::Uploads => uploads(&config).await,
+        FrameioCommand::Webhook(cmd) => webhook(&config, cmd).await,
+    }
+}
+
+async fn track(
+    config: &Config,
+    file_id: &str,
+    name: Option<&str>,
+    upload_id: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let tracker = Tracker::new(
+        store.clone(),
+        EventBus::new(),
+        None,
+        Arc::new(config.frameio.clone()),
+    );
+    let result = tracker.register(upload_id, file_id, name).await;
+    store.close().await;
+    match result {
+        Ok(Registered::Created(u)) => {
+            println!(
+                "tracking upload {} (file {}), state {}",
+                u.id,
+                u.file_id,
+                u.state.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Registered::Existing(u)) => {
+            println!(
+                "already tracked: upload {} (file {}), state {}",
+                u.id,
+                u.file_id,
+                u.state.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(TrackError::Invalid(m)) => Err(fail(2, m)),
+        Err(TrackError::Register(
+            e @ (RegisterError::FileTaken { .. } | RegisterError::IdTaken(_)),
+        )) => Err(fail(1, e.to_string())),
+        Err(TrackError::Register(RegisterError::Store(e))) => Err(e.into()),
+    }
+}
+
+async fn uploads(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let list = store.uploads().await;
+    store.close().await;
+    let list = list?;
+    if list.is_empty() {
+        println!("no tracked upload (rushes frameio track FILE_ID)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24} {:<38} {:<18} {:<25} reason",
+        "upload", "file", "state", "since"
+    );
+    for u in list {
+        let mut reason = u.state_reason.clone();
+        if reason.chars().count() > 70 {
+            reason = reason.chars().take(69).collect::<String>() + "…";
+        }
+        println!(
+            "{:<24} {:<38} {:<18} {:<25} {reason}",
+            u.id,
+            u.file_id,
+            u.state.as_str(),
+            u.state_changed_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The database now holds a secret: only the owner may read it.
+fn restrict(db: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            let path = std::path::PathBuf::from(path);
+            if path.exists()
+                && let Err(e) =
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot make the database private (0600)");
+            }
+        }
+    }
+}
+
+async fn webhook(config: &Config, command: WebhookCommand) -> anyhow::Result<ExitCode> {
+    let settings = &config.frameio;
+    settings.require_auth()?;
+    let account = settings.require_account()?;
+    let store = open_store(config).await?;
+    let client = Client::from_config(settings, Some(store.clone()))
+        .context("cannot build the HTTP client")?;
+    let result = match command {
+        WebhookCommand::Ensure { url, events } => {
+            let parsed = url::Url::parse(url.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| fail(2, format!("--url {url:?} is not an http(s) URL")))?;
+            let events: Vec<String> = if events.is_empty() {
+                DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect()
+            } else {
+                events
+                    .iter()
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty())
+                    .collect()
+            };
+            let workspace = settings.require_workspace()?;
+            let outcome = manage::ensure(
+                &client,
+                &store,
+                account,
+                workspace,
+                &settings.webhook_name,
+                parsed.as_str(),
+                &events,
+            )
+            .await;
+            match outcome {
+                Ok(EnsureOutcome::Created { id }) => {
+                    restrict(&config.database_path());
+                    println!(
+                        "created webhook {id} ({:?} -> {parsed}); its signing secret is stored in {}",
+                        settings.webhook_name,
+                        config.database_path().display()
+                    );
+                    Ok(())
+                }
+                Ok(EnsureOutcome::Updated { id, patch }) => {
+                    let mut what = Vec::new();
+                    if patch.url.is_some() {
+                        what.push("url");
+                    }
+                    if patch.events.is_some() {
+                        what.push("events");
+                    }
+                    if patch.active.is_some() {
+                        what.push("active");
+                    }
+                    println!("updated webhook {id}: {}", what.join(", "));
+                    warn_without_secret(settings, &store).await;
+                    Ok(())
+                }
+                Ok(EnsureOutcome::Unchanged { id }) => {
+                    println!("webhook {id} is up to date, nothing changed");
+                    warn_without_secret(settings, &store).await;
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        }
+        WebhookCommand::List => {
+            let workspace = settings.require_workspace()?;
+            let hooks = client.webhooks(account, workspace).await?;
+            if hooks.is_empty() {
+                println!("no webhook in workspace {workspace}");
+            }
+            for h in hooks {
+                println!(
+                    "{}  {:<16} {}  {}  [{}]",
+                    h.id,
+                    h.name,
+                    if h.active == Some(false) {
+                        "inactive"
+                    } else {
+                        "active  "
+                    },
+                    h.url,
+                    h.events.join(",")
+                );
+            }
+            Ok(())
+        }
+        WebhookCommand::Delete { id } => {
+            let id = match id {
+                Some(id) => id,
+                None => {
+                    let workspace = settings.require_workspace()?;
+                    let hooks = client.webhooks(account, workspace).await?;
+                    match hooks.into_iter().find(|h| h.name == settings.webhook_name) {
+                        Some(h) => h.id,
+                        None => {
+                            store.close().await;
+                            return Err(fail(
+                                1,
+                                format!("no webhook named {:?}", settings.webhook_name),
+                            ));
+                        }
+                    }
+                }
+            };
+            client.delete_webhook(account, &id).await?;
+            if let Some((_, Some(origin))) = store.frameio_credential(SECRET_KEY).await?
+                && origin == id
+            {
+                store.delete_frameio_credential(SECRET_KEY).await?;
+            }
+            println!("deleted webhook {id}");
+            Ok(())
+        }
+    };
+    store.close().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn warn_without_secret(settings: &super::FrameioConfig, store: &Store) {
+    if settings.webhook_secret.is_none()
+        && matches!(store.frameio_credential(SECRET_KEY).await, Ok(None))
+    {
+        println!(
+            "warning: rushes has no signing secret for this webhook (Frame.io shows it only at creation): \
+             set FRAMEIO_WEBHOOK_SECRET, or delete the webhook and run ensure again"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Background loops: the event processor (stored webhook events -> tracker) and the upload
+//! poller (the safety net for missed webhooks). Their schedules live in the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::tracker::Tracker;
+use crate::store::{Store, now_text, parse_time, time_text};
+
+/// Attempts before an event whose processing keeps failing is given up.
+const MAX_ATTEMPTS: i64 = 8;
+/// Longest idle wait: the loops look at the store at least this often.
+const IDLE: Duration = Duration::from_secs(30);
+
+fn until(at: Option<String>) -> Duration {
+    at.and_then(|t| parse_time(&t).ok())
+        .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+        .map_or(IDLE, |d| d.min(IDLE))
+}
+
+/// Processes stored events oldest first; wakes when the writer stores new ones.
+pub struct EventProcessor {
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) written: Arc<Notify>,
+}
+
+impl EventProcessor {
+    pub async fn run(self, cancel: CancellationToken) {
+        let store = self.tracker.store().clone();
+        loop {
+            let pending = match store.pending_frameio_events(&now_text(), 100).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "Frame.io: cannot read pending events");
+                    Vec::new()
+                }
+            };
+            let busy = !pending.is_empty();
+            for event in pending {
+                let result = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    r = self.tracker.handle_event(&event) => r,
+                };
+                let stored = match result {
+                    Ok(outcome) => {
+                        tracing::debug!(event = event.id, kind = %event.event_type, outcome = outcome.outcome, "Frame.io: event processed");
+                        store
+                            .finish_frameio_event(
+                                event.id,
+                                outcome.outcome,
+                                outcome.upload_id.as_deref(),
+                                None,
+                            )
+                            .await
+                    }
+                    Err(e) if e.is_transient() && event.attempts + 1 < MAX_ATTEMPTS => {
+                        let wait = chrono::Duration::seconds(1 << (event.attempts + 1).min(9));
+                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.num_seconds(), "Frame.io: event processing failed, will retry");
+                        store
+                            .defer_frameio_event(
+                                event.id,
+                                &e.to_string(),
+                                &time_text(chrono::Utc::now() + wait),
+                            )
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::error!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
+                        store
+                            .finish_frameio_event(event.id, "failed", None, Some(&e.to_string()))
+                            .await
+                    }
+                };
+                if let Err(e) = stored {
+                    tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
+                }
+            }
+            if busy {
+                continue;
+            }
+            let wait = until(store.next_frameio_retry().await.ok().flatten());
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.written.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// Polls tracked uploads that are not final, each once per `FRAMEIO_POLL_INTERVAL`, at moments
+/// spread over the interval.
+pub struct UploadPoller {
+    pub(crate) tracker: Arc<Tracker>,
+}
+
+impl UploadPoller {
+    pub async fn run(self, cancel: CancellationToken) {
+        let store: Store = self.tracker.store().clone();
+        // After downtime every upload is overdue: spread them instead of polling all at once.
+        match store.uploads_due(&now_text(), i64::MAX).await {
+            Ok(overdue) => {
+                for upload in overdue {
+                    let at = self.tracker.spread_poll_time();
+                    if let Err(e) = store.set_next_poll(&upload.id, &at).await {
+                        tracing::error!(error = %e, "Frame.io: cannot reschedule a poll");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "Frame.io: cannot read the poll schedule"),
+        }
+        let wake = self.tracker.poll_wake.clone();
+        loop {
+            let due = store
+                .uploads_due(&now_text(), 20)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "Frame.io: cannot read the poll schedule");
+                    Vec::new()
+                });
+            for upload in due {
+                let result = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    r = self.tracker.poll(&upload) => r,
+                };
+                match result {
+                    Ok(changed) => {
+                        tracing::debug!(upload = %upload.id, changed, "Frame.io: polled")
+                    }
+                    Err(e) => {
+                        tracing::warn!(upload = %upload.id, error = %e, "Frame.io: poll failed")
+                    }
+                }
+            }
+            let wait = until(store.next_upload_poll().await.ok().flatten());
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

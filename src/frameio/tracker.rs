@@ -1,0 +1,555 @@
+//! Tracked uploads and their review state machine. Every change is stored with its cause
+//! (registration, event, comment, metadata value, poll) before it is announced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::client::{Client, ClientError, Comment};
+use super::config::FrameioConfig;
+use super::review::{self, CommentText};
+use crate::events::{Event, EventBus};
+use crate::store::{
+    FrameioEvent, RegisterError, Registered, ReviewState, StateChange, Store, StoreError,
+    StoredComment, Transition, TransitionCause, Upload, UploadUpdate, now_text, time_text,
+};
+
+/// Comments kept per upload for display.
+const KEPT_COMMENTS: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("the Frame.io API is not configured (FRAMEIO_TOKEN or IMS credentials), cannot {0}")]
+    NoClient(&'static str),
+    #[error("no Frame.io account id (the event has none and FRAMEIO_ACCOUNT_ID is not set)")]
+    NoAccount,
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ProcessError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api(e) => e.is_transient(),
+            Self::Store(_) => true,
+            Self::NoClient(_) | Self::NoAccount => false,
+        }
+    }
+}
+
+/// What processing an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventOutcome {
+    /// applied | unchanged | untracked | ignored
+    pub outcome: &'static str,
+    pub upload_id: Option<String>,
+}
+
+/// An upload with its history and last comments (the API's detail shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadDetails {
+    #[serde(flatten)]
+    pub upload: Upload,
+    pub history: Vec<Transition>,
+    pub comments: Vec<StoredComment>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+}
+
+pub struct Tracker {
+    store: Store,
+    events: EventBus,
+    client: Option<Arc<Client>>,
+    config: Arc<FrameioConfig>,
+    /// Wakes the poller when an upload is registered.
+    pub(crate) poll_wake: Arc<Notify>,
+}
+
+fn valid_id(what: &str, raw: &str) -> Result<String, TrackError> {
+    let id = raw.trim();
+    if id.is_empty() || id.len() > 200 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(TrackError::Invalid(format!(
+            "{what} must be 1 to 200 characters without spaces, got {raw:?}"
+        )));
+    }
+    Ok(id.to_string())
+}
+
+fn after(interval: Duration, fraction: f64) -> String {
+    let delay = chrono::Duration::from_std(interval.mul_f64(fraction)).unwrap_or_default();
+    time_text(chrono::Utc::now() + delay)
+}
+
+impl Tracker {
+    pub fn new(
+        store: Store,
+        events: EventBus,
+        client: Option<Arc<Client>>,
+        config: Arc<FrameioConfig>,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            client,
+            config,
+            poll_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &FrameioConfig {
+        &self.config
+    }
+
+    pub fn client(&self) -> Option<&Arc<Client>> {
+        self.client.as_ref()
+    }
+
+    /// A random moment within the next poll interval: spreads polls over the interval.
+    pub fn spread_poll_time(&self) -> String {
+        after(
+            self.config.poll_interval,
+            rand::rng().random_range(0.0..1.0),
+        )
+    }
+
+    /// Starts tracking `file_id` (upload id defaults to the file id).
+    pub async fn register(
+        &self,
+        upload_id: Option<&str>,
+        file_id: &str,
+        name: Option<&str>,
+    ) -> Result<Registered, TrackError> {
+        let file_id = valid_id("file id", file_id)?;
+        let upload_id = match upload_id {
+            Some(id) => valid_id("upload id", id)?,
+            None => file_id.clone(),
+        };
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        let registered = self
+            .store
+            .register_upload(&upload_id, &file_id, name, Some(&self.spread_poll_time()))
+            .await?;
+        if let Registered::Created(u) = &registered {
+            tracing::info!(upload = %u.id, file = %u.file_id, "Frame.io: tracking upload");
+            self.events.send(Event::UploadChanged { id: u.id.clone() });
+            self.poll_wake.notify_one();
+        }
+        Ok(registered)
+    }
+
+    pub async fn details(&self, id: &str) -> Result<Option<UploadDetails>, StoreError> {
+        let Some(upload) = self.store.upload(id).await? else {
+            return Ok(None);
+        };
+        let history = self.store.upload_transitions(id).await?;
+        let mut comments = self.store.upload_comments(id).await?;
+        comments.truncate(10);
+        Ok(Some(UploadDetails {
+            upload,
+            history,
+            comments,
+        }))
+    }
+
+    fn account<'a>(&'a self, event: Option<&'a str>) -> Result<&'a str, ProcessError> {
+        event
+            .or(self.config.account_id.as_deref())
+            .ok_or(ProcessError::NoAccount)
+    }
+
+    fn api(&self, doing: &'static str) -> Result<&Client, ProcessError> {
+        self.client.as_deref().ok_or(ProcessError::NoClient(doing))
+    }
+
+    /// Routes one stored event to its upload and applies it.
+    pub async fn handle_event(&self, event: &FrameioEvent) -> Result<EventOutcome, ProcessError> {
+        let kind = event.event_type.as_str();
+        let untracked = EventOutcome {
+            outcome: "untracked",
+            upload_id: None,
+        };
+        let file_id = if kind.starts_with("file.") || kind.starts_with("metadata.") {
+            event.resource_id.clone()
+        } else if kind.starts_with("comment.") {
+            if event.resource_type == "comment" {
+                // Only worth an API call when something is tracked at all.
+                if self.store.upload_count().await? == 0 {
+                    return Ok(untracked);
+                }
+                let account = self.account(event.account_id.as_deref())?;
+                match self
+                    .api("look up a comment")?
+                    .comment(account, &event.resource_id)
+                    .await
+                {
+                    Ok(comment) => match comment.file_id {
+                        Some(f) => f,
+                        None => {
+                            return Ok(EventOutcome {
+                                outcome: "ignored",
+                                upload_id: None,
+                            });
+                        }
+                    },
+                    // A deleted comment cannot be looked up; nothing to route.
+                    Err(e) if e.is_not_found() => {
+                        return Ok(EventOutcome {
+                            outcome: "ignored",
+                            upload_id: None,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                event.resource_id.clone()
+            }
+        } else {
+            return Ok(EventOutcome {
+                outcome: "ignored",
+                upload_id: None,
+            });
+        };
+        let Some(upload) = self.store.upload_by_file(&file_id).await? else {
+            return Ok(untracked);
+        };
+        let mut changed = false;
+        let account_update = UploadUpdate {
+            account_id: event.account_id.clone(),
+            ..Default::default()
+        };
+        self.store
+            .update_upload(&upload.id, &account_update)
+            .await?;
+        match kind {
+            "file.upload.completed" | "file.ready" => {
+                let to = if kind == "file.ready" {
+                    ReviewState::Ready
+                } else {
+                    ReviewState::Processing
+                };
+                changed |= self
+                    .advance_lifecycle(
+                        &upload,
+                        to,
+                        TransitionCause::Event,
+                        kind.to_string(),
+                        Some(event.id),
+                    )
+                    .await?;
+            }
+            k if k.starts_with("metadata.") => {
+                let account = self.account(event.account_id.as_deref())?;
+                let status = self
+                    .api("read the Status field")?
+                    .file_status(account, &file_id)
+                    .await?;
+                changed |= self
+                    .apply_status(
+                        &upload,
+                        status,
+                        TransitionCause::Metadata,
+                        ("", &format!(" ({kind}, event #{})", event.id)),
+                        Some(event.id),
+                    )
+                    .await?;
+            }
+            k if k.starts_with("comment.") => {
+                let account = self.account(event.account_id.as_deref())?;
+                let comments = self
+                    .api("fetch comments")?
+                    .comments(account, &file_id)
+                    .await?;
+                changed |= self
+                    .apply_comments(&upload, &comments, TransitionCause::Comment, Some(event.id))
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(EventOutcome {
+            outcome: if changed { "applied" } else { "unchanged" },
+            upload_id: Some(upload.id),
+        })
+    }
+
+    async fn change(
+        &self,
+        upload: &Upload,
+        change: StateChange,
+        mut update: UploadUpdate,
+    ) -> Result<bool, StoreError> {
+        let to = change.to;
+        let was_final = upload.state.is_final();
+        if to.is_final() {
+            update.next_poll_at = Some(None);
+        } else if was_final {
+            // Reopened (a new comment after approval, say): poll again.
+            update.next_poll_at = Some(Some(self.spread_poll_time()));
+        }
+        let reason = change.reason.clone();
+        let cause = change.cause;
+        update.state = Some(change);
+        let changed = self.store.update_upload(&upload.id, &update).await?;
+        if changed {
+            tracing::info!(upload = %upload.id, from = upload.state.as_str(), to = to.as_str(), cause = cause.as_str(), %reason, "Frame.io: review state changed");
+            self.events.send(Event::UploadChanged {
+                id: upload.id.clone(),
+            });
+        }
+        Ok(changed)
+    }
+
+    /// uploading -> processing -> ready only moves forward, and never over a review state.
+    async fn advance_lifecycle(
+        &self,
+        upload: &Upload,
+        to: ReviewState,
+        cause: TransitionCause,
+        reason: String,
+        event_id: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let forward = matches!(
+            (upload.state.lifecycle_rank(), to.lifecycle_rank()),
+            (Some(from), Some(target)) if target > from
+        );
+        if !forward {
+            return Ok(false);
+        }
+        self.change(
+            upload,
+            StateChange {
+                to,
+                cause,
+                reason,
+                event_id,
+            },
+            UploadUpdate::default(),
+        )
+        .await
+    }
+
+    /// Applies the "Status" option when it differs from the last one seen (newest signal wins).
+    async fn apply_status(
+        &self,
+        upload: &Upload,
+        status: Option<String>,
+        cause: TransitionCause,
+        reason: (&str, &str),
+        event_id: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let Some(status) = status else {
+            return Ok(false);
+        };
+        if upload.metadata_status.as_deref() == Some(status.as_str()) {
+            return Ok(false);
+        }
+        let update = UploadUpdate {
+            metadata_status: Some(status.clone()),
+            ..Default::default()
+        };
+        match self.config.status_map.state_for(&status) {
+            Some(to) => {
+                self.change(
+                    upload,
+                    StateChange {
+                        to,
+                        cause,
+                        reason: format!("{}Status = {status:?}{}", reason.0, reason.1),
+                        event_id,
+                    },
+                    update,
+                )
+                .await
+            }
+            None => {
+                tracing::info!(upload = %upload.id, %status, "Frame.io: Status option not in FRAMEIO_STATUS_MAP, ignored");
+                self.store.update_upload(&upload.id, &update).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Stores the comments and applies the newest decisive one when it is new.
+    async fn apply_comments(
+        &self,
+        upload: &Upload,
+        comments: &[Comment],
+        cause: TransitionCause,
+        event_id: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let keywords = &self.config.keywords;
+        let texts: Vec<CommentText<'_>> = comments
+            .iter()
+            .map(|c| CommentText {
+                id: &c.id,
+                text: c.text.as_deref().unwrap_or(""),
+                created_at: c.created_at.as_deref(),
+                completed: c.completed_at.is_some(),
+            })
+            .collect();
+        let decision = review::analyse(&texts, keywords);
+        let mut stored: Vec<StoredComment> = comments
+            .iter()
+            .map(|c| StoredComment {
+                comment_id: c.id.clone(),
+                text: c.text.clone().unwrap_or_default(),
+                author: c.author(),
+                created_at: c.created_at.clone(),
+                updated_at: c.updated_at.clone(),
+                completed_at: c.completed_at.clone(),
+                verdict: review::verdict(c.text.as_deref().unwrap_or(""), keywords)
+                    .map(|v| v.as_str().to_string()),
+            })
+            .collect();
+        stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        stored.truncate(KEPT_COMMENTS);
+        let mut update = UploadUpdate {
+            comments: Some(stored),
+            ..Default::default()
+        };
+        let Some(d) = decision else {
+            if !comments.is_empty() && upload.state.lifecycle_rank().is_some() {
+                return self
+                    .change(
+                        upload,
+                        StateChange {
+                            to: ReviewState::InReview,
+                            cause,
+                            reason: format!("{} comment(s), none decisive yet", comments.len()),
+                            event_id,
+                        },
+                        update,
+                    )
+                    .await;
+            }
+            self.store.update_upload(&upload.id, &update).await?;
+            return Ok(false);
+        };
+        let deciding = comments.iter().find(|c| c.id == d.comment_id);
+        let key = format!(
+            "{}@{}",
+            d.comment_id,
+            deciding
+                .and_then(|c| c.updated_at.clone().or_else(|| c.created_at.clone()))
+                .unwrap_or_default()
+        );
+        if upload.decided_comment.as_deref() == Some(key.as_str()) {
+            self.store.update_upload(&upload.id, &update).await?;
+            return Ok(false);
+        }
+        update.decided_comment = Some(key);
+        let author = deciding.and_then(Comment::author);
+        let mut reason = match author {
+            Some(a) => format!("comment {} by {a}: {:?}", d.comment_id, d.text),
+            None => format!("comment {}: {:?}", d.comment_id, d.text),
+        };
+        if d.completed {
+            reason.push_str(" (marked completed)");
+        }
+        self.change(
+            upload,
+            StateChange {
+                to: d.verdict.state(),
+                cause,
+                reason,
+                event_id,
+            },
+            update,
+        )
+        .await
+    }
+
+    /// Asks Frame.io for the file, its Status and its comments: catches what webhooks missed.
+    pub async fn poll(&self, upload: &Upload) -> Result<bool, ProcessError> {
+        let client = self.api("poll")?;
+        let account = self.account(upload.account_id.as_deref())?.to_string();
+        let mut changed = false;
+        let result: Result<(), ProcessError> = async {
+            match client.file(&account, &upload.file_id).await {
+                Ok(file) => {
+                    if let Some(to) = file
+                        .get("status")
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(lifecycle_from_file_status)
+                    {
+                        changed |= self
+                            .advance_lifecycle(
+                                upload,
+                                to,
+                                TransitionCause::Poll,
+                                "poll: file status".into(),
+                                None,
+                            )
+                            .await?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let current = self.reload(upload).await?;
+            let status = client.file_status(&account, &upload.file_id).await?;
+            changed |= self
+                .apply_status(
+                    &current,
+                    status,
+                    TransitionCause::Poll,
+                    ("poll: ", ""),
+                    None,
+                )
+                .await?;
+            let current = self.reload(upload).await?;
+            let comments = client.comments(&account, &upload.file_id).await?;
+            changed |= self
+                .apply_comments(&current, &comments, TransitionCause::Poll, None)
+                .await?;
+            Ok(())
+        }
+        .await;
+        let current = self.reload(upload).await?;
+        let next = if current.state.is_final() {
+            None
+        } else {
+            Some(after(self.config.poll_interval, 1.0))
+        };
+        let update = UploadUpdate {
+            polled_at: Some(now_text()),
+            next_poll_at: Some(next),
+            last_error: Some(result.as_ref().err().map(ToString::to_string)),
+            ..Default::default()
+        };
+        self.store.update_upload(&upload.id, &update).await?;
+        result.map(|()| changed)
+    }
+
+    async fn reload(&self, upload: &Upload) -> Result<Upload, StoreError> {
+        self.store
+            .upload(&upload.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("upload {:?} vanished", upload.id)))
+    }
+}
+
+/// A file's `status` as the lifecycle state it implies, when it says something clear.
+fn lifecycle_from_file_status(status: &str) -> Option<ReviewState> {
+    let s = status.to_ascii_lowercase();
+    if s.contains("transcoded") || s == "ready" || s == "complete" || s == "completed" {
+        Some(ReviewState::Ready)
+    } else if s == "uploaded" || s.contains("transcoding") || s == "processing" {
+        Some(ReviewState::Processing)
+    } else {
+        None
+    }
+}

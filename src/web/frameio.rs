@@ -1,0 +1,128 @@
+//! Frame.io routes: the signed webhook receiver and the uploads API.
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::frameio::tracker::TrackError;
+use crate::frameio::webhook::{
+    Accepted, MAX_BODY_BYTES, ReceiveError, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
+use crate::store::{RegisterError, Registered};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/webhooks/frameio",
+            post(receive).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route("/api/uploads", get(list_uploads).post(create_upload))
+        .route("/api/uploads/{id}", get(get_upload))
+}
+
+/// A delivery whose signature and timestamp were verified over the exact bytes and that is
+/// stored durably. Rejections answer 401 (signature), 400 (body), 413 (size), 503 (no secret /
+/// store); each is logged without the secret.
+pub struct StoredDelivery(pub Accepted);
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl FromRequest<AppState> for StoredDelivery {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            tracing::warn!(status = %e.status(), "Frame.io webhook refused: {}", e.body_text());
+            ApiError::new(e.status(), e.body_text())
+        })?;
+        let timestamp = header(&headers, TIMESTAMP_HEADER);
+        let signature = header(&headers, SIGNATURE_HEADER);
+        match state
+            .frameio
+            .receiver
+            .accept(timestamp, signature, &body)
+            .await
+        {
+            Ok(accepted) => Ok(Self(accepted)),
+            Err(e) => {
+                let status = match &e {
+                    ReceiveError::Signature(_) => StatusCode::UNAUTHORIZED,
+                    ReceiveError::BadBody(_) => StatusCode::BAD_REQUEST,
+                    ReceiveError::NoSecret | ReceiveError::Store(_) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                };
+                tracing::warn!(status = status.as_u16(), bytes = body.len(), reason = %e, "Frame.io webhook refused");
+                Err(ApiError::new(status, e.to_string()))
+            }
+        }
+    }
+}
+
+async fn receive(StoredDelivery(accepted): StoredDelivery) -> Json<Value> {
+    match accepted {
+        Accepted::New(id) => Json(json!({ "status": "stored", "event_id": id })),
+        Accepted::Duplicate => Json(json!({ "status": "duplicate" })),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewUpload {
+    file_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    upload_id: Option<String>,
+}
+
+async fn create_upload(
+    State(state): State<AppState>,
+    body: Result<Json<NewUpload>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    match state
+        .frameio
+        .tracker
+        .register(
+            body.upload_id.as_deref(),
+            &body.file_id,
+            body.name.as_deref(),
+        )
+        .await
+    {
+        Ok(Registered::Created(u)) => Ok((StatusCode::CREATED, Json(json!(u)))),
+        Ok(Registered::Existing(u)) => Ok((StatusCode::OK, Json(json!(u)))),
+        Err(TrackError::Invalid(m)) => Err(ApiError::bad_request(m)),
+        Err(TrackError::Register(
+            e @ (RegisterError::FileTaken { .. } | RegisterError::IdTaken(_)),
+        )) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(TrackError::Register(RegisterError::Store(e))) => Err(e.into()),
+    }
+}
+
+async fn list_uploads(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let uploads = state.store.uploads().await?;
+    Ok(Json(json!({ "uploads": uploads })))
+}
+
+async fn get_upload(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .frameio
+        .tracker
+        .details(&id)
+        .await?
+        .map(|d| Json(json!(d)))
+        .ok_or_else(|| ApiError::not_found(format!("no upload {id:?}")))
+}

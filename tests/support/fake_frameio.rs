@@ -1,0 +1,564 @@
+//! A fake Frame.io v4 + Adobe IMS: a real HTTP server on 127.0.0.1:0 following the documented
+//! shapes (`{"data": ...}`, `links.next` pagination with an opaque `after` cursor, `{"errors": [...]}`),
+//! with injectable faults (429 then success, 401 on expired tokens, a gate holding comment
+//! answers) and deliveries signed the way Frame.io signs them.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub const ACCOUNT: &str = "acc-1";
+pub const WORKSPACE: &str = "ws-1";
+pub const STATIC_TOKEN: &str = "static-token-s3cret";
+pub const CLIENT_ID: &str = "rushes-client";
+pub const CLIENT_SECRET: &str = "client-s3cret";
+pub const FIRST_REFRESH: &str = "refresh-0";
+
+#[derive(Default)]
+struct FakeFile {
+    status: Option<String>,
+    file_status: String,
+    comments: Vec<Value>,
+}
+
+#[derive(Default)]
+struct Fake {
+    valid_tokens: HashSet<String>,
+    refresh_tokens: HashSet<String>,
+    issued: u32,
+    grants: Vec<String>,
+    files: HashMap<String, FakeFile>,
+    comment_files: HashMap<String, String>,
+    webhooks: Vec<Value>,
+    next_webhook: u32,
+    rate_limit_next: u32,
+    requests: Vec<(String, String)>,
+    unauthorized: u32,
+    rate_limited: u32,
+}
+
+#[derive(Clone)]
+pub struct FakeFrameio {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<Fake>>,
+    comments_open: Arc<watch::Sender<bool>>,
+}
+
+type Shared = (Arc<Mutex<Fake>>, Arc<watch::Sender<bool>>);
+
+fn errors(status: StatusCode, title: &str) -> Response {
+    (
+        status,
+        Json(json!({"errors": [{"title": title, "detail": title}]})),
+    )
+        .into_response()
+}
+
+impl FakeFrameio {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(Fake::default()));
+        {
+            let mut s = state.lock().expect("lock");
+            s.valid_tokens.insert(STATIC_TOKEN.into());
+            s.refresh_tokens.insert(FIRST_REFRESH.into());
+        }
+        let (tx, _) = watch::channel(true);
+        let comments_open = Arc::new(tx);
+        let shared: Shared = (state.clone(), comments_open.clone());
+        let app = Router::new()
+            .route("/ims/token/v3", post(ims_token))
+            .route("/v4/accounts/{a}/files/{f}", get(file))
+            .route("/v4/accounts/{a}/files/{f}/metadata", get(metadata))
+            .route("/v4/accounts/{a}/files/{f}/comments", get(comments))
+            .route("/v4/accounts/{a}/comments/{c}", get(comment))
+            .route(
+                "/v4/accounts/{a}/workspaces/{w}/webhooks",
+                get(list_webhooks).post(create_webhook),
+            )
+            .route(
+                "/v4/accounts/{a}/webhooks/{id}",
+                get(show_webhook)
+                    .patch(patch_webhook)
+                    .delete(delete_webhook),
+            )
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            addr,
+            state,
+            comments_open,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ims_url(&self) -> String {
+        format!("http://{}/ims/token/v3", self.addr)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Fake) -> T) -> T {
+        f(&mut self.state.lock().expect("lock"))
+    }
+
+    pub fn add_file(&self, id: &str) {
+        self.with(|s| {
+            s.files.insert(
+                id.into(),
+                FakeFile {
+                    file_status: "uploaded".into(),
+                    ..Default::default()
+                },
+            )
+        });
+    }
+
+    pub fn set_status(&self, file: &str, option: &str) {
+        self.with(|s| {
+            if let Some(f) = s.files.get_mut(file) {
+                f.status = Some(option.into());
+            }
+        });
+    }
+
+    pub fn set_file_status(&self, file: &str, status: &str) {
+        self.with(|s| {
+            if let Some(f) = s.files.get_mut(file) {
+                f.file_status = status.into();
+            }
+        });
+    }
+
+    pub fn add_comment(&self, file: &str, id: &str, text: &str, created_at: &str) {
+        self.with(|s| {
+            s.comment_files.insert(id.into(), file.into());
+            if let Some(f) = s.files.get_mut(file) {
+                f.comments.push(json!({
+                    "id": id, "file_id": file, "text": text, "timestamp": 12,
+                    "created_at": created_at, "updated_at": created_at, "completed_at": null,
+                    "owner": {"id": "u1", "name": "Claire (client)", "email": "claire@example.com"}
+                }));
+            }
+        });
+    }
+
+    /// Every token issued so far stops working (IMS and static alike); IMS can issue new ones.
+    pub fn expire_tokens(&self) {
+        self.with(|s| s.valid_tokens.clear());
+    }
+
+    /// The next `n` API requests answer 429 (with `Retry-After: 1` on the first).
+    pub fn rate_limit_next(&self, n: u32) {
+        self.with(|s| s.rate_limit_next = n);
+    }
+
+    /// Comment lists wait until `open_comments` (to hold processing in flight).
+    pub fn close_comments(&self) {
+        self.comments_open.send_replace(false);
+    }
+
+    pub fn open_comments(&self) {
+        self.comments_open.send_replace(true);
+    }
+
+    /// How many requests had this method and a path containing `fragment`.
+    pub fn count(&self, method: &str, fragment: &str) -> usize {
+        self.with(|s| {
+            s.requests
+                .iter()
+                .filter(|(m, p)| m == method && p.contains(fragment))
+                .count()
+        })
+    }
+
+    pub fn grants(&self) -> Vec<String> {
+        self.with(|s| s.grants.clone())
+    }
+
+    pub fn current_refresh_tokens(&self) -> Vec<String> {
+        self.with(|s| s.refresh_tokens.iter().cloned().collect())
+    }
+
+    pub fn unauthorized(&self) -> u32 {
+        self.with(|s| s.unauthorized)
+    }
+
+    pub fn rate_limited(&self) -> u32 {
+        self.with(|s| s.rate_limited)
+    }
+
+    pub fn webhooks(&self) -> Vec<Value> {
+        self.with(|s| s.webhooks.clone())
+    }
+}
+
+/// Signs a delivery the way Frame.io does; returns (timestamp, signature).
+pub fn sign_now(secret: &str, body: &str) -> (String, String) {
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sig = rushes::frameio::webhook::sign(secret.as_bytes(), &ts, body.as_bytes());
+    (ts, sig)
+}
+
+/// A delivery body with exactly Frame.io's fields.
+pub fn delivery(kind: &str, resource_type: &str, resource_id: &str) -> String {
+    json!({
+        "type": kind,
+        "resource": {"id": resource_id, "type": resource_type},
+        "account": {"id": ACCOUNT},
+        "workspace": {"id": WORKSPACE},
+        "project": {"id": "proj-1"},
+        "user": {"id": "user-1"}
+    })
+    .to_string()
+}
+
+/// Posts `body` signed with `secret` to `url`; returns the status.
+pub async fn deliver(client: &reqwest::Client, url: &str, secret: &str, body: &str) -> u16 {
+    let (ts, sig) = sign_now(secret, body);
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("X-Frameio-Request-Timestamp", ts)
+        .header("X-Frameio-Signature", sig)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST delivery")
+        .status()
+        .as_u16()
+}
+
+/// Records the request and checks the bearer token; `Err` is the answer to give instead.
+#[allow(clippy::result_large_err)] // a test server: the answer is returned as is
+fn gate(
+    state: &Arc<Mutex<Fake>>,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    let mut s = state.lock().expect("lock");
+    s.requests.push((method.to_string(), path.to_string()));
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !s.valid_tokens.contains(token) {
+        s.unauthorized += 1;
+        return Err(errors(StatusCode::UNAUTHORIZED, "Unauthorized"));
+    }
+    if s.rate_limit_next > 0 {
+        s.rate_limit_next -= 1;
+        s.rate_limited += 1;
+        let mut r = errors(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        r.headers_mut()
+            .insert("x-ratelimit-remaining", "0".parse().expect("header"));
+        if s.rate_limited == 1 {
+            r.headers_mut()
+                .insert("retry-after", "1".parse().expect("header"));
+        }
+        return Err(r);
+    }
+    Ok(())
+}
+
+async fn ims_token(
+    State((state, _)): State<Shared>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut s = state.lock().expect("lock");
+    let grant = form.get("grant_type").cloned().unwrap_or_default();
+    s.grants.push(grant.clone());
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client", "error_description": "bad client"})),
+        )
+            .into_response();
+    }
+    s.issued += 1;
+    let access = format!("ims-access-{}", s.issued);
+    let mut answer = json!({"access_token": access, "token_type": "bearer", "expires_in": 86399});
+    match grant.as_str() {
+        "refresh_token" => {
+            let given = form.get("refresh_token").cloned().unwrap_or_default();
+            if !s.refresh_tokens.remove(&given) {
+                return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "refresh token unknown or used"}))).into_response();
+            }
+            // Rotation: the old refresh token is spent, a new one is issued.
+            let rotated = format!("refresh-{}", s.issued);
+            s.refresh_tokens.insert(rotated.clone());
+            answer["refresh_token"] = json!(rotated);
+        }
+        "client_credentials" => {
+            if form.get("scope").map(String::as_str) != Some("openid AdobeID frame.s2s.all") {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": "invalid_scope"})),
+                )
+                    .into_response();
+            }
+        }
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "unsupported_grant_type"})),
+            )
+                .into_response();
+        }
+    }
+    s.valid_tokens.insert(access);
+    Json(answer).into_response()
+}
+
+async fn file(
+    State((state, _)): State<Shared>,
+    Path((a, f)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("/v4/accounts/{a}/files/{f}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let s = state.lock().expect("lock");
+    match s.files.get(&f) {
+        Some(file) => Json(json!({"data": {"id": f, "name": format!("{f}.mov"), "status": file.file_status, "type": "file"}})).into_response(),
+        None => errors(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn metadata(
+    State((state, _)): State<Shared>,
+    Path((a, f)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("/v4/accounts/{a}/files/{f}/metadata"),
+        &headers,
+    ) {
+        return r;
+    }
+    let s = state.lock().expect("lock");
+    let Some(file) = s.files.get(&f) else {
+        return errors(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let value = match &file.status {
+        Some(option) => json!([{"id": "opt", "display_name": option}]),
+        None => json!([]),
+    };
+    Json(json!({"data": {"file_id": f, "metadata": [
+        {"field_definition_id": "fd-rating", "field_definition_name": "Rating", "field_type": "rating", "value": 4},
+        {"field_definition_id": "fd-status", "field_definition_name": "Status", "field_type": "select", "value": value}
+    ]}}))
+    .into_response()
+}
+
+async fn comments(
+    State((state, open)): State<Shared>,
+    Path((a, f)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/v4/accounts/{a}/files/{f}/comments");
+    if let Err(r) = gate(&state, "GET", &path, &headers) {
+        return r;
+    }
+    let mut rx = open.subscribe();
+    let _ = rx.wait_for(|open| *open).await;
+    let s = state.lock().expect("lock");
+    let Some(file) = s.files.get(&f) else {
+        return errors(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let size: usize = q
+        .get("page_size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, 100);
+    // The cursor is opaque to clients: here, the hex of the start index.
+    let start = q
+        .get("after")
+        .and_then(|c| usize::from_str_radix(c.trim_start_matches("cur"), 16).ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = file
+        .comments
+        .iter()
+        .skip(start)
+        .take(size)
+        .cloned()
+        .collect();
+    let next = (start + size < file.comments.len()).then(|| {
+        format!(
+            "{path}?after=cur{:x}&include=owner&page_size={size}",
+            start + size
+        )
+    });
+    Json(json!({"data": page, "links": {"next": next}})).into_response()
+}
+
+async fn comment(
+    State((state, _)): State<Shared>,
+    Path((a, c)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("/v4/accounts/{a}/comments/{c}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let s = state.lock().expect("lock");
+    let found = s
+        .comment_files
+        .get(&c)
+        .and_then(|f| s.files.get(f))
+        .and_then(|file| file.comments.iter().find(|x| x["id"] == c.as_str()));
+    match found {
+        Some(x) => Json(json!({"data": x})).into_response(),
+        None => errors(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn list_webhooks(
+    State((state, _)): State<Shared>,
+    Path((a, w)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/v4/accounts/{a}/workspaces/{w}/webhooks");
+    if let Err(r) = gate(&state, "GET", &path, &headers) {
+        return r;
+    }
+    let s = state.lock().expect("lock");
+    // Small pages, so that the client must follow links.next.
+    let start = q
+        .get("after")
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = s.webhooks.iter().skip(start).take(2).cloned().collect();
+    let next = (start + 2 < s.webhooks.len()).then(|| format!("{path}?after={}", start + 2));
+    Json(json!({"data": page, "links": {"next": next}})).into_response()
+}
+
+async fn create_webhook(
+    State((state, _)): State<Shared>,
+    Path((a, w)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "POST",
+        &format!("/v4/accounts/{a}/workspaces/{w}/webhooks"),
+        &headers,
+    ) {
+        return r;
+    }
+    let data = &body["data"];
+    if !data["name"].is_string() || !data["url"].is_string() || !data["events"].is_array() {
+        return errors(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name, url and events are required",
+        );
+    }
+    let mut s = state.lock().expect("lock");
+    s.next_webhook += 1;
+    let hook = json!({
+        "id": format!("wh-{}", s.next_webhook), "name": data["name"], "url": data["url"],
+        "events": data["events"], "active": true, "workspace_id": w,
+    });
+    s.webhooks.push(hook.clone());
+    let mut shown = hook;
+    shown["secret"] = json!(format!("whsec-{}-s3cret", s.next_webhook));
+    (StatusCode::CREATED, Json(json!({"data": shown}))).into_response()
+}
+
+async fn show_webhook(
+    State((state, _)): State<Shared>,
+    Path((a, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "GET",
+        &format!("/v4/accounts/{a}/webhooks/{id}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let s = state.lock().expect("lock");
+    match s.webhooks.iter().find(|h| h["id"] == id.as_str()) {
+        Some(h) => Json(json!({"data": h})).into_response(),
+        None => errors(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn patch_webhook(
+    State((state, _)): State<Shared>,
+    Path((a, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "PATCH",
+        &format!("/v4/accounts/{a}/webhooks/{id}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let mut s = state.lock().expect("lock");
+    let Some(h) = s.webhooks.iter_mut().find(|h| h["id"] == id.as_str()) else {
+        return errors(StatusCode::NOT_FOUND, "Not Found");
+    };
+    for key in ["url", "events", "name", "active"] {
+        if let Some(v) = body["data"].get(key) {
+            h[key] = v.clone();
+        }
+    }
+    Json(json!({"data": h.clone()})).into_response()
+}
+
+async fn delete_webhook(
+    State((state, _)): State<Shared>,
+    Path((a, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        "DELETE",
+        &format!("/v4/accounts/{a}/webhooks/{id}"),
+        &headers,
+    ) {
+        return r;
+    }
+    let mut s = state.lock().expect("lock");
+    let before = s.webhooks.len();
+    s.webhooks.retain(|h| h["id"] != id.as_str());
+    if s.webhooks.len() == before {
+        return errors(StatusCode::NOT_FOUND, "Not Found");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
