@@ -216,3 +216,33 @@ async fn with_a_token_the_page_asks_to_log_in() {
     browser.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_frameio_panel_lists_tracked_uploads() {
+    let dir = temp_dir();
+    let app = demo_app(dir.path(), None).await;
+    let (_, page) = app.get_text("/").await;
+    assert!(
+        page.contains("id=\"frameio-panel\" hidden"),
+        "panel shown with nothing to show"
+    );
+    let r = app
+        .client
+        .post(app.url("/api/uploads"))
+        .json(&json!({"file_id": "f-123", "name": "61 Camille <v2>.mov", "upload_id": "up-1"}))
+        .send()
+        .await
+        .expect("POST /api/uploads");
+    assert_eq!(r.status().as_u16(), 201);
+    let (code, page) = app.get_text("/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("Frame.io review"), "{page}");
+    assert!(
+        page.contains("61 Camille &lt;v2&gt;.mov"),
+        "name not escaped"
+    );
+    assert!(page.contains("pill review uploading"), "{page}");
+    let (_, fragment) = app.get_text("/ui/frameio").await;
+    assert!(fragment.contains("id=\"upload-up-1\""), "{fragment}");
+    app.stop().await;
+}

@@ -64,6 +64,7 @@ pub async fn page(
         .await?;
     let counts = state.store.delivery_counts().await?;
     let feed = state.store.feed_state().await?;
+    let frameio = frameio_panel(&state).await?;
     let filtered = filter_state.is_some() || filter_kind.is_some();
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
 
@@ -107,6 +108,7 @@ pub async fn page(
                     }
                 }
             }
+            (frameio)
         },
     ))
 }
@@ -122,6 +124,62 @@ pub async fn row_fragment(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
     Ok(row(&delivery))
+}
+
+/// `GET /ui/frameio`: the Frame.io panel, for the script.
+pub async fn frameio_fragment(State(state): State<AppState>) -> Result<Markup, ApiError> {
+    frameio_panel(&state).await
+}
+
+/// Most uploads the panel lists.
+const PANEL_UPLOADS: usize = 50;
+
+/// Tracked Frame.io uploads with their review state and last comment. Absent when Frame.io is
+/// neither configured nor used.
+async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
+    let uploads = state.store.uploads().await?;
+    if uploads.is_empty() && state.config.frameio.auth.is_none() {
+        return Ok(html! { section #frameio-panel hidden {} });
+    }
+    let mut rows = Vec::new();
+    for upload in uploads.into_iter().take(PANEL_UPLOADS) {
+        let comments = state.store.upload_comments(&upload.id).await?;
+        let last = comments
+            .into_iter()
+            .max_by(|a, b| a.created_at.cmp(&b.created_at));
+        rows.push((upload, last));
+    }
+    Ok(html! {
+        section #frameio-panel .panel {
+            h2 { "Frame.io review" }
+            @if rows.is_empty() {
+                p.sub { "No upload tracked yet: " code { "rushes frameio track FILE_ID" } " or POST /api/uploads." }
+            } @else {
+                table.deliveries.uploads {
+                    thead { tr { th { "Upload" } th { "Review state" } th { "Why" } th { "Last comment" } th { "Changed" } } }
+                    tbody {
+                        @for (upload, last) in &rows {
+                            tr id={ "upload-" (upload.id) } data-upload=(upload.id) {
+                                td {
+                                    div.name { (upload.name.as_deref().unwrap_or(&upload.file_id)) }
+                                    div.sub { "file " (upload.file_id) }
+                                }
+                                td { span class={ "pill review " (upload.state.as_str()) } { (upload.state.as_str().replace('_', " ")) } }
+                                td { div.sub { (upload.state_reason) } }
+                                td {
+                                    @if let Some(c) = last {
+                                        div { "“" (c.text) "”" }
+                                        div.sub { @if let Some(a) = &c.author { (a) " · " } (when(c.created_at.as_deref())) }
+                                    } @else { span.sub { "none" } }
+                                }
+                                td.when { (when(Some(&upload.state_changed_at))) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// `GET /ui/feed`: the feed panel, for the script.

@@ -58,6 +58,13 @@
     if (response.ok) panel.outerHTML = await response.text();
   }
 
+  async function refreshFrameioPanel() {
+    const panel = document.getElementById("frameio-panel");
+    if (!panel) return;
+    const response = await fetch("/ui/frameio", { headers: { Accept: "text/html" } });
+    if (response.ok) panel.outerHTML = await response.text();
+  }
+
   function progress(event) {
     const box = document.querySelector('[data-progress="' + event.id + '"]');
     if (!box) { replaceRow(event.id); return; }
@@ -79,6 +86,7 @@
     if (event.type === "progress") progress(event);
     else if (event.type === "delivery_changed") replaceRow(event.id);
     else if (event.type === "feed_updated") refreshFeedPanel();
+    else if (event.type === "upload_changed") refreshFrameioPanel();
   }
 
   function connect() {
@@ -87,7 +95,7 @@
     source.onerror = () => { live && live.classList.remove("on"); live && (live.lastElementChild.textContent = "Reconnecting…"); };
     const onData = (e) => { try { handle(JSON.parse(e.data)); } catch (_) { /* ignore a malformed event */ } };
     source.onmessage = onData;
-    for (const name of ["progress", "delivery_changed", "feed_updated"]) source.addEventListener(name, onData);
+    for (const name of ["progress", "delivery_changed", "feed_updated", "upload_changed"]) source.addEventListener(name, onData);
     // EventSource reconnects by itself after an error.
   }
 
