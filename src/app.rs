@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
+use crate::download::engine::{Engine, EngineConfig, EngineError};
 use crate::events::EventBus;
 use crate::feed::FeedService;
 use crate::feed::poller::Poller;
@@ -32,6 +33,8 @@ pub enum AppError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Downloads(#[from] EngineError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -41,6 +44,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     poller: Poller,
+    downloads: Engine,
 }
 
 impl App {
@@ -72,9 +76,23 @@ impl App {
             events.clone(),
         ));
         let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
+        let (downloads, downloads_handle) = Engine::new(
+            store.clone(),
+            events.clone(),
+            EngineConfig {
+                dir: config.downloads_dir.clone(),
+                concurrency: config.download_concurrency,
+                per_host: crate::download::engine::PER_HOST,
+                dry_run: config.dry_run_downloads,
+                on_complete: config.on_download_complete.clone(),
+                retry,
+                timeout: config.timeout,
+            },
+        )?;
         let state = AppState {
             store,
             poller: poller_handle,
+            downloads: downloads_handle,
             events,
             config: Arc::new(config),
         };
@@ -82,6 +100,7 @@ impl App {
             listener,
             state,
             poller,
+            downloads,
         })
     }
 
@@ -108,6 +127,7 @@ impl App {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         tracker.spawn(self.poller.run(cancel.clone()));
+        tracker.spawn(self.downloads.run(cancel.clone()));
 
         let trigger = cancel.clone();
         tokio::spawn(async move {

@@ -12,6 +12,14 @@ pub enum Event {
     DeliveryChanged { id: i64 },
     /// The feed was polled (successfully or not).
     FeedUpdated,
+    /// A running download moved on (sent a few times per second, never stored per chunk).
+    Progress {
+        id: i64,
+        bytes: u64,
+        total: Option<u64>,
+        speed_bps: u64,
+        eta_s: Option<u64>,
+    },
 }
 
 /// A broadcast channel; sending with no listener is fine, a slow listener loses old events.

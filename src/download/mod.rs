@@ -1,3 +1,6 @@
 //! Downloads of automatic deliveries.
 
+pub mod engine;
 pub mod filename;
+pub mod hook;
+pub mod transfer;

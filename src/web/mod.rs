@@ -2,11 +2,13 @@
 
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod router;
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::download::engine::DownloadHandle;
 use crate::events::EventBus;
 use crate::feed::poller::PollerHandle;
 use crate::store::Store;
@@ -16,6 +18,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub poller: PollerHandle,
+    pub downloads: DownloadHandle,
     pub events: EventBus,
     pub config: Arc<Config>,
 }
