@@ -138,9 +138,15 @@ impl App {
 
         tracing::info!(%addr, "rushes listening on http://{addr}");
         let store = self.state.store.clone();
+        let events = self.state.events.clone();
         let app = web::router(self.state);
+        let stopping = cancel.clone();
         let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .with_graceful_shutdown(async move {
+                stopping.cancelled().await;
+                // Open event streams end, so the server can drain.
+                events.close();
+            })
             .await;
         cancel.cancel();
         tracker.close();

@@ -128,7 +128,7 @@ pub struct Overrides {
     /// Folder of app.log [env: RUSHES_LOG_DIR, default ./logs]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<String>,
-    /// Downloads running at once [env: DOWNLOAD_CONCURRENCY, default 3]
+    /// Downloads running at once, 0 = paused [env: DOWNLOAD_CONCURRENCY, default 3]
     #[arg(long, value_name = "N")]
     pub download_concurrency: Option<String>,
     /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
@@ -301,11 +301,11 @@ impl Config {
             .trim()
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=64).contains(n))
+            .filter(|n| *n <= 64)
             .ok_or_else(|| ConfigError::Invalid {
                 var: "DOWNLOAD_CONCURRENCY",
                 value: concurrency_raw.clone(),
-                reason: "expected a whole number from 1 to 64".into(),
+                reason: "expected a whole number from 0 (downloads paused) to 64".into(),
             })?;
         let dry_run_downloads = overrides.dry_run_downloads
             || match env("DRY_RUN_DOWNLOADS").map(|v| v.trim().to_ascii_lowercase()) {
@@ -447,7 +447,7 @@ mod tests {
             ("WEBHOOK_JSON_URL", "ftp://example.com/feed"),
             ("WEBHOOK_JSON_URL", "https://"),
             ("FEED_TIMEZONE", "Mars/Olympus"),
-            ("DOWNLOAD_CONCURRENCY", "0"),
+            ("DOWNLOAD_CONCURRENCY", "65"),
             ("DOWNLOAD_CONCURRENCY", "many"),
             ("DRY_RUN_DOWNLOADS", "maybe"),
             ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Something that changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +27,8 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
+    /// Cancelled at shutdown so long-lived listeners (SSE) end and the server can drain.
+    closed: CancellationToken,
 }
 
 impl Default for EventBus {
@@ -37,7 +40,20 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(1024);
-        Self { sender }
+        Self {
+            sender,
+            closed: CancellationToken::new(),
+        }
+    }
+
+    /// Tells listeners the service is stopping.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Completes once [`EventBus::close`] was called.
+    pub fn closed(&self) -> WaitForCancellationFutureOwned {
+        self.closed.clone().cancelled_owned()
     }
 
     pub fn send(&self, event: Event) {

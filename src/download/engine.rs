@@ -291,8 +291,12 @@ impl Worker {
             Err(e) => {
                 let message = e.to_string();
                 tracing::warn!(id, error = %message, "download failed");
-                let bytes = delivery
-                    .part_path
+                // The part may have been chosen during this run: read where it is now.
+                let part = match self.store.delivery(id).await {
+                    Ok(Some(d)) => d.part_path,
+                    _ => delivery.part_path.clone(),
+                };
+                let bytes = part
                     .as_deref()
                     .and_then(|p| std::fs::metadata(p).ok())
                     .map_or(0, |m| m.len() as i64);

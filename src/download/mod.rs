@@ -3,4 +3,5 @@
 pub mod engine;
 pub mod filename;
 pub mod hook;
+pub mod oneshot;
 pub mod transfer;

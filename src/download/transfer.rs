@@ -174,8 +174,18 @@ impl Drop for Reservation {
     }
 }
 
+/// `<name>.part`, the name cut if needed so the whole stays within 255 bytes.
 fn part_path(dir: &Path, name: &SafeFileName) -> PathBuf {
-    dir.join(format!("{name}.part"))
+    let mut base = name.as_str();
+    let room = filename::MAX_NAME_BYTES - ".part".len();
+    if base.len() > room {
+        let mut end = room;
+        while !base.is_char_boundary(end) {
+            end -= 1;
+        }
+        base = &base[..end];
+    }
+    dir.join(format!("{base}.part"))
 }
 
 /// The first of `name`, `name (1)`, … whose final file and `.part` are both free.

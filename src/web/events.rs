@@ -19,25 +19,28 @@ pub async fn sse(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let store = state.store.clone();
-    let stream = BroadcastStream::new(state.events.subscribe()).filter_map(move |event| {
-        let store = store.clone();
-        async move {
-            // A lagging client loses old events; the next delivery_changed catches it up.
-            let event = event.ok()?;
-            let data = match &event {
-                Event::DeliveryChanged { id } => {
-                    let delivery = store.delivery(*id).await.ok().flatten()?;
-                    json!({
-                        "type": "delivery_changed",
-                        "id": id,
-                        "state": delivery.state,
-                        "delivery": delivery,
-                    })
-                }
-                other => serde_json::to_value(other).ok()?,
-            };
-            Some(Ok(SseEvent::default().data(data.to_string())))
-        }
-    });
+    let closed = state.events.closed();
+    let stream = BroadcastStream::new(state.events.subscribe())
+        .take_until(closed)
+        .filter_map(move |event| {
+            let store = store.clone();
+            async move {
+                // A lagging client loses old events; the next delivery_changed catches it up.
+                let event = event.ok()?;
+                let data = match &event {
+                    Event::DeliveryChanged { id } => {
+                        let delivery = store.delivery(*id).await.ok().flatten()?;
+                        json!({
+                            "type": "delivery_changed",
+                            "id": id,
+                            "state": delivery.state,
+                            "delivery": delivery,
+                        })
+                    }
+                    other => serde_json::to_value(other).ok()?,
+                };
+                Some(Ok(SseEvent::default().data(data.to_string())))
+            }
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

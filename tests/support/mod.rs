@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod feed_server;
+pub mod file_server;
 pub mod service;
 
 use std::future::Future;
