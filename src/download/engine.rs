@@ -348,6 +348,7 @@ impl Worker {
                 part: PathBuf::from(p),
                 validator: delivery.validator.clone(),
             }),
+            inline_writes: false,
         };
         tracing::info!(
             id,

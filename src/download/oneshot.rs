@@ -69,6 +69,7 @@ pub async fn run(
         fallback_name: "download".into(),
         dir: args.out.clone(),
         resume: None,
+        inline_writes: true,
     };
     let client = transfer::client(Duration::from_secs(args.timeout.max(1)))?;
     let cancel = CancellationToken::new();

@@ -73,6 +73,9 @@ pub struct Job {
     pub fallback_name: String,
     pub dir: PathBuf,
     pub resume: Option<Resume>,
+    /// Hash and write on the task itself instead of a blocking thread: faster for a single
+    /// download (no hand-off), but a slow disk would stall the runtime. Only for the CLI.
+    pub inline_writes: bool,
 }
 
 /// A completed download.
@@ -129,9 +132,10 @@ pub trait Observer: Send {
 
 /// How often progress is reported.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(200);
-/// Bytes queued between the network and the writer thread (bounds memory, not speed).
-const WRITE_QUEUE: usize = 16;
-const WRITE_BUFFER: usize = 1 << 20;
+/// Batches queued between the network and the writer thread (bounds memory, not speed).
+const WRITE_QUEUE: usize = 4;
+/// Bytes handed to the writer thread at once.
+const WRITE_BATCH: usize = 1 << 20;
 
 /// The URL as it may be logged or stored: scheme, host, port and path, never the query.
 pub fn shown_url(url: &Url) -> String {
@@ -551,32 +555,16 @@ async fn try_once<O: Observer>(
         }
     };
 
-    // The network side stays on the runtime; hashing and writing run on a blocking thread.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut hasher = hasher;
-        let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut written = 0u64;
-        let mut result = Ok(());
-        while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = out.write_all(&chunk) {
-                result = Err(e);
-                break;
-            }
-            hasher.update(&chunk);
-            written += chunk.len() as u64;
+    let mut sink = if job.inline_writes {
+        Sink::Inline {
+            file,
+            hasher,
+            written: 0,
+            result: Ok(()),
         }
-        // Flush what was received, even after a network error: it is a valid prefix to resume from.
-        if result.is_ok() {
-            result = out.flush();
-        }
-        if result.is_ok() {
-            result = out.get_ref().sync_all();
-        }
-        // Bytes that reached the file: after a write error the buffered tail is unknown.
-        (hasher, written, result)
-    });
-
+    } else {
+        Sink::thread(file, hasher)
+    };
     let mut stream = response.bytes_stream();
     let mut received = 0u64;
     let mut network_error = None;
@@ -595,8 +583,8 @@ async fn try_once<O: Observer>(
             }
             Some(Ok(chunk)) => {
                 received += chunk.len() as u64;
-                if tx.send(chunk).await.is_err() {
-                    break; // the writer failed; its error is reported below
+                if !sink.push(chunk).await {
+                    break; // the write failed; its error is reported below
                 }
                 if let Some(progress) = meter.tick(offset + received, total) {
                     observer.progress(progress).await;
@@ -604,12 +592,10 @@ async fn try_once<O: Observer>(
             }
         }
     }
-    drop(tx);
     drop(stream);
     *fetched += received;
-    let (hasher, written, result) = writer
-        .await
-        .map_err(|e| TryError::Retry(format!("writer task failed: {e}")))?;
+    // What arrived before an error or a cancel is still written: a valid prefix to resume from.
+    let (hasher, written, result) = sink.finish().await.map_err(TryError::Retry)?;
     if let Err(e) = result {
         p.hasher = None;
         if is_disk_full(&e) {
@@ -651,6 +637,129 @@ async fn try_once<O: Observer>(
     let sha256 = hex::encode(hasher.finalize());
     let final_path = finalize(&job.dir, p, &sha256, size, observer).await?;
     Ok((final_path, sha256, size))
+}
+
+/// Where received bytes go: hashed and written on a blocking thread fed in ~1 MiB batches (the
+/// service: a slow disk never stalls the runtime), or inline (the one-shot CLI: no hand-off between
+/// threads, bytes hashed and written while still in cache).
+enum Sink {
+    Thread {
+        tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
+        writer: tokio::task::JoinHandle<(Sha256, u64, io::Result<()>)>,
+        batch: Vec<Bytes>,
+        batch_bytes: usize,
+    },
+    Inline {
+        file: std::fs::File,
+        hasher: Sha256,
+        written: u64,
+        result: io::Result<()>,
+    },
+}
+
+impl Sink {
+    fn thread(mut file: std::fs::File, mut hasher: Sha256) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut written = 0u64;
+            let mut result = Ok(());
+            while let Some(batch) = rx.blocking_recv() {
+                if let Err(e) = write_all_vectored(&mut file, &batch) {
+                    result = Err(e);
+                    break;
+                }
+                for chunk in &batch {
+                    hasher.update(chunk);
+                    written += chunk.len() as u64;
+                }
+            }
+            if result.is_ok() {
+                result = file.sync_all();
+            }
+            (hasher, written, result)
+        });
+        Self::Thread {
+            tx,
+            writer,
+            batch: Vec::new(),
+            batch_bytes: 0,
+        }
+    }
+
+    /// `false` once writing failed (the error comes out of `finish`).
+    async fn push(&mut self, chunk: Bytes) -> bool {
+        match self {
+            Self::Thread {
+                tx,
+                batch,
+                batch_bytes,
+                ..
+            } => {
+                *batch_bytes += chunk.len();
+                batch.push(chunk);
+                if *batch_bytes >= WRITE_BATCH {
+                    *batch_bytes = 0;
+                    return tx.send(std::mem::take(batch)).await.is_ok();
+                }
+                true
+            }
+            Self::Inline {
+                file,
+                hasher,
+                written,
+                result,
+            } => {
+                if let Err(e) = file.write_all(&chunk) {
+                    *result = Err(e);
+                    return false;
+                }
+                hasher.update(&chunk);
+                *written += chunk.len() as u64;
+                true
+            }
+        }
+    }
+
+    /// Writes what is pending, syncs, and gives the hash, the bytes written and the outcome.
+    async fn finish(self) -> Result<(Sha256, u64, io::Result<()>), String> {
+        match self {
+            Self::Thread {
+                tx, writer, batch, ..
+            } => {
+                if !batch.is_empty() {
+                    let _ = tx.send(batch).await;
+                }
+                drop(tx);
+                writer.await.map_err(|e| format!("writer task failed: {e}"))
+            }
+            Self::Inline {
+                file,
+                hasher,
+                written,
+                mut result,
+            } => {
+                if result.is_ok() {
+                    result = file.sync_all();
+                }
+                Ok((hasher, written, result))
+            }
+        }
+    }
+}
+
+/// Writes every chunk, in order, with as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn truncate_part(part: &mut Option<Part>) -> Result<(), TryError> {
