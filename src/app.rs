@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
+use crate::download::engine::{Engine, EngineConfig, EngineError};
 use crate::events::EventBus;
 use crate::feed::FeedService;
 use crate::feed::poller::Poller;
@@ -32,6 +33,8 @@ pub enum AppError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Downloads(#[from] EngineError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -42,6 +45,7 @@ pub struct App {
     state: AppState,
     poller: Poller,
     frameio: crate::frameio::FrameioTasks,
+    downloads: Engine,
 }
 
 impl App {
@@ -75,9 +79,23 @@ impl App {
         let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
         let (frameio, frameio_tasks) =
             crate::frameio::build(&config.frameio, store.clone(), events.clone());
+        let (downloads, downloads_handle) = Engine::new(
+            store.clone(),
+            events.clone(),
+            EngineConfig {
+                dir: config.downloads_dir.clone(),
+                concurrency: config.download_concurrency,
+                per_host: crate::download::engine::PER_HOST,
+                dry_run: config.dry_run_downloads,
+                on_complete: config.on_download_complete.clone(),
+                retry,
+                timeout: config.timeout,
+            },
+        )?;
         let state = AppState {
             store,
             poller: poller_handle,
+            downloads: downloads_handle,
             events,
             config: Arc::new(config),
             frameio,
@@ -87,6 +105,7 @@ impl App {
             state,
             poller,
             frameio: frameio_tasks,
+            downloads,
         })
     }
 
@@ -118,6 +137,7 @@ impl App {
         let served_token = CancellationToken::new();
         self.frameio
             .spawn(&tracker, cancel.clone(), served_token.clone());
+        tracker.spawn(self.downloads.run(cancel.clone()));
 
         let trigger = cancel.clone();
         tokio::spawn(async move {
@@ -128,9 +148,15 @@ impl App {
 
         tracing::info!(%addr, "rushes listening on http://{addr}");
         let store = self.state.store.clone();
+        let events = self.state.events.clone();
         let app = web::router(self.state);
+        let stopping = cancel.clone();
         let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .with_graceful_shutdown(async move {
+                stopping.cancelled().await;
+                // Open event streams end, so the server can drain.
+                events.close();
+            })
             .await;
         cancel.cancel();
         served_token.cancel();

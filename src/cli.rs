@@ -1,4 +1,4 @@
-//! The command line: `serve`, `feed check`, `status`.
+//! The command line: `serve`, `feed check`, `status`, `download`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,6 +25,10 @@ Environment (also read from ./.env; flags win over variables):
   RUSHES_DATA_DIR           folder of rushes.db [./data]
   LOCAL_DOWNLOADS_DIR       folder downloads land in [./downloads]
   RUSHES_LOG_DIR            folder of app.log [./logs]
+  DOWNLOAD_CONCURRENCY      downloads at once (at most 2 per host), 0 = paused [3]
+  DRY_RUN_DOWNLOADS         1 = record automatic deliveries as dry_run, fetch nothing [0]
+  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
+                            RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";
@@ -75,6 +79,9 @@ pub enum Command {
     /// Frame.io review tracking: track uploads, list them, manage the workspace webhook.
     #[command(subcommand, after_help = FRAMEIO_ENV_HELP)]
     Frameio(crate::frameio::commands::FrameioCommand),
+    /// Download one file now with the service's engine: resume on interruption, the same naming
+    /// rules, `--fallback` URL when the first fails. Exit code 1 when it fails.
+    Download(crate::download::oneshot::DownloadArgs),
     /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
     #[command(after_help = ENV_HELP)]
     Status {
@@ -111,6 +118,10 @@ impl Cli {
             Command::Feed(FeedCommand::Check { url }) => feed_check(url).await,
             Command::Status { url } => status(url).await,
             Command::Frameio(command) => crate::frameio::commands::run(command).await,
+            Command::Download(args) => {
+                logging::init_command();
+                crate::download::oneshot::run(args, shutdown_signal()).await
+            }
         }
     }
 }

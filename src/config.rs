@@ -126,6 +126,82 @@ pub struct Overrides {
     /// Folder of app.log [env: RUSHES_LOG_DIR, default ./logs]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<String>,
+    /// Downloads running at once, 0 = paused [env: DOWNLOAD_CONCURRENCY, default 3]
+    #[arg(long, value_name = "N")]
+    pub download_concurrency: Option<String>,
+    /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
+    #[arg(long)]
+    pub dry_run_downloads: bool,
+}
+
+/// `ON_DOWNLOAD_COMPLETE`: a program and its arguments, split into words like a shell would
+/// (quotes, backslashes) but never run through one, so feed data cannot be interpolated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookCommand {
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+impl HookCommand {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut in_word = false;
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    in_word = true;
+                    loop {
+                        match chars.next() {
+                            Some('\'') => break,
+                            Some(c) => word.push(c),
+                            None => return Err("unclosed single quote".into()),
+                        }
+                    }
+                }
+                '"' => {
+                    in_word = true;
+                    loop {
+                        match chars.next() {
+                            Some('"') => break,
+                            Some('\\') => match chars.next() {
+                                Some(c) => word.push(c),
+                                None => return Err("unclosed double quote".into()),
+                            },
+                            Some(c) => word.push(c),
+                            None => return Err("unclosed double quote".into()),
+                        }
+                    }
+                }
+                '\\' => {
+                    in_word = true;
+                    if let Some(c) = chars.next() {
+                        word.push(c);
+                    }
+                }
+                c if c.is_whitespace() => {
+                    if in_word {
+                        words.push(std::mem::take(&mut word));
+                        in_word = false;
+                    }
+                }
+                c => {
+                    in_word = true;
+                    word.push(c);
+                }
+            }
+        }
+        if in_word {
+            words.push(word);
+        }
+        let mut words = words.into_iter();
+        let program = words.next().ok_or("empty command")?;
+        Ok(Self {
+            program,
+            args: words.collect(),
+        })
+    }
 }
 
 /// The whole validated configuration.
@@ -144,6 +220,9 @@ pub struct Config {
     pub api_token: Option<SecretString>,
     /// `FRAMEIO_*`; all optional.
     pub frameio: crate::frameio::FrameioConfig,
+    pub download_concurrency: usize,
+    pub dry_run_downloads: bool,
+    pub on_download_complete: Option<HookCommand>,
 }
 
 impl Config {
@@ -231,7 +310,51 @@ impl Config {
                 ),
             });
         }
+
+        let concurrency_raw = pick(&overrides.download_concurrency, "DOWNLOAD_CONCURRENCY")
+            .unwrap_or_else(|| "3".into());
+        let download_concurrency = concurrency_raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= 64)
+            .ok_or_else(|| ConfigError::Invalid {
+                var: "DOWNLOAD_CONCURRENCY",
+                value: concurrency_raw.clone(),
+                reason: "expected a whole number from 0 (downloads paused) to 64".into(),
+            })?;
+        let dry_run_downloads = overrides.dry_run_downloads
+            || match env("DRY_RUN_DOWNLOADS").map(|v| v.trim().to_ascii_lowercase()) {
+                None => false,
+                Some(v) => match v.as_str() {
+                    "" | "0" | "false" | "no" | "off" => false,
+                    "1" | "true" | "yes" | "on" => true,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            var: "DRY_RUN_DOWNLOADS",
+                            value: v,
+                            reason: "expected 1 or 0 (true/false, yes/no)".into(),
+                        });
+                    }
+                },
+            };
+        let on_download_complete = match env("ON_DOWNLOAD_COMPLETE")
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => None,
+            Some(raw) => Some(
+                HookCommand::parse(&raw).map_err(|reason| ConfigError::Invalid {
+                    var: "ON_DOWNLOAD_COMPLETE",
+                    value: raw.clone(),
+                    reason,
+                })?,
+            ),
+        };
+
         Ok(Self {
+            download_concurrency,
+            dry_run_downloads,
+            on_download_complete,
             api_token,
             feed,
             cache_ttl,
@@ -277,6 +400,9 @@ impl Config {
             feed_timezone: chrono_tz::UTC,
             api_token: None,
             frameio: crate::frameio::FrameioConfig::idle(),
+            download_concurrency: 3,
+            dry_run_downloads: false,
+            on_download_complete: None,
         }
     }
 }
@@ -341,6 +467,10 @@ mod tests {
             ("WEBHOOK_JSON_URL", "ftp://example.com/feed"),
             ("WEBHOOK_JSON_URL", "https://"),
             ("FEED_TIMEZONE", "Mars/Olympus"),
+            ("DOWNLOAD_CONCURRENCY", "65"),
+            ("DOWNLOAD_CONCURRENCY", "many"),
+            ("DRY_RUN_DOWNLOADS", "maybe"),
+            ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),
         ] {
             let err = load(&[(var, value)]).err().map(|e| e.to_string());
             let err = err.unwrap_or_default();
@@ -403,5 +533,31 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("WEBHOOK_JSON_URL"));
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn download_settings() -> Result<(), ConfigError> {
+        let c = load(&[])?;
+        assert_eq!(c.download_concurrency, 3);
+        assert!(!c.dry_run_downloads);
+        assert!(c.on_download_complete.is_none());
+        let c = load(&[
+            ("DOWNLOAD_CONCURRENCY", "5"),
+            ("DRY_RUN_DOWNLOADS", "1"),
+            (
+                "ON_DOWNLOAD_COMPLETE",
+                r#"/usr/bin/step1 --in "my dir" 'a b' c\ d"#,
+            ),
+        ])?;
+        assert_eq!(c.download_concurrency, 5);
+        assert!(c.dry_run_downloads);
+        assert_eq!(
+            c.on_download_complete,
+            Some(HookCommand {
+                program: "/usr/bin/step1".into(),
+                args: vec!["--in".into(), "my dir".into(), "a b".into(), "c d".into()],
+            })
+        );
+        Ok(())
     }
 }

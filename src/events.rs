@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Something that changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -14,12 +15,22 @@ pub enum Event {
     FeedUpdated,
     /// A tracked Frame.io upload was registered or changed review state; read it from the store.
     UploadChanged { id: String },
+    /// A running download moved on (sent a few times per second, never stored per chunk).
+    Progress {
+        id: i64,
+        bytes: u64,
+        total: Option<u64>,
+        speed_bps: u64,
+        eta_s: Option<u64>,
+    },
 }
 
 /// A broadcast channel; sending with no listener is fine, a slow listener loses old events.
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
+    /// Cancelled at shutdown so long-lived listeners (SSE) end and the server can drain.
+    closed: CancellationToken,
 }
 
 impl Default for EventBus {
@@ -31,7 +42,20 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(1024);
-        Self { sender }
+        Self {
+            sender,
+            closed: CancellationToken::new(),
+        }
+    }
+
+    /// Tells listeners the service is stopping.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Completes once [`EventBus::close`] was called.
+    pub fn closed(&self) -> WaitForCancellationFutureOwned {
+        self.closed.clone().cancelled_owned()
     }
 
     pub fn send(&self, event: Event) {

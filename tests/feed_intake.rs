@@ -47,6 +47,8 @@ async fn deliveries(app: &TestApp, query: &str) -> Vec<Value> {
 async fn spawn_with_feed(feed: &FeedServer, dir: &std::path::Path) -> TestApp {
     let mut config = config_for(dir, &feed.url());
     config.monitor_interval = Duration::from_secs(3600);
+    // Downloads paused: these tests look at what intake decides, before any worker moves it on.
+    config.download_concurrency = 0;
     TestApp::spawn(config).await
 }
 

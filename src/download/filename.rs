@@ -164,6 +164,108 @@ pub fn planned_name(original_filename: Option<&str>, source_url: &Url) -> Option
     })
 }
 
+/// The file name given by a `Content-Disposition` header: `filename*` (RFC 5987/6266,
+/// UTF-8 or ISO-8859-1, percent-encoded) first, else `filename` (quoted or a token).
+pub fn name_from_content_disposition(header: &str) -> Option<SafeFileName> {
+    let params = disposition_params(header);
+    let extended = params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("filename*"))
+        .and_then(|(_, v)| decode_rfc5987(v));
+    extended.and_then(|n| SafeFileName::new(&n)).or_else(|| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("filename"))
+            .and_then(|(_, v)| SafeFileName::new(v))
+    })
+}
+
+/// `key=value` parameters after the disposition type; quoted values unquoted.
+fn disposition_params(header: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = header;
+    // Skip the disposition type (`attachment`, `inline`).
+    match rest.find(';') {
+        Some(i) => rest = &rest[i + 1..],
+        None => return out,
+    }
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ';']);
+        if rest.is_empty() {
+            break;
+        }
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq].trim().to_string();
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            v.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            value = v;
+            rest = &quoted[end.min(quoted.len())..];
+        } else {
+            let end = rest.find(';').unwrap_or(rest.len());
+            value = rest[..end].trim().to_string();
+            rest = &rest[end..];
+        }
+        out.push((key, value));
+    }
+    out
+}
+
+/// `UTF-8''na%C3%AFve.mov` -> `naïve.mov`.
+fn decode_rfc5987(value: &str) -> Option<String> {
+    let mut parts = value.splitn(3, '\'');
+    let charset = parts.next()?.trim();
+    let _language = parts.next()?;
+    let encoded = parts.next()?;
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(encoded).collect();
+    if charset.eq_ignore_ascii_case("utf-8") {
+        String::from_utf8(bytes).ok()
+    } else if charset.eq_ignore_ascii_case("iso-8859-1") {
+        Some(bytes.into_iter().map(char::from).collect())
+    } else {
+        None
+    }
+}
+
+/// The final name of a download, in the spec's order: the forced name (`original_filename`,
+/// `--name`), else the `Content-Disposition` name, else the last segment of `link`, else
+/// `fallback` (`download-<id>`). A Dropbox folder link downloads as a zip.
+pub fn download_name(
+    forced: Option<&str>,
+    content_disposition: Option<&str>,
+    link: &Url,
+    fallback: &str,
+) -> SafeFileName {
+    let name = forced
+        .and_then(SafeFileName::new)
+        .or_else(|| content_disposition.and_then(name_from_content_disposition))
+        .or_else(|| name_from_url(link))
+        .or_else(|| SafeFileName::new(fallback))
+        .unwrap_or_else(|| SafeFileName("download".into()));
+    if classify::is_dropbox_folder(link) {
+        name.with_archive_extension()
+    } else {
+        name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +333,61 @@ mod tests {
         );
         let bare = Url::parse("https://cdn.example.com/")?;
         assert_eq!(planned_name(None, &bare), None);
+        Ok(())
+    }
+
+    #[test]
+    fn content_disposition_names() {
+        let cd = |h: &str| name_from_content_disposition(h).map(|n| n.0);
+        assert_eq!(
+            cd("attachment; filename=\"a.mov\"; filename*=UTF-8''na%C3%AFve%20clip.mov").as_deref(),
+            Some("naïve clip.mov")
+        );
+        assert_eq!(
+            cd("attachment; filename=\"Clip \\\"B\\\".mov\"").as_deref(),
+            Some("Clip _B_.mov")
+        );
+        assert_eq!(
+            cd("attachment; filename=plain.zip").as_deref(),
+            Some("plain.zip")
+        );
+        assert_eq!(
+            cd("attachment; filename*=iso-8859-1'fr'caf%E9.mov").as_deref(),
+            Some("café.mov")
+        );
+        assert_eq!(
+            cd("attachment; filename=\"../../etc/passwd\"").as_deref(),
+            Some("etc_passwd")
+        );
+        assert_eq!(cd("inline"), None);
+    }
+
+    #[test]
+    fn download_name_order() -> Result<(), url::ParseError> {
+        let link = Url::parse("https://cdn.example.com/x/segment.mov")?;
+        let cd = Some("attachment; filename=\"from-header.mov\"");
+        assert_eq!(
+            download_name(Some("61 Camille.zip"), cd, &link, "download-1").0,
+            "61 Camille.zip"
+        );
+        assert_eq!(
+            download_name(None, cd, &link, "download-1").0,
+            "from-header.mov"
+        );
+        assert_eq!(
+            download_name(None, None, &link, "download-1").0,
+            "segment.mov"
+        );
+        let bare = Url::parse("https://cdn.example.com/")?;
+        assert_eq!(
+            download_name(None, None, &bare, "download-7").0,
+            "download-7"
+        );
+        let folder = Url::parse("https://www.dropbox.com/scl/fo/abc/def?dl=1")?;
+        assert_eq!(
+            download_name(None, Some("attachment; filename=\"Rushes\""), &folder, "d").0,
+            "Rushes.zip"
+        );
         Ok(())
     }
 }

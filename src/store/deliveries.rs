@@ -93,6 +93,10 @@ pub struct Delivery {
     pub mean_speed_bps: Option<i64>,
     pub hook_exit_code: Option<i64>,
     pub hook_output: Option<String>,
+    /// Partial file of an unfinished download (`<name>.part`), kept for a resume.
+    pub part_path: Option<String>,
+    /// ETag or Last-Modified the `.part` came from (`If-Range` of a resume).
+    pub validator: Option<String>,
 }
 
 /// What the feed knows about a delivery.

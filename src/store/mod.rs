@@ -3,6 +3,7 @@
 //! portable to PostgreSQL.
 
 mod deliveries;
+mod downloads;
 mod feed;
 mod frameio;
 
@@ -14,6 +15,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use deliveries::{Delivery, DeliveryFilter, DeliveryState, NewDelivery, UpsertOutcome};
+pub use downloads::{DownloadAttempt, DownloadDone};
 pub use feed::{FeedFetch, FeedFetchOutcome, FeedState};
 pub use frameio::{
     FrameioEvent, NewFrameioEvent, RegisterError, Registered, ReviewState, StateChange,

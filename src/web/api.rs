@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::events::Event;
 use crate::feed::PollOutcome;
 use crate::feed::classify::LinkKind;
 use crate::status::MonitorStatus;
@@ -198,4 +199,106 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
 
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
+}
+
+fn delivery_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("no delivery {raw:?}")))
+}
+
+/// Moves delivery `id` from one of `from` to `to`: 404 when it does not exist, 409 when it is in
+/// another state.
+async fn move_delivery(
+    state: &AppState,
+    id: i64,
+    from: &[DeliveryState],
+    to: DeliveryState,
+    action: &str,
+) -> Result<Delivery, ApiError> {
+    if let Some(moved) = state.store.transition(id, from, to, None).await? {
+        state.events.send(Event::DeliveryChanged { id });
+        return Ok(moved);
+    }
+    let current = state
+        .store
+        .delivery(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+    let allowed: Vec<_> = from.iter().map(|s| s.as_str()).collect();
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "delivery {id} is {}; only {} deliveries can be {action}",
+            current.state.as_str(),
+            allowed.join(" or ")
+        ),
+    ))
+}
+
+/// `POST /api/deliveries/{id}/retry`: failed or cancelled -> queued (a kept `.part` is resumed).
+pub async fn retry_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let id = delivery_id(&id)?;
+    let moved = move_delivery(
+        &state,
+        id,
+        &[DeliveryState::Failed, DeliveryState::Cancelled],
+        DeliveryState::Queued,
+        "retried",
+    )
+    .await?;
+    state.downloads.wake();
+    Ok(Json(moved))
+}
+
+/// `POST /api/deliveries/{id}/cancel`: queued or downloading -> cancelled; a running download stops
+/// and keeps its `.part`.
+pub async fn cancel_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let id = delivery_id(&id)?;
+    let moved = move_delivery(
+        &state,
+        id,
+        &[DeliveryState::Queued, DeliveryState::Downloading],
+        DeliveryState::Cancelled,
+        "cancelled",
+    )
+    .await?;
+    state.downloads.cancel(id);
+    Ok(Json(moved))
+}
+
+/// `POST /api/deliveries/{id}/handled`: a manual delivery someone fetched by hand.
+pub async fn mark_handled(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let id = delivery_id(&id)?;
+    Ok(Json(
+        move_delivery(
+            &state,
+            id,
+            &[DeliveryState::Manual],
+            DeliveryState::Handled,
+            "marked handled",
+        )
+        .await?,
+    ))
+}
+
+/// `GET /api/deliveries/{id}/attempts`: every download try, with the URL (no query) and error.
+pub async fn delivery_attempts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = delivery_id(&id)?;
+    if state.store.delivery(id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no delivery {id}")));
+    }
+    let attempts = state.store.download_attempts(id).await?;
+    Ok(Json(json!({ "attempts": attempts })))
 }

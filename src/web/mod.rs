@@ -4,12 +4,14 @@ pub mod access;
 pub mod api;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod frameio;
 pub mod router;
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::download::engine::DownloadHandle;
 use crate::events::EventBus;
 use crate::feed::poller::PollerHandle;
 use crate::store::Store;
@@ -19,6 +21,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub poller: PollerHandle,
+    pub downloads: DownloadHandle,
     pub events: EventBus,
     pub config: Arc<Config>,
     pub frameio: crate::frameio::FrameioHandle,

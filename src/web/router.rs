@@ -5,13 +5,18 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{AppState, access, api, dashboard};
+use super::{AppState, access, api, dashboard, events};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/csv_monitor_status", get(api::csv_monitor_status))
         .route("/api/deliveries", get(api::list_deliveries))
         .route("/api/deliveries/{id}", get(api::get_delivery))
+        .route("/api/deliveries/{id}/attempts", get(api::delivery_attempts))
+        .route("/api/deliveries/{id}/retry", post(api::retry_delivery))
+        .route("/api/deliveries/{id}/cancel", post(api::cancel_delivery))
+        .route("/api/deliveries/{id}/handled", post(api::mark_handled))
+        .route("/api/events", get(events::sse))
         .route("/api/feed/refresh", post(api::refresh_feed))
         .layer(middleware::from_fn(access::form_posts_return_to_the_page));
     let pages = Router::new()

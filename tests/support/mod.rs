@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod fake_frameio;
 pub mod feed_server;
+pub mod file_server;
 pub mod service;
 
 use std::future::Future;

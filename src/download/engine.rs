@@ -1,0 +1,562 @@
+//! The download workers: claim `queued` deliveries (at most `DOWNLOAD_CONCURRENCY` at once, at most
+//! two per host), resume `downloading` ones left by a previous run, try the R2 copy then the
+//! source link, and write every outcome to the store before announcing it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::hook::{self, HookInput};
+use super::transfer::{self, Finished, Job, JobUrl, Observer, Progress, Resume, TransferError};
+use crate::config::HookCommand;
+use crate::events::{Event, EventBus};
+use crate::feed::source::RetryPolicy;
+use crate::store::{Delivery, DeliveryState, DownloadDone, Store, StoreError};
+
+/// At most this many downloads from one host at once.
+pub const PER_HOST: usize = 2;
+/// The store gets a running download's progress at most this often.
+const STORE_EVERY: Duration = Duration::from_secs(1);
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub dir: PathBuf,
+    pub concurrency: usize,
+    pub per_host: usize,
+    pub dry_run: bool,
+    pub on_complete: Option<HookCommand>,
+    pub retry: RetryPolicy,
+    /// Connect and read timeout of each request.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    running: Mutex<HashMap<i64, CancellationToken>>,
+    wake: Notify,
+}
+
+/// Talks to a running engine: wake it up, cancel one download. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct DownloadHandle {
+    shared: Arc<Shared>,
+}
+
+impl DownloadHandle {
+    /// Look for queued deliveries now rather than at the next tick.
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops the running download of `id`, if any (its `.part` is kept). The caller has
+    /// already moved the delivery out of `downloading`.
+    pub fn cancel(&self, id: i64) -> bool {
+        let running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match running.get(&id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+pub struct Engine {
+    store: Store,
+    events: EventBus,
+    config: EngineConfig,
+    handle: DownloadHandle,
+    client: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        events: EventBus,
+        config: EngineConfig,
+    ) -> Result<(Self, DownloadHandle), EngineError> {
+        let client = transfer::client(config.timeout)?;
+        let handle = DownloadHandle::default();
+        Ok((
+            Self {
+                store,
+                events,
+                config,
+                handle: handle.clone(),
+                client,
+            },
+            handle,
+        ))
+    }
+
+    /// Runs until `cancel`; then stops the downloads (they stay `downloading`, to resume at the
+    /// next start) and returns when every worker has.
+    pub async fn run(self, cancel: CancellationToken) {
+        let ctx = Arc::new(Worker {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            client: self.client.clone(),
+            config: self.config.clone(),
+        });
+        let mut pending: VecDeque<Delivery> = VecDeque::new();
+        if !self.config.dry_run {
+            match self.store.interrupted_downloads().await {
+                Ok(rows) => {
+                    if !rows.is_empty() {
+                        tracing::info!(count = rows.len(), "resuming interrupted downloads");
+                    }
+                    pending.extend(rows);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot list interrupted downloads"),
+            }
+        }
+        let mut workers: JoinSet<i64> = JoinSet::new();
+        let mut active: HashMap<i64, String> = HashMap::new();
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut bus = self.events.subscribe();
+        loop {
+            self.fill(&ctx, &cancel, &mut pending, &mut workers, &mut active)
+                .await;
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.handle.shared.wake.notified() => {}
+                _ = ticker.tick() => {}
+                Some(done) = workers.join_next() => {
+                    if let Ok(id) = done {
+                        active.remove(&id);
+                        self.running().remove(&id);
+                    }
+                }
+                event = bus.recv() => {
+                    // A new delivery from the feed: have a look at once. Progress is noise here.
+                    if matches!(event, Ok(Event::Progress { .. })) {
+                        continue;
+                    }
+                }
+            }
+        }
+        // Children of `cancel`: already cancelled.
+        while workers.join_next().await.is_some() {}
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
+        self.handle
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts downloads while there are free slots and eligible deliveries.
+    async fn fill(
+        &self,
+        ctx: &Arc<Worker>,
+        cancel: &CancellationToken,
+        pending: &mut VecDeque<Delivery>,
+        workers: &mut JoinSet<i64>,
+        active: &mut HashMap<i64, String>,
+    ) {
+        let host_busy = |active: &HashMap<i64, String>, host: &str| {
+            active.values().filter(|h| h.as_str() == host).count() >= self.config.per_host
+        };
+        // Interrupted downloads first (already `downloading`, no claim needed).
+        let mut waiting = VecDeque::new();
+        while let Some(d) = pending.pop_front() {
+            let host = primary_host(&d);
+            if active.len() >= self.config.concurrency || host_busy(active, &host) {
+                waiting.push_back(d);
+                continue;
+            }
+            self.start(ctx, cancel, d, host, workers, active);
+        }
+        *pending = waiting;
+        if active.len() >= self.config.concurrency {
+            return;
+        }
+        let candidates = match self.store.queued_deliveries(200).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list queued deliveries");
+                return;
+            }
+        };
+        let mut skipped_hosts = HashSet::new();
+        for d in candidates {
+            if active.len() >= self.config.concurrency {
+                break;
+            }
+            if active.contains_key(&d.id) {
+                continue; // a cancelled worker still winding down
+            }
+            if self.config.dry_run {
+                match self
+                    .store
+                    .transition(d.id, &[DeliveryState::Queued], DeliveryState::DryRun, None)
+                    .await
+                {
+                    Ok(Some(_)) => {
+                        tracing::info!(id = d.id, "dry run: delivery recorded, not downloaded");
+                        self.events.send(Event::DeliveryChanged { id: d.id });
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(id = d.id, error = %e, "cannot record a dry run"),
+                }
+                continue;
+            }
+            let host = primary_host(&d);
+            if skipped_hosts.contains(&host) || host_busy(active, &host) {
+                skipped_hosts.insert(host);
+                continue;
+            }
+            match self.store.claim_queued(d.id).await {
+                Ok(Some(claimed)) => {
+                    self.events.send(Event::DeliveryChanged { id: d.id });
+                    self.start(ctx, cancel, claimed, host, workers, active);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(id = d.id, error = %e, "cannot claim a delivery"),
+            }
+        }
+    }
+
+    fn start(
+        &self,
+        ctx: &Arc<Worker>,
+        cancel: &CancellationToken,
+        delivery: Delivery,
+        host: String,
+        workers: &mut JoinSet<i64>,
+        active: &mut HashMap<i64, String>,
+    ) {
+        let id = delivery.id;
+        let token = cancel.child_token();
+        self.running().insert(id, token.clone());
+        active.insert(id, host);
+        let ctx = ctx.clone();
+        workers.spawn(async move {
+            ctx.download(delivery, token).await;
+            id
+        });
+    }
+}
+
+/// Host of the first URL a delivery is fetched from: what the per-host limit counts.
+fn primary_host(d: &Delivery) -> String {
+    d.r2_url
+        .as_deref()
+        .and_then(|u| Url::parse(u).ok())
+        .or_else(|| Url::parse(&d.source_url).ok())
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// What every download task shares.
+struct Worker {
+    store: Store,
+    events: EventBus,
+    client: reqwest::Client,
+    config: EngineConfig,
+}
+
+impl Worker {
+    async fn download(&self, delivery: Delivery, cancel: CancellationToken) {
+        let id = delivery.id;
+        match self.try_download(&delivery, &cancel).await {
+            Ok(()) => {}
+            Err(WorkerError::Transfer(TransferError::Cancelled)) => {
+                // Cancelled by a user (state already `cancelled`) or by shutdown (stays
+                // `downloading` and resumes at the next start): nothing to write.
+                tracing::info!(id, "download stopped");
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::warn!(id, error = %message, "download failed");
+                // The part may have been chosen during this run: read where it is now.
+                let part = match self.store.delivery(id).await {
+                    Ok(Some(d)) => d.part_path,
+                    _ => delivery.part_path.clone(),
+                };
+                let bytes = part
+                    .as_deref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0, |m| m.len() as i64);
+                match self.store.fail_download(id, &message, bytes).await {
+                    Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(id, error = %e, "cannot record a failed download"),
+                }
+            }
+        }
+    }
+
+    async fn try_download(
+        &self,
+        delivery: &Delivery,
+        cancel: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let id = delivery.id;
+        // Died between the rename and the store update: the file is there and verified.
+        if let Some(done) = self.already_renamed(delivery).await {
+            return self.finish(delivery, done).await;
+        }
+        let mut urls = Vec::new();
+        let mut bad = Vec::new();
+        if let Some(raw) = &delivery.r2_url {
+            match Url::parse(raw) {
+                Ok(url) => urls.push(JobUrl { role: "r2", url }),
+                Err(e) => bad.push(format!("r2_url is not a URL ({e})")),
+            }
+        }
+        let source = Url::parse(&delivery.source_url);
+        match &source {
+            Ok(url) => urls.push(JobUrl {
+                role: "source",
+                url: url.clone(),
+            }),
+            Err(e) => bad.push(format!("source_url is not a URL ({e})")),
+        }
+        let Some(name_link) = source.ok().or_else(|| urls.first().map(|u| u.url.clone())) else {
+            return Err(WorkerError::Message(bad.join("; ")));
+        };
+        let job = Job {
+            urls,
+            forced_name: delivery.original_filename.clone(),
+            name_link,
+            fallback_name: format!("download-{id}"),
+            dir: self.config.dir.clone(),
+            resume: delivery.part_path.as_ref().map(|p| Resume {
+                part: PathBuf::from(p),
+                validator: delivery.validator.clone(),
+            }),
+            inline_writes: false,
+        };
+        tracing::info!(
+            id,
+            urls = ?job.urls.iter().map(|u| transfer::shown_url(&u.url)).collect::<Vec<_>>(),
+            "download started"
+        );
+        let mut observer = StoreObserver {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            id,
+            last_store: None,
+        };
+        let finished = transfer::download(
+            &self.client,
+            &job,
+            &mut observer,
+            &self.config.retry,
+            cancel,
+        )
+        .await?;
+        self.finish(delivery, finished).await
+    }
+
+    async fn finish(&self, delivery: &Delivery, f: Finished) -> Result<(), WorkerError> {
+        let id = delivery.id;
+        let secs = f.elapsed.as_secs_f64().max(0.001);
+        let done = DownloadDone {
+            served_by: f.served_by.to_string(),
+            served_url: f.served_url.clone(),
+            sha256: f.sha256.clone(),
+            final_path: f.path.display().to_string(),
+            bytes: f.bytes as i64,
+            duration_ms: f.elapsed.as_millis() as i64,
+            mean_speed_bps: (f.fetched as f64 / secs) as i64,
+        };
+        let updated = self.store.finish_download(id, &done).await?;
+        if updated.is_none() {
+            // Cancelled while the last bytes arrived: the file is complete, keep the user's choice.
+            tracing::info!(id, path = %done.final_path, "download finished after a cancel");
+            return Ok(());
+        }
+        tracing::info!(
+            id,
+            path = %done.final_path,
+            bytes = done.bytes,
+            served_by = %done.served_by,
+            duration_ms = done.duration_ms,
+            speed_bps = done.mean_speed_bps,
+            "download done"
+        );
+        self.events.send(Event::DeliveryChanged { id });
+        if let Some(command) = &self.config.on_complete {
+            let outcome = hook::run(
+                command,
+                &HookInput {
+                    file: &f.path,
+                    delivery_id: id,
+                    provider: &delivery.provider,
+                    original_filename: delivery.original_filename.as_deref(),
+                },
+            )
+            .await;
+            tracing::info!(id, exit_code = ?outcome.exit_code, "ON_DOWNLOAD_COMPLETE ran");
+            self.store
+                .record_hook(id, outcome.exit_code, &outcome.output)
+                .await?;
+            self.events.send(Event::DeliveryChanged { id });
+        }
+        Ok(())
+    }
+
+    /// A final file recorded just before a rename, present and with the recorded checksum.
+    async fn already_renamed(&self, d: &Delivery) -> Option<Finished> {
+        let part_gone = d
+            .part_path
+            .as_deref()
+            .is_none_or(|p| !Path::new(p).exists());
+        let (path, sha) = (d.final_path.as_deref()?, d.sha256.as_deref()?);
+        if !part_gone {
+            return None;
+        }
+        let path = PathBuf::from(path);
+        let len = std::fs::metadata(&path).ok()?.len();
+        if len as i64 != d.bytes_done {
+            return None;
+        }
+        let check = path.clone();
+        let actual = tokio::task::spawn_blocking(move || sha256_of(&check))
+            .await
+            .ok()?
+            .ok()?;
+        (actual == sha).then(|| Finished {
+            path,
+            sha256: actual,
+            bytes: len,
+            served_by: "unknown",
+            served_url: String::new(),
+            elapsed: Duration::ZERO,
+            fetched: 0,
+        })
+    }
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WorkerError {
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Message(String),
+}
+
+/// Persists a download's progress (throttled) and announces it on the bus.
+struct StoreObserver {
+    store: Store,
+    events: EventBus,
+    id: i64,
+    last_store: Option<Instant>,
+}
+
+impl Observer for StoreObserver {
+    async fn part_chosen(
+        &mut self,
+        part: &Path,
+        name: &super::filename::SafeFileName,
+        validator: Option<&str>,
+        total: Option<u64>,
+    ) -> Result<(), String> {
+        self.store
+            .set_download_part(
+                self.id,
+                Some(&part.display().to_string()),
+                Some(name.as_str()),
+                validator,
+                total.map(|t| t as i64),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn attempt(
+        &mut self,
+        role: &'static str,
+        shown_url: &str,
+        try_number: u32,
+        error: Option<&str>,
+    ) -> Result<(), String> {
+        self.store
+            .record_download_attempt(self.id, role, shown_url, try_number, error)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn progress(&mut self, p: Progress) {
+        self.events.send(Event::Progress {
+            id: self.id,
+            bytes: p.bytes,
+            total: p.total,
+            speed_bps: p.speed_bps,
+            eta_s: p.eta_s,
+        });
+        let now = Instant::now();
+        if self
+            .last_store
+            .is_none_or(|t| now.duration_since(t) >= STORE_EVERY)
+        {
+            self.last_store = Some(now);
+            if let Err(e) = self
+                .store
+                .set_download_progress(self.id, p.bytes as i64, p.total.map(|t| t as i64))
+                .await
+            {
+                tracing::warn!(id = self.id, error = %e, "cannot store download progress");
+            }
+        }
+    }
+
+    async fn before_rename(
+        &mut self,
+        final_path: &Path,
+        sha256: &str,
+        bytes: u64,
+    ) -> Result<(), String> {
+        self.store
+            .set_download_final(
+                self.id,
+                &final_path.display().to_string(),
+                sha256,
+                bytes as i64,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,248 @@
+//! `rushes download URL`: one file with the service's transfer code (resume, naming, fallback),
+//! a progress bar on a terminal and plain lines otherwise.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::filename::SafeFileName;
+use super::transfer::{self, Job, JobUrl, Observer, Progress, TransferError};
+use crate::feed::source::RetryPolicy;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DownloadArgs {
+    /// The file's URL (http or https)
+    pub url: String,
+    /// Final file name (sanitised); default: Content-Disposition, else the URL's last segment
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Folder to save into [default: current folder]
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// A second URL tried when the first one fails (like the source link behind an R2 copy)
+    #[arg(long, value_name = "URL")]
+    pub fallback: Option<String>,
+    /// Connect and read timeout in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+fn parse_http(raw: &str, what: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("{what} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host_str().is_some() => Ok(url),
+        _ => Err(format!("{what} must be an http or https URL")),
+    }
+}
+
+/// Runs the download until done, failed or `shutdown`.
+pub async fn run(
+    args: DownloadArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
+    let primary = parse_http(&args.url, "URL").map_err(anyhow::Error::msg)?;
+    let mut urls = vec![JobUrl {
+        role: "primary",
+        url: primary.clone(),
+    }];
+    if let Some(raw) = &args.fallback {
+        urls.push(JobUrl {
+            role: "fallback",
+            url: parse_http(raw, "--fallback").map_err(anyhow::Error::msg)?,
+        });
+    }
+    if let Some(name) = &args.name
+        && SafeFileName::new(name).is_none()
+    {
+        anyhow::bail!("--name {name:?} has no usable characters left once sanitised");
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.out.display()))?;
+    let job = Job {
+        urls,
+        forced_name: args.name.clone(),
+        name_link: primary,
+        fallback_name: "download".into(),
+        dir: args.out.clone(),
+        resume: None,
+        inline_writes: true,
+    };
+    let client = transfer::client(Duration::from_secs(args.timeout.max(1)))?;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let mut observer = CliObserver::new(std::io::stderr().is_terminal());
+    let result = transfer::download(
+        &client,
+        &job,
+        &mut observer,
+        &RetryPolicy::default(),
+        &cancel,
+    )
+    .await;
+    observer.end_line();
+    match result {
+        Ok(f) => {
+            let secs = f.elapsed.as_secs_f64().max(0.001);
+            println!(
+                "saved {} ({} bytes, sha256 {}) from the {} URL in {:.1} s, {}/s",
+                f.path.display(),
+                f.bytes,
+                f.sha256,
+                f.served_by,
+                secs,
+                human(f.fetched as f64 / secs)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(TransferError::Cancelled) => {
+            eprintln!("interrupted{}", kept(&observer.part));
+            Ok(ExitCode::from(130))
+        }
+        Err(e) => {
+            eprintln!("download failed: {e}{}", kept(&observer.part));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn kept(part: &Option<PathBuf>) -> String {
+    match part {
+        Some(p) if p.exists() => format!(" (partial file kept: {})", p.display()),
+        _ => String::new(),
+    }
+}
+
+/// `1536` -> `1.5 KiB`.
+pub fn human(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn eta(seconds: Option<u64>) -> String {
+    match seconds {
+        Some(s) => format!("{}:{:02}", s / 60, s % 60),
+        None => "?".into(),
+    }
+}
+
+struct CliObserver {
+    tty: bool,
+    part: Option<PathBuf>,
+    last_line: Option<Instant>,
+    drawn: bool,
+}
+
+impl CliObserver {
+    fn new(tty: bool) -> Self {
+        Self {
+            tty,
+            part: None,
+            last_line: None,
+            drawn: false,
+        }
+    }
+
+    fn end_line(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
+}
+
+impl Observer for CliObserver {
+    async fn part_chosen(
+        &mut self,
+        part: &Path,
+        name: &SafeFileName,
+        _validator: Option<&str>,
+        total: Option<u64>,
+    ) -> Result<(), String> {
+        if self.part.is_none() {
+            self.end_line();
+            eprintln!(
+                "downloading {name} ({})",
+                total.map_or_else(|| "size unknown".to_string(), |t| human(t as f64))
+            );
+        }
+        self.part = Some(part.to_path_buf());
+        Ok(())
+    }
+
+    async fn attempt(
+        &mut self,
+        role: &'static str,
+        shown_url: &str,
+        try_number: u32,
+        error: Option<&str>,
+    ) -> Result<(), String> {
+        if let Some(error) = error {
+            self.end_line();
+            eprintln!("{role} URL {shown_url}, try {try_number}: {error}");
+        }
+        Ok(())
+    }
+
+    async fn progress(&mut self, p: Progress) {
+        let percent = p.total.filter(|t| *t > 0).map(|t| p.bytes * 100 / t);
+        let of = p
+            .total
+            .map_or_else(String::new, |t| format!(" / {}", human(t as f64)));
+        let speed = human(p.speed_bps as f64);
+        if self.tty {
+            let width = 24usize;
+            let filled = percent.map_or(0, |pc| (pc as usize * width / 100).min(width));
+            let bar = format!("{}{}", "#".repeat(filled), "-".repeat(width - filled));
+            eprint!(
+                "\r[{bar}] {:>3}% {}{of}  {speed}/s  ETA {}   ",
+                percent.map_or_else(|| "?".to_string(), |p| p.to_string()),
+                human(p.bytes as f64),
+                eta(p.eta_s)
+            );
+            let _ = std::io::stderr().flush();
+            self.drawn = true;
+        } else {
+            let now = Instant::now();
+            if self
+                .last_line
+                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(2))
+            {
+                return;
+            }
+            self.last_line = Some(now);
+            eprintln!(
+                "{}{of}{} at {speed}/s, ETA {}",
+                human(p.bytes as f64),
+                percent.map_or_else(String::new, |p| format!(" ({p}%)")),
+                eta(p.eta_s)
+            );
+        }
+    }
+
+    async fn before_rename(
+        &mut self,
+        _final_path: &Path,
+        _sha256: &str,
+        _bytes: u64,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}

@@ -1,0 +1,46 @@
+//! `GET /api/events`: server-sent events for the dashboard. Each event is one JSON object with a
+//! `type`: `delivery_changed` (id, state and the delivery as `/api/deliveries/{id}` shows it,
+//! read from the store), `progress` (id, bytes, total, speed_bps, eta_s) or `feed_updated`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use futures::StreamExt;
+use serde_json::json;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::AppState;
+use crate::events::Event;
+
+pub async fn sse(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let store = state.store.clone();
+    let closed = state.events.closed();
+    let stream = BroadcastStream::new(state.events.subscribe())
+        .take_until(closed)
+        .filter_map(move |event| {
+            let store = store.clone();
+            async move {
+                // A lagging client loses old events; the next delivery_changed catches it up.
+                let event = event.ok()?;
+                let data = match &event {
+                    Event::DeliveryChanged { id } => {
+                        let delivery = store.delivery(*id).await.ok().flatten()?;
+                        json!({
+                            "type": "delivery_changed",
+                            "id": id,
+                            "state": delivery.state,
+                            "delivery": delivery,
+                        })
+                    }
+                    other => serde_json::to_value(other).ok()?,
+                };
+                Some(Ok(SseEvent::default().data(data.to_string())))
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
