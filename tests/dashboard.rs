@@ -10,6 +10,7 @@ use rushes::demo::{SampleServer, demo_config};
 use secrecy::SecretString;
 use serde_json::json;
 use support::browser::Browser;
+use support::feed_server::FeedServer;
 use support::service::{TestApp, temp_dir};
 use support::wait_for;
 
@@ -40,15 +41,52 @@ async fn text_of(browser: &Browser, css: &str) -> String {
     }
 }
 
+/// The row of the delivery whose file name is `name`.
+fn row_of(name: &str) -> Locator<'static> {
+    let xpath = format!("//tr[@data-id][.//*[contains(@class,'name') and text()='{name}']]");
+    Locator::XPath(Box::leak(xpath.into_boxed_str()))
+}
+
+async fn row_state(browser: &Browser, name: &str) -> String {
+    match browser.client.find(row_of(name)).await {
+        Ok(row) => row
+            .attr("data-state")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn click_in_row(browser: &Browser, name: &str, button: &str) {
+    let row = browser.client.find(row_of(name)).await.expect("row");
+    let xpath = format!(".//button[text()='{button}']");
+    row.find(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|_| panic!("no {button} button in the row of {name}"))
+        .click()
+        .await
+        .expect("click");
+}
+
 #[tokio::test]
-async fn the_page_shows_deliveries_escapes_feed_text_and_opens_manual_links() {
+async fn the_page_is_live_escapes_feed_text_and_acts_on_deliveries() {
+    // The files come from the demo's sample server; the feed is a fake we fill later, so the
+    // page is already open when the deliveries arrive.
+    let sample = SampleServer::start(Vec::new())
+        .await
+        .expect("sample server");
+    let base = format!("http://{}", sample.addr);
+    let feed = FeedServer::start("[]").await;
     let dir = temp_dir();
-    let app = demo_app(dir.path(), None).await;
-    wait_for("the demo feed to be taken in", WAIT, || async {
-        let (_, body) = app.get("/api/deliveries").await;
-        (body["deliveries"].as_array().map_or(0, Vec::len) == 8).then_some(())
-    })
-    .await;
+    let mut config = demo_config(
+        dir.path(),
+        &feed.url(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    );
+    config.monitor_interval = Duration::from_secs(3600);
+    let app = TestApp::spawn(config).await;
 
     let browser = Browser::start(1280, 900).await;
     browser
@@ -61,22 +99,127 @@ async fn the_page_shows_deliveries_escapes_feed_text_and_opens_manual_links() {
         "rushes · deliveries"
     );
     assert_eq!(text_of(&browser, "#feed-host").await, "127.0.0.1");
-    assert_eq!(text_of(&browser, "#records-processed").await, "8");
-    let rows = browser
+    assert!(
+        text_of(&browser, ".empty")
+            .await
+            .contains("No deliveries yet")
+    );
+    wait_for("the live indicator", WAIT, || async {
+        (text_of(&browser, "#live").await == "Live").then_some(())
+    })
+    .await;
+    // Remember the highest progress every bar shows, and mark the page to prove it is never reloaded.
+    browser
+        .client
+        .execute(
+            r#"window.__notReloaded = true; window.__pct = {};
+            const seen = () => document.querySelectorAll('[data-progress]').forEach(el => {
+              const p = parseInt(el.dataset.pct || '0', 10), id = el.dataset.progress;
+              const s = window.__pct[id] || (window.__pct[id] = {max: 0, values: []});
+              if (!s.values.includes(p)) s.values.push(p);
+              s.max = Math.max(s.max, p);
+            });
+            new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-pct']});"#,
+            vec![],
+        )
+        .await
+        .expect("install observer");
+
+    let mut items = rushes::demo::sample_feed(&base);
+    items.push(json!({
+        "source_url": "https://example.com/shared/xss",
+        "provider": "webhook",
+        "created_at": "2026-11-25T10:00:00Z",
+        "original_filename": XSS_NAME
+    }));
+    feed.set_body(serde_json::Value::Array(items).to_string());
+    browser
+        .client
+        .find(Locator::Css("#feed-panel button"))
+        .await
+        .expect("Refresh now")
+        .click()
+        .await
+        .expect("click Refresh now");
+    wait_for("8 rows to arrive without a reload", WAIT, || async {
+        let rows = browser
+            .client
+            .find_all(Locator::Css("table.deliveries tbody tr[data-id]"))
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0);
+        (rows == 8).then_some(())
+    })
+    .await;
+    wait_for("the counts to follow", WAIT, || async {
+        (text_of(&browser, "#counts a:first-child b").await == "8").then_some(())
+    })
+    .await;
+    // Rows that arrived live are in the server's order: newest first.
+    let mut keys = Vec::new();
+    for row in browser
         .client
         .find_all(Locator::Css("table.deliveries tbody tr[data-id]"))
         .await
-        .expect("rows");
-    assert_eq!(rows.len(), 8);
+        .expect("rows")
+    {
+        keys.push(
+            row.attr("data-sort")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        );
+    }
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(keys, sorted, "live rows are not newest first");
+    wait_for("the records count in the feed panel", WAIT, || async {
+        (text_of(&browser, "#records-processed").await == "8").then_some(())
+    })
+    .await;
+
+    // A download's bar moves and reaches 100 %, then the row turns done, all without a reload.
+    wait_for("61 Camille.zip to be done", WAIT, || async {
+        (row_state(&browser, "61 Camille.zip").await == "done").then_some(())
+    })
+    .await;
+    let (_, camille) = app.get("/api/deliveries?state=done").await;
+    let camille_id = camille["deliveries"]
+        .as_array()
+        .and_then(|list| list.iter().find(|d| d["file_name"] == "61 Camille.zip"))
+        .and_then(|d| d["id"].as_i64())
+        .expect("Camille is done");
+    let seen = browser
+        .client
+        .execute("return window.__pct", vec![])
+        .await
+        .expect("read observer");
+    let bar = &seen[camille_id.to_string()];
+    assert_eq!(bar["max"], 100, "the bar never showed 100 %: {seen}");
+    assert!(
+        bar["values"].as_array().map_or(0, Vec::len) >= 3,
+        "the bar did not move: {seen}"
+    );
+    let done_row = browser
+        .client
+        .find(row_of("61 Camille.zip"))
+        .await
+        .expect("row");
+    let details = done_row.text().await.expect("text");
+    assert!(
+        details.contains("24.0 MiB") && details.contains("sha256"),
+        "{details}"
+    );
 
     // The file name from the feed is shown as text, never as markup.
-    let names = browser
+    let originals = browser
         .client
         .find_all(Locator::Css(".orig"))
         .await
         .expect("names");
     let mut found = false;
-    for name in names {
+    for name in originals {
         if name.text().await.unwrap_or_default() == format!("feed name: {XSS_NAME}") {
             found = true;
         }
@@ -120,6 +263,59 @@ async fn the_page_shows_deliveries_escapes_feed_text_and_opens_manual_links() {
         (n == before + 1).then_some(())
     })
     .await;
+
+    // Mark handled changes the row.
+    click_in_row(&browser, "65 Making-of.zip", "Mark handled").await;
+    wait_for("the SwissTransfer row to be handled", WAIT, || async {
+        (row_state(&browser, "65 Making-of.zip").await == "handled").then_some(())
+    })
+    .await;
+    let (_, handled) = app.get("/api/deliveries?state=handled").await;
+    assert_eq!(handled["deliveries"].as_array().map_or(0, Vec::len), 1);
+
+    // Retry on the failed one re-queues it: it is tried again (and fails again: the link is gone).
+    wait_for("the expired link to fail", WAIT, || async {
+        (row_state(&browser, "66 Expired link.mov").await == "failed").then_some(())
+    })
+    .await;
+    let failed_row = browser
+        .client
+        .find(row_of("66 Expired link.mov"))
+        .await
+        .expect("row");
+    assert!(failed_row.text().await.expect("text").contains("404"));
+    let expired_id: i64 = failed_row
+        .attr("data-id")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .expect("id");
+    let attempts = |body: serde_json::Value| body["attempts"].as_array().map_or(0, Vec::len);
+    let (_, before) = app
+        .get(&format!("/api/deliveries/{expired_id}/attempts"))
+        .await;
+    let tries_before = attempts(before);
+    assert!(tries_before > 0);
+    click_in_row(&browser, "66 Expired link.mov", "Retry").await;
+    wait_for("the retry to be attempted", WAIT, || async {
+        let (_, now) = app
+            .get(&format!("/api/deliveries/{expired_id}/attempts"))
+            .await;
+        (attempts(now) > tries_before).then_some(())
+    })
+    .await;
+    wait_for("the retried row to fail again", WAIT, || async {
+        (row_state(&browser, "66 Expired link.mov").await == "failed").then_some(())
+    })
+    .await;
+
+    let not_reloaded = browser
+        .client
+        .execute("return window.__notReloaded === true", vec![])
+        .await
+        .expect("marker");
+    assert_eq!(not_reloaded.as_bool(), Some(true), "the page was reloaded");
 
     let shot = browser.screenshot("dashboard.png").await;
     assert!(

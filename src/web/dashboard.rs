@@ -66,7 +66,6 @@ pub async fn page(
     let feed = state.store.feed_state().await?;
     let frameio = frameio_panel(&state).await?;
     let filtered = filter_state.is_some() || filter_kind.is_some();
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
 
     Ok(layout(
         filtered,
@@ -74,12 +73,7 @@ pub async fn page(
             (feed_panel(&state, &feed))
             section.panel {
                 h2 { "Deliveries" }
-                div.counts {
-                    a.chip href="/" { "All" b { (total) } }
-                    @for (name, n) in &counts {
-                        a.chip href={ "/?state=" (name) } { (label(name)) b { (n) } }
-                    }
-                }
+                (counts_chips(&counts))
                 form.filters method="get" action="/" {
                     label { "State " select name="state" {
                         option value="" { "any" }
@@ -180,6 +174,23 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
             }
         }
     })
+}
+
+/// `GET /ui/counts`: the per-state counts, for the script.
+pub async fn counts_fragment(State(state): State<AppState>) -> Result<Markup, ApiError> {
+    Ok(counts_chips(&state.store.delivery_counts().await?))
+}
+
+fn counts_chips(counts: &[(String, i64)]) -> Markup {
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    html! {
+        div #counts .counts {
+            a.chip href="/" { "All" b { (total) } }
+            @for (name, n) in counts {
+                a.chip href={ "/?state=" (name) } { (label(name)) b { (n) } }
+            }
+        }
+    }
 }
 
 /// `GET /ui/feed`: the feed panel, for the script.
@@ -290,7 +301,7 @@ pub fn row(d: &Delivery) -> Markup {
         .unwrap_or_default();
     let id = d.id.to_string();
     html! {
-        tr id={ "delivery-" (d.id) } data-id=(d.id) data-state=(d.state.as_str()) {
+        tr id={ "delivery-" (d.id) } data-id=(d.id) data-state=(d.state.as_str()) data-sort={ (d.created_at) "#" (format!("{:012}", d.id)) } {
             td {
                 div.name { (name) }
                 @if let Some(original) = d.original_filename.as_deref().filter(|o| *o != name) {

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::page))
         .route("/ui/deliveries/{id}/row", get(dashboard::row_fragment))
         .route("/ui/feed", get(dashboard::feed_fragment))
+        .route("/ui/counts", get(dashboard::counts_fragment))
         .route("/ui/frameio", get(dashboard::frameio_fragment))
         .route("/static/dashboard.css", get(dashboard::stylesheet))
         .route("/static/dashboard.js", get(dashboard::script))

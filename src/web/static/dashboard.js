@@ -47,8 +47,24 @@
     } else if (tbody && !filtered) {
       const empty = tbody.querySelector(".empty-row");
       if (empty) empty.remove();
-      tbody.prepend(row);
+      // Newest first, as the server orders them: before the first row that sorts lower.
+      const key = row.dataset.sort || "";
+      const next = Array.from(tbody.querySelectorAll("tr[data-sort]")).find((r) => r.dataset.sort < key);
+      tbody.insertBefore(row, next || null);
     }
+    scheduleCounts();
+  }
+
+  // Per-state counts, refreshed at most every half second while rows change.
+  function scheduleCounts() {
+    if (scheduleCounts.pending) return;
+    scheduleCounts.pending = setTimeout(async () => {
+      scheduleCounts.pending = null;
+      const counts = document.getElementById("counts");
+      if (!counts) return;
+      const response = await fetch("/ui/counts", { headers: { Accept: "text/html" } });
+      if (response.ok) counts.outerHTML = await response.text();
+    }, 500);
   }
 
   async function refreshFeedPanel() {
