@@ -639,15 +639,16 @@ async fn try_once<O: Observer>(
     Ok((final_path, sha256, size))
 }
 
-/// Where received bytes go: hashed and written on a blocking thread fed in ~1 MiB batches (the
-/// service: a slow disk never stalls the runtime), or inline (the one-shot CLI: no hand-off between
+/// Where received bytes go: hashed on the task and written by a blocking thread fed in ~1 MiB
+/// batches (the service: a slow disk never stalls the runtime), or hashed and written inline (the one-shot CLI: no hand-off between
 /// threads, bytes hashed and written while still in cache).
 enum Sink {
     Thread {
         tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
-        writer: tokio::task::JoinHandle<(Sha256, u64, io::Result<()>)>,
+        writer: tokio::task::JoinHandle<(u64, io::Result<()>)>,
         batch: Vec<Bytes>,
         batch_bytes: usize,
+        hasher: Sha256,
     },
     Inline {
         file: std::fs::File,
@@ -658,7 +659,9 @@ enum Sink {
 }
 
 impl Sink {
-    fn thread(mut file: std::fs::File, mut hasher: Sha256) -> Self {
+    /// Hashing stays on the task (CPU only, never waits on the disk); writes go to a blocking
+    /// thread in ~1 MiB batches, one `writev` and one wake-up each.
+    fn thread(mut file: std::fs::File, hasher: Sha256) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
         let writer = tokio::task::spawn_blocking(move || {
             let mut written = 0u64;
@@ -668,21 +671,19 @@ impl Sink {
                     result = Err(e);
                     break;
                 }
-                for chunk in &batch {
-                    hasher.update(chunk);
-                    written += chunk.len() as u64;
-                }
+                written += batch.iter().map(|c| c.len() as u64).sum::<u64>();
             }
             if result.is_ok() {
                 result = file.sync_all();
             }
-            (hasher, written, result)
+            (written, result)
         });
         Self::Thread {
             tx,
             writer,
             batch: Vec::new(),
             batch_bytes: 0,
+            hasher,
         }
     }
 
@@ -693,8 +694,10 @@ impl Sink {
                 tx,
                 batch,
                 batch_bytes,
+                hasher,
                 ..
             } => {
+                hasher.update(&chunk);
                 *batch_bytes += chunk.len();
                 batch.push(chunk);
                 if *batch_bytes >= WRITE_BATCH {
@@ -721,16 +724,24 @@ impl Sink {
     }
 
     /// Writes what is pending, syncs, and gives the hash, the bytes written and the outcome.
+    /// After a write error the hash covers more than the file: the caller drops it.
     async fn finish(self) -> Result<(Sha256, u64, io::Result<()>), String> {
         match self {
             Self::Thread {
-                tx, writer, batch, ..
+                tx,
+                writer,
+                batch,
+                hasher,
+                ..
             } => {
                 if !batch.is_empty() {
                     let _ = tx.send(batch).await;
                 }
                 drop(tx);
-                writer.await.map_err(|e| format!("writer task failed: {e}"))
+                let (written, result) = writer
+                    .await
+                    .map_err(|e| format!("writer task failed: {e}"))?;
+                Ok((hasher, written, result))
             }
             Self::Inline {
                 file,
