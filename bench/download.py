@@ -220,6 +220,7 @@ def main():
     four = os.path.join(WORK, "www", "4g.bin")
     make_file(one, GIB)
     make_file(four, 4 * GIB)
+    load = os.getloadavg()
     port = free_port()
     nginx = start_nginx(port)
     try:
@@ -277,7 +278,8 @@ def main():
         "<!-- download-bench:start (written by bench/download.sh) -->",
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
         f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
-        f"nginx (sendfile) on loopback, downloads into `{OUT}` (tmpfs), {RUNS} interleaved runs.",
+        f"nginx (sendfile) on loopback, downloads into `{OUT}` (tmpfs), {RUNS} interleaved runs; "
+        f"load average at start {load[0]:.1f} (the machine is shared: single runs vary a lot).",
         "",
         "| 1 GiB over loopback | curl -o | rushes download | rushes / curl |",
         "|---|---|---|---|",

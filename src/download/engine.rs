@@ -134,9 +134,13 @@ impl Engine {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut bus = self.events.subscribe();
+        let mut look = true;
         loop {
-            self.fill(&ctx, &cancel, &mut pending, &mut workers, &mut active)
-                .await;
+            if look {
+                self.fill(&ctx, &cancel, &mut pending, &mut workers, &mut active)
+                    .await;
+            }
+            look = true;
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = self.handle.shared.wake.notified() => {}
@@ -149,9 +153,7 @@ impl Engine {
                 }
                 event = bus.recv() => {
                     // A new delivery from the feed: have a look at once. Progress is noise here.
-                    if matches!(event, Ok(Event::Progress { .. })) {
-                        continue;
-                    }
+                    look = !matches!(event, Ok(Event::Progress { .. }));
                 }
             }
         }
@@ -315,6 +317,11 @@ impl Worker {
         cancel: &CancellationToken,
     ) -> Result<(), WorkerError> {
         let id = delivery.id;
+        // Cancelled between the claim and the start of this task: nothing to do.
+        let current = self.store.delivery(id).await?;
+        if current.is_none_or(|d| d.state != DeliveryState::Downloading) {
+            return Ok(());
+        }
         // Died between the rename and the store update: the file is there and verified.
         if let Some(done) = self.already_renamed(delivery).await {
             return self.finish(delivery, done).await;
