@@ -522,7 +522,8 @@ async fn events_stream_state_changes_and_progress() {
     let body = content(1_500_000, 11);
     let url = files.add("src/watched.mov", body.clone());
     files.throttle("src/watched.mov", 1_500_000);
-    let feed = feed_of(&[record(&url, None, "watched.mov")]).await;
+    // The feed starts empty: the delivery appears once the event stream is open.
+    let feed = feed_of(&[]).await;
     let root = temp_dir();
     let app = TestApp::spawn(config(&feed, root.path())).await;
     let response = app
@@ -543,6 +544,9 @@ async fn events_stream_state_changes_and_progress() {
         "{content_type}"
     );
     let mut stream = response.bytes_stream();
+    feed.set_body(Value::Array(vec![record(&url, None, "watched.mov")]).to_string());
+    let (code, _) = app.post("/api/feed/refresh").await;
+    assert_eq!(code, 200);
     let mut text = String::new();
     let mut progress = 0;
     let mut states = Vec::new();
@@ -576,6 +580,12 @@ async fn events_stream_state_changes_and_progress() {
         }
     }
     assert!(progress >= 3, "only {progress} progress events");
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("queued"),
+        "{states:?}"
+    );
+    assert!(states.iter().any(|s| s == "downloading"), "{states:?}");
     assert_eq!(states.last().map(String::as_str), Some("done"));
     app.stop().await;
 }
