@@ -768,6 +768,20 @@ async fn download_command_falls_back_resumes_and_names_the_file() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].status, 206);
 
+    // A .part left by an interrupted run with the same name is reused, not numbered around.
+    std::fs::write(out.path().join("again.bin.part"), b"stale bytes").expect("write");
+    let mut cmd = tokio::process::Command::from(bin());
+    cmd.args(["download", &fallback, "--name", "again.bin"])
+        .arg("--out")
+        .arg(out.path());
+    let output = cmd.output().await.expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(read(&out.path().join("again.bin")), body);
+    assert_eq!(
+        files_in(out.path()),
+        vec!["61 Camille.zip".to_string(), "again.bin".to_string()]
+    );
+
     // A failure: exit code 1 and a message.
     let mut cmd = tokio::process::Command::from(bin());
     cmd.args(["download", &primary])
