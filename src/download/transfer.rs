@@ -639,16 +639,15 @@ async fn try_once<O: Observer>(
     Ok((final_path, sha256, size))
 }
 
-/// Where received bytes go: hashed on the task and written by a blocking thread fed in ~1 MiB
-/// batches (the service: a slow disk never stalls the runtime), or hashed and written inline (the one-shot CLI: no hand-off between
+/// Where received bytes go: hashed and written by a blocking thread fed in ~1 MiB batches (the
+/// service), or hashed and written inline (the one-shot CLI: no hand-off between
 /// threads, bytes hashed and written while still in cache).
 enum Sink {
     Thread {
         tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
-        writer: tokio::task::JoinHandle<(u64, io::Result<()>)>,
+        writer: tokio::task::JoinHandle<(Sha256, u64, io::Result<()>)>,
         batch: Vec<Bytes>,
         batch_bytes: usize,
-        hasher: Sha256,
     },
     Inline {
         file: std::fs::File,
@@ -659,9 +658,10 @@ enum Sink {
 }
 
 impl Sink {
-    /// Hashing stays on the task (CPU only, never waits on the disk); writes go to a blocking
-    /// thread in ~1 MiB batches, one `writev` and one wake-up each.
-    fn thread(mut file: std::fs::File, hasher: Sha256) -> Self {
+    /// Hashing and writing on a blocking thread fed in ~1 MiB batches (one wake-up and one `writev`
+    /// each): the OS schedules those threads, so concurrent downloads share the CPU equally, and a
+    /// slow disk never stalls the runtime.
+    fn thread(mut file: std::fs::File, mut hasher: Sha256) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
         let writer = tokio::task::spawn_blocking(move || {
             let mut written = 0u64;
@@ -671,19 +671,21 @@ impl Sink {
                     result = Err(e);
                     break;
                 }
-                written += batch.iter().map(|c| c.len() as u64).sum::<u64>();
+                for chunk in &batch {
+                    hasher.update(chunk);
+                    written += chunk.len() as u64;
+                }
             }
             if result.is_ok() {
                 result = file.sync_all();
             }
-            (written, result)
+            (hasher, written, result)
         });
         Self::Thread {
             tx,
             writer,
             batch: Vec::new(),
             batch_bytes: 0,
-            hasher,
         }
     }
 
@@ -694,10 +696,8 @@ impl Sink {
                 tx,
                 batch,
                 batch_bytes,
-                hasher,
                 ..
             } => {
-                hasher.update(&chunk);
                 *batch_bytes += chunk.len();
                 batch.push(chunk);
                 if *batch_bytes >= WRITE_BATCH {
@@ -728,20 +728,13 @@ impl Sink {
     async fn finish(self) -> Result<(Sha256, u64, io::Result<()>), String> {
         match self {
             Self::Thread {
-                tx,
-                writer,
-                batch,
-                hasher,
-                ..
+                tx, writer, batch, ..
             } => {
                 if !batch.is_empty() {
                     let _ = tx.send(batch).await;
                 }
                 drop(tx);
-                let (written, result) = writer
-                    .await
-                    .map_err(|e| format!("writer task failed: {e}"))?;
-                Ok((hasher, written, result))
+                writer.await.map_err(|e| format!("writer task failed: {e}"))
             }
             Self::Inline {
                 file,
