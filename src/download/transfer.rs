@@ -41,6 +41,8 @@ pub enum TransferError {
     AllFailed(String),
     #[error("no URL to download from")]
     NoUrl,
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     #[error("cannot write {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("{0}")]
@@ -513,7 +515,9 @@ async fn try_once<O: Observer>(
         });
     }
     let Some(p) = part.as_mut() else {
-        return Err(TryError::Fatal(TransferError::NoUrl));
+        return Err(TryError::Fatal(TransferError::Internal(
+            "no partial file chosen",
+        )));
     };
     p.validator = validator;
     observer
@@ -632,7 +636,9 @@ async fn try_once<O: Observer>(
         _ => {}
     }
     let Some((hasher, _)) = p.hasher.clone() else {
-        return Err(TryError::Fatal(TransferError::NoUrl));
+        return Err(TryError::Fatal(TransferError::Internal(
+            "no hash of the partial file",
+        )));
     };
     let sha256 = hex::encode(hasher.finalize());
     let final_path = finalize(&job.dir, p, &sha256, size, observer).await?;
