@@ -195,6 +195,8 @@ impl Observer for CliObserver {
             );
         }
         self.part = Some(part.to_path_buf());
+        // Plain lines start after a first interval, once the speed means something.
+        self.last_line.get_or_insert_with(Instant::now);
         Ok(())
     }
 
