@@ -522,7 +522,8 @@ async fn events_stream_state_changes_and_progress() {
     let body = content(1_500_000, 11);
     let url = files.add("src/watched.mov", body.clone());
     files.throttle("src/watched.mov", 1_500_000);
-    let feed = feed_of(&[record(&url, None, "watched.mov")]).await;
+    // The feed starts empty: the delivery appears once the event stream is open.
+    let feed = feed_of(&[]).await;
     let root = temp_dir();
     let app = TestApp::spawn(config(&feed, root.path())).await;
     let response = app
@@ -543,6 +544,9 @@ async fn events_stream_state_changes_and_progress() {
         "{content_type}"
     );
     let mut stream = response.bytes_stream();
+    feed.set_body(Value::Array(vec![record(&url, None, "watched.mov")]).to_string());
+    let (code, _) = app.post("/api/feed/refresh").await;
+    assert_eq!(code, 200);
     let mut text = String::new();
     let mut progress = 0;
     let mut states = Vec::new();
@@ -576,6 +580,8 @@ async fn events_stream_state_changes_and_progress() {
         }
     }
     assert!(progress >= 3, "only {progress} progress events");
+    // Each delivery_changed carries the state read from the store when it is sent.
+    assert!(states.iter().any(|s| s == "downloading"), "{states:?}");
     assert_eq!(states.last().map(String::as_str), Some("done"));
     app.stop().await;
 }
@@ -757,6 +763,20 @@ async fn download_command_falls_back_resumes_and_names_the_file() {
     let seen = files.seen("src/fallback.bin");
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].status, 206);
+
+    // A .part left by an interrupted run with the same name is reused, not numbered around.
+    std::fs::write(out.path().join("again.bin.part"), b"stale bytes").expect("write");
+    let mut cmd = tokio::process::Command::from(bin());
+    cmd.args(["download", &fallback, "--name", "again.bin"])
+        .arg("--out")
+        .arg(out.path());
+    let output = cmd.output().await.expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(read(&out.path().join("again.bin")), body);
+    assert_eq!(
+        files_in(out.path()),
+        vec!["61 Camille.zip".to_string(), "again.bin".to_string()]
+    );
 
     // A failure: exit code 1 and a message.
     let mut cmd = tokio::process::Command::from(bin());

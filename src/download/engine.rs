@@ -130,28 +130,43 @@ impl Engine {
             }
         }
         let mut workers: JoinSet<i64> = JoinSet::new();
+        let mut tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
         let mut active: HashMap<i64, String> = HashMap::new();
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut bus = self.events.subscribe();
+        let mut look = true;
         loop {
-            self.fill(&ctx, &cancel, &mut pending, &mut workers, &mut active)
-                .await;
+            if look {
+                self.fill(&ctx, &cancel, &mut pending, &mut workers, &mut active)
+                    .await
+                    .into_iter()
+                    .for_each(|(task, id)| {
+                        tasks.insert(task, id);
+                    });
+            }
+            look = true;
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = self.handle.shared.wake.notified() => {}
                 _ = ticker.tick() => {}
-                Some(done) = workers.join_next() => {
-                    if let Ok(id) = done {
+                Some(done) = workers.join_next_with_id() => {
+                    let id = match done {
+                        Ok((task, id)) => {
+                            tasks.remove(&task);
+                            Some(id)
+                        }
+                        // A panicked worker still frees its slot.
+                        Err(e) => tasks.remove(&e.id()),
+                    };
+                    if let Some(id) = id {
                         active.remove(&id);
                         self.running().remove(&id);
                     }
                 }
                 event = bus.recv() => {
                     // A new delivery from the feed: have a look at once. Progress is noise here.
-                    if matches!(event, Ok(Event::Progress { .. })) {
-                        continue;
-                    }
+                    look = !matches!(event, Ok(Event::Progress { .. }));
                 }
             }
         }
@@ -175,7 +190,8 @@ impl Engine {
         pending: &mut VecDeque<Delivery>,
         workers: &mut JoinSet<i64>,
         active: &mut HashMap<i64, String>,
-    ) {
+    ) -> Vec<(tokio::task::Id, i64)> {
+        let mut started = Vec::new();
         let host_busy = |active: &HashMap<i64, String>, host: &str| {
             active.values().filter(|h| h.as_str() == host).count() >= self.config.per_host
         };
@@ -187,17 +203,17 @@ impl Engine {
                 waiting.push_back(d);
                 continue;
             }
-            self.start(ctx, cancel, d, host, workers, active);
+            started.push(self.start(ctx, cancel, d, host, workers, active));
         }
         *pending = waiting;
         if active.len() >= self.config.concurrency {
-            return;
+            return started;
         }
         let candidates = match self.store.queued_deliveries(200).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot list queued deliveries");
-                return;
+                return started;
             }
         };
         let mut skipped_hosts = HashSet::new();
@@ -231,12 +247,13 @@ impl Engine {
             match self.store.claim_queued(d.id).await {
                 Ok(Some(claimed)) => {
                     self.events.send(Event::DeliveryChanged { id: d.id });
-                    self.start(ctx, cancel, claimed, host, workers, active);
+                    started.push(self.start(ctx, cancel, claimed, host, workers, active));
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!(id = d.id, error = %e, "cannot claim a delivery"),
             }
         }
+        started
     }
 
     fn start(
@@ -247,16 +264,17 @@ impl Engine {
         host: String,
         workers: &mut JoinSet<i64>,
         active: &mut HashMap<i64, String>,
-    ) {
+    ) -> (tokio::task::Id, i64) {
         let id = delivery.id;
         let token = cancel.child_token();
         self.running().insert(id, token.clone());
         active.insert(id, host);
         let ctx = ctx.clone();
-        workers.spawn(async move {
+        let task = workers.spawn(async move {
             ctx.download(delivery, token).await;
             id
         });
+        (task.id(), id)
     }
 }
 
@@ -315,9 +333,14 @@ impl Worker {
         cancel: &CancellationToken,
     ) -> Result<(), WorkerError> {
         let id = delivery.id;
+        // Cancelled between the claim and the start of this task: nothing to do.
+        let current = self.store.delivery(id).await?;
+        if current.is_none_or(|d| d.state != DeliveryState::Downloading) {
+            return Ok(());
+        }
         // Died between the rename and the store update: the file is there and verified.
         if let Some(done) = self.already_renamed(delivery).await {
-            return self.finish(delivery, done).await;
+            return self.finish(delivery, done, cancel).await;
         }
         let mut urls = Vec::new();
         let mut bad = Vec::new();
@@ -369,10 +392,15 @@ impl Worker {
             cancel,
         )
         .await?;
-        self.finish(delivery, finished).await
+        self.finish(delivery, finished, cancel).await
     }
 
-    async fn finish(&self, delivery: &Delivery, f: Finished) -> Result<(), WorkerError> {
+    async fn finish(
+        &self,
+        delivery: &Delivery,
+        f: Finished,
+        cancel: &CancellationToken,
+    ) -> Result<(), WorkerError> {
         let id = delivery.id;
         let secs = f.elapsed.as_secs_f64().max(0.001);
         let done = DownloadDone {
@@ -401,16 +429,20 @@ impl Worker {
         );
         self.events.send(Event::DeliveryChanged { id });
         if let Some(command) = &self.config.on_complete {
-            let outcome = hook::run(
-                command,
-                &HookInput {
-                    file: &f.path,
-                    delivery_id: id,
-                    provider: &delivery.provider,
-                    original_filename: delivery.original_filename.as_deref(),
+            let input = HookInput {
+                file: &f.path,
+                delivery_id: id,
+                provider: &delivery.provider,
+                original_filename: delivery.original_filename.as_deref(),
+            };
+            // Shutdown does not wait for the hook: it is killed (and its outcome says so).
+            let outcome = tokio::select! {
+                outcome = hook::run(command, &input) => outcome,
+                () = cancel.cancelled() => hook::HookOutcome {
+                    exit_code: None,
+                    output: "killed: rushes was shutting down".into(),
                 },
-            )
-            .await;
+            };
             tracing::info!(id, exit_code = ?outcome.exit_code, "ON_DOWNLOAD_COMPLETE ran");
             self.store
                 .record_hook(id, outcome.exit_code, &outcome.output)

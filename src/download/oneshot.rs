@@ -65,10 +65,21 @@ pub async fn run(
     let job = Job {
         urls,
         forced_name: args.name.clone(),
-        name_link: primary,
+        name_link: primary.clone(),
         fallback_name: "download".into(),
         dir: args.out.clone(),
-        resume: None,
+        // A `.part` left by an interrupted run with the same --name is reused (restarted: without
+        // the validator of its response, resuming could splice two versions of the file).
+        resume: args
+            .name
+            .as_deref()
+            .map(|n| super::filename::download_name(Some(n), None, &primary, "download"))
+            .map(|n| args.out.join(format!("{n}.part")))
+            .filter(|p| p.is_file())
+            .map(|part| transfer::Resume {
+                part,
+                validator: None,
+            }),
         inline_writes: true,
     };
     let client = transfer::client(Duration::from_secs(args.timeout.max(1)))?;
@@ -184,6 +195,8 @@ impl Observer for CliObserver {
             );
         }
         self.part = Some(part.to_path_buf());
+        // Plain lines start after a first interval, once the speed means something.
+        self.last_line.get_or_insert_with(Instant::now);
         Ok(())
     }
 

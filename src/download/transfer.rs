@@ -41,6 +41,8 @@ pub enum TransferError {
     AllFailed(String),
     #[error("no URL to download from")]
     NoUrl,
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     #[error("cannot write {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("{0}")]
@@ -513,7 +515,9 @@ async fn try_once<O: Observer>(
         });
     }
     let Some(p) = part.as_mut() else {
-        return Err(TryError::Fatal(TransferError::NoUrl));
+        return Err(TryError::Fatal(TransferError::Internal(
+            "no partial file chosen",
+        )));
     };
     p.validator = validator;
     observer
@@ -632,15 +636,17 @@ async fn try_once<O: Observer>(
         _ => {}
     }
     let Some((hasher, _)) = p.hasher.clone() else {
-        return Err(TryError::Fatal(TransferError::NoUrl));
+        return Err(TryError::Fatal(TransferError::Internal(
+            "no hash of the partial file",
+        )));
     };
     let sha256 = hex::encode(hasher.finalize());
     let final_path = finalize(&job.dir, p, &sha256, size, observer).await?;
     Ok((final_path, sha256, size))
 }
 
-/// Where received bytes go: hashed and written on a blocking thread fed in ~1 MiB batches (the
-/// service: a slow disk never stalls the runtime), or inline (the one-shot CLI: no hand-off between
+/// Where received bytes go: hashed and written by a blocking thread fed in ~1 MiB batches (the
+/// service), or hashed and written inline (the one-shot CLI: no hand-off between
 /// threads, bytes hashed and written while still in cache).
 enum Sink {
     Thread {
@@ -658,6 +664,9 @@ enum Sink {
 }
 
 impl Sink {
+    /// Hashing and writing on a blocking thread fed in ~1 MiB batches (one wake-up and one `writev`
+    /// each): the OS schedules those threads, so concurrent downloads share the CPU equally, and a
+    /// slow disk never stalls the runtime.
     fn thread(mut file: std::fs::File, mut hasher: Sha256) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
         let writer = tokio::task::spawn_blocking(move || {
@@ -721,6 +730,7 @@ impl Sink {
     }
 
     /// Writes what is pending, syncs, and gives the hash, the bytes written and the outcome.
+    /// After a write error the hash covers more than the file: the caller drops it.
     async fn finish(self) -> Result<(Sha256, u64, io::Result<()>), String> {
         match self {
             Self::Thread {
