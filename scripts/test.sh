@@ -16,4 +16,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-cargo test --locked --all-targets "$@"
+# Benchmarks are not tests: they run with `cargo bench` and bench/*.sh and write BENCHMARKS.md.
+cargo test --locked --lib --bins --tests "$@"

@@ -156,21 +156,19 @@ async fn the_page_is_live_escapes_feed_text_and_acts_on_deliveries() {
     })
     .await;
     // Rows that arrived live are in the server's order: newest first.
-    let mut keys = Vec::new();
-    for row in browser
-        .client
-        .find_all(Locator::Css("table.deliveries tbody tr[data-id]"))
-        .await
-        .expect("rows")
-    {
-        keys.push(
-            row.attr("data-sort")
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-        );
-    }
+    // Read in one script run: rows are re-rendered while downloads progress.
+    let keys: Vec<String> = serde_json::from_value(
+        browser
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll('table.deliveries tbody tr[data-id]')).map(r => r.dataset.sort)",
+                vec![],
+            )
+            .await
+            .expect("row keys"),
+    )
+    .expect("keys");
+    assert_eq!(keys.len(), 8);
     let mut sorted = keys.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(keys, sorted, "live rows are not newest first");
