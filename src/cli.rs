@@ -29,6 +29,7 @@ Environment (also read from ./.env; flags win over variables):
   DRY_RUN_DOWNLOADS         1 = record automatic deliveries as dry_run, fetch nothing [0]
   ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
+  RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";

@@ -20,7 +20,7 @@ pub struct DownloadArgs {
     /// Final file name (sanitised); default: Content-Disposition, else the URL's last segment
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Folder to save into [default: current folder]
+    /// Folder to save into
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
     /// A second URL tried when the first one fails (like the source link behind an R2 copy)
