@@ -787,3 +787,60 @@ async fn download_command_falls_back_resumes_and_names_the_file() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("download failed"));
 }
+
+#[tokio::test]
+async fn download_command_killed_then_rerun_resumes_where_it_stopped() {
+    let files = FileServer::start().await;
+    let body = content(3_000_000, 17);
+    let url = files.add("slow/big.bin", body.clone());
+    files.throttle("slow/big.bin", 1_000_000);
+    let out = temp_dir();
+    let part = out.path().join("big.bin.part");
+    let sidecar = out.path().join("big.bin.part.validator");
+    let mut first = bin()
+        .args(["download", &url, "--name", "big.bin"])
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn rushes download");
+    wait_for("a third of the file", WAIT, || async {
+        let len = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        (len > 1_000_000 && sidecar.is_file()).then_some(())
+    })
+    .await;
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let kept = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0 && kept < body.len() as u64, "kept {kept} bytes");
+
+    let output = tokio::process::Command::from({
+        let mut cmd = bin();
+        cmd.args(["download", &url, "--name", "big.bin"])
+            .arg("--out")
+            .arg(out.path());
+        cmd
+    })
+    .output()
+    .await
+    .expect("second run");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(read(&out.path().join("big.bin")), body);
+    assert!(!sidecar.exists(), "the validator file is left behind");
+    assert_eq!(files_in(out.path()), vec!["big.bin".to_string()]);
+    let seen = files.seen("slow/big.bin");
+    let resumed = seen.last().expect("requests");
+    assert_eq!(resumed.status, 206, "{seen:?}");
+    assert!(resumed.if_range.is_some(), "{seen:?}");
+    let from: u64 = resumed
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse().ok())
+        .expect("a bytes=N- range");
+    assert!(
+        from >= kept.saturating_sub(1_048_576) && from > 0,
+        "resumed from {from}, kept {kept}"
+    );
+}

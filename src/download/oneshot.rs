@@ -68,8 +68,9 @@ pub async fn run(
         name_link: primary.clone(),
         fallback_name: "download".into(),
         dir: args.out.clone(),
-        // A `.part` left by an interrupted run with the same --name is reused (restarted: without
-        // the validator of its response, resuming could splice two versions of the file).
+        // A `.part` left by an interrupted run with the same --name is resumed with the validator
+        // its response had (kept beside it); without one it restarts, since resuming could
+        // splice two versions of the file.
         resume: args
             .name
             .as_deref()
@@ -77,8 +78,8 @@ pub async fn run(
             .map(|n| args.out.join(format!("{n}.part")))
             .filter(|p| p.is_file())
             .map(|part| transfer::Resume {
+                validator: read_validator(&part),
                 part,
-                validator: None,
             }),
         inline_writes: true,
     };
@@ -101,6 +102,9 @@ pub async fn run(
     observer.end_line();
     match result {
         Ok(f) => {
+            if let Some(part) = &observer.part {
+                let _ = std::fs::remove_file(validator_path(part));
+            }
             let secs = f.elapsed.as_secs_f64().max(0.001);
             println!(
                 "saved {} ({} bytes, sha256 {}) from the {} URL in {:.1} s, {}/s",
@@ -122,6 +126,21 @@ pub async fn run(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Beside `x.part`, `x.part.validator` holds the ETag or Last-Modified of the response it came from,
+/// so a later run can resume with `If-Range`.
+fn validator_path(part: &Path) -> PathBuf {
+    let mut name = part.as_os_str().to_owned();
+    name.push(".validator");
+    PathBuf::from(name)
+}
+
+fn read_validator(part: &Path) -> Option<String> {
+    std::fs::read_to_string(validator_path(part))
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && v.len() < 1024 && !v.contains(['\r', '\n']))
 }
 
 fn kept(part: &Option<PathBuf>) -> String {
@@ -184,9 +203,19 @@ impl Observer for CliObserver {
         &mut self,
         part: &Path,
         name: &SafeFileName,
-        _validator: Option<&str>,
+        validator: Option<&str>,
         total: Option<u64>,
     ) -> Result<(), String> {
+        // Best effort: without it the next run restarts from zero instead of resuming.
+        let sidecar = validator_path(part);
+        match validator {
+            Some(v) => {
+                let _ = std::fs::write(&sidecar, v);
+            }
+            None => {
+                let _ = std::fs::remove_file(&sidecar);
+            }
+        }
         if self.part.is_none() {
             self.end_line();
             eprintln!(
