@@ -151,6 +151,16 @@ async fn the_page_is_live_escapes_feed_text_and_acts_on_deliveries() {
         (rows == 8).then_some(())
     })
     .await;
+    // Every time, including those of rows that arrived live, is shown in the viewer's zone.
+    let unlocalized = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('time[datetime]:not([data-local])').length",
+            vec![],
+        )
+        .await
+        .expect("count times");
+    assert_eq!(unlocalized.as_u64(), Some(0));
     wait_for("the counts to follow", WAIT, || async {
         (text_of(&browser, "#counts a:first-child b").await == "8").then_some(())
     })

@@ -418,8 +418,9 @@ fn parse(raw: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn short_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+/// A time to the second (feed panel); the script shows it in the viewer's time zone.
+fn short_time(t: DateTime<Utc>) -> Markup {
+    html! { time datetime=(t.to_rfc3339()) data-seconds="true" { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
 }
 
 fn when(raw: Option<&str>) -> Markup {

@@ -33,6 +33,20 @@
     return Math.floor(m / 60) + " h " + (m % 60) + " min";
   }
 
+  // Times are rendered in UTC by the server; show them in the viewer's zone (UTC kept as tooltip).
+  function localize(root) {
+    root.querySelectorAll("time[datetime]").forEach((t) => {
+      if (t.dataset.local) return;
+      const d = new Date(t.dateTime);
+      if (isNaN(d)) return;
+      t.title = t.textContent;
+      const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" };
+      if (t.dataset.seconds) options.second = "2-digit";
+      t.textContent = d.toLocaleString(undefined, options);
+      t.dataset.local = "1";
+    });
+  }
+
   async function replaceRow(id) {
     const response = await fetch("/ui/deliveries/" + id + "/row", { headers: { Accept: "text/html" } });
     if (!response.ok) return;
@@ -41,6 +55,7 @@
     holder.innerHTML = html.trim();
     const row = holder.firstElementChild;
     if (!row) return;
+    localize(row);
     const existing = document.getElementById("delivery-" + id);
     if (existing) {
       existing.replaceWith(row);
@@ -71,14 +86,20 @@
     const panel = document.getElementById("feed-panel");
     if (!panel) return;
     const response = await fetch("/ui/feed", { headers: { Accept: "text/html" } });
-    if (response.ok) panel.outerHTML = await response.text();
+    if (response.ok) {
+      panel.outerHTML = await response.text();
+      localize(document.getElementById("feed-panel") || document);
+    }
   }
 
   async function refreshFrameioPanel() {
     const panel = document.getElementById("frameio-panel");
     if (!panel) return;
     const response = await fetch("/ui/frameio", { headers: { Accept: "text/html" } });
-    if (response.ok) panel.outerHTML = await response.text();
+    if (response.ok) {
+      panel.outerHTML = await response.text();
+      localize(document.getElementById("frameio-panel") || document);
+    }
   }
 
   function progress(event) {
@@ -143,5 +164,6 @@
     catch (_) { window.prompt("SHA-256", button.dataset.copy); }
   });
 
+  localize(document);
   connect();
 })();
