@@ -278,6 +278,11 @@ async fn the_page_is_live_escapes_feed_text_and_acts_on_deliveries() {
         (row_state(&browser, "65 Making-of.zip").await == "handled").then_some(())
     })
     .await;
+    wait_for("the counts to show the handled delivery", WAIT, || async {
+        let text = text_of(&browser, "#counts").await;
+        text.contains("Handled").then_some(())
+    })
+    .await;
     let (_, handled) = app.get("/api/deliveries?state=handled").await;
     assert_eq!(handled["deliveries"].as_array().map_or(0, Vec::len), 1);
 
