@@ -11,8 +11,18 @@ use super::wait_for;
 
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    driver: Driver,
     _profile: tempfile::TempDir,
+}
+
+/// chromedriver, killed when dropped (also when a test panics before the browser is up).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Browser {
@@ -21,12 +31,14 @@ impl Browser {
         // Two rustls crypto providers are linked into test builds: pick one for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (apt-get install chromium-driver; scripts/test.sh does it)");
+        let driver = Driver(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver (apt-get install chromium-driver; scripts/test.sh does it)"),
+        );
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         wait_for("chromedriver to answer", Duration::from_secs(20), || {
@@ -83,16 +95,8 @@ impl Browser {
         path
     }
 
-    pub async fn close(mut self) {
+    /// Ends the WebDriver session; chromedriver goes with `self`.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
