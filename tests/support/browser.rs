@@ -100,3 +100,14 @@ impl Browser {
         let _ = self.client.clone().close().await;
     }
 }
+
+impl Drop for Browser {
+    /// A test that panics never calls `close`, and Chromium outlives chromedriver: end the
+    /// Chromium processes of this browser's own profile (a unique temporary folder).
+    fn drop(&mut self) {
+        let profile = self._profile.path().display().to_string();
+        let _ = Command::new("pkill")
+            .args(["-f", "--", &format!("--user-data-dir={profile}")])
+            .status();
+    }
+}
