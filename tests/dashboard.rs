@@ -17,13 +17,18 @@ use support::wait_for;
 const WAIT: Duration = Duration::from_secs(30);
 const XSS_NAME: &str = "<img src=x onerror=alert(1)>.mov";
 
-async fn demo_app(dir: &std::path::Path, token: Option<&str>) -> TestApp {
-    let extra = vec![json!({
+/// A manual record whose file name is markup: it must show as text.
+fn xss_record() -> serde_json::Value {
+    json!({
         "source_url": "https://example.com/shared/xss",
         "provider": "webhook",
         "created_at": "2026-11-25T10:00:00Z",
         "original_filename": XSS_NAME
-    })];
+    })
+}
+
+async fn demo_app(dir: &std::path::Path, token: Option<&str>) -> TestApp {
+    let extra = vec![xss_record()];
     let sample = SampleServer::start(extra).await.expect("sample server");
     let mut config = demo_config(
         dir,
@@ -126,12 +131,7 @@ async fn the_page_is_live_escapes_feed_text_and_acts_on_deliveries() {
         .expect("install observer");
 
     let mut items = rushes::demo::sample_feed(&base);
-    items.push(json!({
-        "source_url": "https://example.com/shared/xss",
-        "provider": "webhook",
-        "created_at": "2026-11-25T10:00:00Z",
-        "original_filename": XSS_NAME
-    }));
+    items.push(xss_record());
     feed.set_body(serde_json::Value::Array(items).to_string());
     browser
         .client

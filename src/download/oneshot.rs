@@ -1,6 +1,7 @@
 //! `rushes download URL`: one file with the service's transfer code (resume, naming, fallback),
 //! a progress bar on a terminal and plain lines otherwise.
 
+use super::human_bytes;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -113,7 +114,7 @@ pub async fn run(
                 f.sha256,
                 f.served_by,
                 secs,
-                human(f.fetched as f64 / secs)
+                human_bytes(f.fetched as f64 / secs)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -147,22 +148,6 @@ fn kept(part: &Option<PathBuf>) -> String {
     match part {
         Some(p) if p.exists() => format!(" (partial file kept: {})", p.display()),
         _ => String::new(),
-    }
-}
-
-/// `1536` -> `1.5 KiB`.
-pub fn human(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -220,7 +205,7 @@ impl Observer for CliObserver {
             self.end_line();
             eprintln!(
                 "downloading {name} ({})",
-                total.map_or_else(|| "size unknown".to_string(), |t| human(t as f64))
+                total.map_or_else(|| "size unknown".to_string(), |t| human_bytes(t as f64))
             );
         }
         self.part = Some(part.to_path_buf());
@@ -247,8 +232,8 @@ impl Observer for CliObserver {
         let percent = p.total.filter(|t| *t > 0).map(|t| p.bytes * 100 / t);
         let of = p
             .total
-            .map_or_else(String::new, |t| format!(" / {}", human(t as f64)));
-        let speed = human(p.speed_bps as f64);
+            .map_or_else(String::new, |t| format!(" / {}", human_bytes(t as f64)));
+        let speed = human_bytes(p.speed_bps as f64);
         if self.tty {
             let width = 24usize;
             let filled = percent.map_or(0, |pc| (pc as usize * width / 100).min(width));
@@ -256,7 +241,7 @@ impl Observer for CliObserver {
             eprint!(
                 "\r[{bar}] {:>3}% {}{of}  {speed}/s  ETA {}   ",
                 percent.map_or_else(|| "?".to_string(), |p| p.to_string()),
-                human(p.bytes as f64),
+                human_bytes(p.bytes as f64),
                 eta(p.eta_s)
             );
             let _ = std::io::stderr().flush();
@@ -272,7 +257,7 @@ impl Observer for CliObserver {
             self.last_line = Some(now);
             eprintln!(
                 "{}{of}{} at {speed}/s, ETA {}",
-                human(p.bytes as f64),
+                human_bytes(p.bytes as f64),
                 percent.map_or_else(String::new, |p| format!(" ({p}%)")),
                 eta(p.eta_s)
             );

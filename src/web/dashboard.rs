@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::download::human_bytes;
 use crate::feed::classify::LinkKind;
 use crate::store::{Delivery, DeliveryFilter, DeliveryState, FeedState};
 
@@ -329,8 +330,8 @@ fn details(d: &Delivery) -> Markup {
                 div.progress data-progress=(d.id) data-pct=(pct.map(|p| p.to_string()).unwrap_or_default()) {
                     div.bar { div.fill style={ "width: " (pct.unwrap_or(0)) "%" } {} }
                     div.meta {
-                        span.pct { @if let Some(p) = pct { (p) " %" } @else if d.state == DeliveryState::Queued { "waiting" } @else { (human_bytes(d.bytes_done)) } }
-                        span.bytes { @if let Some(total) = d.bytes_total { (human_bytes(d.bytes_done)) " / " (human_bytes(total)) } }
+                        span.pct { @if let Some(p) = pct { (p) " %" } @else if d.state == DeliveryState::Queued { "waiting" } @else { (human_bytes(d.bytes_done as f64)) } }
+                        span.bytes { @if let Some(total) = d.bytes_total { (human_bytes(d.bytes_done as f64)) " / " (human_bytes(total as f64)) } }
                         span.speed {}
                         span.eta {}
                     }
@@ -339,8 +340,8 @@ fn details(d: &Delivery) -> Markup {
         }
         DeliveryState::Done => html! {
             div {
-                @if let Some(size) = d.bytes_total.or(Some(d.bytes_done)) { (human_bytes(size)) }
-                @if let Some(speed) = d.mean_speed_bps { " · " (human_bytes(speed)) "/s" }
+                @if let Some(size) = d.bytes_total.or(Some(d.bytes_done)) { (human_bytes(size as f64)) }
+                @if let Some(speed) = d.mean_speed_bps { " · " (human_bytes(speed as f64)) "/s" }
                 @if let Some(by) = &d.served_by { " · from " (by) }
             }
             @if let Some(sha) = &d.sha256 {
@@ -427,21 +428,5 @@ fn when(raw: Option<&str>) -> Markup {
     match raw.and_then(parse) {
         Some(t) => html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) } },
         None => html! { "never" },
-    }
-}
-
-/// Bytes in binary units, e.g. `1.5 GiB`.
-pub fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut n = bytes.max(0) as f64;
-    let mut unit = 0;
-    while n >= 1024.0 && unit < UNITS.len() - 1 {
-        n /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{n:.1} {}", UNITS[unit])
     }
 }
