@@ -2,9 +2,8 @@
 //! id, comments fetched only for tracked files and analysed into a review state, and periodic
 //! polling as a safety net.
 
+mod auth;
 pub mod client;
-pub mod commands;
-pub mod config;
 pub mod manage;
 pub mod processor;
 pub mod review;
@@ -17,8 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::FrameioConfig;
-
+use crate::config::FrameioConfig;
 use crate::events::EventBus;
 use crate::store::Store;
 use client::Client;

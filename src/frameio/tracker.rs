@@ -9,12 +9,13 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Comment};
-use super::config::FrameioConfig;
 use super::review::{self, CommentText};
+use crate::config::FrameioConfig;
+use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause};
 use crate::events::{Event, EventBus};
 use crate::store::{
-    FrameioEvent, RegisterError, Registered, ReviewState, StateChange, Store, StoreError,
-    StoredComment, Transition, TransitionCause, Upload, UploadUpdate, now_text, time_text,
+    FrameioEvent, RegisterError, Registered, StateChange, Store, StoreError, StoredComment,
+    Transition, Upload, UploadUpdate,
 };
 
 /// Comments kept per upload for display.
@@ -42,11 +43,10 @@ impl ProcessError {
     }
 }
 
-/// What processing an event did.
+/// What processing an event did, and to which upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventOutcome {
-    /// applied | unchanged | untracked | ignored
-    pub outcome: &'static str,
+pub struct Handled {
+    pub outcome: EventOutcome,
     pub upload_id: Option<String>,
 }
 
@@ -86,9 +86,8 @@ fn valid_id(what: &str, raw: &str) -> Result<String, TrackError> {
     Ok(id.to_string())
 }
 
-fn after(interval: Duration, fraction: f64) -> String {
-    let delay = chrono::Duration::from_std(interval.mul_f64(fraction)).unwrap_or_default();
-    time_text(chrono::Utc::now() + delay)
+fn after(interval: Duration, fraction: f64) -> Timestamp {
+    Timestamp::now().plus(interval.mul_f64(fraction))
 }
 
 impl Tracker {
@@ -120,7 +119,7 @@ impl Tracker {
     }
 
     /// A random moment within the next poll interval: spreads polls over the interval.
-    pub fn spread_poll_time(&self) -> String {
+    pub fn spread_poll_time(&self) -> Timestamp {
         after(
             self.config.poll_interval,
             rand::rng().random_range(0.0..1.0),
@@ -142,7 +141,7 @@ impl Tracker {
         let name = name.map(str::trim).filter(|n| !n.is_empty());
         let registered = self
             .store
-            .register_upload(&upload_id, &file_id, name, Some(&self.spread_poll_time()))
+            .register_upload(&upload_id, &file_id, name, Some(self.spread_poll_time()))
             .await?;
         if let Registered::Created(u) = &registered {
             tracing::info!(upload = %u.id, file = %u.file_id, "Frame.io: tracking upload");
@@ -177,10 +176,10 @@ impl Tracker {
     }
 
     /// Routes one stored event to its upload and applies it.
-    pub async fn handle_event(&self, event: &FrameioEvent) -> Result<EventOutcome, ProcessError> {
+    pub async fn handle_event(&self, event: &FrameioEvent) -> Result<Handled, ProcessError> {
         let kind = event.event_type.as_str();
-        let untracked = EventOutcome {
-            outcome: "untracked",
+        let untracked = Handled {
+            outcome: EventOutcome::Untracked,
             upload_id: None,
         };
         let file_id = if kind.starts_with("file.") || kind.starts_with("metadata.") {
@@ -200,16 +199,16 @@ impl Tracker {
                     Ok(comment) => match comment.file_id {
                         Some(f) => f,
                         None => {
-                            return Ok(EventOutcome {
-                                outcome: "ignored",
+                            return Ok(Handled {
+                                outcome: EventOutcome::Ignored,
                                 upload_id: None,
                             });
                         }
                     },
                     // A deleted comment cannot be looked up; nothing to route.
                     Err(e) if e.is_not_found() => {
-                        return Ok(EventOutcome {
-                            outcome: "ignored",
+                        return Ok(Handled {
+                            outcome: EventOutcome::Ignored,
                             upload_id: None,
                         });
                     }
@@ -219,8 +218,8 @@ impl Tracker {
                 event.resource_id.clone()
             }
         } else {
-            return Ok(EventOutcome {
-                outcome: "ignored",
+            return Ok(Handled {
+                outcome: EventOutcome::Ignored,
                 upload_id: None,
             });
         };
@@ -280,8 +279,12 @@ impl Tracker {
             }
             _ => {}
         }
-        Ok(EventOutcome {
-            outcome: if changed { "applied" } else { "unchanged" },
+        Ok(Handled {
+            outcome: if changed {
+                EventOutcome::Applied
+            } else {
+                EventOutcome::Unchanged
+            },
             upload_id: Some(upload.id),
         })
     }
@@ -305,7 +308,7 @@ impl Tracker {
         update.state = Some(change);
         let changed = self.store.update_upload(&upload.id, &update).await?;
         if changed {
-            tracing::info!(upload = %upload.id, from = upload.state.as_str(), to = to.as_str(), cause = cause.as_str(), %reason, "Frame.io: review state changed");
+            tracing::info!(upload = %upload.id, from = %upload.state, to = %to, %cause, %reason, "Frame.io: review state changed");
             self.events.send(Event::UploadChanged {
                 id: upload.id.clone(),
             });
@@ -411,8 +414,7 @@ impl Tracker {
                 created_at: c.created_at.clone(),
                 updated_at: c.updated_at.clone(),
                 completed_at: c.completed_at.clone(),
-                verdict: review::verdict(c.text.as_deref().unwrap_or(""), keywords)
-                    .map(|v| v.as_str().to_string()),
+                verdict: review::verdict(c.text.as_deref().unwrap_or(""), keywords),
             })
             .collect();
         stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
@@ -525,7 +527,7 @@ impl Tracker {
             Some(after(self.config.poll_interval, 1.0))
         };
         let update = UploadUpdate {
-            polled_at: Some(now_text()),
+            polled_at: Some(Timestamp::now()),
             next_poll_at: Some(next),
             last_error: Some(result.as_ref().err().map(ToString::to_string)),
             ..Default::default()

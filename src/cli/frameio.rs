@@ -7,13 +7,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::client::Client;
-use super::manage::{self, DEFAULT_EVENTS, EnsureOutcome};
-use super::tracker::{TrackError, Tracker};
-use super::webhook::SECRET_KEY;
-use crate::cli::Exit;
+use super::Exit;
 use crate::config::{Config, Overrides};
 use crate::events::EventBus;
+use crate::frameio::client::Client;
+use crate::frameio::manage::{self, DEFAULT_EVENTS, EnsureOutcome};
+use crate::frameio::tracker::{TrackError, Tracker};
+use crate::frameio::webhook::SECRET_KEY;
 use crate::logging;
 use crate::store::{RegisterError, Registered, Store};
 
@@ -56,14 +56,6 @@ pub enum WebhookCommand {
         /// Webhook id
         id: Option<String>,
     },
-}
-
-fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
-    Exit {
-        code,
-        message: message.into(),
-    }
-    .into()
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -118,10 +110,10 @@ async fn track(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(TrackError::Invalid(m)) => Err(fail(2, m)),
+        Err(TrackError::Invalid(m)) => Err(Exit::new(Exit::CONFIG, m)),
         Err(TrackError::Register(
             e @ (RegisterError::FileTaken { .. } | RegisterError::IdTaken(_)),
-        )) => Err(fail(1, e.to_string())),
+        )) => Err(Exit::new(Exit::FAILURE, e.to_string())),
         Err(TrackError::Register(RegisterError::Store(e))) => Err(e.into()),
     }
 }
@@ -186,7 +178,9 @@ async fn webhook(config: &Config, command: WebhookCommand) -> anyhow::Result<Exi
             let parsed = url::Url::parse(url.trim())
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                .ok_or_else(|| fail(2, format!("--url {url:?} is not an http(s) URL")))?;
+                .ok_or_else(|| {
+                    Exit::new(Exit::CONFIG, format!("--url {url:?} is not an http(s) URL"))
+                })?;
             let events: Vec<String> = if events.is_empty() {
                 DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect()
             } else {
@@ -272,8 +266,8 @@ async fn webhook(config: &Config, command: WebhookCommand) -> anyhow::Result<Exi
                         Some(h) => h.id,
                         None => {
                             store.close().await;
-                            return Err(fail(
-                                1,
+                            return Err(Exit::new(
+                                Exit::FAILURE,
                                 format!("no webhook named {:?}", settings.webhook_name),
                             ));
                         }
@@ -294,7 +288,7 @@ async fn webhook(config: &Config, command: WebhookCommand) -> anyhow::Result<Exi
     result.map(|()| ExitCode::SUCCESS)
 }
 
-async fn warn_without_secret(settings: &super::FrameioConfig, store: &Store) {
+async fn warn_without_secret(settings: &crate::config::FrameioConfig, store: &Store) {
     if settings.webhook_secret.is_none()
         && matches!(store.frameio_credential(SECRET_KEY).await, Ok(None))
     {
