@@ -294,6 +294,34 @@ vocabulary! {
     }
 }
 
+/// What a Frame.io event type means to rushes (the type itself is an open set of names such as
+/// `file.ready` or `comment.created`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    FileUploadCompleted,
+    FileReady,
+    /// Another `file.*` event.
+    File,
+    /// `metadata.*`: the Status field may have changed.
+    Metadata,
+    /// `comment.*`.
+    Comment,
+    Other,
+}
+
+impl EventKind {
+    pub fn of(event_type: &str) -> Self {
+        match event_type {
+            "file.upload.completed" => Self::FileUploadCompleted,
+            "file.ready" => Self::FileReady,
+            t if t.starts_with("file.") => Self::File,
+            t if t.starts_with("metadata.") => Self::Metadata,
+            t if t.starts_with("comment.") => Self::Comment,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// A timestamp parsing error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid timestamp {raw:?}: {reason}")]

@@ -11,17 +11,17 @@
 
 // Ground floor.
 pub mod config;
-pub mod domain;
+pub(crate) mod domain;
 pub mod events;
 pub(crate) mod links;
-pub mod logging;
-pub mod naming;
+pub(crate) mod logging;
+pub(crate) mod naming;
 pub mod net;
 pub mod store;
 pub(crate) mod text;
 
 // Middle floor.
-pub mod download;
+pub(crate) mod download;
 pub mod feed;
 pub mod frameio;
 
@@ -29,5 +29,5 @@ pub mod frameio;
 pub mod app;
 pub mod cli;
 pub mod demo;
-pub mod status;
+pub(crate) mod status;
 pub mod web;

@@ -110,10 +110,10 @@ async fn track(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(TrackError::Invalid(m)) => Err(Exit::new(Exit::CONFIG, m)),
+        Err(TrackError::Invalid(m)) => Err(Exit::error(Exit::CONFIG, m)),
         Err(TrackError::Register(
             e @ (RegisterError::FileTaken { .. } | RegisterError::IdTaken(_)),
-        )) => Err(Exit::new(Exit::FAILURE, e.to_string())),
+        )) => Err(Exit::error(Exit::FAILURE, e.to_string())),
         Err(TrackError::Register(RegisterError::Store(e))) => Err(e.into()),
     }
 }
@@ -179,7 +179,7 @@ async fn webhook(config: &Config, command: WebhookCommand) -> anyhow::Result<Exi
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
                 .ok_or_else(|| {
-                    Exit::new(Exit::CONFIG, format!("--url {url:?} is not an http(s) URL"))
+                    Exit::error(Exit::CONFIG, format!("--url {url:?} is not an http(s) URL"))
                 })?;
             let events: Vec<String> = if events.is_empty() {
                 DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect()
@@ -266,7 +266,7 @@ async fn webhook(config: &Config, command: WebhookCommand) -> anyhow::Result<Exi
                         Some(h) => h.id,
                         None => {
                             store.close().await;
-                            return Err(Exit::new(
+                            return Err(Exit::error(
                                 Exit::FAILURE,
                                 format!("no webhook named {:?}", settings.webhook_name),
                             ));

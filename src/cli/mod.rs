@@ -119,7 +119,7 @@ impl Exit {
     /// Exit code 1: the command ran and failed.
     pub const FAILURE: u8 = 1;
 
-    pub fn new(code: u8, message: impl Into<String>) -> anyhow::Error {
+    pub fn error(code: u8, message: impl Into<String>) -> anyhow::Error {
         Self {
             code,
             message: message.into(),

@@ -1,8 +1,8 @@
 //! Feed intake: fetch the external JSON feed, parse its records, remember each one as a delivery.
 
-pub mod classify;
-pub mod poller;
-pub mod record;
+pub(crate) mod classify;
+pub(crate) mod poller;
+pub(crate) mod record;
 pub mod source;
 
 use std::time::Duration;

@@ -4,10 +4,11 @@
 
 mod auth;
 pub mod client;
-pub mod manage;
-pub mod processor;
-pub mod review;
-pub mod tracker;
+pub(crate) mod manage;
+pub(crate) mod processor;
+pub(crate) mod review;
+mod route;
+pub(crate) mod tracker;
 pub mod webhook;
 
 use std::sync::Arc;

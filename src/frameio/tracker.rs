@@ -10,8 +10,9 @@ use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Comment};
 use super::review::{self, CommentText};
+use super::route::Route;
 use crate::config::FrameioConfig;
-use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause};
+use crate::domain::{EventKind, EventOutcome, ReviewState, Timestamp, TransitionCause};
 use crate::events::{Event, EventBus};
 use crate::store::{
     FrameioEvent, RegisterError, Registered, StateChange, Store, StoreError, StoredComment,
@@ -110,14 +111,6 @@ impl Tracker {
         &self.store
     }
 
-    pub fn config(&self) -> &FrameioConfig {
-        &self.config
-    }
-
-    pub fn client(&self) -> Option<&Arc<Client>> {
-        self.client.as_ref()
-    }
-
     /// A random moment within the next poll interval: spreads polls over the interval.
     pub fn spread_poll_time(&self) -> Timestamp {
         after(
@@ -165,66 +158,27 @@ impl Tracker {
         }))
     }
 
-    fn account<'a>(&'a self, event: Option<&'a str>) -> Result<&'a str, ProcessError> {
+    pub(super) fn account<'a>(&'a self, event: Option<&'a str>) -> Result<&'a str, ProcessError> {
         event
             .or(self.config.account_id.as_deref())
             .ok_or(ProcessError::NoAccount)
     }
 
-    fn api(&self, doing: &'static str) -> Result<&Client, ProcessError> {
+    pub(super) fn api(&self, doing: &'static str) -> Result<&Client, ProcessError> {
         self.client.as_deref().ok_or(ProcessError::NoClient(doing))
     }
 
     /// Routes one stored event to its upload and applies it.
     pub async fn handle_event(&self, event: &FrameioEvent) -> Result<Handled, ProcessError> {
-        let kind = event.event_type.as_str();
-        let untracked = Handled {
-            outcome: EventOutcome::Untracked,
-            upload_id: None,
-        };
-        let file_id = if kind.starts_with("file.") || kind.starts_with("metadata.") {
-            event.resource_id.clone()
-        } else if kind.starts_with("comment.") {
-            if event.resource_type == "comment" {
-                // Only worth an API call when something is tracked at all.
-                if self.store.upload_count().await? == 0 {
-                    return Ok(untracked);
-                }
-                let account = self.account(event.account_id.as_deref())?;
-                match self
-                    .api("look up a comment")?
-                    .comment(account, &event.resource_id)
-                    .await
-                {
-                    Ok(comment) => match comment.file_id {
-                        Some(f) => f,
-                        None => {
-                            return Ok(Handled {
-                                outcome: EventOutcome::Ignored,
-                                upload_id: None,
-                            });
-                        }
-                    },
-                    // A deleted comment cannot be looked up; nothing to route.
-                    Err(e) if e.is_not_found() => {
-                        return Ok(Handled {
-                            outcome: EventOutcome::Ignored,
-                            upload_id: None,
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                event.resource_id.clone()
+        let kind = EventKind::of(&event.event_type);
+        let (upload, file_id) = match self.route(event, kind).await? {
+            Route::Upload { upload, file_id } => (*upload, file_id),
+            Route::Skip(outcome) => {
+                return Ok(Handled {
+                    outcome,
+                    upload_id: None,
+                });
             }
-        } else {
-            return Ok(Handled {
-                outcome: EventOutcome::Ignored,
-                upload_id: None,
-            });
-        };
-        let Some(upload) = self.store.upload_by_file(&file_id).await? else {
-            return Ok(untracked);
         };
         let mut changed = false;
         let account_update = UploadUpdate {
@@ -234,9 +188,10 @@ impl Tracker {
         self.store
             .update_upload(&upload.id, &account_update)
             .await?;
+        let name = event.event_type.as_str();
         match kind {
-            "file.upload.completed" | "file.ready" => {
-                let to = if kind == "file.ready" {
+            EventKind::FileUploadCompleted | EventKind::FileReady => {
+                let to = if kind == EventKind::FileReady {
                     ReviewState::Ready
                 } else {
                     ReviewState::Processing
@@ -246,12 +201,12 @@ impl Tracker {
                         &upload,
                         to,
                         TransitionCause::Event,
-                        kind.to_string(),
+                        name.to_string(),
                         Some(event.id),
                     )
                     .await?;
             }
-            k if k.starts_with("metadata.") => {
+            EventKind::Metadata => {
                 let account = self.account(event.account_id.as_deref())?;
                 let status = self
                     .api("read the Status field")?
@@ -262,12 +217,12 @@ impl Tracker {
                         &upload,
                         status,
                         TransitionCause::Metadata,
-                        ("", &format!(" ({kind}, event #{})", event.id)),
+                        ("", &format!(" ({name}, event #{})", event.id)),
                         Some(event.id),
                     )
                     .await?;
             }
-            k if k.starts_with("comment.") => {
+            EventKind::Comment => {
                 let account = self.account(event.account_id.as_deref())?;
                 let comments = self
                     .api("fetch comments")?
@@ -277,7 +232,7 @@ impl Tracker {
                     .apply_comments(&upload, &comments, TransitionCause::Comment, Some(event.id))
                     .await?;
             }
-            _ => {}
+            EventKind::File | EventKind::Other => {}
         }
         Ok(Handled {
             outcome: if changed {

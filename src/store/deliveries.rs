@@ -95,13 +95,13 @@ impl Store {
         .bind(&d.raw_source_url)
         .bind(&d.r2_url)
         .bind(&d.provider)
-        .bind(&d.kind)
-        .bind(&d.mode)
-        .bind(&d.record_format)
+        .bind(d.kind)
+        .bind(d.mode)
+        .bind(d.record_format)
         .bind(&d.original_filename)
         .bind(&d.file_name)
-        .bind(&d.created_at)
-        .bind(&now)
+        .bind(d.created_at)
+        .bind(now)
         .bind(d.initial_state)
         .fetch_optional(self.pool())
         .await?;
@@ -113,7 +113,7 @@ impl Store {
              WHERE dedupe_key = $1 RETURNING id",
         )
         .bind(&d.dedupe_key)
-        .bind(&now)
+        .bind(now)
         .bind(&d.r2_url)
         .fetch_one(self.pool())
         .await?;

@@ -41,8 +41,8 @@ impl Store {
                  records_invalid, records_new, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(&fetch.started_at)
-        .bind(&now)
+        .bind(fetch.started_at)
+        .bind(now)
         .bind(fetch.outcome)
         .bind(i64::from(fetch.attempts))
         .bind(fetch.records_valid)
@@ -57,7 +57,7 @@ impl Store {
                     "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL,
                          records_processed = $2, etag = $3, last_modified = $4 WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .bind(fetch.records_valid)
                 .bind(&fetch.etag)
                 .bind(&fetch.last_modified)
@@ -69,7 +69,7 @@ impl Store {
                     "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL
                      WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -77,7 +77,7 @@ impl Store {
                 sqlx::query(
                     "UPDATE feed_state SET last_attempt_at = $1, last_error = $2 WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .bind(&fetch.error)
                 .execute(&mut *tx)
                 .await?;

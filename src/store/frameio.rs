@@ -149,7 +149,7 @@ impl Store {
                  RETURNING id",
             )
             .bind(&e.delivery_hash)
-            .bind(&now)
+            .bind(now)
             .bind(e.request_timestamp)
             .bind(&e.event_type)
             .bind(&e.resource_type)
@@ -234,18 +234,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn frameio_event(&self, id: i64) -> Result<Option<FrameioEvent>, StoreError> {
-        Ok(sqlx::query_as::<_, FrameioEvent>(
-            "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
-                 account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error
-             FROM frameio_events WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    /// Newest events first.
     pub async fn frameio_events(&self, limit: i64) -> Result<Vec<FrameioEvent>, StoreError> {
         Ok(sqlx::query_as::<_, FrameioEvent>(
             "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
@@ -286,7 +274,7 @@ impl Store {
         .bind(name)
         .bind(ReviewState::Uploading)
         .bind(reason)
-        .bind(&now)
+        .bind(now)
         .bind(next_poll_at)
         .fetch_optional(&mut *tx)
         .await?;
@@ -296,7 +284,7 @@ impl Store {
                  VALUES ($1, $2, NULL, $3, $4, $5)",
             )
             .bind(id)
-            .bind(&now)
+            .bind(now)
             .bind(ReviewState::Uploading)
             .bind(TransitionCause::Registered)
             .bind(reason)
@@ -399,7 +387,7 @@ impl Store {
             )
             .bind(change.to)
             .bind(&change.reason)
-            .bind(&now)
+            .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -408,7 +396,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
-            .bind(&now)
+            .bind(now)
             .bind(current)
             .bind(change.to)
             .bind(change.cause)
@@ -428,13 +416,13 @@ impl Store {
                  last_error = CASE WHEN $8 THEN $9 ELSE last_error END
              WHERE id = $10",
         )
-        .bind(&now)
+        .bind(now)
         .bind(&update.account_id)
         .bind(&update.metadata_status)
         .bind(&update.decided_comment)
-        .bind(&update.polled_at)
+        .bind(update.polled_at)
         .bind(update.next_poll_at.is_some())
-        .bind(update.next_poll_at.clone().flatten())
+        .bind(update.next_poll_at.flatten())
         .bind(update.last_error.is_some())
         .bind(update.last_error.clone().flatten())
         .bind(id)
@@ -459,7 +447,7 @@ impl Store {
                 .bind(&c.created_at)
                 .bind(&c.updated_at)
                 .bind(&c.completed_at)
-                .bind(&c.verdict)
+                .bind(c.verdict)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -71,6 +71,49 @@ pub(super) async fn try_once<O: Observer>(
     cancel: &CancellationToken,
     fetched: &mut u64,
 ) -> Result<(PathBuf, String, u64), TryError> {
+    let (response, resume_validator, have) = request(client, source, part, cancel).await?;
+    let headers = response.headers().clone();
+    let (offset, total) = accepted_range(
+        response.status(),
+        &headers,
+        response.content_length(),
+        resume_validator.is_some(),
+        have,
+        part,
+    )?;
+    let p = choose_part(job, &headers, part)?;
+    p.validator = validator_of(&headers);
+    observer
+        .part_chosen(&p.path, &p.name, p.validator.as_deref(), total)
+        .await
+        .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
+    check_space(job, offset, total)?;
+    let (file, hasher) = open_part(p, offset).await?;
+    let (written, outcome) = stream_body(
+        job, response, file, hasher, p, offset, total, observer, cancel, fetched,
+    )
+    .await?;
+    let size = offset + written;
+    match outcome {
+        StreamEnd::Cancelled => return Err(TryError::Fatal(TransferError::Cancelled)),
+        StreamEnd::NetworkError(message) => {
+            return Err(TryError::Retry(format!(
+                "connection lost after {size} bytes: {message}"
+            )));
+        }
+        StreamEnd::Complete => {}
+    }
+    finish_part(job, p, size, total, observer).await
+}
+
+/// Sends the GET, with `Range` + `If-Range` when a part with a validator can be resumed.
+/// Returns the response, the validator sent (if any) and the bytes already held.
+async fn request(
+    client: &reqwest::Client,
+    source: &JobUrl,
+    part: &Option<Part>,
+    cancel: &CancellationToken,
+) -> Result<(reqwest::Response, Option<String>, u64), TryError> {
     // Resume only when there is something to resume and a validator to make it safe.
     let have = part
         .as_ref()
@@ -91,15 +134,24 @@ pub(super) async fn try_once<O: Observer>(
         r = request.send() => r,
     };
     let response = response.map_err(|e| TryError::Retry(net::error_text(&e)))?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let length = response.content_length();
+    Ok((response, resume_validator, have))
+}
+
+/// Reads the status: where the body starts in the file (`offset`) and the file's total size.
+fn accepted_range(
+    status: StatusCode,
+    headers: &HeaderMap,
+    length: Option<u64>,
+    resuming: bool,
+    have: u64,
+    part: &mut Option<Part>,
+) -> Result<(u64, Option<u64>), TryError> {
     let offset;
     let total;
     match status {
-        StatusCode::PARTIAL_CONTENT if resume_validator.is_some() => {
+        StatusCode::PARTIAL_CONTENT if resuming => {
             let Some((start, announced)) =
-                header_str(&headers, header::CONTENT_RANGE).and_then(parse_content_range)
+                header_str(headers, header::CONTENT_RANGE).and_then(parse_content_range)
             else {
                 truncate_part(part)?;
                 return Err(TryError::Retry(
@@ -132,12 +184,21 @@ pub(super) async fn try_once<O: Observer>(
         s => return Err(TryError::NextUrl(format!("HTTP {s}"))),
     }
 
-    let is_html = header_str(&headers, header::CONTENT_TYPE)
+    Ok((offset, total))
+}
+
+/// Decides the name at the first response (Content-Disposition is only known then), refuses an
+/// HTML page where a file was expected, and reserves the part.
+fn choose_part<'p>(
+    job: &Job,
+    headers: &HeaderMap,
+    part: &'p mut Option<Part>,
+) -> Result<&'p mut Part, TryError> {
+    let is_html = header_str(headers, header::CONTENT_TYPE)
         .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
-    let validator = validator_of(&headers);
 
     // The name is decided once, at the first response (Content-Disposition is only known then).
-    let disposition = header_str(&headers, header::CONTENT_DISPOSITION);
+    let disposition = header_str(headers, header::CONTENT_DISPOSITION);
     let name = match part.as_ref() {
         Some(p) => p.name.clone(),
         None => naming::download_name(
@@ -168,17 +229,13 @@ pub(super) async fn try_once<O: Observer>(
             _reservation: reservation,
         });
     }
-    let Some(p) = part.as_mut() else {
-        return Err(TryError::Fatal(TransferError::Internal(
-            "no partial file chosen",
-        )));
-    };
-    p.validator = validator;
-    observer
-        .part_chosen(&p.path, &p.name, p.validator.as_deref(), total)
-        .await
-        .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
+    part.as_mut().ok_or(TryError::Fatal(TransferError::Internal(
+        "no partial file chosen",
+    )))
+}
 
+/// Refuses a download that cannot fit on the disk, before writing anything.
+fn check_space(job: &Job, offset: u64, total: Option<u64>) -> Result<(), TryError> {
     if let Some(total) = total {
         let need = total.saturating_sub(offset);
         let available = available_space(&job.dir).map_err(|e| io_fatal(&job.dir, e))?;
@@ -190,8 +247,11 @@ pub(super) async fn try_once<O: Observer>(
             }));
         }
     }
+    Ok(())
+}
 
-    // Open the part at `offset`, with the hash of what is already there.
+/// Opens the part at `offset`, with the hash of what is already there.
+async fn open_part(p: &mut Part, offset: u64) -> Result<(std::fs::File, Sha256), TryError> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -212,7 +272,31 @@ pub(super) async fn try_once<O: Observer>(
                 .map_err(|e| io_fatal(&p.path, e))?
         }
     };
+    Ok((file, hasher))
+}
 
+/// How the body stream ended.
+enum StreamEnd {
+    Complete,
+    Cancelled,
+    NetworkError(String),
+}
+
+/// Streams the body into the sink (written and hashed), reporting progress. What arrived before
+/// an error or a cancel is still written: a valid prefix to resume from.
+#[allow(clippy::too_many_arguments)]
+async fn stream_body<O: Observer>(
+    job: &Job,
+    response: reqwest::Response,
+    file: std::fs::File,
+    hasher: Sha256,
+    p: &mut Part,
+    offset: u64,
+    total: Option<u64>,
+    observer: &mut O,
+    cancel: &CancellationToken,
+    fetched: &mut u64,
+) -> Result<(u64, StreamEnd), TryError> {
     let mut sink = if job.inline_writes {
         Sink::Inline {
             file,
@@ -252,7 +336,6 @@ pub(super) async fn try_once<O: Observer>(
     }
     drop(stream);
     *fetched += received;
-    // What arrived before an error or a cancel is still written: a valid prefix to resume from.
     let (hasher, written, result) = sink.finish().await.map_err(TryError::Retry)?;
     if let Err(e) = result {
         p.hasher = None;
@@ -267,14 +350,24 @@ pub(super) async fn try_once<O: Observer>(
     let size = offset + written;
     p.hasher = Some((hasher, size));
     observer.progress(meter.last(size, total)).await;
-    if cancelled {
-        return Err(TryError::Fatal(TransferError::Cancelled));
-    }
-    if let Some(message) = network_error {
-        return Err(TryError::Retry(format!(
-            "connection lost after {size} bytes: {message}"
-        )));
-    }
+    let end = if cancelled {
+        StreamEnd::Cancelled
+    } else if let Some(message) = network_error {
+        StreamEnd::NetworkError(message)
+    } else {
+        StreamEnd::Complete
+    };
+    Ok((written, end))
+}
+
+/// Checks the size against the announced total, then hashes and renames the part.
+async fn finish_part<O: Observer>(
+    job: &Job,
+    p: &mut Part,
+    size: u64,
+    total: Option<u64>,
+    observer: &mut O,
+) -> Result<(PathBuf, String, u64), TryError> {
     match total {
         Some(total) if size < total => {
             return Err(TryError::Retry(format!(

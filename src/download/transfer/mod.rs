@@ -20,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use place::Reservation;
-pub use place::available_space;
 
 use crate::domain::UrlRole;
 use crate::naming::SafeFileName;
