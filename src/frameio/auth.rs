@@ -98,68 +98,11 @@ impl Auth {
             return Ok(c.token.clone());
         }
         let origin = refresh_token.as_ref().map(|t| hash_hex(t.expose_secret()));
-        let current_refresh = match refresh_token {
-            Some(configured) => {
-                // A rotated token descending from the configured one wins; a new configured one
-                // (different hash) replaces it.
-                let stored = match store {
-                    Some(store) => store.frameio_credential(REFRESH_TOKEN_KEY).await?,
-                    None => None,
-                };
-                Some(match stored {
-                    Some((value, stored_origin)) if stored_origin == origin => value,
-                    _ => configured.expose_secret().to_string(),
-                })
-            }
-            None => None,
-        };
-        let form = {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("client_id", client_id)
-                .append_pair("client_secret", client_secret.expose_secret());
-            match &current_refresh {
-                Some(token) => form
-                    .append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", token),
-                None => form
-                    .append_pair("grant_type", "client_credentials")
-                    .append_pair("scope", S2S_SCOPE),
-            };
-            form.finish()
-        };
-        let response = http
-            .post(url.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| ClientError::Ims(e.without_url().to_string()))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            // IMS errors are {"error": code, "error_description": text}: no secret in them.
-            let code = body.get("error").and_then(Value::as_str).unwrap_or("");
-            let text = body
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            return Err(ClientError::Ims(format!("HTTP {status} {code} {text}")));
-        }
-        let access = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ClientError::Ims("no access_token in the answer".into()))?;
-        let lifetime = Duration::from_secs(
-            body.get("expires_in")
-                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                .unwrap_or(3600),
-        );
-        // Refresh a minute early (or at 90 % of a short lifetime).
-        let margin = Duration::from_secs(60).min(lifetime / 10);
-        let token = SecretString::from(access.to_string());
+        let current_refresh =
+            current_refresh_token(refresh_token.as_ref(), origin.as_deref(), store).await?;
+        let form = grant_form(client_id, client_secret, current_refresh.as_deref());
+        let body = request_token(http, url, form).await?;
+        let (token, lifetime) = access_token(&body)?;
         if let (Some(rotated), Some(store)) =
             (body.get("refresh_token").and_then(Value::as_str), store)
         {
@@ -171,10 +114,92 @@ impl Auth {
             expires_in_s = lifetime.as_secs(),
             "Frame.io: got an IMS access token"
         );
+        // Refresh a minute early (or at 90 % of a short lifetime).
+        let margin = Duration::from_secs(60).min(lifetime / 10);
         *cached = Some(CachedToken {
             token: token.clone(),
             refresh_at: Instant::now() + lifetime - margin,
         });
         Ok(token)
     }
+}
+
+/// The refresh token to use: a rotated one descending from the configured one wins; a new
+/// configured one (different hash) replaces it. `None`: client_credentials.
+async fn current_refresh_token(
+    configured: Option<&SecretString>,
+    origin: Option<&str>,
+    store: Option<&Store>,
+) -> Result<Option<String>, ClientError> {
+    let Some(configured) = configured else {
+        return Ok(None);
+    };
+    let stored = match store {
+        Some(store) => store.frameio_credential(REFRESH_TOKEN_KEY).await?,
+        None => None,
+    };
+    Ok(Some(match stored {
+        Some((value, stored_origin)) if stored_origin.as_deref() == origin => value,
+        _ => configured.expose_secret().to_string(),
+    }))
+}
+
+/// The IMS form: `refresh_token` grant, or `client_credentials` with the S2S scope.
+fn grant_form(client_id: &str, client_secret: &SecretString, refresh: Option<&str>) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("client_id", client_id)
+        .append_pair("client_secret", client_secret.expose_secret());
+    match refresh {
+        Some(token) => form
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", token),
+        None => form
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("scope", S2S_SCOPE),
+    };
+    form.finish()
+}
+
+/// POSTs the form to IMS; a refusal becomes an error naming IMS's code (never a secret).
+async fn request_token(
+    http: &reqwest::Client,
+    url: &Url,
+    form: String,
+) -> Result<Value, ClientError> {
+    let response = http
+        .post(url.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(form)
+        .send()
+        .await
+        .map_err(|e| ClientError::Ims(crate::net::error_text(&e)))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        // IMS errors are {"error": code, "error_description": text}: no secret in them.
+        let code = body.get("error").and_then(Value::as_str).unwrap_or("");
+        let text = body
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(ClientError::Ims(format!("HTTP {status} {code} {text}")));
+    }
+    Ok(body)
+}
+
+/// The access token and its lifetime (`expires_in`, 1 h when absent).
+fn access_token(body: &Value) -> Result<(SecretString, Duration), ClientError> {
+    let access = body
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ClientError::Ims("no access_token in the answer".into()))?;
+    let lifetime = Duration::from_secs(
+        body.get("expires_in")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(3600),
+    );
+    Ok((SecretString::from(access.to_string()), lifetime))
 }

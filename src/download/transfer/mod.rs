@@ -168,6 +168,35 @@ struct Part {
     _reservation: Reservation,
 }
 
+impl Part {
+    /// The part an earlier run left (`job.resume`), reserved again, if it is still there.
+    fn resumed(job: &Job) -> Option<Self> {
+        if let Some(resume) = &job.resume
+            && resume.part.is_file()
+        {
+            let name = resume
+                .part
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".part"))
+                .and_then(SafeFileName::new);
+            if let Some(name) = name {
+                let reservation =
+                    Reservation::try_take(&[job.dir.join(name.as_str()), resume.part.clone()])
+                        .unwrap_or(Reservation(Vec::new()));
+                return Some(Part {
+                    path: resume.part.clone(),
+                    name,
+                    validator: resume.validator.clone(),
+                    hasher: None,
+                    _reservation: reservation,
+                });
+            }
+        }
+        None
+    }
+}
+
 /// Downloads `job`, reporting to `observer`, until done, failed or `cancel`.
 pub async fn download<O: Observer>(
     client: &reqwest::Client,
@@ -180,29 +209,7 @@ pub async fn download<O: Observer>(
         return Err(TransferError::NoUrl);
     }
     let started = Instant::now();
-    let mut part: Option<Part> = None;
-    if let Some(resume) = &job.resume
-        && resume.part.is_file()
-    {
-        let name = resume
-            .part
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".part"))
-            .and_then(SafeFileName::new);
-        if let Some(name) = name {
-            let reservation =
-                Reservation::try_take(&[job.dir.join(name.as_str()), resume.part.clone()])
-                    .unwrap_or(Reservation(Vec::new()));
-            part = Some(Part {
-                path: resume.part.clone(),
-                name,
-                validator: resume.validator.clone(),
-                hasher: None,
-                _reservation: reservation,
-            });
-        }
-    }
+    let mut part = Part::resumed(job);
     let mut fetched = 0u64;
     let mut last_error = String::new();
     for source in &job.urls {
