@@ -91,6 +91,7 @@ impl App {
                 on_complete: config.on_download_complete.clone(),
                 retry,
                 timeout: config.timeout,
+                segments: config.segments,
             },
         )?;
         let state = AppState {

@@ -22,6 +22,8 @@ pub enum Event {
         total: Option<u64>,
         speed_bps: u64,
         eta_s: Option<u64>,
+        /// Connections receiving it (more than one for a segmented download).
+        segments: u32,
     },
 }
 

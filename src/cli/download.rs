@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::config::SegmentSettings;
 use crate::domain::UrlRole;
-use crate::download::transfer::{self, Job, JobUrl, Observer, Progress, TransferError};
+use crate::download::transfer::{
+    self, Job, JobUrl, Observer, Progress, Segment, Segmenting, TransferError,
+};
 use crate::naming::SafeFileName;
 use crate::net::RetryPolicy;
 use crate::text::human_bytes;
@@ -62,8 +65,15 @@ pub async fn run(
     {
         anyhow::bail!("--name {name:?} has no usable characters left once sanitised");
     }
+    let settings = SegmentSettings::from_process_env()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.out.display()))?;
+    let resume = args
+        .name
+        .as_deref()
+        .map(|n| crate::naming::download_name(Some(n), None, &primary, "download", false))
+        .map(|n| args.out.join(format!("{n}.part")))
+        .filter(|p| p.is_file());
     let job = Job {
         urls,
         forced_name: args.name.clone(),
@@ -73,17 +83,17 @@ pub async fn run(
         // A `.part` left by an interrupted run with the same --name is resumed with the validator
         // its response had (kept beside it); without one it restarts, since resuming could
         // splice two versions of the file.
-        resume: args
-            .name
-            .as_deref()
-            .map(|n| crate::naming::download_name(Some(n), None, &primary, "download", false))
-            .map(|n| args.out.join(format!("{n}.part")))
-            .filter(|p| p.is_file())
-            .map(|part| transfer::Resume {
-                validator: read_validator(&part),
-                part,
-            }),
+        resume: resume.clone().map(|part| transfer::Resume {
+            validator: read_validator(&part),
+            part,
+        }),
         inline_writes: true,
+        // Segments of an interrupted segmented run are kept beside the part, like the validator.
+        segments: Segmenting {
+            count: settings.count,
+            min_size: settings.min_size,
+            resume: resume.as_deref().map(read_segments).unwrap_or_default(),
+        },
     };
     let client = transfer::client(Duration::from_secs(args.timeout.max(1)))?;
     let cancel = CancellationToken::new();
@@ -106,6 +116,7 @@ pub async fn run(
         Ok(f) => {
             if let Some(part) = &observer.part {
                 let _ = std::fs::remove_file(validator_path(part));
+                let _ = std::fs::remove_file(sidecar(part, "segments"));
             }
             let secs = f.elapsed.as_secs_f64().max(0.001);
             println!(
@@ -136,6 +147,51 @@ fn validator_path(part: &Path) -> PathBuf {
     let mut name = part.as_os_str().to_owned();
     name.push(".validator");
     PathBuf::from(name)
+}
+
+fn sidecar(part: &Path, what: &str) -> PathBuf {
+    let mut name = part.as_os_str().to_owned();
+    name.push(".");
+    name.push(what);
+    PathBuf::from(name)
+}
+
+/// `x.part.segments`: one `start end done` line per segment.
+fn read_segments(part: &Path) -> Vec<Segment> {
+    let Ok(text) = std::fs::read_to_string(sidecar(part, "segments")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines().take(10_000) {
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        match n[..] {
+            [start, end, done] if start < end && done <= end - start => {
+                out.push(Segment { start, end, done })
+            }
+            _ => return Vec::new(), // damaged: start over rather than guess
+        }
+    }
+    out
+}
+
+fn write_segments(part: &Path, segments: &[Segment]) -> std::io::Result<()> {
+    let path = sidecar(part, "segments");
+    if segments.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let text: String = segments
+        .iter()
+        .map(|s| format!("{} {} {}\n", s.start, s.end, s.done))
+        .collect();
+    let tmp = sidecar(part, "segments.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)
 }
 
 fn read_validator(part: &Path) -> Option<String> {
@@ -234,13 +290,16 @@ impl Observer for CliObserver {
         let of = p
             .total
             .map_or_else(String::new, |t| format!(" / {}", human_bytes(t as f64)));
-        let speed = human_bytes(p.speed_bps as f64);
+        let speed = match p.segments {
+            n if n > 1 => format!("{}/s over {n} connections", human_bytes(p.speed_bps as f64)),
+            _ => format!("{}/s", human_bytes(p.speed_bps as f64)),
+        };
         if self.tty {
             let width = 24usize;
             let filled = percent.map_or(0, |pc| (pc as usize * width / 100).min(width));
             let bar = format!("{}{}", "#".repeat(filled), "-".repeat(width - filled));
             eprint!(
-                "\r[{bar}] {:>3}% {}{of}  {speed}/s  ETA {}   ",
+                "\r[{bar}] {:>3}% {}{of}  {speed}  ETA {}   ",
                 percent.map_or_else(|| "?".to_string(), |p| p.to_string()),
                 human_bytes(p.bytes as f64),
                 eta(p.eta_s)
@@ -257,11 +316,19 @@ impl Observer for CliObserver {
             }
             self.last_line = Some(now);
             eprintln!(
-                "{}{of}{} at {speed}/s, ETA {}",
+                "{}{of}{} at {speed}, ETA {}",
                 human_bytes(p.bytes as f64),
                 percent.map_or_else(String::new, |p| format!(" ({p}%)")),
                 eta(p.eta_s)
             );
+        }
+    }
+
+    async fn segments(&mut self, segments: &[Segment]) -> Result<(), String> {
+        match &self.part {
+            Some(part) => write_segments(part, segments)
+                .map_err(|e| format!("cannot save the segments beside {}: {e}", part.display())),
+            None => Ok(()),
         }
     }
 

@@ -8,6 +8,7 @@ mod env;
 mod feed;
 mod frameio;
 mod service;
+mod transfers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use frameio::{
     DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Keywords, Phrase, S2S_SCOPE,
     StatusMap,
 };
+pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
 
 /// A configuration mistake. The binary turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,10 @@ pub struct Config {
     pub download_concurrency: usize,
     pub dry_run_downloads: bool,
     pub on_download_complete: Option<HookCommand>,
+    /// `DOWNLOAD_SEGMENTS`, `DOWNLOAD_SEGMENT_MIN` (transfers.rs).
+    pub segments: SegmentSettings,
+    /// `SWISSTRANSFER_AUTO`, `SMASH_AUTO`, ... (transfers.rs).
+    pub resolvers: ResolverSettings,
     /// `FRAMEIO_*` (frameio.rs); all optional.
     pub frameio: FrameioConfig,
 }
@@ -140,6 +146,8 @@ impl Config {
             download_concurrency,
             dry_run_downloads,
             on_download_complete,
+            segments: transfers::read_segments(&env)?,
+            resolvers: transfers::read_resolvers(&env)?,
             frameio: frameio::read(&env)?,
         })
     }
@@ -174,6 +182,8 @@ impl Config {
             download_concurrency: 3,
             dry_run_downloads: false,
             on_download_complete: None,
+            segments: SegmentSettings::default(),
+            resolvers: ResolverSettings::default(),
         }
     }
 }

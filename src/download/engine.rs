@@ -14,13 +14,15 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::hook::{self, HookInput};
-use super::transfer::{self, Finished, Job, JobUrl, Observer, Progress, Resume, TransferError};
-use crate::config::HookCommand;
+use super::transfer::{
+    self, Finished, Job, JobUrl, Observer, Progress, Resume, Segment, Segmenting, TransferError,
+};
+use crate::config::{HookCommand, SegmentSettings};
 use crate::domain::{DeliveryState, UrlRole};
 use crate::events::{Event, EventBus};
 use crate::naming::SafeFileName;
 use crate::net::{self, RetryPolicy};
-use crate::store::{Delivery, DownloadDone, Store, StoreError};
+use crate::store::{Delivery, DownloadDone, SegmentRow, Store, StoreError};
 
 /// At most this many downloads from one host at once.
 pub const PER_HOST: usize = 2;
@@ -38,6 +40,8 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Connect and read timeout of each request.
     pub timeout: Duration,
+    /// `DOWNLOAD_SEGMENTS` / `DOWNLOAD_SEGMENT_MIN`.
+    pub segments: SegmentSettings,
 }
 
 #[derive(Debug, Default)]
@@ -377,6 +381,11 @@ impl Worker {
                 validator: delivery.validator.clone(),
             }),
             inline_writes: false,
+            segments: Segmenting {
+                count: self.config.segments.count,
+                min_size: self.config.segments.min_size,
+                resume: self.stored_segments(delivery).await?,
+            },
         };
         tracing::info!(
             id,
@@ -455,6 +464,24 @@ impl Worker {
             self.events.send(Event::DeliveryChanged { id });
         }
         Ok(())
+    }
+
+    /// Segments stored for the delivery's partial file by an earlier run.
+    async fn stored_segments(&self, d: &Delivery) -> Result<Vec<Segment>, StoreError> {
+        if d.part_path.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .store
+            .download_segments(d.id)
+            .await?
+            .into_iter()
+            .map(|r| Segment {
+                start: r.start_byte.max(0) as u64,
+                end: r.end_byte.max(0) as u64,
+                done: r.done_bytes.max(0) as u64,
+            })
+            .collect())
     }
 
     /// A final file recorded just before a rename, present and with the recorded checksum.
@@ -563,6 +590,7 @@ impl Observer for StoreObserver {
             total: p.total,
             speed_bps: p.speed_bps,
             eta_s: p.eta_s,
+            segments: p.segments,
         });
         let now = Instant::now();
         if self
@@ -578,6 +606,21 @@ impl Observer for StoreObserver {
                 tracing::warn!(id = self.id, error = %e, "cannot store download progress");
             }
         }
+    }
+
+    async fn segments(&mut self, segments: &[Segment]) -> Result<(), String> {
+        let rows: Vec<SegmentRow> = segments
+            .iter()
+            .map(|s| SegmentRow {
+                start_byte: s.start as i64,
+                end_byte: s.end as i64,
+                done_bytes: s.done as i64,
+            })
+            .collect();
+        self.store
+            .set_download_segments(self.id, &rows)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn before_rename(

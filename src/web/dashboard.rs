@@ -329,6 +329,7 @@ fn details(d: &Delivery) -> Markup {
                         span.pct { @if let Some(p) = pct { (p) " %" } @else if d.state == DeliveryState::Queued { "waiting" } @else { (human_bytes(d.bytes_done as f64)) } }
                         span.bytes { @if let Some(total) = d.bytes_total { (human_bytes(d.bytes_done as f64)) " / " (human_bytes(total as f64)) } }
                         span.speed {}
+                        span.segments {}
                         span.eta {}
                     }
                 }

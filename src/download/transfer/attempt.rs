@@ -14,6 +14,7 @@ use super::meter::Meter;
 use super::place::{
     available_space, choose_name, finalize, is_disk_full, part_path, reset_part, truncate_part,
 };
+use super::segmented;
 use super::sink::Sink;
 use super::{Job, JobUrl, Observer, Part, TransferError, TryError, io_fatal};
 use crate::{links, naming, net};
@@ -67,6 +68,7 @@ pub(super) async fn try_once<O: Observer>(
     job: &Job,
     source: &JobUrl,
     part: &mut Option<Part>,
+    plan: &segmented::Plan,
     observer: &mut O,
     cancel: &CancellationToken,
     fetched: &mut u64,
@@ -88,6 +90,10 @@ pub(super) async fn try_once<O: Observer>(
         .await
         .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
     check_space(job, offset, total)?;
+    if offset == 0 && segmented::wanted(job, plan, &headers, total) {
+        let total = total.unwrap_or(0);
+        return Err(TryError::Segmented(Box::new(response), total));
+    }
     let (file, hasher) = open_part(p, offset).await?;
     let (written, outcome) = stream_body(
         job, response, file, hasher, p, offset, total, observer, cancel, fetched,

@@ -59,6 +59,7 @@ impl Meter {
             total,
             speed_bps,
             eta_s,
+            segments: 1,
         }
     }
 }

@@ -8,6 +8,7 @@
 mod attempt;
 mod meter;
 mod place;
+mod segmented;
 mod sink;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use place::Reservation;
+pub use segmented::{Segment, Segmenting};
 
 use crate::domain::UrlRole;
 use crate::naming::SafeFileName;
@@ -81,6 +83,8 @@ pub struct Job {
     /// Hash and write on the task itself instead of a blocking thread: faster for a single
     /// download (no hand-off), but a slow disk would stall the runtime. Only for the CLI.
     pub inline_writes: bool,
+    /// Several ranged connections for large files (`segmented.rs`).
+    pub segments: Segmenting,
 }
 
 /// A completed download.
@@ -105,6 +109,8 @@ pub struct Progress {
     pub total: Option<u64>,
     pub speed_bps: u64,
     pub eta_s: Option<u64>,
+    /// Connections currently receiving (several for a segmented download).
+    pub segments: u32,
 }
 
 /// What a download tells the outside world; the engine persists it, the CLI prints it.
@@ -134,6 +140,14 @@ pub trait Observer: Send {
         sha256: &str,
         bytes: u64,
     ) -> impl Future<Output = Result<(), String>> + Send;
+    /// The segments of a segmented download, on disk (synced) as described; empty once they are
+    /// no longer needed. Stored so that a restart resumes each one where it was.
+    fn segments(
+        &mut self,
+        _segments: &[Segment],
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// How often progress is reported.
@@ -156,6 +170,9 @@ enum TryError {
     NextUrl(String),
     /// The whole download stops (disk, cancel, store).
     Fatal(TransferError),
+    /// A fresh download large enough for several connections: the answer (body unread) and the
+    /// file's size, handed to `segmented::run`.
+    Segmented(Box<reqwest::Response>, u64),
 }
 
 /// State of the partial file across tries and URLs.
@@ -212,8 +229,14 @@ pub async fn download<O: Observer>(
     let mut part = Part::resumed(job);
     let mut fetched = 0u64;
     let mut last_error = String::new();
+    let mut plan = segmented::Plan::new(job);
     for source in &job.urls {
         let shown = net::redact(&source.url);
+        // This download's connection to the host; segments take more (`segmented.rs`).
+        let capacity = segmented::host_capacity(job.segments.count);
+        let Some(_slot) = segmented::host_slot(&source.url, capacity, cancel).await else {
+            return Err(TransferError::Cancelled);
+        };
         let mut backoff = retry.backoff();
         let mut try_number = 0;
         loop {
@@ -221,16 +244,49 @@ pub async fn download<O: Observer>(
             if cancel.is_cancelled() {
                 return Err(TransferError::Cancelled);
             }
-            let outcome = attempt::try_once(
-                client,
-                job,
-                source,
-                &mut part,
-                observer,
-                cancel,
-                &mut fetched,
-            )
-            .await;
+            let outcome = if plan.resumes(&part) {
+                segmented::run(
+                    client,
+                    job,
+                    source,
+                    &mut part,
+                    &mut plan,
+                    None,
+                    observer,
+                    cancel,
+                    &mut fetched,
+                )
+                .await
+            } else {
+                match attempt::try_once(
+                    client,
+                    job,
+                    source,
+                    &mut part,
+                    &plan,
+                    observer,
+                    cancel,
+                    &mut fetched,
+                )
+                .await
+                {
+                    Err(TryError::Segmented(response, total)) => {
+                        segmented::run(
+                            client,
+                            job,
+                            source,
+                            &mut part,
+                            &mut plan,
+                            Some((*response, total)),
+                            observer,
+                            cancel,
+                            &mut fetched,
+                        )
+                        .await
+                    }
+                    other => other,
+                }
+            };
             let (message, retry_this_url) = match outcome {
                 Ok((path, sha256, bytes)) => {
                     observer
@@ -259,6 +315,9 @@ pub async fn download<O: Observer>(
                 Err(TryError::NextUrl(message)) => {
                     tracing::warn!(url = %shown, try_number, error = %message, "download: giving up on this URL");
                     (message, false)
+                }
+                Err(TryError::Segmented(..)) => {
+                    return Err(TransferError::Internal("segmented answer not taken"));
                 }
                 Err(TryError::Retry(message)) => {
                     tracing::warn!(url = %shown, try_number, error = %message, "download: try failed");

@@ -115,6 +115,7 @@
     set(".pct", pct == null ? human(done) : pct + " %");
     set(".bytes", total ? human(done) + " / " + human(total) : human(done));
     set(".speed", event.speed_bps ? human(event.speed_bps) + "/s" : "");
+    set(".segments", event.segments > 1 ? event.segments + " connections" : "");
     set(".eta", event.eta_s != null ? "ETA " + duration(event.eta_s) : "");
   }
 

@@ -1,9 +1,11 @@
 //! A test file server on 127.0.0.1:0: serves registered files with ETag and Range, and can be told
 //! to drop the connection after N bytes, answer 500, ignore Range, serve an HTML page, hide the
-//! length (chunked) or send slowly. It logs every request and counts concurrent transfers.
+//! length (chunked) or send slowly (per connection, optionally slower for the range starting at
+//! a given byte: a slow segment). It logs every request and counts concurrent transfers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,8 +39,12 @@ struct File {
     drop_times: u32,
     ignore_range: bool,
     chunked: bool,
-    /// Bytes per second (0 = as fast as possible).
+    /// Bytes per second per connection (0 = as fast as possible).
     rate: u64,
+    /// (first byte, bytes per second): a response starting exactly there gets this rate.
+    slow_from: Option<(u64, u64)>,
+    /// Body bytes sent so far, all responses together.
+    sent: Arc<AtomicU64>,
     seen: Vec<Seen>,
 }
 
@@ -179,6 +185,18 @@ impl FileServer {
         self.file(path, |f| f.rate = bytes_per_second);
     }
 
+    /// A response whose range starts at byte `start` is sent at `bytes_per_second`.
+    #[allow(dead_code)] // for the segmented download tests
+    pub fn slow_from(&self, path: &str, start: u64, bytes_per_second: u64) {
+        self.file(path, |f| f.slow_from = Some((start, bytes_per_second)));
+    }
+
+    /// Body bytes sent for `path` so far.
+    #[allow(dead_code)] // for the segmented download tests
+    pub fn bytes_sent(&self, path: &str) -> u64 {
+        self.file(path, |f| f.sent.load(Ordering::Relaxed))
+    }
+
     pub fn seen(&self, path: &str) -> Vec<Seen> {
         self.file(path, |f| f.seen.clone())
     }
@@ -207,9 +225,16 @@ impl Drop for InFlight {
     }
 }
 
-fn parse_range(raw: &str, len: u64) -> Option<u64> {
-    let start = raw.strip_prefix("bytes=")?.strip_suffix('-')?;
-    start.parse().ok().filter(|s| *s <= len)
+/// `bytes=START-` or `bytes=START-END` -> (START, END inclusive), within the file.
+fn parse_range(raw: &str, len: u64) -> Option<(u64, u64)> {
+    let (start, end) = raw.strip_prefix("bytes=")?.split_once('-')?;
+    let start: u64 = start.parse().ok().filter(|s| *s <= len)?;
+    let last = len.saturating_sub(1);
+    let end = match end.trim() {
+        "" => last,
+        e => e.parse::<u64>().ok()?.min(last),
+    };
+    (end >= start || start == len).then_some((start, end))
 }
 
 async fn serve(
@@ -261,15 +286,16 @@ async fn serve(
     if let Some(d) = &file.disposition {
         response = response.header(header::CONTENT_DISPOSITION, d.as_str());
     }
-    let offset = start.unwrap_or(0);
-    if let Some(start) = start {
+    let offset = start.map_or(0, |(s, _)| s);
+    let mut body = file.body.slice(offset as usize..);
+    if let Some((start, end)) = start {
         seen.status = 206;
-        response = response.status(StatusCode::PARTIAL_CONTENT).header(
-            header::CONTENT_RANGE,
-            format!("bytes {start}-{}/{len}", len.saturating_sub(1)),
-        );
+        response = response
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+        let count = (end + 1).saturating_sub(start).min(body.len() as u64);
+        body = body.slice(..count as usize);
     }
-    let body = file.body.slice(offset as usize..);
     if !file.chunked {
         response = response.header(header::CONTENT_LENGTH, body.len());
     }
@@ -279,7 +305,11 @@ async fn serve(
     } else {
         None
     };
-    let rate = file.rate;
+    let rate = match file.slow_from {
+        Some((from, slow)) if start.is_some_and(|(s, _)| s == from) => slow,
+        _ => file.rate,
+    };
+    let sent_counter = file.sent.clone();
     file.seen.push(seen);
     guard.in_flight += 1;
     guard.max_in_flight = guard.max_in_flight.max(guard.in_flight);
@@ -287,33 +317,36 @@ async fn serve(
     let in_flight = InFlight(inner.clone());
 
     let chunk = 64 * 1024;
-    let stream = futures::stream::unfold(
-        (body, 0u64, in_flight),
-        move |(body, sent, in_flight)| async move {
-            if sent == u64::MAX {
-                return None;
+    let stream =
+        futures::stream::unfold((body, 0u64, in_flight), move |(body, sent, in_flight)| {
+            let sent_counter = sent_counter.clone();
+            async move {
+                if sent == u64::MAX {
+                    return None;
+                }
+                if drop_after.is_some_and(|limit| sent >= limit) {
+                    // An error in the body stream makes hyper abort the connection mid-body.
+                    return Some((
+                        Err(std::io::Error::other("dropped on purpose")),
+                        (Bytes::new(), u64::MAX, in_flight),
+                    ));
+                }
+                if sent as usize >= body.len() {
+                    return None;
+                }
+                let mut end = (sent as usize + chunk).min(body.len());
+                if let Some(limit) = drop_after {
+                    end = end.min(limit.max(sent + 1) as usize);
+                }
+                let piece = body.slice(sent as usize..end);
+                if rate > 0 {
+                    tokio::time::sleep(Duration::from_secs_f64(piece.len() as f64 / rate as f64))
+                        .await;
+                }
+                let sent_now = end as u64;
+                sent_counter.fetch_add(piece.len() as u64, Ordering::Relaxed);
+                Some((Ok::<_, std::io::Error>(piece), (body, sent_now, in_flight)))
             }
-            if drop_after.is_some_and(|limit| sent >= limit) {
-                // An error in the body stream makes hyper abort the connection mid-body.
-                return Some((
-                    Err(std::io::Error::other("dropped on purpose")),
-                    (Bytes::new(), u64::MAX, in_flight),
-                ));
-            }
-            if sent as usize >= body.len() {
-                return None;
-            }
-            let mut end = (sent as usize + chunk).min(body.len());
-            if let Some(limit) = drop_after {
-                end = end.min(limit.max(sent + 1) as usize);
-            }
-            let piece = body.slice(sent as usize..end);
-            if rate > 0 {
-                tokio::time::sleep(Duration::from_secs_f64(piece.len() as f64 / rate as f64)).await;
-            }
-            let sent_now = end as u64;
-            Some((Ok::<_, std::io::Error>(piece), (body, sent_now, in_flight)))
-        },
-    );
+        });
     response.body(Body::from_stream(stream)).expect("response")
 }

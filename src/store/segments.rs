@@ -1,0 +1,52 @@
+//! `download_segments`: the ranges of a segmented download and the bytes of each on disk.
+
+use super::{Store, StoreError};
+
+/// One range `[start, end)` of a delivery's partial file, `done` bytes of it on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct SegmentRow {
+    pub start_byte: i64,
+    pub end_byte: i64,
+    pub done_bytes: i64,
+}
+
+impl Store {
+    /// The stored segments of `id`'s partial file, by start.
+    pub async fn download_segments(&self, id: i64) -> Result<Vec<SegmentRow>, StoreError> {
+        Ok(sqlx::query_as::<_, SegmentRow>(
+            "SELECT start_byte, end_byte, done_bytes FROM download_segments
+             WHERE delivery_id = $1 ORDER BY start_byte ASC",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Replaces `id`'s segments (empty: forgets them), in one transaction.
+    pub async fn set_download_segments(
+        &self,
+        id: i64,
+        segments: &[SegmentRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM download_segments WHERE delivery_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (seq, s) in segments.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO download_segments (delivery_id, seq, start_byte, end_byte, done_bytes)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(seq as i64)
+            .bind(s.start_byte)
+            .bind(s.end_byte)
+            .bind(s.done_bytes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
