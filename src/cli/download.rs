@@ -114,7 +114,7 @@ pub async fn run(
     observer.end_line();
     match result {
         Ok(f) => {
-            if let Some(part) = &observer.part {
+            for part in observer.part.iter().chain(resume.iter()) {
                 let _ = std::fs::remove_file(validator_path(part));
                 let _ = std::fs::remove_file(sidecar(part, "segments"));
             }

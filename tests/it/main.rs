@@ -10,3 +10,4 @@ mod dashboard;
 mod downloads;
 mod feed_intake;
 mod frameio;
+mod segmented;

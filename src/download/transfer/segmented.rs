@@ -69,10 +69,14 @@ pub struct Segmenting {
     pub resume: Vec<Segment>,
 }
 
-/// A range is split only when at least this much is left of it (each half gets half).
-const MIN_SPLIT: u64 = 2 << 20;
-/// Bytes a connection gathers before one positioned write on a blocking thread.
+/// A range is split only when at least this much of it is still to be received.
+const MIN_SPLIT: u64 = 256 << 10;
+/// Files smaller than this are never segmented, whatever `DOWNLOAD_SEGMENT_MIN` says.
+const MIN_FILE: u64 = 1 << 20;
+/// Bytes a connection gathers before one positioned write on a blocking thread...
 const WRITE_BATCH: usize = 1 << 20;
+/// ... or after this long, so that progress (and the stored segments) stay current.
+const WRITE_EVERY: Duration = Duration::from_millis(250);
 /// How often the segments are synced and handed to the observer.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
@@ -254,7 +258,7 @@ pub(super) fn wanted(job: &Job, plan: &Plan, headers: &HeaderMap, total: Option<
     let ranges = header_str(headers, header::ACCEPT_RANGES).map(str::trim);
     !plan.disabled
         && job.segments.count >= 2
-        && total.is_some_and(|t| t >= job.segments.min_size.max(2 * MIN_SPLIT))
+        && total.is_some_and(|t| t >= job.segments.min_size.max(MIN_FILE))
         && ranges.is_none_or(|r| r.eq_ignore_ascii_case("bytes"))
         && validator_of(headers).is_some()
 }
@@ -276,31 +280,75 @@ struct Ctx {
 struct Shared {
     segments: Vec<Segment>,
     active: Vec<bool>,
+    /// Where each range's connection has received up to (written or still buffered): a split
+    /// never starts before it.
+    received: Vec<u64>,
+    /// When each range's connection started and from which byte: its speed.
+    since: Vec<(Instant, u64)>,
 }
 
 impl Shared {
-    /// An abandoned range first (most left), else half of the largest range in progress.
-    fn claim(&mut self) -> Option<usize> {
+    fn new(segments: Vec<Segment>) -> Self {
+        let now = Instant::now();
+        Self {
+            active: vec![false; segments.len()],
+            received: segments.iter().map(Segment::next).collect(),
+            since: segments.iter().map(|s| (now, s.next())).collect(),
+            segments,
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let next = self.segments[i].next();
+        self.active[i] = true;
+        self.received[i] = next;
+        self.since[i] = (Instant::now(), next);
+    }
+
+    /// Bytes per second of the connection on range `i` since it started (None: too early).
+    fn speed(&self, i: usize) -> Option<f64> {
+        let (at, from) = self.since[i];
+        let secs = at.elapsed().as_secs_f64();
+        (secs > 0.3).then(|| self.received[i].saturating_sub(from) as f64 / secs)
+    }
+
+    /// An abandoned range first (most left), else part of the range in progress with the most
+    /// still to receive: the connection taking it over gets a share proportional to its speed
+    /// (`my_speed`, from its previous range) against the current one's (half when unknown).
+    fn claim(&mut self, my_speed: Option<f64>) -> Option<usize> {
         let idle = (0..self.segments.len())
             .filter(|&i| !self.active[i] && self.segments[i].left() > 0)
             .max_by_key(|&i| self.segments[i].left());
         if let Some(i) = idle {
-            self.active[i] = true;
+            self.start(i);
             return Some(i);
         }
+        let to_receive = |i: usize| self.segments[i].end.saturating_sub(self.received[i]);
         let i = (0..self.segments.len())
-            .filter(|&i| self.active[i] && self.segments[i].left() >= MIN_SPLIT)
-            .max_by_key(|&i| self.segments[i].left())?;
-        let s = self.segments[i];
-        let mid = s.next() + s.left() / 2;
+            .filter(|&i| self.active[i] && to_receive(i) >= MIN_SPLIT)
+            .max_by_key(|&i| to_receive(i))?;
+        let remaining = to_receive(i);
+        let keep = match (self.speed(i), my_speed) {
+            (Some(theirs), Some(mine)) if theirs + mine > 0.0 => {
+                (remaining as f64 * theirs / (theirs + mine)) as u64
+            }
+            _ => remaining / 2,
+        };
+        let keep = keep.clamp(MIN_SPLIT / 4, remaining - MIN_SPLIT / 4);
+        let mid = self.received[i] + keep;
+        let end = self.segments[i].end;
         self.segments[i].end = mid;
         self.segments.push(Segment {
             start: mid,
-            end: s.end,
+            end,
             done: 0,
         });
-        self.active.push(true);
-        Some(self.segments.len() - 1)
+        self.active.push(false);
+        self.received.push(mid);
+        self.since.push((Instant::now(), mid));
+        let new = self.segments.len() - 1;
+        self.start(new);
+        Some(new)
     }
 
     fn active_count(&self) -> usize {
@@ -393,6 +441,13 @@ pub(super) async fn run<O: Observer>(
         first_stream = Some(response);
     }
     let total = plan.total();
+    if !fresh {
+        // Resumed from stored segments: the observer learns the part again (the CLI's sidecars).
+        observer
+            .part_chosen(&p.path, &p.name, Some(&validator), Some(total))
+            .await
+            .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
+    }
     tracing::info!(
         part = %p.path.display(),
         total,
@@ -409,15 +464,12 @@ pub(super) async fn run<O: Observer>(
         validator: validator.clone(),
         total,
         file: Arc::new(file),
-        state: Mutex::new(Shared {
-            active: vec![false; plan.segments.len()],
-            segments: plan.segments.clone(),
-        }),
+        state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
     });
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
     for slot in slots {
-        let claimed = lock(&ctx).claim();
+        let claimed = lock(&ctx).claim(None);
         let Some(index) = claimed else { break };
         let stream = if index == 0 {
             first_stream.take()
@@ -451,7 +503,7 @@ pub(super) async fn run<O: Observer>(
                         last_error = Some(message);
                         if reopens > 0 && !stop.is_cancelled() {
                             reopens -= 1;
-                            let claimed = lock(&ctx).claim();
+                            let claimed = lock(&ctx).claim(None);
                             if let Some(index) = claimed {
                                 workers.spawn(connection(ctx.clone(), index, None, slot, Duration::from_millis(500)));
                             }
@@ -673,11 +725,12 @@ async fn connection(
         }
         // Range done: give the slot to a waiting download, else take more work.
         let mut state = lock(&ctx);
+        let my_speed = state.speed(index);
         state.active[index] = false;
         if slot.as_ref().is_some_and(HostSlot::wanted_elsewhere) && state.active_count() > 0 {
             return (End::Idle, slot, received);
         }
-        match state.claim() {
+        match state.claim(my_speed) {
             Some(i) => index = i,
             None => return (End::Idle, slot, received),
         }
@@ -763,6 +816,7 @@ async fn fill(
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     let mut pos = lock(ctx).segments[index].next();
+    let mut last_write = Instant::now();
     loop {
         let next = tokio::select! {
             () = ctx.cancel.cancelled() => None,
@@ -779,7 +833,16 @@ async fn fill(
                 (false, None)
             }
         };
-        if batch_len >= WRITE_BATCH || (ended && batch_len > 0) {
+        let end = {
+            let mut state = lock(ctx);
+            state.received[index] = pos + batch_len as u64;
+            state.segments[index].end
+        };
+        let full = pos + batch_len as u64 >= end;
+        if batch_len > 0
+            && (batch_len >= WRITE_BATCH || ended || full || last_write.elapsed() >= WRITE_EVERY)
+        {
+            last_write = Instant::now();
             let end = lock(ctx).segments[index].end;
             let room = end.saturating_sub(pos);
             let batch_now = std::mem::take(&mut batch);
@@ -836,23 +899,35 @@ mod tests {
 
     #[test]
     fn a_finished_connection_takes_an_abandoned_range_then_splits_the_largest() {
-        let mut s = Shared {
-            segments: vec![
-                seg(0, 100 << 20, 100 << 20),
-                seg(100 << 20, 200 << 20, 10 << 20),
-            ],
-            active: vec![false, false],
-        };
-        assert_eq!(s.claim(), Some(1), "the abandoned range first");
-        let i = s.claim().expect("a split");
+        let mut s = Shared::new(vec![
+            seg(0, 100 << 20, 100 << 20),
+            seg(100 << 20, 200 << 20, 10 << 20),
+        ]);
+        assert_eq!(s.claim(None), Some(1), "the abandoned range first");
+        let i = s.claim(None).expect("a split");
         assert_eq!(i, 2);
         let (a, b) = (s.segments[1], s.segments[2]);
         assert_eq!(a.end, b.start);
         assert_eq!(b.end, 200 << 20);
-        assert_eq!(a.left(), b.left());
-        s.segments[1].done = s.segments[1].end - s.segments[1].start;
-        s.segments[2].done = s.segments[2].end - s.segments[2].start - (1 << 20);
-        assert_eq!(s.claim(), None, "too little left to split");
+        assert_eq!(a.left(), b.left(), "halves when speeds are unknown");
+        // The owner received (buffered) more than it wrote: a split starts after that.
+        s.segments[2].done = 0;
+        s.received[2] = b.end - 100_000;
+        s.segments[1].done = a.end - a.start;
+        assert_eq!(s.claim(None), None, "too little left to split");
+    }
+
+    #[test]
+    fn a_slow_connection_keeps_a_share_proportional_to_its_speed() {
+        let mut s = Shared::new(vec![seg(0, 10 << 20, 0)]);
+        s.start(0);
+        s.since[0] = (Instant::now() - Duration::from_secs(1), 0);
+        s.received[0] = 100_000; // 100 kB/s
+        let i = s.claim(Some(9_900_000.0)).expect("a split");
+        let kept = s.segments[0].end - s.received[0];
+        let taken = s.segments[i].end - s.segments[i].start;
+        assert!(kept * 50 < taken, "kept {kept}, taken {taken}");
+        assert_eq!(s.segments[i].start, s.segments[0].end);
     }
 
     #[test]
