@@ -8,6 +8,7 @@ mod access;
 mod cli;
 mod dashboard;
 mod downloads;
+mod dropbox_pages;
 mod feed_intake;
 mod frameio;
 mod segmented;

@@ -14,9 +14,9 @@ use super::meter::Meter;
 use super::place::{
     available_space, choose_name, finalize, is_disk_full, part_path, reset_part, truncate_part,
 };
-use super::segmented;
 use super::sink::Sink;
 use super::{Job, JobUrl, Observer, Part, TransferError, TryError, io_fatal};
+use super::{pages, segmented};
 use crate::{links, naming, net};
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -74,6 +74,7 @@ pub(super) async fn try_once<O: Observer>(
     fetched: &mut u64,
 ) -> Result<(PathBuf, String, u64), TryError> {
     let (response, resume_validator, have) = request(client, source, part, cancel).await?;
+    let response = pages::check(response, pages::expects_html(job, part)).await?;
     let headers = response.headers().clone();
     let (offset, total) = accepted_range(
         response.status(),

@@ -7,6 +7,7 @@
 
 mod attempt;
 mod meter;
+mod pages;
 mod place;
 mod segmented;
 mod sink;

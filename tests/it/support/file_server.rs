@@ -43,6 +43,8 @@ struct File {
     rate: u64,
     /// (first byte, bytes per second): a response starting exactly there gets this rate.
     slow_from: Option<(u64, u64)>,
+    /// Answer every request with this status and the body as an HTML page (a failure page).
+    page_status: Option<u16>,
     /// Body bytes sent so far, all responses together.
     sent: Arc<AtomicU64>,
     seen: Vec<Seen>,
@@ -172,6 +174,18 @@ impl FileServer {
         });
     }
 
+    /// Serves `html` with `status` (and `text/html`) instead of the file: a recorded-shape failure
+    /// page such as Dropbox's.
+    #[allow(dead_code)] // for the Dropbox failure page tests
+    pub fn page(&self, path: &str, status: u16, html: &str) {
+        let html = html.to_string();
+        self.file(path, |f| {
+            f.content_type = "text/html; charset=utf-8".into();
+            f.body = Bytes::from(html);
+            f.page_status = Some(status);
+        });
+    }
+
     pub fn chunked(&self, path: &str) {
         self.file(path, |f| f.chunked = true);
     }
@@ -270,6 +284,15 @@ async fn serve(
         return Response::builder()
             .status(file.fail_status)
             .body(Body::from("server error"))
+            .expect("response");
+    }
+    if let Some(status) = file.page_status {
+        seen.status = status;
+        file.seen.push(seen);
+        return Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, file.content_type.as_str())
+            .body(Body::from(file.body.clone()))
             .expect("response");
     }
     let len = file.body.len() as u64;
