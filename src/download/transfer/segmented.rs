@@ -914,6 +914,7 @@ mod tests {
         s.segments[2].done = 0;
         s.received[2] = b.end - 100_000;
         s.segments[1].done = a.end - a.start;
+        s.received[1] = a.end;
         assert_eq!(s.claim(None), None, "too little left to split");
     }
 
