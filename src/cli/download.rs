@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::SegmentSettings;
+use crate::config::{ResolverSettings, SegmentSettings};
 use crate::domain::UrlRole;
+use crate::download::resolve::{self, ResolveError, Resolved};
 use crate::download::transfer::{
     self, Job, JobUrl, Observer, Progress, Segment, Segmenting, TransferError,
 };
@@ -102,15 +103,29 @@ pub async fn run(
         shutdown.await;
         trigger.cancel();
     });
-    let mut observer = CliObserver::new(std::io::stderr().is_terminal());
-    let result = transfer::download(
+    if let Some(resolved) = resolve::resolve(
         &client,
-        &job,
-        &mut observer,
-        &RetryPolicy::default(),
-        &cancel,
+        &ResolverSettings::from_process_env()?,
+        &primary,
+        std::env::var("SWISSTRANSFER_PASSWORD").ok().as_deref(),
     )
-    .await;
+    .await
+    {
+        return download_resolved(&args, &primary, resolved, &client, &settings, &cancel).await;
+    }
+    Ok(fetch(&client, &job, resume, &cancel).await)
+}
+
+/// One job with a progress display; the exit code says how it ended.
+async fn fetch(
+    client: &reqwest::Client,
+    job: &Job,
+    resume: Option<PathBuf>,
+    cancel: &CancellationToken,
+) -> ExitCode {
+    let mut observer = CliObserver::new(std::io::stderr().is_terminal());
+    let result =
+        transfer::download(client, job, &mut observer, &RetryPolicy::default(), cancel).await;
     observer.end_line();
     match result {
         Ok(f) => {
@@ -128,17 +143,105 @@ pub async fn run(
                 secs,
                 human_bytes(f.fetched as f64 / secs)
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Err(TransferError::Cancelled) => {
             eprintln!("interrupted{}", kept(&observer.part));
-            Ok(ExitCode::from(130))
+            ExitCode::from(130)
         }
         Err(e) => {
             eprintln!("download failed: {e}{}", kept(&observer.part));
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
     }
+}
+
+/// A share link resolved into files (SwissTransfer): each one downloaded in turn into a folder
+/// named after the transfer (`--name`, else its message, else its link id), resumable like any.
+async fn download_resolved(
+    args: &DownloadArgs,
+    link: &Url,
+    resolved: Result<Resolved, ResolveError>,
+    client: &reqwest::Client,
+    settings: &SegmentSettings,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            let later = if e.retry_later() {
+                " (retry later)"
+            } else {
+                ""
+            };
+            eprintln!("cannot resolve {}: {e}{later}", crate::net::redact(link));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let folder = args
+        .name
+        .clone()
+        .or(resolved.title.clone())
+        .or_else(|| {
+            link.path_segments()
+                .and_then(|mut s| s.next_back())
+                .map(|s| format!("transfer-{s}"))
+        })
+        .and_then(|n| SafeFileName::new(&n))
+        .map_or_else(|| "transfer".to_string(), |n| n.as_str().to_string());
+    let dir = args.out.join(folder);
+    if let Some(left) = resolved.credits_left {
+        eprintln!(
+            "{} file(s) into {}; this download uses one of the transfer's {left} download credits",
+            resolved.files.len(),
+            dir.display()
+        );
+    }
+    for (i, file) in resolved.files.iter().enumerate() {
+        let mut file_dir = dir.clone();
+        for part in file.path.iter().flat_map(|p| p.split('/')) {
+            if let Some(safe) = SafeFileName::new(part) {
+                file_dir.push(safe.as_str());
+            }
+        }
+        std::fs::create_dir_all(&file_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", file_dir.display()))?;
+        let name = crate::naming::download_name(Some(&file.name), None, &file.url, "file", false);
+        if file_dir.join(name.as_str()).is_file()
+            && file.size.is_some_and(|s| {
+                std::fs::metadata(file_dir.join(name.as_str())).is_ok_and(|m| m.len() == s)
+            })
+        {
+            eprintln!("{name}: already there");
+            continue;
+        }
+        let resume = Some(file_dir.join(format!("{name}.part"))).filter(|p| p.is_file());
+        let job = Job {
+            urls: vec![JobUrl {
+                role: UrlRole::Primary,
+                url: file.url.clone(),
+            }],
+            forced_name: Some(file.name.clone()),
+            name_link: file.url.clone(),
+            fallback_name: format!("file-{}", i + 1),
+            dir: file_dir,
+            resume: resume.clone().map(|part| transfer::Resume {
+                validator: read_validator(&part),
+                part,
+            }),
+            inline_writes: true,
+            segments: Segmenting {
+                count: settings.count,
+                min_size: settings.min_size,
+                resume: resume.as_deref().map(read_segments).unwrap_or_default(),
+            },
+        };
+        let code = fetch(client, &job, resume, cancel).await;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Beside `x.part`, `x.part.validator` holds the ETag or Last-Modified of the response it came from,

@@ -102,6 +102,14 @@ pub(super) fn read_segments(env: &Env<'_>) -> Result<SegmentSettings, ConfigErro
     Ok(SegmentSettings { count, min_size })
 }
 
+impl ResolverSettings {
+    /// Reads the process environment (for `rushes download`).
+    pub fn from_process_env() -> Result<Self, ConfigError> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        read_resolvers(&Env::new(&lookup))
+    }
+}
+
 pub(super) fn read_resolvers(env: &Env<'_>) -> Result<ResolverSettings, ConfigError> {
     let swisstransfer = match env.get("SWISSTRANSFER_AUTO") {
         None => true,

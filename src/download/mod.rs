@@ -3,4 +3,5 @@
 
 pub mod engine;
 pub mod hook;
+pub mod resolve;
 pub mod transfer;

@@ -12,3 +12,4 @@ mod dropbox_pages;
 mod feed_intake;
 mod frameio;
 mod segmented;
+mod swisstransfer;

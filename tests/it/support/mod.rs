@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod fake_frameio;
+pub mod fake_swisstransfer;
 pub mod feed_server;
 pub mod file_server;
 pub mod service;
