@@ -92,6 +92,7 @@ impl App {
                 retry,
                 timeout: config.timeout,
                 segments: config.segments,
+                resolvers: config.resolvers.clone(),
             },
         )?;
         let state = AppState {

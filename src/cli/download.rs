@@ -103,13 +103,16 @@ pub async fn run(
         shutdown.await;
         trigger.cancel();
     });
-    if let Some(resolved) = resolve::resolve(
-        &client,
-        &ResolverSettings::from_process_env()?,
-        &primary,
-        std::env::var("SWISSTRANSFER_PASSWORD").ok().as_deref(),
-    )
-    .await
+    let resolvers = ResolverSettings::from_process_env()?;
+    let password = {
+        use secrecy::ExposeSecret;
+        resolvers
+            .swisstransfer_password
+            .as_ref()
+            .map(|p| p.expose_secret().to_string())
+    };
+    if let Some(resolved) =
+        resolve::resolve(&client, &resolvers, &primary, password.as_deref()).await
     {
         return download_resolved(&args, &primary, resolved, &client, &settings, &cancel).await;
     }

@@ -35,7 +35,7 @@ impl SegmentSettings {
 }
 
 /// Which share links are turned into files by themselves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ResolverSettings {
     /// `SWISSTRANSFER_AUTO` (default on).
     pub swisstransfer: bool,
@@ -43,6 +43,8 @@ pub struct ResolverSettings {
     pub swisstransfer_api: Url,
     /// `SMASH_AUTO` (default off, experimental).
     pub smash: bool,
+    /// `SWISSTRANSFER_PASSWORD`: sent (base64) for password-protected transfers.
+    pub swisstransfer_password: Option<secrecy::SecretString>,
 }
 
 impl Default for ResolverSettings {
@@ -51,6 +53,7 @@ impl Default for ResolverSettings {
             swisstransfer: true,
             swisstransfer_api: Url::parse(SWISSTRANSFER_API_BASE).expect("constant URL"),
             smash: false,
+            swisstransfer_password: None,
         }
     }
 }
@@ -119,6 +122,7 @@ pub(super) fn read_resolvers(env: &Env<'_>) -> Result<ResolverSettings, ConfigEr
         swisstransfer,
         swisstransfer_api: env.http_url("SWISSTRANSFER_API_BASE", SWISSTRANSFER_API_BASE)?,
         smash: env.switch("SMASH_AUTO")?,
+        swisstransfer_password: env.secret("SWISSTRANSFER_PASSWORD"),
     })
 }
 

@@ -17,7 +17,7 @@ use super::hook::{self, HookInput};
 use super::transfer::{
     self, Finished, Job, JobUrl, Observer, Progress, Resume, Segment, Segmenting, TransferError,
 };
-use crate::config::{HookCommand, SegmentSettings};
+use crate::config::{HookCommand, ResolverSettings, SegmentSettings};
 use crate::domain::{DeliveryState, UrlRole};
 use crate::events::{Event, EventBus};
 use crate::naming::SafeFileName;
@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub timeout: Duration,
     /// `DOWNLOAD_SEGMENTS` / `DOWNLOAD_SEGMENT_MIN`.
     pub segments: SegmentSettings,
+    /// `SWISSTRANSFER_AUTO`...: manual links of these kinds are fetched too (`resolved.rs`).
+    pub resolvers: ResolverSettings,
 }
 
 #[derive(Debug, Default)]
@@ -215,13 +217,23 @@ impl Engine {
         if active.len() >= self.config.concurrency {
             return started;
         }
-        let candidates = match self.store.queued_deliveries(200).await {
+        let mut candidates = match self.store.queued_deliveries(200).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot list queued deliveries");
                 return started;
             }
         };
+        if self.config.resolvers.swisstransfer {
+            match self
+                .store
+                .manual_deliveries_of(crate::domain::LinkKind::Swisstransfer, 50)
+                .await
+            {
+                Ok(more) => candidates.extend(more),
+                Err(e) => tracing::error!(error = %e, "cannot list SwissTransfer deliveries"),
+            }
+        }
         let mut skipped_hosts = HashSet::new();
         for d in candidates {
             if active.len() >= self.config.concurrency {
@@ -250,7 +262,12 @@ impl Engine {
                 skipped_hosts.insert(host);
                 continue;
             }
-            match self.store.claim_queued(d.id).await {
+            let claim = if d.state == DeliveryState::Manual {
+                self.store.claim_manual(d.id).await
+            } else {
+                self.store.claim_queued(d.id).await
+            };
+            match claim {
                 Ok(Some(claimed)) => {
                     self.events.send(Event::DeliveryChanged { id: d.id });
                     started.push(self.start(ctx, cancel, claimed, host, workers, active));
@@ -347,6 +364,34 @@ impl Worker {
         // Died between the rename and the store update: the file is there and verified.
         if let Some(done) = self.already_renamed(delivery).await {
             return self.finish(delivery, done, cancel).await;
+        }
+        if super::resolved::applies(&self.config.resolvers, &delivery.source_url) {
+            let mut observer = StoreObserver {
+                store: self.store.clone(),
+                events: self.events.clone(),
+                id,
+                last_store: None,
+            };
+            let finished = super::resolved::fetch_all(
+                &self.client,
+                &self.config.resolvers,
+                &self.config.segments,
+                delivery,
+                self.stored_segments(delivery).await?,
+                &self.config.dir,
+                &mut observer,
+                &self.config.retry,
+                cancel,
+            )
+            .await
+            .map_err(|e| match e {
+                super::resolved::ResolvedError::File {
+                    source: TransferError::Cancelled,
+                    ..
+                } => WorkerError::Transfer(TransferError::Cancelled),
+                e => WorkerError::Message(e.to_string()),
+            })?;
+            return self.finish(delivery, finished, cancel).await;
         }
         let mut urls = Vec::new();
         let mut bad = Vec::new();

@@ -4,4 +4,5 @@
 pub mod engine;
 pub mod hook;
 pub mod resolve;
+pub mod resolved;
 pub mod transfer;

@@ -50,3 +50,40 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Manual deliveries of `kind`, oldest first: links a resolver can now fetch by itself.
+    pub async fn manual_deliveries_of(
+        &self,
+        kind: crate::domain::LinkKind,
+        limit: u32,
+    ) -> Result<Vec<super::Delivery>, StoreError> {
+        Ok(sqlx::query_as::<_, super::Delivery>(
+            "SELECT * FROM deliveries WHERE state = $1 AND kind = $2
+             ORDER BY created_at ASC, id ASC LIMIT $3",
+        )
+        .bind(crate::domain::DeliveryState::Manual)
+        .bind(kind)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Atomically moves a `manual` delivery to `downloading` (a resolver fetches it).
+    pub async fn claim_manual(&self, id: i64) -> Result<Option<super::Delivery>, StoreError> {
+        let now = crate::domain::Timestamp::now();
+        Ok(sqlx::query_as::<_, super::Delivery>(
+            "UPDATE deliveries
+             SET state = $2, state_changed_at = $3, error = NULL, attempts = attempts + 1,
+                 started_at = $3, finished_at = NULL, duration_ms = NULL, mean_speed_bps = NULL
+             WHERE id = $1 AND state = $4
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(crate::domain::DeliveryState::Downloading)
+        .bind(now)
+        .bind(crate::domain::DeliveryState::Manual)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+}
