@@ -143,13 +143,19 @@ mod tests {
     #[test]
     fn mistakes_name_the_variable() {
         let lookup = |name: &str| (name == "DOWNLOAD_SEGMENTS").then(|| "0".to_string());
-        let err = read_segments(&Env::new(&lookup)).map(|_| ()).unwrap_err();
+        let err = read_segments(&Env::new(&lookup))
+            .map(|_| ())
+            .expect_err("a mistake");
         assert!(err.to_string().contains("DOWNLOAD_SEGMENTS"), "{err}");
         let lookup = |name: &str| (name == "DOWNLOAD_SEGMENT_MIN").then(|| "12".to_string());
-        let err = read_segments(&Env::new(&lookup)).map(|_| ()).unwrap_err();
+        let err = read_segments(&Env::new(&lookup))
+            .map(|_| ())
+            .expect_err("a mistake");
         assert!(err.to_string().contains("DOWNLOAD_SEGMENT_MIN"), "{err}");
         let lookup = |name: &str| (name == "SWISSTRANSFER_AUTO").then(|| "maybe".to_string());
-        let err = read_resolvers(&Env::new(&lookup)).map(|_| ()).unwrap_err();
+        let err = read_resolvers(&Env::new(&lookup))
+            .map(|_| ())
+            .expect_err("a mistake");
         assert!(err.to_string().contains("SWISSTRANSFER_AUTO"), "{err}");
     }
 }

@@ -63,6 +63,7 @@ fn hash_prefix(path: &Path, len: u64) -> io::Result<Sha256> {
 }
 
 /// One GET of one URL. On success returns the final path, its SHA-256 and size.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn try_once<O: Observer>(
     client: &reqwest::Client,
     job: &Job,
