@@ -183,7 +183,11 @@ impl Config {
             dry_run_downloads: false,
             on_download_complete: None,
             segments: SegmentSettings::default(),
-            resolvers: ResolverSettings::default(),
+            // Tests and the demo never reach the real SwissTransfer (a test turns it on with a fake).
+            resolvers: ResolverSettings {
+                swisstransfer: false,
+                ..ResolverSettings::default()
+            },
         }
     }
 }

@@ -337,10 +337,14 @@ impl Worker {
                     Ok(Some(d)) => d.part_path,
                     _ => delivery.part_path.clone(),
                 };
-                let bytes = part
-                    .as_deref()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .map_or(0, |m| m.len() as i64);
+                // A segmented part is preallocated: its stored segments say what it holds.
+                let bytes = match self.store.download_segments(id).await {
+                    Ok(rows) if !rows.is_empty() => rows.iter().map(|r| r.done_bytes).sum(),
+                    _ => part
+                        .as_deref()
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .map_or(0, |m| m.len() as i64),
+                };
                 match self.store.fail_download(id, &message, bytes).await {
                     Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),
                     Ok(None) => {}
