@@ -214,7 +214,20 @@ impl Plan {
 
     /// Whether the next try continues stored segments of `part` (else the plan is dropped).
     pub(super) fn resumes(&mut self, part: &Option<Part>) -> bool {
-        if self.segments.is_empty() || self.disabled {
+        if self.segments.is_empty() {
+            return false;
+        }
+        if self.disabled {
+            // Segments stored, but one connection now (DOWNLOAD_SEGMENTS=1): keep only the
+            // contiguous prefix, which the single path resumes from.
+            if let Some(p) = part {
+                let prefix = self.contiguous();
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p.path)
+                    .and_then(|f| f.set_len(prefix));
+            }
+            self.segments.clear();
             return false;
         }
         let ok = part.as_ref().is_some_and(|p| {
@@ -416,13 +429,6 @@ pub(super) async fn run<O: Observer>(
         .map_err(|e| io_fatal(&p.path, e))?;
     let mut first_stream = None;
     if let Some((response, total)) = first {
-        preallocate(&file, total).map_err(|e| match is_disk_full(&e) {
-            true => TryError::Fatal(TransferError::NoSpace {
-                dir: job.dir.display().to_string(),
-                bytes: 0,
-            }),
-            false => io_fatal(&p.path, e),
-        })?;
         let n = slots.len() as u64;
         let piece = total.div_ceil(n);
         plan.segments = (0..n)
@@ -433,11 +439,18 @@ pub(super) async fn run<O: Observer>(
             })
             .filter(|s| s.end > s.start)
             .collect();
-        // Stored before the first byte is written at an offset.
+        // Stored before the part is preallocated and the first byte written at an offset.
         observer
             .segments(&plan.segments)
             .await
             .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
+        preallocate(&file, total).map_err(|e| match is_disk_full(&e) {
+            true => TryError::Fatal(TransferError::NoSpace {
+                dir: job.dir.display().to_string(),
+                bytes: 0,
+            }),
+            false => io_fatal(&p.path, e),
+        })?;
         first_stream = Some(response);
     }
     let total = plan.total();
