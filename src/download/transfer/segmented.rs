@@ -79,6 +79,10 @@ const WRITE_BATCH: usize = 1 << 20;
 const WRITE_EVERY: Duration = Duration::from_millis(250);
 /// How often the segments are synced and handed to the observer.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How long the first connection runs alone before the others are opened...
+const PROBE: Duration = Duration::from_millis(300);
+/// ... and only if it would still need this long alone.
+const WORTH_SPLITTING_S: f64 = 2.0;
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
 const REOPENS_PER_SEGMENT: u32 = 3;
 
@@ -288,6 +292,9 @@ struct Ctx {
     file: Arc<std::fs::File>,
     state: Mutex<Shared>,
     cancel: CancellationToken,
+    /// SHA-256 of the file's first bytes, extended by the connection writing right after them
+    /// (in order, as the contiguous prefix grows); `None` while that connection holds it.
+    prefix: Mutex<Option<(Sha256, u64)>>,
 }
 
 struct Shared {
@@ -429,7 +436,9 @@ pub(super) async fn run<O: Observer>(
         .map_err(|e| io_fatal(&p.path, e))?;
     let mut first_stream = None;
     if let Some((response, total)) = first {
-        let n = slots.len() as u64;
+        // One range first: the extra connections split it after a short probe, and only when
+        // the first connection alone would take a while (an uncapped server gains nothing).
+        let n = 1u64;
         let piece = total.div_ceil(n);
         plan.segments = (0..n)
             .map(|i| Segment {
@@ -479,9 +488,15 @@ pub(super) async fn run<O: Observer>(
         file: Arc::new(file),
         state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
+        prefix: Mutex::new(fresh.then(|| (Sha256::new(), 0))),
     });
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
+    let mut waiting_slots = Vec::new();
     for slot in slots {
+        if fresh && first_stream.is_none() {
+            waiting_slots.push(slot);
+            continue;
+        }
         let claimed = lock(&ctx).claim(None);
         let Some(index) = claimed else { break };
         let stream = if index == 0 {
@@ -492,6 +507,7 @@ pub(super) async fn run<O: Observer>(
         workers.spawn(connection(ctx.clone(), index, stream, slot, Duration::ZERO));
     }
     drop(first_stream);
+    let probe_started = Instant::now();
 
     let mut reopens = REOPENS_PER_SEGMENT * job.segments.count as u32;
     let mut meter = Meter::new(plan.done());
@@ -535,6 +551,19 @@ pub(super) async fn run<O: Observer>(
                     let s = lock(&ctx);
                     (s.segments.iter().map(|s| s.done).sum::<u64>(), s.active_count())
                 };
+                if !waiting_slots.is_empty() && probe_started.elapsed() >= PROBE {
+                    let speed = done as f64 / probe_started.elapsed().as_secs_f64();
+                    let left_s = total.saturating_sub(done) as f64 / speed.max(1.0);
+                    if left_s >= WORTH_SPLITTING_S {
+                        for slot in waiting_slots.drain(..) {
+                            let claimed = lock(&ctx).claim(None);
+                            let Some(index) = claimed else { break };
+                            workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
+                        }
+                    } else {
+                        waiting_slots.clear(); // fast enough alone: the slots go back
+                    }
+                }
                 if let Some(progress) = meter.tick(done, Some(total)) {
                     observer.progress(super::Progress { segments: active as u32, ..progress }).await;
                 }
@@ -597,10 +626,12 @@ pub(super) async fn run<O: Observer>(
 
     let file = ctx.file.clone();
     let path = p.path.clone();
+    let prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
     let hashed = tokio::task::spawn_blocking(move || {
         file.sync_all()?;
         let started = Instant::now();
-        let sha = hash_file(&path, total)?;
+        let sha = hash_file(&path, prefix, total)?;
         Ok::<_, io::Error>((sha, started.elapsed()))
     })
     .await
@@ -609,6 +640,7 @@ pub(super) async fn run<O: Observer>(
     tracing::info!(
         bytes = total,
         hash_ms = took.as_millis() as u64,
+        hashed_while_receiving = inline,
         fresh,
         "segmented download complete; hashed in one pass"
     );
@@ -688,12 +720,13 @@ fn preallocate(file: &std::fs::File, total: u64) -> io::Result<()> {
 /// parallel segments the prefix only grows with the first segment, so it would overlap at most
 /// 1/N of the hashing with the transfer while re-reading the file concurrently with the writers;
 /// one pass at the end costs about a second per GB (BENCHMARKS.md) and is simpler to trust.
-fn hash_file(path: &Path, len: u64) -> io::Result<String> {
-    use std::io::Read;
+fn hash_file(path: &Path, prefix: Option<(Sha256, u64)>, len: u64) -> io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
+    let (mut hasher, from) = prefix.unwrap_or_else(|| (Sha256::new(), 0));
+    file.seek(SeekFrom::Start(from))?;
     let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
+    let mut left = len.saturating_sub(from);
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = file.read(&mut buf[..want])?;
@@ -862,10 +895,35 @@ async fn fill(
             batch_len = 0;
             let file = ctx.file.clone();
             let at = pos;
-            let written =
-                tokio::task::spawn_blocking(move || write_at(&file, &batch_now, at, room)).await;
+            // The connection writing right after the hashed prefix extends the hash.
+            let hasher = {
+                let mut prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner());
+                match prefix.as_ref() {
+                    Some((_, upto)) if *upto == at => prefix.take(),
+                    _ => None,
+                }
+            };
+            let written = tokio::task::spawn_blocking(move || {
+                let n = write_at(&file, &batch_now, at, room)?;
+                let hasher = hasher.map(|(mut h, upto)| {
+                    let mut left = n;
+                    for chunk in &batch_now {
+                        let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                        h.update(&chunk[..take]);
+                        left -= take as u64;
+                    }
+                    (h, upto + n)
+                });
+                Ok::<_, io::Error>((n, hasher))
+            })
+            .await;
             let n = match written {
-                Ok(Ok(n)) => n,
+                Ok(Ok((n, hasher))) => {
+                    if hasher.is_some() {
+                        *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
+                    }
+                    n
+                }
                 Ok(Err(e)) => return Some(End::Write(e)),
                 Err(e) => return Some(End::Retry(format!("writer task failed: {e}"))),
             };

@@ -41,8 +41,8 @@ struct File {
     chunked: bool,
     /// Bytes per second per connection (0 = as fast as possible).
     rate: u64,
-    /// (first byte, bytes per second): a response starting exactly there gets this rate.
-    slow_from: Option<(u64, u64)>,
+    /// (request number from 1, bytes per second): that response gets this rate.
+    slow_request: Option<(usize, u64)>,
     /// Answer every request with this status and the body as an HTML page (a failure page).
     page_status: Option<u16>,
     /// Body bytes sent so far, all responses together.
@@ -199,10 +199,10 @@ impl FileServer {
         self.file(path, |f| f.rate = bytes_per_second);
     }
 
-    /// A response whose range starts at byte `start` is sent at `bytes_per_second`.
+    /// The response to the `n`th request (from 1) is sent at `bytes_per_second`: a slow connection.
     #[allow(dead_code)] // for the segmented download tests
-    pub fn slow_from(&self, path: &str, start: u64, bytes_per_second: u64) {
-        self.file(path, |f| f.slow_from = Some((start, bytes_per_second)));
+    pub fn slow_request(&self, path: &str, n: usize, bytes_per_second: u64) {
+        self.file(path, |f| f.slow_request = Some((n, bytes_per_second)));
     }
 
     /// Body bytes sent for `path` so far.
@@ -328,8 +328,8 @@ async fn serve(
     } else {
         None
     };
-    let rate = match file.slow_from {
-        Some((from, slow)) if start.is_some_and(|(s, _)| s == from) => slow,
+    let rate = match file.slow_request {
+        Some((n, slow)) if file.seen.len() + 1 == n => slow,
         _ => file.rate,
     };
     let sent_counter = file.sent.clone();
