@@ -16,7 +16,10 @@
 //! - Segments are connections: every connection holds a per-host slot (at most
 //!   `max(DOWNLOAD_SEGMENTS, 2)` per host, across all downloads of this process); a connection
 //!   that frees its range while another download waits for the host gives its slot away.
-//! - SHA-256: one sequential pass over the finished file (see `hash_file` for why).
+//! - The first connection runs alone for `PROBE`; the others are opened only if it would still
+//!   need `WORTH_SPLITTING_S` alone (an uncapped server gains nothing from more connections).
+//! - SHA-256: in order as the contiguous prefix grows, by the connection writing right after the
+//!   hashed prefix; what it had not reached is hashed in one pass at the end (see `hash_file`).
 
 use std::collections::HashMap;
 use std::io;
@@ -715,11 +718,11 @@ fn preallocate(file: &std::fs::File, total: u64) -> io::Result<()> {
     }
 }
 
-/// SHA-256 of the whole file in one sequential pass, right after the last byte (still in the
-/// page cache). Hashing in order as the contiguous prefix grows was the alternative: with
-/// parallel segments the prefix only grows with the first segment, so it would overlap at most
-/// 1/N of the hashing with the transfer while re-reading the file concurrently with the writers;
-/// one pass at the end costs about a second per GB (BENCHMARKS.md) and is simpler to trust.
+/// SHA-256 of the whole file: `prefix` (hashed in order while receiving) continued over the rest
+/// in one sequential pass, right after the last byte (still in the page cache). Measured
+/// (BENCHMARKS.md): a pass over the whole file at the end made an uncapped download ~10% slower
+/// than the single-connection path, which hashes while streaming; hashing in order costs nothing
+/// extra and covers everything when one connection does the work.
 fn hash_file(path: &Path, prefix: Option<(Sha256, u64)>, len: u64) -> io::Result<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
