@@ -7,7 +7,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::review::Keywords;
+use std::sync::Arc;
+
+use super::lexicon::{Cat, Lexicon};
+use super::review::parse_list;
 use crate::config::ConfigError;
 use crate::store::ReviewState;
 
@@ -89,7 +92,8 @@ pub struct FrameioConfig {
     pub webhook_name: String,
     pub poll_interval: Duration,
     pub status_map: StatusMap,
-    pub keywords: Keywords,
+    /// The review lexicon (built-in, `FRAMEIO_REVIEW_LEXICON`, `FRAMEIO_KEYWORDS_*`).
+    pub lexicon: Arc<Lexicon>,
 }
 
 impl FrameioConfig {
@@ -105,7 +109,7 @@ impl FrameioConfig {
             webhook_name: "rushes".into(),
             poll_interval: Duration::from_secs(300),
             status_map: StatusMap::parse(DEFAULT_STATUS_MAP).expect("constant map"),
-            keywords: Keywords::default(),
+            lexicon: Arc::new(Lexicon::builtin()),
         }
     }
 }
@@ -181,14 +185,23 @@ impl FrameioConfig {
             value: status_raw.clone(),
             reason,
         })?;
-        let mut keywords = Keywords::default();
-        for (var, list) in [
-            ("FRAMEIO_KEYWORDS_APPROVED", &mut keywords.approved),
-            ("FRAMEIO_KEYWORDS_CHANGES", &mut keywords.changes),
-            ("FRAMEIO_KEYWORDS_REJECTED", &mut keywords.rejected),
+        let mut lexicon = match get("FRAMEIO_REVIEW_LEXICON") {
+            Some(path) => Lexicon::load(std::path::Path::new(path.trim())).map_err(|e| {
+                ConfigError::Invalid {
+                    var: "FRAMEIO_REVIEW_LEXICON",
+                    value: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?,
+            None => Lexicon::builtin(),
+        };
+        for (var, cat) in [
+            ("FRAMEIO_KEYWORDS_APPROVED", Cat::Approval),
+            ("FRAMEIO_KEYWORDS_CHANGES", Cat::Change),
+            ("FRAMEIO_KEYWORDS_REJECTED", Cat::Rejection),
         ] {
             if let Some(raw) = get(var) {
-                *list = Keywords::parse_list(&raw);
+                let list = parse_list(&raw);
                 if list.is_empty() {
                     return Err(ConfigError::Invalid {
                         var: match var {
@@ -200,6 +213,7 @@ impl FrameioConfig {
                         reason: "expected a comma-separated list of words or phrases".into(),
                     });
                 }
+                lexicon.replace_list(cat, &list);
             }
         }
         let webhook_name = get("FRAMEIO_WEBHOOK_NAME")
@@ -216,7 +230,7 @@ impl FrameioConfig {
             webhook_name,
             poll_interval,
             status_map,
-            keywords,
+            lexicon: Arc::new(lexicon),
         })
     }
 

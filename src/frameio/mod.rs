@@ -5,6 +5,7 @@
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod lexicon;
 pub mod manage;
 pub mod processor;
 pub mod review;

@@ -1,12 +1,26 @@
-//! Comment analysis: turns a file's comments into a review verdict. Pure: no I/O, no clock.
+//! Comment analysis: reads a review comment the way a producer does and turns a file's comments
+//! into a verdict with its reason. Pure: no I/O, no clock.
 //!
-//! Rules: keywords (French and English, configurable) match whole words, ignoring case and
-//! accents; within one comment rejected beats changes beats approved ("ok mais à modifier" asks
-//! for changes); across comments the newest decisive one wins.
+//! One comment: split into clauses (punctuation, "mais"/"but", "sauf"/"except"); in each clause
+//! find the lexicon's cues (longest phrase first), bind each negation ("pas", "not", "aucun",
+//! "sans", "presque", …) to the next cue within four words, or, French style, to the verb just
+//! before it ("je valide pas"). Then, over the whole comment: a rejection wins; else any change
+//! request (an edit verb, a change noun, a problem word, a request or question proposing a
+//! change, an exception to an approval, a negated approval) wins; else waiting holds an
+//! approval back; else an approval that is not a question, a condition or for later approves.
+//! Negated change words ("rien à modifier", "no changes") approve. When in doubt, not approved.
+//!
+//! Several comments: the newest decisive one wins.
 
 use serde::Serialize;
 
+use super::lexicon::{Cat, Cats, Clause, Lexicon, Token, clauses};
 use crate::store::ReviewState;
+
+pub use super::lexicon::{Phrase, fold_text, words};
+
+/// Longest comment analysed (characters); the rest is ignored.
+pub const MAX_ANALYSED_CHARS: usize = 4000;
 
 /// What a comment decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,43 +45,11 @@ impl Verdict {
     }
 }
 
-/// A keyword or phrase, as folded words ("c'est bon" -> ["c", "est", "bon"]).
-pub type Phrase = Vec<String>;
-
-/// The keyword lists (`FRAMEIO_KEYWORDS_APPROVED`, `_CHANGES`, `_REJECTED`, comma-separated).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Keywords {
-    pub approved: Vec<Phrase>,
-    pub changes: Vec<Phrase>,
-    pub rejected: Vec<Phrase>,
-}
-
-pub const DEFAULT_APPROVED: &str = "approved, approve, approuvé, approuvée, validé, validée, \
-    valide, c'est bon, c'est ok, ok pour moi, bon pour moi, lgtm, looks good, good to go, all good";
-pub const DEFAULT_CHANGES: &str = "à modifier, modifier, modification, modifications, retouche, \
-    retouches, retoucher, corriger, correction, corrections, à revoir, changes, change, \
-    changes requested, please fix, fix, needs work";
-pub const DEFAULT_REJECTED: &str =
-    "refusé, refusée, refus, rejeté, rejetée, rejected, reject, refused";
-
-impl Default for Keywords {
-    fn default() -> Self {
-        Self {
-            approved: Self::parse_list(DEFAULT_APPROVED),
-            changes: Self::parse_list(DEFAULT_CHANGES),
-            rejected: Self::parse_list(DEFAULT_REJECTED),
-        }
-    }
-}
-
-impl Keywords {
-    /// Parses a comma-separated list; empty entries are skipped.
-    pub fn parse_list(raw: &str) -> Vec<Phrase> {
-        raw.split(',')
-            .map(words)
-            .filter(|phrase| !phrase.is_empty())
-            .collect()
-    }
+/// A comment's verdict (none: no decision) and the cues that decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Analysis {
+    pub verdict: Option<Verdict>,
+    pub reason: String,
 }
 
 /// One comment as the analysis needs it.
@@ -86,28 +68,420 @@ pub struct Decision {
     pub verdict: Verdict,
     pub comment_id: String,
     pub text: String,
+    /// The cues that decided the comment's verdict.
+    pub reason: String,
     pub completed: bool,
     /// How many comments are marked completed (noted, they do not change the verdict).
     pub completed_count: usize,
 }
 
-/// The verdict of one comment's text, if it holds a keyword.
-pub fn verdict(text: &str, keywords: &Keywords) -> Option<Verdict> {
-    let folded = words(text);
-    let has = |list: &[Phrase]| list.iter().any(|p| contains_phrase(&folded, p));
-    if has(&keywords.rejected) {
-        Some(Verdict::Rejected)
-    } else if has(&keywords.changes) {
-        Some(Verdict::ChangesRequested)
-    } else if has(&keywords.approved) {
-        Some(Verdict::Approved)
-    } else {
-        None
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Approval,
+    NoChange,
+    Rejection,
+    Change,
+    Problem,
+    NegatedApproval,
+    Exception,
+    Reservation,
+    Waiting,
+    Question,
+    Conditional,
+    Later,
+    Thanks,
+    Compliment,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Approval => "approval",
+            Self::NoChange => "no change wanted",
+            Self::Rejection => "rejection",
+            Self::Change => "change request",
+            Self::Problem => "problem",
+            Self::NegatedApproval => "negated approval",
+            Self::Exception => "exception",
+            Self::Reservation => "reservation after an approval",
+            Self::Waiting => "waiting",
+            Self::Question => "question",
+            Self::Conditional => "condition",
+            Self::Later => "for later",
+            Self::Thanks => "thanks",
+            Self::Compliment => "compliment",
+        }
     }
 }
 
+#[derive(Debug, Clone)]
+struct Cue {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+/// A lexicon phrase found in a clause.
+#[derive(Debug, Clone, Copy)]
+struct Match {
+    start: usize,
+    len: usize,
+    cats: Cats,
+    negated: Option<(usize, usize)>,
+    negator: bool,
+}
+
+const POST_NEGATORS: [&str; 4] = ["pas", "jamais", "rien", "plus"];
+const DETERMINERS: [&str; 6] = ["de", "d", "du", "des", "a", "au"];
+
+fn find_matches(tokens: &[Token], lexicon: &Lexicon) -> Vec<Match> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        match lexicon.longest(tokens, i) {
+            Some((len, cats)) => {
+                out.push(Match {
+                    start: i,
+                    len,
+                    cats,
+                    negated: None,
+                    negator: cats.has(Cat::Negation),
+                });
+                i += len;
+            }
+            None => i += 1,
+        }
+    }
+    // "plus" negates after "ne"/"n'" ("n'a plus de remarque") or before "aucun"/"rien".
+    for m in out.iter_mut() {
+        if m.len == 1 && tokens[m.start].word == "plus" {
+            let ne_before = tokens[m.start.saturating_sub(3)..m.start]
+                .iter()
+                .any(|t| t.word == "ne" || t.word == "n");
+            let next = tokens.get(m.start + 1).map(|t| t.word.as_str());
+            if ne_before || matches!(next, Some("aucun" | "aucune" | "rien")) {
+                m.negator = true;
+            }
+        }
+    }
+    // Each negation binds to the next cue within four words.
+    let cue_like = |m: &Match| !m.negator && !m.cats.has(Cat::Neutral);
+    for n in 0..out.len() {
+        if !out[n].negator {
+            continue;
+        }
+        let from = out[n].start;
+        let neg_end = out[n].start + out[n].len;
+        if let Some(target) = (n + 1..out.len())
+            .take_while(|&k| out[k].start <= neg_end + 3)
+            .find(|&k| cue_like(&out[k]))
+        {
+            let end = out[target].start + out[target].len;
+            out[target].negated = Some((from, end));
+        }
+        // French post-verbal negation: "je valide pas", "j'aime pas", "ne touche plus à rien".
+        let word = tokens[from].word.as_str();
+        if out[n].len == 1 && POST_NEGATORS.contains(&word) {
+            let after = tokens.get(from + 1).map(|t| t.word.as_str());
+            if after.is_some_and(|a| DETERMINERS.contains(&a)) && word != "plus" {
+                continue;
+            }
+            if let Some(prev) = (0..n).rev().find(|&k| cue_like(&out[k])) {
+                let p = out[prev];
+                let verbish = [
+                    Cat::Approval,
+                    Cat::ApprovalWhenNegated,
+                    Cat::Positive,
+                    Cat::EditVerb,
+                ]
+                .iter()
+                .any(|c| p.cats.has(*c));
+                if verbish && from <= p.start + p.len + 2 && p.negated.is_none() {
+                    out[prev].negated = Some((p.start, from + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What one clause says.
+#[derive(Default)]
+struct ClauseCues {
+    cues: Vec<Cue>,
+}
+
+fn span(tokens: &[Token], start: usize, end: usize) -> (usize, usize) {
+    let last = end.max(start + 1).min(tokens.len()) - 1;
+    (tokens[start].start, tokens[last].end)
+}
+
+fn read_clause(clause: &Clause, lexicon: &Lexicon, approved_before: bool) -> ClauseCues {
+    let tokens = &clause.tokens;
+    let matches = find_matches(tokens, lexicon);
+    let any = |cat: Cat| matches.iter().any(|m| m.cats.has(cat) && !m.negator);
+    let first = matches.first().filter(|m| m.start == 0);
+    let question = clause.question_mark
+        || matches
+            .iter()
+            .take_while(|m| m.start <= 1)
+            .any(|m| m.cats.has(Cat::Question));
+    let request = any(Cat::Request);
+    let conditional = any(Cat::Conditional);
+    let info = question && any(Cat::InfoQuestion);
+    let later = any(Cat::Later);
+    let ack_before = |at: usize| {
+        matches
+            .iter()
+            .any(|m| m.cats.has(Cat::Ack) && m.start < at && at <= m.start + m.len + 4)
+    };
+    let mut out = ClauseCues::default();
+    let push = |cues: &mut Vec<Cue>, kind: Kind, range: (usize, usize)| {
+        let (start, end) = span(tokens, range.0, range.1);
+        cues.push(Cue { kind, start, end });
+    };
+    for m in &matches {
+        if m.negator || m.cats.has(Cat::Neutral) {
+            continue;
+        }
+        let own = (m.start, m.start + m.len);
+        let whole = m.negated.map_or(own, |(a, b)| (a.min(own.0), b.max(own.1)));
+        let c = m.cats;
+        let negated = m.negated.is_some();
+        let participle = tokens[m.start + m.len - 1].participle;
+        if c.has(Cat::Rejection) && !negated && !question && !conditional {
+            push(&mut out.cues, Kind::Rejection, own);
+        }
+        if c.has(Cat::Approval) || (c.has(Cat::ApprovalWhenNegated) && negated) {
+            if negated {
+                if !question {
+                    push(&mut out.cues, Kind::NegatedApproval, whole);
+                }
+            } else if question {
+                push(&mut out.cues, Kind::Question, own);
+            } else if conditional {
+                push(&mut out.cues, Kind::Conditional, own);
+            } else if later {
+                push(&mut out.cues, Kind::Later, own);
+            } else {
+                push(&mut out.cues, Kind::Approval, own);
+            }
+        }
+        if c.has(Cat::Change) || c.has(Cat::EditVerb) {
+            let strong = c.has(Cat::Change) || !participle || request || conditional;
+            if negated {
+                if !question {
+                    push(&mut out.cues, Kind::NoChange, whole);
+                }
+            } else if !ack_before(m.start) && !info && strong {
+                push(&mut out.cues, Kind::Change, own);
+            }
+        } else if (c.has(Cat::SoftVerb) || c.has(Cat::Comparative))
+            && !negated
+            && (request || question)
+            && !info
+        {
+            push(&mut out.cues, Kind::Change, own);
+        }
+        if c.has(Cat::Problem) && !negated && !info && !ack_before(m.start) {
+            push(&mut out.cues, Kind::Problem, own);
+        }
+        if c.has(Cat::Positive) && !c.has(Cat::Approval) {
+            if negated {
+                push(&mut out.cues, Kind::Problem, whole);
+            } else {
+                push(&mut out.cues, Kind::Compliment, own);
+            }
+        }
+        if c.has(Cat::Waiting) {
+            push(&mut out.cues, Kind::Waiting, own);
+        }
+        if c.has(Cat::Thanks) {
+            push(&mut out.cues, Kind::Thanks, own);
+        }
+    }
+    // "sauf le carton de fin", "except the end card": an exception names what is not approved.
+    if let Some(f) = first
+        && f.cats.has(Cat::Exception)
+        && tokens.len() > f.len
+        && !out.cues.iter().any(|c| c.kind == Kind::Waiting)
+    {
+        push(&mut out.cues, Kind::Exception, (0, tokens.len()));
+    }
+    // "validé, mais avec la musique de la V2": a reservation after an approval.
+    let decisive = !out.cues.is_empty();
+    if approved_before
+        && let Some(f) = first
+        && f.cats.has(Cat::Contrast)
+        && tokens.len() >= f.len + 2
+        && !decisive
+        && !request
+    {
+        push(&mut out.cues, Kind::Reservation, (0, tokens.len()));
+    }
+    out
+}
+
+/// Splits a clause before each contrast or exception connective ("mais", "sauf", "but", …).
+fn split_at_connectives(clause: Clause, lexicon: &Lexicon) -> Vec<Clause> {
+    let cuts: Vec<usize> = find_matches(&clause.tokens, lexicon)
+        .iter()
+        .filter(|m| m.start > 0 && (m.cats.has(Cat::Contrast) || m.cats.has(Cat::Exception)))
+        .map(|m| m.start)
+        .collect();
+    if cuts.is_empty() {
+        return vec![clause];
+    }
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut tokens = clause.tokens;
+    for cut in cuts.iter().rev() {
+        let tail = tokens.split_off(*cut);
+        out.push(Clause {
+            tokens: tail,
+            question_mark: out.is_empty() && clause.question_mark,
+        });
+    }
+    out.push(Clause {
+        tokens,
+        question_mark: false,
+    });
+    out.reverse();
+    out
+}
+
+/// The verdict of one comment and its reason.
+pub fn analyse_text(text: &str, lexicon: &Lexicon) -> Analysis {
+    let text = match text.char_indices().nth(MAX_ANALYSED_CHARS) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    };
+    let mut cues: Vec<Cue> = Vec::new();
+    for sentence in clauses(text, lexicon) {
+        for clause in split_at_connectives(sentence, lexicon) {
+            let approved_before = cues.iter().any(|c| c.kind == Kind::Approval);
+            cues.extend(read_clause(&clause, lexicon, approved_before).cues);
+        }
+    }
+    decide(text, &cues)
+}
+
+fn quote(text: &str, cues: &[&Cue]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for c in cues {
+        let s = text.get(c.start..c.end).unwrap_or("").trim();
+        if !s.is_empty() && !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    let shown: Vec<String> = seen.iter().take(3).map(|s| format!("'{s}'")).collect();
+    let mut out = shown.join(", ");
+    if seen.len() > 3 {
+        out.push_str(", …");
+    }
+    out
+}
+
+fn describe(text: &str, cues: &[Cue], kinds: &[Kind]) -> String {
+    let mut parts = Vec::new();
+    for kind in kinds {
+        let of: Vec<&Cue> = cues.iter().filter(|c| c.kind == *kind).collect();
+        if !of.is_empty() {
+            parts.push(format!("{} {}", kind.label(), quote(text, &of)));
+        }
+    }
+    parts.join(", ")
+}
+
+fn decide(text: &str, cues: &[Cue]) -> Analysis {
+    let has = |k: Kind| cues.iter().any(|c| c.kind == k);
+    const CHANGES: [Kind; 5] = [
+        Kind::Change,
+        Kind::Problem,
+        Kind::Exception,
+        Kind::Reservation,
+        Kind::NegatedApproval,
+    ];
+    const APPROVALS: [Kind; 2] = [Kind::Approval, Kind::NoChange];
+    if has(Kind::Rejection) {
+        return Analysis {
+            verdict: Some(Verdict::Rejected),
+            reason: describe(text, cues, &[Kind::Rejection]),
+        };
+    }
+    let approving = APPROVALS.iter().any(|k| has(*k));
+    let waiting = has(Kind::Waiting);
+    let changing = CHANGES[..4].iter().any(|k| has(*k)) || (has(Kind::NegatedApproval) && !waiting);
+    if changing {
+        let changes = describe(text, cues, &CHANGES);
+        let reason = if approving {
+            format!(
+                "{} overridden by {changes}",
+                describe(text, cues, &APPROVALS)
+            )
+        } else {
+            changes
+        };
+        return Analysis {
+            verdict: Some(Verdict::ChangesRequested),
+            reason,
+        };
+    }
+    let none = |reason: String| Analysis {
+        verdict: None,
+        reason: format!("no decision: {reason}"),
+    };
+    if waiting {
+        let held: Vec<Kind> = [Kind::Approval, Kind::NoChange, Kind::NegatedApproval]
+            .into_iter()
+            .filter(|k| has(*k))
+            .collect();
+        return none(if held.is_empty() {
+            describe(text, cues, &[Kind::Waiting])
+        } else {
+            format!(
+                "{} held back by {}",
+                describe(text, cues, &held),
+                describe(text, cues, &[Kind::Waiting])
+            )
+        });
+    }
+    if approving {
+        return Analysis {
+            verdict: Some(Verdict::Approved),
+            reason: describe(text, cues, &APPROVALS),
+        };
+    }
+    for (kind, why) in [
+        (Kind::Question, "is a question"),
+        (Kind::Conditional, "is conditional"),
+        (Kind::Later, "is for later"),
+    ] {
+        if has(kind) {
+            return none(format!(
+                "approval {} {why}",
+                quote(
+                    text,
+                    &cues.iter().filter(|c| c.kind == kind).collect::<Vec<_>>()
+                )
+            ));
+        }
+    }
+    if has(Kind::Thanks) {
+        return none(describe(text, cues, &[Kind::Thanks, Kind::Compliment]) + " only");
+    }
+    if has(Kind::Compliment) {
+        return none(describe(text, cues, &[Kind::Compliment]) + " only");
+    }
+    none("no review cue".into())
+}
+
+/// The verdict of one comment's text.
+pub fn verdict(text: &str, lexicon: &Lexicon) -> Option<Verdict> {
+    analyse_text(text, lexicon).verdict
+}
+
 /// The newest decisive comment, if any.
-pub fn analyse(comments: &[CommentText<'_>], keywords: &Keywords) -> Option<Decision> {
+pub fn analyse(comments: &[CommentText<'_>], lexicon: &Lexicon) -> Option<Decision> {
     let completed_count = comments.iter().filter(|c| c.completed).count();
     let mut ordered: Vec<(Option<chrono::DateTime<chrono::Utc>>, usize)> = comments
         .iter()
@@ -118,10 +492,12 @@ pub fn analyse(comments: &[CommentText<'_>], keywords: &Keywords) -> Option<Deci
     ordered.sort();
     ordered.iter().rev().find_map(|(_, i)| {
         let c = &comments[*i];
-        verdict(c.text, keywords).map(|v| Decision {
+        let a = analyse_text(c.text, lexicon);
+        a.verdict.map(|v| Decision {
             verdict: v,
             comment_id: c.id.to_string(),
             text: c.text.to_string(),
+            reason: a.reason,
             completed: c.completed,
             completed_count,
         })
@@ -134,176 +510,14 @@ fn parse_instant(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-fn contains_phrase(haystack: &[String], phrase: &[String]) -> bool {
-    !phrase.is_empty() && haystack.windows(phrase.len()).any(|w| w == phrase)
-}
-
-/// Lowercase, accents removed, split into words (letters and digits; everything else separates,
-/// apostrophes included).
-pub fn words(text: &str) -> Vec<String> {
-    fold_text(text)
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
+/// Parses a comma-separated list of phrases (the `FRAMEIO_KEYWORDS_*` variables); empty entries
+/// are skipped.
+pub fn parse_list(raw: &str) -> Vec<Phrase> {
+    raw.split(',')
+        .map(words)
+        .filter(|phrase| !phrase.is_empty())
         .collect()
 }
 
-/// Lowercase with the accents of Latin letters removed ("À Modifier" -> "a modifier").
-pub fn fold_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => out.push('a'),
-            'æ' => out.push_str("ae"),
-            'ç' | 'ć' | 'č' => out.push('c'),
-            'ď' => out.push('d'),
-            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => out.push('e'),
-            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' => out.push('i'),
-            'ł' => out.push('l'),
-            'ñ' | 'ń' | 'ň' => out.push('n'),
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => out.push('o'),
-            'œ' => out.push_str("oe"),
-            'ř' => out.push('r'),
-            'ś' | 'š' => out.push('s'),
-            'ß' => out.push_str("ss"),
-            'ť' => out.push('t'),
-            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => out.push('u'),
-            'ý' | 'ÿ' => out.push('y'),
-            'ź' | 'ż' | 'ž' => out.push('z'),
-            // Combining accents (decomposed input) are dropped.
-            '\u{300}'..='\u{36f}' => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_comment_table() {
-        let k = Keywords::default();
-        use Verdict::*;
-        let table: &[(&str, Option<Verdict>)] = &[
-            ("Approved", Some(Approved)),
-            ("approved!", Some(Approved)),
-            ("Validé, merci", Some(Approved)),
-            ("VALIDE", Some(Approved)),
-            ("valide", Some(Approved)),
-            ("C'est bon pour nous", Some(Approved)),
-            ("c’est bon", Some(Approved)), // typographic apostrophe
-            ("OK pour moi", Some(Approved)),
-            ("ok pour MOI 👍", Some(Approved)),
-            ("LGTM", Some(Approved)),
-            ("ok mais à modifier", Some(ChangesRequested)),
-            ("OK MAIS A MODIFIER", Some(ChangesRequested)),
-            (
-                "Validé, mais une retouche sur le plan 3",
-                Some(ChangesRequested),
-            ),
-            (
-                "Looks good but please fix the audio",
-                Some(ChangesRequested),
-            ),
-            ("Retouches à prévoir", Some(ChangesRequested)),
-            ("changes requested", Some(ChangesRequested)),
-            ("Refusé", Some(Rejected)),
-            ("refusee", Some(Rejected)),
-            ("Rejected, à modifier entièrement", Some(Rejected)),
-            ("rejected", Some(Rejected)),
-            // Whole words only.
-            ("unapproved draft", None),
-            ("prefix the title", None),
-            ("invalidé", None),
-            ("exchange the clips", None),
-            ("bonjour, belle image", None),
-            ("", None),
-        ];
-        for (text, expected) in table {
-            assert_eq!(verdict(text, &k), *expected, "{text:?}");
-        }
-    }
-
-    fn c<'a>(id: &'a str, text: &'a str, at: &'a str) -> CommentText<'a> {
-        CommentText {
-            id,
-            text,
-            created_at: Some(at),
-            completed: false,
-        }
-    }
-
-    #[test]
-    fn newest_decisive_comment_wins() {
-        let k = Keywords::default();
-        let comments = [
-            c("3", "Validé !", "2026-01-03T10:00:00Z"),
-            c("1", "à modifier", "2026-01-01T10:00:00Z"),
-            c("4", "belle lumière", "2026-01-04T10:00:00Z"),
-            c("2", "retouche faite ?", "2026-01-02T10:00:00+02:00"),
-        ];
-        let d = analyse(&comments, &k).expect("a decision");
-        assert_eq!(d.verdict, Verdict::Approved);
-        assert_eq!(d.comment_id, "3");
-        assert_eq!(d.text, "Validé !");
-
-        let later = [
-            c("1", "approved", "2026-01-01T10:00:00Z"),
-            c("2", "finalement à modifier", "2026-01-01T10:00:01Z"),
-        ];
-        assert_eq!(
-            analyse(&later, &k).map(|d| d.verdict),
-            Some(Verdict::ChangesRequested)
-        );
-        // Offsets are compared as instants: 12:00+02:00 is before 11:00Z.
-        let offsets = [
-            c("a", "refusé", "2026-01-01T11:00:00Z"),
-            c("b", "validé", "2026-01-01T12:00:00+02:00"),
-        ];
-        assert_eq!(
-            analyse(&offsets, &k).map(|d| d.comment_id),
-            Some("a".into())
-        );
-    }
-
-    #[test]
-    fn no_keyword_no_decision_and_completed_noted() {
-        let k = Keywords::default();
-        assert_eq!(
-            analyse(&[c("1", "nice shot", "2026-01-01T00:00:00Z")], &k),
-            None
-        );
-        assert_eq!(analyse(&[], &k), None);
-        let mut done = c("1", "à modifier", "2026-01-01T00:00:00Z");
-        done.completed = true;
-        let d = analyse(&[done], &k).expect("decision");
-        assert!(d.completed);
-        assert_eq!(d.completed_count, 1);
-    }
-
-    #[test]
-    fn custom_lists_replace_the_defaults() {
-        let k = Keywords {
-            approved: Keywords::parse_list("go, feu vert"),
-            changes: Keywords::parse_list("à reprendre"),
-            rejected: Keywords::parse_list("poubelle"),
-        };
-        assert_eq!(verdict("FEU VERT", &k), Some(Verdict::Approved));
-        assert_eq!(verdict("approved", &k), None);
-        assert_eq!(
-            verdict("go mais à reprendre", &k),
-            Some(Verdict::ChangesRequested)
-        );
-        assert_eq!(verdict("Poubelle.", &k), Some(Verdict::Rejected));
-    }
-
-    #[test]
-    fn folding() {
-        assert_eq!(fold_text("À Modifier ÉTÉ Œuvre"), "a modifier ete oeuvre");
-        assert_eq!(words("c'est-bon!! OK"), vec!["c", "est", "bon", "ok"]);
-        // Decomposed é (e + combining acute).
-        assert_eq!(fold_text("valide\u{0301}"), "valide");
-    }
-}
+mod tests;

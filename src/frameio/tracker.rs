@@ -391,7 +391,7 @@ impl Tracker {
         cause: TransitionCause,
         event_id: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let keywords = &self.config.keywords;
+        let lexicon = &self.config.lexicon;
         let texts: Vec<CommentText<'_>> = comments
             .iter()
             .map(|c| CommentText {
@@ -401,7 +401,7 @@ impl Tracker {
                 completed: c.completed_at.is_some(),
             })
             .collect();
-        let decision = review::analyse(&texts, keywords);
+        let decision = review::analyse(&texts, lexicon);
         let mut stored: Vec<StoredComment> = comments
             .iter()
             .map(|c| StoredComment {
@@ -411,7 +411,7 @@ impl Tracker {
                 created_at: c.created_at.clone(),
                 updated_at: c.updated_at.clone(),
                 completed_at: c.completed_at.clone(),
-                verdict: review::verdict(c.text.as_deref().unwrap_or(""), keywords)
+                verdict: review::verdict(c.text.as_deref().unwrap_or(""), lexicon)
                     .map(|v| v.as_str().to_string()),
             })
             .collect();
