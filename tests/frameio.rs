@@ -684,7 +684,7 @@ async fn webhook_ensure_is_idempotent_and_the_cli_tracks_uploads() {
     let hooks = fake.webhooks();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0]["name"], "rushes");
-    assert_eq!(hooks[0]["events"].as_array().map(Vec::len), Some(10));
+    assert_eq!(hooks[0]["events"].as_array().map(Vec::len), Some(11));
 
     // Second run: nothing created, nothing patched.
     let (ok, out, _) = rushes(

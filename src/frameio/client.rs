@@ -128,9 +128,33 @@ pub struct Comment {
     pub completed_at: Option<String>,
     #[serde(default)]
     pub owner: Option<Value>,
+    /// Replies nested under the comment (`include=replies`).
+    #[serde(default)]
+    pub replies: Option<Vec<Comment>>,
 }
 
+/// Most replies read under one comment.
+const MAX_REPLIES: usize = 500;
+
 impl Comment {
+    /// Comments and their replies as one list (a reply inherits its comment's file id).
+    pub fn flatten(comments: Vec<Comment>) -> Vec<Comment> {
+        let mut out = Vec::with_capacity(comments.len());
+        for mut c in comments {
+            let replies = c.replies.take().unwrap_or_default();
+            let file_id = c.file_id.clone();
+            out.push(c);
+            for mut r in replies.into_iter().take(MAX_REPLIES) {
+                r.replies = None;
+                if r.file_id.is_none() {
+                    r.file_id = file_id.clone();
+                }
+                out.push(r);
+            }
+        }
+        out
+    }
+
     /// Who wrote it, when `include=owner` gave a name or an email.
     pub fn author(&self) -> Option<String> {
         let owner = self.owner.as_ref()?;
@@ -452,6 +476,12 @@ impl Client {
 
     /// GET every page of a list (`links.next` until null).
     async fn list_all(&self, first: Url) -> Result<Vec<Value>, ClientError> {
+        // links.next carries only the `after` cursor: the other parameters are added again.
+        let first_query: Vec<(String, String)> = first
+            .query_pairs()
+            .filter(|(k, _)| k != "after")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         let mut items = Vec::new();
         let mut next = Some(first);
         let mut pages = 0;
@@ -480,10 +510,12 @@ impl Client {
                         message: format!("more than {MAX_PAGES} pages"),
                     });
                 }
-                next = Some(self.base.join(link).map_err(|e| ClientError::Decode {
+                let mut url = self.base.join(link).map_err(|e| ClientError::Decode {
                     path: path.clone(),
                     message: format!("bad links.next ({e})"),
-                })?);
+                })?;
+                keep_query(&first_query, &mut url);
+                next = Some(url);
             }
         }
         Ok(items)
@@ -511,14 +543,36 @@ impl Client {
     ) -> Result<Vec<Comment>, ClientError> {
         let url = self.url(
             &["v4", "accounts", account, "files", file_id, "comments"],
-            &[("include", "owner"), ("page_size", "100")],
+            &[("include", "owner,replies"), ("page_size", "100")],
         );
         let path = url.path().to_string();
-        self.list_all(url)
+        let comments = self
+            .list_all(url)
             .await?
             .into_iter()
             .map(|v| Self::decode(&path, v))
-            .collect()
+            .collect::<Result<Vec<Comment>, _>>()?;
+        Ok(Comment::flatten(comments))
+    }
+
+    /// The file and its "Status" option in one call (`include=metadata`); falls back to the
+    /// metadata endpoint when the answer has no metadata.
+    pub async fn file_with_status(
+        &self,
+        account: &str,
+        file_id: &str,
+    ) -> Result<(Value, Option<String>), ClientError> {
+        let file = self
+            .get_data(self.url(
+                &["v4", "accounts", account, "files", file_id],
+                &[("include", "metadata")],
+            ))
+            .await?;
+        let status = match file.get("metadata") {
+            Some(_) => status_from_metadata(&file),
+            None => self.file_status(account, file_id).await?,
+        };
+        Ok((file, status))
     }
 
     /// `GET /v4/accounts/{account}/files/{id}`.
@@ -608,6 +662,19 @@ impl Client {
     pub async fn delete_webhook(&self, account: &str, id: &str) -> Result<(), ClientError> {
         let endpoint = self.url(&["v4", "accounts", account, "webhooks", id], &[]);
         self.send(Method::DELETE, endpoint, None).await.map(|_| ())
+    }
+}
+
+/// Adds to `url` the parameters of the first page it lacks.
+fn keep_query(first: &[(String, String)], url: &mut Url) {
+    let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let missing: Vec<&(String, String)> =
+        first.iter().filter(|(k, _)| !present.contains(k)).collect();
+    if !missing.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in missing {
+            pairs.append_pair(k, v);
+        }
     }
 }
 

@@ -32,6 +32,13 @@ pub enum FrameioCommand {
     },
     /// List tracked uploads with their review state and its reason.
     Uploads,
+    /// Print the verdict a comment gives and its reason; without TEXT, read one comment a line
+    /// from stdin and write one JSON object a line: {"text", "verdict", "reason"}.
+    Verdict {
+        /// The comment (several words are joined with spaces)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
     /// Manage the one workspace webhook (named $FRAMEIO_WEBHOOK_NAME).
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -72,6 +79,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
     logging::init_command();
+    if let FrameioCommand::Verdict { text } = &command {
+        return verdict(text);
+    }
     let config = Config::load(&Overrides::default())?;
     match command {
         FrameioCommand::Track {
@@ -81,7 +91,14 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
         } => track(&config, &file_id, name.as_deref(), upload_id.as_deref()).await,
         FrameioCommand::Uploads => uploads(&config).await,
         FrameioCommand::Webhook(cmd) => webhook(&config, cmd).await,
+        FrameioCommand::Verdict { text } => verdict(&text),
     }
+}
+
+/// Only the Frame.io settings matter here (the lexicon), not the feed's.
+fn verdict(text: &[String]) -> anyhow::Result<ExitCode> {
+    let settings = super::FrameioConfig::from_lookup(|name| std::env::var(name).ok())?;
+    super::verdict_cli::run(text, &settings.lexicon)
 }
 
 async fn track(

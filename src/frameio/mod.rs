@@ -10,6 +10,7 @@ pub mod manage;
 pub mod processor;
 pub mod review;
 pub mod tracker;
+pub mod verdict_cli;
 pub mod webhook;
 
 use std::sync::Arc;

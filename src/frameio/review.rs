@@ -296,7 +296,7 @@ fn read_clause(clause: &Clause, lexicon: &Lexicon, approved_before: bool) -> Cla
         if c.has(Cat::Waiting) {
             push(&mut out.cues, Kind::Waiting, own);
         }
-        if c.has(Cat::Thanks) {
+        if c.has(Cat::Thanks) || c.has(Cat::Ack) {
             push(&mut out.cues, Kind::Thanks, own);
         }
     }
@@ -309,7 +309,8 @@ fn read_clause(clause: &Clause, lexicon: &Lexicon, approved_before: bool) -> Cla
         push(&mut out.cues, Kind::Exception, (0, tokens.len()));
     }
     // "validé, mais avec la musique de la V2": a reservation after an approval.
-    let decisive = !out.cues.is_empty();
+    // Any other lexicon phrase (even a neutral one, "une question") means it is not a reservation.
+    let decisive = !out.cues.is_empty() || matches.len() > 1;
     if approved_before
         && let Some(f) = first
         && f.cats.has(Cat::Contrast)

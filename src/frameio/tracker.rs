@@ -439,6 +439,18 @@ impl Tracker {
             self.store.update_upload(&upload.id, &update).await?;
             return Ok(false);
         };
+        // A decisive Status set by a person in Frame.io outranks what comments imply.
+        if let Some(status) = upload.metadata_status.as_deref()
+            && let Some(state) = self.config.status_map.state_for(status)
+            && matches!(
+                state,
+                ReviewState::Approved | ReviewState::ChangesRequested | ReviewState::Rejected
+            )
+        {
+            tracing::debug!(upload = %upload.id, %status, comment = %d.comment_id, "Frame.io: Status outranks the comments");
+            self.store.update_upload(&upload.id, &update).await?;
+            return Ok(false);
+        }
         let deciding = comments.iter().find(|c| c.id == d.comment_id);
         let key = format!(
             "{}@{}",
@@ -453,9 +465,10 @@ impl Tracker {
         }
         update.decided_comment = Some(key);
         let author = deciding.and_then(Comment::author);
+        let quoted = short(&d.text, 80);
         let mut reason = match author {
-            Some(a) => format!("comment {} by {a}: {:?}", d.comment_id, d.text),
-            None => format!("comment {}: {:?}", d.comment_id, d.text),
+            Some(a) => format!("comment {} by {a}: {} ({quoted:?})", d.comment_id, d.reason),
+            None => format!("comment {}: {} ({quoted:?})", d.comment_id, d.reason),
         };
         if d.completed {
             reason.push_str(" (marked completed)");
@@ -479,8 +492,9 @@ impl Tracker {
         let account = self.account(upload.account_id.as_deref())?.to_string();
         let mut changed = false;
         let result: Result<(), ProcessError> = async {
-            match client.file(&account, &upload.file_id).await {
-                Ok(file) => {
+            // One call for the file and its Status (rate limits count per call).
+            let status = match client.file_with_status(&account, &upload.file_id).await {
+                Ok((file, status)) => {
                     if let Some(to) = file
                         .get("status")
                         .and_then(serde_json::Value::as_str)
@@ -496,11 +510,11 @@ impl Tracker {
                             )
                             .await?;
                     }
+                    status
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
             let current = self.reload(upload).await?;
-            let status = client.file_status(&account, &upload.file_id).await?;
             changed |= self
                 .apply_status(
                     &current,
@@ -539,6 +553,14 @@ impl Tracker {
             .upload(&upload.id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("upload {:?} vanished", upload.id)))
+    }
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
