@@ -16,6 +16,13 @@ use url::Url;
 use super::config::{FrameioAuth, FrameioConfig, S2S_SCOPE};
 use crate::store::{Store, StoreError};
 
+/// What the status and the dashboard show when Frame.io refuses the credentials.
+pub const CREDENTIALS_EXPIRED: &str = "Frame.io credentials expired or revoked: re-authorise";
+/// Store key of the recorded credentials failure (value: the detail; cleared by a success).
+pub const CREDENTIALS_ERROR_KEY: &str = "credentials_error";
+/// Longest wait a rate-limit header can ask for.
+const MAX_RATE_WAIT: Duration = Duration::from_secs(120);
+
 /// Store key of the rotated IMS refresh token.
 pub const REFRESH_TOKEN_KEY: &str = "ims_refresh_token";
 /// Most pages followed for one list (100 items each).
@@ -46,6 +53,9 @@ pub enum ClientError {
     Decode { path: String, message: String },
     #[error("Adobe IMS token request failed: {0}")]
     Ims(String),
+    /// Not transient: nothing works until someone re-authorises (new token, new refresh token).
+    #[error("{CREDENTIALS_EXPIRED} ({0})")]
+    Credentials(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,8 +66,13 @@ impl ClientError {
         match self {
             Self::Transport { .. } | Self::GaveUp { .. } | Self::Ims(_) | Self::Store(_) => true,
             Self::Api { status, .. } => *status >= 500 || *status == 429,
-            Self::Unauthorized { .. } | Self::Decode { .. } => false,
+            Self::Unauthorized { .. } | Self::Decode { .. } | Self::Credentials(_) => false,
         }
+    }
+
+    /// The credentials are expired or revoked (retrying will not help).
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, Self::Credentials(_))
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -110,6 +125,16 @@ pub struct Client {
     auth: Auth,
     store: Option<Store>,
     pub retry: RetryPolicy,
+    /// After a credentials failure: no request before this instant (the next poll interval).
+    blocked: std::sync::Mutex<Option<(Instant, String)>>,
+    block_for: Duration,
+    /// No request before this instant (`x-ratelimit-remaining: 0` with a reset time).
+    not_before: std::sync::Mutex<Option<Instant>>,
+    /// Requests sent (the poller spends a per-minute budget of them).
+    calls: std::sync::atomic::AtomicU64,
+    /// A failure may be recorded in the store (true at start: a record from an earlier run is
+    /// cleared by the first success).
+    had_failure: std::sync::atomic::AtomicBool,
 }
 
 /// A comment as the API gives it; only `id` is required.
@@ -242,6 +267,11 @@ impl Client {
             auth,
             store,
             retry: RetryPolicy::default(),
+            blocked: std::sync::Mutex::new(None),
+            block_for: config.poll_interval,
+            not_before: std::sync::Mutex::new(None),
+            calls: std::sync::atomic::AtomicU64::new(0),
+            had_failure: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -325,7 +355,16 @@ impl Client {
                 .get("error_description")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            return Err(ClientError::Ims(format!("HTTP {status} {code} {text}")));
+            let detail = format!("IMS answered HTTP {} {code} {text}", status.as_u16());
+            // A refused grant or client is not transient: only re-authorising fixes it.
+            if status == StatusCode::BAD_REQUEST
+                || status == StatusCode::UNAUTHORIZED
+                || code == "invalid_grant"
+                || code == "invalid_client"
+            {
+                return Err(ClientError::Credentials(detail.trim().to_string()));
+            }
+            return Err(ClientError::Ims(detail));
         }
         let access = body
             .get("access_token")
@@ -370,9 +409,23 @@ impl Client {
         let mut rate_wait = self.retry.rate_limit_base;
         let mut error_wait = self.retry.server_error_base;
         let mut attempt = 0;
+        self.check_blocked()?;
         loop {
             attempt += 1;
-            let token = self.token(false).await?;
+            let wait = self
+                .not_before
+                .lock()
+                .map(|n| n.map(|t| t.saturating_duration_since(Instant::now())))
+                .unwrap_or(None);
+            if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+                tokio::time::sleep(wait.min(MAX_RATE_WAIT)).await;
+            }
+            let token = match self.token(false).await {
+                Ok(t) => t,
+                Err(e) => return Err(self.note_failure(e).await),
+            };
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -392,7 +445,13 @@ impl Client {
                 }
                 Ok(response) => {
                     let status = response.status();
+                    if let Some(reset) = exhausted_until(response.headers())
+                        && let Ok(mut n) = self.not_before.lock()
+                    {
+                        *n = Some(reset);
+                    }
                     if status.is_success() {
+                        self.note_success().await;
                         let bytes = response.bytes().await.map_err(|e| ClientError::Transport {
                             path: path.clone(),
                             message: e.without_url().to_string(),
@@ -409,18 +468,21 @@ impl Client {
                         if !refreshed && matches!(self.auth, Auth::Ims { .. }) {
                             refreshed = true;
                             tracing::info!(%path, "Frame.io: 401, refreshing the token once");
-                            self.token(true).await?;
+                            if let Err(e) = self.token(true).await {
+                                return Err(self.note_failure(e).await);
+                            }
                             continue;
                         }
-                        return Err(ClientError::Unauthorized { path });
+                        let detail = match self.auth {
+                            Auth::Static(_) => format!(
+                                "401 on {path} with FRAMEIO_TOKEN, an IMS access token that lasts about an hour"
+                            ),
+                            Auth::Ims { .. } => format!("401 on {path} with a fresh IMS token"),
+                        };
+                        return Err(self.note_failure(ClientError::Credentials(detail)).await);
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS {
-                        let retry_after = response
-                            .headers()
-                            .get(reqwest::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
+                        let retry_after = rate_limit_wait(response.headers());
                         if attempt >= self.retry.attempts {
                             return Err(ClientError::GaveUp {
                                 path,
@@ -428,7 +490,10 @@ impl Client {
                                 last: "429 rate limited".into(),
                             });
                         }
-                        let wait = retry_after.map_or(rate_wait, |r| r.max(rate_wait));
+                        // The server's own figure when it gives one, else doubling from 1 s.
+                        let wait = retry_after
+                            .map_or(rate_wait, |r| r.max(Duration::from_millis(50)))
+                            .min(MAX_RATE_WAIT);
                         rate_wait *= 2;
                         tracing::warn!(%path, wait_ms = wait.as_millis() as u64, "Frame.io: rate limited (429), waiting");
                         tokio::time::sleep(wait).await;
@@ -458,6 +523,63 @@ impl Client {
             error_wait *= 2;
             tracing::warn!(%path, attempt, wait_ms = wait.as_millis() as u64, error = %last, "Frame.io: retrying");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Requests sent so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Refuses at once while a credentials failure is recorded (no retry storm).
+    fn check_blocked(&self) -> Result<(), ClientError> {
+        let Ok(mut blocked) = self.blocked.lock() else {
+            return Ok(());
+        };
+        match blocked.as_ref() {
+            Some((until, detail)) if Instant::now() < *until => {
+                Err(ClientError::Credentials(detail.clone()))
+            }
+            Some(_) => {
+                // The next poll interval: try once more.
+                *blocked = None;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Records a credentials failure (memory and store) and returns the error.
+    async fn note_failure(&self, error: ClientError) -> ClientError {
+        if let ClientError::Credentials(detail) = &error {
+            tracing::error!(error = %error, retry_in_s = self.block_for.as_secs(), "Frame.io: credentials refused, no more calls until the next poll interval or a configuration change");
+            if let Ok(mut blocked) = self.blocked.lock() {
+                *blocked = Some((Instant::now() + self.block_for, detail.clone()));
+            }
+            self.had_failure
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(store) = &self.store
+                && let Err(e) = store
+                    .set_frameio_credential(
+                        CREDENTIALS_ERROR_KEY,
+                        detail,
+                        Some(&crate::store::now_text()),
+                    )
+                    .await
+            {
+                tracing::warn!(error = %e, "Frame.io: cannot record the credentials failure");
+            }
+        }
+        error
+    }
+
+    /// Clears a recorded credentials failure after a successful call.
+    async fn note_success(&self) {
+        let had = self
+            .had_failure
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if had && let Some(store) = &self.store {
+            let _ = store.delete_frameio_credential(CREDENTIALS_ERROR_KEY).await;
         }
     }
 
@@ -665,6 +787,69 @@ impl Client {
     }
 }
 
+/// How long a 429 asks to wait: `retry-after-ms`, `Retry-After` (seconds or HTTP date) or
+/// `x-ratelimit-reset` (seconds to wait, or a Unix time), the longest of those given.
+fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let mut waits = Vec::new();
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        waits.push(Duration::from_secs_f64(ms / 1000.0));
+    }
+    if let Some(v) = text("retry-after") {
+        if let Ok(secs) = v.parse::<f64>() {
+            if secs.is_finite() && secs >= 0.0 {
+                waits.push(Duration::from_secs_f64(secs.min(86_400.0)));
+            }
+        } else if let Ok(at) = chrono::DateTime::parse_from_rfc2822(v) {
+            let delta = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+            waits.push(delta.to_std().unwrap_or_default());
+        }
+    }
+    if let Some(reset) = text("x-ratelimit-reset").and_then(reset_wait) {
+        waits.push(reset);
+    }
+    waits.into_iter().max()
+}
+
+/// `x-ratelimit-reset`: a Unix time when large, else seconds to wait.
+fn reset_wait(raw: &str) -> Option<Duration> {
+    let v = raw
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)?;
+    if v > 1_000_000_000.0 {
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        Some(Duration::from_secs_f64((v - now).clamp(0.0, 86_400.0)))
+    } else {
+        Some(Duration::from_secs_f64(v.min(86_400.0)))
+    }
+}
+
+/// When a successful answer says the budget is spent (`x-ratelimit-remaining: 0`), the instant
+/// it resets.
+fn exhausted_until(headers: &reqwest::header::HeaderMap) -> Option<Instant> {
+    let remaining = headers
+        .get("x-ratelimit-remaining")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    if remaining > 0.0 {
+        return None;
+    }
+    let wait = reset_wait(headers.get("x-ratelimit-reset")?.to_str().ok()?.trim())?;
+    Some(Instant::now() + wait.min(MAX_RATE_WAIT))
+}
+
 /// Adds to `url` the parameters of the first page it lacks.
 fn keep_query(first: &[(String, String)], url: &mut Url) {
     let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
@@ -737,6 +922,30 @@ fn option_name(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_headers() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(rate_limit_wait(&h), None);
+        h.insert("retry-after-ms", "1500".parse().expect("header"));
+        assert_eq!(rate_limit_wait(&h), Some(Duration::from_millis(1500)));
+        h.insert("retry-after", "3".parse().expect("header"));
+        assert_eq!(rate_limit_wait(&h), Some(Duration::from_secs(3)));
+        let soon = chrono::Utc::now().timestamp() + 10;
+        h.insert(
+            "x-ratelimit-reset",
+            soon.to_string().parse().expect("header"),
+        );
+        let w = rate_limit_wait(&h).unwrap_or_default();
+        assert!(
+            w > Duration::from_secs(8) && w <= Duration::from_secs(11),
+            "{w:?}"
+        );
+        h.insert("x-ratelimit-remaining", "0".parse().expect("header"));
+        assert!(exhausted_until(&h).is_some());
+        h.insert("x-ratelimit-remaining", "12".parse().expect("header"));
+        assert!(exhausted_until(&h).is_none());
+    }
 
     #[test]
     fn status_shapes() {

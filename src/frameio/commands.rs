@@ -146,8 +146,18 @@ async fn track(
 async fn uploads(config: &Config) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
     let list = store.uploads().await;
+    let credentials = store
+        .frameio_credential(super::client::CREDENTIALS_ERROR_KEY)
+        .await;
     store.close().await;
     let list = list?;
+    if let Some((detail, since)) = credentials? {
+        println!(
+            "{} ({detail}{})",
+            super::client::CREDENTIALS_EXPIRED,
+            since.map(|s| format!(", since {s}")).unwrap_or_default()
+        );
+    }
     if list.is_empty() {
         println!("no tracked upload (rushes frameio track FILE_ID)");
         return Ok(ExitCode::SUCCESS);
@@ -158,8 +168,8 @@ async fn uploads(config: &Config) -> anyhow::Result<ExitCode> {
     );
     for u in list {
         let mut reason = u.state_reason.clone();
-        if reason.chars().count() > 70 {
-            reason = reason.chars().take(69).collect::<String>() + "…";
+        if reason.chars().count() > 160 {
+            reason = reason.chars().take(159).collect::<String>() + "…";
         }
         println!(
             "{:<24} {:<38} {:<18} {:<25} {reason}",

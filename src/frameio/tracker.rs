@@ -33,6 +33,11 @@ pub enum ProcessError {
 }
 
 impl ProcessError {
+    /// Frame.io refused the credentials: wait for the next poll interval (or a new configuration).
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, Self::Api(e) if e.is_credentials())
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Api(e) => e.is_transient(),

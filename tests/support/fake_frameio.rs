@@ -518,11 +518,23 @@ async fn comment(
         return r;
     }
     let s = state.lock().expect("lock");
-    let found = s
-        .comment_files
-        .get(&c)
-        .and_then(|f| s.files.get(f))
-        .and_then(|file| file.comments.iter().find(|x| x["id"] == c.as_str()));
+    let file_id = s.comment_files.get(&c).cloned().unwrap_or_default();
+    let found = s.files.get(&file_id).and_then(|file| {
+        file.comments.iter().find_map(|x| {
+            if x["id"] == c.as_str() {
+                return Some(x.clone());
+            }
+            // Replies are comments too: shown with their file id.
+            x.get("replies")
+                .and_then(Value::as_array)
+                .and_then(|r| r.iter().find(|r| r["id"] == c.as_str()))
+                .map(|r| {
+                    let mut r = r.clone();
+                    r["file_id"] = json!(file_id);
+                    r
+                })
+        })
+    });
     match found {
         Some(x) => Json(json!({"data": x})).into_response(),
         None => errors(StatusCode::NOT_FOUND, "Not Found"),
