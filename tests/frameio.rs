@@ -535,7 +535,8 @@ async fn client_follows_pages_waits_on_429_and_refreshes_an_expired_token() {
         .file(ACCOUNT, "f")
         .await
         .expect_err("expired static token");
-    assert!(matches!(err, ClientError::Unauthorized { .. }), "{err}");
+    assert!(matches!(err, ClientError::Credentials(_)), "{err}");
+    assert!(err.to_string().contains("re-authorise"), "{err}");
     assert!(!err.to_string().contains(STATIC_TOKEN));
     assert_eq!(fake.unauthorized(), before + 1);
 
