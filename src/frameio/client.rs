@@ -2,29 +2,30 @@
 //! `links.next` pagination, polite retries (429 with Retry-After / doubling from 1 s, 5xx with
 //! jitter), one token refresh on 401. Tokens are never logged or shown.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rand::Rng as _;
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-use tokio::sync::Mutex;
 use url::Url;
 
-use super::config::{FrameioAuth, FrameioConfig, S2S_SCOPE};
+use super::auth::Auth;
+pub use super::auth::REFRESH_TOKEN_KEY;
+use crate::config::FrameioConfig;
+use crate::net::{self, RetryPolicy};
 use crate::store::{Store, StoreError};
 
 /// What the status and the dashboard show when Frame.io refuses the credentials.
 pub const CREDENTIALS_EXPIRED: &str = "Frame.io credentials expired or revoked: re-authorise";
 /// Store key of the recorded credentials failure (value: the detail; cleared by a success).
 pub const CREDENTIALS_ERROR_KEY: &str = "credentials_error";
-/// Longest wait a rate-limit header can ask for.
+/// Longest pause `x-ratelimit-remaining: 0` can impose before the next request.
 const MAX_RATE_WAIT: Duration = Duration::from_secs(120);
+/// Most replies read under one comment.
+const MAX_REPLIES: usize = 500;
 
-/// Store key of the rotated IMS refresh token.
-pub const REFRESH_TOKEN_KEY: &str = "ims_refresh_token";
 /// Most pages followed for one list (100 items each).
 const MAX_PAGES: usize = 1000;
 
@@ -80,44 +81,6 @@ impl ClientError {
     }
 }
 
-/// Waits between attempts.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    /// First wait after a 429 without Retry-After (doubles each time; the API asks for ≥ 1 s).
-    pub rate_limit_base: Duration,
-    /// First wait after a 5xx or a transport error (doubles, with ±50 % jitter).
-    pub server_error_base: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 6,
-            rate_limit_base: Duration::from_secs(1),
-            server_error_base: Duration::from_millis(500),
-        }
-    }
-}
-
-struct CachedToken {
-    token: SecretString,
-    /// Refresh from this instant on (a margin before the real expiry).
-    refresh_at: Instant,
-}
-
-enum Auth {
-    Static(SecretString),
-    Ims {
-        url: Url,
-        client_id: String,
-        client_secret: SecretString,
-        /// `None`: client_credentials. `Some`: the configured refresh token.
-        refresh_token: Option<SecretString>,
-        cached: Mutex<Option<CachedToken>>,
-    },
-}
-
 /// A Frame.io v4 API client.
 pub struct Client {
     http: reqwest::Client,
@@ -125,16 +88,18 @@ pub struct Client {
     auth: Auth,
     store: Option<Store>,
     pub retry: RetryPolicy,
+    /// First wait after a 429 that gives no wait of its own (doubles; the API asks for ≥ 1 s).
+    pub rate_limit_base: Duration,
     /// After a credentials failure: no request before this instant (the next poll interval).
     blocked: std::sync::Mutex<Option<(Instant, String)>>,
     block_for: Duration,
     /// No request before this instant (`x-ratelimit-remaining: 0` with a reset time).
     not_before: std::sync::Mutex<Option<Instant>>,
     /// Requests sent (the poller spends a per-minute budget of them).
-    calls: std::sync::atomic::AtomicU64,
+    calls: AtomicU64,
     /// A failure may be recorded in the store (true at start: a record from an earlier run is
     /// cleared by the first success).
-    had_failure: std::sync::atomic::AtomicBool,
+    had_failure: AtomicBool,
 }
 
 /// A comment as the API gives it; only `id` is required.
@@ -157,9 +122,6 @@ pub struct Comment {
     #[serde(default)]
     pub replies: Option<Vec<Comment>>,
 }
-
-/// Most replies read under one comment.
-const MAX_REPLIES: usize = 500;
 
 impl Comment {
     /// Comments and their replies as one list (a reply inherits its comment's file id).
@@ -223,55 +185,32 @@ impl WebhookPatch {
     }
 }
 
-fn hash_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
-}
-
 impl Client {
     /// A client for `config`, or `None` when no credentials are configured. `store` keeps the
     /// rotated refresh token.
     pub fn from_config(config: &FrameioConfig, store: Option<Store>) -> Option<Self> {
-        let auth = match config.auth.as_ref()? {
-            FrameioAuth::Token(token) => Auth::Static(token.clone()),
-            FrameioAuth::RefreshToken {
-                client_id,
-                client_secret,
-                refresh_token,
-            } => Auth::Ims {
-                url: config.ims_url.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                refresh_token: Some(refresh_token.clone()),
-                cached: Mutex::new(None),
-            },
-            FrameioAuth::ClientCredentials {
-                client_id,
-                client_secret,
-            } => Auth::Ims {
-                url: config.ims_url.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                refresh_token: None,
-                cached: Mutex::new(None),
-            },
-        };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("rushes/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .ok()?;
+        let auth = Auth::from_config(config)?;
+        let http = net::client(net::Timeouts {
+            connect: Duration::from_secs(10),
+            request: Some(Duration::from_secs(30)),
+            read: None,
+        })
+        .ok()?;
         Some(Self {
             http,
             base: config.api_base.clone(),
             auth,
             store,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                attempts: 6,
+                ..RetryPolicy::default()
+            },
+            rate_limit_base: Duration::from_secs(1),
             blocked: std::sync::Mutex::new(None),
             block_for: config.poll_interval,
             not_before: std::sync::Mutex::new(None),
-            calls: std::sync::atomic::AtomicU64::new(0),
-            had_failure: std::sync::atomic::AtomicBool::new(true),
+            calls: AtomicU64::new(0),
+            had_failure: AtomicBool::new(true),
         })
     }
 
@@ -286,118 +225,10 @@ impl Client {
         url
     }
 
-    /// A bearer token; `force` asks IMS for a new one even if the cached one looks valid.
-    async fn token(&self, force: bool) -> Result<SecretString, ClientError> {
-        let (url, client_id, client_secret, refresh_token, cached) = match &self.auth {
-            Auth::Static(token) => return Ok(token.clone()),
-            Auth::Ims {
-                url,
-                client_id,
-                client_secret,
-                refresh_token,
-                cached,
-            } => (url, client_id, client_secret, refresh_token, cached),
-        };
-        let mut cached = cached.lock().await;
-        if !force
-            && let Some(c) = cached.as_ref()
-            && Instant::now() < c.refresh_at
-        {
-            return Ok(c.token.clone());
-        }
-        let origin = refresh_token.as_ref().map(|t| hash_hex(t.expose_secret()));
-        let current_refresh = match refresh_token {
-            Some(configured) => {
-                // A rotated token descending from the configured one wins; a new configured one
-                // (different hash) replaces it.
-                let stored = match &self.store {
-                    Some(store) => store.frameio_credential(REFRESH_TOKEN_KEY).await?,
-                    None => None,
-                };
-                Some(match stored {
-                    Some((value, stored_origin)) if stored_origin == origin => value,
-                    _ => configured.expose_secret().to_string(),
-                })
-            }
-            None => None,
-        };
-        let form = {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("client_id", client_id)
-                .append_pair("client_secret", client_secret.expose_secret());
-            match &current_refresh {
-                Some(token) => form
-                    .append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", token),
-                None => form
-                    .append_pair("grant_type", "client_credentials")
-                    .append_pair("scope", S2S_SCOPE),
-            };
-            form.finish()
-        };
-        let response = self
-            .http
-            .post(url.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| ClientError::Ims(e.without_url().to_string()))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            // IMS errors are {"error": code, "error_description": text}: no secret in them.
-            let code = body.get("error").and_then(Value::as_str).unwrap_or("");
-            let text = body
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let detail = format!("IMS answered HTTP {} {code} {text}", status.as_u16());
-            // A refused grant or client is not transient: only re-authorising fixes it.
-            if status == StatusCode::BAD_REQUEST
-                || status == StatusCode::UNAUTHORIZED
-                || code == "invalid_grant"
-                || code == "invalid_client"
-            {
-                return Err(ClientError::Credentials(detail.trim().to_string()));
-            }
-            return Err(ClientError::Ims(detail));
-        }
-        let access = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ClientError::Ims("no access_token in the answer".into()))?;
-        let lifetime = Duration::from_secs(
-            body.get("expires_in")
-                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                .unwrap_or(3600),
-        );
-        // Refresh a minute early (or at 90 % of a short lifetime).
-        let margin = Duration::from_secs(60).min(lifetime / 10);
-        let token = SecretString::from(access.to_string());
-        if let (Some(rotated), Some(store)) = (
-            body.get("refresh_token").and_then(Value::as_str),
-            &self.store,
-        ) {
-            store
-                .set_frameio_credential(REFRESH_TOKEN_KEY, rotated, origin.as_deref())
-                .await?;
-        }
-        tracing::info!(
-            expires_in_s = lifetime.as_secs(),
-            "Frame.io: got an IMS access token"
-        );
-        *cached = Some(CachedToken {
-            token: token.clone(),
-            refresh_at: Instant::now() + lifetime - margin,
-        });
-        Ok(token)
-    }
-
     /// Sends one request with retries; returns the whole JSON answer (`Null` when empty).
+    /// 429: waits what the server asks (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset`),
+    /// at least a doubling wait from `rate_limit_base`; 5xx and transport errors: the retry
+    /// policy's backoff; 401 with IMS: one fresh token.
     async fn send(
         &self,
         method: Method,
@@ -406,26 +237,29 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let path = url.path().to_string();
         let mut refreshed = false;
-        let mut rate_wait = self.retry.rate_limit_base;
-        let mut error_wait = self.retry.server_error_base;
+        let mut rate_wait = self.rate_limit_base;
+        let mut backoff = self.retry.backoff();
         let mut attempt = 0;
         self.check_blocked()?;
         loop {
             attempt += 1;
-            let wait = self
+            let pause = self
                 .not_before
                 .lock()
                 .map(|n| n.map(|t| t.saturating_duration_since(Instant::now())))
                 .unwrap_or(None);
-            if let Some(wait) = wait.filter(|w| !w.is_zero()) {
-                tokio::time::sleep(wait.min(MAX_RATE_WAIT)).await;
+            if let Some(pause) = pause.filter(|w| !w.is_zero()) {
+                tokio::time::sleep(pause.min(MAX_RATE_WAIT)).await;
             }
-            let token = match self.token(false).await {
+            let token = match self
+                .auth
+                .token(&self.http, self.store.as_ref(), false)
+                .await
+            {
                 Ok(t) => t,
                 Err(e) => return Err(self.note_failure(e).await),
             };
-            self.calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -434,15 +268,8 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let outcome = request.send().await;
-            let last = match outcome {
-                Err(e) => {
-                    let message = e.without_url().to_string();
-                    if attempt >= self.retry.attempts {
-                        return Err(ClientError::Transport { path, message });
-                    }
-                    message
-                }
+            let last = match request.send().await {
+                Err(e) => net::error_text(&e),
                 Ok(response) => {
                     let status = response.status();
                     if let Some(reset) = exhausted_until(response.headers())
@@ -452,37 +279,29 @@ impl Client {
                     }
                     if status.is_success() {
                         self.note_success().await;
-                        let bytes = response.bytes().await.map_err(|e| ClientError::Transport {
-                            path: path.clone(),
-                            message: e.without_url().to_string(),
-                        })?;
-                        if bytes.is_empty() {
-                            return Ok(Value::Null);
-                        }
-                        return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-                            path,
-                            message: e.to_string(),
-                        });
+                        return Self::json_body(response, path).await;
                     }
                     if status == StatusCode::UNAUTHORIZED {
-                        if !refreshed && matches!(self.auth, Auth::Ims { .. }) {
+                        if !refreshed && self.auth.refreshable() {
                             refreshed = true;
                             tracing::info!(%path, "Frame.io: 401, refreshing the token once");
-                            if let Err(e) = self.token(true).await {
+                            if let Err(e) =
+                                self.auth.token(&self.http, self.store.as_ref(), true).await
+                            {
                                 return Err(self.note_failure(e).await);
                             }
                             continue;
                         }
-                        let detail = match self.auth {
-                            Auth::Static(_) => format!(
+                        let detail = if self.auth.refreshable() {
+                            format!("401 on {path} with a fresh IMS token")
+                        } else {
+                            format!(
                                 "401 on {path} with FRAMEIO_TOKEN, an IMS access token that lasts about an hour"
-                            ),
-                            Auth::Ims { .. } => format!("401 on {path} with a fresh IMS token"),
+                            )
                         };
                         return Err(self.note_failure(ClientError::Credentials(detail)).await);
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS {
-                        let retry_after = rate_limit_wait(response.headers());
                         if attempt >= self.retry.attempts {
                             return Err(ClientError::GaveUp {
                                 path,
@@ -490,10 +309,8 @@ impl Client {
                                 last: "429 rate limited".into(),
                             });
                         }
-                        // The server's own figure when it gives one, else doubling from 1 s.
-                        let wait = retry_after
-                            .map_or(rate_wait, |r| r.max(Duration::from_millis(50)))
-                            .min(MAX_RATE_WAIT);
+                        let asked = net::retry_after(response.headers());
+                        let wait = asked.map_or(rate_wait, |r| r.max(rate_wait));
                         rate_wait *= 2;
                         tracing::warn!(%path, wait_ms = wait.as_millis() as u64, "Frame.io: rate limited (429), waiting");
                         tokio::time::sleep(wait).await;
@@ -508,27 +325,39 @@ impl Client {
                             message,
                         });
                     }
-                    if attempt >= self.retry.attempts {
-                        return Err(ClientError::GaveUp {
-                            path,
-                            attempts: attempt,
-                            last: format!("HTTP {status}: {message}"),
-                        });
-                    }
                     format!("HTTP {status}: {message}")
                 }
             };
-            let jitter = rand::rng().random_range(0.5..1.5);
-            let wait = error_wait.mul_f64(jitter);
-            error_wait *= 2;
+            let Some(wait) = backoff.next_wait(None) else {
+                return Err(ClientError::GaveUp {
+                    path,
+                    attempts: attempt,
+                    last,
+                });
+            };
             tracing::warn!(%path, attempt, wait_ms = wait.as_millis() as u64, error = %last, "Frame.io: retrying");
             tokio::time::sleep(wait).await;
         }
     }
 
+    /// A successful answer's JSON (`Null` when empty).
+    async fn json_body(response: reqwest::Response, path: String) -> Result<Value, ClientError> {
+        let bytes = response.bytes().await.map_err(|e| ClientError::Transport {
+            path: path.clone(),
+            message: net::error_text(&e),
+        })?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            path,
+            message: e.to_string(),
+        })
+    }
+
     /// Requests sent so far.
     pub fn calls(&self) -> u64 {
-        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// Refuses at once while a credentials failure is recorded (no retry storm).
@@ -556,14 +385,15 @@ impl Client {
             if let Ok(mut blocked) = self.blocked.lock() {
                 *blocked = Some((Instant::now() + self.block_for, detail.clone()));
             }
-            self.had_failure
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.had_failure.store(true, Ordering::Relaxed);
             if let Some(store) = &self.store
                 && let Err(e) = store
                     .set_frameio_credential(
                         CREDENTIALS_ERROR_KEY,
                         detail,
-                        Some(&crate::store::now_text()),
+                        Some(
+                            &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        ),
                     )
                     .await
             {
@@ -575,11 +405,11 @@ impl Client {
 
     /// Clears a recorded credentials failure after a successful call.
     async fn note_success(&self) {
-        let had = self
-            .had_failure
-            .swap(false, std::sync::atomic::Ordering::Relaxed);
-        if had && let Some(store) = &self.store {
-            let _ = store.delete_frameio_credential(CREDENTIALS_ERROR_KEY).await;
+        if self.had_failure.swap(false, Ordering::Relaxed)
+            && let Some(store) = &self.store
+            && let Err(e) = store.delete_frameio_credential(CREDENTIALS_ERROR_KEY).await
+        {
+            tracing::warn!(error = %e, "Frame.io: cannot clear the credentials failure");
         }
     }
 
@@ -787,38 +617,6 @@ impl Client {
     }
 }
 
-/// How long a 429 asks to wait: `retry-after-ms`, `Retry-After` (seconds or HTTP date) or
-/// `x-ratelimit-reset` (seconds to wait, or a Unix time), the longest of those given.
-fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let mut waits = Vec::new();
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        waits.push(Duration::from_secs_f64(ms / 1000.0));
-    }
-    if let Some(v) = text("retry-after") {
-        if let Ok(secs) = v.parse::<f64>() {
-            if secs.is_finite() && secs >= 0.0 {
-                waits.push(Duration::from_secs_f64(secs.min(86_400.0)));
-            }
-        } else if let Ok(at) = chrono::DateTime::parse_from_rfc2822(v) {
-            let delta = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-            waits.push(delta.to_std().unwrap_or_default());
-        }
-    }
-    if let Some(reset) = text("x-ratelimit-reset").and_then(reset_wait) {
-        waits.push(reset);
-    }
-    waits.into_iter().max()
-}
-
 /// `x-ratelimit-reset`: a Unix time when large, else seconds to wait.
 fn reset_wait(raw: &str) -> Option<Duration> {
     let v = raw
@@ -833,8 +631,7 @@ fn reset_wait(raw: &str) -> Option<Duration> {
     }
 }
 
-/// When a successful answer says the budget is spent (`x-ratelimit-remaining: 0`), the instant
-/// it resets.
+/// When an answer says the budget is spent (`x-ratelimit-remaining: 0`), the instant it resets.
 fn exhausted_until(headers: &reqwest::header::HeaderMap) -> Option<Instant> {
     let remaining = headers
         .get("x-ratelimit-remaining")?
@@ -924,24 +721,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_limit_headers() {
+    fn a_spent_budget_pauses_until_the_reset() {
         let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(rate_limit_wait(&h), None);
-        h.insert("retry-after-ms", "1500".parse().expect("header"));
-        assert_eq!(rate_limit_wait(&h), Some(Duration::from_millis(1500)));
-        h.insert("retry-after", "3".parse().expect("header"));
-        assert_eq!(rate_limit_wait(&h), Some(Duration::from_secs(3)));
+        assert!(exhausted_until(&h).is_none());
         let soon = chrono::Utc::now().timestamp() + 10;
         h.insert(
             "x-ratelimit-reset",
             soon.to_string().parse().expect("header"),
         );
-        let w = rate_limit_wait(&h).unwrap_or_default();
-        assert!(
-            w > Duration::from_secs(8) && w <= Duration::from_secs(11),
-            "{w:?}"
-        );
         h.insert("x-ratelimit-remaining", "0".parse().expect("header"));
+        let at = exhausted_until(&h).expect("paused");
+        let wait = at.saturating_duration_since(Instant::now());
+        assert!(
+            wait > Duration::from_secs(8) && wait <= Duration::from_secs(11),
+            "{wait:?}"
+        );
+        h.insert("x-ratelimit-reset", "3".parse().expect("header"));
         assert!(exhausted_until(&h).is_some());
         h.insert("x-ratelimit-remaining", "12".parse().expect("header"));
         assert!(exhausted_until(&h).is_none());

@@ -8,7 +8,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::tracker::Tracker;
-use crate::store::{Store, now_text, parse_time, time_text};
+use crate::domain::{EventOutcome, Timestamp};
+use crate::store::Store;
 
 /// Attempts before an event whose processing keeps failing is given up.
 const MAX_ATTEMPTS: i64 = 8;
@@ -18,10 +19,13 @@ const POLL_CALL_SPACING: Duration = Duration::from_millis(60_000 / POLL_CALLS_PE
 /// Longest idle wait: the loops look at the store at least this often.
 const IDLE: Duration = Duration::from_secs(30);
 
-fn until(at: Option<String>) -> Duration {
-    at.and_then(|t| parse_time(&t).ok())
-        .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
-        .map_or(IDLE, |d| d.min(IDLE))
+fn until(at: Option<Timestamp>) -> Duration {
+    at.map(|t| {
+        (t.as_datetime() - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    })
+    .map_or(IDLE, |d| d.min(IDLE))
 }
 
 /// Processes stored events oldest first; wakes when the writer stores new ones.
@@ -34,7 +38,7 @@ impl EventProcessor {
     pub async fn run(self, cancel: CancellationToken) {
         let store = self.tracker.store().clone();
         loop {
-            let pending = match store.pending_frameio_events(&now_text(), 100).await {
+            let pending = match store.pending_frameio_events(Timestamp::now(), 100).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "Frame.io: cannot read pending events");
@@ -49,7 +53,7 @@ impl EventProcessor {
                 };
                 let stored = match result {
                     Ok(outcome) => {
-                        tracing::debug!(event = event.id, kind = %event.event_type, outcome = outcome.outcome, "Frame.io: event processed");
+                        tracing::debug!(event = event.id, kind = %event.event_type, outcome = %outcome.outcome, "Frame.io: event processed");
                         store
                             .finish_frameio_event(
                                 event.id,
@@ -62,32 +66,36 @@ impl EventProcessor {
                     // Expired or revoked credentials: kept, tried again at the next poll
                     // interval (the client refuses at once until then: no retry storm).
                     Err(e) if e.is_credentials() && event.attempts + 1 < MAX_ATTEMPTS => {
-                        let wait = chrono::Duration::from_std(self.tracker.config().poll_interval)
-                            .unwrap_or_else(|_| chrono::Duration::seconds(300));
-                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.num_seconds(), "Frame.io: event waits for valid credentials");
+                        let wait = self.tracker.poll_interval();
+                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event waits for valid credentials");
                         store
                             .defer_frameio_event(
                                 event.id,
                                 &e.to_string(),
-                                &time_text(chrono::Utc::now() + wait),
+                                Timestamp::now().plus(wait),
                             )
                             .await
                     }
                     Err(e) if e.is_transient() && event.attempts + 1 < MAX_ATTEMPTS => {
-                        let wait = chrono::Duration::seconds(1 << (event.attempts + 1).min(9));
-                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.num_seconds(), "Frame.io: event processing failed, will retry");
+                        let wait = Duration::from_secs(1 << (event.attempts + 1).min(9));
+                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event processing failed, will retry");
                         store
                             .defer_frameio_event(
                                 event.id,
                                 &e.to_string(),
-                                &time_text(chrono::Utc::now() + wait),
+                                Timestamp::now().plus(wait),
                             )
                             .await
                     }
                     Err(e) => {
                         tracing::error!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
                         store
-                            .finish_frameio_event(event.id, "failed", None, Some(&e.to_string()))
+                            .finish_frameio_event(
+                                event.id,
+                                EventOutcome::Failed,
+                                None,
+                                Some(&e.to_string()),
+                            )
                             .await
                     }
                 };
@@ -118,11 +126,11 @@ impl UploadPoller {
     pub async fn run(self, cancel: CancellationToken) {
         let store: Store = self.tracker.store().clone();
         // After downtime every upload is overdue: spread them instead of polling all at once.
-        match store.uploads_due(&now_text(), i64::MAX).await {
+        match store.uploads_due(Timestamp::now(), i64::MAX).await {
             Ok(overdue) => {
                 for upload in overdue {
                     let at = self.tracker.spread_poll_time();
-                    if let Err(e) = store.set_next_poll(&upload.id, &at).await {
+                    if let Err(e) = store.set_next_poll(&upload.id, at).await {
                         tracing::error!(error = %e, "Frame.io: cannot reschedule a poll");
                     }
                 }
@@ -132,14 +140,14 @@ impl UploadPoller {
         let wake = self.tracker.poll_wake.clone();
         loop {
             let due = store
-                .uploads_due(&now_text(), 20)
+                .uploads_due(Timestamp::now(), 20)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(error = %e, "Frame.io: cannot read the poll schedule");
                     Vec::new()
                 });
             for upload in due {
-                let calls_before = self.tracker.client().map_or(0, |c| c.calls());
+                let calls_before = self.tracker.api_calls();
                 let result = tokio::select! {
                     () = cancel.cancelled() => return,
                     r = self.tracker.poll(&upload) => r,
@@ -147,7 +155,7 @@ impl UploadPoller {
                 // Spend at most POLL_CALLS_PER_MINUTE calls a minute on polls, whatever the
                 // number of open uploads (Frame.io allows ~100 comment/metadata calls a minute
                 // per account user; the rest is left to webhook-driven calls).
-                let spent = self.tracker.client().map_or(0, |c| c.calls()) - calls_before;
+                let spent = self.tracker.api_calls() - calls_before;
                 let pause = POLL_CALL_SPACING.saturating_mul(spent.min(100) as u32);
                 if !pause.is_zero() {
                     tokio::select! {

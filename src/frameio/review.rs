@@ -14,36 +14,12 @@
 
 use serde::Serialize;
 
-use super::lexicon::{Cat, Cats, Clause, Lexicon, Token, clauses};
-use crate::store::ReviewState;
-
-pub use super::lexicon::{Phrase, fold_text, words};
+pub use crate::config::lexicon::Cat;
+use crate::config::lexicon::{Cats, Clause, Lexicon, Token, clauses};
+use crate::domain::Verdict;
 
 /// Longest comment analysed (characters); the rest is ignored.
 pub const MAX_ANALYSED_CHARS: usize = 4000;
-
-/// What a comment decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Approved,
-    ChangesRequested,
-    Rejected,
-}
-
-impl Verdict {
-    pub fn state(self) -> ReviewState {
-        match self {
-            Self::Approved => ReviewState::Approved,
-            Self::ChangesRequested => ReviewState::ChangesRequested,
-            Self::Rejected => ReviewState::Rejected,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.state().as_str()
-    }
-}
 
 /// A comment's verdict (none: no decision) and the cues that decided it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -509,15 +485,6 @@ fn parse_instant(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(raw)
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
-}
-
-/// Parses a comma-separated list of phrases (the `FRAMEIO_KEYWORDS_*` variables); empty entries
-/// are skipped.
-pub fn parse_list(raw: &str) -> Vec<Phrase> {
-    raw.split(',')
-        .map(words)
-        .filter(|phrase| !phrase.is_empty())
-        .collect()
 }
 
 #[cfg(test)]

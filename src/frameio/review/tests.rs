@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::parse_list;
 
 fn lex() -> Lexicon {
     Lexicon::builtin()

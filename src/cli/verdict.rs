@@ -5,8 +5,9 @@
 use std::io::{BufRead, IsTerminal as _, Write};
 use std::process::ExitCode;
 
-use super::lexicon::Lexicon;
-use super::review;
+use crate::config::lexicon::Lexicon;
+use crate::domain::Verdict;
+use crate::frameio::review;
 
 /// Longest line kept from stdin (bytes); the rest of a longer line is skipped.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -14,7 +15,7 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 #[derive(serde::Serialize)]
 struct Line<'a> {
     text: &'a str,
-    verdict: Option<review::Verdict>,
+    verdict: Option<Verdict>,
     reason: &'a str,
 }
 
@@ -22,10 +23,7 @@ pub fn run(text: &[String], lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
     if !text.is_empty() {
         let text = text.join(" ");
         let a = review::analyse_text(&text, lexicon);
-        println!(
-            "verdict: {}",
-            a.verdict.map_or("none", review::Verdict::as_str)
-        );
+        println!("verdict: {}", a.verdict.map_or("none", Verdict::as_str));
         println!("reason:  {}", a.reason);
         return Ok(ExitCode::SUCCESS);
     }

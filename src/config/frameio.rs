@@ -7,12 +7,13 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::lexicon::{Cat, Lexicon};
-use super::review::parse_list;
-use crate::config::ConfigError;
-use crate::store::ReviewState;
+use super::{ConfigError, Env};
+use crate::domain::ReviewState;
+use crate::text::{fold_text, words};
 
 pub const DEFAULT_API_BASE: &str = "https://api.frame.io";
 pub const DEFAULT_IMS_URL: &str = "https://ims-na1.adobelogin.com/ims/token/v3";
@@ -63,10 +64,10 @@ impl StatusMap {
                 format!(
                     "unknown state {:?} (one of {})",
                     state.trim(),
-                    ReviewState::ALL.map(ReviewState::as_str).join(", ")
+                    ReviewState::names()
                 )
             })?;
-            entries.push((super::review::fold_text(name.trim()), state));
+            entries.push((fold_text(name.trim()), state));
         }
         if entries.is_empty() {
             return Err("no NAME=state pair".into());
@@ -74,11 +75,27 @@ impl StatusMap {
         Ok(Self(entries))
     }
 
+    /// `DEFAULT_STATUS_MAP`.
+    pub fn default_map() -> Result<Self, String> {
+        Self::parse(DEFAULT_STATUS_MAP)
+    }
+
     /// The state an option name maps to, if any.
     pub fn state_for(&self, option: &str) -> Option<ReviewState> {
-        let folded = super::review::fold_text(option.trim());
+        let folded = fold_text(option.trim());
         self.0.iter().find(|(n, _)| *n == folded).map(|(_, s)| *s)
     }
+}
+
+/// A keyword or phrase, as folded words ("c'est bon" -> ["c", "est", "bon"]).
+pub type Phrase = Vec<String>;
+
+/// Parses a comma-separated list of phrases (`FRAMEIO_KEYWORDS_*`); empty entries are skipped.
+pub fn parse_list(raw: &str) -> Vec<Phrase> {
+    raw.split(',')
+        .map(words)
+        .filter(|phrase| !phrase.is_empty())
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -92,11 +109,17 @@ pub struct FrameioConfig {
     pub webhook_name: String,
     pub poll_interval: Duration,
     pub status_map: StatusMap,
-    /// The review lexicon (built-in, `FRAMEIO_REVIEW_LEXICON`, `FRAMEIO_KEYWORDS_*`).
+    /// The review lexicon: built-in, `FRAMEIO_REVIEW_LEXICON` applied over it, then the
+    /// `FRAMEIO_KEYWORDS_*` lists.
     pub lexicon: Arc<Lexicon>,
 }
 
 impl FrameioConfig {
+    /// Reads the `FRAMEIO_*` variables from `lookup` alone (tests, benchmarks).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        read(&Env::new(&lookup))
+    }
+
     /// Nothing configured: what rushes uses when no `FRAMEIO_*` variable is set (tests, demo).
     pub fn idle() -> Self {
         Self {
@@ -108,132 +131,107 @@ impl FrameioConfig {
             webhook_secret: None,
             webhook_name: "rushes".into(),
             poll_interval: Duration::from_secs(300),
-            status_map: StatusMap::parse(DEFAULT_STATUS_MAP).expect("constant map"),
+            status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
             lexicon: Arc::new(Lexicon::builtin()),
         }
     }
 }
 
-impl FrameioConfig {
-    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |var: &str| env(var).filter(|v| !v.trim().is_empty());
-        let url = |var: &'static str, default: &str| -> Result<Url, ConfigError> {
-            let raw = get(var).unwrap_or_else(|| default.to_string());
-            let parsed = Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid {
-                var,
-                value: raw.clone(),
-                reason: format!("not a valid URL ({e})"),
-            })?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err(ConfigError::Invalid {
-                    var,
-                    value: raw,
-                    reason: "expected an http(s) URL with a host".into(),
-                });
+/// Reads the `FRAMEIO_*` variables.
+pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
+    let client_id = env.text("FRAMEIO_CLIENT_ID");
+    let client_secret = env.secret("FRAMEIO_CLIENT_SECRET");
+    let auth = match (
+        env.secret("FRAMEIO_TOKEN"),
+        client_id,
+        client_secret,
+        env.secret("FRAMEIO_REFRESH_TOKEN"),
+    ) {
+        (Some(token), _, _, _) => Some(FrameioAuth::Token(token)),
+        (None, Some(client_id), Some(client_secret), Some(refresh_token)) => {
+            Some(FrameioAuth::RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+            })
+        }
+        (None, Some(client_id), Some(client_secret), None) => {
+            Some(FrameioAuth::ClientCredentials {
+                client_id,
+                client_secret,
+            })
+        }
+        (None, Some(_), None, _) => {
+            return Err(ConfigError::Missing {
+                var: "FRAMEIO_CLIENT_SECRET",
+                hint: "FRAMEIO_CLIENT_ID is set; IMS needs the client secret too".into(),
+            });
+        }
+        (None, None, Some(_), _) | (None, None, None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                var: "FRAMEIO_CLIENT_ID",
+                hint: "FRAMEIO_CLIENT_SECRET / FRAMEIO_REFRESH_TOKEN need the IMS client id".into(),
+            });
+        }
+        (None, None, None, None) => None,
+    };
+    let status_map = Env::parse(
+        "FRAMEIO_STATUS_MAP",
+        env.get("FRAMEIO_STATUS_MAP"),
+        StatusMap::parse,
+    )?
+    .map_or_else(StatusMap::default_map, Ok)
+    .map_err(|reason| ConfigError::Invalid {
+        var: "FRAMEIO_STATUS_MAP",
+        value: DEFAULT_STATUS_MAP.into(),
+        reason,
+    })?;
+    let mut lexicon = match env.get("FRAMEIO_REVIEW_LEXICON") {
+        Some(path) => Lexicon::load(Path::new(path.trim())).map_err(|e| ConfigError::Invalid {
+            var: "FRAMEIO_REVIEW_LEXICON",
+            value: path.to_string(),
+            reason: e.to_string(),
+        })?,
+        None => Lexicon::builtin(),
+    };
+    for (var, cat) in [
+        ("FRAMEIO_KEYWORDS_APPROVED", Cat::Approval),
+        ("FRAMEIO_KEYWORDS_CHANGES", Cat::Change),
+        ("FRAMEIO_KEYWORDS_REJECTED", Cat::Rejection),
+    ] {
+        if let Some(parsed) = Env::parse(var, env.get(var), |raw| {
+            let parsed = parse_list(raw);
+            if parsed.is_empty() {
+                Err("expected a comma-separated list of words or phrases".to_string())
+            } else {
+                Ok(parsed)
             }
-            Ok(parsed)
-        };
-        let secret = |var: &str| get(var).map(|v| SecretString::from(v.trim().to_string()));
-
-        let client_id = get("FRAMEIO_CLIENT_ID").map(|v| v.trim().to_string());
-        let client_secret = secret("FRAMEIO_CLIENT_SECRET");
-        let auth = match (
-            secret("FRAMEIO_TOKEN"),
-            client_id,
-            client_secret,
-            secret("FRAMEIO_REFRESH_TOKEN"),
-        ) {
-            (Some(token), _, _, _) => Some(FrameioAuth::Token(token)),
-            (None, Some(client_id), Some(client_secret), Some(refresh_token)) => {
-                Some(FrameioAuth::RefreshToken {
-                    client_id,
-                    client_secret,
-                    refresh_token,
-                })
-            }
-            (None, Some(client_id), Some(client_secret), None) => {
-                Some(FrameioAuth::ClientCredentials {
-                    client_id,
-                    client_secret,
-                })
-            }
-            (None, Some(_), None, _) => {
-                return Err(ConfigError::Missing {
-                    var: "FRAMEIO_CLIENT_SECRET",
-                    hint: "FRAMEIO_CLIENT_ID is set; IMS needs the client secret too".into(),
-                });
-            }
-            (None, None, Some(_), _) | (None, None, None, Some(_)) => {
-                return Err(ConfigError::Missing {
-                    var: "FRAMEIO_CLIENT_ID",
-                    hint: "FRAMEIO_CLIENT_SECRET / FRAMEIO_REFRESH_TOKEN need the IMS client id"
-                        .into(),
-                });
-            }
-            (None, None, None, None) => None,
-        };
-
-        let poll_interval = crate::config::seconds(
+        })? {
+            lexicon.replace_list(cat, &parsed);
+        }
+    }
+    Ok(FrameioConfig {
+        api_base: env.http_url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,
+        ims_url: env.http_url("FRAMEIO_IMS_URL", DEFAULT_IMS_URL)?,
+        auth,
+        account_id: env.text("FRAMEIO_ACCOUNT_ID"),
+        workspace_id: env.text("FRAMEIO_WORKSPACE_ID"),
+        webhook_secret: env.secret("FRAMEIO_WEBHOOK_SECRET"),
+        webhook_name: env
+            .text("FRAMEIO_WEBHOOK_NAME")
+            .unwrap_or_else(|| "rushes".into()),
+        poll_interval: Env::seconds(
             "FRAMEIO_POLL_INTERVAL",
-            get("FRAMEIO_POLL_INTERVAL"),
+            env.get("FRAMEIO_POLL_INTERVAL"),
             300,
             false,
-        )?;
-        let status_raw = get("FRAMEIO_STATUS_MAP").unwrap_or_else(|| DEFAULT_STATUS_MAP.into());
-        let status_map = StatusMap::parse(&status_raw).map_err(|reason| ConfigError::Invalid {
-            var: "FRAMEIO_STATUS_MAP",
-            value: status_raw.clone(),
-            reason,
-        })?;
-        let mut lexicon = match get("FRAMEIO_REVIEW_LEXICON") {
-            Some(path) => Lexicon::load(std::path::Path::new(path.trim())).map_err(|e| {
-                ConfigError::Invalid {
-                    var: "FRAMEIO_REVIEW_LEXICON",
-                    value: path.clone(),
-                    reason: e.to_string(),
-                }
-            })?,
-            None => Lexicon::builtin(),
-        };
-        for (var, cat) in [
-            ("FRAMEIO_KEYWORDS_APPROVED", Cat::Approval),
-            ("FRAMEIO_KEYWORDS_CHANGES", Cat::Change),
-            ("FRAMEIO_KEYWORDS_REJECTED", Cat::Rejection),
-        ] {
-            if let Some(raw) = get(var) {
-                let list = parse_list(&raw);
-                if list.is_empty() {
-                    return Err(ConfigError::Invalid {
-                        var: match var {
-                            "FRAMEIO_KEYWORDS_APPROVED" => "FRAMEIO_KEYWORDS_APPROVED",
-                            "FRAMEIO_KEYWORDS_CHANGES" => "FRAMEIO_KEYWORDS_CHANGES",
-                            _ => "FRAMEIO_KEYWORDS_REJECTED",
-                        },
-                        value: raw,
-                        reason: "expected a comma-separated list of words or phrases".into(),
-                    });
-                }
-                lexicon.replace_list(cat, &list);
-            }
-        }
-        let webhook_name = get("FRAMEIO_WEBHOOK_NAME")
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| "rushes".into());
+        )?,
+        status_map,
+        lexicon: Arc::new(lexicon),
+    })
+}
 
-        Ok(Self {
-            api_base: url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,
-            ims_url: url("FRAMEIO_IMS_URL", DEFAULT_IMS_URL)?,
-            auth,
-            account_id: get("FRAMEIO_ACCOUNT_ID").map(|v| v.trim().to_string()),
-            workspace_id: get("FRAMEIO_WORKSPACE_ID").map(|v| v.trim().to_string()),
-            webhook_secret: secret("FRAMEIO_WEBHOOK_SECRET"),
-            webhook_name,
-            poll_interval,
-            status_map,
-            lexicon: Arc::new(lexicon),
-        })
-    }
-
+impl FrameioConfig {
     pub fn require_account(&self) -> Result<&str, ConfigError> {
         self.account_id.as_deref().ok_or(ConfigError::Missing {
             var: "FRAMEIO_ACCOUNT_ID",
@@ -261,11 +259,12 @@ mod tests {
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<FrameioConfig, ConfigError> {
-        FrameioConfig::from_lookup(|name| {
+        let lookup = |name: &str| {
             vars.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
-        })
+        };
+        read(&Env::new(&lookup))
     }
 
     #[test]

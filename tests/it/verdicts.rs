@@ -2,22 +2,20 @@
 //! outranking comments, expired credentials without a retry storm, and `rushes frameio verdict`
 //! through the real binary.
 
-mod support;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use rushes::config::Config;
-use rushes::frameio::FrameioConfig;
-use serde_json::{Value, json};
-use support::fake_frameio::{
+use crate::support::fake_frameio::{
     ACCOUNT, CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH, FakeFrameio, STATIC_TOKEN, WORKSPACE,
     deliver, delivery,
 };
-use support::service::{TestApp, bin, config_for, temp_dir};
-use support::wait_for;
+use crate::support::service::{TestApp, bin, config_for, temp_dir};
+use crate::support::wait_for;
+use rushes::config::Config;
+use rushes::config::FrameioConfig;
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
 const SECRET: &str = "whsec-verdicts-s3cret";

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::text::fold_text;
+
 /// The built-in lexicon.
 pub const DEFAULT_LEXICON: &str = include_str!("lexicon.json");
 /// Largest lexicon file read (a studio's list, not a dictionary).
@@ -665,8 +667,7 @@ fn is_emoji(c: char) -> bool {
     !modifier && (u >= 0x1F000 || (0x2190..=0x2BFF).contains(&u))
 }
 
-/// Lowercase, accents removed, split into words (letters and digits; everything else separates,
-/// apostrophes included).
+/// Lowercase, accents removed, split into words; pictographs (👍, ✅, …) are words too.
 pub fn words(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut word = String::new();
@@ -684,36 +685,6 @@ pub fn words(text: &str) -> Vec<String> {
     }
     if !word.is_empty() {
         out.push(word);
-    }
-    out
-}
-
-/// Lowercase with the accents of Latin letters removed ("À Modifier" -> "a modifier").
-pub fn fold_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => out.push('a'),
-            'æ' => out.push_str("ae"),
-            'ç' | 'ć' | 'č' => out.push('c'),
-            'ď' => out.push('d'),
-            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => out.push('e'),
-            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' => out.push('i'),
-            'ł' => out.push('l'),
-            'ñ' | 'ń' | 'ň' => out.push('n'),
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => out.push('o'),
-            'œ' => out.push_str("oe"),
-            'ř' => out.push('r'),
-            'ś' | 'š' => out.push('s'),
-            'ß' => out.push_str("ss"),
-            'ť' => out.push('t'),
-            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => out.push('u'),
-            'ý' | 'ÿ' => out.push('y'),
-            'ź' | 'ż' | 'ž' => out.push('z'),
-            // Combining accents (decomposed input) are dropped.
-            '\u{300}'..='\u{36f}' => {}
-            other => out.push(other),
-        }
     }
     out
 }
