@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use rushes::config::lexicon::Lexicon;
-use rushes::frameio::analyse_text;
 use rushes::config::lexicon::words;
+use rushes::frameio::analyse_text;
 
 const TABLE: &str = include_str!("../tests/data/review_comments.tsv");
 
@@ -24,7 +24,10 @@ const OLD_CHANGES: &str = "à modifier, modifier, modification, modifications, r
 const OLD_REJECTED: &str = "refusé, refusée, refus, rejeté, rejetée, rejected, reject, refused";
 
 fn list(raw: &str) -> Vec<Vec<String>> {
-    raw.split(',').map(words).filter(|p| !p.is_empty()).collect()
+    raw.split(',')
+        .map(words)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// The old analysis: whole-word keyword lists, rejected > changes > approved.

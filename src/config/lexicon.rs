@@ -39,6 +39,8 @@ pub enum Cat {
     Ack,
     Contrast,
     Exception,
+    /// "quand même", "anyway": an approval despite a reservation.
+    Concession,
 }
 
 /// A set of categories.
@@ -110,13 +112,15 @@ pub struct LexiconFile {
     #[serde(default)]
     pub exception: Option<Vec<String>>,
     #[serde(default)]
+    pub concession: Option<Vec<String>>,
+    #[serde(default)]
     pub typos: Option<HashMap<String, String>>,
     #[serde(default)]
     pub not_typos: Option<Vec<String>>,
 }
 
 impl LexiconFile {
-    fn lists_mut(&mut self) -> [(Cat, &mut Option<Vec<String>>); 21] {
+    fn lists_mut(&mut self) -> [(Cat, &mut Option<Vec<String>>); 22] {
         [
             (Cat::Approval, &mut self.approval),
             (Cat::ApprovalWhenNegated, &mut self.approval_when_negated),
@@ -139,6 +143,7 @@ impl LexiconFile {
             (Cat::Ack, &mut self.ack),
             (Cat::Contrast, &mut self.contrast),
             (Cat::Exception, &mut self.exception),
+            (Cat::Concession, &mut self.concession),
         ]
     }
 
@@ -288,7 +293,8 @@ impl Lexicon {
             not_typos: HashSet::new(),
         };
         for (from, to) in file.typos.take().unwrap_or_default() {
-            let key = fold_text(from.trim());
+            // Kept with its accents: "cé" is a typo, "ce" is a word.
+            let key = from.trim().to_lowercase();
             let to = words(&to);
             if !key.is_empty() && !to.is_empty() {
                 lexicon.typos.insert(key, to);

@@ -67,6 +67,8 @@ enum Kind {
     Later,
     Thanks,
     Compliment,
+    /// An approval given despite a reservation ("on valide quand même").
+    Concession,
 }
 
 impl Kind {
@@ -86,6 +88,7 @@ impl Kind {
             Self::Later => "for later",
             Self::Thanks => "thanks",
             Self::Compliment => "compliment",
+            Self::Concession => "approval despite",
         }
     }
 }
@@ -157,9 +160,11 @@ fn find_matches(tokens: &[Token], lexicon: &Lexicon) -> Vec<Match> {
         }
         // French post-verbal negation: "je valide pas", "j'aime pas", "ne touche plus à rien".
         let word = tokens[from].word.as_str();
-        if out[n].len == 1 && POST_NEGATORS.contains(&word) {
-            let after = tokens.get(from + 1).map(|t| t.word.as_str());
-            if after.is_some_and(|a| DETERMINERS.contains(&a)) && word != "plus" {
+        if POST_NEGATORS.contains(&word) {
+            // "pas de souci" negates the noun after it, not the verb before.
+            let after = tokens.get(neg_end).map(|t| t.word.as_str());
+            if out[n].len == 1 && after.is_some_and(|a| DETERMINERS.contains(&a)) && word != "plus"
+            {
                 continue;
             }
             if let Some(prev) = (0..n).rev().find(|&k| cue_like(&out[k])) {
@@ -173,7 +178,7 @@ fn find_matches(tokens: &[Token], lexicon: &Lexicon) -> Vec<Match> {
                 .iter()
                 .any(|c| p.cats.has(*c));
                 if verbish && from <= p.start + p.len + 2 && p.negated.is_none() {
-                    out[prev].negated = Some((p.start, from + 1));
+                    out[prev].negated = Some((p.start, neg_end));
                 }
             }
         }
@@ -202,7 +207,9 @@ fn read_clause(clause: &Clause, lexicon: &Lexicon, approved_before: bool) -> Cla
             .iter()
             .take_while(|m| m.start <= 1)
             .any(|m| m.cats.has(Cat::Question));
-    let request = any(Cat::Request);
+    // An imperative ("make it pop more", "mettre le logo en blanc") is a request too.
+    let imperative = first.is_some_and(|m| m.cats.has(Cat::SoftVerb) || m.cats.has(Cat::EditVerb));
+    let request = any(Cat::Request) || imperative;
     let conditional = any(Cat::Conditional);
     let info = question && any(Cat::InfoQuestion);
     let later = any(Cat::Later);
@@ -241,6 +248,9 @@ fn read_clause(clause: &Clause, lexicon: &Lexicon, approved_before: bool) -> Cla
                 push(&mut out.cues, Kind::Later, own);
             } else {
                 push(&mut out.cues, Kind::Approval, own);
+                if any(Cat::Concession) {
+                    push(&mut out.cues, Kind::Concession, own);
+                }
             }
         }
         if c.has(Cat::Change) || c.has(Cat::EditVerb) {
@@ -387,7 +397,11 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
     }
     let approving = APPROVALS.iter().any(|k| has(*k));
     let waiting = has(Kind::Waiting);
-    let changing = CHANGES[..4].iter().any(|k| has(*k)) || (has(Kind::NegatedApproval) && !waiting);
+    // "Pas parfait mais on valide quand même": a conceded approval outweighs a negated one
+    // (not an explicit change request).
+    let conceded = has(Kind::Concession);
+    let changing = CHANGES[..4].iter().any(|k| has(*k))
+        || (has(Kind::NegatedApproval) && !waiting && !conceded);
     if changing {
         let changes = describe(text, cues, &CHANGES);
         let reason = if approving {
@@ -423,9 +437,16 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
         });
     }
     if approving {
+        let mut reason = describe(text, cues, &APPROVALS);
+        if conceded && has(Kind::NegatedApproval) {
+            reason = format!(
+                "{reason}, conceded despite {}",
+                describe(text, cues, &[Kind::NegatedApproval])
+            );
+        }
         return Analysis {
             verdict: Some(Verdict::Approved),
-            reason: describe(text, cues, &APPROVALS),
+            reason,
         };
     }
     for (kind, why) in [
