@@ -20,12 +20,26 @@ struct Line<'a> {
 }
 
 pub fn run(text: &[String], lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
+    match write_verdicts(text, lexicon) {
+        // The reader went away (`| head`): not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !text.is_empty() {
         let text = text.join(" ");
         let a = review::analyse_text(&text, lexicon);
-        println!("verdict: {}", a.verdict.map_or("none", Verdict::as_str));
-        println!("reason:  {}", a.reason);
-        return Ok(ExitCode::SUCCESS);
+        writeln!(
+            out,
+            "verdict: {}",
+            a.verdict.map_or("none", Verdict::as_str)
+        )?;
+        writeln!(out, "reason:  {}", a.reason)?;
+        return out.flush();
     }
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
@@ -33,7 +47,6 @@ pub fn run(text: &[String], lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
         eprintln!("one comment a line, Ctrl-D to end");
     }
     let mut input = stdin.lock();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut buf = Vec::new();
     while read_line(&mut input, &mut buf)? {
         let raw = String::from_utf8_lossy(&buf);
@@ -52,8 +65,7 @@ pub fn run(text: &[String], lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    out.flush()
 }
 
 /// Reads one line into `buf` (at most MAX_LINE_BYTES kept); false at the end of input.

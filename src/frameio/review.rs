@@ -111,7 +111,8 @@ struct Match {
 }
 
 const POST_NEGATORS: [&str; 4] = ["pas", "jamais", "rien", "plus"];
-const DETERMINERS: [&str; 6] = ["de", "d", "du", "des", "a", "au"];
+/// Negations that cover everything ("rien à changer", "don't change anything").
+const GLOBAL_NEGATIONS: [&str; 6] = ["rien", "nothing", "anything", "aucun", "aucune", "none"];
 
 fn find_matches(tokens: &[Token], lexicon: &Lexicon) -> Vec<Match> {
     let mut out = Vec::new();
@@ -163,8 +164,13 @@ fn find_matches(tokens: &[Token], lexicon: &Lexicon) -> Vec<Match> {
         if POST_NEGATORS.contains(&word) {
             // "pas de souci" negates the noun after it, not the verb before.
             let after = tokens.get(neg_end).map(|t| t.word.as_str());
-            if out[n].len == 1 && after.is_some_and(|a| DETERMINERS.contains(&a)) && word != "plus"
-            {
+            // "pas de souci", "rien à dire": the noun after, not the verb before.
+            let shields: &[&str] = match word {
+                "pas" => &["de", "d", "du", "des"],
+                "rien" => &["de", "d", "a", "au"],
+                _ => &[],
+            };
+            if out[n].len == 1 && after.is_some_and(|a| shields.contains(&a)) {
                 continue;
             }
             if let Some(prev) = (0..n).rev().find(|&k| cue_like(&out[k])) {
@@ -255,8 +261,14 @@ fn read_clause(clause: &Clause, lexicon: &Lexicon, approved_before: bool) -> Cla
         }
         if c.has(Cat::Change) || c.has(Cat::EditVerb) {
             let strong = c.has(Cat::Change) || !participle || request || conditional;
+            // "Rien à modifier", "don't change anything": nothing to change. "Ne pas changer la
+            // musique" only protects one thing: no decision.
+            let global = c.has(Cat::Change)
+                || tokens
+                    .iter()
+                    .any(|t| GLOBAL_NEGATIONS.contains(&t.word.as_str()));
             if negated {
-                if !question {
+                if !question && global {
                     push(&mut out.cues, Kind::NoChange, whole);
                 }
             } else if !ack_before(m.start) && !info && strong {
