@@ -275,6 +275,25 @@ async fn a_revoked_refresh_token_is_shown_without_a_retry_storm() {
         "{html}"
     );
     assert!(html.contains("invalid_grant"), "{html}");
+    let (_, list) = app.get("/api/uploads").await;
+    assert_eq!(
+        list["frameio_credentials"]["error"],
+        "Frame.io credentials expired or revoked: re-authorise",
+        "{list}"
+    );
+    // `rushes status` says it too.
+    let mut status = bin();
+    status.args(["status", "--url", &app.url("")]);
+    // Async: the service answering it runs in this test's runtime.
+    let out = tokio::process::Command::from(status)
+        .output()
+        .await
+        .expect("run rushes status");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("credentials expired or revoked"),
+        "{stdout}"
+    );
     let data_dir = app.state.config.data_dir.clone();
     app.stop().await;
 
