@@ -9,6 +9,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+pub mod tunnel;
+
 /// A configuration mistake. `main` turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -132,6 +134,12 @@ pub struct Overrides {
     /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
     #[arg(long)]
     pub dry_run_downloads: bool,
+    /// Make rushes reachable by Frame.io: none, ngrok or cloudflared [env: RUSHES_TUNNEL, default none]
+    #[arg(long, value_name = "MODE")]
+    pub tunnel: Option<String>,
+    /// On exit, deactivate the Frame.io webhook (active: false)
+    #[arg(long)]
+    pub tunnel_cleanup: bool,
 }
 
 /// `ON_DOWNLOAD_COMPLETE`: a program and its arguments, split into words like a shell would
@@ -223,12 +231,17 @@ pub struct Config {
     pub download_concurrency: usize,
     pub dry_run_downloads: bool,
     pub on_download_complete: Option<HookCommand>,
+    /// `RUSHES_TUNNEL`, `RUSHES_PUBLIC_URL`, `NGROK_*`, `CLOUDFLARED_*`.
+    pub tunnel: tunnel::TunnelSettings,
 }
 
 impl Config {
     /// Reads the process environment (after `.env` was loaded) and applies `overrides`.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::from_lookup(overrides, |name| std::env::var(name).ok())
+        let mut config = Self::from_lookup(overrides, |name| std::env::var(name).ok())?;
+        // This process is the rushes binary: it can guard a tunnel agent (`rushes tunnel-guard`).
+        config.tunnel.guard = std::env::current_exe().ok();
+        Ok(config)
     }
 
     /// Same as [`Config::load`] with an injectable environment, for tests.
@@ -370,6 +383,11 @@ impl Config {
             log_dir: dir(&overrides.log_dir, "RUSHES_LOG_DIR", "./logs"),
             feed_timezone,
             frameio: crate::frameio::FrameioConfig::from_lookup(&env)?,
+            tunnel: tunnel::TunnelSettings::from_lookup(
+                overrides.tunnel.as_deref(),
+                overrides.tunnel_cleanup,
+                &env,
+            )?,
         })
     }
 
@@ -403,6 +421,7 @@ impl Config {
             download_concurrency: 3,
             dry_run_downloads: false,
             on_download_complete: None,
+            tunnel: tunnel::TunnelSettings::default(),
         }
     }
 }

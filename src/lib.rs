@@ -12,4 +12,5 @@ pub mod frameio;
 pub mod logging;
 pub mod status;
 pub mod store;
+pub mod tunnel;
 pub mod web;

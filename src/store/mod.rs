@@ -6,6 +6,7 @@ mod deliveries;
 mod downloads;
 mod feed;
 mod frameio;
+mod inspector;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use deliveries::{Delivery, DeliveryFilter, DeliveryState, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
 pub use feed::{FeedFetch, FeedFetchOutcome, FeedState};
+pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use frameio::{
     FrameioEvent, NewFrameioEvent, RegisterError, Registered, ReviewState, StateChange,
     StoredComment, Transition, TransitionCause, Upload, UploadUpdate,

@@ -68,6 +68,18 @@ pub async fn page(
     let frameio = frameio_panel(&state).await?;
     let filtered = filter_state.is_some() || filter_kind.is_some();
 
+    if state.config.feed.is_none() {
+        return Ok(layout(
+            filtered,
+            html! {
+                section.panel #no-feed {
+                    h2 { "Frame.io only" }
+                    p { "No feed is configured (WEBHOOK_JSON_URL), so this rushes polls no feed and downloads nothing: it tracks Frame.io review." }
+                }
+                (frameio)
+            },
+        ));
+    }
     Ok(layout(
         filtered,
         html! {
@@ -133,9 +145,15 @@ const PANEL_UPLOADS: usize = 50;
 /// neither configured nor used.
 async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     let uploads = state.store.uploads().await?;
-    if uploads.is_empty() && state.config.frameio.auth.is_none() {
+    let reachable = state.tunnel.status().mode != "none" || state.tunnel.status().public_url.is_some();
+    if uploads.is_empty()
+        && state.config.frameio.auth.is_none()
+        && !reachable
+        && state.config.feed.is_some()
+    {
         return Ok(html! { section #frameio-panel hidden {} });
     }
+    let reach = super::inspector::sections(state).await?;
     let mut rows = Vec::new();
     for upload in uploads.into_iter().take(PANEL_UPLOADS) {
         let comments = state.store.upload_comments(&upload.id).await?;
@@ -147,6 +165,8 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     Ok(html! {
         section #frameio-panel .panel {
             h2 { "Frame.io review" }
+            (reach)
+            h3 { "Tracked uploads" }
             @if rows.is_empty() {
                 p.sub { "No upload tracked yet: " code { "rushes frameio track FILE_ID" } " or POST /api/uploads." }
             } @else {
@@ -422,6 +442,11 @@ fn parse(raw: &str) -> Option<DateTime<Utc>> {
 /// A time to the second (feed panel); the script shows it in the viewer's time zone.
 fn short_time(t: DateTime<Utc>) -> Markup {
     html! { time datetime=(t.to_rfc3339()) data-seconds="true" { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
+}
+
+/// A stored time for other dashboard sections.
+pub(super) fn when_text(raw: Option<&str>) -> Markup {
+    when(raw)
 }
 
 fn when(raw: Option<&str>) -> Markup {

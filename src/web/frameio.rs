@@ -62,6 +62,17 @@ impl FromRequest<AppState> for StoredDelivery {
                     }
                 };
                 tracing::warn!(status = status.as_u16(), bytes = body.len(), reason = %e, "Frame.io webhook refused");
+                // The inspector shows refused calls: a wrong secret is visible at a glance.
+                if let Err(store_error) = crate::frameio::inspector::record_rejection(
+                    &state.store,
+                    status.as_u16(),
+                    &e,
+                    &body,
+                )
+                .await
+                {
+                    tracing::error!(error = %store_error, "Frame.io: cannot record a refused webhook call");
+                }
                 Err(ApiError::new(status, e.to_string()))
             }
         }

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod frameio;
+pub mod inspector;
 pub mod router;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub events: EventBus,
     pub config: Arc<Config>,
     pub frameio: crate::frameio::FrameioHandle,
+    pub tunnel: crate::tunnel::TunnelHandle,
 }
 
 pub use router::router;
