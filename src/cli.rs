@@ -30,6 +30,10 @@ Environment (also read from ./.env; flags win over variables):
   ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
+  RUSHES_TUNNEL             none | ngrok | cloudflared: make rushes reachable by Frame.io [none] (--tunnel)
+  RUSHES_PUBLIC_URL         fixed public base URL (production, or a named cloudflared tunnel)
+  NGROK_BIN, NGROK_AUTHTOKEN, NGROK_API_ADDR   ngrok agent [ngrok on PATH, -, 127.0.0.1:4040]
+  CLOUDFLARED_BIN, CLOUDFLARED_TUNNEL_TOKEN    cloudflared agent [cloudflared on PATH; no token = quick tunnel]
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";
@@ -83,6 +87,16 @@ pub enum Command {
     /// Download one file now with the service's engine: resume on interruption, the same naming
     /// rules, `--fallback` URL when the first fails. Exit code 1 when it fails.
     Download(crate::download::oneshot::DownloadArgs),
+    /// Internal: runs a tunnel agent and stops it when rushes goes away (stdin closes).
+    #[command(hide = true)]
+    TunnelGuard {
+        /// Milliseconds between SIGTERM and SIGKILL
+        #[arg(long, default_value_t = 5000)]
+        grace_ms: u64,
+        /// The agent and its arguments
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
     #[command(after_help = ENV_HELP)]
     Status {
@@ -119,6 +133,16 @@ impl Cli {
             Command::Feed(FeedCommand::Check { url }) => feed_check(url).await,
             Command::Status { url } => status(url).await,
             Command::Frameio(command) => crate::frameio::commands::run(command).await,
+            Command::TunnelGuard { grace_ms, command } => {
+                let mut words = command.into_iter();
+                let program = words.next().unwrap_or_default();
+                Ok(crate::tunnel::guard::run(
+                    Duration::from_millis(grace_ms),
+                    program,
+                    words.collect(),
+                )
+                .await)
+            }
             Command::Download(args) => {
                 logging::init_command();
                 crate::download::oneshot::run(args, shutdown_signal()).await
@@ -135,12 +159,24 @@ async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
             config.log_dir.display()
         )
     })?;
-    tracing::info!(
-        feed = %config.require_feed()?,
-        interval_s = config.monitor_interval.as_secs(),
-        ttl_s = config.cache_ttl.as_secs(),
-        "rushes starting"
-    );
+    match &config.feed {
+        Some(feed) => tracing::info!(
+            feed = %feed,
+            interval_s = config.monitor_interval.as_secs(),
+            ttl_s = config.cache_ttl.as_secs(),
+            tunnel = %config.tunnel.mode,
+            "rushes starting"
+        ),
+        None => tracing::info!(
+            tunnel = %config.tunnel.mode,
+            "rushes starting without a feed (WEBHOOK_JSON_URL not set): Frame.io review tracking only"
+        ),
+    }
+    if let Some(url) = &config.tunnel.public_url
+        && url.scheme() != "https"
+    {
+        tracing::warn!(url = %url, "RUSHES_PUBLIC_URL is not https: Frame.io delivers webhooks to https URLs only");
+    }
     let app = App::build(config).await?;
     app.run_until(shutdown_signal()).await?;
     tracing::info!("rushes stopped");

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod inspect_commands;
 pub mod inspector;
 pub mod keeper;
 pub mod manage;
