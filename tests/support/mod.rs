@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod fake_agents;
 pub mod fake_frameio;
 pub mod feed_server;
 pub mod file_server;
