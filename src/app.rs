@@ -85,7 +85,9 @@ impl App {
             }
             None => (None, crate::feed::poller::PollerHandle::disabled()),
         };
-        let port = listener.local_addr().map_or(config.bind.port(), |a| a.port());
+        let port = listener
+            .local_addr()
+            .map_or(config.bind.port(), |a| a.port());
         let (tunnel, tunnel_supervisor) = crate::tunnel::build(&config.tunnel, port);
         let (frameio, frameio_tasks) = crate::frameio::build(
             &config.frameio,

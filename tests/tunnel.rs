@@ -114,7 +114,14 @@ async fn ngrok_url_is_discovered_and_the_webhook_follows_it_across_a_crash() {
     wait_hooks(&fake, &first).await;
     assert_eq!(
         ngrok.args(1),
-        ["http", &app.addr.port().to_string(), "--log", "stdout", "--log-format", "json"]
+        [
+            "http",
+            &app.addr.port().to_string(),
+            "--log",
+            "stdout",
+            "--log-format",
+            "json"
+        ]
     );
     // The token reaches the agent in its environment, and nothing of rushes' own settings does.
     assert_eq!(ngrok.token(1).as_deref(), Some(NGROK_TOKEN));
@@ -226,7 +233,10 @@ async fn a_missing_binary_is_a_clear_error_and_rushes_keeps_serving() {
     let (_, page) = app.get_text("/").await;
     assert!(page.contains("not found"), "the page shows the error");
     // Retries with growing delays, not a crash loop.
-    let later = wait_status(&app, "a retry", |s| s["tunnel"]["restarts"].as_u64() >= Some(2)).await;
+    let later = wait_status(&app, "a retry", |s| {
+        s["tunnel"]["restarts"].as_u64() >= Some(2)
+    })
+    .await;
     assert!(later["tunnel"]["restarts"].as_u64() < Some(10), "{later}");
     app.stop().await;
 }
@@ -249,7 +259,10 @@ async fn a_refused_auth_token_is_reported_without_the_token() {
     })
     .await;
     let error = s["tunnel"]["last_error"].as_str().unwrap_or("");
-    assert!(error.contains("NGROK_AUTHTOKEN") && error.contains("ERR_NGROK_105"), "{error}");
+    assert!(
+        error.contains("NGROK_AUTHTOKEN") && error.contains("ERR_NGROK_105"),
+        "{error}"
+    );
     assert!(!s.to_string().contains(NGROK_TOKEN), "{s}");
     app.stop().await;
 }
@@ -261,11 +274,17 @@ async fn public_url_mode_starts_no_agent_and_points_the_webhook_there() {
     let ngrok = FakeAgent::ngrok(dir.path(), free_port());
     let mut vars = frameio_vars(&fake);
     vars.extend([
-        ("RUSHES_PUBLIC_URL", "https://rushes.example.com/".to_string()),
+        (
+            "RUSHES_PUBLIC_URL",
+            "https://rushes.example.com/".to_string(),
+        ),
         ("NGROK_BIN", ngrok.program.display().to_string()),
     ]);
     let app = TestApp::spawn(config(dir.path(), &vars)).await;
-    let s = wait_status(&app, "the webhook sync", |s| s["webhook"]["state"] == "in_sync").await;
+    let s = wait_status(&app, "the webhook sync", |s| {
+        s["webhook"]["state"] == "in_sync"
+    })
+    .await;
     assert_eq!(s["mode"], "none");
     assert_eq!(s["public_url"], "https://rushes.example.com");
     assert_eq!(s["tunnel"]["agent_state"], "not_used");
@@ -360,7 +379,16 @@ async fn the_inspector_shows_accepted_and_refused_calls_and_replays() {
     let hook = app.url("/webhooks/frameio");
     let good = delivery("file.ready", "file", "file-a");
     assert_eq!(deliver(&app.client, &hook, SECRET, &good).await, 200);
-    assert_eq!(deliver(&app.client, &hook, "wrong-secret", &delivery("file.ready", "file", "file-b")).await, 401);
+    assert_eq!(
+        deliver(
+            &app.client,
+            &hook,
+            "wrong-secret",
+            &delivery("file.ready", "file", "file-b")
+        )
+        .await,
+        401
+    );
     let unsigned = app
         .client
         .post(&hook)
@@ -371,7 +399,8 @@ async fn the_inspector_shows_accepted_and_refused_calls_and_replays() {
     assert_eq!(unsigned.status().as_u16(), 401);
     let stale_ts = (chrono::Utc::now().timestamp() - 3600).to_string();
     let stale_body = delivery("file.ready", "file", "file-c");
-    let stale_sig = rushes::frameio::webhook::sign(SECRET.as_bytes(), &stale_ts, stale_body.as_bytes());
+    let stale_sig =
+        rushes::frameio::webhook::sign(SECRET.as_bytes(), &stale_ts, stale_body.as_bytes());
     let stale = app
         .client
         .post(&hook)
@@ -390,8 +419,15 @@ async fn the_inspector_shows_accepted_and_refused_calls_and_replays() {
         accepted["outcome"].is_string().then_some(list)
     })
     .await;
-    let verdicts: Vec<&str> = events.iter().filter_map(|e| e["verdict"].as_str()).collect();
-    assert_eq!(verdicts, ["stale", "missing_signature", "bad_signature", "accepted"], "newest first");
+    let verdicts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["verdict"].as_str())
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["stale", "missing_signature", "bad_signature", "accepted"],
+        "newest first"
+    );
     let accepted = &events[3];
     assert_eq!(accepted["outcome"], "applied");
     assert_eq!(accepted["upload_id"], "up-a");
@@ -410,13 +446,19 @@ async fn the_inspector_shows_accepted_and_refused_calls_and_replays() {
 
     // Raw body on demand.
     let call = accepted["call_id"].as_str().expect("call id");
-    let (code, raw) = app.get_text(&format!("/api/frameio/events/{call}/body")).await;
+    let (code, raw) = app
+        .get_text(&format!("/api/frameio/events/{call}/body"))
+        .await;
     assert_eq!(code, 200);
     assert!(raw.contains("\"file-a\""), "{raw}");
 
     // The dashboard shows both kinds.
     let (_, page) = app.get_text("/").await;
-    assert!(page.contains("bad signature") && page.contains("accepted") && page.contains("moved upload up-a"));
+    assert!(
+        page.contains("bad signature")
+            && page.contains("accepted")
+            && page.contains("moved upload up-a")
+    );
 
     // Replay: idempotent for the tracker.
     let id = accepted["event_id"].as_i64().expect("event id");
@@ -429,7 +471,10 @@ async fn the_inspector_shows_accepted_and_refused_calls_and_replays() {
         let (code, replayed) = app.post(&format!("/api/frameio/events/{id}/replay")).await;
         assert_eq!(code, 200, "{replayed}");
         assert_eq!(replayed["event_id"], id);
-        assert!(replayed["outcome"] == "unchanged" || replayed["outcome"] == "applied", "{replayed}");
+        assert!(
+            replayed["outcome"] == "unchanged" || replayed["outcome"] == "applied",
+            "{replayed}"
+        );
     }
     assert_eq!(transitions().await, before, "a replay changes nothing more");
     assert_eq!(app.post("/api/frameio/events/999999/replay").await.0, 404);
@@ -486,7 +531,10 @@ async fn doctor_names_the_first_failing_check_then_passes_on_a_working_setup() {
     // Broken: no credentials.
     let (code, out) = doctor(dir.path(), &[], &public).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("[FAIL] credentials") && out.contains("fix: set FRAMEIO_TOKEN"), "{out}");
+    assert!(
+        out.contains("[FAIL] credentials") && out.contains("fix: set FRAMEIO_TOKEN"),
+        "{out}"
+    );
 
     // Broken: credentials and ids fine, no webhook yet (and no rushes running).
     let (code, out) = doctor(dir.path(), &vars, &public).await;
@@ -518,7 +566,10 @@ async fn doctor_names_the_first_failing_check_then_passes_on_a_working_setup() {
     let id = fake.webhooks()[0]["id"].as_str().expect("id").to_string();
     let client = reqwest::Client::new();
     client
-        .patch(format!("{}/v4/accounts/{ACCOUNT}/webhooks/{id}", fake.base()))
+        .patch(format!(
+            "{}/v4/accounts/{ACCOUNT}/webhooks/{id}",
+            fake.base()
+        ))
         .bearer_auth(STATIC_TOKEN)
         .json(&serde_json::json!({"data": {"url": "https://elsewhere.example/webhooks/frameio"}}))
         .send()
@@ -526,5 +577,8 @@ async fn doctor_names_the_first_failing_check_then_passes_on_a_working_setup() {
         .expect("patch");
     let (code, out) = doctor(dir.path(), &vars, &service.url("")).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("[FAIL] webhook URL and activity") && out.contains("webhook ensure --url"), "{out}");
+    assert!(
+        out.contains("[FAIL] webhook URL and activity") && out.contains("webhook ensure --url"),
+        "{out}"
+    );
 }

@@ -82,7 +82,10 @@ impl fmt::Debug for TunnelSettings {
             .field("mode", &self.mode)
             .field("public_url", &self.public_url.as_ref().map(Url::as_str))
             .field("ngrok_bin", &self.ngrok_bin)
-            .field("ngrok_authtoken", &self.ngrok_authtoken.as_ref().map(|_| "…"))
+            .field(
+                "ngrok_authtoken",
+                &self.ngrok_authtoken.as_ref().map(|_| "…"),
+            )
             .field("ngrok_api_addr", &self.ngrok_api_addr)
             .field("cloudflared_bin", &self.cloudflared_bin)
             .field(
@@ -157,7 +160,10 @@ impl TunnelSettings {
         settings.cloudflared_token =
             get("CLOUDFLARED_TUNNEL_TOKEN").map(|v| SecretString::from(v.trim().to_string()));
         if let Some(raw) = get("NGROK_API_ADDR") {
-            let addr = raw.trim().trim_start_matches("http://").trim_end_matches('/');
+            let addr = raw
+                .trim()
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
             let valid = addr
                 .rsplit_once(':')
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
@@ -233,7 +239,10 @@ mod tests {
         assert_eq!(s.mode, TunnelMode::None);
         assert_eq!(s.ngrok_api_addr, "127.0.0.1:4040");
         assert_eq!(s.ngrok_bin, PathBuf::from("ngrok"));
-        assert_eq!(load(None, &[("RUSHES_TUNNEL", "ngrok")])?.mode, TunnelMode::Ngrok);
+        assert_eq!(
+            load(None, &[("RUSHES_TUNNEL", "ngrok")])?.mode,
+            TunnelMode::Ngrok
+        );
         // The flag wins.
         let s = load(Some("cloudflared"), &[("RUSHES_TUNNEL", "ngrok")])?;
         assert_eq!(s.mode, TunnelMode::Cloudflared);
@@ -245,8 +254,16 @@ mod tests {
         for (flag, vars, var) in [
             (None, vec![("RUSHES_TUNNEL", "frp")], "RUSHES_TUNNEL"),
             (Some("frp"), vec![], "--tunnel"),
-            (None, vec![("RUSHES_PUBLIC_URL", "ftp://x")], "RUSHES_PUBLIC_URL"),
-            (None, vec![("RUSHES_PUBLIC_URL", "https://")], "RUSHES_PUBLIC_URL"),
+            (
+                None,
+                vec![("RUSHES_PUBLIC_URL", "ftp://x")],
+                "RUSHES_PUBLIC_URL",
+            ),
+            (
+                None,
+                vec![("RUSHES_PUBLIC_URL", "https://")],
+                "RUSHES_PUBLIC_URL",
+            ),
             (None, vec![("NGROK_API_ADDR", "4040")], "NGROK_API_ADDR"),
             (
                 Some("cloudflared"),
@@ -261,10 +278,7 @@ mod tests {
             assert!(err.contains(var), "{vars:?}: {err}");
             assert!(!err.contains("cf-s3cret"), "{err}");
         }
-        let shown = format!(
-            "{:?}",
-            load(None, &[("NGROK_AUTHTOKEN", "ng-s3cret")]).ok()
-        );
+        let shown = format!("{:?}", load(None, &[("NGROK_AUTHTOKEN", "ng-s3cret")]).ok());
         assert!(!shown.contains("ng-s3cret"), "{shown}");
     }
 

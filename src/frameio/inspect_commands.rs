@@ -150,13 +150,20 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
     };
     let store = Store::open(&config.database_path()).await?;
     let Some(client) = Client::from_config(settings, Some(store.clone())) else {
-        d.fail(CHECKS[0], "cannot build the Frame.io client", "check the FRAMEIO_* settings");
+        d.fail(
+            CHECKS[0],
+            "cannot build the Frame.io client",
+            "check the FRAMEIO_* settings",
+        );
         return done(&d);
     };
     let hooks = match client.webhooks(account, workspace).await {
         Ok(h) => {
             d.ok(CHECKS[0], "accepted by Frame.io");
-            d.ok(CHECKS[1], format!("account {account}, workspace {workspace}"));
+            d.ok(
+                CHECKS[1],
+                format!("account {account}, workspace {workspace}"),
+            );
             h
         }
         Err(ClientError::Unauthorized { .. } | ClientError::Ims(_)) => {
@@ -169,7 +176,11 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
             store.close().await;
             return done(&d);
         }
-        Err(e @ ClientError::Api { status: 403 | 404, .. }) => {
+        Err(
+            e @ ClientError::Api {
+                status: 403 | 404, ..
+            },
+        ) => {
             d.ok(CHECKS[0], "accepted by Frame.io");
             d.fail(
                 CHECKS[1],
@@ -181,7 +192,11 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
             return done(&d);
         }
         Err(e) => {
-            d.fail(CHECKS[0], e.to_string(), "check the network and FRAMEIO_API_BASE");
+            d.fail(
+                CHECKS[0],
+                e.to_string(),
+                "check the network and FRAMEIO_API_BASE",
+            );
             d.skip(&CHECKS[1..]);
             store.close().await;
             return done(&d);
@@ -347,17 +362,13 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
             .send()
             .await
         {
-            Ok(r) if r.status().is_success() => r
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|v| {
-                    v["events"].as_array().and_then(|list| {
-                        list.iter()
-                            .find(|e| e["resource_id"].as_str() == Some(nonce.as_str()))
-                            .cloned()
-                    })
-                }),
+            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok().and_then(|v| {
+                v["events"].as_array().and_then(|list| {
+                    list.iter()
+                        .find(|e| e["resource_id"].as_str() == Some(nonce.as_str()))
+                        .cloned()
+                })
+            }),
             _ => None,
         };
         if found.is_some() || tokio::time::Instant::now() >= deadline {

@@ -13,9 +13,9 @@ const KEPT_BODY: usize = 4096;
 /// The inspector's name for a refusal.
 pub fn verdict(error: &ReceiveError) -> &'static str {
     match error {
-        ReceiveError::Signature(SignatureError::MissingSignature | SignatureError::MissingTimestamp) => {
-            "missing_signature"
-        }
+        ReceiveError::Signature(
+            SignatureError::MissingSignature | SignatureError::MissingTimestamp,
+        ) => "missing_signature",
         ReceiveError::Signature(SignatureError::Stale { .. }) => "stale",
         ReceiveError::Signature(_) => "bad_signature",
         ReceiveError::BadBody(_) => "bad_body",
@@ -110,7 +110,11 @@ pub async fn replay(tracker: &Tracker, id: i64) -> Result<Replayed, ReplayError>
             store
                 .finish_frameio_event(id, outcome.outcome, outcome.upload_id.as_deref(), None)
                 .await?;
-            tracing::info!(event = id, outcome = outcome.outcome, "Frame.io: event replayed");
+            tracing::info!(
+                event = id,
+                outcome = outcome.outcome,
+                "Frame.io: event replayed"
+            );
             Ok(Replayed {
                 event_id: id,
                 outcome: outcome.outcome.to_string(),

@@ -99,10 +99,14 @@ impl WebhookKeeper {
             )
         })?;
         let account = self.config.account_id.as_deref().ok_or_else(|| {
-            SyncError::NotConfigured("FRAMEIO_ACCOUNT_ID is not set: the webhook cannot be managed".into())
+            SyncError::NotConfigured(
+                "FRAMEIO_ACCOUNT_ID is not set: the webhook cannot be managed".into(),
+            )
         })?;
         let workspace = self.config.workspace_id.as_deref().ok_or_else(|| {
-            SyncError::NotConfigured("FRAMEIO_WORKSPACE_ID is not set: the webhook cannot be managed".into())
+            SyncError::NotConfigured(
+                "FRAMEIO_WORKSPACE_ID is not set: the webhook cannot be managed".into(),
+            )
         })?;
         Ok((client, account, workspace))
     }
@@ -161,7 +165,9 @@ impl WebhookKeeper {
         match client.webhooks(account, workspace).await {
             Ok(hooks) => {
                 self.note_api_result(None);
-                let found = hooks.into_iter().find(|h| h.name == self.config.webhook_name);
+                let found = hooks
+                    .into_iter()
+                    .find(|h| h.name == self.config.webhook_name);
                 self.set(|v| {
                     v.webhook_id = found.as_ref().map(|h| h.id.clone());
                     v.webhook_url = found.as_ref().map(|h| h.url.clone());
@@ -270,7 +276,9 @@ impl WebhookKeeper {
             Ok(Err(e)) => {
                 tracing::error!(webhook = %id, error = %e, "Frame.io: cannot deactivate the webhook")
             }
-            Err(_) => tracing::error!(webhook = %id, "Frame.io: deactivating the webhook timed out"),
+            Err(_) => {
+                tracing::error!(webhook = %id, "Frame.io: deactivating the webhook timed out")
+            }
         }
     }
 }

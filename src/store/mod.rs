@@ -18,11 +18,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use deliveries::{Delivery, DeliveryFilter, DeliveryState, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
 pub use feed::{FeedFetch, FeedFetchOutcome, FeedState};
-pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use frameio::{
     FrameioEvent, NewFrameioEvent, RegisterError, Registered, ReviewState, StateChange,
     StoredComment, Transition, TransitionCause, Upload, UploadUpdate,
 };
+pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

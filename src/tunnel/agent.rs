@@ -94,10 +94,17 @@ pub fn plan(settings: &TunnelSettings, port: u16) -> Option<Plan> {
                 agent: "ngrok",
                 program: settings.ngrok_bin.clone(),
                 var: "NGROK_BIN",
-                args: ["http", &port.to_string(), "--log", "stdout", "--log-format", "json"]
-                    .iter()
-                    .map(OsString::from)
-                    .collect(),
+                args: [
+                    "http",
+                    &port.to_string(),
+                    "--log",
+                    "stdout",
+                    "--log-format",
+                    "json",
+                ]
+                .iter()
+                .map(OsString::from)
+                .collect(),
                 env,
                 secrets,
             })
@@ -159,9 +166,16 @@ pub struct Agent {
 
 /// Variables of rushes' own configuration never handed to an agent.
 fn is_rushes_variable(name: &str) -> bool {
-    ["FRAMEIO_", "RUSHES_", "WEBHOOK_", "NGROK_", "CLOUDFLARED_", "TUNNEL_"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "FRAMEIO_",
+        "RUSHES_",
+        "WEBHOOK_",
+        "NGROK_",
+        "CLOUDFLARED_",
+        "TUNNEL_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
         || matches!(name, "ON_DOWNLOAD_COMPLETE" | "LOCAL_DOWNLOADS_DIR")
 }
 
@@ -328,13 +342,20 @@ fn auth_refusal(agent: &str, tail: &[String]) -> Option<String> {
             "authtoken",
         ]
     } else {
-        &["Unauthorized", "Invalid tunnel secret", "invalid token", "TUNNEL_TOKEN"]
+        &[
+            "Unauthorized",
+            "Invalid tunnel secret",
+            "invalid token",
+            "TUNNEL_TOKEN",
+        ]
     };
     tail.iter()
         .rev()
         .find(|l| {
             let lower = l.to_ascii_lowercase();
-            markers.iter().any(|m| lower.contains(&m.to_ascii_lowercase()))
+            markers
+                .iter()
+                .any(|m| lower.contains(&m.to_ascii_lowercase()))
         })
         .map(|l| readable(l))
 }
@@ -421,9 +442,7 @@ pub fn quick_tunnel_url(line: &str) -> Option<String> {
             && let Some(name) = host.strip_suffix(".trycloudflare.com")
             && !name.is_empty()
             && name != "api"
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             return Some(url.to_string());
         }
@@ -507,7 +526,10 @@ mod tests {
             ),
             None
         );
-        assert_eq!(quick_tunnel_url("see https://www.cloudflare.com/website-terms/"), None);
+        assert_eq!(
+            quick_tunnel_url("see https://www.cloudflare.com/website-terms/"),
+            None
+        );
     }
 
     #[test]
@@ -522,7 +544,10 @@ mod tests {
         );
         // Another agent's tunnel (another port) is not ours.
         assert_eq!(ngrok_https_url(body, 5001), None);
-        assert_eq!(ngrok_https_url(br#"{"tunnels":[],"uri":"/api/tunnels"}"#, 5000), None);
+        assert_eq!(
+            ngrok_https_url(br#"{"tunnels":[],"uri":"/api/tunnels"}"#, 5000),
+            None
+        );
         assert_eq!(ngrok_https_url(b"not json", 5000), None);
     }
 
@@ -539,7 +564,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            exit_error("ngrok", "exit code 1".into(), &["bind: address in use".into()]),
+            exit_error(
+                "ngrok",
+                "exit code 1".into(),
+                &["bind: address in use".into()]
+            ),
             AgentError::Exited { .. }
         ));
     }

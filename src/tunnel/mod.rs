@@ -253,7 +253,12 @@ impl Supervisor {
         };
         self.update(|s| s.agent_pid = agent.pid());
         let mut lines = agent.take_lines();
-        tracing::info!(agent = plan.agent, pid = agent.pid(), "tunnel: {} started", plan.agent);
+        tracing::info!(
+            agent = plan.agent,
+            pid = agent.pid(),
+            "tunnel: {} started",
+            plan.agent
+        );
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()

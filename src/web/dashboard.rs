@@ -145,7 +145,8 @@ const PANEL_UPLOADS: usize = 50;
 /// neither configured nor used.
 async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     let uploads = state.store.uploads().await?;
-    let reachable = state.tunnel.status().mode != "none" || state.tunnel.status().public_url.is_some();
+    let reachable =
+        state.tunnel.status().mode != "none" || state.tunnel.status().public_url.is_some();
     if uploads.is_empty()
         && state.config.frameio.auth.is_none()
         && !reachable

@@ -131,10 +131,7 @@ fn call_id(raw: &str) -> String {
     }
 }
 
-async fn body(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn body(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = call_id(&id);
     let text = state
         .store

@@ -6,6 +6,7 @@
 //!   refused authtoken ends it with `ERR_NGROK_105`.
 //! - cloudflared (`cloudflared tunnel --no-autoupdate --url http://127.0.0.1:PORT`) logs on
 //!   stderr and prints its quick tunnel's `https://<name>.trycloudflare.com` in a box.
+//!
 //! Each start gets a new URL (`…-<start number>…`), as a free tunnel does after a restart. The
 //! control folder records starts, arguments, the pid and whether NGROK_AUTHTOKEN was received;
 //! creating `refuse_token` in it makes the next start refuse its token. A crash is a SIGKILL of
