@@ -582,3 +582,96 @@ async fn doctor_names_the_first_failing_check_then_passes_on_a_working_setup() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_named_cloudflared_tunnel_uses_the_fixed_url_and_cleanup_deactivates_the_webhook() {
+    let fake = FakeFrameio::start().await;
+    let dir = temp_dir();
+    let cloudflared = FakeAgent::cloudflared(dir.path());
+    let mut vars = frameio_vars(&fake);
+    vars.extend([
+        ("RUSHES_TUNNEL", "cloudflared".to_string()),
+        ("CLOUDFLARED_BIN", cloudflared.program.display().to_string()),
+        ("CLOUDFLARED_TUNNEL_TOKEN", "cf-named-s3cret".to_string()),
+        ("RUSHES_PUBLIC_URL", "https://rushes.studio.example".to_string()),
+    ]);
+    let mut config = config(dir.path(), &vars);
+    config.tunnel.cleanup = true;
+    let app = TestApp::spawn(config).await;
+    let s = wait_status(&app, "the named tunnel", |s| {
+        s["tunnel"]["agent_state"] == "running" && s["webhook"]["state"] == "in_sync"
+    })
+    .await;
+    assert_eq!(s["public_url"], "https://rushes.studio.example");
+    assert_eq!(s["tunnel"]["url_source"], "RUSHES_PUBLIC_URL");
+    wait_hooks(&fake, "https://rushes.studio.example").await;
+    // The token goes in the environment, never on the command line.
+    assert_eq!(cloudflared.args(1), ["tunnel", "--no-autoupdate", "run"]);
+    assert_eq!(cloudflared.token(1).as_deref(), Some("cf-named-s3cret"));
+    assert!(!s.to_string().contains("cf-named-s3cret"));
+    app.stop().await;
+    // --tunnel-cleanup: the webhook is deactivated on exit, not deleted.
+    let hooks = fake.webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["active"], false);
+}
+
+#[tokio::test]
+async fn frameio_events_prints_and_follows_received_calls() {
+    use tokio::io::AsyncBufReadExt as _;
+    let dir = temp_dir();
+    let vars = vec![("FRAMEIO_WEBHOOK_SECRET", SECRET.to_string())];
+    let app = TestApp::spawn(config(dir.path(), &vars)).await;
+    let hook = app.url("/webhooks/frameio");
+    let ok = delivery("file.ready", "file", "file-first");
+    assert_eq!(deliver(&app.client, &hook, SECRET, &ok).await, 200);
+    let bad = delivery("file.ready", "file", "file-forged");
+    assert_eq!(deliver(&app.client, &hook, "wrong", &bad).await, 401);
+
+    let mut cmd = bin();
+    cmd.args(["frameio", "events"])
+        .env("RUSHES_DATA_DIR", dir.path().join("data"));
+    let out = tokio::process::Command::from(cmd)
+        .output()
+        .await
+        .expect("frameio events");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let first = text.find("file-first").expect("accepted call listed");
+    let forged = text.find("file-forged").expect("refused call listed");
+    assert!(first < forged, "oldest first: {text}");
+    assert!(text.contains("401 bad_signature"), "{text}");
+    assert!(text.contains("1 refused call(s)"), "{text}");
+
+    let mut cmd = bin();
+    cmd.args(["frameio", "events", "--follow"])
+        .env("RUSHES_DATA_DIR", dir.path().join("data"))
+        .stdout(std::process::Stdio::piped());
+    let mut follow = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("follow");
+    let mut lines = tokio::io::BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    // The listing is printed first; then a new call shows up.
+    loop {
+        let line = lines.next_line().await.expect("line").expect("open");
+        if line.contains("refused call(s)") {
+            break;
+        }
+    }
+    let later = delivery("comment.created", "comment", "comment-later");
+    assert_eq!(deliver(&app.client, &hook, SECRET, &later).await, 200);
+    let seen = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = lines.next_line().await.expect("line").expect("open");
+            if line.contains("comment-later") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the new call is printed");
+    assert!(seen.contains("accepted"), "{seen}");
+    let _ = follow.kill().await;
+    app.stop().await;
+}

@@ -253,6 +253,8 @@ impl Supervisor {
         };
         self.update(|s| s.agent_pid = agent.pid());
         let mut lines = agent.take_lines();
+        // Cleared when the agent closes its output, so a closed channel is not polled in a loop.
+        let mut lines_open = true;
         tracing::info!(
             agent = plan.agent,
             pid = agent.pid(),
@@ -268,9 +270,6 @@ impl Supervisor {
         // Discovery.
         let deadline = tokio::time::Instant::now() + self.settings.discovery_timeout;
         let url = loop {
-            if let Some(url) = self.fixed_url() {
-                break url;
-            }
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let found = tokio::select! {
@@ -282,14 +281,21 @@ impl Supervisor {
                 () = tokio::time::sleep_until(deadline) => {
                     let where_ = match self.settings.mode {
                         TunnelMode::Ngrok => format!("asked http://{}/api/tunnels (NGROK_API_ADDR)", self.settings.ngrok_api_addr),
+                        _ if self.fixed_url().is_some() => "no \"Registered tunnel connection\" line in its output".to_string(),
                         _ => "no https://….trycloudflare.com line in its output".to_string(),
                     };
                     let error = AgentError::NoUrl { agent: plan.agent, secs: self.settings.discovery_timeout.as_secs(), where_ };
                     agent.stop(grace).await;
                     return RunEnd::Failed(error, false);
                 }
-                line = lines.recv(), if self.settings.mode == TunnelMode::Cloudflared => {
-                    line.and_then(|l| agent::quick_tunnel_url(&l))
+                line = lines.recv(), if lines_open && self.settings.mode == TunnelMode::Cloudflared => {
+                    lines_open = line.is_some();
+                    match (line, self.fixed_url()) {
+                        // A named tunnel is up once it registered a connection to the edge.
+                        (Some(l), Some(fixed)) => l.contains("Registered tunnel connection").then_some(fixed),
+                        (Some(l), None) => agent::quick_tunnel_url(&l),
+                        (None, _) => None,
+                    }
                 }
                 _ = tick.tick(), if self.settings.mode == TunnelMode::Ngrok => {
                     agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.port).await
@@ -317,7 +323,8 @@ impl Supervisor {
                     return RunEnd::Cancelled;
                 }
                 error = agent.wait() => return RunEnd::Failed(error, true),
-                line = lines.recv(), if self.settings.mode == TunnelMode::Cloudflared && self.fixed_url().is_none() => {
+                line = lines.recv(), if lines_open && self.settings.mode == TunnelMode::Cloudflared && self.fixed_url().is_none() => {
+                    lines_open = line.is_some();
                     if let Some(url) = line.and_then(|l| agent::quick_tunnel_url(&l)) {
                         self.publish(&url);
                     }

@@ -97,6 +97,7 @@ n = int(open(path).read()) + 1 if os.path.exists(path) else 1
 open(path, "w").write(str(n))
 open(os.path.join(CONTROL, "pid"), "w").write(str(os.getpid()))
 open(os.path.join(CONTROL, "args-%d" % n), "w").write(json.dumps(sys.argv[1:]))
+open(os.path.join(CONTROL, "token-%d" % n), "w").write(os.environ.get("TUNNEL_TOKEN", ""))
 
 def log(level, text):
     t = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -104,6 +105,12 @@ def log(level, text):
     sys.stderr.flush()
 
 signal.signal(signal.SIGTERM, lambda *a: (log("INF", "Initiating graceful shutdown due to signal terminated ..."), os._exit(0)))
+if "run" in sys.argv[1:]:
+    # A named tunnel: its hostname is configured at Cloudflare, nothing to print.
+    log("INF", "Starting tunnel tunnelID=7f0a4c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b")
+    log("INF", "Registered tunnel connection connIndex=0 event=0 ip=198.41.200.13 location=cdg01 protocol=quic")
+    while True:
+        signal.pause()
 url = "https://gentle-river-delta-%d.trycloudflare.com" % n
 log("INF", "Thank you for trying Cloudflare Tunnel. Doing so, without a Cloudflare account, is a quick way to experiment and try it out. However, be aware that these account-less Tunnels have no uptime guarantee, are subject to the Cloudflare Online Services Terms of Use (https://www.cloudflare.com/website-terms/), and Cloudflare reserves the right to investigate your use of Tunnels for violations of such terms. If you intend to use Tunnels in production you should use a pre-created named tunnel by following: https://developers.cloudflare.com/cloudflare-one/connections/connect-apps")
 log("INF", "Requesting new quick Tunnel on trycloudflare.com...")
