@@ -593,7 +593,10 @@ async fn a_named_cloudflared_tunnel_uses_the_fixed_url_and_cleanup_deactivates_t
         ("RUSHES_TUNNEL", "cloudflared".to_string()),
         ("CLOUDFLARED_BIN", cloudflared.program.display().to_string()),
         ("CLOUDFLARED_TUNNEL_TOKEN", "cf-named-s3cret".to_string()),
-        ("RUSHES_PUBLIC_URL", "https://rushes.studio.example".to_string()),
+        (
+            "RUSHES_PUBLIC_URL",
+            "https://rushes.studio.example".to_string(),
+        ),
     ]);
     let mut config = config(dir.path(), &vars);
     config.tunnel.cleanup = true;

@@ -164,19 +164,23 @@ pub struct Agent {
     guarded: bool,
 }
 
-/// Variables of rushes' own configuration never handed to an agent.
+/// Variables of rushes' own configuration never handed to an agent (the agent's own token is
+/// set again by its plan). The agents' other settings (NGROK_CONFIG, TUNNEL_LOGLEVEL…) pass.
 fn is_rushes_variable(name: &str) -> bool {
-    [
-        "FRAMEIO_",
-        "RUSHES_",
-        "WEBHOOK_",
-        "NGROK_",
-        "CLOUDFLARED_",
-        "TUNNEL_",
-    ]
-    .iter()
-    .any(|p| name.starts_with(p))
-        || matches!(name, "ON_DOWNLOAD_COMPLETE" | "LOCAL_DOWNLOADS_DIR")
+    ["FRAMEIO_", "RUSHES_", "WEBHOOK_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || matches!(
+            name,
+            "ON_DOWNLOAD_COMPLETE"
+                | "LOCAL_DOWNLOADS_DIR"
+                | "NGROK_AUTHTOKEN"
+                | "NGROK_BIN"
+                | "NGROK_API_ADDR"
+                | "CLOUDFLARED_BIN"
+                | "CLOUDFLARED_TUNNEL_TOKEN"
+                | "TUNNEL_TOKEN"
+        )
 }
 
 impl Agent {

@@ -269,9 +269,9 @@ impl Supervisor {
 
         // Discovery.
         let deadline = tokio::time::Instant::now() + self.settings.discovery_timeout;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let url = loop {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let found = tokio::select! {
                 () = cancel.cancelled() => {
                     agent.stop(grace).await;
