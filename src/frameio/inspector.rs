@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::tracker::Tracker;
 use super::webhook::{ReceiveError, SignatureError};
+use crate::domain::EventOutcome;
 use crate::store::{NewRejectedCall, ReceivedCall, Store, StoreError};
 
 /// Most of a refused body kept.
@@ -110,14 +111,10 @@ pub async fn replay(tracker: &Tracker, id: i64) -> Result<Replayed, ReplayError>
             store
                 .finish_frameio_event(id, outcome.outcome, outcome.upload_id.as_deref(), None)
                 .await?;
-            tracing::info!(
-                event = id,
-                outcome = outcome.outcome,
-                "Frame.io: event replayed"
-            );
+            tracing::info!(event = id, outcome = %outcome.outcome, "Frame.io: event replayed");
             Ok(Replayed {
                 event_id: id,
-                outcome: outcome.outcome.to_string(),
+                outcome: outcome.outcome.as_str().to_string(),
                 upload_id: outcome.upload_id,
                 error: None,
             })
@@ -125,7 +122,7 @@ pub async fn replay(tracker: &Tracker, id: i64) -> Result<Replayed, ReplayError>
         Err(e) => {
             let message = e.to_string();
             store
-                .finish_frameio_event(id, "failed", None, Some(&message))
+                .finish_frameio_event(id, EventOutcome::Failed, None, Some(&message))
                 .await?;
             Ok(Replayed {
                 event_id: id,

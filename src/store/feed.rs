@@ -2,30 +2,13 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now_text};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedFetchOutcome {
-    Ok,
-    NotModified,
-    Error,
-}
-
-impl FeedFetchOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::NotModified => "not_modified",
-            Self::Error => "error",
-        }
-    }
-}
+use super::{Store, StoreError};
+use crate::domain::{FeedFetchOutcome, Timestamp};
 
 /// One poll of the feed (after its retries).
 #[derive(Debug, Clone)]
 pub struct FeedFetch {
-    pub started_at: String,
+    pub started_at: Timestamp,
     pub outcome: FeedFetchOutcome,
     pub attempts: u32,
     pub records_valid: i64,
@@ -42,8 +25,8 @@ pub struct FeedFetch {
 pub struct FeedState {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-    pub last_success_at: Option<String>,
-    pub last_attempt_at: Option<String>,
+    pub last_success_at: Option<Timestamp>,
+    pub last_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
     pub records_processed: i64,
 }
@@ -51,16 +34,16 @@ pub struct FeedState {
 impl Store {
     /// Records a poll in the history and updates the current state, in one transaction.
     pub async fn record_feed_fetch(&self, fetch: &FeedFetch) -> Result<(), StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO feed_fetches (started_at, finished_at, outcome, attempts, records_valid,
                  records_invalid, records_new, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(&fetch.started_at)
-        .bind(&now)
-        .bind(fetch.outcome.as_str())
+        .bind(fetch.started_at)
+        .bind(now)
+        .bind(fetch.outcome)
         .bind(i64::from(fetch.attempts))
         .bind(fetch.records_valid)
         .bind(fetch.records_invalid)
@@ -74,7 +57,7 @@ impl Store {
                     "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL,
                          records_processed = $2, etag = $3, last_modified = $4 WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .bind(fetch.records_valid)
                 .bind(&fetch.etag)
                 .bind(&fetch.last_modified)
@@ -86,7 +69,7 @@ impl Store {
                     "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL
                      WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -94,7 +77,7 @@ impl Store {
                 sqlx::query(
                     "UPDATE feed_state SET last_attempt_at = $1, last_error = $2 WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .bind(&fetch.error)
                 .execute(&mut *tx)
                 .await?;
@@ -114,7 +97,7 @@ impl Store {
     }
 
     /// Number of polls by outcome, for /metrics.
-    pub async fn feed_fetch_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn feed_fetch_counts(&self) -> Result<Vec<(FeedFetchOutcome, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT outcome, COUNT(*) FROM feed_fetches GROUP BY outcome ORDER BY outcome",
         )

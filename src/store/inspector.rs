@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now_text};
+use super::{FrameioEvent, Store, StoreError};
+use crate::domain::Timestamp;
 
 /// Refused deliveries kept; older ones are deleted (the count goes on).
 pub const KEPT_REJECTED: i64 = 100;
@@ -52,7 +53,7 @@ impl Store {
                  resource_id, body)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
-        .bind(now_text())
+        .bind(Timestamp::now())
         .bind(i64::from(call.status))
         .bind(call.verdict)
         .bind(&call.reason)
@@ -74,6 +75,18 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// One stored event (what a replay processes again).
+    pub async fn frameio_event(&self, id: i64) -> Result<Option<FrameioEvent>, StoreError> {
+        Ok(sqlx::query_as::<_, FrameioEvent>(
+            "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
+                 account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error
+             FROM frameio_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Refused deliveries since the start (not only the kept ones).

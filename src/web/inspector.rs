@@ -2,7 +2,7 @@
 //! the raw body of a call, `POST /api/frameio/events/{id}/replay`, and their dashboard sections.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -162,10 +162,9 @@ async fn replay(
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a stored event id")))?;
     match inspector::replay(&state.frameio.tracker, id).await {
         Ok(done) => Ok(Json(json!(done))),
-        Err(ReplayError::NotFound(_)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no stored event {id} (refused calls cannot be replayed)"),
-        )),
+        Err(ReplayError::NotFound(_)) => Err(ApiError::not_found(format!(
+            "no stored event {id} (refused calls cannot be replayed)"
+        ))),
         Err(ReplayError::Store(e)) => Err(e.into()),
     }
 }

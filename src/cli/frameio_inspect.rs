@@ -1,4 +1,5 @@
-//! `rushes frameio events [--follow]` and `rushes frameio doctor`.
+//! `rushes frameio events [--follow]` and `rushes frameio doctor` (the inspector's side of the
+//! `frameio` group).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -6,11 +7,11 @@ use std::time::Duration;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use super::client::{Client, ClientError};
-use super::inspector;
-use super::webhook::{SECRET_KEY, sign};
 use crate::config::Config;
 use crate::config::tunnel::webhook_url;
+use crate::frameio::client::{Client, ClientError};
+use crate::frameio::inspector;
+use crate::frameio::webhook::{SECRET_KEY, sign};
 use crate::store::{ReceivedCall, Store};
 
 fn line(call: &ReceivedCall) -> String {

@@ -2,19 +2,19 @@
 //! written by the tests that behave like the real ones), the webhook following the URL on the
 //! fake Frame.io, the inspector, replay, `doctor`, and a Frame.io-only `serve`.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::fake_agents::{FakeAgent, alive};
+use crate::support::fake_frameio::{
+    ACCOUNT, FakeFrameio, STATIC_TOKEN, WORKSPACE, deliver, delivery,
+};
+use crate::support::service::{ChildService, TestApp, bin, config_for, free_port, temp_dir};
+use crate::support::wait_for;
 use rushes::config::Config;
+use rushes::config::FrameioConfig;
 use rushes::config::tunnel::TunnelSettings;
-use rushes::frameio::FrameioConfig;
 use serde_json::Value;
-use support::fake_agents::{FakeAgent, alive};
-use support::fake_frameio::{ACCOUNT, FakeFrameio, STATIC_TOKEN, WORKSPACE, deliver, delivery};
-use support::service::{ChildService, TestApp, bin, config_for, free_port, temp_dir};
-use support::wait_for;
 
 const WAIT: Duration = Duration::from_secs(20);
 const SECRET: &str = "whsec-tunnel-s3cret";
