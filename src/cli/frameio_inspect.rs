@@ -237,9 +237,11 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
     };
 
     // The running rushes says where it is reachable.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    let http = crate::net::client(crate::net::Timeouts {
+        connect: Duration::from_secs(5),
+        request: Some(Duration::from_secs(10)),
+        read: None,
+    })?;
     let authed = |r: reqwest::RequestBuilder| match &config.api_token {
         Some(t) => r.bearer_auth(t.expose_secret()),
         None => r,
@@ -350,7 +352,7 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
         Err(e) => {
             d.fail(
                 CHECKS[5],
-                format!("cannot reach {target}: {}", e.without_url()),
+                format!("cannot reach {target}: {}", crate::net::error_text(&e)),
                 "check that the tunnel runs (`rushes frameio events`, /api/frameio/status) and that the public URL resolves",
             );
             return done(&d);

@@ -14,6 +14,8 @@ use super::FrameioConfig;
 use super::client::{Client, ClientError, WebhookPatch};
 use super::manage::{self, EnsureOutcome, ManageError};
 use crate::config::tunnel::webhook_url;
+use crate::domain::Timestamp;
+use crate::net::RetryPolicy;
 use crate::store::Store;
 
 /// What rushes knows about the workspace webhook.
@@ -29,7 +31,7 @@ pub struct WebhookView {
     pub active: Option<bool>,
     /// `missing`, `configured` (not used yet), `ok`, `refused`.
     pub credentials: &'static str,
-    pub last_sync_at: Option<String>,
+    pub last_sync_at: Option<Timestamp>,
     pub last_error: Option<String>,
     /// Times the webhook was created or its url changed by rushes.
     pub updates: u32,
@@ -52,10 +54,6 @@ pub fn new_state(config: &FrameioConfig) -> WebhookState {
 
 pub fn view(state: &WebhookState) -> WebhookView {
     state.lock().map(|v| v.clone()).unwrap_or_default()
-}
-
-fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Why a sync did not happen.
@@ -148,7 +146,7 @@ impl WebhookKeeper {
             v.webhook_url = Some(target.to_string());
             v.points_at_current_url = Some(true);
             v.active = Some(true);
-            v.last_sync_at = Some(now_text());
+            v.last_sync_at = Some(Timestamp::now());
             v.last_error = None;
             if changed {
                 v.updates += 1;
@@ -201,7 +199,13 @@ impl WebhookKeeper {
                     v.target_url = Some(target.clone());
                     v.points_at_current_url = v.webhook_url.as_ref().map(|u| *u == target);
                 });
-                let mut failures: u32 = 0;
+                // Frame.io unreachable or failing: try again, doubling the wait up to a minute.
+                let mut backoff = RetryPolicy {
+                    attempts: u32::MAX,
+                    base_delay: Duration::from_secs(1),
+                    max_delay: Duration::from_secs(60),
+                }
+                .backoff();
                 loop {
                     match self.sync(&target).await {
                         Ok(()) => break,
@@ -214,8 +218,7 @@ impl WebhookKeeper {
                             break;
                         }
                         Err(e) => {
-                            let delay = Duration::from_secs(1 << failures.min(6));
-                            failures += 1;
+                            let delay = backoff.next_wait(None).unwrap_or(Duration::from_secs(60));
                             tracing::error!(error = %e, retry_in_s = delay.as_secs(), "Frame.io: cannot point the webhook at {target}");
                             self.set(|v| {
                                 v.state = "failed";

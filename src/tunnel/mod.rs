@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::tunnel::{TunnelMode, TunnelSettings};
+use crate::domain::Timestamp;
+use crate::net::{Backoff, RetryPolicy, Timeouts};
 use agent::{Agent, AgentError};
 
 /// Where the agent stands.
@@ -61,8 +63,8 @@ pub struct TunnelStatus {
     pub last_error: Option<String>,
     /// `missing_binary`, `auth_refused`, `exited`, `no_url`…
     pub last_error_kind: Option<&'static str>,
-    pub next_start_at: Option<String>,
-    pub url_changed_at: Option<String>,
+    pub next_start_at: Option<Timestamp>,
+    pub url_changed_at: Option<Timestamp>,
 }
 
 /// What the rest of rushes reads: the status and the public base URL.
@@ -93,10 +95,6 @@ pub struct Supervisor {
     port: u16,
     status: Arc<watch::Sender<TunnelStatus>>,
     url: watch::Sender<Option<String>>,
-}
-
-fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn base(url: &str) -> String {
@@ -131,7 +129,7 @@ pub fn build(settings: &TunnelSettings, port: u16) -> (TunnelHandle, Option<Supe
         last_error: None,
         last_error_kind: None,
         next_start_at: None,
-        url_changed_at: initial_url.as_ref().map(|_| now_text()),
+        url_changed_at: initial_url.as_ref().map(|_| Timestamp::now()),
     };
     let (status_tx, status_rx) = watch::channel(status);
     let (url_tx, url_rx) = watch::channel(initial_url);
@@ -169,7 +167,7 @@ impl Supervisor {
         self.update(|s| {
             s.public_url = Some(url);
             if changed {
-                s.url_changed_at = Some(now_text());
+                s.url_changed_at = Some(Timestamp::now());
             }
         });
     }
@@ -179,7 +177,17 @@ impl Supervisor {
         let Some(plan) = agent::plan(&self.settings, self.port) else {
             return;
         };
-        let mut failures: u32 = 0;
+        // Restart delays: doubling with jitter, capped; longer for what a restart cannot fix.
+        let backoff = |cap: Duration| -> Backoff {
+            RetryPolicy {
+                attempts: u32::MAX,
+                base_delay: self.settings.backoff_base,
+                max_delay: cap,
+            }
+            .backoff()
+        };
+        let mut crash_backoff = backoff(self.settings.backoff_cap);
+        let mut setup_backoff = backoff(self.settings.failure_cap);
         loop {
             self.update(|s| {
                 s.agent_state = AgentState::Starting;
@@ -199,21 +207,16 @@ impl Supervisor {
             };
             // A run that stayed up a while starts the backoff over.
             if ran && started.elapsed() > self.settings.backoff_cap {
-                failures = 0;
+                crash_backoff = backoff(self.settings.backoff_cap);
+                setup_backoff = backoff(self.settings.failure_cap);
             }
-            let cap = if error.is_setup_problem() {
-                self.settings.failure_cap
+            let (wait, cap) = if error.is_setup_problem() {
+                (setup_backoff.next_wait(None), self.settings.failure_cap)
             } else {
-                self.settings.backoff_cap
+                (crash_backoff.next_wait(None), self.settings.backoff_cap)
             };
-            let delay = self
-                .settings
-                .backoff_base
-                .saturating_mul(2u32.saturating_pow(failures.min(16)))
-                .min(cap);
-            failures = failures.saturating_add(1);
-            let next = chrono::Utc::now()
-                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+            let delay = wait.unwrap_or(cap).min(cap);
+            let next = Timestamp::now().plus(delay);
             tracing::error!(
                 agent = plan.agent,
                 kind = error.kind(),
@@ -230,7 +233,7 @@ impl Supervisor {
                 s.agent_pid = None;
                 s.last_error = Some(error.to_string());
                 s.last_error_kind = Some(error.kind());
-                s.next_start_at = Some(next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                s.next_start_at = Some(next);
             });
             tokio::select! {
                 () = cancel.cancelled() => {
@@ -261,11 +264,12 @@ impl Supervisor {
             "tunnel: {} started",
             plan.agent
         );
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
+        let http = crate::net::client(Timeouts {
+            connect: Duration::from_secs(2),
+            request: Some(Duration::from_secs(2)),
+            read: None,
+        })
+        .unwrap_or_default();
 
         // Discovery.
         let deadline = tokio::time::Instant::now() + self.settings.discovery_timeout;
