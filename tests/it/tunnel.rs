@@ -307,6 +307,8 @@ async fn rushes_killed_with_sigkill_leaves_no_agent_running() {
             ("RUSHES_TUNNEL", "ngrok"),
             ("NGROK_BIN", &program),
             ("NGROK_API_ADDR", &api),
+            ("NGROK_AUTHTOKEN", NGROK_TOKEN),
+            ("RUST_LOG", "debug"),
         ],
     )
     .await;
@@ -319,6 +321,10 @@ async fn rushes_killed_with_sigkill_leaves_no_agent_running() {
     .await;
     let pid = ngrok.pid().expect("agent pid");
     assert!(alive(pid));
+    assert_eq!(ngrok.token(1).as_deref(), Some(NGROK_TOKEN));
+    // Even at debug level (the agent's own lines are logged), the token is not in the log.
+    let log = service.wait_for_log("started tunnel").await;
+    assert!(!log.contains(NGROK_TOKEN), "the auth token leaked into app.log");
     service.kill();
     wait_for("the agent to die with rushes", WAIT, || async {
         (!alive(pid)).then_some(())
