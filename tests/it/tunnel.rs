@@ -324,7 +324,10 @@ async fn rushes_killed_with_sigkill_leaves_no_agent_running() {
     assert_eq!(ngrok.token(1).as_deref(), Some(NGROK_TOKEN));
     // Even at debug level (the agent's own lines are logged), the token is not in the log.
     let log = service.wait_for_log("started tunnel").await;
-    assert!(!log.contains(NGROK_TOKEN), "the auth token leaked into app.log");
+    assert!(
+        !log.contains(NGROK_TOKEN),
+        "the auth token leaked into app.log"
+    );
     service.kill();
     wait_for("the agent to die with rushes", WAIT, || async {
         (!alive(pid)).then_some(())
