@@ -687,3 +687,91 @@ async fn frameio_events_prints_and_follows_received_calls() {
     let _ = follow.kill().await;
     app.stop().await;
 }
+
+/// The Frame.io panel in a real Chromium: it follows the agent and the received calls without a
+/// reload, and its Replay button acts.
+#[tokio::test]
+async fn the_dashboard_panel_follows_the_tunnel_and_the_inspector_live() {
+    use crate::support::browser::Browser;
+    use fantoccini::Locator;
+
+    let fake = FakeFrameio::start().await;
+    fake.add_file("file-a");
+    let dir = temp_dir();
+    let api_port = free_port();
+    let ngrok = FakeAgent::ngrok(dir.path(), api_port);
+    let mut vars = frameio_vars(&fake);
+    vars.extend([
+        ("FRAMEIO_WEBHOOK_SECRET", SECRET.to_string()),
+        ("RUSHES_TUNNEL", "ngrok".to_string()),
+        ("NGROK_BIN", ngrok.program.display().to_string()),
+        ("NGROK_API_ADDR", format!("127.0.0.1:{api_port}")),
+    ]);
+    let app = TestApp::spawn(config(dir.path(), &vars)).await;
+    let first = FakeAgent::ngrok_url(1);
+    wait_status(&app, "the ngrok URL", |s| {
+        s["webhook"]["state"] == "in_sync"
+    })
+    .await;
+
+    let browser = Browser::start(1280, 1000).await;
+    browser.client.goto(&app.url("/")).await.expect("open page");
+    let text = |css: &'static str| {
+        let client = browser.client.clone();
+        async move {
+            match client.find(Locator::Css(css)).await {
+                Ok(el) => el.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        }
+    };
+    assert!(text("#reach-url").await.contains(&first));
+    assert!(text("#reach-agent").await.contains("running"));
+    assert_eq!(text("#reach-points").await, "yes");
+
+    // Calls arriving after the page was opened show up in the inspector by themselves.
+    let hook = app.url("/webhooks/frameio");
+    let forged = delivery("file.ready", "file", "file-forged");
+    assert_eq!(deliver(&app.client, &hook, "wrong", &forged).await, 401);
+    let good = delivery("file.ready", "file", "file-a");
+    assert_eq!(deliver(&app.client, &hook, SECRET, &good).await, 200);
+    wait_for("the inspector rows", WAIT, || async {
+        let refused = browser
+            .client
+            .find(Locator::Css("#inspector tr[data-verdict='bad_signature']"))
+            .await
+            .is_ok();
+        let accepted = text("#inspector tr[data-verdict='accepted'] td.outcome").await;
+        // file-a exists on Frame.io but is not tracked here.
+        (refused && accepted == "no tracked upload").then_some(())
+    })
+    .await;
+
+    // Replay from the page.
+    browser
+        .client
+        .find(Locator::Css(
+            "#inspector tr[data-verdict='accepted'] button[type='submit']",
+        ))
+        .await
+        .expect("replay button")
+        .click()
+        .await
+        .expect("click");
+    wait_for("the replay toast", WAIT, || async {
+        text("#toast").await.contains("replayed").then_some(())
+    })
+    .await;
+
+    // A crash: the page shows the new URL and the restart without a reload.
+    ngrok.crash();
+    let second = FakeAgent::ngrok_url(2);
+    wait_for("the page to show the new URL", WAIT, || async {
+        let url = text("#reach-url").await;
+        let agent = text("#reach-agent").await;
+        (url.contains(&second) && agent.contains("1 restart")).then_some(())
+    })
+    .await;
+    browser.close().await;
+    app.stop().await;
+}
