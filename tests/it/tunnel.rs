@@ -54,6 +54,7 @@ fn config(dir: &Path, vars: &[(&'static str, String)]) -> Config {
     tunnel.failure_cap = Duration::from_secs(2);
     tunnel.discovery_timeout = Duration::from_secs(10);
     tunnel.grace = Duration::from_secs(2);
+    tunnel.recheck_every = Duration::from_millis(200);
     config.tunnel = tunnel;
     config
 }
@@ -773,5 +774,37 @@ async fn the_dashboard_panel_follows_the_tunnel_and_the_inspector_live() {
     })
     .await;
     browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_ngrok_url_that_changes_without_a_restart_moves_the_webhook() {
+    let fake = FakeFrameio::start().await;
+    let dir = temp_dir();
+    let api_port = free_port();
+    let ngrok = FakeAgent::ngrok(dir.path(), api_port);
+    let mut vars = frameio_vars(&fake);
+    vars.extend([
+        ("RUSHES_TUNNEL", "ngrok".to_string()),
+        ("NGROK_BIN", ngrok.program.display().to_string()),
+        ("NGROK_API_ADDR", format!("127.0.0.1:{api_port}")),
+    ]);
+    let app = TestApp::spawn(config(dir.path(), &vars)).await;
+    wait_status(&app, "the first URL", |s| {
+        s["webhook"]["state"] == "in_sync"
+    })
+    .await;
+    wait_hooks(&fake, &FakeAgent::ngrok_url(1)).await;
+    let moved = "https://moved-77b1.ngrok-free.app";
+    ngrok.move_url(moved);
+    let s = wait_status(&app, "the moved URL", |s| {
+        s["public_url"] == moved
+            && s["webhook"]["webhook_url"] == format!("{moved}/webhooks/frameio").as_str()
+    })
+    .await;
+    assert_eq!(s["tunnel"]["restarts"], 0);
+    wait_hooks(&fake, moved).await;
+    assert_eq!(ngrok.starts(), 1);
+    assert_eq!(fake.count("POST", "/webhooks"), 1);
     app.stop().await;
 }

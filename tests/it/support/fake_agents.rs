@@ -62,6 +62,10 @@ class Api(http.server.BaseHTTPRequestHandler):
             self.send_response(404); self.end_headers(); return
         # The session takes a moment to come up, as the real agent's does.
         answer = body if time.time() - started > 0.3 else empty
+        moved = os.path.join(CONTROL, "moved_url")
+        if answer is body and os.path.exists(moved):
+            # The endpoint was moved without a restart (a reconnect to another edge).
+            answer = body.replace(url.encode(), open(moved).read().strip().encode())
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
@@ -176,6 +180,11 @@ impl FakeAgent {
         self.read(&format!("leaked-{start}"))
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default()
+    }
+
+    /// The running agent's API answers `url` from now on (no restart).
+    pub fn move_url(&self, url: &str) {
+        std::fs::write(self.control.join("moved_url"), url).expect("moved url");
     }
 
     pub fn refuse_token(&self) {
