@@ -153,11 +153,7 @@ impl Config {
             dry_run_downloads,
             on_download_complete,
             frameio: frameio::read(&env)?,
-            tunnel: tunnel::TunnelSettings::from_lookup(
-                overrides.tunnel.as_deref(),
-                overrides.tunnel_cleanup,
-                &lookup,
-            )?,
+            tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
         })
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::ConfigError;
+use super::{ConfigError, Env};
 
 /// Which agent makes rushes reachable from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,78 +124,75 @@ impl TunnelSettings {
     pub fn from_lookup(
         flag_mode: Option<&str>,
         cleanup: bool,
-        env: impl Fn(&str) -> Option<String>,
+        lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |var: &str| env(var).filter(|v| !v.trim().is_empty());
-        let mut settings = Self {
-            cleanup,
-            ..Self::default()
-        };
-        let (mode_raw, mode_var) = match flag_mode {
-            Some(m) => (Some(m.to_string()), "--tunnel"),
-            None => (get("RUSHES_TUNNEL"), "RUSHES_TUNNEL"),
-        };
-        if let Some(raw) = mode_raw {
-            settings.mode = TunnelMode::parse(&raw).ok_or_else(|| ConfigError::Invalid {
-                var: if mode_var == "--tunnel" {
-                    "--tunnel"
-                } else {
-                    "RUSHES_TUNNEL"
-                },
-                value: raw.clone(),
-                reason: "expected none, ngrok or cloudflared".into(),
-            })?;
-        }
-        if let Some(raw) = get("RUSHES_PUBLIC_URL") {
-            settings.public_url = Some(parse_public_url(&raw)?);
-        }
-        if let Some(bin) = get("NGROK_BIN") {
-            settings.ngrok_bin = PathBuf::from(bin.trim());
-        }
-        if let Some(bin) = get("CLOUDFLARED_BIN") {
-            settings.cloudflared_bin = PathBuf::from(bin.trim());
-        }
-        settings.ngrok_authtoken =
-            get("NGROK_AUTHTOKEN").map(|v| SecretString::from(v.trim().to_string()));
-        settings.cloudflared_token =
-            get("CLOUDFLARED_TUNNEL_TOKEN").map(|v| SecretString::from(v.trim().to_string()));
-        if let Some(raw) = get("NGROK_API_ADDR") {
-            let addr = raw
-                .trim()
-                .trim_start_matches("http://")
-                .trim_end_matches('/');
-            let valid = addr
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-                && Url::parse(&format!("http://{addr}/api/tunnels")).is_ok();
-            if !valid {
-                return Err(ConfigError::Invalid {
-                    var: "NGROK_API_ADDR",
-                    value: raw,
-                    reason: "expected HOST:PORT of ngrok's local API, such as 127.0.0.1:4040"
-                        .into(),
-                });
-            }
-            settings.ngrok_api_addr = addr.to_string();
-        }
-        if settings.mode == TunnelMode::Cloudflared
-            && settings.cloudflared_token.is_some()
-            && settings.public_url.is_none()
-        {
-            return Err(ConfigError::Missing {
-                var: "RUSHES_PUBLIC_URL",
-                hint: "CLOUDFLARED_TUNNEL_TOKEN runs a named tunnel: set RUSHES_PUBLIC_URL to its \
-                       fixed hostname, e.g. https://rushes.example.com"
-                    .into(),
-            });
-        }
-        Ok(settings)
+        read(&Env::new(&lookup), flag_mode, cleanup)
     }
 
     /// Whether a named cloudflared tunnel runs (its URL is `RUSHES_PUBLIC_URL`).
     pub fn named_cloudflared(&self) -> bool {
         self.mode == TunnelMode::Cloudflared && self.cloudflared_token.is_some()
     }
+}
+
+/// Reads the tunnel variables (see [`TunnelSettings::from_lookup`]).
+pub(super) fn read(
+    env: &Env<'_>,
+    flag_mode: Option<&str>,
+    cleanup: bool,
+) -> Result<TunnelSettings, ConfigError> {
+    let mut settings = TunnelSettings {
+        cleanup,
+        ..TunnelSettings::default()
+    };
+    let parse_mode = |raw: &str| {
+        TunnelMode::parse(raw).ok_or_else(|| "expected none, ngrok or cloudflared".to_string())
+    };
+    let mode = match flag_mode {
+        Some(flag) => Env::parse("--tunnel", Some(flag.to_string()), parse_mode)?,
+        None => Env::parse("RUSHES_TUNNEL", env.get("RUSHES_TUNNEL"), parse_mode)?,
+    };
+    if let Some(mode) = mode {
+        settings.mode = mode;
+    }
+    if let Some(raw) = env.get("RUSHES_PUBLIC_URL") {
+        settings.public_url = Some(parse_public_url(&raw)?);
+    }
+    if let Some(bin) = env.text("NGROK_BIN") {
+        settings.ngrok_bin = PathBuf::from(bin);
+    }
+    if let Some(bin) = env.text("CLOUDFLARED_BIN") {
+        settings.cloudflared_bin = PathBuf::from(bin);
+    }
+    settings.ngrok_authtoken = env.secret("NGROK_AUTHTOKEN");
+    settings.cloudflared_token = env.secret("CLOUDFLARED_TUNNEL_TOKEN");
+    let api_addr = Env::parse("NGROK_API_ADDR", env.get("NGROK_API_ADDR"), |raw| {
+        let addr = raw.trim_start_matches("http://").trim_end_matches('/');
+        let valid = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            && Url::parse(&format!("http://{addr}/api/tunnels")).is_ok();
+        if valid {
+            Ok(addr.to_string())
+        } else {
+            Err("expected HOST:PORT of ngrok's local API, such as 127.0.0.1:4040".to_string())
+        }
+    })?;
+    if let Some(addr) = api_addr {
+        settings.ngrok_api_addr = addr;
+    }
+    if settings.mode == TunnelMode::Cloudflared
+        && settings.cloudflared_token.is_some()
+        && settings.public_url.is_none()
+    {
+        return Err(ConfigError::Missing {
+            var: "RUSHES_PUBLIC_URL",
+            hint: "CLOUDFLARED_TUNNEL_TOKEN runs a named tunnel: set RUSHES_PUBLIC_URL to its \
+                   fixed hostname, e.g. https://rushes.example.com"
+                .into(),
+        });
+    }
+    Ok(settings)
 }
 
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
