@@ -86,10 +86,8 @@ impl App {
             }
             None => (None, crate::feed::poller::PollerHandle::disabled()),
         };
-        let port = listener
-            .local_addr()
-            .map_or(config.bind.port(), |a| a.port());
-        let (tunnel, tunnel_supervisor) = crate::tunnel::build(&config.tunnel, port);
+        let local = listener.local_addr().unwrap_or(config.bind);
+        let (tunnel, tunnel_supervisor) = crate::tunnel::build(&config.tunnel, local);
         let (frameio, frameio_tasks) = crate::frameio::build(
             &config.frameio,
             store.clone(),

@@ -79,8 +79,16 @@ pub struct Plan {
     pub secrets: Vec<String>,
 }
 
-/// What to run for `settings` with rushes listening on `port`.
-pub fn plan(settings: &TunnelSettings, port: u16) -> Option<Plan> {
+/// What to run for `settings` with rushes listening on `addr`. A wildcard or loopback address
+/// is reached on 127.0.0.1 (ngrok is given the bare port, as `ngrok http 5000`).
+pub fn plan(settings: &TunnelSettings, addr: std::net::SocketAddr) -> Option<Plan> {
+    let port = addr.port();
+    let local = addr.ip().is_unspecified() || addr.ip().is_loopback();
+    let origin = if local {
+        format!("127.0.0.1:{port}")
+    } else {
+        addr.to_string()
+    };
     match settings.mode {
         TunnelMode::None => None,
         TunnelMode::Ngrok => {
@@ -96,7 +104,11 @@ pub fn plan(settings: &TunnelSettings, port: u16) -> Option<Plan> {
                 var: "NGROK_BIN",
                 args: [
                     "http",
-                    &port.to_string(),
+                    &if local {
+                        port.to_string()
+                    } else {
+                        origin.clone()
+                    },
                     "--log",
                     "stdout",
                     "--log-format",
@@ -122,7 +134,7 @@ pub fn plan(settings: &TunnelSettings, port: u16) -> Option<Plan> {
                 }
                 None => {
                     args.push("--url".into());
-                    args.push(format!("http://127.0.0.1:{port}").into());
+                    args.push(format!("http://{origin}").into());
                 }
             }
             Some(Plan {
@@ -553,6 +565,43 @@ mod tests {
             None
         );
         assert_eq!(ngrok_https_url(b"not json", 5000), None);
+    }
+
+    #[test]
+    fn agents_are_pointed_at_the_address_rushes_listens_on() {
+        let args = |mode, addr: &str| -> Vec<String> {
+            let settings = TunnelSettings {
+                mode,
+                ..TunnelSettings::default()
+            };
+            let addr = addr.parse().unwrap_or_else(|_| unreachable!());
+            plan(&settings, addr)
+                .map(|p| {
+                    p.args
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            args(TunnelMode::Ngrok, "127.0.0.1:5000"),
+            ["http", "5000", "--log", "stdout", "--log-format", "json"]
+        );
+        assert_eq!(
+            args(TunnelMode::Ngrok, "192.168.1.5:5000")[1],
+            "192.168.1.5:5000"
+        );
+        assert_eq!(
+            args(TunnelMode::Cloudflared, "0.0.0.0:5000"),
+            [
+                "tunnel",
+                "--no-autoupdate",
+                "--url",
+                "http://127.0.0.1:5000"
+            ]
+        );
+        assert!(args(TunnelMode::None, "127.0.0.1:5000").is_empty());
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl TunnelHandle {
 /// The agent loop, not yet running. Absent in modes without an agent.
 pub struct Supervisor {
     settings: TunnelSettings,
-    port: u16,
+    addr: std::net::SocketAddr,
     status: Arc<watch::Sender<TunnelStatus>>,
     url: watch::Sender<Option<String>>,
 }
@@ -101,8 +101,11 @@ fn base(url: &str) -> String {
     url.trim_end_matches('/').to_string()
 }
 
-/// Builds the handle (and the supervisor when an agent is needed) for rushes on `port`.
-pub fn build(settings: &TunnelSettings, port: u16) -> (TunnelHandle, Option<Supervisor>) {
+/// Builds the handle (and the supervisor when an agent is needed) for rushes listening on `addr`.
+pub fn build(
+    settings: &TunnelSettings,
+    addr: std::net::SocketAddr,
+) -> (TunnelHandle, Option<Supervisor>) {
     let fixed = settings.public_url.as_ref().map(|u| base(u.as_str()));
     let agent_runs = settings.mode != TunnelMode::None;
     let initial_url = match settings.mode {
@@ -139,7 +142,7 @@ pub fn build(settings: &TunnelSettings, port: u16) -> (TunnelHandle, Option<Supe
     };
     let supervisor = agent_runs.then(|| Supervisor {
         settings: settings.clone(),
-        port,
+        addr,
         status: Arc::new(status_tx),
         url: url_tx,
     });
@@ -174,7 +177,7 @@ impl Supervisor {
 
     /// Runs the agent until `cancel`, restarting it as needed, and stops it.
     pub async fn run(self, cancel: CancellationToken) {
-        let Some(plan) = agent::plan(&self.settings, self.port) else {
+        let Some(plan) = agent::plan(&self.settings, self.addr) else {
             return;
         };
         // Restart delays: doubling with jitter, capped; longer for what a restart cannot fix.
@@ -302,7 +305,7 @@ impl Supervisor {
                     }
                 }
                 _ = tick.tick(), if self.settings.mode == TunnelMode::Ngrok => {
-                    agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.port).await
+                    agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port()).await
                 }
             };
             if let Some(url) = found {
@@ -334,7 +337,7 @@ impl Supervisor {
                     }
                 }
                 _ = recheck.tick(), if self.settings.mode == TunnelMode::Ngrok => {
-                    if let Some(url) = agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.port).await {
+                    if let Some(url) = agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port()).await {
                         self.publish(&url);
                     }
                 }
