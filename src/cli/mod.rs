@@ -33,10 +33,10 @@ Environment (also read from ./.env; flags win over variables):
   ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
-  RUSHES_TUNNEL             none | ngrok | cloudflared: make rushes reachable by Frame.io [none] (--tunnel)
+  RUSHES_TUNNEL             none | ngrok | cloudflared: be reachable by Frame.io [none]
   RUSHES_PUBLIC_URL         fixed public base URL (production, or a named cloudflared tunnel)
-  NGROK_BIN, NGROK_AUTHTOKEN, NGROK_API_ADDR   ngrok agent [ngrok on PATH, -, 127.0.0.1:4040]
-  CLOUDFLARED_BIN, CLOUDFLARED_TUNNEL_TOKEN    cloudflared agent [cloudflared on PATH; no token = quick tunnel]
+  NGROK_BIN, NGROK_AUTHTOKEN, NGROK_API_ADDR  ngrok agent [ngrok; none; 127.0.0.1:4040]
+  CLOUDFLARED_BIN, CLOUDFLARED_TUNNEL_TOKEN   cloudflared [cloudflared; none = quick tunnel]
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";
@@ -53,7 +53,7 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
   FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated comment keywords
-  RUSHES_TUNNEL, RUSHES_PUBLIC_URL, NGROK_*, CLOUDFLARED_*  how Frame.io reaches `rushes serve` (see its --help)";
+  RUSHES_TUNNEL, RUSHES_PUBLIC_URL, NGROK_*, CLOUDFLARED_*  see `rushes serve --help`";
 
 #[derive(Debug, Parser)]
 #[command(
