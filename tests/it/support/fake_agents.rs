@@ -210,6 +210,21 @@ impl FakeAgent {
     }
 }
 
+/// A free port for a fake agent's API, below the ephemeral range (32768+), so that neither a
+/// `127.0.0.1:0` listener nor an outgoing connection of a parallel test can take it meanwhile.
+pub fn agent_api_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % 4000) as u16;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 24000 + (seed + n * 7) % 8000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Whether process `pid` still runs (a zombie does not count).
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
