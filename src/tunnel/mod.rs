@@ -267,7 +267,7 @@ impl Supervisor {
             "tunnel: {} started",
             plan.agent
         );
-        let http = crate::net::client(Timeouts {
+        let http = crate::net::loopback_client(Timeouts {
             connect: Duration::from_secs(2),
             request: Some(Duration::from_secs(2)),
             read: None,
