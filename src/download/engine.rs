@@ -370,6 +370,7 @@ impl Worker {
             resume: delivery.part_path.as_ref().map(|p| Resume {
                 part: PathBuf::from(p),
                 validator: delivery.validator.clone(),
+                total: delivery.bytes_total.and_then(|t| u64::try_from(t).ok()),
             }),
             inline_writes: false,
         };

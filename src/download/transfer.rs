@@ -61,6 +61,8 @@ pub struct JobUrl {
 pub struct Resume {
     pub part: PathBuf,
     pub validator: Option<String>,
+    /// The whole file's size, when an earlier response announced it.
+    pub total: Option<u64>,
 }
 
 /// Everything a download needs to know.
@@ -243,6 +245,8 @@ struct Part {
     name: SafeFileName,
     path: PathBuf,
     validator: Option<String>,
+    /// The whole file's size as first announced: a resumed answer must agree with it.
+    total: Option<u64>,
     /// Hash of the first `hashed` bytes of the part, when known without re-reading it.
     hasher: Option<(Sha256, u64)>,
     _reservation: Reservation,
@@ -278,6 +282,7 @@ pub async fn download<O: Observer>(
                 path: resume.part.clone(),
                 name,
                 validator: resume.validator.clone(),
+                total: resume.total,
                 hasher: None,
                 _reservation: reservation,
             });
@@ -370,6 +375,26 @@ fn validator_of(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Why a 206 answer may hold bytes of another version than the partial file, if it may:
+/// its validator (the ETag when `sent` was one, else Last-Modified) is missing or differs.
+fn spliced(sent: &str, headers: &HeaderMap) -> Option<String> {
+    let sent_is_etag = sent.starts_with('"') || sent.starts_with("W/");
+    let (name, got) = if sent_is_etag {
+        ("ETag", header_str(headers, header::ETAG))
+    } else {
+        ("Last-Modified", header_str(headers, header::LAST_MODIFIED))
+    };
+    match got {
+        Some(got) if got == sent => None,
+        Some(_) => Some(format!(
+            "the resumed answer has another {name} than the partial file (a new version)"
+        )),
+        None => Some(format!(
+            "the resumed answer has no {name} to prove it is the same version"
+        )),
+    }
+}
+
 /// `bytes START-END/TOTAL` -> (START, TOTAL).
 fn parse_content_range(raw: &str) -> Option<(u64, Option<u64>)> {
     let rest = raw.trim().strip_prefix("bytes ")?;
@@ -459,8 +484,23 @@ async fn try_once<O: Observer>(
                     "asked to resume at byte {have}, the server sent from byte {start}; starting over"
                 )));
             }
+            let sent = resume_validator.as_deref().unwrap_or("");
+            if let Some(reason) = spliced(sent, &headers) {
+                truncate_part(part)?;
+                return Err(TryError::Retry(format!("{reason}; starting over")));
+            }
+            let known = part.as_ref().and_then(|p| p.total);
+            let now_total = announced.or(length.map(|l| l + have));
+            if let (Some(known), Some(now_total)) = (known, now_total)
+                && known != now_total
+            {
+                truncate_part(part)?;
+                return Err(TryError::Retry(format!(
+                    "the file was {known} bytes, the resumed answer says {now_total}; starting over"
+                )));
+            }
             offset = have;
-            total = announced.or(length.map(|l| l + have));
+            total = now_total;
         }
         s if s.is_success() && s != StatusCode::PARTIAL_CONTENT => {
             offset = 0;
@@ -510,6 +550,7 @@ async fn try_once<O: Observer>(
             path: part_path(&job.dir, &name),
             name,
             validator: None,
+            total: None,
             hasher: None,
             _reservation: reservation,
         });
@@ -520,6 +561,9 @@ async fn try_once<O: Observer>(
         )));
     };
     p.validator = validator;
+    if total.is_some() {
+        p.total = total;
+    }
     observer
         .part_chosen(&p.path, &p.name, p.validator.as_deref(), total)
         .await
@@ -783,6 +827,7 @@ fn truncate_part(part: &mut Option<Part>) -> Result<(), TryError> {
 fn reset_part(p: &mut Part) -> Result<(), TryError> {
     p.hasher = None;
     p.validator = None;
+    p.total = None;
     if p.path.exists() {
         std::fs::OpenOptions::new()
             .write(true)
