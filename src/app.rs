@@ -37,6 +37,19 @@ pub enum AppError {
     Downloads(#[from] EngineError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// Another process holds the data folder (exit 2, like a configuration mistake).
+    #[error(transparent)]
+    Locked(#[from] crate::instance::LockError),
+}
+
+impl AppError {
+    /// Whether the user must change something before a retry can work (exit code 2).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::Config(_) | Self::Locked(crate::instance::LockError::InUse { .. })
+        )
+    }
 }
 
 /// A built, not yet running, rushes service. The listener is already bound, so `port()` is known.
@@ -46,6 +59,8 @@ pub struct App {
     poller: Poller,
     frameio: crate::frameio::FrameioTasks,
     downloads: Engine,
+    /// Held until the service stops: one rushes per data folder.
+    lock: crate::instance::DataDirLock,
 }
 
 impl App {
@@ -56,9 +71,17 @@ impl App {
     /// Same as [`App::build`] with a feed retry policy of the caller's (tests shorten the waits).
     pub async fn build_with_retry(config: Config, retry: RetryPolicy) -> Result<Self, AppError> {
         let feed_location = config.require_feed()?.clone();
+        let lock = crate::instance::lock_data_dir(&config.data_dir)?;
         std::fs::create_dir_all(&config.downloads_dir).map_err(|source| AppError::CreateDir {
             path: config.downloads_dir.display().to_string(),
             source,
+        })?;
+        crate::instance::check_writable(&config.downloads_dir).map_err(|e| {
+            ConfigError::Invalid {
+                var: "LOCAL_DOWNLOADS_DIR",
+                value: config.downloads_dir.display().to_string(),
+                reason: format!("rushes cannot write in this folder ({e})"),
+            }
         })?;
         let store = Store::open(&config.database_path()).await?;
         let listener = TcpListener::bind(config.bind)
@@ -106,6 +129,7 @@ impl App {
             poller,
             frameio: frameio_tasks,
             downloads,
+            lock,
         })
     }
 
@@ -163,6 +187,7 @@ impl App {
         tracker.close();
         tracker.wait().await;
         store.close().await;
+        drop(self.lock);
         served.map_err(AppError::Serve)
     }
 }

@@ -9,6 +9,7 @@ pub mod download;
 pub mod events;
 pub mod feed;
 pub mod frameio;
+pub mod instance;
 pub mod logging;
 pub mod status;
 pub mod store;

@@ -88,3 +88,82 @@ async fn a_resume_from_the_wrong_offset_starts_over() {
     assert_eq!(seen.last().map(|s| s.range.clone()), Some(None), "{seen:?}");
     app.stop().await;
 }
+
+/// `rushes serve` with everything under `root`, run to its exit (it must fail fast).
+fn serve_to_exit(root: &Path, envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = support::service::bin();
+    cmd.arg("serve")
+        .current_dir(root)
+        .env(
+            "RUSHES_BIND",
+            format!("127.0.0.1:{}", support::service::free_port()),
+        )
+        .env("RUSHES_DATA_DIR", root.join("data"))
+        .env("LOCAL_DOWNLOADS_DIR", root.join("downloads"))
+        .env("RUSHES_LOG_DIR", root.join("logs"));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + WAIT;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rushes did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+// 2. Two instances on one data folder: the second one stops at once and names the first.
+#[tokio::test]
+async fn a_second_instance_on_the_same_data_folder_exits_2() {
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let first =
+        support::service::ChildService::start(dir.path(), &[("WEBHOOK_JSON_URL", &feed.url())])
+            .await;
+    let pid = first.child.id();
+    let root = dir.path().to_path_buf();
+    let feed_url = feed.url();
+    let out = tokio::task::spawn_blocking(move || {
+        serve_to_exit(&root, &[("WEBHOOK_JSON_URL", &feed_url)])
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("another rushes (pid {pid}) uses this data folder")),
+        "{stderr}"
+    );
+    // The first one is untouched.
+    let health = reqwest::get(first.url("/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200);
+}
+
+// 9. A downloads folder rushes cannot write in is refused at start (exit 2 naming the variable).
+#[tokio::test]
+async fn an_unwritable_downloads_folder_is_refused_at_start() {
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let root = dir.path().to_path_buf();
+    let feed_url = feed.url();
+    // /proc refuses new files even to root, whom permission bits do not stop.
+    let out = tokio::task::spawn_blocking(move || {
+        serve_to_exit(
+            &root,
+            &[("WEBHOOK_JSON_URL", &feed_url), ("LOCAL_DOWNLOADS_DIR", "/proc")],
+        )
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("LOCAL_DOWNLOADS_DIR"), "{stderr}");
+}
