@@ -122,6 +122,7 @@ impl App {
             events,
             config: Arc::new(config),
             frameio,
+            shield: Arc::new(web::shield::Shield::new()),
         };
         Ok(Self {
             listener,
@@ -173,15 +174,18 @@ impl App {
         tracing::info!(%addr, "rushes listening on http://{addr}");
         let store = self.state.store.clone();
         let events = self.state.events.clone();
+        let limits = self.state.config.server;
         let app = web::router(self.state);
         let stopping = cancel.clone();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                stopping.cancelled().await;
-                // Open event streams end, so the server can drain.
-                events.close();
-            })
-            .await;
+        let descriptors = web::serve::raise_descriptor_limit();
+        let cap = web::serve::connection_cap(&limits, descriptors);
+        tracing::debug!(cap, reserve = limits.healthz_reserve, "connection limits");
+        let served = web::serve::serve(self.listener, app, limits, cap, async move {
+            stopping.cancelled().await;
+            // Open event streams end, so the server can drain.
+            events.close();
+        })
+        .await;
         cancel.cancel();
         served_token.cancel();
         tracker.close();

@@ -204,6 +204,30 @@ impl HookCommand {
     }
 }
 
+/// Limits of the HTTP server: every connection is bounded in time and in number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once; 0 = derived from the descriptor limit at start.
+    pub max_connections: usize,
+    /// Extra connections kept for `/healthz` once the cap is reached.
+    pub healthz_reserve: usize,
+    /// A request header must arrive within this time.
+    pub header_timeout: Duration,
+    /// A connection with no request running and no byte moving for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 0,
+            healthz_reserve: 8,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -223,6 +247,11 @@ pub struct Config {
     pub download_concurrency: usize,
     pub dry_run_downloads: bool,
     pub on_download_complete: Option<HookCommand>,
+    /// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the hook may see.
+    pub hook_env: Vec<String>,
+    /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
+    pub allowed_hosts: Vec<String>,
+    pub server: ServerLimits,
 }
 
 impl Config {
@@ -351,7 +380,44 @@ impl Config {
             ),
         };
 
+        let list = |var: &str| -> Vec<String> {
+            env(var)
+                .unwrap_or_default()
+                .split([',', ' '])
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
+        let hook_env = list("ON_DOWNLOAD_COMPLETE_ENV");
+        if let Some(bad) = hook_env
+            .iter()
+            .find(|v| !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(ConfigError::Invalid {
+                var: "ON_DOWNLOAD_COMPLETE_ENV",
+                value: bad.clone(),
+                reason: "expected variable names separated by commas".into(),
+            });
+        }
+        let allowed_hosts: Vec<String> = list("RUSHES_ALLOWED_HOSTS")
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        if let Some(bad) = allowed_hosts
+            .iter()
+            .find(|h| h.contains(['/', '@', ':']) && !h.starts_with('['))
+        {
+            return Err(ConfigError::Invalid {
+                var: "RUSHES_ALLOWED_HOSTS",
+                value: bad.clone(),
+                reason: "expected host names without scheme or port, separated by commas".into(),
+            });
+        }
+
         Ok(Self {
+            hook_env,
+            allowed_hosts,
+            server: ServerLimits::default(),
             download_concurrency,
             dry_run_downloads,
             on_download_complete,
@@ -403,6 +469,9 @@ impl Config {
             download_concurrency: 3,
             dry_run_downloads: false,
             on_download_complete: None,
+            hook_env: Vec::new(),
+            allowed_hosts: Vec::new(),
+            server: ServerLimits::default(),
         }
     }
 }

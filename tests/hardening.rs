@@ -167,3 +167,287 @@ async fn an_unwritable_downloads_folder_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("LOCAL_DOWNLOADS_DIR"), "{stderr}");
 }
+
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+// 3. DNS rebinding: without a token, another Host name cannot read or change anything.
+#[tokio::test]
+async fn without_a_token_only_loopback_and_listed_host_names_are_served() {
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let mut config = config(&feed, dir.path());
+    config.allowed_hosts = vec!["rushes.studio.lan".into()];
+    let app = TestApp::spawn(config).await;
+    let client = fresh_client();
+    let port = app.addr.port();
+    for (host, expected) in [
+        ("evil.example".to_string(), 421),
+        (format!("evil.example:{port}"), 421),
+        (format!("localhost.evil.example:{port}"), 421),
+        (format!("127.0.0.1:{port}"), 200),
+        (format!("localhost:{port}"), 200),
+        ("[::1]".to_string(), 200),
+        (format!("rushes.studio.lan:{port}"), 200),
+    ] {
+        let r = client
+            .get(app.url("/api/deliveries"))
+            .header("host", &host)
+            .header("origin", format!("http://{host}"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), expected, "Host: {host}");
+    }
+    let r = client
+        .post(app.url("/api/deliveries/1/cancel"))
+        .header("host", "evil.example")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 421);
+    app.stop().await;
+}
+
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(WAIT, stream.read(&mut buf)).await {
+            Err(_) => panic!("the server kept the connection open for {WAIT:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return all,
+            Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+// 4. Half a request header, or a silent keep-alive connection, is closed in bounded time.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let mut config = config(&feed, dir.path());
+    config.server.header_timeout = Duration::from_millis(300);
+    config.server.idle_timeout = Duration::from_millis(400);
+    let app = TestApp::spawn(config).await;
+
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let answer = read_until_closed(&mut slow).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "a half header was served");
+
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut idle).await;
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+
+    // The soft descriptor limit was raised to the hard one.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    assert_eq!(limit.current, limit.maximum);
+    app.stop().await;
+}
+
+// 4. Past the connection cap, a reserve still answers /healthz (and only it).
+#[tokio::test]
+async fn past_the_connection_cap_healthz_still_answers() {
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let mut config = config(&feed, dir.path());
+    config.server.max_connections = 3;
+    config.server.healthz_reserve = 1;
+    let app = TestApp::spawn(config).await;
+    let mut hogs = Vec::new();
+    for _ in 0..3 {
+        hogs.push(tokio::net::TcpStream::connect(app.addr).await.expect("connect"));
+    }
+    let client = fresh_client();
+    // Connections are accepted in order: once the hogs are in, the next one is over the cap.
+    let status = wait_for("the cap to be reached", WAIT, || async {
+        let r = client.get(app.url("/api/deliveries")).send().await.ok()?;
+        (r.status() == 503).then_some(r.status())
+    })
+    .await;
+    assert_eq!(status, 503);
+    let health = client.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    drop(hogs);
+    wait_for("the cap to free up", WAIT, || async {
+        let r = client.get(app.url("/api/deliveries")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+fn token_config(feed: &FeedServer, dir: &Path) -> Config {
+    let mut config = config(feed, dir);
+    config.api_token = Some("right-token-0123456789".to_string().into());
+    config
+}
+
+// 5. Brute force: after a burst of wrong tokens the client waits (429 + Retry-After),
+// even with the right token.
+#[tokio::test]
+async fn wrong_tokens_are_limited_per_client() {
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let app = TestApp::spawn(token_config(&feed, dir.path())).await;
+    let client = fresh_client();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..30 {
+        let r = client
+            .get(app.url("/api/deliveries"))
+            .bearer_auth(format!("guess-{i}"))
+            .send()
+            .await
+            .expect("GET");
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            retry_after = r.headers().get("retry-after").cloned();
+        }
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let secs: u64 = retry_after
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(secs >= 1, "{secs}");
+    let r = client
+        .get(app.url("/api/deliveries"))
+        .bearer_auth("right-token-0123456789")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 429, "a blocked client cannot confirm a guess");
+    let r = client
+        .post(app.url("/login"))
+        .form(&[("token", "right-token-0123456789")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 429, "the login form shares the limit");
+    app.stop().await;
+}
+
+fn session_cookie(r: &reqwest::Response) -> String {
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("Set-Cookie")
+        .to_string();
+    set.split(';').next().unwrap_or("").to_string()
+}
+
+// 5. Sessions: logout revokes the cookie on the server; Secure over HTTPS; page headers.
+#[tokio::test]
+async fn logout_revokes_the_session_and_the_page_is_hardened() {
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let app = TestApp::spawn(token_config(&feed, dir.path())).await;
+    let client = fresh_client();
+    let login = client
+        .post(app.url("/login"))
+        .form(&[("token", "right-token-0123456789")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    let set = login.headers()["set-cookie"].to_str().unwrap_or("").to_string();
+    assert!(!set.contains("Secure"), "{set}");
+    assert!(!set.contains("right-token"), "{set}");
+    let cookie = session_cookie(&login);
+    let api = |cookie: String| {
+        let client = client.clone();
+        let url = app.url("/api/deliveries");
+        async move {
+            let r = client.get(url).header("cookie", cookie).send().await;
+            r.expect("GET").status().as_u16()
+        }
+    };
+    assert_eq!(api(cookie.clone()).await, 200);
+    let out = client
+        .post(app.url("/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 303);
+    assert_eq!(api(cookie.clone()).await, 401, "a copied cookie must stop working");
+
+    let https = client
+        .post(app.url("/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", "right-token-0123456789")])
+        .send()
+        .await
+        .expect("login");
+    let set = https.headers()["set-cookie"].to_str().unwrap_or("").to_string();
+    assert!(set.contains("; Secure"), "{set}");
+
+    let page = client
+        .get(app.url("/"))
+        .header("cookie", session_cookie(&https))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().unwrap_or("");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("referrer-policy"));
+    app.stop().await;
+}
+
+// 5. A guessed token never reaches the log.
+#[tokio::test]
+async fn wrong_guesses_are_logged_without_their_value() {
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let service = support::service::ChildService::start(
+        dir.path(),
+        &[
+            ("WEBHOOK_JSON_URL", &feed.url()),
+            ("RUSHES_API_TOKEN", "right-token-0123456789"),
+        ],
+    )
+    .await;
+    let client = fresh_client();
+    for i in 0..3 {
+        let r = client
+            .get(service.url("/api/deliveries"))
+            .bearer_auth(format!("guess-zq{i}"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), 401);
+    }
+    let r = client
+        .post(service.url("/login"))
+        .form(&[("token", "guess-zqform")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 401);
+    let log = service.wait_for_log("dashboard sign-in refused").await;
+    assert!(log.contains("wrong bearer token"), "{log}");
+    assert!(!log.contains("guess-zq"), "{log}");
+}

@@ -7,6 +7,8 @@ pub mod error;
 pub mod events;
 pub mod frameio;
 pub mod router;
+pub mod serve;
+pub mod shield;
 
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ pub struct AppState {
     pub events: EventBus,
     pub config: Arc<Config>,
     pub frameio: crate::frameio::FrameioHandle,
+    /// Failure limits and login sessions.
+    pub shield: Arc<shield::Shield>,
 }
 
 pub use router::router;
