@@ -111,6 +111,7 @@ impl App {
                 per_host: crate::download::engine::PER_HOST,
                 dry_run: config.dry_run_downloads,
                 on_complete: config.on_download_complete.clone(),
+                hook_env: config.hook_env.clone(),
                 retry,
                 timeout: config.timeout,
             },

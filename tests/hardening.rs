@@ -451,3 +451,65 @@ async fn wrong_guesses_are_logged_without_their_value() {
     assert!(log.contains("wrong bearer token"), "{log}");
     assert!(!log.contains("guess-zq"), "{log}");
 }
+
+async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Value {
+    let mut request = client.get(url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let r = request.send().await.expect("GET");
+    r.json().await.unwrap_or(Value::Null)
+}
+
+// 7. The hook gets a clean environment, and hostile names (NUL, 5 MB) do not stop it.
+#[tokio::test]
+async fn the_hook_gets_a_clean_environment_and_survives_hostile_names() {
+    let files = FileServer::start().await;
+    let nul = files.add("src/nul", content(1000, 71));
+    let huge = files.add("src/huge", content(1000, 72));
+    let huge_name = format!("{}.mov", "n".repeat(5 * 1024 * 1024));
+    let feed = feed_of(&[record(&nul, "with\0nul.mov"), record(&huge, &huge_name)]).await;
+    let dir = temp_dir();
+    let token = "right-token-0123456789";
+    let service = support::service::ChildService::start(
+        dir.path(),
+        &[
+            ("WEBHOOK_JSON_URL", &feed.url()),
+            ("RUSHES_API_TOKEN", token),
+            ("PASSED_ALONG", "yes-passed"),
+            ("NOT_PASSED", "leaked-value"),
+            ("ON_DOWNLOAD_COMPLETE_ENV", "PASSED_ALONG"),
+            (
+                "ON_DOWNLOAD_COMPLETE",
+                r#"/bin/sh -c 'env; echo "name-bytes=${#RUSHES_ORIGINAL_FILENAME}"'"#,
+            ),
+        ],
+    )
+    .await;
+    let client = fresh_client();
+    let list = wait_for("both hooks to run", WAIT, || async {
+        let body = get_json(&client, &service.url("/api/deliveries"), Some(token)).await;
+        let list = body["deliveries"].as_array().cloned().unwrap_or_default();
+        (list.len() == 2 && list.iter().all(|d| !d["hook_exit_code"].is_null())).then_some(list)
+    })
+    .await;
+    for d in &list {
+        assert_eq!(d["state"], "done", "{d:#}");
+        assert_eq!(d["hook_exit_code"], 0, "{d:#}");
+        let id = d["id"].as_i64().expect("id");
+        let full = get_json(&client, &service.url(&format!("/api/deliveries/{id}")), Some(token))
+            .await;
+        let output = full["hook_output"].as_str().unwrap_or("");
+        assert!(output.contains("RUSHES_FILE="), "{output}");
+        assert!(output.contains("PASSED_ALONG=yes-passed"), "{output}");
+        assert!(!output.contains(token), "the API token reached the hook: {output}");
+        assert!(!output.contains("leaked-value"), "{output}");
+        assert!(!output.contains("WEBHOOK_JSON_URL"), "{output}");
+        let bytes: usize = output
+            .rsplit("name-bytes=")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .expect("name-bytes");
+        assert!(bytes > 0 && bytes <= 1024, "{bytes}");
+    }
+}
