@@ -513,3 +513,37 @@ async fn the_hook_gets_a_clean_environment_and_survives_hostile_names() {
         assert!(bytes > 0 && bytes <= 1024, "{bytes}");
     }
 }
+
+// 6. A 2 MB error message from the feed is stored (and served) capped; the history is bounded.
+#[tokio::test]
+async fn huge_feed_errors_are_capped_and_the_history_is_bounded() {
+    let feed = feed_of(&[]).await;
+    let huge = json!({ "error": "E".repeat(2 * 1024 * 1024) }).to_string();
+    feed.fail_next(1000, 500, &huge);
+    let dir = temp_dir();
+    let app = TestApp::spawn(config(&feed, dir.path())).await;
+    let state = wait_for("a failed poll", WAIT, || async {
+        let s = app.state.store.feed_state().await.ok()?;
+        s.last_error.is_some().then_some(s)
+    })
+    .await;
+    let error = state.last_error.unwrap_or_default();
+    assert!(error.len() < 2048, "stored {} bytes", error.len());
+    assert!(error.contains(&format!("({} bytes)", 2 * 1024 * 1024)), "{error}");
+    let (_, status) = app.get_text("/api/csv_monitor_status").await;
+    assert!(status.len() < 4096, "served {} bytes", status.len());
+
+    for _ in 0..3 {
+        app.state.poller.refresh().await.err();
+    }
+    let removed = app
+        .state
+        .store
+        .prune_feed_history(2, chrono::Duration::days(30))
+        .await
+        .expect("prune");
+    assert!(removed >= 2, "{removed}");
+    let counts = app.state.store.feed_fetch_counts().await.expect("counts");
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 2, "{counts:?}");
+    app.stop().await;
+}

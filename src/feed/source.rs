@@ -249,11 +249,26 @@ fn transport(e: reqwest::Error) -> FeedError {
     FeedError::Transport(text)
 }
 
-/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`.
+/// Longest error text kept, stored or logged from the feed, in bytes.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` cut to about `max` bytes (on a character boundary), saying how long it was.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`, capped.
 fn error_text(value: &Value) -> Option<String> {
     match value.get("error")? {
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+        Value::String(s) => Some(cap_text(s, MAX_ERROR_TEXT)),
+        other => Some(cap_text(&other.to_string(), MAX_ERROR_TEXT)),
     }
 }
 
@@ -293,6 +308,17 @@ pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_error_text_is_capped() {
+        let long = format!("{{\"error\": \"{}\"}}", "é".repeat(100_000));
+        let Err(FeedError::ErrorObject(text)) = parse_body(long.as_bytes(), chrono_tz::UTC) else {
+            panic!("an error object");
+        };
+        assert!(text.len() < MAX_ERROR_TEXT + 40, "{}", text.len());
+        assert!(text.ends_with("… (200000 bytes)"), "{}", &text[text.len() - 30..]);
+        assert_eq!(cap_text("short", 10), "short");
+    }
 
     #[test]
     fn body_shapes() {
