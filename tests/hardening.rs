@@ -547,3 +547,33 @@ async fn huge_feed_errors_are_capped_and_the_history_is_bounded() {
     assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 2, "{counts:?}");
     app.stop().await;
 }
+
+// 8. "Refresh now" joins the poll in progress instead of queueing behind it.
+#[tokio::test]
+async fn refresh_joins_the_poll_in_progress() {
+    let feed = feed_of(&[]).await;
+    let delay = Duration::from_millis(1500);
+    feed.set_delay(delay);
+    let dir = temp_dir();
+    let app = TestApp::spawn(config(&feed, dir.path())).await;
+    // The start-up poll is under way (the feed answers slowly).
+    wait_for("the start-up poll to reach the feed", WAIT, || async {
+        (feed.requests() >= 1).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let refreshes: Vec<_> = (0..3)
+        .map(|_| {
+            let poller = app.state.poller.clone();
+            tokio::spawn(async move { poller.refresh().await })
+        })
+        .collect();
+    for r in refreshes {
+        let outcome = r.await.expect("join");
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    let waited = started.elapsed();
+    assert_eq!(feed.requests(), 1, "the refreshes joined the running poll");
+    assert!(waited < delay * 2, "waited {waited:?}");
+    app.stop().await;
+}
