@@ -100,6 +100,9 @@ pub enum FeedCommand {
     Check {
         /// Feed URL or path [default: $WEBHOOK_JSON_URL]
         url: Option<String>,
+        /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
+        #[arg(long)]
+        show_signed: bool,
     },
 }
 
@@ -116,7 +119,9 @@ impl Cli {
         match self.command {
             Command::Serve { overrides } => serve(&overrides).await,
             Command::Demo { bind } => demo(bind).await,
-            Command::Feed(FeedCommand::Check { url }) => feed_check(url).await,
+            Command::Feed(FeedCommand::Check { url, show_signed }) => {
+                feed_check(url, show_signed).await
+            }
             Command::Status { url } => status(url).await,
             Command::Frameio(command) => crate::frameio::commands::run(command).await,
             Command::Download(args) => {
@@ -199,7 +204,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn feed_check(url: Option<String>) -> anyhow::Result<ExitCode> {
+async fn feed_check(url: Option<String>, show_signed: bool) -> anyhow::Result<ExitCode> {
     logging::init_command();
     let overrides = Overrides {
         feed_url: url,
@@ -229,17 +234,24 @@ async fn feed_check(url: Option<String>) -> anyhow::Result<ExitCode> {
                 || "(from the server, else download-<id>)".to_string(),
                 |n| n.to_string(),
             );
+        let link = |url: &url::Url, always: bool| {
+            if show_signed {
+                url.to_string()
+            } else {
+                crate::web::api::shown_link(url.as_str(), always)
+            }
+        };
         println!(
             "ok      {:<6} {:<13} {:<9} {}  name={name:?}{}",
             record.format.as_str(),
             record.classification.kind.as_str(),
             record.classification.mode.as_str(),
-            record.source_url,
-            if record.r2_url.is_some() {
-                "  (+r2 copy)"
-            } else {
-                ""
-            },
+            link(&record.source_url, false),
+            record
+                .r2_url
+                .as_ref()
+                .map(|r2| format!("  (+r2 copy {})", link(r2, true)))
+                .unwrap_or_default(),
         );
     }
     for (index, reason) in &feed.invalid {

@@ -577,3 +577,77 @@ async fn refresh_joins_the_poll_in_progress() {
     assert!(waited < delay * 2, "waited {waited:?}");
     app.stop().await;
 }
+
+// 9. /healthz reports degraded while another process holds the database's write lock.
+#[tokio::test]
+async fn healthz_is_degraded_while_the_database_is_locked() {
+    use sqlx::Connection;
+    let feed = feed_of(&[]).await;
+    let dir = temp_dir();
+    let app = TestApp::spawn(config(&feed, dir.path())).await;
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, 200);
+    let db = dir.path().join("data/rushes.db");
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("second connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("write lock");
+    let (status, body) = app.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert!(body["database"].as_str().unwrap_or("").contains("locked"), "{body}");
+    sqlx::query("ROLLBACK").execute(&mut other).await.expect("unlock");
+    wait_for("healthz to recover", WAIT, || async {
+        (app.get("/healthz").await.0 == 200).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+// 9. Signed query strings of R2 links are redacted in the API and `feed check` unless asked.
+#[tokio::test]
+async fn signed_links_are_redacted_unless_asked() {
+    let files = FileServer::start().await;
+    let r2 = files.add("r2/signed.mov", content(100, 91));
+    let mut item = record("https://www.dropbox.com/s/abc/signed.mov?dl=0", "signed.mov");
+    item["r2_url"] = json!(r2);
+    let feed = feed_of(&[item]).await;
+    let dir = temp_dir();
+    let mut config = config(&feed, dir.path());
+    config.dry_run_downloads = true;
+    let app = TestApp::spawn(config).await;
+    let body = wait_for("the delivery", WAIT, || async {
+        let (_, body) = app.get_text("/api/deliveries").await;
+        body.contains("signed.mov").then_some(body)
+    })
+    .await;
+    assert!(!body.contains("s3cret-signature"), "{body}");
+    assert!(body.contains("/r2/signed.mov?…"), "{body}");
+    let (_, one) = app.get_text("/api/deliveries/1").await;
+    assert!(!one.contains("s3cret-signature"), "{one}");
+    let (_, asked) = app.get_text("/api/deliveries?show_signed=1").await;
+    assert!(asked.contains("s3cret-signature"), "{asked}");
+    app.stop().await;
+
+    for show in [false, true] {
+        let url = feed.url();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut cmd = support::service::bin();
+            cmd.args(["feed", "check", &url]);
+            if show {
+                cmd.arg("--show-signed");
+            }
+            cmd.output().expect("feed check")
+        })
+        .await
+        .expect("join");
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("+r2 copy"), "{stdout}");
+        assert_eq!(stdout.contains("s3cret-signature"), show, "{stdout}");
+        assert!(!stdout.contains("s3cret-feed-token"), "{stdout}");
+    }
+}

@@ -272,9 +272,32 @@ fn error_text(value: &Value) -> Option<String> {
     }
 }
 
+/// Whether a decoded value holds U+FFFD (where bytes that were not UTF-8 stood).
+fn holds_replacement(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains(char::REPLACEMENT_CHARACTER),
+        Value::Array(items) => items.iter().any(holds_replacement),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains(char::REPLACEMENT_CHARACTER) || holds_replacement(v)),
+        _ => false,
+    }
+}
+
 /// Parses a feed body: a JSON array whose items are parsed one by one.
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| FeedError::Json(e.to_string()))?;
+    // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded lossily
+    // and every item with a replacement character is set aside with its index.
+    let (value, lossy) = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => (value, false),
+        Err(e) if std::str::from_utf8(body).is_ok() => return Err(FeedError::Json(e.to_string())),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let value = serde_json::from_str::<Value>(&text)
+                .map_err(|e| FeedError::Json(format!("{e} (the body is not UTF-8 either)")))?;
+            (value, true)
+        }
+    };
     let items = match value {
         Value::Array(items) => items,
         Value::Object(ref obj) => {
@@ -291,7 +314,12 @@ pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedErro
     };
     let mut feed = ParsedFeed::default();
     for (index, item) in items.iter().enumerate() {
-        match record::parse_item(item, tz) {
+        let parsed = if lossy && holds_replacement(item) {
+            Err(InvalidItem::InvalidUtf8)
+        } else {
+            record::parse_item(item, tz)
+        };
+        match parsed {
             Ok(record) => feed.records.push(record),
             Err(reason) => {
                 tracing::debug!(
@@ -308,6 +336,17 @@ pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_spoil_only_their_item() {
+        let mut body = br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"},
+            {"url": "https://fromsmash.com/b"#.to_vec();
+        body.extend_from_slice(b"\xff\xfe");
+        body.extend_from_slice(br#"", "timestamp": "2025-10-17 10:00:00"}]"#);
+        let feed = parse_body(&body, chrono_tz::UTC).unwrap_or_default();
+        assert_eq!(feed.records.len(), 1);
+        assert_eq!(feed.invalid, vec![(1, InvalidItem::InvalidUtf8)]);
+    }
 
     #[test]
     fn long_error_text_is_capped() {

@@ -6,6 +6,7 @@ mod deliveries;
 mod downloads;
 mod feed;
 mod frameio;
+mod health;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -43,6 +44,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
+    probing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -77,7 +80,10 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probing: Default::default(),
+        })
     }
 
     /// The pool, for modules of this store only.
