@@ -91,7 +91,8 @@ impl App {
                 source,
             })?;
         let events = EventBus::new();
-        let mut source = FeedSource::new(feed_location, config.timeout, config.feed_timezone);
+        let mut source = FeedSource::new(feed_location, config.timeout, config.feed_timezone)
+            .with_bearer(config.feed_auth_token.clone());
         source.retry = retry;
         let service = Arc::new(FeedService::new(
             source,
@@ -178,10 +179,10 @@ impl App {
         let limits = self.state.config.server;
         let app = web::router(self.state);
         let stopping = cancel.clone();
-        let descriptors = web::serve::raise_descriptor_limit();
-        let cap = web::serve::connection_cap(&limits, descriptors);
+        let descriptors = crate::server::raise_descriptor_limit();
+        let cap = crate::server::connection_cap(&limits, descriptors);
         tracing::debug!(cap, reserve = limits.healthz_reserve, "connection limits");
-        let served = web::serve::serve(self.listener, app, limits, cap, async move {
+        let served = crate::server::serve(self.listener, app, limits, cap, async move {
             stopping.cancelled().await;
             // Open event streams end, so the server can drain.
             events.close();

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `feed check`, `status`, `download`.
+//! The command line: `serve`, `feed check`, `feed-proxy`, `status`, `download`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,9 +27,13 @@ Environment (also read from ./.env; flags win over variables):
   RUSHES_LOG_DIR            folder of app.log [./logs]
   DOWNLOAD_CONCURRENCY      downloads at once (at most 2 per host), 0 = paused [3]
   DRY_RUN_DOWNLOADS         1 = record automatic deliveries as dry_run, fetch nothing [0]
-  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
+  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, in a clean
+                            environment (PATH, HOME, LANG) with RUSHES_FILE, RUSHES_FILE_NAME,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
+  ON_DOWNLOAD_COMPLETE_ENV  further variables the hook may see, comma-separated names
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
+  RUSHES_ALLOWED_HOSTS      host names served without a token besides loopback (comma-separated)
+  WEBHOOK_AUTH_TOKEN        sent as Authorization: Bearer to the feed (e.g. to rushes feed-proxy)
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";
@@ -47,6 +51,25 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
   FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated comment keywords";
 
+const PROXY_ENV_HELP: &str = "\
+Environment (also read from ./.env):
+  FEED_PROXY_UPSTREAM         the feed served (http or https; never shown to clients, never logged
+                              with its query string) [required]
+  FEED_PROXY_TOKENS_FILE      one `name:token` a line (tokens of 16+ characters); re-read when it
+                              changes or on SIGHUP [required]
+  FEED_PROXY_BIND             address to listen on [127.0.0.1:5080]
+  FEED_PROXY_CACHE_TTL        seconds an upstream answer is shared, 0 = ask upstream each time [10]
+  FEED_PROXY_TIMEOUT          seconds for the whole upstream request [30]
+  FEED_PROXY_MAX_BYTES        largest upstream body [33554432]
+  FEED_PROXY_RATE_PER_TOKEN   requests per minute per token [60]
+  FEED_PROXY_RATE_PER_CLIENT  requests per minute per client address [120]
+  FEED_PROXY_CORS_ORIGINS     origins allowed to read the feed from a browser (none by default)
+  FEED_PROXY_AUDIT_LOG        JSON-lines audit log [$RUSHES_LOG_DIR/feed-proxy-audit.jsonl]
+  RUSHES_LOG_DIR              folder of app.log [./logs]
+
+Clients send Authorization: Bearer <token> (rushes does when WEBHOOK_AUTH_TOKEN is set).
+A configuration mistake names the variable and exits with code 2.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rushes",
@@ -61,6 +84,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the upstream feed at GET /feed to token holders: rate limits, short cache with
+    /// ETag/304, audit log. The production replacement of the seed's PHP proxy.
+    #[command(name = "feed-proxy", after_help = PROXY_ENV_HELP)]
+    FeedProxy,
     /// Run the service: poll the feed and serve the HTTP API until Ctrl-C / SIGTERM.
     #[command(after_help = ENV_HELP)]
     Serve {
@@ -118,6 +145,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Serve { overrides } => serve(&overrides).await,
+            Command::FeedProxy => feed_proxy().await,
             Command::Demo { bind } => demo(bind).await,
             Command::Feed(FeedCommand::Check { url, show_signed }) => {
                 feed_check(url, show_signed).await
@@ -149,6 +177,19 @@ async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let app = App::build(config).await?;
     app.run_until(shutdown_signal()).await?;
     tracing::info!("rushes stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn feed_proxy() -> anyhow::Result<ExitCode> {
+    let config = crate::proxy::ProxyConfig::load()?;
+    let _guard = logging::init_service(&config.log_dir).with_context(|| {
+        format!(
+            "cannot write logs to {} (set RUSHES_LOG_DIR)",
+            config.log_dir.display()
+        )
+    })?;
+    crate::proxy::run(config, shutdown_signal()).await?;
+    tracing::info!("feed-proxy stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -213,7 +254,8 @@ async fn feed_check(url: Option<String>, show_signed: bool) -> anyhow::Result<Ex
     let config = Config::load(&overrides)?;
     let location: FeedLocation = config.require_feed()?.clone();
     println!("feed: {location}");
-    let source = FeedSource::new(location, config.timeout, config.feed_timezone);
+    let source = FeedSource::new(location, config.timeout, config.feed_timezone)
+        .with_bearer(config.feed_auth_token.clone());
     let (result, attempts) = source
         .fetch(&Validators::default(), &CancellationToken::new())
         .await;

@@ -252,6 +252,8 @@ pub struct Config {
     /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
     pub allowed_hosts: Vec<String>,
     pub server: ServerLimits,
+    /// `WEBHOOK_AUTH_TOKEN`: sent to the feed as `Authorization: Bearer` (rushes feed-proxy).
+    pub feed_auth_token: Option<SecretString>,
 }
 
 impl Config {
@@ -414,7 +416,13 @@ impl Config {
             });
         }
 
+        let feed_auth_token = env("WEBHOOK_AUTH_TOKEN")
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+
         Ok(Self {
+            feed_auth_token,
             hook_env,
             allowed_hosts,
             server: ServerLimits::default(),
@@ -472,6 +480,7 @@ impl Config {
             hook_env: Vec::new(),
             allowed_hosts: Vec::new(),
             server: ServerLimits::default(),
+            feed_auth_token: None,
         }
     }
 }

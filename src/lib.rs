@@ -11,6 +11,8 @@ pub mod feed;
 pub mod frameio;
 pub mod instance;
 pub mod logging;
+pub mod proxy;
+pub mod server;
 pub mod status;
 pub mod store;
 pub mod web;

@@ -88,6 +88,8 @@ pub struct FeedSource {
     timeout: Duration,
     tz: chrono_tz::Tz,
     pub retry: RetryPolicy,
+    /// Sent as `Authorization: Bearer` (`WEBHOOK_AUTH_TOKEN`).
+    bearer: Option<secrecy::SecretString>,
 }
 
 impl FeedSource {
@@ -103,7 +105,14 @@ impl FeedSource {
             timeout,
             tz,
             retry: RetryPolicy::default(),
+            bearer: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (e.g. to `rushes feed-proxy`).
+    pub fn with_bearer(mut self, token: Option<secrecy::SecretString>) -> Self {
+        self.bearer = token;
+        self
     }
 
     pub fn location(&self) -> &FeedLocation {
@@ -178,6 +187,10 @@ impl FeedSource {
         validators: &Validators,
     ) -> Result<FetchResult, FeedError> {
         let mut request = self.client.get(url).header("Accept", "application/json");
+        if let Some(token) = &self.bearer {
+            use secrecy::ExposeSecret as _;
+            request = request.bearer_auth(token.expose_secret());
+        }
         if let Some(etag) = &validators.etag {
             request = request.header(IF_NONE_MATCH, etag);
         }

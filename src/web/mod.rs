@@ -7,7 +7,6 @@ pub mod error;
 pub mod events;
 pub mod frameio;
 pub mod router;
-pub mod serve;
 pub mod shield;
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The accept loop. `axum::serve` has no header-read timeout, no idle timeout and no connection
+//! The accept loop of rushes' HTTP servers (the service and `feed-proxy`). `axum::serve` has no header-read timeout, no idle timeout and no connection
 //! cap, so clients sending half a header could hold sockets until the descriptors ran out. Here:
 //! - a request header must arrive within `header_timeout` (HTTP/1),
 //! - a connection with no request running and no byte moving for `idle_timeout` is closed,
