@@ -54,7 +54,11 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, LockError> {
             let _ = Read::by_ref(&mut file).take(32).read_to_string(&mut pid);
             let pid = pid.trim();
             return Err(LockError::InUse {
-                pid: if pid.is_empty() { "unknown".into() } else { pid.to_string() },
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.to_string()
+                },
                 dir: dir.display().to_string(),
             });
         }
@@ -88,7 +92,10 @@ mod tests {
         let held = lock_data_dir(dir.path())?;
         let err = lock_data_dir(dir.path()).err().map(|e| e.to_string());
         let expected = format!("another rushes (pid {})", std::process::id());
-        assert!(err.as_deref().is_some_and(|e| e.contains(&expected)), "{err:?}");
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains(&expected)),
+            "{err:?}"
+        );
         drop(held);
         assert!(lock_data_dir(dir.path()).is_ok());
         Ok(())

@@ -9,8 +9,12 @@ pub mod download;
 pub mod events;
 pub mod feed;
 pub mod frameio;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod instance;
 pub mod logging;
+#[cfg(test)]
+mod properties;
 pub mod proxy;
 pub mod server;
 pub mod status;

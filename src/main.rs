@@ -20,9 +20,9 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             let config_error = e.downcast_ref::<ConfigError>().is_some()
-                || e.downcast_ref::<AppError>().is_some_and(AppError::is_config)
-                || e
-                    .downcast_ref::<rushes::proxy::ProxyError>()
+                || e.downcast_ref::<AppError>()
+                    .is_some_and(AppError::is_config)
+                || e.downcast_ref::<rushes::proxy::ProxyError>()
                     .is_some_and(rushes::proxy::ProxyError::is_config);
             if config_error {
                 ExitCode::from(2)

@@ -65,7 +65,9 @@ pub fn connection_cap(limits: &ServerLimits, descriptors: Option<u64>) -> usize 
         return limits.max_connections;
     }
     match descriptors {
-        Some(n) => usize::try_from(n / 2).unwrap_or(usize::MAX).clamp(32, 16_384),
+        Some(n) => usize::try_from(n / 2)
+            .unwrap_or(usize::MAX)
+            .clamp(32, 16_384),
         None => FALLBACK_CAP,
     }
 }
@@ -198,7 +200,10 @@ fn busy() -> Response<Body> {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
-    headers.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    headers.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     response
 }

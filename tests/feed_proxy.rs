@@ -32,7 +32,10 @@ impl Proxy {
         let mut vars: Vec<(String, String)> = vec![
             ("FEED_PROXY_UPSTREAM".into(), upstream.into()),
             ("FEED_PROXY_BIND".into(), "127.0.0.1:0".into()),
-            ("FEED_PROXY_TOKENS_FILE".into(), tokens.display().to_string()),
+            (
+                "FEED_PROXY_TOKENS_FILE".into(),
+                tokens.display().to_string(),
+            ),
             ("FEED_PROXY_AUDIT_LOG".into(), audit.display().to_string()),
             ("FEED_PROXY_RATE_PER_TOKEN".into(), "1000".into()),
             ("FEED_PROXY_RATE_PER_CLIENT".into(), "1000".into()),
@@ -126,8 +129,14 @@ async fn tokens_are_required_and_named_in_the_audit_log_never_shown() {
     assert_eq!(lines[3]["client"], "127.0.0.1");
     assert!(lines[3]["time"].is_string());
     let text = std::fs::read_to_string(&dir.path().join("audit.jsonl")).unwrap_or_default();
-    assert!(!text.contains("token-0123456789"), "a token in the audit log: {text}");
-    assert!(!text.contains("s3cret-feed-token"), "the upstream query in the audit log");
+    assert!(
+        !text.contains("token-0123456789"),
+        "a token in the audit log: {text}"
+    );
+    assert!(
+        !text.contains("s3cret-feed-token"),
+        "the upstream query in the audit log"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +144,12 @@ async fn a_burst_asks_upstream_once() {
     let upstream = FeedServer::start(&feed_body()).await;
     upstream.set_delay(Duration::from_millis(300));
     let dir = temp_dir();
-    let proxy = Proxy::start(&upstream.url(), dir.path(), &[("FEED_PROXY_CACHE_TTL", "60")]).await;
+    let proxy = Proxy::start(
+        &upstream.url(),
+        dir.path(),
+        &[("FEED_PROXY_CACHE_TTL", "60")],
+    )
+    .await;
     let client = reqwest::Client::new();
     let requests: Vec<_> = (0..20)
         .map(|_| {
@@ -159,15 +173,24 @@ async fn upstream_failures_are_502_json_without_upstream_details() {
     let proxy = Proxy::start(
         &upstream.url(),
         dir.path(),
-        &[("FEED_PROXY_CACHE_TTL", "0"), ("FEED_PROXY_MAX_BYTES", "100000")],
+        &[
+            ("FEED_PROXY_CACHE_TTL", "0"),
+            ("FEED_PROXY_MAX_BYTES", "100000"),
+        ],
     )
     .await;
     let r = proxy.get(Some(ALICE), &[]).await;
     assert_eq!(r.status(), 502);
     let text = r.text().await.expect("body");
     let body: Value = serde_json::from_str(&text).expect("json");
-    assert!(body["error"].as_str().unwrap_or("").contains("HTTP 500"), "{text}");
-    assert!(!text.contains("s3cret") && !text.contains("127.0.0.1"), "{text}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("HTTP 500"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cret") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
     // Too large: the cap holds.
     upstream.set_body(format!("[\"{}\"]", "x".repeat(200_000)));
     let r = proxy.get(Some(ALICE), &[]).await;
@@ -187,7 +210,10 @@ async fn rate_limits_per_token_and_per_client() {
     let proxy = Proxy::start(
         &upstream.url(),
         dir.path(),
-        &[("FEED_PROXY_RATE_PER_TOKEN", "3"), ("FEED_PROXY_CACHE_TTL", "60")],
+        &[
+            ("FEED_PROXY_RATE_PER_TOKEN", "3"),
+            ("FEED_PROXY_CACHE_TTL", "60"),
+        ],
     )
     .await;
     let mut statuses = Vec::new();
@@ -212,7 +238,9 @@ async fn rate_limits_per_token_and_per_client() {
     .await;
     let mut statuses = Vec::new();
     for i in 0..6 {
-        let r = proxy.get(Some(&format!("guess-{i}-0123456789abcdef")), &[]).await;
+        let r = proxy
+            .get(Some(&format!("guess-{i}-0123456789abcdef")), &[])
+            .await;
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses, vec![401, 401, 401, 401, 429, 429]);
@@ -240,7 +268,9 @@ async fn cors_only_for_listed_origins() {
     let upstream = FeedServer::start(&feed_body()).await;
     let dir = temp_dir();
     let proxy = Proxy::start(&upstream.url(), dir.path(), &[]).await;
-    let r = proxy.get(Some(ALICE), &[("origin", "https://app.example")]).await;
+    let r = proxy
+        .get(Some(ALICE), &[("origin", "https://app.example")])
+        .await;
     assert!(!r.headers().contains_key("access-control-allow-origin"));
     proxy.stop().await;
     let dir = temp_dir();
@@ -250,9 +280,16 @@ async fn cors_only_for_listed_origins() {
         &[("FEED_PROXY_CORS_ORIGINS", "https://app.example")],
     )
     .await;
-    let r = proxy.get(Some(ALICE), &[("origin", "https://app.example")]).await;
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
-    let r = proxy.get(Some(ALICE), &[("origin", "https://evil.example")]).await;
+    let r = proxy
+        .get(Some(ALICE), &[("origin", "https://app.example")])
+        .await;
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let r = proxy
+        .get(Some(ALICE), &[("origin", "https://evil.example")])
+        .await;
     assert!(!r.headers().contains_key("access-control-allow-origin"));
     let pre = reqwest::Client::new()
         .request(reqwest::Method::OPTIONS, &proxy.url)
@@ -262,7 +299,9 @@ async fn cors_only_for_listed_origins() {
         .await
         .expect("preflight");
     assert_eq!(pre.status(), 204);
-    let allowed = pre.headers()["access-control-allow-headers"].to_str().unwrap_or("");
+    let allowed = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap_or("");
     assert!(allowed.contains("Authorization"), "{allowed}");
     proxy.stop().await;
 }
@@ -285,5 +324,10 @@ async fn rushes_reads_its_feed_through_the_proxy_with_its_token() {
     .await;
     app.stop().await;
     let lines = proxy.stop().await;
-    assert!(lines.iter().any(|l| l["token"] == "alice" && l["status"] == 200), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["token"] == "alice" && l["status"] == 200),
+        "{lines:?}"
+    );
 }

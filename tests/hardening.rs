@@ -158,7 +158,10 @@ async fn an_unwritable_downloads_folder_is_refused_at_start() {
     let out = tokio::task::spawn_blocking(move || {
         serve_to_exit(
             &root,
-            &[("WEBHOOK_JSON_URL", &feed_url), ("LOCAL_DOWNLOADS_DIR", "/proc")],
+            &[
+                ("WEBHOOK_JSON_URL", &feed_url),
+                ("LOCAL_DOWNLOADS_DIR", "/proc"),
+            ],
         )
     })
     .await
@@ -239,21 +242,32 @@ async fn slow_and_idle_connections_are_closed() {
     config.server.idle_timeout = Duration::from_millis(400);
     let app = TestApp::spawn(config).await;
 
-    let mut slow = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let mut slow = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         .await
         .expect("write");
     let started = std::time::Instant::now();
     let answer = read_until_closed(&mut slow).await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(!answer.starts_with(b"HTTP/1.1 200"), "a half header was served");
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "a half header was served"
+    );
 
-    let mut idle = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let mut idle = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .expect("write");
     let answer = read_until_closed(&mut idle).await;
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
 
     // The soft descriptor limit was raised to the hard one.
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
@@ -272,7 +286,11 @@ async fn past_the_connection_cap_healthz_still_answers() {
     let app = TestApp::spawn(config).await;
     let mut hogs = Vec::new();
     for _ in 0..3 {
-        hogs.push(tokio::net::TcpStream::connect(app.addr).await.expect("connect"));
+        hogs.push(
+            tokio::net::TcpStream::connect(app.addr)
+                .await
+                .expect("connect"),
+        );
     }
     let client = fresh_client();
     // Connections are accepted in order: once the hogs are in, the next one is over the cap.
@@ -282,7 +300,11 @@ async fn past_the_connection_cap_healthz_still_answers() {
     })
     .await;
     assert_eq!(status, 503);
-    let health = client.get(app.url("/healthz")).send().await.expect("healthz");
+    let health = client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
     drop(hogs);
     wait_for("the cap to free up", WAIT, || async {
@@ -368,7 +390,10 @@ async fn logout_revokes_the_session_and_the_page_is_hardened() {
         .await
         .expect("login");
     assert_eq!(login.status(), 303);
-    let set = login.headers()["set-cookie"].to_str().unwrap_or("").to_string();
+    let set = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
     assert!(!set.contains("Secure"), "{set}");
     assert!(!set.contains("right-token"), "{set}");
     let cookie = session_cookie(&login);
@@ -388,7 +413,11 @@ async fn logout_revokes_the_session_and_the_page_is_hardened() {
         .await
         .expect("logout");
     assert_eq!(out.status(), 303);
-    assert_eq!(api(cookie.clone()).await, 401, "a copied cookie must stop working");
+    assert_eq!(
+        api(cookie.clone()).await,
+        401,
+        "a copied cookie must stop working"
+    );
 
     let https = client
         .post(app.url("/login"))
@@ -397,7 +426,10 @@ async fn logout_revokes_the_session_and_the_page_is_hardened() {
         .send()
         .await
         .expect("login");
-    let set = https.headers()["set-cookie"].to_str().unwrap_or("").to_string();
+    let set = https.headers()["set-cookie"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
     assert!(set.contains("; Secure"), "{set}");
 
     let page = client
@@ -497,12 +529,19 @@ async fn the_hook_gets_a_clean_environment_and_survives_hostile_names() {
         assert_eq!(d["state"], "done", "{d:#}");
         assert_eq!(d["hook_exit_code"], 0, "{d:#}");
         let id = d["id"].as_i64().expect("id");
-        let full = get_json(&client, &service.url(&format!("/api/deliveries/{id}")), Some(token))
-            .await;
+        let full = get_json(
+            &client,
+            &service.url(&format!("/api/deliveries/{id}")),
+            Some(token),
+        )
+        .await;
         let output = full["hook_output"].as_str().unwrap_or("");
         assert!(output.contains("RUSHES_FILE="), "{output}");
         assert!(output.contains("PASSED_ALONG=yes-passed"), "{output}");
-        assert!(!output.contains(token), "the API token reached the hook: {output}");
+        assert!(
+            !output.contains(token),
+            "the API token reached the hook: {output}"
+        );
         assert!(!output.contains("leaked-value"), "{output}");
         assert!(!output.contains("WEBHOOK_JSON_URL"), "{output}");
         let bytes: usize = output
@@ -529,7 +568,10 @@ async fn huge_feed_errors_are_capped_and_the_history_is_bounded() {
     .await;
     let error = state.last_error.unwrap_or_default();
     assert!(error.len() < 2048, "stored {} bytes", error.len());
-    assert!(error.contains(&format!("({} bytes)", 2 * 1024 * 1024)), "{error}");
+    assert!(
+        error.contains(&format!("({} bytes)", 2 * 1024 * 1024)),
+        "{error}"
+    );
     let (_, status) = app.get_text("/api/csv_monitor_status").await;
     assert!(status.len() < 4096, "served {} bytes", status.len());
 
@@ -598,8 +640,14 @@ async fn healthz_is_degraded_while_the_database_is_locked() {
     let (status, body) = app.get("/healthz").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "degraded", "{body}");
-    assert!(body["database"].as_str().unwrap_or("").contains("locked"), "{body}");
-    sqlx::query("ROLLBACK").execute(&mut other).await.expect("unlock");
+    assert!(
+        body["database"].as_str().unwrap_or("").contains("locked"),
+        "{body}"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut other)
+        .await
+        .expect("unlock");
     wait_for("healthz to recover", WAIT, || async {
         (app.get("/healthz").await.0 == 200).then_some(())
     })
@@ -612,7 +660,10 @@ async fn healthz_is_degraded_while_the_database_is_locked() {
 async fn signed_links_are_redacted_unless_asked() {
     let files = FileServer::start().await;
     let r2 = files.add("r2/signed.mov", content(100, 91));
-    let mut item = record("https://www.dropbox.com/s/abc/signed.mov?dl=0", "signed.mov");
+    let mut item = record(
+        "https://www.dropbox.com/s/abc/signed.mov?dl=0",
+        "signed.mov",
+    );
     item["r2_url"] = json!(r2);
     let feed = feed_of(&[item]).await;
     let dir = temp_dir();

@@ -396,7 +396,7 @@ fn spliced(sent: &str, headers: &HeaderMap) -> Option<String> {
 }
 
 /// `bytes START-END/TOTAL` -> (START, TOTAL).
-fn parse_content_range(raw: &str) -> Option<(u64, Option<u64>)> {
+pub fn parse_content_range(raw: &str) -> Option<(u64, Option<u64>)> {
     let rest = raw.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (start, _end) = range.split_once('-')?;

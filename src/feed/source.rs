@@ -353,7 +353,8 @@ mod tests {
     #[test]
     fn bytes_that_are_not_utf8_spoil_only_their_item() {
         let mut body = br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"},
-            {"url": "https://fromsmash.com/b"#.to_vec();
+            {"url": "https://fromsmash.com/b"#
+            .to_vec();
         body.extend_from_slice(b"\xff\xfe");
         body.extend_from_slice(br#"", "timestamp": "2025-10-17 10:00:00"}]"#);
         let feed = parse_body(&body, chrono_tz::UTC).unwrap_or_default();
@@ -368,7 +369,11 @@ mod tests {
             panic!("an error object");
         };
         assert!(text.len() < MAX_ERROR_TEXT + 40, "{}", text.len());
-        assert!(text.ends_with("… (200000 bytes)"), "{}", &text[text.len() - 30..]);
+        assert!(
+            text.ends_with("… (200000 bytes)"),
+            "{}",
+            &text[text.len() - 30..]
+        );
         assert_eq!(cap_text("short", 10), "short");
     }
 

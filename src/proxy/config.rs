@@ -79,23 +79,24 @@ impl ProxyConfig {
                 reason: "expected an absolute http or https URL".into(),
             })?;
         let bind_raw = get("FEED_PROXY_BIND").unwrap_or_else(|| "127.0.0.1:5080".into());
-        let bind = bind_raw
-            .trim()
-            .parse()
-            .map_err(|e| ConfigError::Invalid {
-                var: "FEED_PROXY_BIND",
-                value: bind_raw.clone(),
-                reason: format!("expected IP:PORT such as 127.0.0.1:5080 ({e})"),
-            })?;
+        let bind = bind_raw.trim().parse().map_err(|e| ConfigError::Invalid {
+            var: "FEED_PROXY_BIND",
+            value: bind_raw.clone(),
+            reason: format!("expected IP:PORT such as 127.0.0.1:5080 ({e})"),
+        })?;
         let tokens_file = PathBuf::from(get("FEED_PROXY_TOKENS_FILE").ok_or_else(|| {
             ConfigError::Missing {
                 var: "FEED_PROXY_TOKENS_FILE",
                 hint: "set it to a file of `name:token` lines; clients send Authorization: Bearer <token>".into(),
             }
         })?);
-        let cache_ttl = seconds("FEED_PROXY_CACHE_TTL", get("FEED_PROXY_CACHE_TTL"), 10, true)?;
-        let upstream_timeout =
-            seconds("FEED_PROXY_TIMEOUT", get("FEED_PROXY_TIMEOUT"), 30, false)?;
+        let cache_ttl = seconds(
+            "FEED_PROXY_CACHE_TTL",
+            get("FEED_PROXY_CACHE_TTL"),
+            10,
+            true,
+        )?;
+        let upstream_timeout = seconds("FEED_PROXY_TIMEOUT", get("FEED_PROXY_TIMEOUT"), 30, false)?;
         let number = |var: &'static str, default: u32| -> Result<NonZeroU32, ConfigError> {
             match get(var) {
                 None => Ok(NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN)),
@@ -168,7 +169,10 @@ mod tests {
             ("FEED_PROXY_TOKENS_FILE", "/tmp/tokens"),
         ];
         let c = load(&base).ok();
-        assert_eq!(c.as_ref().map(|c| c.bind.to_string()), Some("127.0.0.1:5080".into()));
+        assert_eq!(
+            c.as_ref().map(|c| c.bind.to_string()),
+            Some("127.0.0.1:5080".into())
+        );
         assert!(c.as_ref().is_some_and(|c| c.cors_origins.is_empty()));
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
@@ -185,7 +189,10 @@ mod tests {
             let err = load(&vars).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(var), "{var}={value}: {err}");
         }
-        let err = load(&base[..1]).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = load(&base[..1])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("FEED_PROXY_TOKENS_FILE"), "{err}");
     }
 }

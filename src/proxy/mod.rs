@@ -97,7 +97,10 @@ impl Upstream {
     }
 
     /// The feed, from the cache when fresh; the latency when upstream was asked.
-    async fn feed(&self, arrived: Instant) -> Result<(Arc<Cached>, Option<Duration>), UpstreamError> {
+    async fn feed(
+        &self,
+        arrived: Instant,
+    ) -> Result<(Arc<Cached>, Option<Duration>), UpstreamError> {
         if let Some(c) = self.cached_since(arrived) {
             return Ok((c, None));
         }
@@ -106,11 +109,7 @@ impl Upstream {
         if let Some(c) = self.cached_since(arrived) {
             return Ok((c, None));
         }
-        let previous = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let previous = self.cache.read().unwrap_or_else(|e| e.into_inner()).clone();
         let started = Instant::now();
         let fetched = tokio::time::timeout(self.timeout, self.fetch(previous.as_deref()))
             .await
@@ -248,7 +247,11 @@ impl FeedProxy {
                 },
             }
         })?;
-        if let Some(dir) = config.audit_log.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = config
+            .audit_log
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|source| ProxyError::Audit {
                 path: config.audit_log.display().to_string(),
                 source,
@@ -341,8 +344,7 @@ impl FeedProxy {
 
 async fn watch_tokens(tokens: TokenStore) {
     #[cfg(unix)]
-    let mut hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(tokens::WATCH_EVERY);
     loop {
         #[cfg(unix)]
@@ -536,12 +538,11 @@ async fn answer(
         Err(UpstreamError(message)) => return json_error(StatusCode::BAD_GATEWAY, &message),
     };
     *upstream_ms = latency.map(|l| l.as_millis());
-    let etag = HeaderValue::from_str(&feed.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
-    let cache_control = HeaderValue::from_str(&format!(
-        "private, max-age={}",
-        shared.ttl.as_secs()
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("private, no-cache"));
+    let etag =
+        HeaderValue::from_str(&feed.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let cache_control =
+        HeaderValue::from_str(&format!("private, max-age={}", shared.ttl.as_secs()))
+            .unwrap_or_else(|_| HeaderValue::from_static("private, no-cache"));
     let not_modified = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()

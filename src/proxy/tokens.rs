@@ -161,7 +161,9 @@ impl TokenStore {
                 tracing::info!(tokens = tokens.len(), why, "feed-proxy: tokens reloaded");
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(tokens);
             }
-            Err(e) => tracing::error!(error = %e, why, "feed-proxy: tokens file not reloaded; the previous tokens stay in force"),
+            Err(e) => {
+                tracing::error!(error = %e, why, "feed-proxy: tokens file not reloaded; the previous tokens stay in force")
+            }
         }
         *self.stamp.write().unwrap_or_else(|e| e.into_inner()) = stamp;
     }
@@ -188,11 +190,17 @@ mod tests {
         let store = TokenStore::open(&path)?;
         std::fs::write(&path, "alice:short\n")?;
         store.reload("test");
-        assert_eq!(store.current().name_of("aaaaaaaaaaaaaaaaaaaa"), Some("alice"));
+        assert_eq!(
+            store.current().name_of("aaaaaaaaaaaaaaaaaaaa"),
+            Some("alice")
+        );
         std::fs::write(&path, "bob:bbbbbbbbbbbbbbbbbbbbbbbb\n")?;
         store.reload("test");
         assert_eq!(store.current().name_of("aaaaaaaaaaaaaaaaaaaa"), None);
-        assert_eq!(store.current().name_of("bbbbbbbbbbbbbbbbbbbbbbbb"), Some("bob"));
+        assert_eq!(
+            store.current().name_of("bbbbbbbbbbbbbbbbbbbbbbbb"),
+            Some("bob")
+        );
         Ok(())
     }
 
@@ -205,13 +213,27 @@ mod tests {
         );
         let t = t.ok();
         let t = t.as_ref();
-        assert_eq!(t.and_then(|t| t.name_of("aaaaaaaaaaaaaaaaaaaa")), Some("alice"));
-        assert_eq!(t.and_then(|t| t.name_of("bbbbbbbbbbbbbbbbbbbb")), Some("bob"));
+        assert_eq!(
+            t.and_then(|t| t.name_of("aaaaaaaaaaaaaaaaaaaa")),
+            Some("alice")
+        );
+        assert_eq!(
+            t.and_then(|t| t.name_of("bbbbbbbbbbbbbbbbbbbb")),
+            Some("bob")
+        );
         assert_eq!(t.and_then(|t| t.name_of("aaaaaaaaaaaaaaaaaaab")), None);
-        for bad in ["nocolon", "a:short", "a:aaaaaaaaaaaaaaaaaaaa\na:bbbbbbbbbbbbbbbbbbbb", ""] {
+        for bad in [
+            "nocolon",
+            "a:short",
+            "a:aaaaaaaaaaaaaaaaaaaa\na:bbbbbbbbbbbbbbbbbbbb",
+            "",
+        ] {
             let err = Tokens::parse(bad, path).err().map(|e| e.to_string());
             assert!(err.is_some(), "{bad:?}");
-            assert!(!err.unwrap_or_default().contains("aaaaaaaa"), "a token in an error");
+            assert!(
+                !err.unwrap_or_default().contains("aaaaaaaa"),
+                "a token in an error"
+            );
         }
     }
 }

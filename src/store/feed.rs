@@ -124,11 +124,8 @@ impl Store {
             }
         }
         tx.commit().await?;
-        self.prune_feed_history(
-            FEED_HISTORY_ROWS,
-            chrono::Duration::days(FEED_HISTORY_DAYS),
-        )
-        .await?;
+        self.prune_feed_history(FEED_HISTORY_ROWS, chrono::Duration::days(FEED_HISTORY_DAYS))
+            .await?;
         Ok(())
     }
 

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use super::shield;
 use super::dashboard;
 use super::error::ApiError;
+use super::shield;
 
 const COOKIE: &str = "rushes_session";
 
@@ -155,7 +155,10 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         )
             .into_response();
     };
-    if !same(form.token.trim().as_bytes(), token.expose_secret().as_bytes()) {
+    if !same(
+        form.token.trim().as_bytes(),
+        token.expose_secret().as_bytes(),
+    ) {
         // The guessed value is never logged.
         tracing::warn!(%client, "dashboard sign-in refused: wrong token");
         if let Some(wait) = state.shield.failed(client) {

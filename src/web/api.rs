@@ -59,8 +59,17 @@ pub fn is_signed(url: &url::Url) -> bool {
         k.starts_with("x-amz-")
             || k.contains("signature")
             || k.contains("token")
-            || ["sig", "expires", "policy", "key-pair-id", "credential", "se", "sp", "sv"]
-                .contains(&k.as_str())
+            || [
+                "sig",
+                "expires",
+                "policy",
+                "key-pair-id",
+                "credential",
+                "se",
+                "sp",
+                "sv",
+            ]
+            .contains(&k.as_str())
     })
 }
 

@@ -248,7 +248,13 @@ mod tests {
         for ok in ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"] {
             assert!(is_loopback_name(ok), "{ok}");
         }
-        for bad in ["evil.example", "localhost.evil.example", "10.0.0.1", "[::2]", ""] {
+        for bad in [
+            "evil.example",
+            "localhost.evil.example",
+            "10.0.0.1",
+            "[::2]",
+            "",
+        ] {
             assert!(!is_loopback_name(bad), "{bad}");
         }
     }
@@ -260,7 +266,11 @@ mod tests {
         let blocked_at = (1..=FAILURE_BURST + 1).find(|_| shield.failed(ip).is_some());
         assert_eq!(blocked_at, Some(FAILURE_BURST + 1));
         assert!(shield.blocked_for(ip).is_some());
-        assert!(shield.blocked_for(IpAddr::V4(Ipv4Addr::LOCALHOST)).is_none());
+        assert!(
+            shield
+                .blocked_for(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                .is_none()
+        );
     }
 
     #[test]
