@@ -45,7 +45,7 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
-    probing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    probing: std::sync::Arc<health::Probe>,
 }
 
 impl Store {
