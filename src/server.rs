@@ -43,7 +43,7 @@ pub fn raise_descriptor_limit() -> Option<u64> {
     if limit.current != limit.maximum {
         let before = limit.current;
         limit.current = limit.maximum;
-        match setrlimit(Resource::Nofile, limit.clone()) {
+        match setrlimit(Resource::Nofile, limit) {
             Ok(()) => tracing::info!(
                 before = ?before,
                 now = ?limit.current,

@@ -128,7 +128,7 @@ async fn tokens_are_required_and_named_in_the_audit_log_never_shown() {
     assert_eq!(lines[3]["status"], 304);
     assert_eq!(lines[3]["client"], "127.0.0.1");
     assert!(lines[3]["time"].is_string());
-    let text = std::fs::read_to_string(&dir.path().join("audit.jsonl")).unwrap_or_default();
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default();
     assert!(
         !text.contains("token-0123456789"),
         "a token in the audit log: {text}"
