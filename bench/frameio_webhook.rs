@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rushes::app::App;
+use rushes::config::FrameioConfig;
 use rushes::config::{Config, FeedLocation};
-use rushes::frameio::FrameioConfig;
 use rushes::frameio::webhook::sign;
 
 const SECRET: &str = "bench-webhook-secret";

@@ -13,7 +13,8 @@ use crate::download::engine::{Engine, EngineConfig, EngineError};
 use crate::events::EventBus;
 use crate::feed::FeedService;
 use crate::feed::poller::Poller;
-use crate::feed::source::{FeedSource, RetryPolicy};
+use crate::feed::source::FeedSource;
+use crate::net::RetryPolicy;
 use crate::store::{Store, StoreError};
 use crate::web::{self, AppState};
 

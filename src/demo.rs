@@ -290,7 +290,7 @@ mod tests {
         let manual = feed
             .records
             .iter()
-            .filter(|r| r.classification.mode == crate::feed::classify::DeliveryMode::Manual)
+            .filter(|r| r.classification.mode == crate::domain::DeliveryMode::Manual)
             .count();
         assert_eq!(manual, 2);
     }

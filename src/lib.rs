@@ -1,22 +1,42 @@
 //! rushes: takes in client footage deliveries from a JSON feed, remembers every record, downloads
-//! the automatic ones and shows everything live.
+//! the automatic ones, shows everything live and tracks client review on Frame.io.
+//!
+//! Three floors; imports only go down, never sideways on the middle floor (`.ci/floors` checks):
+//! - ground: `config`, `domain` (the typed vocabulary), `links`, `naming`, `net`, `text`,
+//!   `store` (the only SQL), `events`, `logging`, `instance`, `server`;
+//! - middle, side by side: `feed`, `download`, `frameio`, `proxy`;
+//! - top: `app` (wiring), `web`, `cli`, `demo`, `status`.
+//!
+//! Public: what the binary, the integration tests and the benchmarks use.
 
-pub mod app;
-pub mod cli;
+// Ground floor.
 pub mod config;
-pub mod demo;
-pub mod download;
+pub(crate) mod domain;
 pub mod events;
+/// One rushes per data folder; writable-folder check.
+pub mod instance;
+pub(crate) mod links;
+pub(crate) mod logging;
+pub(crate) mod naming;
+pub mod net;
+/// The accept loop of both HTTP servers.
+pub mod server;
+pub mod store;
+pub(crate) mod text;
+
+// Middle floor.
+pub(crate) mod download;
 pub mod feed;
 pub mod frameio;
+pub mod proxy;
+
+// Top floor.
+pub mod app;
+pub mod cli;
+pub mod demo;
 #[doc(hidden)]
 pub mod fuzz_api;
-pub mod instance;
-pub mod logging;
 #[cfg(test)]
 mod properties;
-pub mod proxy;
-pub mod server;
-pub mod status;
-pub mod store;
+pub(crate) mod status;
 pub mod web;

@@ -5,11 +5,11 @@ use proptest::prelude::*;
 use serde_json::Value;
 use url::Url;
 
-use crate::download::filename::{MAX_NAME_BYTES, SafeFileName};
 use crate::feed::classify::normalize_url;
 use crate::feed::record::parse_item;
 use crate::feed::source::parse_body;
 use crate::frameio::webhook::{sign, verify};
+use crate::naming::{MAX_NAME_BYTES, SafeFileName};
 
 /// Any JSON value, nested a few levels, with strings that look like feed fields now and then.
 fn any_json() -> impl Strategy<Value = Value> {

@@ -32,13 +32,9 @@ pub struct CsvMonitorStatus {
 
 impl MonitorStatus {
     pub fn from_feed_state(state: &FeedState, monitor_interval_secs: u64) -> Self {
-        let last_fetch_ts = state.last_success_at.as_deref().and_then(|raw| {
-            chrono::DateTime::parse_from_rfc3339(raw).ok().map(|t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-        });
+        let last_fetch_ts = state
+            .last_success_at
+            .map(|t| t.as_datetime().format("%Y-%m-%d %H:%M:%S").to_string());
         Self {
             data_source: "webhook".into(),
             monitor_interval: monitor_interval_secs,

@@ -16,9 +16,11 @@ use url::Url;
 use super::hook::{self, HookInput};
 use super::transfer::{self, Finished, Job, JobUrl, Observer, Progress, Resume, TransferError};
 use crate::config::HookCommand;
+use crate::domain::{DeliveryState, UrlRole};
 use crate::events::{Event, EventBus};
-use crate::feed::source::RetryPolicy;
-use crate::store::{Delivery, DeliveryState, DownloadDone, Store, StoreError};
+use crate::naming::SafeFileName;
+use crate::net::{self, RetryPolicy};
+use crate::store::{Delivery, DownloadDone, Store, StoreError};
 
 /// At most this many downloads from one host at once.
 pub const PER_HOST: usize = 2;
@@ -348,14 +350,17 @@ impl Worker {
         let mut bad = Vec::new();
         if let Some(raw) = &delivery.r2_url {
             match Url::parse(raw) {
-                Ok(url) => urls.push(JobUrl { role: "r2", url }),
+                Ok(url) => urls.push(JobUrl {
+                    role: UrlRole::R2,
+                    url,
+                }),
                 Err(e) => bad.push(format!("r2_url is not a URL ({e})")),
             }
         }
         let source = Url::parse(&delivery.source_url);
         match &source {
             Ok(url) => urls.push(JobUrl {
-                role: "source",
+                role: UrlRole::Source,
                 url: url.clone(),
             }),
             Err(e) => bad.push(format!("source_url is not a URL ({e})")),
@@ -378,7 +383,7 @@ impl Worker {
         };
         tracing::info!(
             id,
-            urls = ?job.urls.iter().map(|u| transfer::shown_url(&u.url)).collect::<Vec<_>>(),
+            urls = ?job.urls.iter().map(|u| net::redact(&u.url)).collect::<Vec<_>>(),
             "download started"
         );
         let mut observer = StoreObserver {
@@ -407,7 +412,7 @@ impl Worker {
         let id = delivery.id;
         let secs = f.elapsed.as_secs_f64().max(0.001);
         let done = DownloadDone {
-            served_by: f.served_by.to_string(),
+            served_by: f.served_by,
             served_url: f.served_url.clone(),
             sha256: f.sha256.clone(),
             final_path: f.path.display().to_string(),
@@ -425,7 +430,7 @@ impl Worker {
             id,
             path = %done.final_path,
             bytes = done.bytes,
-            served_by = %done.served_by,
+            served_by = done.served_by.map_or("(already complete)", UrlRole::as_str),
             duration_ms = done.duration_ms,
             speed_bps = done.mean_speed_bps,
             "download done"
@@ -480,7 +485,7 @@ impl Worker {
             path,
             sha256: actual,
             bytes: len,
-            served_by: "unknown",
+            served_by: None,
             served_url: String::new(),
             elapsed: Duration::ZERO,
             fetched: 0,
@@ -526,7 +531,7 @@ impl Observer for StoreObserver {
     async fn part_chosen(
         &mut self,
         part: &Path,
-        name: &super::filename::SafeFileName,
+        name: &SafeFileName,
         validator: Option<&str>,
         total: Option<u64>,
     ) -> Result<(), String> {
@@ -544,7 +549,7 @@ impl Observer for StoreObserver {
 
     async fn attempt(
         &mut self,
-        role: &'static str,
+        role: UrlRole,
         shown_url: &str,
         try_number: u32,
         error: Option<&str>,

@@ -2,98 +2,16 @@
 //! external), whether rushes downloads it or a person opens it, and its normalised form, which is
 //! also the delivery's dedupe key.
 
-use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// The service a link points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkKind {
-    Dropbox,
-    Fromsmash,
-    Swisstransfer,
-    External,
-}
-
-impl LinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Dropbox => "dropbox",
-            Self::Fromsmash => "fromsmash",
-            Self::Swisstransfer => "swisstransfer",
-            Self::External => "external",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "dropbox" => Self::Dropbox,
-            "fromsmash" => Self::Fromsmash,
-            "swisstransfer" => Self::Swisstransfer,
-            "external" => Self::External,
-            _ => return None,
-        })
-    }
-}
-
-/// Whether rushes fetches the file itself or shows the link to a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryMode {
-    Automatic,
-    Manual,
-}
-
-impl DeliveryMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Automatic => "automatic",
-            Self::Manual => "manual",
-        }
-    }
-}
+use crate::domain::{DeliveryMode, LinkKind};
+use crate::links::{is_dropbox_share_host, kind_of_url};
 
 /// The verdict on one record's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Classification {
     pub kind: LinkKind,
     pub mode: DeliveryMode,
-}
-
-fn host_is(host: &str, domain: &str) -> bool {
-    host == domain
-        || host
-            .strip_suffix(domain)
-            .is_some_and(|rest| rest.ends_with('.'))
-}
-
-/// A Dropbox share link (`dropbox.com` and its subdomains): these take `dl=1`.
-pub fn is_dropbox_share_host(host: &str) -> bool {
-    host_is(host, "dropbox.com")
-}
-
-/// An R2 proxy copy of a Dropbox delivery: `*.workers.dev/dropbox/...`.
-pub fn is_r2_dropbox_proxy(url: &Url) -> bool {
-    url.host_str()
-        .is_some_and(|host| host_is(host, "workers.dev"))
-        && url.path().starts_with("/dropbox/")
-}
-
-/// Kind of a URL on its own, from its host.
-pub fn kind_of_url(url: &Url) -> LinkKind {
-    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-    if host_is(&host, "dropbox.com")
-        || host_is(&host, "dropboxusercontent.com")
-        || is_r2_dropbox_proxy(url)
-    {
-        LinkKind::Dropbox
-    } else if host_is(&host, "fromsmash.com") || host_is(&host, "fromsmash.co") {
-        LinkKind::Fromsmash
-    } else if host_is(&host, "swisstransfer.com") {
-        LinkKind::Swisstransfer
-    } else {
-        LinkKind::External
-    }
 }
 
 /// Classifies a record: the source link's host, or `provider: "dropbox"`, gives the kind;
@@ -173,13 +91,6 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])
-}
-
-/// Whether the link is a Dropbox folder share (`/scl/fo/` or the older `/sh/`), which downloads as a zip.
-pub fn is_dropbox_folder(url: &Url) -> bool {
-    let kind = kind_of_url(url);
-    kind == LinkKind::Dropbox
-        && (url.path().starts_with("/scl/fo/") || url.path().starts_with("/sh/"))
 }
 
 #[cfg(test)]
@@ -328,16 +239,5 @@ mod tests {
             normalize_url(&u("https://example.com/")).as_str(),
             "https://example.com/"
         );
-    }
-
-    #[test]
-    fn dropbox_folders() {
-        assert!(is_dropbox_folder(&u(
-            "https://www.dropbox.com/scl/fo/abc/def?dl=1"
-        )));
-        assert!(!is_dropbox_folder(&u(
-            "https://www.dropbox.com/scl/fi/abc/file.mov?dl=1"
-        )));
-        assert!(!is_dropbox_folder(&u("https://example.com/scl/fo/abc")));
     }
 }

@@ -1,21 +1,18 @@
 //! Feed intake: fetch the external JSON feed, parse its records, remember each one as a delivery.
 
-pub mod classify;
-pub mod poller;
-pub mod record;
+pub(crate) mod classify;
+pub(crate) mod poller;
+pub(crate) mod record;
 pub mod source;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::download::filename;
+use crate::domain::{DeliveryMode, DeliveryState, FeedFetchOutcome, Timestamp};
 use crate::events::{Event, EventBus};
-use crate::store::{
-    DeliveryState, FeedFetch, FeedFetchOutcome, NewDelivery, Store, StoreError, parse_time,
-};
-use classify::DeliveryMode;
+use crate::store::{FeedFetch, NewDelivery, Store, StoreError};
+use crate::{links, naming};
 use record::FeedRecord;
 use source::{FeedError, FeedSource, FetchResult, Validators};
 
@@ -53,13 +50,17 @@ pub fn new_delivery(record: &FeedRecord) -> NewDelivery {
         raw_source_url: record.raw_source_url.to_string(),
         r2_url: record.r2_url.as_ref().map(ToString::to_string),
         provider: record.provider.clone(),
-        kind: record.classification.kind.as_str().to_string(),
-        mode: record.classification.mode.as_str().to_string(),
-        record_format: record.format.as_str().to_string(),
+        kind: record.classification.kind,
+        mode: record.classification.mode,
+        record_format: record.format,
         original_filename: record.original_filename.clone(),
-        file_name: filename::planned_name(record.original_filename.as_deref(), &record.source_url)
-            .map(|n| n.to_string()),
-        created_at: crate::store::time_text(record.created_at),
+        file_name: naming::planned_name(
+            record.original_filename.as_deref(),
+            &record.source_url,
+            links::is_dropbox_folder(&record.source_url),
+        )
+        .map(|n| n.to_string()),
+        created_at: Timestamp::from(record.created_at),
         initial_state,
     }
 }
@@ -83,10 +84,6 @@ impl FeedService {
         }
     }
 
-    pub fn source(&self) -> &FeedSource {
-        &self.source
-    }
-
     /// One poll. Without `force`, does nothing within the cache TTL of the last success.
     pub async fn poll(
         &self,
@@ -94,10 +91,10 @@ impl FeedService {
         cancel: &CancellationToken,
     ) -> Result<PollOutcome, PollError> {
         let state = self.store.feed_state().await?;
-        if !force && self.is_fresh(state.last_success_at.as_deref())? {
+        if !force && self.is_fresh(state.last_success_at) {
             return Ok(PollOutcome::Fresh);
         }
-        let started_at = crate::store::now_text();
+        let started_at = Timestamp::now();
         let validators = Validators {
             etag: state.etag.clone(),
             last_modified: state.last_modified.clone(),
@@ -170,14 +167,7 @@ impl FeedService {
         }
     }
 
-    fn is_fresh(&self, last_success_at: Option<&str>) -> Result<bool, StoreError> {
-        if self.cache_ttl.is_zero() {
-            return Ok(false);
-        }
-        let Some(raw) = last_success_at else {
-            return Ok(false);
-        };
-        let age = Utc::now() - parse_time(raw)?;
-        Ok(age.to_std().is_ok_and(|age| age < self.cache_ttl))
+    fn is_fresh(&self, last_success_at: Option<Timestamp>) -> bool {
+        !self.cache_ttl.is_zero() && last_success_at.is_some_and(|t| t.elapsed() < self.cache_ttl)
     }
 }

@@ -3,27 +3,11 @@
 //! `{url, timestamp, source?}`. Unknown extra fields are ignored.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::classify::{self, Classification};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordFormat {
-    New,
-    Legacy,
-}
-
-impl RecordFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "new",
-            Self::Legacy => "legacy",
-        }
-    }
-}
+use crate::domain::RecordFormat;
 
 /// A valid feed record, links already normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +196,7 @@ pub fn parse_timestamp(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::classify::{DeliveryMode, LinkKind};
+    use crate::domain::{DeliveryMode, LinkKind};
     use serde_json::json;
 
     fn ts(raw: &str) -> Option<String> {

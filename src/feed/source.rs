@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use serde_json::Value;
@@ -12,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::{self, FeedRecord, InvalidItem};
 use crate::config::FeedLocation;
+use crate::net::{self, RetryPolicy};
 
 /// Largest feed body accepted.
 pub const MAX_FEED_BYTES: usize = 32 * 1024 * 1024;
@@ -63,23 +63,6 @@ pub enum FetchResult {
     NotModified,
 }
 
-/// How failures are retried.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    /// Wait before the 2nd attempt; doubles each time, plus up to as much again of jitter.
-    pub base_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 3,
-            base_delay: Duration::from_millis(500),
-        }
-    }
-}
-
 /// The configured feed.
 #[derive(Debug, Clone)]
 pub struct FeedSource {
@@ -94,11 +77,12 @@ pub struct FeedSource {
 
 impl FeedSource {
     pub fn new(location: FeedLocation, timeout: Duration, tz: chrono_tz::Tz) -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("rushes/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(timeout)
-            .build()
-            .unwrap_or_default();
+        let client = net::client(net::Timeouts {
+            connect: timeout,
+            request: None,
+            read: None,
+        })
+        .unwrap_or_default();
         Self {
             location,
             client,
@@ -126,7 +110,7 @@ impl FeedSource {
         validators: &Validators,
         cancel: &CancellationToken,
     ) -> (Result<FetchResult, FeedError>, u32) {
-        let mut delay = self.retry.base_delay;
+        let mut backoff = self.retry.backoff();
         let mut attempt = 1;
         loop {
             let result = tokio::select! {
@@ -135,16 +119,15 @@ impl FeedSource {
             };
             match result {
                 Ok(ok) => return (Ok(ok), attempt),
-                Err(e) if attempt >= self.retry.attempts => return (Err(e), attempt),
                 Err(e) => {
+                    let Some(wait) = backoff.next_wait(None) else {
+                        return (Err(e), attempt);
+                    };
                     tracing::debug!(attempt, error = %e, "WebhookService: fetch attempt failed, retrying");
-                    let jitter = rand::rng().random_range(0..=delay.as_millis() as u64);
-                    let wait = delay + Duration::from_millis(jitter);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = cancel.cancelled() => return (Err(FeedError::Cancelled), attempt),
                     }
-                    delay *= 2;
                     attempt += 1;
                 }
             }
@@ -250,16 +233,9 @@ impl FeedSource {
     }
 }
 
-/// reqwest errors carry the URL, query string included: drop it before showing anything.
+/// reqwest errors carry the URL, query string included: `net::error_text` drops it.
 fn transport(e: reqwest::Error) -> FeedError {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(inner) = source {
-        text.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    FeedError::Transport(text)
+    FeedError::Transport(net::error_text(&e))
 }
 
 /// Longest error text kept, stored or logged from the feed, in bytes.

@@ -2,22 +2,20 @@
 //! `links.next` pagination, polite retries (429 with Retry-After / doubling from 1 s, 5xx with
 //! jitter), one token refresh on 401. Tokens are never logged or shown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::Rng as _;
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-use tokio::sync::Mutex;
 use url::Url;
 
-use super::config::{FrameioAuth, FrameioConfig, S2S_SCOPE};
+use super::auth::Auth;
+pub use super::auth::REFRESH_TOKEN_KEY;
+use crate::config::FrameioConfig;
+use crate::net::{self, RetryPolicy};
 use crate::store::{Store, StoreError};
 
-/// Store key of the rotated IMS refresh token.
-pub const REFRESH_TOKEN_KEY: &str = "ims_refresh_token";
 /// Most pages followed for one list (100 items each).
 const MAX_PAGES: usize = 1000;
 
@@ -65,44 +63,6 @@ impl ClientError {
     }
 }
 
-/// Waits between attempts.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    /// First wait after a 429 without Retry-After (doubles each time; the API asks for ≥ 1 s).
-    pub rate_limit_base: Duration,
-    /// First wait after a 5xx or a transport error (doubles, with ±50 % jitter).
-    pub server_error_base: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 6,
-            rate_limit_base: Duration::from_secs(1),
-            server_error_base: Duration::from_millis(500),
-        }
-    }
-}
-
-struct CachedToken {
-    token: SecretString,
-    /// Refresh from this instant on (a margin before the real expiry).
-    refresh_at: Instant,
-}
-
-enum Auth {
-    Static(SecretString),
-    Ims {
-        url: Url,
-        client_id: String,
-        client_secret: SecretString,
-        /// `None`: client_credentials. `Some`: the configured refresh token.
-        refresh_token: Option<SecretString>,
-        cached: Mutex<Option<CachedToken>>,
-    },
-}
-
 /// A Frame.io v4 API client.
 pub struct Client {
     http: reqwest::Client,
@@ -110,6 +70,8 @@ pub struct Client {
     auth: Auth,
     store: Option<Store>,
     pub retry: RetryPolicy,
+    /// First wait after a 429 that gives no wait of its own (doubles; the API asks for ≥ 1 s).
+    pub rate_limit_base: Duration,
 }
 
 /// A comment as the API gives it; only `id` is required.
@@ -174,50 +136,27 @@ impl WebhookPatch {
     }
 }
 
-fn hash_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
-}
-
 impl Client {
     /// A client for `config`, or `None` when no credentials are configured. `store` keeps the
     /// rotated refresh token.
     pub fn from_config(config: &FrameioConfig, store: Option<Store>) -> Option<Self> {
-        let auth = match config.auth.as_ref()? {
-            FrameioAuth::Token(token) => Auth::Static(token.clone()),
-            FrameioAuth::RefreshToken {
-                client_id,
-                client_secret,
-                refresh_token,
-            } => Auth::Ims {
-                url: config.ims_url.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                refresh_token: Some(refresh_token.clone()),
-                cached: Mutex::new(None),
-            },
-            FrameioAuth::ClientCredentials {
-                client_id,
-                client_secret,
-            } => Auth::Ims {
-                url: config.ims_url.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                refresh_token: None,
-                cached: Mutex::new(None),
-            },
-        };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("rushes/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .ok()?;
+        let auth = Auth::from_config(config)?;
+        let http = net::client(net::Timeouts {
+            connect: Duration::from_secs(10),
+            request: Some(Duration::from_secs(30)),
+            read: None,
+        })
+        .ok()?;
         Some(Self {
             http,
             base: config.api_base.clone(),
             auth,
             store,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                attempts: 6,
+                ..RetryPolicy::default()
+            },
+            rate_limit_base: Duration::from_secs(1),
         })
     }
 
@@ -232,109 +171,10 @@ impl Client {
         url
     }
 
-    /// A bearer token; `force` asks IMS for a new one even if the cached one looks valid.
-    async fn token(&self, force: bool) -> Result<SecretString, ClientError> {
-        let (url, client_id, client_secret, refresh_token, cached) = match &self.auth {
-            Auth::Static(token) => return Ok(token.clone()),
-            Auth::Ims {
-                url,
-                client_id,
-                client_secret,
-                refresh_token,
-                cached,
-            } => (url, client_id, client_secret, refresh_token, cached),
-        };
-        let mut cached = cached.lock().await;
-        if !force
-            && let Some(c) = cached.as_ref()
-            && Instant::now() < c.refresh_at
-        {
-            return Ok(c.token.clone());
-        }
-        let origin = refresh_token.as_ref().map(|t| hash_hex(t.expose_secret()));
-        let current_refresh = match refresh_token {
-            Some(configured) => {
-                // A rotated token descending from the configured one wins; a new configured one
-                // (different hash) replaces it.
-                let stored = match &self.store {
-                    Some(store) => store.frameio_credential(REFRESH_TOKEN_KEY).await?,
-                    None => None,
-                };
-                Some(match stored {
-                    Some((value, stored_origin)) if stored_origin == origin => value,
-                    _ => configured.expose_secret().to_string(),
-                })
-            }
-            None => None,
-        };
-        let form = {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("client_id", client_id)
-                .append_pair("client_secret", client_secret.expose_secret());
-            match &current_refresh {
-                Some(token) => form
-                    .append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", token),
-                None => form
-                    .append_pair("grant_type", "client_credentials")
-                    .append_pair("scope", S2S_SCOPE),
-            };
-            form.finish()
-        };
-        let response = self
-            .http
-            .post(url.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| ClientError::Ims(e.without_url().to_string()))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            // IMS errors are {"error": code, "error_description": text}: no secret in them.
-            let code = body.get("error").and_then(Value::as_str).unwrap_or("");
-            let text = body
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            return Err(ClientError::Ims(format!("HTTP {status} {code} {text}")));
-        }
-        let access = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ClientError::Ims("no access_token in the answer".into()))?;
-        let lifetime = Duration::from_secs(
-            body.get("expires_in")
-                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                .unwrap_or(3600),
-        );
-        // Refresh a minute early (or at 90 % of a short lifetime).
-        let margin = Duration::from_secs(60).min(lifetime / 10);
-        let token = SecretString::from(access.to_string());
-        if let (Some(rotated), Some(store)) = (
-            body.get("refresh_token").and_then(Value::as_str),
-            &self.store,
-        ) {
-            store
-                .set_frameio_credential(REFRESH_TOKEN_KEY, rotated, origin.as_deref())
-                .await?;
-        }
-        tracing::info!(
-            expires_in_s = lifetime.as_secs(),
-            "Frame.io: got an IMS access token"
-        );
-        *cached = Some(CachedToken {
-            token: token.clone(),
-            refresh_at: Instant::now() + lifetime - margin,
-        });
-        Ok(token)
-    }
-
     /// Sends one request with retries; returns the whole JSON answer (`Null` when empty).
+    /// 429: waits what the server asks (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset`),
+    /// at least a doubling wait from `rate_limit_base`; 5xx and transport errors: the retry
+    /// policy's backoff; 401 with IMS: one fresh token.
     async fn send(
         &self,
         method: Method,
@@ -343,12 +183,15 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let path = url.path().to_string();
         let mut refreshed = false;
-        let mut rate_wait = self.retry.rate_limit_base;
-        let mut error_wait = self.retry.server_error_base;
+        let mut rate_wait = self.rate_limit_base;
+        let mut backoff = self.retry.backoff();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self.token(false).await?;
+            let token = self
+                .auth
+                .token(&self.http, self.store.as_ref(), false)
+                .await?;
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -357,46 +200,25 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let outcome = request.send().await;
-            let last = match outcome {
-                Err(e) => {
-                    let message = e.without_url().to_string();
-                    if attempt >= self.retry.attempts {
-                        return Err(ClientError::Transport { path, message });
-                    }
-                    message
-                }
+            let last = match request.send().await {
+                Err(e) => net::error_text(&e),
                 Ok(response) => {
                     let status = response.status();
                     if status.is_success() {
-                        let bytes = response.bytes().await.map_err(|e| ClientError::Transport {
-                            path: path.clone(),
-                            message: e.without_url().to_string(),
-                        })?;
-                        if bytes.is_empty() {
-                            return Ok(Value::Null);
-                        }
-                        return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-                            path,
-                            message: e.to_string(),
-                        });
+                        return Self::json_body(response, path).await;
                     }
                     if status == StatusCode::UNAUTHORIZED {
-                        if !refreshed && matches!(self.auth, Auth::Ims { .. }) {
+                        if !refreshed && self.auth.refreshable() {
                             refreshed = true;
                             tracing::info!(%path, "Frame.io: 401, refreshing the token once");
-                            self.token(true).await?;
+                            self.auth
+                                .token(&self.http, self.store.as_ref(), true)
+                                .await?;
                             continue;
                         }
                         return Err(ClientError::Unauthorized { path });
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS {
-                        let retry_after = response
-                            .headers()
-                            .get(reqwest::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
                         if attempt >= self.retry.attempts {
                             return Err(ClientError::GaveUp {
                                 path,
@@ -404,7 +226,8 @@ impl Client {
                                 last: "429 rate limited".into(),
                             });
                         }
-                        let wait = retry_after.map_or(rate_wait, |r| r.max(rate_wait));
+                        let asked = net::retry_after(response.headers());
+                        let wait = asked.map_or(rate_wait, |r| r.max(rate_wait));
                         rate_wait *= 2;
                         tracing::warn!(%path, wait_ms = wait.as_millis() as u64, "Frame.io: rate limited (429), waiting");
                         tokio::time::sleep(wait).await;
@@ -419,22 +242,34 @@ impl Client {
                             message,
                         });
                     }
-                    if attempt >= self.retry.attempts {
-                        return Err(ClientError::GaveUp {
-                            path,
-                            attempts: attempt,
-                            last: format!("HTTP {status}: {message}"),
-                        });
-                    }
                     format!("HTTP {status}: {message}")
                 }
             };
-            let jitter = rand::rng().random_range(0.5..1.5);
-            let wait = error_wait.mul_f64(jitter);
-            error_wait *= 2;
+            let Some(wait) = backoff.next_wait(None) else {
+                return Err(ClientError::GaveUp {
+                    path,
+                    attempts: attempt,
+                    last,
+                });
+            };
             tracing::warn!(%path, attempt, wait_ms = wait.as_millis() as u64, error = %last, "Frame.io: retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A successful answer's JSON (`Null` when empty).
+    async fn json_body(response: reqwest::Response, path: String) -> Result<Value, ClientError> {
+        let bytes = response.bytes().await.map_err(|e| ClientError::Transport {
+            path: path.clone(),
+            message: net::error_text(&e),
+        })?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            path,
+            message: e.to_string(),
+        })
     }
 
     /// GET and unwrap `{"data": ...}`.

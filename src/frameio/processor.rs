@@ -8,17 +8,21 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::tracker::Tracker;
-use crate::store::{Store, now_text, parse_time, time_text};
+use crate::domain::{EventOutcome, Timestamp};
+use crate::store::Store;
 
 /// Attempts before an event whose processing keeps failing is given up.
 const MAX_ATTEMPTS: i64 = 8;
 /// Longest idle wait: the loops look at the store at least this often.
 const IDLE: Duration = Duration::from_secs(30);
 
-fn until(at: Option<String>) -> Duration {
-    at.and_then(|t| parse_time(&t).ok())
-        .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
-        .map_or(IDLE, |d| d.min(IDLE))
+fn until(at: Option<Timestamp>) -> Duration {
+    at.map(|t| {
+        (t.as_datetime() - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    })
+    .map_or(IDLE, |d| d.min(IDLE))
 }
 
 /// Processes stored events oldest first; wakes when the writer stores new ones.
@@ -31,7 +35,7 @@ impl EventProcessor {
     pub async fn run(self, cancel: CancellationToken) {
         let store = self.tracker.store().clone();
         loop {
-            let pending = match store.pending_frameio_events(&now_text(), 100).await {
+            let pending = match store.pending_frameio_events(Timestamp::now(), 100).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "Frame.io: cannot read pending events");
@@ -46,7 +50,7 @@ impl EventProcessor {
                 };
                 let stored = match result {
                     Ok(outcome) => {
-                        tracing::debug!(event = event.id, kind = %event.event_type, outcome = outcome.outcome, "Frame.io: event processed");
+                        tracing::debug!(event = event.id, kind = %event.event_type, outcome = %outcome.outcome, "Frame.io: event processed");
                         store
                             .finish_frameio_event(
                                 event.id,
@@ -57,20 +61,25 @@ impl EventProcessor {
                             .await
                     }
                     Err(e) if e.is_transient() && event.attempts + 1 < MAX_ATTEMPTS => {
-                        let wait = chrono::Duration::seconds(1 << (event.attempts + 1).min(9));
-                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.num_seconds(), "Frame.io: event processing failed, will retry");
+                        let wait = Duration::from_secs(1 << (event.attempts + 1).min(9));
+                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event processing failed, will retry");
                         store
                             .defer_frameio_event(
                                 event.id,
                                 &e.to_string(),
-                                &time_text(chrono::Utc::now() + wait),
+                                Timestamp::now().plus(wait),
                             )
                             .await
                     }
                     Err(e) => {
                         tracing::error!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
                         store
-                            .finish_frameio_event(event.id, "failed", None, Some(&e.to_string()))
+                            .finish_frameio_event(
+                                event.id,
+                                EventOutcome::Failed,
+                                None,
+                                Some(&e.to_string()),
+                            )
                             .await
                     }
                 };
@@ -101,11 +110,11 @@ impl UploadPoller {
     pub async fn run(self, cancel: CancellationToken) {
         let store: Store = self.tracker.store().clone();
         // After downtime every upload is overdue: spread them instead of polling all at once.
-        match store.uploads_due(&now_text(), i64::MAX).await {
+        match store.uploads_due(Timestamp::now(), i64::MAX).await {
             Ok(overdue) => {
                 for upload in overdue {
                     let at = self.tracker.spread_poll_time();
-                    if let Err(e) = store.set_next_poll(&upload.id, &at).await {
+                    if let Err(e) = store.set_next_poll(&upload.id, at).await {
                         tracing::error!(error = %e, "Frame.io: cannot reschedule a poll");
                     }
                 }
@@ -115,7 +124,7 @@ impl UploadPoller {
         let wake = self.tracker.poll_wake.clone();
         loop {
             let due = store
-                .uploads_due(&now_text(), 20)
+                .uploads_due(Timestamp::now(), 20)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(error = %e, "Frame.io: cannot read the poll schedule");

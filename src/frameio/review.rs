@@ -6,69 +6,9 @@
 
 use serde::Serialize;
 
-use crate::store::ReviewState;
-
-/// What a comment decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Approved,
-    ChangesRequested,
-    Rejected,
-}
-
-impl Verdict {
-    pub fn state(self) -> ReviewState {
-        match self {
-            Self::Approved => ReviewState::Approved,
-            Self::ChangesRequested => ReviewState::ChangesRequested,
-            Self::Rejected => ReviewState::Rejected,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.state().as_str()
-    }
-}
-
-/// A keyword or phrase, as folded words ("c'est bon" -> ["c", "est", "bon"]).
-pub type Phrase = Vec<String>;
-
-/// The keyword lists (`FRAMEIO_KEYWORDS_APPROVED`, `_CHANGES`, `_REJECTED`, comma-separated).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Keywords {
-    pub approved: Vec<Phrase>,
-    pub changes: Vec<Phrase>,
-    pub rejected: Vec<Phrase>,
-}
-
-pub const DEFAULT_APPROVED: &str = "approved, approve, approuvé, approuvée, validé, validée, \
-    valide, c'est bon, c'est ok, ok pour moi, bon pour moi, lgtm, looks good, good to go, all good";
-pub const DEFAULT_CHANGES: &str = "à modifier, modifier, modification, modifications, retouche, \
-    retouches, retoucher, corriger, correction, corrections, à revoir, changes, change, \
-    changes requested, please fix, fix, needs work";
-pub const DEFAULT_REJECTED: &str =
-    "refusé, refusée, refus, rejeté, rejetée, rejected, reject, refused";
-
-impl Default for Keywords {
-    fn default() -> Self {
-        Self {
-            approved: Self::parse_list(DEFAULT_APPROVED),
-            changes: Self::parse_list(DEFAULT_CHANGES),
-            rejected: Self::parse_list(DEFAULT_REJECTED),
-        }
-    }
-}
-
-impl Keywords {
-    /// Parses a comma-separated list; empty entries are skipped.
-    pub fn parse_list(raw: &str) -> Vec<Phrase> {
-        raw.split(',')
-            .map(words)
-            .filter(|phrase| !phrase.is_empty())
-            .collect()
-    }
-}
+use crate::config::{Keywords, Phrase};
+use crate::domain::Verdict;
+use crate::text::words;
 
 /// One comment as the analysis needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,46 +76,6 @@ fn parse_instant(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 
 fn contains_phrase(haystack: &[String], phrase: &[String]) -> bool {
     !phrase.is_empty() && haystack.windows(phrase.len()).any(|w| w == phrase)
-}
-
-/// Lowercase, accents removed, split into words (letters and digits; everything else separates,
-/// apostrophes included).
-pub fn words(text: &str) -> Vec<String> {
-    fold_text(text)
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Lowercase with the accents of Latin letters removed ("À Modifier" -> "a modifier").
-pub fn fold_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => out.push('a'),
-            'æ' => out.push_str("ae"),
-            'ç' | 'ć' | 'č' => out.push('c'),
-            'ď' => out.push('d'),
-            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => out.push('e'),
-            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' => out.push('i'),
-            'ł' => out.push('l'),
-            'ñ' | 'ń' | 'ň' => out.push('n'),
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => out.push('o'),
-            'œ' => out.push_str("oe"),
-            'ř' => out.push('r'),
-            'ś' | 'š' => out.push('s'),
-            'ß' => out.push_str("ss"),
-            'ť' => out.push('t'),
-            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => out.push('u'),
-            'ý' | 'ÿ' => out.push('y'),
-            'ź' | 'ż' | 'ž' => out.push('z'),
-            // Combining accents (decomposed input) are dropped.
-            '\u{300}'..='\u{36f}' => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -297,13 +197,5 @@ mod tests {
             Some(Verdict::ChangesRequested)
         );
         assert_eq!(verdict("Poubelle.", &k), Some(Verdict::Rejected));
-    }
-
-    #[test]
-    fn folding() {
-        assert_eq!(fold_text("À Modifier ÉTÉ Œuvre"), "a modifier ete oeuvre");
-        assert_eq!(words("c'est-bon!! OK"), vec!["c", "est", "bon", "ok"]);
-        // Decomposed é (e + combining acute).
-        assert_eq!(fold_text("valide\u{0301}"), "valide");
     }
 }

@@ -9,12 +9,14 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Comment};
-use super::config::FrameioConfig;
 use super::review::{self, CommentText};
+use super::route::Route;
+use crate::config::FrameioConfig;
+use crate::domain::{EventKind, EventOutcome, ReviewState, Timestamp, TransitionCause};
 use crate::events::{Event, EventBus};
 use crate::store::{
-    FrameioEvent, RegisterError, Registered, ReviewState, StateChange, Store, StoreError,
-    StoredComment, Transition, TransitionCause, Upload, UploadUpdate, now_text, time_text,
+    FrameioEvent, RegisterError, Registered, StateChange, Store, StoreError, StoredComment,
+    Transition, Upload, UploadUpdate,
 };
 
 /// Comments kept per upload for display.
@@ -42,11 +44,10 @@ impl ProcessError {
     }
 }
 
-/// What processing an event did.
+/// What processing an event did, and to which upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventOutcome {
-    /// applied | unchanged | untracked | ignored
-    pub outcome: &'static str,
+pub struct Handled {
+    pub outcome: EventOutcome,
     pub upload_id: Option<String>,
 }
 
@@ -86,9 +87,8 @@ fn valid_id(what: &str, raw: &str) -> Result<String, TrackError> {
     Ok(id.to_string())
 }
 
-fn after(interval: Duration, fraction: f64) -> String {
-    let delay = chrono::Duration::from_std(interval.mul_f64(fraction)).unwrap_or_default();
-    time_text(chrono::Utc::now() + delay)
+fn after(interval: Duration, fraction: f64) -> Timestamp {
+    Timestamp::now().plus(interval.mul_f64(fraction))
 }
 
 impl Tracker {
@@ -111,16 +111,8 @@ impl Tracker {
         &self.store
     }
 
-    pub fn config(&self) -> &FrameioConfig {
-        &self.config
-    }
-
-    pub fn client(&self) -> Option<&Arc<Client>> {
-        self.client.as_ref()
-    }
-
     /// A random moment within the next poll interval: spreads polls over the interval.
-    pub fn spread_poll_time(&self) -> String {
+    pub fn spread_poll_time(&self) -> Timestamp {
         after(
             self.config.poll_interval,
             rand::rng().random_range(0.0..1.0),
@@ -142,7 +134,7 @@ impl Tracker {
         let name = name.map(str::trim).filter(|n| !n.is_empty());
         let registered = self
             .store
-            .register_upload(&upload_id, &file_id, name, Some(&self.spread_poll_time()))
+            .register_upload(&upload_id, &file_id, name, Some(self.spread_poll_time()))
             .await?;
         if let Registered::Created(u) = &registered {
             tracing::info!(upload = %u.id, file = %u.file_id, "Frame.io: tracking upload");
@@ -166,66 +158,27 @@ impl Tracker {
         }))
     }
 
-    fn account<'a>(&'a self, event: Option<&'a str>) -> Result<&'a str, ProcessError> {
+    pub(super) fn account<'a>(&'a self, event: Option<&'a str>) -> Result<&'a str, ProcessError> {
         event
             .or(self.config.account_id.as_deref())
             .ok_or(ProcessError::NoAccount)
     }
 
-    fn api(&self, doing: &'static str) -> Result<&Client, ProcessError> {
+    pub(super) fn api(&self, doing: &'static str) -> Result<&Client, ProcessError> {
         self.client.as_deref().ok_or(ProcessError::NoClient(doing))
     }
 
     /// Routes one stored event to its upload and applies it.
-    pub async fn handle_event(&self, event: &FrameioEvent) -> Result<EventOutcome, ProcessError> {
-        let kind = event.event_type.as_str();
-        let untracked = EventOutcome {
-            outcome: "untracked",
-            upload_id: None,
-        };
-        let file_id = if kind.starts_with("file.") || kind.starts_with("metadata.") {
-            event.resource_id.clone()
-        } else if kind.starts_with("comment.") {
-            if event.resource_type == "comment" {
-                // Only worth an API call when something is tracked at all.
-                if self.store.upload_count().await? == 0 {
-                    return Ok(untracked);
-                }
-                let account = self.account(event.account_id.as_deref())?;
-                match self
-                    .api("look up a comment")?
-                    .comment(account, &event.resource_id)
-                    .await
-                {
-                    Ok(comment) => match comment.file_id {
-                        Some(f) => f,
-                        None => {
-                            return Ok(EventOutcome {
-                                outcome: "ignored",
-                                upload_id: None,
-                            });
-                        }
-                    },
-                    // A deleted comment cannot be looked up; nothing to route.
-                    Err(e) if e.is_not_found() => {
-                        return Ok(EventOutcome {
-                            outcome: "ignored",
-                            upload_id: None,
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                event.resource_id.clone()
+    pub async fn handle_event(&self, event: &FrameioEvent) -> Result<Handled, ProcessError> {
+        let kind = EventKind::of(&event.event_type);
+        let (upload, file_id) = match self.route(event, kind).await? {
+            Route::Upload { upload, file_id } => (*upload, file_id),
+            Route::Skip(outcome) => {
+                return Ok(Handled {
+                    outcome,
+                    upload_id: None,
+                });
             }
-        } else {
-            return Ok(EventOutcome {
-                outcome: "ignored",
-                upload_id: None,
-            });
-        };
-        let Some(upload) = self.store.upload_by_file(&file_id).await? else {
-            return Ok(untracked);
         };
         let mut changed = false;
         let account_update = UploadUpdate {
@@ -235,9 +188,10 @@ impl Tracker {
         self.store
             .update_upload(&upload.id, &account_update)
             .await?;
+        let name = event.event_type.as_str();
         match kind {
-            "file.upload.completed" | "file.ready" => {
-                let to = if kind == "file.ready" {
+            EventKind::FileUploadCompleted | EventKind::FileReady => {
+                let to = if kind == EventKind::FileReady {
                     ReviewState::Ready
                 } else {
                     ReviewState::Processing
@@ -247,12 +201,12 @@ impl Tracker {
                         &upload,
                         to,
                         TransitionCause::Event,
-                        kind.to_string(),
+                        name.to_string(),
                         Some(event.id),
                     )
                     .await?;
             }
-            k if k.starts_with("metadata.") => {
+            EventKind::Metadata => {
                 let account = self.account(event.account_id.as_deref())?;
                 let status = self
                     .api("read the Status field")?
@@ -263,12 +217,12 @@ impl Tracker {
                         &upload,
                         status,
                         TransitionCause::Metadata,
-                        ("", &format!(" ({kind}, event #{})", event.id)),
+                        ("", &format!(" ({name}, event #{})", event.id)),
                         Some(event.id),
                     )
                     .await?;
             }
-            k if k.starts_with("comment.") => {
+            EventKind::Comment => {
                 let account = self.account(event.account_id.as_deref())?;
                 let comments = self
                     .api("fetch comments")?
@@ -278,10 +232,14 @@ impl Tracker {
                     .apply_comments(&upload, &comments, TransitionCause::Comment, Some(event.id))
                     .await?;
             }
-            _ => {}
+            EventKind::File | EventKind::Other => {}
         }
-        Ok(EventOutcome {
-            outcome: if changed { "applied" } else { "unchanged" },
+        Ok(Handled {
+            outcome: if changed {
+                EventOutcome::Applied
+            } else {
+                EventOutcome::Unchanged
+            },
             upload_id: Some(upload.id),
         })
     }
@@ -305,7 +263,7 @@ impl Tracker {
         update.state = Some(change);
         let changed = self.store.update_upload(&upload.id, &update).await?;
         if changed {
-            tracing::info!(upload = %upload.id, from = upload.state.as_str(), to = to.as_str(), cause = cause.as_str(), %reason, "Frame.io: review state changed");
+            tracing::info!(upload = %upload.id, from = %upload.state, to = %to, %cause, %reason, "Frame.io: review state changed");
             self.events.send(Event::UploadChanged {
                 id: upload.id.clone(),
             });
@@ -411,8 +369,7 @@ impl Tracker {
                 created_at: c.created_at.clone(),
                 updated_at: c.updated_at.clone(),
                 completed_at: c.completed_at.clone(),
-                verdict: review::verdict(c.text.as_deref().unwrap_or(""), keywords)
-                    .map(|v| v.as_str().to_string()),
+                verdict: review::verdict(c.text.as_deref().unwrap_or(""), keywords),
             })
             .collect();
         stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
@@ -525,7 +482,7 @@ impl Tracker {
             Some(after(self.config.poll_interval, 1.0))
         };
         let update = UploadUpdate {
-            polled_at: Some(now_text()),
+            polled_at: Some(Timestamp::now()),
             next_poll_at: Some(next),
             last_error: Some(result.as_ref().err().map(ToString::to_string)),
             ..Default::default()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::{ConfigError, seconds};
+use crate::config::{ConfigError, Env};
 
 /// Everything the proxy needs.
 #[derive(Clone)]
@@ -48,15 +48,7 @@ impl std::fmt::Debug for ProxyConfig {
 
 /// The upstream as it may be logged: scheme, host, port and path, never the query.
 pub fn shown_upstream(url: &Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
-    shown.push_str(url.path());
-    if url.query().is_some() {
-        shown.push_str("?…");
-    }
-    shown
+    crate::net::redact(url)
 }
 
 impl ProxyConfig {
@@ -90,13 +82,14 @@ impl ProxyConfig {
                 hint: "set it to a file of `name:token` lines; clients send Authorization: Bearer <token>".into(),
             }
         })?);
-        let cache_ttl = seconds(
+        let cache_ttl = Env::seconds(
             "FEED_PROXY_CACHE_TTL",
             get("FEED_PROXY_CACHE_TTL"),
             10,
             true,
         )?;
-        let upstream_timeout = seconds("FEED_PROXY_TIMEOUT", get("FEED_PROXY_TIMEOUT"), 30, false)?;
+        let upstream_timeout =
+            Env::seconds("FEED_PROXY_TIMEOUT", get("FEED_PROXY_TIMEOUT"), 30, false)?;
         let number = |var: &'static str, default: u32| -> Result<NonZeroU32, ConfigError> {
             match get(var) {
                 None => Ok(NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN)),

@@ -2,62 +2,8 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now_text};
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Automatic, waiting for a download worker.
-    Queued,
-    /// A person must open the link.
-    Manual,
-    Downloading,
-    Done,
-    Failed,
-    Cancelled,
-    /// Manual, marked done by a person.
-    Handled,
-    /// `DRY_RUN_DOWNLOADS=1`: recorded, nothing fetched.
-    DryRun,
-}
-
-impl DeliveryState {
-    pub const ALL: [Self; 8] = [
-        Self::Queued,
-        Self::Manual,
-        Self::Downloading,
-        Self::Done,
-        Self::Failed,
-        Self::Cancelled,
-        Self::Handled,
-        Self::DryRun,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Manual => "manual",
-            Self::Downloading => "downloading",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Handled => "handled",
-            Self::DryRun => "dry_run",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|state| state.as_str() == s)
-    }
-}
-
-impl TryFrom<String> for DeliveryState {
-    type Error = StoreError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).ok_or_else(|| StoreError::Corrupt(format!("delivery state {value:?}")))
-    }
-}
+use super::{Store, StoreError};
+use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
 /// A delivery as stored; also the JSON shape of the API (one serializer).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -68,17 +14,16 @@ pub struct Delivery {
     pub raw_source_url: String,
     pub r2_url: Option<String>,
     pub provider: String,
-    pub kind: String,
-    pub mode: String,
-    pub record_format: String,
+    pub kind: LinkKind,
+    pub mode: DeliveryMode,
+    pub record_format: RecordFormat,
     pub original_filename: Option<String>,
     pub file_name: Option<String>,
-    pub created_at: String,
-    pub first_seen_at: String,
-    pub last_seen_at: String,
-    #[sqlx(try_from = "String")]
+    pub created_at: Timestamp,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
     pub state: DeliveryState,
-    pub state_changed_at: String,
+    pub state_changed_at: Timestamp,
     pub error: Option<String>,
     pub attempts: i64,
     pub bytes_done: i64,
@@ -87,8 +32,8 @@ pub struct Delivery {
     pub served_url: Option<String>,
     pub sha256: Option<String>,
     pub final_path: Option<String>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub duration_ms: Option<i64>,
     pub mean_speed_bps: Option<i64>,
     pub hook_exit_code: Option<i64>,
@@ -107,12 +52,12 @@ pub struct NewDelivery {
     pub raw_source_url: String,
     pub r2_url: Option<String>,
     pub provider: String,
-    pub kind: String,
-    pub mode: String,
-    pub record_format: String,
+    pub kind: LinkKind,
+    pub mode: DeliveryMode,
+    pub record_format: RecordFormat,
     pub original_filename: Option<String>,
     pub file_name: Option<String>,
-    pub created_at: String,
+    pub created_at: Timestamp,
     pub initial_state: DeliveryState,
 }
 
@@ -126,7 +71,7 @@ pub struct UpsertOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub state: Option<DeliveryState>,
-    pub kind: Option<String>,
+    pub kind: Option<LinkKind>,
     /// Only deliveries older than this one (cursor pagination).
     pub before: Option<i64>,
     pub limit: u32,
@@ -136,7 +81,7 @@ impl Store {
     /// Inserts a delivery seen for the first time; for a known one only refreshes `last_seen_at`
     /// and its R2 copy. Never duplicates, never resets a state.
     pub async fn upsert_delivery(&self, d: &NewDelivery) -> Result<UpsertOutcome, StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url, provider, kind, mode,
                  record_format, original_filename, file_name, created_at, first_seen_at, last_seen_at,
@@ -150,14 +95,14 @@ impl Store {
         .bind(&d.raw_source_url)
         .bind(&d.r2_url)
         .bind(&d.provider)
-        .bind(&d.kind)
-        .bind(&d.mode)
-        .bind(&d.record_format)
+        .bind(d.kind)
+        .bind(d.mode)
+        .bind(d.record_format)
         .bind(&d.original_filename)
         .bind(&d.file_name)
-        .bind(&d.created_at)
-        .bind(&now)
-        .bind(d.initial_state.as_str())
+        .bind(d.created_at)
+        .bind(now)
+        .bind(d.initial_state)
         .fetch_optional(self.pool())
         .await?;
         if let Some(id) = inserted {
@@ -168,7 +113,7 @@ impl Store {
              WHERE dedupe_key = $1 RETURNING id",
         )
         .bind(&d.dedupe_key)
-        .bind(&now)
+        .bind(now)
         .bind(&d.r2_url)
         .fetch_one(self.pool())
         .await?;
@@ -213,7 +158,7 @@ impl Store {
         ));
         let mut query = sqlx::query_as::<_, Delivery>(&sql);
         if let Some(state) = filter.state {
-            query = query.bind(state.as_str());
+            query = query.bind(state);
         }
         if let Some(kind) = &filter.kind {
             query = query.bind(kind);
@@ -226,7 +171,7 @@ impl Store {
     }
 
     /// Number of deliveries in each state (states with none are absent).
-    pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn delivery_counts(&self) -> Result<Vec<(DeliveryState, i64)>, StoreError> {
         Ok(
             sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state")
                 .fetch_all(self.pool())
@@ -258,8 +203,8 @@ impl Store {
         );
         Ok(sqlx::query_as::<_, Delivery>(&sql)
             .bind(id)
-            .bind(to.as_str())
-            .bind(now_text())
+            .bind(to)
+            .bind(Timestamp::now())
             .bind(error)
             .fetch_optional(self.pool())
             .await?)

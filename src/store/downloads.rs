@@ -3,17 +3,18 @@
 
 use serde::Serialize;
 
-use super::{Delivery, DeliveryState, Store, StoreError, now_text};
+use super::{Delivery, Store, StoreError};
+use crate::domain::{DeliveryState, Timestamp, UrlRole};
 
 /// One HTTP try of a delivery, as logged.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct DownloadAttempt {
     pub id: i64,
     pub delivery_id: i64,
-    pub url_role: String,
+    pub url_role: UrlRole,
     pub url: String,
     pub try_number: i64,
-    pub at: String,
+    pub at: Timestamp,
     pub outcome: String,
     pub error: Option<String>,
 }
@@ -21,7 +22,7 @@ pub struct DownloadAttempt {
 /// What a finished download stores.
 #[derive(Debug, Clone)]
 pub struct DownloadDone {
-    pub served_by: String,
+    pub served_by: Option<UrlRole>,
     pub served_url: String,
     pub sha256: String,
     pub final_path: String,
@@ -36,7 +37,7 @@ impl Store {
         Ok(sqlx::query_as::<_, Delivery>(
             "SELECT * FROM deliveries WHERE state = $1 ORDER BY created_at ASC, id ASC LIMIT $2",
         )
-        .bind(DeliveryState::Queued.as_str())
+        .bind(DeliveryState::Queued)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?)
@@ -47,7 +48,7 @@ impl Store {
         Ok(sqlx::query_as::<_, Delivery>(
             "SELECT * FROM deliveries WHERE state = $1 ORDER BY started_at ASC, id ASC",
         )
-        .bind(DeliveryState::Downloading.as_str())
+        .bind(DeliveryState::Downloading)
         .fetch_all(self.pool())
         .await?)
     }
@@ -55,7 +56,7 @@ impl Store {
     /// Atomically moves one delivery from `queued` to `downloading`; `None` if someone else
     /// (another worker, a cancel) changed it first.
     pub async fn claim_queued(&self, id: i64) -> Result<Option<Delivery>, StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         Ok(sqlx::query_as::<_, Delivery>(
             "UPDATE deliveries
              SET state = $2, state_changed_at = $3, error = NULL, attempts = attempts + 1,
@@ -64,9 +65,9 @@ impl Store {
              RETURNING *",
         )
         .bind(id)
-        .bind(DeliveryState::Downloading.as_str())
-        .bind(&now)
-        .bind(DeliveryState::Queued.as_str())
+        .bind(DeliveryState::Downloading)
+        .bind(now)
+        .bind(DeliveryState::Queued)
         .fetch_optional(self.pool())
         .await?)
     }
@@ -118,12 +119,12 @@ impl Store {
     pub async fn record_download_attempt(
         &self,
         id: i64,
-        url_role: &str,
+        url_role: UrlRole,
         url: &str,
         try_number: u32,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         sqlx::query(
             "INSERT INTO download_attempts (delivery_id, url_role, url, try_number, at, outcome, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -132,7 +133,7 @@ impl Store {
         .bind(url_role)
         .bind(url)
         .bind(i64::from(try_number))
-        .bind(&now)
+        .bind(now)
         .bind(if error.is_some() { "error" } else { "ok" })
         .bind(error)
         .execute(self.pool())
@@ -184,7 +185,7 @@ impl Store {
         id: i64,
         done: &DownloadDone,
     ) -> Result<Option<Delivery>, StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         Ok(sqlx::query_as::<_, Delivery>(
             "UPDATE deliveries
              SET state = $2, state_changed_at = $3, finished_at = $3, error = NULL,
@@ -195,16 +196,16 @@ impl Store {
              RETURNING *",
         )
         .bind(id)
-        .bind(DeliveryState::Done.as_str())
-        .bind(&now)
-        .bind(&done.served_by)
+        .bind(DeliveryState::Done)
+        .bind(now)
+        .bind(done.served_by)
         .bind(&done.served_url)
         .bind(&done.sha256)
         .bind(&done.final_path)
         .bind(done.bytes)
         .bind(done.duration_ms)
         .bind(done.mean_speed_bps)
-        .bind(DeliveryState::Downloading.as_str())
+        .bind(DeliveryState::Downloading)
         .fetch_optional(self.pool())
         .await?)
     }
@@ -216,7 +217,7 @@ impl Store {
         error: &str,
         bytes_done: i64,
     ) -> Result<Option<Delivery>, StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         Ok(sqlx::query_as::<_, Delivery>(
             "UPDATE deliveries
              SET state = $2, state_changed_at = $3, finished_at = $3, error = $4, bytes_done = $5
@@ -224,11 +225,11 @@ impl Store {
              RETURNING *",
         )
         .bind(id)
-        .bind(DeliveryState::Failed.as_str())
-        .bind(&now)
+        .bind(DeliveryState::Failed)
+        .bind(now)
         .bind(error)
         .bind(bytes_done)
-        .bind(DeliveryState::Downloading.as_str())
+        .bind(DeliveryState::Downloading)
         .fetch_optional(self.pool())
         .await?)
     }

@@ -2,30 +2,13 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now_text};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedFetchOutcome {
-    Ok,
-    NotModified,
-    Error,
-}
-
-impl FeedFetchOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::NotModified => "not_modified",
-            Self::Error => "error",
-        }
-    }
-}
+use super::{Store, StoreError};
+use crate::domain::{FeedFetchOutcome, Timestamp};
 
 /// One poll of the feed (after its retries).
 #[derive(Debug, Clone)]
 pub struct FeedFetch {
-    pub started_at: String,
+    pub started_at: Timestamp,
     pub outcome: FeedFetchOutcome,
     pub attempts: u32,
     pub records_valid: i64,
@@ -42,8 +25,8 @@ pub struct FeedFetch {
 pub struct FeedState {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-    pub last_success_at: Option<String>,
-    pub last_attempt_at: Option<String>,
+    pub last_success_at: Option<Timestamp>,
+    pub last_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
     pub records_processed: i64,
 }
@@ -60,7 +43,7 @@ impl Store {
         max_rows: i64,
         max_age: chrono::Duration,
     ) -> Result<u64, StoreError> {
-        let cutoff = super::time_text(chrono::Utc::now() - max_age);
+        let cutoff = Timestamp::from(chrono::Utc::now() - max_age).text();
         let done = sqlx::query(
             "DELETE FROM feed_fetches WHERE finished_at < $1
                  OR id <= (SELECT id FROM feed_fetches ORDER BY id DESC LIMIT 1 OFFSET $2)",
@@ -74,16 +57,16 @@ impl Store {
 
     /// Records a poll in the history and updates the current state, in one transaction.
     pub async fn record_feed_fetch(&self, fetch: &FeedFetch) -> Result<(), StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO feed_fetches (started_at, finished_at, outcome, attempts, records_valid,
                  records_invalid, records_new, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(&fetch.started_at)
-        .bind(&now)
-        .bind(fetch.outcome.as_str())
+        .bind(fetch.started_at)
+        .bind(now)
+        .bind(fetch.outcome)
         .bind(i64::from(fetch.attempts))
         .bind(fetch.records_valid)
         .bind(fetch.records_invalid)
@@ -97,7 +80,7 @@ impl Store {
                     "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL,
                          records_processed = $2, etag = $3, last_modified = $4 WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .bind(fetch.records_valid)
                 .bind(&fetch.etag)
                 .bind(&fetch.last_modified)
@@ -109,7 +92,7 @@ impl Store {
                     "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL
                      WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -117,7 +100,7 @@ impl Store {
                 sqlx::query(
                     "UPDATE feed_state SET last_attempt_at = $1, last_error = $2 WHERE id = 1",
                 )
-                .bind(&now)
+                .bind(now)
                 .bind(&fetch.error)
                 .execute(&mut *tx)
                 .await?;
@@ -139,7 +122,7 @@ impl Store {
     }
 
     /// Number of polls by outcome, for /metrics.
-    pub async fn feed_fetch_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn feed_fetch_counts(&self) -> Result<Vec<(FeedFetchOutcome, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT outcome, COUNT(*) FROM feed_fetches GROUP BY outcome ORDER BY outcome",
         )

@@ -3,70 +3,8 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now_text};
-
-/// Where an upload stands in review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewState {
-    Uploading,
-    Processing,
-    Ready,
-    InReview,
-    ChangesRequested,
-    Approved,
-    Rejected,
-}
-
-impl ReviewState {
-    pub const ALL: [Self; 7] = [
-        Self::Uploading,
-        Self::Processing,
-        Self::Ready,
-        Self::InReview,
-        Self::ChangesRequested,
-        Self::Approved,
-        Self::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Uploading => "uploading",
-            Self::Processing => "processing",
-            Self::Ready => "ready",
-            Self::InReview => "in_review",
-            Self::ChangesRequested => "changes_requested",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|state| state.as_str() == s)
-    }
-
-    /// Final states are not polled any more (events still update them).
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Approved | Self::Rejected)
-    }
-
-    /// Position in the upload lifecycle (uploading -> processing -> ready); `None` for review states.
-    pub fn lifecycle_rank(self) -> Option<u8> {
-        match self {
-            Self::Uploading => Some(0),
-            Self::Processing => Some(1),
-            Self::Ready => Some(2),
-            _ => None,
-        }
-    }
-}
-
-impl TryFrom<String> for ReviewState {
-    type Error = StoreError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).ok_or_else(|| StoreError::Corrupt(format!("review state {value:?}")))
-    }
-}
+use super::{Store, StoreError};
+use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause, Verdict};
 
 /// A verified delivery, ready to be written.
 #[derive(Debug, Clone)]
@@ -85,7 +23,7 @@ pub struct NewFrameioEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct FrameioEvent {
     pub id: i64,
-    pub received_at: String,
+    pub received_at: Timestamp,
     pub request_timestamp: i64,
     pub event_type: String,
     pub resource_type: String,
@@ -93,8 +31,8 @@ pub struct FrameioEvent {
     pub account_id: Option<String>,
     pub workspace_id: Option<String>,
     pub body: String,
-    pub processed_at: Option<String>,
-    pub outcome: Option<String>,
+    pub processed_at: Option<Timestamp>,
+    pub outcome: Option<EventOutcome>,
     pub upload_id: Option<String>,
     pub attempts: i64,
     pub error: Option<String>,
@@ -107,49 +45,25 @@ pub struct Upload {
     pub file_id: String,
     pub name: Option<String>,
     pub account_id: Option<String>,
-    #[sqlx(try_from = "String")]
     pub state: ReviewState,
     pub state_reason: String,
-    pub state_changed_at: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub state_changed_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     pub metadata_status: Option<String>,
     #[serde(skip)]
     pub decided_comment: Option<String>,
-    pub last_polled_at: Option<String>,
-    pub next_poll_at: Option<String>,
+    pub last_polled_at: Option<Timestamp>,
+    pub next_poll_at: Option<Timestamp>,
     pub last_error: Option<String>,
-}
-
-/// Why a state changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransitionCause {
-    Registered,
-    Event,
-    Comment,
-    Metadata,
-    Poll,
-}
-
-impl TransitionCause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Registered => "registered",
-            Self::Event => "event",
-            Self::Comment => "comment",
-            Self::Metadata => "metadata",
-            Self::Poll => "poll",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Transition {
-    pub at: String,
-    pub from_state: Option<String>,
-    pub to_state: String,
-    pub cause: String,
+    pub at: Timestamp,
+    pub from_state: Option<ReviewState>,
+    pub to_state: ReviewState,
+    pub cause: TransitionCause,
     pub reason: String,
     pub event_id: Option<i64>,
 }
@@ -162,7 +76,7 @@ pub struct StoredComment {
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
     pub completed_at: Option<String>,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
 }
 
 /// A state change to apply.
@@ -181,9 +95,9 @@ pub struct UploadUpdate {
     pub account_id: Option<String>,
     pub metadata_status: Option<String>,
     pub decided_comment: Option<String>,
-    pub polled_at: Option<String>,
+    pub polled_at: Option<Timestamp>,
     /// `Some(None)` stops polling.
-    pub next_poll_at: Option<Option<String>>,
+    pub next_poll_at: Option<Option<Timestamp>>,
     pub last_error: Option<Option<String>>,
     /// Replaces the stored comments.
     pub comments: Option<Vec<StoredComment>>,
@@ -223,7 +137,7 @@ impl Store {
         &self,
         events: &[NewFrameioEvent],
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         let mut tx = self.pool().begin().await?;
         let mut ids = Vec::with_capacity(events.len());
         for e in events {
@@ -235,7 +149,7 @@ impl Store {
                  RETURNING id",
             )
             .bind(&e.delivery_hash)
-            .bind(&now)
+            .bind(now)
             .bind(e.request_timestamp)
             .bind(&e.event_type)
             .bind(&e.resource_type)
@@ -254,7 +168,7 @@ impl Store {
     /// Unprocessed events whose retry time has come, oldest first.
     pub async fn pending_frameio_events(
         &self,
-        now: &str,
+        now: Timestamp,
         limit: i64,
     ) -> Result<Vec<FrameioEvent>, StoreError> {
         Ok(sqlx::query_as::<_, FrameioEvent>(
@@ -271,7 +185,7 @@ impl Store {
     }
 
     /// When the next deferred event is due, if any.
-    pub async fn next_frameio_retry(&self) -> Result<Option<String>, StoreError> {
+    pub async fn next_frameio_retry(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM frameio_events
              WHERE processed_at IS NULL AND next_attempt_at IS NOT NULL",
@@ -283,7 +197,7 @@ impl Store {
     pub async fn finish_frameio_event(
         &self,
         id: i64,
-        outcome: &str,
+        outcome: EventOutcome,
         upload_id: Option<&str>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -292,7 +206,7 @@ impl Store {
                  attempts = attempts + 1, next_attempt_at = NULL
              WHERE id = $5",
         )
-        .bind(now_text())
+        .bind(Timestamp::now())
         .bind(outcome)
         .bind(upload_id)
         .bind(error)
@@ -306,7 +220,7 @@ impl Store {
         &self,
         id: i64,
         error: &str,
-        next_attempt_at: &str,
+        next_attempt_at: Timestamp,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE frameio_events SET attempts = attempts + 1, error = $1, next_attempt_at = $2
@@ -320,18 +234,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn frameio_event(&self, id: i64) -> Result<Option<FrameioEvent>, StoreError> {
-        Ok(sqlx::query_as::<_, FrameioEvent>(
-            "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
-                 account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error
-             FROM frameio_events WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    /// Newest events first.
     pub async fn frameio_events(&self, limit: i64) -> Result<Vec<FrameioEvent>, StoreError> {
         Ok(sqlx::query_as::<_, FrameioEvent>(
             "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
@@ -355,9 +257,9 @@ impl Store {
         id: &str,
         file_id: &str,
         name: Option<&str>,
-        next_poll_at: Option<&str>,
+        next_poll_at: Option<Timestamp>,
     ) -> Result<Registered, RegisterError> {
-        let now = now_text();
+        let now = Timestamp::now();
         let reason = "registered";
         let mut tx = self.pool().begin().await?;
         let inserted: Option<String> = sqlx::query_scalar(
@@ -370,9 +272,9 @@ impl Store {
         .bind(id)
         .bind(file_id)
         .bind(name)
-        .bind(ReviewState::Uploading.as_str())
+        .bind(ReviewState::Uploading)
         .bind(reason)
-        .bind(&now)
+        .bind(now)
         .bind(next_poll_at)
         .fetch_optional(&mut *tx)
         .await?;
@@ -382,9 +284,9 @@ impl Store {
                  VALUES ($1, $2, NULL, $3, $4, $5)",
             )
             .bind(id)
-            .bind(&now)
-            .bind(ReviewState::Uploading.as_str())
-            .bind(TransitionCause::Registered.as_str())
+            .bind(now)
+            .bind(ReviewState::Uploading)
+            .bind(TransitionCause::Registered)
             .bind(reason)
             .execute(&mut *tx)
             .await?;
@@ -465,9 +367,9 @@ impl Store {
     /// Applies `update` in one transaction. A state change equal to the current state is skipped.
     /// Returns whether the state changed.
     pub async fn update_upload(&self, id: &str, update: &UploadUpdate) -> Result<bool, StoreError> {
-        let now = now_text();
+        let now = Timestamp::now();
         let mut tx = self.pool().begin().await?;
-        let current: Option<String> =
+        let current: Option<ReviewState> =
             sqlx::query_scalar("SELECT state FROM frameio_uploads WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -477,15 +379,15 @@ impl Store {
         };
         let mut changed = false;
         if let Some(change) = &update.state
-            && change.to.as_str() != current
+            && change.to != current
         {
             sqlx::query(
                 "UPDATE frameio_uploads SET state = $1, state_reason = $2, state_changed_at = $3
                  WHERE id = $4",
             )
-            .bind(change.to.as_str())
+            .bind(change.to)
             .bind(&change.reason)
-            .bind(&now)
+            .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -494,10 +396,10 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
-            .bind(&now)
-            .bind(&current)
-            .bind(change.to.as_str())
-            .bind(change.cause.as_str())
+            .bind(now)
+            .bind(current)
+            .bind(change.to)
+            .bind(change.cause)
             .bind(&change.reason)
             .bind(change.event_id)
             .execute(&mut *tx)
@@ -514,13 +416,13 @@ impl Store {
                  last_error = CASE WHEN $8 THEN $9 ELSE last_error END
              WHERE id = $10",
         )
-        .bind(&now)
+        .bind(now)
         .bind(&update.account_id)
         .bind(&update.metadata_status)
         .bind(&update.decided_comment)
-        .bind(&update.polled_at)
+        .bind(update.polled_at)
         .bind(update.next_poll_at.is_some())
-        .bind(update.next_poll_at.clone().flatten())
+        .bind(update.next_poll_at.flatten())
         .bind(update.last_error.is_some())
         .bind(update.last_error.clone().flatten())
         .bind(id)
@@ -545,7 +447,7 @@ impl Store {
                 .bind(&c.created_at)
                 .bind(&c.updated_at)
                 .bind(&c.completed_at)
-                .bind(&c.verdict)
+                .bind(c.verdict)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -555,7 +457,7 @@ impl Store {
     }
 
     /// Uploads due for a poll at `now`, soonest first.
-    pub async fn uploads_due(&self, now: &str, limit: i64) -> Result<Vec<Upload>, StoreError> {
+    pub async fn uploads_due(&self, now: Timestamp, limit: i64) -> Result<Vec<Upload>, StoreError> {
         Ok(sqlx::query_as::<_, Upload>(&format!(
             "SELECT {UPLOAD_COLUMNS} FROM frameio_uploads
              WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1
@@ -567,7 +469,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn next_upload_poll(&self) -> Result<Option<String>, StoreError> {
+    pub async fn next_upload_poll(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT MIN(next_poll_at) FROM frameio_uploads")
                 .fetch_one(self.pool())
@@ -575,7 +477,7 @@ impl Store {
         )
     }
 
-    pub async fn set_next_poll(&self, id: &str, next_poll_at: &str) -> Result<(), StoreError> {
+    pub async fn set_next_poll(&self, id: &str, next_poll_at: Timestamp) -> Result<(), StoreError> {
         sqlx::query("UPDATE frameio_uploads SET next_poll_at = $1 WHERE id = $2")
             .bind(next_poll_at)
             .bind(id)
@@ -611,7 +513,7 @@ impl Store {
         .bind(name)
         .bind(value)
         .bind(origin)
-        .bind(now_text())
+        .bind(Timestamp::now())
         .execute(self.pool())
         .await?;
         Ok(())

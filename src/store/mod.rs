@@ -15,12 +15,12 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use deliveries::{Delivery, DeliveryFilter, DeliveryState, NewDelivery, UpsertOutcome};
+pub use deliveries::{Delivery, DeliveryFilter, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
-pub use feed::{FeedFetch, FeedFetchOutcome, FeedState};
+pub use feed::{FeedFetch, FeedState};
 pub use frameio::{
-    FrameioEvent, NewFrameioEvent, RegisterError, Registered, ReviewState, StateChange,
-    StoredComment, Transition, TransitionCause, Upload, UploadUpdate,
+    FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange, StoredComment,
+    Transition, Upload, UploadUpdate,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -94,19 +94,4 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Current time as stored: RFC 3339 UTC with milliseconds (sorts as text).
-pub(crate) fn now_text() -> String {
-    time_text(chrono::Utc::now())
-}
-
-pub(crate) fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-pub(crate) fn parse_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {raw:?}: {e}")))
 }

@@ -77,7 +77,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let headers = request.headers();
 
     if changes_state && !path.starts_with("/webhooks/") && is_cross_site(headers) {
-        return ApiError::new(StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+        return ApiError::Forbidden("cross-site request refused".into()).into_response();
     }
     let Some(token) = state.config.api_token.as_ref() else {
         return next.run(request).await;
@@ -107,9 +107,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     }
     if path.starts_with("/api/") || path == "/metrics" || changes_state {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication required: send Authorization: Bearer <RUSHES_API_TOKEN>",
+        return ApiError::Unauthorized(
+            "authentication required: send Authorization: Bearer <RUSHES_API_TOKEN>".into(),
         )
         .into_response();
     }

@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::{DeliveryState, FeedFetchOutcome};
 use crate::events::Event;
 use crate::feed::PollOutcome;
-use crate::feed::classify::LinkKind;
 use crate::status::MonitorStatus;
-use crate::store::{Delivery, DeliveryFilter, DeliveryState};
+use crate::store::{Delivery, DeliveryFilter};
 
 /// Largest page of `/api/deliveries`.
 pub const MAX_PAGE: u32 = 1000;
@@ -76,9 +76,7 @@ pub fn is_signed(url: &url::Url) -> bool {
 /// A link as the API shows it: a signed query string is replaced by `?…`.
 pub fn shown_link(raw: &str, always: bool) -> String {
     match url::Url::parse(raw) {
-        Ok(url) if url.query().is_some() && (always || is_signed(&url)) => {
-            crate::download::transfer::shown_url(&url)
-        }
+        Ok(url) if url.query().is_some() && (always || is_signed(&url)) => crate::net::redact(&url),
         _ => raw.to_string(),
     }
 }
@@ -99,29 +97,8 @@ pub async fn list_deliveries(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = DeliveryFilter {
-        state: match query.state.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(raw) => Some(DeliveryState::parse(raw).ok_or_else(|| {
-                let known: Vec<_> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::bad_request(format!(
-                    "unknown state {raw:?} (one of {})",
-                    known.join(", ")
-                ))
-            })?),
-        },
-        kind: match query.kind.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(raw) => Some(
-                LinkKind::parse(raw)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "unknown kind {raw:?} (one of dropbox, fromsmash, swisstransfer, external)"
-                        ))
-                    })?
-                    .as_str()
-                    .to_string(),
-            ),
-        },
+        state: parse_choice(query.state.as_deref())?,
+        kind: parse_choice(query.kind.as_deref())?,
         limit: match query.limit.as_deref() {
             None | Some("") => DEFAULT_PAGE,
             Some(raw) => raw
@@ -134,9 +111,10 @@ pub async fn list_deliveries(
         },
         before: match query.before.as_deref() {
             None | Some("") => None,
-            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-                ApiError::bad_request("before must be a delivery id")
-            })?),
+            Some(raw) => Some(
+                raw.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request("before must be a delivery id"))?,
+            ),
         },
     };
     let show = asked(query.show_signed.as_deref());
@@ -188,7 +166,7 @@ pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, 
         }))),
         Ok(PollOutcome::NotModified) => Ok(Json(json!({ "outcome": "not_modified" }))),
         Ok(PollOutcome::Fresh) => Ok(Json(json!({ "outcome": "fresh" }))),
-        Err(message) => Err(ApiError::new(StatusCode::BAD_GATEWAY, message)),
+        Err(message) => Err(ApiError::BadGateway(message)),
     }
 }
 
@@ -218,7 +196,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     let total: i64 = fetches.iter().map(|(_, n)| n).sum();
     let failures: i64 = fetches
         .iter()
-        .filter(|(outcome, _)| outcome == "error")
+        .filter(|(outcome, _)| *outcome == FeedFetchOutcome::Error)
         .map(|(_, n)| n)
         .sum();
     let _ = writeln!(
@@ -226,7 +204,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         "# HELP rushes_feed_fetches_total Feed polls that asked the feed, by outcome."
     );
     let _ = writeln!(out, "# TYPE rushes_feed_fetches_total counter");
-    for outcome in ["ok", "not_modified", "error"] {
+    for outcome in FeedFetchOutcome::ALL {
         let n = fetches
             .iter()
             .find(|(o, _)| o == outcome)
@@ -259,9 +237,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     for s in DeliveryState::ALL {
         let n = deliveries
             .iter()
-            .find(|(state, _)| state == s.as_str())
+            .find(|(state, _)| state == s)
             .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "rushes_deliveries{{state=\"{}\"}} {n}", s.as_str());
+        let _ = writeln!(out, "rushes_deliveries{{state=\"{s}\"}} {n}");
     }
     Ok((
         [(
@@ -270,6 +248,20 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         )],
         out,
     ))
+}
+
+/// An optional query value from a vocabulary; an unknown one is a 400 that lists the choices.
+fn parse_choice<T>(raw: Option<&str>) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr<Err = crate::domain::UnknownValue>,
+{
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse()
+            .map(Some)
+            .map_err(|e: crate::domain::UnknownValue| ApiError::bad_request(e.to_string())),
+    }
 }
 
 pub async fn not_found() -> ApiError {
@@ -300,14 +292,11 @@ async fn move_delivery(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
     let allowed: Vec<_> = from.iter().map(|s| s.as_str()).collect();
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        format!(
-            "delivery {id} is {}; only {} deliveries can be {action}",
-            current.state.as_str(),
-            allowed.join(" or ")
-        ),
-    ))
+    Err(ApiError::Conflict(format!(
+        "delivery {id} is {}; only {} deliveries can be {action}",
+        current.state,
+        allowed.join(" or ")
+    )))
 }
 
 /// `POST /api/deliveries/{id}/retry`: failed or cancelled -> queued (a kept `.part` is resumed).

@@ -5,15 +5,14 @@
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::download::human_bytes;
-use crate::feed::classify::LinkKind;
-use crate::store::{Delivery, DeliveryFilter, DeliveryState, FeedState};
+use crate::domain::{DeliveryState, LinkKind, Timestamp};
+use crate::store::{Delivery, DeliveryFilter, FeedState};
+use crate::text::human_bytes;
 
 const CSS: &str = include_str!("static/dashboard.css");
 const JS: &str = include_str!("static/dashboard.js");
@@ -58,7 +57,7 @@ pub async fn page(
         .store
         .deliveries(&DeliveryFilter {
             state: filter_state,
-            kind: filter_kind.map(|k| k.as_str().to_string()),
+            kind: filter_kind,
             before: None,
             limit: PAGE_ROWS,
         })
@@ -79,13 +78,13 @@ pub async fn page(
                     label { "State " select name="state" {
                         option value="" { "any" }
                         @for s in DeliveryState::ALL {
-                            option value=(s.as_str()) selected[filter_state == Some(s)] { (label(s.as_str())) }
+                            option value=(s.as_str()) selected[filter_state == Some(*s)] { (s.label()) }
                         }
                     } }
                     label { "Kind " select name="kind" {
                         option value="" { "any" }
-                        @for k in [LinkKind::Dropbox, LinkKind::Fromsmash, LinkKind::Swisstransfer, LinkKind::External] {
-                            option value=(k.as_str()) selected[filter_kind == Some(k)] { (kind_label(k.as_str())) }
+                        @for k in LinkKind::ALL.iter().copied() {
+                            option value=(k.as_str()) selected[filter_kind == Some(k)] { (k.label()) }
                         }
                     } }
                     button type="submit" { "Filter" }
@@ -164,10 +163,10 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                                 td {
                                     @if let Some(c) = last {
                                         div { "“" (c.text) "”" }
-                                        div.sub { @if let Some(a) = &c.author { (a) " · " } (when(c.created_at.as_deref())) }
+                                        div.sub { @if let Some(a) = &c.author { (a) " · " } (when(c.created_at.as_deref().and_then(|raw| Timestamp::parse(raw).ok()))) }
                                     } @else { span.sub { "none" } }
                                 }
-                                td.when { (when(Some(&upload.state_changed_at))) }
+                                td.when { (when(Some(upload.state_changed_at))) }
                             }
                         }
                     }
@@ -182,13 +181,13 @@ pub async fn counts_fragment(State(state): State<AppState>) -> Result<Markup, Ap
     Ok(counts_chips(&state.store.delivery_counts().await?))
 }
 
-fn counts_chips(counts: &[(String, i64)]) -> Markup {
+fn counts_chips(counts: &[(DeliveryState, i64)]) -> Markup {
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     html! {
         div #counts .counts {
             a.chip href="/" { "All" b { (total) } }
             @for (name, n) in counts {
-                a.chip href={ "/?state=" (name) } { (label(name)) b { (n) } }
+                a.chip href={ "/?state=" (name) } { (name.label()) b { (n) } }
             }
         }
     }
@@ -258,12 +257,9 @@ fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
         .feed
         .as_ref()
         .map_or_else(|| "not configured".to_string(), |f| f.host());
-    let interval = chrono::Duration::from_std(state.config.monitor_interval).unwrap_or_default();
     let next = feed
         .last_attempt_at
-        .as_deref()
-        .and_then(parse)
-        .map(|t| t + interval);
+        .map(|t| t.plus(state.config.monitor_interval));
     let healthy = feed.last_error.is_none() && feed.last_success_at.is_some();
     html! {
         section #feed-panel .panel {
@@ -275,7 +271,7 @@ fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
                     @else if feed.last_error.is_some() { span.pill.failed { "failing" } }
                     @else { span.pill { "not fetched yet" } }
                 } }
-                div { div.k { "Last successful fetch" } div.v { @if let Some(t) = feed.last_success_at.as_deref().and_then(parse) { (short_time(t)) } @else { "never" } } }
+                div { div.k { "Last successful fetch" } div.v { @if let Some(t) = feed.last_success_at { (short_time(t)) } @else { "never" } } }
                 div { div.k { "Next fetch" } div.v { @if let Some(t) = next { (short_time(t)) } @else { "soon" } } }
                 div { div.k { "Records processed" } div.v #records-processed { (feed.records_processed) } }
                 div { form method="post" action="/api/feed/refresh" data-action="refresh" {
@@ -308,11 +304,11 @@ pub fn row(d: &Delivery) -> Markup {
                 @if let Some(original) = d.original_filename.as_deref().filter(|o| *o != name) {
                     div.sub.orig title="original_filename in the feed" { "feed name: " (original) }
                 }
-                div.sub { (kind_label(&d.kind)) " · " (link_host) @if d.r2_url.is_some() { " · R2 copy" } }
+                div.sub { (d.kind.label()) " · " (link_host) @if d.r2_url.is_some() { " · R2 copy" } }
             }
             td { (d.provider) }
-            td.when { (when(Some(&d.created_at))) }
-            td { span class={ "pill " (d.state.as_str()) } { (label(d.state.as_str())) } }
+            td.when { (when(Some(d.created_at))) }
+            td { span class={ "pill " (d.state.as_str()) } { (d.state.label()) } }
             td { (details(d)) }
             td { div.actions { (actions(d, &id)) } }
         }
@@ -359,7 +355,7 @@ fn details(d: &Delivery) -> Markup {
             html! { div.sub { "Open the link, fetch the files, then mark it handled." } }
         }
         DeliveryState::Handled => {
-            html! { div.sub { "Handled by hand " (when(Some(&d.state_changed_at))) } }
+            html! { div.sub { "Handled by hand " (when(Some(d.state_changed_at))) } }
         }
         DeliveryState::DryRun => html! { div.sub { "Dry run: nothing was downloaded" } },
     }
@@ -389,43 +385,14 @@ fn actions(d: &Delivery, id: &str) -> Markup {
     }
 }
 
-fn label(state: &str) -> &str {
-    match state {
-        "queued" => "Queued",
-        "manual" => "Manual",
-        "downloading" => "Downloading",
-        "done" => "Done",
-        "failed" => "Failed",
-        "cancelled" => "Cancelled",
-        "handled" => "Handled",
-        "dry_run" => "Dry run",
-        other => other,
-    }
-}
-
-fn kind_label(kind: &str) -> &str {
-    match kind {
-        "dropbox" => "Dropbox",
-        "fromsmash" => "FromSmash",
-        "swisstransfer" => "SwissTransfer",
-        "external" => "External link",
-        other => other,
-    }
-}
-
-fn parse(raw: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(raw)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// A time to the second (feed panel); the script shows it in the viewer's time zone.
-fn short_time(t: DateTime<Utc>) -> Markup {
+fn short_time(t: Timestamp) -> Markup {
+    let t = t.as_datetime();
     html! { time datetime=(t.to_rfc3339()) data-seconds="true" { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
 }
 
-fn when(raw: Option<&str>) -> Markup {
-    match raw.and_then(parse) {
+fn when(t: Option<Timestamp>) -> Markup {
+    match t.map(Timestamp::as_datetime) {
         Some(t) => html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) } },
         None => html! { "never" },
     }

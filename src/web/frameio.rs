@@ -42,7 +42,10 @@ impl FromRequest<AppState> for StoredDelivery {
         let headers = req.headers().clone();
         let body = Bytes::from_request(req, state).await.map_err(|e| {
             tracing::warn!(status = %e.status(), "Frame.io webhook refused: {}", e.body_text());
-            ApiError::new(e.status(), e.body_text())
+            ApiError::Status {
+                status: e.status(),
+                message: e.body_text(),
+            }
         })?;
         let timestamp = header(&headers, TIMESTAMP_HEADER);
         let signature = header(&headers, SIGNATURE_HEADER);
@@ -54,15 +57,15 @@ impl FromRequest<AppState> for StoredDelivery {
         {
             Ok(accepted) => Ok(Self(accepted)),
             Err(e) => {
-                let status = match &e {
-                    ReceiveError::Signature(_) => StatusCode::UNAUTHORIZED,
-                    ReceiveError::BadBody(_) => StatusCode::BAD_REQUEST,
+                let error = match &e {
+                    ReceiveError::Signature(_) => ApiError::Unauthorized(e.to_string()),
+                    ReceiveError::BadBody(_) => ApiError::BadRequest(e.to_string()),
                     ReceiveError::NoSecret | ReceiveError::Store(_) => {
-                        StatusCode::SERVICE_UNAVAILABLE
+                        ApiError::Unavailable(e.to_string())
                     }
                 };
-                tracing::warn!(status = status.as_u16(), bytes = body.len(), reason = %e, "Frame.io webhook refused");
-                Err(ApiError::new(status, e.to_string()))
+                tracing::warn!(status = error.status().as_u16(), bytes = body.len(), reason = %e, "Frame.io webhook refused");
+                Err(error)
             }
         }
     }
@@ -104,7 +107,7 @@ async fn create_upload(
         Err(TrackError::Invalid(m)) => Err(ApiError::bad_request(m)),
         Err(TrackError::Register(
             e @ (RegisterError::FileTaken { .. } | RegisterError::IdTaken(_)),
-        )) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        )) => Err(ApiError::Conflict(e.to_string())),
         Err(TrackError::Register(RegisterError::Store(e))) => Err(e.into()),
     }
 }

@@ -1,13 +1,13 @@
 //! The HTTP side: JSON API, health and metrics (and later the dashboard).
 
-pub mod access;
-pub mod api;
-pub mod dashboard;
-pub mod error;
-pub mod events;
-pub mod frameio;
-pub mod router;
-pub mod shield;
+pub(crate) mod access;
+pub(crate) mod api;
+pub(crate) mod dashboard;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod frameio;
+pub(crate) mod router;
+pub(crate) mod shield;
 
 use std::sync::Arc;
 

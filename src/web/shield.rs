@@ -142,10 +142,10 @@ pub fn client_ip(request: &Request) -> IpAddr {
 /// The 429 a blocked client gets.
 pub fn too_many(wait: Duration) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("too many wrong tokens from this address; try again in {secs} s"),
-    )
+    let mut response = ApiError::Status {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!("too many wrong tokens from this address; try again in {secs} s"),
+    }
     .into_response();
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -200,11 +200,12 @@ pub async fn host_check(State(state): State<AppState>, request: Request, next: N
         host = host.as_deref().unwrap_or("(none)"),
         "refused a request for another host name (set RUSHES_ALLOWED_HOSTS or RUSHES_API_TOKEN)"
     );
-    ApiError::new(
-        StatusCode::MISDIRECTED_REQUEST,
-        "this rushes answers only to loopback host names without RUSHES_API_TOKEN; \
-         list other names in RUSHES_ALLOWED_HOSTS",
-    )
+    ApiError::Status {
+        status: StatusCode::MISDIRECTED_REQUEST,
+        message: "this rushes answers only to loopback host names without RUSHES_API_TOKEN; \
+                  list other names in RUSHES_ALLOWED_HOSTS"
+            .into(),
+    }
     .into_response()
 }
 

@@ -1,18 +1,16 @@
 //! The dashboard in a real headless Chromium, against the demo's sample server in-process.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::browser::Browser;
+use crate::support::feed_server::FeedServer;
+use crate::support::service::{TestApp, temp_dir};
+use crate::support::wait_for;
 use fantoccini::Locator;
 use rushes::demo::{SampleServer, demo_config};
 use secrecy::SecretString;
 use serde_json::json;
-use support::browser::Browser;
-use support::feed_server::FeedServer;
-use support::service::{TestApp, temp_dir};
-use support::wait_for;
 
 const WAIT: Duration = Duration::from_secs(30);
 const XSS_NAME: &str = "<img src=x onerror=alert(1)>.mov";

@@ -1,17 +1,15 @@
 //! Feed intake end to end: a fake feed on 127.0.0.1:0, a real rushes, a real SQLite file.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::feed_server::FeedServer;
+use crate::support::service::{TestApp, config_for, quick_retry, temp_dir};
+use crate::support::wait_for;
 use rushes::events::EventBus;
 use rushes::feed::source::FeedSource;
 use rushes::feed::{FeedService, PollOutcome};
 use rushes::store::Store;
 use serde_json::{Value, json};
-use support::feed_server::FeedServer;
-use support::service::{TestApp, config_for, quick_retry, temp_dir};
-use support::wait_for;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rushes::app::App;
 use rushes::config::{Config, FeedLocation};
-use rushes::feed::source::RetryPolicy;
+use rushes::net::RetryPolicy;
 use rushes::web::AppState;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -22,6 +22,7 @@ pub fn quick_retry() -> RetryPolicy {
     RetryPolicy {
         attempts: 3,
         base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
     }
 }
 

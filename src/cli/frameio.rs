@@ -7,13 +7,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::client::Client;
-use super::manage::{self, DEFAULT_EVENTS, EnsureOutcome};
-use super::tracker::{TrackError, Tracker};
-use super::webhook::SECRET_KEY;
-use crate::cli::Exit;
+use super::Exit;
 use crate::config::{Config, Overrides};
 use crate::events::EventBus;
+use crate::frameio::client::Client;
+use crate::frameio::manage::{self, DEFAULT_EVENTS, EnsureOutcome};
+use crate::frameio::tracker::{TrackError, Tracker};
+use crate::frameio::webhook::SECRET_KEY;
 use crate::logging;
 use crate::store::{RegisterError, Registered, Store};
 
@@ -56,14 +56,6 @@ pub enum WebhookCommand {
         /// Webhook id
         id: Option<String>,
     },
-}
-
-fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
-    Exit {
-        code,
-        message: message.into(),
-    }
-    .into()
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -118,10 +110,10 @@ async fn track(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(TrackError::Invalid(m)) => Err(fail(2, m)),
+        Err(TrackError::Invalid(m)) => Err(Exit::error(Exit::CONFIG, m)),
         Err(TrackError::Register(
             e @ (RegisterError::FileTaken { .. } | RegisterError::IdTaken(_)),
-        )) => Err(fail(1, e.to_string())),
+        )) => Err(Exit::error(Exit::FAILURE, e.to_string())),
         Err(TrackError::Register(RegisterError::Store(e))) => Err(e.into()),
     }
 }
@@ -181,120 +173,143 @@ async fn webhook(config: &Config, command: WebhookCommand) -> anyhow::Result<Exi
     let store = open_store(config).await?;
     let client = Client::from_config(settings, Some(store.clone()))
         .context("cannot build the HTTP client")?;
+    let ctx = WebhookContext {
+        config,
+        client: &client,
+        store: &store,
+        account,
+    };
     let result = match command {
-        WebhookCommand::Ensure { url, events } => {
-            let parsed = url::Url::parse(url.trim())
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                .ok_or_else(|| fail(2, format!("--url {url:?} is not an http(s) URL")))?;
-            let events: Vec<String> = if events.is_empty() {
-                DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect()
-            } else {
-                events
-                    .iter()
-                    .map(|e| e.trim().to_string())
-                    .filter(|e| !e.is_empty())
-                    .collect()
-            };
-            let workspace = settings.require_workspace()?;
-            let outcome = manage::ensure(
-                &client,
-                &store,
-                account,
-                workspace,
-                &settings.webhook_name,
-                parsed.as_str(),
-                &events,
-            )
-            .await;
-            match outcome {
-                Ok(EnsureOutcome::Created { id }) => {
-                    restrict(&config.database_path());
-                    println!(
-                        "created webhook {id} ({:?} -> {parsed}); its signing secret is stored in {}",
-                        settings.webhook_name,
-                        config.database_path().display()
-                    );
-                    Ok(())
-                }
-                Ok(EnsureOutcome::Updated { id, patch }) => {
-                    let mut what = Vec::new();
-                    if patch.url.is_some() {
-                        what.push("url");
-                    }
-                    if patch.events.is_some() {
-                        what.push("events");
-                    }
-                    if patch.active.is_some() {
-                        what.push("active");
-                    }
-                    println!("updated webhook {id}: {}", what.join(", "));
-                    warn_without_secret(settings, &store).await;
-                    Ok(())
-                }
-                Ok(EnsureOutcome::Unchanged { id }) => {
-                    println!("webhook {id} is up to date, nothing changed");
-                    warn_without_secret(settings, &store).await;
-                    Ok(())
-                }
-                Err(e) => Err(anyhow::Error::from(e)),
-            }
-        }
-        WebhookCommand::List => {
-            let workspace = settings.require_workspace()?;
-            let hooks = client.webhooks(account, workspace).await?;
-            if hooks.is_empty() {
-                println!("no webhook in workspace {workspace}");
-            }
-            for h in hooks {
-                println!(
-                    "{}  {:<16} {}  {}  [{}]",
-                    h.id,
-                    h.name,
-                    if h.active == Some(false) {
-                        "inactive"
-                    } else {
-                        "active  "
-                    },
-                    h.url,
-                    h.events.join(",")
-                );
-            }
-            Ok(())
-        }
-        WebhookCommand::Delete { id } => {
-            let id = match id {
-                Some(id) => id,
-                None => {
-                    let workspace = settings.require_workspace()?;
-                    let hooks = client.webhooks(account, workspace).await?;
-                    match hooks.into_iter().find(|h| h.name == settings.webhook_name) {
-                        Some(h) => h.id,
-                        None => {
-                            store.close().await;
-                            return Err(fail(
-                                1,
-                                format!("no webhook named {:?}", settings.webhook_name),
-                            ));
-                        }
-                    }
-                }
-            };
-            client.delete_webhook(account, &id).await?;
-            if let Some((_, Some(origin))) = store.frameio_credential(SECRET_KEY).await?
-                && origin == id
-            {
-                store.delete_frameio_credential(SECRET_KEY).await?;
-            }
-            println!("deleted webhook {id}");
-            Ok(())
-        }
+        WebhookCommand::Ensure { url, events } => ensure_webhook(&ctx, &url, events).await,
+        WebhookCommand::List => list_webhooks(&ctx).await,
+        WebhookCommand::Delete { id } => delete_webhook(&ctx, id).await,
     };
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)
 }
 
-async fn warn_without_secret(settings: &super::FrameioConfig, store: &Store) {
+/// What every `webhook` subcommand needs.
+struct WebhookContext<'a> {
+    config: &'a Config,
+    client: &'a Client,
+    store: &'a Store,
+    account: &'a str,
+}
+
+async fn ensure_webhook(
+    ctx: &WebhookContext<'_>,
+    url: &str,
+    events: Vec<String>,
+) -> anyhow::Result<()> {
+    let settings = &ctx.config.frameio;
+    let parsed = url::Url::parse(url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| Exit::error(Exit::CONFIG, format!("--url {url:?} is not an http(s) URL")))?;
+    let events: Vec<String> = if events.is_empty() {
+        DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect()
+    } else {
+        events
+            .iter()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect()
+    };
+    let workspace = settings.require_workspace()?;
+    let outcome = manage::ensure(
+        ctx.client,
+        ctx.store,
+        ctx.account,
+        workspace,
+        &settings.webhook_name,
+        parsed.as_str(),
+        &events,
+    )
+    .await?;
+    match outcome {
+        EnsureOutcome::Created { id } => {
+            restrict(&ctx.config.database_path());
+            println!(
+                "created webhook {id} ({:?} -> {parsed}); its signing secret is stored in {}",
+                settings.webhook_name,
+                ctx.config.database_path().display()
+            );
+        }
+        EnsureOutcome::Updated { id, patch } => {
+            let mut what = Vec::new();
+            if patch.url.is_some() {
+                what.push("url");
+            }
+            if patch.events.is_some() {
+                what.push("events");
+            }
+            if patch.active.is_some() {
+                what.push("active");
+            }
+            println!("updated webhook {id}: {}", what.join(", "));
+            warn_without_secret(settings, ctx.store).await;
+        }
+        EnsureOutcome::Unchanged { id } => {
+            println!("webhook {id} is up to date, nothing changed");
+            warn_without_secret(settings, ctx.store).await;
+        }
+    }
+    Ok(())
+}
+
+async fn list_webhooks(ctx: &WebhookContext<'_>) -> anyhow::Result<()> {
+    let workspace = ctx.config.frameio.require_workspace()?;
+    let hooks = ctx.client.webhooks(ctx.account, workspace).await?;
+    if hooks.is_empty() {
+        println!("no webhook in workspace {workspace}");
+    }
+    for h in hooks {
+        println!(
+            "{}  {:<16} {}  {}  [{}]",
+            h.id,
+            h.name,
+            if h.active == Some(false) {
+                "inactive"
+            } else {
+                "active  "
+            },
+            h.url,
+            h.events.join(",")
+        );
+    }
+    Ok(())
+}
+
+async fn delete_webhook(ctx: &WebhookContext<'_>, id: Option<String>) -> anyhow::Result<()> {
+    let settings = &ctx.config.frameio;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let workspace = settings.require_workspace()?;
+            let hooks = ctx.client.webhooks(ctx.account, workspace).await?;
+            hooks
+                .into_iter()
+                .find(|h| h.name == settings.webhook_name)
+                .map(|h| h.id)
+                .ok_or_else(|| {
+                    Exit::error(
+                        Exit::FAILURE,
+                        format!("no webhook named {:?}", settings.webhook_name),
+                    )
+                })?
+        }
+    };
+    ctx.client.delete_webhook(ctx.account, &id).await?;
+    if let Some((_, Some(origin))) = ctx.store.frameio_credential(SECRET_KEY).await?
+        && origin == id
+    {
+        ctx.store.delete_frameio_credential(SECRET_KEY).await?;
+    }
+    println!("deleted webhook {id}");
+    Ok(())
+}
+
+async fn warn_without_secret(settings: &crate::config::FrameioConfig, store: &Store) {
     if settings.webhook_secret.is_none()
         && matches!(store.frameio_credential(SECRET_KEY).await, Ok(None))
     {

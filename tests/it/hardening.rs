@@ -1,17 +1,15 @@
 //! Issue 13: the holes found by the attack and fault probes, each held by a test that failed
 //! before its fix. Real servers on 127.0.0.1:0, real child processes, real files.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::feed_server::FeedServer;
+use crate::support::file_server::{FileServer, content, sha256_hex};
+use crate::support::service::{TestApp, config_for, temp_dir};
+use crate::support::wait_for;
 use rushes::config::Config;
 use serde_json::{Value, json};
-use support::feed_server::FeedServer;
-use support::file_server::{FileServer, content, sha256_hex};
-use support::service::{TestApp, config_for, temp_dir};
-use support::wait_for;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -91,12 +89,12 @@ async fn a_resume_from_the_wrong_offset_starts_over() {
 
 /// `rushes serve` with everything under `root`, run to its exit (it must fail fast).
 fn serve_to_exit(root: &Path, envs: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = support::service::bin();
+    let mut cmd = crate::support::service::bin();
     cmd.arg("serve")
         .current_dir(root)
         .env(
             "RUSHES_BIND",
-            format!("127.0.0.1:{}", support::service::free_port()),
+            format!("127.0.0.1:{}", crate::support::service::free_port()),
         )
         .env("RUSHES_DATA_DIR", root.join("data"))
         .env("LOCAL_DOWNLOADS_DIR", root.join("downloads"))
@@ -125,9 +123,11 @@ fn serve_to_exit(root: &Path, envs: &[(&str, &str)]) -> std::process::Output {
 async fn a_second_instance_on_the_same_data_folder_exits_2() {
     let feed = feed_of(&[]).await;
     let dir = temp_dir();
-    let first =
-        support::service::ChildService::start(dir.path(), &[("WEBHOOK_JSON_URL", &feed.url())])
-            .await;
+    let first = crate::support::service::ChildService::start(
+        dir.path(),
+        &[("WEBHOOK_JSON_URL", &feed.url())],
+    )
+    .await;
     let pid = first.child.id();
     let root = dir.path().to_path_buf();
     let feed_url = feed.url();
@@ -454,7 +454,7 @@ async fn logout_revokes_the_session_and_the_page_is_hardened() {
 async fn wrong_guesses_are_logged_without_their_value() {
     let feed = feed_of(&[]).await;
     let dir = temp_dir();
-    let service = support::service::ChildService::start(
+    let service = crate::support::service::ChildService::start(
         dir.path(),
         &[
             ("WEBHOOK_JSON_URL", &feed.url()),
@@ -503,7 +503,7 @@ async fn the_hook_gets_a_clean_environment_and_survives_hostile_names() {
     let feed = feed_of(&[record(&nul, "with\0nul.mov"), record(&huge, &huge_name)]).await;
     let dir = temp_dir();
     let token = "right-token-0123456789";
-    let service = support::service::ChildService::start(
+    let service = crate::support::service::ChildService::start(
         dir.path(),
         &[
             ("WEBHOOK_JSON_URL", &feed.url()),
@@ -690,7 +690,7 @@ async fn signed_links_are_redacted_unless_asked() {
     for show in [false, true] {
         let url = feed.url();
         let out = tokio::task::spawn_blocking(move || {
-            let mut cmd = support::service::bin();
+            let mut cmd = crate::support::service::bin();
             cmd.args(["feed", "check", &url]);
             if show {
                 cmd.arg("--show-signed");

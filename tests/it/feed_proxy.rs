@@ -1,15 +1,13 @@
 //! `rushes feed-proxy` against a real upstream feed server, with real clients on loopback.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::feed_server::FeedServer;
+use crate::support::service::{TestApp, config_for, temp_dir};
+use crate::support::wait_for;
 use rushes::proxy::{FeedProxy, ProxyConfig};
 use serde_json::{Value, json};
-use support::feed_server::FeedServer;
-use support::service::{TestApp, config_for, temp_dir};
-use support::wait_for;
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -1,12 +1,10 @@
 //! The real binary: configuration errors, logs, signals, `feed check` and `status`.
 
-mod support;
-
 use std::process::Stdio;
 
+use crate::support::feed_server::FeedServer;
+use crate::support::service::{ChildService, bin, temp_dir};
 use serde_json::json;
-use support::feed_server::FeedServer;
-use support::service::{ChildService, bin, temp_dir};
 
 fn feed_body() -> String {
     json!([
@@ -170,7 +168,7 @@ async fn logs_go_to_app_log_with_the_seed_messages_and_no_secrets() {
 
 #[test]
 fn status_reports_an_unreachable_service() {
-    let port = support::service::free_port();
+    let port = crate::support::service::free_port();
     let out = bin()
         .args(["status", "--url", &format!("http://127.0.0.1:{port}")])
         .output()

@@ -11,7 +11,8 @@ use super::wait_for;
 
 pub struct Browser {
     pub client: Client,
-    driver: Driver,
+    /// Kept for its `Drop`, which ends chromedriver.
+    _driver: Driver,
     _profile: tempfile::TempDir,
 }
 
@@ -80,7 +81,7 @@ impl Browser {
             .expect("connect to chromedriver");
         Self {
             client,
-            driver,
+            _driver: driver,
             _profile: profile,
         }
     }

@@ -1,10 +1,8 @@
 //! Access control over HTTP: tokens, the login cookie, cross-site refusal, start-up refusal.
 
-mod support;
-
+use crate::support::feed_server::FeedServer;
+use crate::support::service::{TestApp, bin, config_for, temp_dir};
 use secrecy::SecretString;
-use support::feed_server::FeedServer;
-use support::service::{TestApp, bin, config_for, temp_dir};
 
 #[tokio::test]
 async fn with_a_token_the_api_needs_it_and_login_sets_a_strict_cookie() {

@@ -5,8 +5,6 @@ use std::fmt;
 
 use url::Url;
 
-use crate::feed::classify;
-
 /// Longest name most file systems accept, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
 
@@ -152,12 +150,16 @@ pub fn name_from_url(url: &Url) -> Option<SafeFileName> {
 
 /// The name a delivery will get, known before downloading: `original_filename` when given, else
 /// the last segment of the source link (a Content-Disposition name, known only while downloading,
-/// comes between the two). Dropbox folder links download as zips.
-pub fn planned_name(original_filename: Option<&str>, source_url: &Url) -> Option<SafeFileName> {
+/// comes between the two). `archive`: the link downloads as a zip (a Dropbox folder share).
+pub fn planned_name(
+    original_filename: Option<&str>,
+    source_url: &Url,
+    archive: bool,
+) -> Option<SafeFileName> {
     let name = original_filename
         .and_then(SafeFileName::new)
         .or_else(|| name_from_url(source_url))?;
-    Some(if classify::is_dropbox_folder(source_url) {
+    Some(if archive {
         name.with_archive_extension()
     } else {
         name
@@ -252,6 +254,7 @@ pub fn download_name(
     content_disposition: Option<&str>,
     link: &Url,
     fallback: &str,
+    archive: bool,
 ) -> SafeFileName {
     let name = forced
         .and_then(SafeFileName::new)
@@ -259,7 +262,7 @@ pub fn download_name(
         .or_else(|| name_from_url(link))
         .or_else(|| SafeFileName::new(fallback))
         .unwrap_or_else(|| SafeFileName("download".into()));
-    if classify::is_dropbox_folder(link) {
+    if archive {
         name.with_archive_extension()
     } else {
         name
@@ -323,16 +326,16 @@ mod tests {
     fn planned_names() -> Result<(), url::ParseError> {
         let folder = Url::parse("https://www.dropbox.com/scl/fo/abc/def?dl=1")?;
         assert_eq!(
-            planned_name(Some("61 Camille"), &folder).map(|n| n.0),
+            planned_name(Some("61 Camille"), &folder, true).map(|n| n.0),
             Some("61 Camille.zip".into())
         );
         let file = Url::parse("https://cdn.example.com/path/Clip%20A.mov?sig=x")?;
         assert_eq!(
-            planned_name(None, &file).map(|n| n.0),
+            planned_name(None, &file, false).map(|n| n.0),
             Some("Clip A.mov".into())
         );
         let bare = Url::parse("https://cdn.example.com/")?;
-        assert_eq!(planned_name(None, &bare), None);
+        assert_eq!(planned_name(None, &bare, false), None);
         Ok(())
     }
 
@@ -367,25 +370,32 @@ mod tests {
         let link = Url::parse("https://cdn.example.com/x/segment.mov")?;
         let cd = Some("attachment; filename=\"from-header.mov\"");
         assert_eq!(
-            download_name(Some("61 Camille.zip"), cd, &link, "download-1").0,
+            download_name(Some("61 Camille.zip"), cd, &link, "download-1", false).0,
             "61 Camille.zip"
         );
         assert_eq!(
-            download_name(None, cd, &link, "download-1").0,
+            download_name(None, cd, &link, "download-1", false).0,
             "from-header.mov"
         );
         assert_eq!(
-            download_name(None, None, &link, "download-1").0,
+            download_name(None, None, &link, "download-1", false).0,
             "segment.mov"
         );
         let bare = Url::parse("https://cdn.example.com/")?;
         assert_eq!(
-            download_name(None, None, &bare, "download-7").0,
+            download_name(None, None, &bare, "download-7", false).0,
             "download-7"
         );
         let folder = Url::parse("https://www.dropbox.com/scl/fo/abc/def?dl=1")?;
         assert_eq!(
-            download_name(None, Some("attachment; filename=\"Rushes\""), &folder, "d").0,
+            download_name(
+                None,
+                Some("attachment; filename=\"Rushes\""),
+                &folder,
+                "d",
+                true
+            )
+            .0,
             "Rushes.zip"
         );
         Ok(())

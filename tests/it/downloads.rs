@@ -1,18 +1,16 @@
 //! Download engine end to end: a fake feed and a test file server on 127.0.0.1:0, a real rushes
 //! (in-process, or the binary killed with SIGKILL), real files on disk.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::feed_server::FeedServer;
+use crate::support::file_server::{FileServer, content, sha256_hex};
+use crate::support::service::{ChildService, TestApp, bin, config_for, temp_dir};
+use crate::support::wait_for;
 use futures::StreamExt;
 use rushes::config::{Config, HookCommand};
 use serde_json::{Value, json};
-use support::feed_server::FeedServer;
-use support::file_server::{FileServer, content, sha256_hex};
-use support::service::{ChildService, TestApp, bin, config_for, temp_dir};
-use support::wait_for;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -1,7 +1,6 @@
 //! `rushes download URL`: one file with the service's transfer code (resume, naming, fallback),
 //! a progress bar on a terminal and plain lines otherwise.
 
-use super::human_bytes;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,9 +9,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::filename::SafeFileName;
-use super::transfer::{self, Job, JobUrl, Observer, Progress, TransferError};
-use crate::feed::source::RetryPolicy;
+use crate::domain::UrlRole;
+use crate::download::transfer::{self, Job, JobUrl, Observer, Progress, TransferError};
+use crate::naming::SafeFileName;
+use crate::net::RetryPolicy;
+use crate::text::human_bytes;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DownloadArgs {
@@ -47,12 +48,12 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let primary = parse_http(&args.url, "URL").map_err(anyhow::Error::msg)?;
     let mut urls = vec![JobUrl {
-        role: "primary",
+        role: UrlRole::Primary,
         url: primary.clone(),
     }];
     if let Some(raw) = &args.fallback {
         urls.push(JobUrl {
-            role: "fallback",
+            role: UrlRole::Fallback,
             url: parse_http(raw, "--fallback").map_err(anyhow::Error::msg)?,
         });
     }
@@ -75,7 +76,7 @@ pub async fn run(
         resume: args
             .name
             .as_deref()
-            .map(|n| super::filename::download_name(Some(n), None, &primary, "download"))
+            .map(|n| crate::naming::download_name(Some(n), None, &primary, "download", false))
             .map(|n| args.out.join(format!("{n}.part")))
             .filter(|p| p.is_file())
             .map(|part| transfer::Resume {
@@ -113,7 +114,7 @@ pub async fn run(
                 f.path.display(),
                 f.bytes,
                 f.sha256,
-                f.served_by,
+                f.served_by.map_or("given", UrlRole::as_str),
                 secs,
                 human_bytes(f.fetched as f64 / secs)
             );
@@ -217,7 +218,7 @@ impl Observer for CliObserver {
 
     async fn attempt(
         &mut self,
-        role: &'static str,
+        role: UrlRole,
         shown_url: &str,
         try_number: u32,
         error: Option<&str>,

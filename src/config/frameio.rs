@@ -7,9 +7,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::review::Keywords;
-use crate::config::ConfigError;
-use crate::store::ReviewState;
+use super::{ConfigError, Env};
+use crate::domain::ReviewState;
+use crate::text::{fold_text, words};
 
 pub const DEFAULT_API_BASE: &str = "https://api.frame.io";
 pub const DEFAULT_IMS_URL: &str = "https://ims-na1.adobelogin.com/ims/token/v3";
@@ -60,10 +60,10 @@ impl StatusMap {
                 format!(
                     "unknown state {:?} (one of {})",
                     state.trim(),
-                    ReviewState::ALL.map(ReviewState::as_str).join(", ")
+                    ReviewState::names()
                 )
             })?;
-            entries.push((super::review::fold_text(name.trim()), state));
+            entries.push((fold_text(name.trim()), state));
         }
         if entries.is_empty() {
             return Err("no NAME=state pair".into());
@@ -71,10 +71,54 @@ impl StatusMap {
         Ok(Self(entries))
     }
 
+    /// `DEFAULT_STATUS_MAP`.
+    pub fn default_map() -> Result<Self, String> {
+        Self::parse(DEFAULT_STATUS_MAP)
+    }
+
     /// The state an option name maps to, if any.
     pub fn state_for(&self, option: &str) -> Option<ReviewState> {
-        let folded = super::review::fold_text(option.trim());
+        let folded = fold_text(option.trim());
         self.0.iter().find(|(n, _)| *n == folded).map(|(_, s)| *s)
+    }
+}
+
+/// A keyword or phrase, as folded words ("c'est bon" -> ["c", "est", "bon"]).
+pub type Phrase = Vec<String>;
+
+/// The keyword lists (`FRAMEIO_KEYWORDS_APPROVED`, `_CHANGES`, `_REJECTED`, comma-separated).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keywords {
+    pub approved: Vec<Phrase>,
+    pub changes: Vec<Phrase>,
+    pub rejected: Vec<Phrase>,
+}
+
+pub const DEFAULT_APPROVED: &str = "approved, approve, approuvé, approuvée, validé, validée, \
+    valide, c'est bon, c'est ok, ok pour moi, bon pour moi, lgtm, looks good, good to go, all good";
+pub const DEFAULT_CHANGES: &str = "à modifier, modifier, modification, modifications, retouche, \
+    retouches, retoucher, corriger, correction, corrections, à revoir, changes, change, \
+    changes requested, please fix, fix, needs work";
+pub const DEFAULT_REJECTED: &str =
+    "refusé, refusée, refus, rejeté, rejetée, rejected, reject, refused";
+
+impl Default for Keywords {
+    fn default() -> Self {
+        Self {
+            approved: Self::parse_list(DEFAULT_APPROVED),
+            changes: Self::parse_list(DEFAULT_CHANGES),
+            rejected: Self::parse_list(DEFAULT_REJECTED),
+        }
+    }
+}
+
+impl Keywords {
+    /// Parses a comma-separated list; empty entries are skipped.
+    pub fn parse_list(raw: &str) -> Vec<Phrase> {
+        raw.split(',')
+            .map(words)
+            .filter(|phrase| !phrase.is_empty())
+            .collect()
     }
 }
 
@@ -93,6 +137,11 @@ pub struct FrameioConfig {
 }
 
 impl FrameioConfig {
+    /// Reads the `FRAMEIO_*` variables from `lookup` alone (tests, benchmarks).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        read(&Env::new(&lookup))
+    }
+
     /// Nothing configured: what rushes uses when no `FRAMEIO_*` variable is set (tests, demo).
     pub fn idle() -> Self {
         Self {
@@ -104,122 +153,100 @@ impl FrameioConfig {
             webhook_secret: None,
             webhook_name: "rushes".into(),
             poll_interval: Duration::from_secs(300),
-            status_map: StatusMap::parse(DEFAULT_STATUS_MAP).expect("constant map"),
+            status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
             keywords: Keywords::default(),
         }
     }
 }
 
-impl FrameioConfig {
-    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |var: &str| env(var).filter(|v| !v.trim().is_empty());
-        let url = |var: &'static str, default: &str| -> Result<Url, ConfigError> {
-            let raw = get(var).unwrap_or_else(|| default.to_string());
-            let parsed = Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid {
-                var,
-                value: raw.clone(),
-                reason: format!("not a valid URL ({e})"),
-            })?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err(ConfigError::Invalid {
-                    var,
-                    value: raw,
-                    reason: "expected an http(s) URL with a host".into(),
-                });
+/// Reads the `FRAMEIO_*` variables.
+pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
+    let client_id = env.text("FRAMEIO_CLIENT_ID");
+    let client_secret = env.secret("FRAMEIO_CLIENT_SECRET");
+    let auth = match (
+        env.secret("FRAMEIO_TOKEN"),
+        client_id,
+        client_secret,
+        env.secret("FRAMEIO_REFRESH_TOKEN"),
+    ) {
+        (Some(token), _, _, _) => Some(FrameioAuth::Token(token)),
+        (None, Some(client_id), Some(client_secret), Some(refresh_token)) => {
+            Some(FrameioAuth::RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+            })
+        }
+        (None, Some(client_id), Some(client_secret), None) => {
+            Some(FrameioAuth::ClientCredentials {
+                client_id,
+                client_secret,
+            })
+        }
+        (None, Some(_), None, _) => {
+            return Err(ConfigError::Missing {
+                var: "FRAMEIO_CLIENT_SECRET",
+                hint: "FRAMEIO_CLIENT_ID is set; IMS needs the client secret too".into(),
+            });
+        }
+        (None, None, Some(_), _) | (None, None, None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                var: "FRAMEIO_CLIENT_ID",
+                hint: "FRAMEIO_CLIENT_SECRET / FRAMEIO_REFRESH_TOKEN need the IMS client id".into(),
+            });
+        }
+        (None, None, None, None) => None,
+    };
+    let status_map = Env::parse(
+        "FRAMEIO_STATUS_MAP",
+        env.get("FRAMEIO_STATUS_MAP"),
+        StatusMap::parse,
+    )?
+    .map_or_else(StatusMap::default_map, Ok)
+    .map_err(|reason| ConfigError::Invalid {
+        var: "FRAMEIO_STATUS_MAP",
+        value: DEFAULT_STATUS_MAP.into(),
+        reason,
+    })?;
+    let mut keywords = Keywords::default();
+    for (var, list) in [
+        ("FRAMEIO_KEYWORDS_APPROVED", &mut keywords.approved),
+        ("FRAMEIO_KEYWORDS_CHANGES", &mut keywords.changes),
+        ("FRAMEIO_KEYWORDS_REJECTED", &mut keywords.rejected),
+    ] {
+        if let Some(parsed) = Env::parse(var, env.get(var), |raw| {
+            let parsed = Keywords::parse_list(raw);
+            if parsed.is_empty() {
+                Err("expected a comma-separated list of words or phrases".to_string())
+            } else {
+                Ok(parsed)
             }
-            Ok(parsed)
-        };
-        let secret = |var: &str| get(var).map(|v| SecretString::from(v.trim().to_string()));
-
-        let client_id = get("FRAMEIO_CLIENT_ID").map(|v| v.trim().to_string());
-        let client_secret = secret("FRAMEIO_CLIENT_SECRET");
-        let auth = match (
-            secret("FRAMEIO_TOKEN"),
-            client_id,
-            client_secret,
-            secret("FRAMEIO_REFRESH_TOKEN"),
-        ) {
-            (Some(token), _, _, _) => Some(FrameioAuth::Token(token)),
-            (None, Some(client_id), Some(client_secret), Some(refresh_token)) => {
-                Some(FrameioAuth::RefreshToken {
-                    client_id,
-                    client_secret,
-                    refresh_token,
-                })
-            }
-            (None, Some(client_id), Some(client_secret), None) => {
-                Some(FrameioAuth::ClientCredentials {
-                    client_id,
-                    client_secret,
-                })
-            }
-            (None, Some(_), None, _) => {
-                return Err(ConfigError::Missing {
-                    var: "FRAMEIO_CLIENT_SECRET",
-                    hint: "FRAMEIO_CLIENT_ID is set; IMS needs the client secret too".into(),
-                });
-            }
-            (None, None, Some(_), _) | (None, None, None, Some(_)) => {
-                return Err(ConfigError::Missing {
-                    var: "FRAMEIO_CLIENT_ID",
-                    hint: "FRAMEIO_CLIENT_SECRET / FRAMEIO_REFRESH_TOKEN need the IMS client id"
-                        .into(),
-                });
-            }
-            (None, None, None, None) => None,
-        };
-
-        let poll_interval = crate::config::seconds(
+        })? {
+            *list = parsed;
+        }
+    }
+    Ok(FrameioConfig {
+        api_base: env.http_url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,
+        ims_url: env.http_url("FRAMEIO_IMS_URL", DEFAULT_IMS_URL)?,
+        auth,
+        account_id: env.text("FRAMEIO_ACCOUNT_ID"),
+        workspace_id: env.text("FRAMEIO_WORKSPACE_ID"),
+        webhook_secret: env.secret("FRAMEIO_WEBHOOK_SECRET"),
+        webhook_name: env
+            .text("FRAMEIO_WEBHOOK_NAME")
+            .unwrap_or_else(|| "rushes".into()),
+        poll_interval: Env::seconds(
             "FRAMEIO_POLL_INTERVAL",
-            get("FRAMEIO_POLL_INTERVAL"),
+            env.get("FRAMEIO_POLL_INTERVAL"),
             300,
             false,
-        )?;
-        let status_raw = get("FRAMEIO_STATUS_MAP").unwrap_or_else(|| DEFAULT_STATUS_MAP.into());
-        let status_map = StatusMap::parse(&status_raw).map_err(|reason| ConfigError::Invalid {
-            var: "FRAMEIO_STATUS_MAP",
-            value: status_raw.clone(),
-            reason,
-        })?;
-        let mut keywords = Keywords::default();
-        for (var, list) in [
-            ("FRAMEIO_KEYWORDS_APPROVED", &mut keywords.approved),
-            ("FRAMEIO_KEYWORDS_CHANGES", &mut keywords.changes),
-            ("FRAMEIO_KEYWORDS_REJECTED", &mut keywords.rejected),
-        ] {
-            if let Some(raw) = get(var) {
-                *list = Keywords::parse_list(&raw);
-                if list.is_empty() {
-                    return Err(ConfigError::Invalid {
-                        var: match var {
-                            "FRAMEIO_KEYWORDS_APPROVED" => "FRAMEIO_KEYWORDS_APPROVED",
-                            "FRAMEIO_KEYWORDS_CHANGES" => "FRAMEIO_KEYWORDS_CHANGES",
-                            _ => "FRAMEIO_KEYWORDS_REJECTED",
-                        },
-                        value: raw,
-                        reason: "expected a comma-separated list of words or phrases".into(),
-                    });
-                }
-            }
-        }
-        let webhook_name = get("FRAMEIO_WEBHOOK_NAME")
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| "rushes".into());
+        )?,
+        status_map,
+        keywords,
+    })
+}
 
-        Ok(Self {
-            api_base: url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,
-            ims_url: url("FRAMEIO_IMS_URL", DEFAULT_IMS_URL)?,
-            auth,
-            account_id: get("FRAMEIO_ACCOUNT_ID").map(|v| v.trim().to_string()),
-            workspace_id: get("FRAMEIO_WORKSPACE_ID").map(|v| v.trim().to_string()),
-            webhook_secret: secret("FRAMEIO_WEBHOOK_SECRET"),
-            webhook_name,
-            poll_interval,
-            status_map,
-            keywords,
-        })
-    }
-
+impl FrameioConfig {
     pub fn require_account(&self) -> Result<&str, ConfigError> {
         self.account_id.as_deref().ok_or(ConfigError::Missing {
             var: "FRAMEIO_ACCOUNT_ID",
@@ -247,11 +274,12 @@ mod tests {
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<FrameioConfig, ConfigError> {
-        FrameioConfig::from_lookup(|name| {
+        let lookup = |name: &str| {
             vars.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
-        })
+        };
+        read(&Env::new(&lookup))
     }
 
     #[test]

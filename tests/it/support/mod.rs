@@ -1,6 +1,5 @@
 //! Shared test support: real servers on 127.0.0.1:0, a real rushes (in-process or as a child
 //! process), and waiting on conditions with a deadline instead of sleeping.
-#![allow(dead_code)]
 
 pub mod browser;
 pub mod fake_frameio;

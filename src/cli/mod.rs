@@ -1,0 +1,218 @@
+//! The command line: one file per command group, exit codes decided here.
+//!
+//! Exit codes: 0 success, 1 failure (a fetch, a download, an unreachable service), 2 a
+//! configuration mistake (the message names the variable), and what a command sets with [`Exit`].
+
+mod download;
+mod feed;
+mod feed_proxy;
+mod frameio;
+mod serve;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::AppError;
+use crate::config::{ConfigError, Overrides};
+
+const ENV_HELP: &str = "\
+Environment (also read from ./.env; flags win over variables):
+  WEBHOOK_JSON_URL          feed: http(s) URL, file:// URL or path (its query string is never logged)
+  WEBHOOK_CACHE_TTL         seconds a successful fetch stays fresh, 0 = always fetch [300]
+  WEBHOOK_TIMEOUT           seconds per feed request [30]
+  WEBHOOK_MONITOR_INTERVAL  seconds between feed checks [15]
+  FEED_TIMEZONE             IANA zone of timestamps without offset (MySQL format) [UTC]
+  RUSHES_BIND               HTTP address [127.0.0.1:5000]
+  RUSHES_DATA_DIR           folder of rushes.db [./data]
+  LOCAL_DOWNLOADS_DIR       folder downloads land in [./downloads]
+  RUSHES_LOG_DIR            folder of app.log [./logs]
+  DOWNLOAD_CONCURRENCY      downloads at once (at most 2 per host), 0 = paused [3]
+  DRY_RUN_DOWNLOADS         1 = record automatic deliveries as dry_run, fetch nothing [0]
+  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, in a clean
+                            environment (PATH, HOME, LANG) with RUSHES_FILE, RUSHES_FILE_NAME,
+                            RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
+  ON_DOWNLOAD_COMPLETE_ENV  further variables the hook may see, comma-separated names
+  RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
+  RUSHES_ALLOWED_HOSTS      host names served without a token besides loopback (comma-separated)
+  WEBHOOK_AUTH_TOKEN        sent as Authorization: Bearer to the feed (e.g. to rushes feed-proxy)
+  RUST_LOG                  log filter, e.g. info or rushes=debug [info]
+
+A configuration mistake names the variable and exits with code 2.";
+
+const FRAMEIO_ENV_HELP: &str = "\
+Frame.io environment (all optional; also read from ./.env):
+  FRAMEIO_TOKEN               bearer token used as is, or:
+  FRAMEIO_CLIENT_ID, FRAMEIO_CLIENT_SECRET [+ FRAMEIO_REFRESH_TOKEN]  Adobe IMS credentials
+  FRAMEIO_IMS_URL             IMS token endpoint [https://ims-na1.adobelogin.com/ims/token/v3]
+  FRAMEIO_API_BASE            API base [https://api.frame.io]
+  FRAMEIO_ACCOUNT_ID, FRAMEIO_WORKSPACE_ID  where the webhook lives
+  FRAMEIO_WEBHOOK_SECRET      signing secret (else the one `webhook ensure` stored)
+  FRAMEIO_WEBHOOK_NAME        webhook name [rushes]
+  FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
+  FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
+  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated comment keywords";
+
+const PROXY_ENV_HELP: &str = "\
+Environment (also read from ./.env):
+  FEED_PROXY_UPSTREAM         the feed served (http or https; never shown to clients, never logged
+                              with its query string) [required]
+  FEED_PROXY_TOKENS_FILE      one `name:token` a line (tokens of 16+ characters); re-read when it
+                              changes or on SIGHUP [required]
+  FEED_PROXY_BIND             address to listen on [127.0.0.1:5080]
+  FEED_PROXY_CACHE_TTL        seconds an upstream answer is shared, 0 = ask upstream each time [10]
+  FEED_PROXY_TIMEOUT          seconds for the whole upstream request [30]
+  FEED_PROXY_MAX_BYTES        largest upstream body [33554432]
+  FEED_PROXY_RATE_PER_TOKEN   requests per minute per token [60]
+  FEED_PROXY_RATE_PER_CLIENT  requests per minute per client address [120]
+  FEED_PROXY_CORS_ORIGINS     origins allowed to read the feed from a browser (none by default)
+  FEED_PROXY_AUDIT_LOG        JSON-lines audit log [$RUSHES_LOG_DIR/feed-proxy-audit.jsonl]
+  RUSHES_LOG_DIR              folder of app.log [./logs]
+
+Clients send Authorization: Bearer <token> (rushes does when WEBHOOK_AUTH_TOKEN is set).
+A configuration mistake names the variable and exits with code 2.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rushes",
+    version,
+    about = "Takes in client footage deliveries from a JSON feed, remembers them, downloads and shows them.",
+    after_help = ENV_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: poll the feed and serve the HTTP API until Ctrl-C / SIGTERM.
+    #[command(after_help = ENV_HELP)]
+    Serve {
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Run rushes on built-in sample data: a sample feed and files served on loopback, a temporary
+    /// data folder, the dashboard at the printed URL. Nothing to configure; Ctrl-C stops it.
+    Demo {
+        /// Address of the dashboard (falls back to a free port when taken)
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+        bind: std::net::SocketAddr,
+    },
+    /// Work with the delivery feed.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+    /// Serve the upstream feed at GET /feed to token holders: rate limits, short cache with
+    /// ETag/304, audit log. The production replacement of the seed's PHP proxy.
+    #[command(name = "feed-proxy", after_help = PROXY_ENV_HELP)]
+    FeedProxy,
+    /// Frame.io review tracking: track uploads, list them, manage the workspace webhook.
+    #[command(subcommand, after_help = FRAMEIO_ENV_HELP)]
+    Frameio(frameio::FrameioCommand),
+    /// Download one file now with the service's engine: resume on interruption, the same naming
+    /// rules, `--fallback` URL when the first fails. Exit code 1 when it fails.
+    Download(download::DownloadArgs),
+    /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
+    #[command(after_help = ENV_HELP)]
+    Status {
+        /// Base URL of the running service [default: http://$RUSHES_BIND]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Fetch the feed once and print every record (format, classification, file name) and every
+    /// invalid item with its reason. Writes nothing. Exit code 1 when the fetch fails.
+    #[command(after_help = ENV_HELP)]
+    Check {
+        /// Feed URL or path [default: $WEBHOOK_JSON_URL]
+        url: Option<String>,
+        /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
+        #[arg(long)]
+        show_signed: bool,
+    },
+}
+
+/// An error whose exit code is not the generic 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    /// Exit code 2: a configuration mistake found by a command itself.
+    pub const CONFIG: u8 = 2;
+    /// Exit code 1: the command ran and failed.
+    pub const FAILURE: u8 = 1;
+
+    pub fn error(code: u8, message: impl Into<String>) -> anyhow::Error {
+        Self {
+            code,
+            message: message.into(),
+        }
+        .into()
+    }
+}
+
+/// The exit code for an error that ended a command.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(exit) = e.downcast_ref::<Exit>() {
+        return exit.code;
+    }
+    let config_error = e.downcast_ref::<ConfigError>().is_some()
+        || e.downcast_ref::<AppError>()
+            .is_some_and(AppError::is_config)
+        || e.downcast_ref::<crate::proxy::ProxyError>()
+            .is_some_and(crate::proxy::ProxyError::is_config);
+    if config_error {
+        Exit::CONFIG
+    } else {
+        Exit::FAILURE
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve { overrides } => serve::serve(&overrides).await,
+            Command::Demo { bind } => serve::demo(bind).await,
+            Command::Feed(FeedCommand::Check { url, show_signed }) => {
+                feed::check(url, show_signed).await
+            }
+            Command::FeedProxy => feed_proxy::run().await,
+            Command::Status { url } => status::status(url).await,
+            Command::Frameio(command) => frameio::run(command).await,
+            Command::Download(args) => {
+                crate::logging::init_command();
+                download::run(args, shutdown_signal()).await
+            }
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

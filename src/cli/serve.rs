@@ -1,0 +1,60 @@
+//! `rushes serve` and `rushes demo`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::shutdown_signal;
+use crate::app::{App, AppError};
+use crate::config::{Config, Overrides};
+use crate::logging;
+
+pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
+    let config = Config::load(overrides)?;
+    let _guard = logging::init_service(&config.log_dir).with_context(|| {
+        format!(
+            "cannot write logs to {} (set RUSHES_LOG_DIR)",
+            config.log_dir.display()
+        )
+    })?;
+    tracing::info!(
+        feed = %config.require_feed()?,
+        interval_s = config.monitor_interval.as_secs(),
+        ttl_s = config.cache_ttl.as_secs(),
+        "rushes starting"
+    );
+    let app = App::build(config).await?;
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("rushes stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    let root = tempfile::Builder::new()
+        .prefix("rushes-demo-")
+        .tempdir()
+        .context("cannot create a temporary folder for the demo")?;
+    let sample = crate::demo::SampleServer::start(Vec::new()).await?;
+    let config = crate::demo::demo_config(root.path(), &sample.feed_url(), bind);
+    let _guard = logging::init_service(&config.log_dir).context("cannot write the demo's logs")?;
+    let app = match App::build(config.clone()).await {
+        Err(AppError::Bind { .. }) => {
+            let mut fallback = config;
+            fallback.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            App::build(fallback).await?
+        }
+        other => other?,
+    };
+    let addr = app.local_addr();
+    println!();
+    println!("  rushes demo is running");
+    println!();
+    println!("  dashboard    http://{addr}/");
+    println!("  sample feed  {}", sample.feed_url());
+    println!("  downloads    {}", root.path().join("downloads").display());
+    println!();
+    println!("  Press Ctrl-C to stop (the temporary folder is removed).");
+    println!();
+    app.run_until(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,66 @@
+//! `rushes status`: what a running rushes says about the feed, readably.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::{Config, Overrides};
+use crate::logging;
+use crate::net;
+use crate::status::MonitorStatus;
+
+pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
+    logging::init_command();
+    let base = match url {
+        Some(url) => url,
+        None => {
+            let config = Config::load(&Overrides::default())?;
+            let mut addr = config.bind;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    let endpoint = format!("{}/api/csv_monitor_status", base.trim_end_matches('/'));
+    let client = net::client(net::Timeouts {
+        connect: Duration::from_secs(5),
+        request: Some(Duration::from_secs(10)),
+        read: None,
+    })?;
+    let answer = client.get(&endpoint).send().await;
+    let response = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            println!("rushes is not reachable at {base}: {}", e.without_url());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if !response.status().is_success() {
+        println!("{endpoint} answered HTTP {}", response.status());
+        return Ok(ExitCode::from(1));
+    }
+    let status: MonitorStatus = response
+        .json()
+        .await
+        .context("the status answer is not the expected JSON")?;
+    let w = &status.webhook;
+    println!(
+        "data source       {} (checked every {} s)",
+        status.data_source, status.monitor_interval
+    );
+    println!(
+        "feed available    {}",
+        if w.available { "yes" } else { "no" }
+    );
+    println!(
+        "last fetch        {}",
+        w.last_fetch_ts
+            .as_deref()
+            .map_or_else(|| "never".to_string(), |t| format!("{t} UTC"))
+    );
+    println!("records           {}", w.records_processed);
+    println!("last error        {}", w.error.as_deref().unwrap_or("none"));
+    Ok(ExitCode::SUCCESS)
+}

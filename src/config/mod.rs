@@ -1,0 +1,336 @@
+//! Configuration: environment variables (also read from `.env`), overridden by CLI flags,
+//! validated once into typed values. A mistake names the variable and stops start-up (exit 2).
+//!
+//! One submodule per area reads its own variables through [`Env`]; [`Config`] gathers them.
+
+mod download;
+mod env;
+mod feed;
+mod frameio;
+mod hardening;
+mod service;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use download::HookCommand;
+pub use env::Env;
+pub use feed::FeedLocation;
+pub use frameio::{
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Keywords, Phrase, S2S_SCOPE,
+    StatusMap,
+};
+pub use hardening::ServerLimits;
+
+/// A configuration mistake. The binary turns it into exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not set: {hint}")]
+    Missing { var: &'static str, hint: String },
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Values given on the command line; each one wins over its environment variable.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Feed URL (http, https, file:// or a path) [env: WEBHOOK_JSON_URL]
+    #[arg(long, value_name = "URL")]
+    pub feed_url: Option<String>,
+    /// Seconds a successful fetch stays fresh; 0 = always fetch [env: WEBHOOK_CACHE_TTL, default 300]
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_ttl: Option<String>,
+    /// Per-request timeout in seconds [env: WEBHOOK_TIMEOUT, default 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// Seconds between feed checks [env: WEBHOOK_MONITOR_INTERVAL, default 15]
+    #[arg(long, value_name = "SECONDS")]
+    pub monitor_interval: Option<String>,
+    /// Address of the HTTP server [env: RUSHES_BIND, default 127.0.0.1:5000]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Folder of the SQLite database [env: RUSHES_DATA_DIR, default ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Folder downloads land in [env: LOCAL_DOWNLOADS_DIR, default ./downloads]
+    #[arg(long, value_name = "DIR")]
+    pub downloads_dir: Option<String>,
+    /// Folder of app.log [env: RUSHES_LOG_DIR, default ./logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<String>,
+    /// Downloads running at once, 0 = paused [env: DOWNLOAD_CONCURRENCY, default 3]
+    #[arg(long, value_name = "N")]
+    pub download_concurrency: Option<String>,
+    /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
+    #[arg(long)]
+    pub dry_run_downloads: bool,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    // Feed (feed.rs)
+    pub feed: Option<FeedLocation>,
+    pub cache_ttl: Duration,
+    pub timeout: Duration,
+    pub monitor_interval: Duration,
+    pub feed_timezone: chrono_tz::Tz,
+    // Service (service.rs)
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub downloads_dir: PathBuf,
+    pub log_dir: PathBuf,
+    /// `RUSHES_API_TOKEN`: required when `bind` is not loopback; then the API and the page need it.
+    pub api_token: Option<SecretString>,
+    // Downloads (download.rs)
+    pub download_concurrency: usize,
+    pub dry_run_downloads: bool,
+    pub on_download_complete: Option<HookCommand>,
+    /// `FRAMEIO_*` (frameio.rs); all optional.
+    pub frameio: FrameioConfig,
+    // Hardening (hardening.rs)
+    /// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the hook may see.
+    pub hook_env: Vec<String>,
+    /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
+    pub allowed_hosts: Vec<String>,
+    /// `WEBHOOK_AUTH_TOKEN`: sent to the feed as `Authorization: Bearer` (rushes feed-proxy).
+    pub feed_auth_token: Option<SecretString>,
+    /// Limits of the HTTP server (defaults; tests tighten them).
+    pub server: ServerLimits,
+}
+
+impl Config {
+    /// Reads the process environment (after `.env` was loaded) and applies `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::from_lookup(overrides, |name| std::env::var(name).ok())
+    }
+
+    /// Same as [`Config::load`] with an injectable environment, for tests.
+    pub fn from_lookup(
+        overrides: &Overrides,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let env = Env::new(&lookup);
+        let feed::FeedSettings {
+            feed,
+            cache_ttl,
+            timeout,
+            monitor_interval,
+            feed_timezone,
+        } = feed::read(&env, overrides)?;
+        let service::ServiceSettings {
+            bind,
+            data_dir,
+            downloads_dir,
+            log_dir,
+            api_token,
+        } = service::read(&env, overrides)?;
+        let download::DownloadSettings {
+            download_concurrency,
+            dry_run_downloads,
+            on_download_complete,
+        } = download::read(&env, overrides)?;
+        let hardening::HardeningSettings {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+        } = hardening::read(&env)?;
+        Ok(Self {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+            server: ServerLimits::default(),
+            feed,
+            cache_ttl,
+            timeout,
+            monitor_interval,
+            feed_timezone,
+            bind,
+            data_dir,
+            downloads_dir,
+            log_dir,
+            api_token,
+            download_concurrency,
+            dry_run_downloads,
+            on_download_complete,
+            frameio: frameio::read(&env)?,
+        })
+    }
+
+    /// The feed location, required by commands that poll it.
+    pub fn require_feed(&self) -> Result<&FeedLocation, ConfigError> {
+        self.feed.as_ref().ok_or_else(|| ConfigError::Missing {
+            var: "WEBHOOK_JSON_URL",
+            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or pass --feed-url".into(),
+        })
+    }
+
+    /// `$RUSHES_DATA_DIR/rushes.db`.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("rushes.db")
+    }
+
+    /// A configuration for tests and the demo: everything under `root`, short intervals.
+    pub fn for_dir(root: &Path, feed: FeedLocation) -> Self {
+        Self {
+            feed: Some(feed),
+            cache_ttl: Duration::ZERO,
+            timeout: Duration::from_secs(10),
+            monitor_interval: Duration::from_secs(15),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: root.join("data"),
+            downloads_dir: root.join("downloads"),
+            log_dir: root.join("logs"),
+            feed_timezone: chrono_tz::UTC,
+            api_token: None,
+            frameio: FrameioConfig::idle(),
+            download_concurrency: 3,
+            dry_run_downloads: false,
+            on_download_complete: None,
+            hook_env: Vec::new(),
+            allowed_hosts: Vec::new(),
+            feed_auth_token: None,
+            server: ServerLimits::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&Overrides::default(), |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() -> Result<(), ConfigError> {
+        let c = load(&[])?;
+        assert_eq!(c.cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.monitor_interval, Duration::from_secs(15));
+        assert_eq!(c.bind.to_string(), "127.0.0.1:5000");
+        assert!(c.feed.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (var, value) in [
+            ("WEBHOOK_MONITOR_INTERVAL", "0"),
+            ("WEBHOOK_MONITOR_INTERVAL", "abc"),
+            ("WEBHOOK_CACHE_TTL", "-1"),
+            ("WEBHOOK_TIMEOUT", "1.5"),
+            ("RUSHES_BIND", "localhost"),
+            ("WEBHOOK_JSON_URL", "ftp://example.com/feed"),
+            ("WEBHOOK_JSON_URL", "https://"),
+            ("FEED_TIMEZONE", "Mars/Olympus"),
+            ("DOWNLOAD_CONCURRENCY", "65"),
+            ("DOWNLOAD_CONCURRENCY", "many"),
+            ("DRY_RUN_DOWNLOADS", "maybe"),
+            ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),
+            ("ON_DOWNLOAD_COMPLETE_ENV", "A=B"),
+            ("RUSHES_ALLOWED_HOSTS", "https://rushes.lan"),
+        ] {
+            let err = load(&[(var, value)]).err().map(|e| e.to_string());
+            let err = err.unwrap_or_default();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_network_bind_needs_a_token() {
+        let err = load(&[("RUSHES_BIND", "0.0.0.0:5000")])
+            .err()
+            .map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(
+            err.contains("RUSHES_API_TOKEN") && err.contains("0.0.0.0:5000"),
+            "{err}"
+        );
+        let ok = load(&[
+            ("RUSHES_BIND", "0.0.0.0:5000"),
+            ("RUSHES_API_TOKEN", "t0ken"),
+        ]);
+        assert!(ok.is_ok_and(|c| c.api_token.is_some()));
+    }
+
+    #[test]
+    fn flags_override_env_and_ttl_zero_is_allowed() -> Result<(), ConfigError> {
+        let overrides = Overrides {
+            cache_ttl: Some("0".into()),
+            ..Default::default()
+        };
+        let c = Config::from_lookup(&overrides, |name| {
+            (name == "WEBHOOK_CACHE_TTL").then(|| "99".to_string())
+        })?;
+        assert_eq!(c.cache_ttl, Duration::ZERO);
+        Ok(())
+    }
+
+    #[test]
+    fn feed_location_forms_and_redaction() {
+        let http = FeedLocation::parse("https://Feed.Example.com/api/downloads?token=s3cret");
+        assert!(matches!(http, Ok(FeedLocation::Http(_))));
+        let shown = http.map(|l| l.redacted()).unwrap_or_default();
+        assert_eq!(shown, "https://feed.example.com/api/downloads?…");
+        assert!(!shown.contains("s3cret"));
+        assert_eq!(
+            FeedLocation::parse("/tmp/feed.json"),
+            Ok(FeedLocation::File("/tmp/feed.json".into()))
+        );
+        assert_eq!(
+            FeedLocation::parse("file:///tmp/feed.json"),
+            Ok(FeedLocation::File("/tmp/feed.json".into()))
+        );
+    }
+
+    #[test]
+    fn invalid_feed_url_error_hides_query() {
+        let err = load(&[("WEBHOOK_JSON_URL", "gopher://x/?token=s3cret")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("WEBHOOK_JSON_URL"));
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn download_settings() -> Result<(), ConfigError> {
+        let c = load(&[])?;
+        assert_eq!(c.download_concurrency, 3);
+        assert!(!c.dry_run_downloads);
+        assert!(c.on_download_complete.is_none());
+        let c = load(&[
+            ("DOWNLOAD_CONCURRENCY", "5"),
+            ("DRY_RUN_DOWNLOADS", "1"),
+            (
+                "ON_DOWNLOAD_COMPLETE",
+                r#"/usr/bin/step1 --in "my dir" 'a b' c\ d"#,
+            ),
+        ])?;
+        assert_eq!(c.download_concurrency, 5);
+        assert!(c.dry_run_downloads);
+        assert_eq!(
+            c.on_download_complete,
+            Some(HookCommand {
+                program: "/usr/bin/step1".into(),
+                args: vec!["--in".into(), "my dir".into(), "a b".into(), "c d".into()],
+            })
+        );
+        Ok(())
+    }
+}

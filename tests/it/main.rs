@@ -1,0 +1,14 @@
+//! The integration tests: one binary (one link on a 2-core machine), one module per area,
+//! sharing `support/` (fake feed, file server, fake Frame.io, rushes in-process or as a child
+//! process, headless Chromium).
+
+mod support;
+
+mod access;
+mod cli;
+mod dashboard;
+mod downloads;
+mod feed_intake;
+mod feed_proxy;
+mod frameio;
+mod hardening;
