@@ -23,6 +23,7 @@ if [ "${SMOKE:-0}" = 1 ]; then DURATION=2; fi
 cargo build --release --quiet
 BIN="$ROOT/target/release/rushes"
 WORK=$(mktemp -d /tmp/rushes-proxy-bench.XXXXXX)
+chmod 755 "$WORK"  # nginx workers run as another user
 cleanup() {
   [ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null || true
   [ -n "${NGINX_PID:-}" ] && kill "$NGINX_PID" 2>/dev/null || true
@@ -52,6 +53,7 @@ records = [{
 } for i in range(300)]
 open(sys.argv[1], "w").write(json.dumps(records))
 PY
+chmod -R a+rX "$WORK/www"
 FEED_BYTES=$(stat -c %s "$WORK/www/feed.json")
 
 NGINX_PORT=$(free_port)
