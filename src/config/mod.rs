@@ -7,6 +7,7 @@ mod download;
 mod env;
 mod feed;
 mod frameio;
+pub mod lexicon;
 mod service;
 pub mod tunnel;
 
@@ -20,8 +21,8 @@ pub use download::HookCommand;
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
-    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Keywords, Phrase, S2S_SCOPE,
-    StatusMap,
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
+    parse_list,
 };
 
 /// A configuration mistake. The binary turns it into exit code 2.

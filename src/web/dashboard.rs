@@ -153,6 +153,10 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     {
         return Ok(html! { section #frameio-panel hidden {} });
     }
+    let credentials = state
+        .store
+        .frameio_credential(crate::frameio::client::CREDENTIALS_ERROR_KEY)
+        .await?;
     let reach = super::inspector::sections(state).await?;
     let mut rows = Vec::new();
     for upload in uploads.into_iter().take(PANEL_UPLOADS) {
@@ -165,6 +169,13 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     Ok(html! {
         section #frameio-panel .panel {
             h2 { "Frame.io review" }
+            @if let Some((detail, since)) = &credentials {
+                p.error-text #frameio-credentials {
+                    strong { (crate::frameio::client::CREDENTIALS_EXPIRED) }
+                    " — " (detail)
+                    @if let Some(since) = since.as_deref().and_then(|s| crate::domain::Timestamp::parse(s).ok()) { " (since " (when(Some(since))) ")" }
+                }
+            }
             (reach)
             h3 { "Tracked uploads" }
             @if rows.is_empty() {

@@ -11,3 +11,4 @@ mod downloads;
 mod feed_intake;
 mod frameio;
 mod tunnel;
+mod verdicts;
