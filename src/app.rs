@@ -71,12 +71,10 @@ impl App {
         let events = EventBus::new();
         let mut source = FeedSource::new(feed_location, config.timeout, config.feed_timezone);
         source.retry = retry;
-        let service = Arc::new(FeedService::new(
-            source,
-            store.clone(),
-            config.cache_ttl,
-            events.clone(),
-        ));
+        let service = Arc::new(
+            FeedService::new(source, store.clone(), config.cache_ttl, events.clone())
+                .with_max_age(config.download_max_age),
+        );
         let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
         let (frameio, frameio_tasks) =
             crate::frameio::build(&config.frameio, store.clone(), events.clone());

@@ -253,7 +253,10 @@ pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedErro
     let mut feed = ParsedFeed::default();
     for (index, item) in items.iter().enumerate() {
         match record::parse_item(item, tz) {
-            Ok(record) => feed.records.push(record),
+            Ok(mut record) => {
+                record.index = index;
+                feed.records.push(record);
+            }
             Err(reason) => {
                 tracing::debug!(
                     index,
