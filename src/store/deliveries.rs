@@ -197,8 +197,12 @@ impl Store {
                 } else {
                     current.state
                 };
-            let r2_url = d.r2_url.clone().or_else(|| current.r2_url.clone());
-            let r2_key = d.r2_key.clone().or_else(|| current.r2_key.clone());
+            // Another spelling of the same R2 copy keeps the one already stored.
+            let (r2_url, r2_key) = if d.r2_key.is_some() && d.r2_key != current.r2_key {
+                (d.r2_url.clone(), d.r2_key.clone())
+            } else {
+                (current.r2_url.clone(), current.r2_key.clone())
+            };
             let differs = current.original_filename != d.original_filename
                 || current.file_name != d.file_name
                 || current.r2_url != r2_url

@@ -9,4 +9,5 @@ mod cli;
 mod dashboard;
 mod downloads;
 mod feed_intake;
+mod feeds;
 mod frameio;
