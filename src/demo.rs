@@ -215,7 +215,7 @@ pub fn history_feed(base: &str, poll: u32) -> Vec<Value> {
     vec![
         camille_57,
         json!({
-            "source_url": "https://www.dropbox.com/scl/fo/demo58archive/AAB58?rlkey=demo58&dl=0",
+            "source_url": "https://www.dropbox.com/scl/fi/demo58archive/archive?rlkey=demo58&dl=0",
             "r2_url": format!("{base}/files/58-archive.mov"),
             "provider": "dropbox",
             "created_at": ago(20 * 24 * 60),

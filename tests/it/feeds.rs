@@ -530,3 +530,90 @@ async fn feed_check_json_says_what_a_first_start_would_do() {
         "{text}"
     );
 }
+
+/// The state of the row whose file name is `name` on the open page ("" when absent).
+async fn row_state_on_page(browser: &crate::support::browser::Browser, name: &str) -> String {
+    let xpath = format!("//tr[@data-id][.//*[contains(@class,'name') and text()='{name}']]");
+    match browser
+        .client
+        .find(fantoccini::Locator::XPath(&xpath))
+        .await
+    {
+        Ok(row) => row
+            .attr("data-state")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_demo_shows_its_history_and_an_old_record_downloads_from_the_page() {
+    let sample = SampleServer::start(Vec::new())
+        .await
+        .expect("sample server");
+    let dir = temp_dir();
+    let mut config = rushes::demo::demo_config(
+        dir.path(),
+        &sample.feed_url(),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    );
+    config.monitor_interval = Duration::from_secs(3600);
+    let app = TestApp::spawn(config).await;
+    // 7 sample records + 57 Camille + two old ones; the DL=0 spelling adds nothing.
+    wait_for_count(&app, 10).await;
+    // The second poll lists 57 Camille in the new format: still one delivery.
+    refresh(&app).await;
+    let all = list(&app, "").await;
+    assert_eq!(all.len(), 10, "{all:?}");
+    let camille = all
+        .iter()
+        .find(|d| {
+            d["source_url"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("/files/57-camille.zip"))
+        })
+        .expect("57 Camille");
+    // Upgraded before its download started, or (when a worker was quicker) renamed afterwards.
+    assert!(
+        camille["original_filename"] == "57 Camille.zip"
+            || camille["renamed_in_feed"] == "57 Camille.zip",
+        "{camille}"
+    );
+    for old in ["58 Archive interview.mov", "59-old-teaser.mp4"] {
+        assert_eq!(by_name(&all, old)["state"], "available", "{old}");
+    }
+
+    let browser = crate::support::browser::Browser::start(1280, 900).await;
+    browser
+        .client
+        .goto(&app.url("/"))
+        .await
+        .expect("open dashboard");
+    let name = "58 Archive interview.mov";
+    assert_eq!(row_state_on_page(&browser, name).await, "available");
+    let xpath = format!(
+        "//tr[@data-id][.//*[contains(@class,'name') and text()='{name}']]//button[text()='Download']"
+    );
+    browser
+        .client
+        .find(fantoccini::Locator::XPath(&xpath))
+        .await
+        .expect("a Download button")
+        .click()
+        .await
+        .expect("click Download");
+    wait_for("the old record to download from the page", WAIT, || async {
+        (row_state_on_page(&browser, name).await == "done").then_some(())
+    })
+    .await;
+    assert!(dir.path().join("downloads").join(name).exists());
+    assert_eq!(
+        row_state_on_page(&browser, "59-old-teaser.mp4").await,
+        "available"
+    );
+    browser.close().await;
+    app.stop().await;
+}
