@@ -41,12 +41,12 @@ def main():
         host = "www.dropbox.com" if spelling % 5 else "WWW.Dropbox.com"
         kind = "scl/fo" if folder else "scl/fi"
         slash = "/" if spelling % 7 == 0 else ""
-        params = [f"rlkey={rlkey}", ["dl=0", "dl=1", "DL=0", "e=1&dl=0"][spelling % 4]]
+        params = [f"rlkey={rlkey}", ["dl=0", "dl=1", "DL=0", "dl=0&"][spelling % 4]]
         if spelling % 3 == 0:
             params.reverse()
         sep = ["&", "&amp;", "&amp%3B", "&"][spelling % 4]
         frag = "#preview" if spelling % 11 == 0 else ""
-        return f"https://{host}/{kind}/{ident}/{token(3)}{slash}?{sep.join(params)}{frag}"
+        return f"https://{host}/{kind}/{ident}{slash}?{sep.join(params)}{frag}"
 
     deliveries = []  # (link builder args, r2) of every distinct delivery so far
     items = []
@@ -90,7 +90,7 @@ def main():
             items.append({"url": link, "timestamp": when(400), "source": "webhook"})
             continue
         folder = rng.random() < 0.6
-        ident, rlkey = token(21), token(25)
+        ident, rlkey = f"{token(21)}/{token(6)}", token(25)
         link = dropbox_link(folder, ident, rlkey, rng.randrange(1000))
         if rng.random() < 0.55:
             r2 = f"https://server.example.workers.dev/dropbox/{token(8)}/{token(10)}/file"

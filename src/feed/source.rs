@@ -233,40 +233,86 @@ fn error_text(value: &Value) -> Option<String> {
     }
 }
 
-/// Parses a feed body: a JSON array whose items are parsed one by one.
+/// Parses a feed body: a JSON array whose items are parsed one by one, as they are read (the
+/// whole document is never held as a `serde_json::Value`: peak memory is the body and the
+/// records, not a tree of every item).
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| FeedError::Json(e.to_string()))?;
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Object(ref obj) => {
-            return Err(match error_text(&value) {
-                Some(text) => FeedError::ErrorObject(text),
-                None if obj.is_empty() => FeedError::NotAnArray("an empty object"),
-                None => FeedError::NotAnArray("an object"),
-            });
-        }
-        Value::Null => return Err(FeedError::NotAnArray("null")),
-        Value::Bool(_) => return Err(FeedError::NotAnArray("a boolean")),
-        Value::Number(_) => return Err(FeedError::NotAnArray("a number")),
-        Value::String(_) => return Err(FeedError::NotAnArray("a string")),
-    };
-    let mut feed = ParsedFeed::default();
-    for (index, item) in items.iter().enumerate() {
-        match record::parse_item(item, tz) {
-            Ok(mut record) => {
-                record.index = index;
-                feed.records.push(record);
-            }
-            Err(reason) => {
-                tracing::debug!(
-                    index,
-                    "WebhookService: skipping invalid item due to error: {reason}"
-                );
-                feed.invalid.push((index, reason));
-            }
-        }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde::Deserializer::deserialize_any(&mut de, Body { tz })
+        .map_err(|e| FeedError::Json(e.to_string()))?;
+    de.end().map_err(|e| FeedError::Json(e.to_string()))?;
+    parsed
+}
+
+/// The top level of a feed body: an array of items, or what the feed sent instead.
+struct Body {
+    tz: chrono_tz::Tz,
+}
+
+impl<'de> serde::de::Visitor<'de> for Body {
+    type Value = Result<ParsedFeed, FeedError>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of records")
     }
-    Ok(feed)
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut feed = ParsedFeed::default();
+        let mut index = 0;
+        while let Some(item) = seq.next_element::<Value>()? {
+            match record::parse_item(&item, self.tz) {
+                Ok(mut record) => {
+                    record.index = index;
+                    feed.records.push(record);
+                }
+                Err(reason) => {
+                    tracing::debug!(
+                        index,
+                        "WebhookService: skipping invalid item due to error: {reason}"
+                    );
+                    feed.invalid.push((index, reason));
+                }
+            }
+            index += 1;
+        }
+        Ok(Ok(feed))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        use serde::Deserialize as _;
+        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Err(match error_text(&value) {
+            Some(text) => FeedError::ErrorObject(text),
+            None if value.as_object().is_some_and(|o| o.is_empty()) => {
+                FeedError::NotAnArray("an empty object")
+            }
+            None => FeedError::NotAnArray("an object"),
+        }))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("null")))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a boolean")))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a number")))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a number")))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a number")))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a string")))
+    }
 }
 
 #[cfg(test)]
@@ -285,6 +331,26 @@ mod tests {
             Some(FeedError::NotAnArray("an empty object"))
         );
         assert!(matches!(parse_body(b"<html>", tz), Err(FeedError::Json(_))));
+        assert!(matches!(
+            parse_body(b"[1] [2]", tz),
+            Err(FeedError::Json(_))
+        ));
+        assert_eq!(
+            parse_body(b"null", tz).err(),
+            Some(FeedError::NotAnArray("null"))
+        );
+        assert_eq!(
+            parse_body(b"\"x\"", tz).err(),
+            Some(FeedError::NotAnArray("a string"))
+        );
+        assert_eq!(
+            parse_body(b"4.5", tz).err(),
+            Some(FeedError::NotAnArray("a number"))
+        );
+        assert_eq!(
+            parse_body(br#"{"a": 1}"#, tz).err(),
+            Some(FeedError::NotAnArray("an object"))
+        );
         let feed = parse_body(
             br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"}, 3]"#,
             tz,
