@@ -6,7 +6,8 @@ artefact-laden Dropbox links, ~3 % invalid), then runs, interleaved, RUNS times 
   - `jq -c '.[]' feed.json`  (reference: parse the same file and print one line per item),
   - `rushes feed check feed.json`         (plain text),
   - `rushes feed check --json feed.json`  (one JSON object per line),
-with stdout to /dev/null, timed by GNU time (wall, peak RSS). Medians go into BENCHMARKS.md
+with stdout to /dev/null, timed by GNU time (wall, CPU, peak RSS); BEFORE_BIN=path adds another
+build's `--json` run (BEFORE_LABEL names it) to compare in the same run. Medians go into BENCHMARKS.md
 between the feed-check-bench markers. SMOKE=1 runs 2,000 records once and writes nothing.
 """
 
@@ -54,6 +55,10 @@ def main():
         "rushes feed check (text)": [BIN, "feed", "check", FEED],
         "rushes feed check --json": [BIN, "feed", "check", "--json", FEED],
     }
+    # BEFORE_BIN: another build of rushes to compare with, in the same run.
+    if os.environ.get("BEFORE_BIN"):
+        cases["--json, BEFORE_BIN (" + os.environ.get("BEFORE_LABEL", "before") + ")"] = [
+            os.environ["BEFORE_BIN"], "feed", "check", "--json", FEED]
     # The summary line, for the record of what the feed holds.
     summary = subprocess.run([BIN, "feed", "check", "--json", FEED], env=env, text=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
