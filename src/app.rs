@@ -44,7 +44,9 @@ pub enum AppError {
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    poller: Poller,
+    /// `None` without a feed (Frame.io only).
+    poller: Option<Poller>,
+    tunnel: Option<crate::tunnel::Supervisor>,
     frameio: crate::frameio::FrameioTasks,
     downloads: Engine,
 }
@@ -56,7 +58,6 @@ impl App {
 
     /// Same as [`App::build`] with a feed retry policy of the caller's (tests shorten the waits).
     pub async fn build_with_retry(config: Config, retry: RetryPolicy) -> Result<Self, AppError> {
-        let feed_location = config.require_feed()?.clone();
         std::fs::create_dir_all(&config.downloads_dir).map_err(|source| AppError::CreateDir {
             path: config.downloads_dir.display().to_string(),
             source,
@@ -69,17 +70,30 @@ impl App {
                 source,
             })?;
         let events = EventBus::new();
-        let mut source = FeedSource::new(feed_location, config.timeout, config.feed_timezone);
-        source.retry = retry;
-        let service = Arc::new(FeedService::new(
-            source,
+        let (poller, poller_handle) = match config.feed.clone() {
+            Some(feed_location) => {
+                let mut source =
+                    FeedSource::new(feed_location, config.timeout, config.feed_timezone);
+                source.retry = retry;
+                let service = Arc::new(FeedService::new(
+                    source,
+                    store.clone(),
+                    config.cache_ttl,
+                    events.clone(),
+                ));
+                let (poller, handle) = Poller::new(service, config.monitor_interval);
+                (Some(poller), handle)
+            }
+            None => (None, crate::feed::poller::PollerHandle::disabled()),
+        };
+        let local = listener.local_addr().unwrap_or(config.bind);
+        let (tunnel, tunnel_supervisor) = crate::tunnel::build(&config.tunnel, local);
+        let (frameio, frameio_tasks) = crate::frameio::build(
+            &config.frameio,
             store.clone(),
-            config.cache_ttl,
             events.clone(),
-        ));
-        let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
-        let (frameio, frameio_tasks) =
-            crate::frameio::build(&config.frameio, store.clone(), events.clone());
+            config.tunnel.cleanup,
+        );
         let (downloads, downloads_handle) = Engine::new(
             store.clone(),
             events.clone(),
@@ -100,11 +114,13 @@ impl App {
             events,
             config: Arc::new(config),
             frameio,
+            tunnel,
         };
         Ok(Self {
             listener,
             state,
             poller,
+            tunnel: tunnel_supervisor,
             frameio: frameio_tasks,
             downloads,
         })
@@ -132,12 +148,26 @@ impl App {
         let addr = self.local_addr();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracker.spawn(self.poller.run(cancel.clone()));
+        match self.poller {
+            Some(poller) => {
+                tracker.spawn(poller.run(cancel.clone()));
+            }
+            None => tracing::info!(
+                "no feed configured (WEBHOOK_JSON_URL): Frame.io review tracking only, no feed poller"
+            ),
+        }
+        if let Some(supervisor) = self.tunnel {
+            tracker.spawn(supervisor.run(cancel.clone()));
+        }
         // The webhook writer stops only after the server has drained: in-flight deliveries get
         // their durable write and their answer.
         let served_token = CancellationToken::new();
-        self.frameio
-            .spawn(&tracker, cancel.clone(), served_token.clone());
+        self.frameio.spawn(
+            &tracker,
+            cancel.clone(),
+            served_token.clone(),
+            self.state.tunnel.url_watch(),
+        );
         tracker.spawn(self.downloads.run(cancel.clone()));
 
         let trigger = cancel.clone();

@@ -6,6 +6,7 @@
 mod download;
 mod feed;
 mod frameio;
+mod frameio_inspect;
 mod serve;
 mod status;
 mod verdict;
@@ -33,6 +34,10 @@ Environment (also read from ./.env; flags win over variables):
   ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
+  RUSHES_TUNNEL             none | ngrok | cloudflared: be reachable by Frame.io [none]
+  RUSHES_PUBLIC_URL         fixed public base URL (production, or a named cloudflared tunnel)
+  NGROK_BIN, NGROK_AUTHTOKEN, NGROK_API_ADDR  ngrok agent [ngrok; none; 127.0.0.1:4040]
+  CLOUDFLARED_BIN, CLOUDFLARED_TUNNEL_TOKEN   cloudflared [cloudflared; none = quick tunnel]
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";
@@ -49,7 +54,8 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
   FRAMEIO_REVIEW_LEXICON      JSON lexicon extending the built-in comment cues (\"mode\": \"replace\" to replace lists)
-  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues";
+  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues
+  RUSHES_TUNNEL, RUSHES_PUBLIC_URL, NGROK_*, CLOUDFLARED_*  see `rushes serve --help`";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,6 +93,16 @@ pub enum Command {
     /// Download one file now with the service's engine: resume on interruption, the same naming
     /// rules, `--fallback` URL when the first fails. Exit code 1 when it fails.
     Download(download::DownloadArgs),
+    /// Internal: runs a tunnel agent and stops it when rushes goes away (stdin closes).
+    #[command(hide = true)]
+    TunnelGuard {
+        /// Milliseconds between SIGTERM and SIGKILL
+        #[arg(long, default_value_t = 5000)]
+        grace_ms: u64,
+        /// The agent and its arguments
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
     #[command(after_help = ENV_HELP)]
     Status {
@@ -152,6 +168,16 @@ impl Cli {
             Command::Feed(FeedCommand::Check { url }) => feed::check(url).await,
             Command::Status { url } => status::status(url).await,
             Command::Frameio(command) => frameio::run(command).await,
+            Command::TunnelGuard { grace_ms, command } => {
+                let mut words = command.into_iter();
+                let program = words.next().unwrap_or_default();
+                Ok(crate::tunnel::guard::run(
+                    std::time::Duration::from_millis(grace_ms),
+                    program,
+                    words.collect(),
+                )
+                .await)
+            }
             Command::Download(args) => {
                 crate::logging::init_command();
                 download::run(args, shutdown_signal()).await

@@ -9,6 +9,7 @@ mod feed;
 mod frameio;
 pub mod lexicon;
 mod service;
+pub mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,12 @@ pub struct Overrides {
     /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
     #[arg(long)]
     pub dry_run_downloads: bool,
+    /// Make rushes reachable by Frame.io: none, ngrok or cloudflared [env: RUSHES_TUNNEL, default none]
+    #[arg(long, value_name = "MODE")]
+    pub tunnel: Option<String>,
+    /// On exit, deactivate the Frame.io webhook (active: false)
+    #[arg(long)]
+    pub tunnel_cleanup: bool,
 }
 
 /// The whole validated configuration.
@@ -94,12 +101,17 @@ pub struct Config {
     pub on_download_complete: Option<HookCommand>,
     /// `FRAMEIO_*` (frameio.rs); all optional.
     pub frameio: FrameioConfig,
+    /// `RUSHES_TUNNEL`, `RUSHES_PUBLIC_URL`, `NGROK_*`, `CLOUDFLARED_*` (tunnel.rs).
+    pub tunnel: tunnel::TunnelSettings,
 }
 
 impl Config {
     /// Reads the process environment (after `.env` was loaded) and applies `overrides`.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::from_lookup(overrides, |name| std::env::var(name).ok())
+        let mut config = Self::from_lookup(overrides, |name| std::env::var(name).ok())?;
+        // This process is the rushes binary: it can guard a tunnel agent (`rushes tunnel-guard`).
+        config.tunnel.guard = std::env::current_exe().ok();
+        Ok(config)
     }
 
     /// Same as [`Config::load`] with an injectable environment, for tests.
@@ -142,6 +154,7 @@ impl Config {
             dry_run_downloads,
             on_download_complete,
             frameio: frameio::read(&env)?,
+            tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
         })
     }
 
@@ -175,6 +188,7 @@ impl Config {
             download_concurrency: 3,
             dry_run_downloads: false,
             on_download_complete: None,
+            tunnel: tunnel::TunnelSettings::default(),
         }
     }
 }

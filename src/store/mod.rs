@@ -6,6 +6,7 @@ mod deliveries;
 mod downloads;
 mod feed;
 mod frameio;
+mod inspector;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +22,7 @@ pub use frameio::{
     FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange, StoredComment,
     Transition, Upload, UploadUpdate,
 };
+pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -92,6 +92,11 @@ pub async fn get_delivery(
 }
 
 pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.config.feed.is_none() {
+        return Err(ApiError::Conflict(
+            "no feed configured (WEBHOOK_JSON_URL): this rushes tracks Frame.io review only".into(),
+        ));
+    }
     match state.poller.refresh().await {
         Ok(PollOutcome::Fetched {
             valid,

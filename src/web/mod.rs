@@ -6,6 +6,7 @@ pub(crate) mod dashboard;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod frameio;
+pub(crate) mod inspector;
 pub(crate) mod router;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub events: EventBus,
     pub config: Arc<Config>,
     pub frameio: crate::frameio::FrameioHandle,
+    pub tunnel: crate::tunnel::TunnelHandle,
 }
 
 pub use router::router;

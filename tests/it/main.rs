@@ -10,4 +10,5 @@ mod dashboard;
 mod downloads;
 mod feed_intake;
 mod frameio;
+mod tunnel;
 mod verdicts;
