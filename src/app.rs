@@ -38,6 +38,19 @@ pub enum AppError {
     Downloads(#[from] EngineError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// Another process holds the data folder (exit 2, like a configuration mistake).
+    #[error(transparent)]
+    Locked(#[from] crate::instance::LockError),
+}
+
+impl AppError {
+    /// Whether the user must change something before a retry can work (exit code 2).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::Config(_) | Self::Locked(crate::instance::LockError::InUse { .. })
+        )
+    }
 }
 
 /// A built, not yet running, rushes service. The listener is already bound, so `port()` is known.
@@ -49,6 +62,8 @@ pub struct App {
     tunnel: Option<crate::tunnel::Supervisor>,
     frameio: crate::frameio::FrameioTasks,
     downloads: Engine,
+    /// Held until the service stops: one rushes per data folder.
+    lock: crate::instance::DataDirLock,
 }
 
 impl App {
@@ -58,9 +73,17 @@ impl App {
 
     /// Same as [`App::build`] with a feed retry policy of the caller's (tests shorten the waits).
     pub async fn build_with_retry(config: Config, retry: RetryPolicy) -> Result<Self, AppError> {
+        let lock = crate::instance::lock_data_dir(&config.data_dir)?;
         std::fs::create_dir_all(&config.downloads_dir).map_err(|source| AppError::CreateDir {
             path: config.downloads_dir.display().to_string(),
             source,
+        })?;
+        crate::instance::check_writable(&config.downloads_dir).map_err(|e| {
+            ConfigError::Invalid {
+                var: "LOCAL_DOWNLOADS_DIR",
+                value: config.downloads_dir.display().to_string(),
+                reason: format!("rushes cannot write in this folder ({e})"),
+            }
         })?;
         let store = Store::open(&config.database_path()).await?;
         let listener = TcpListener::bind(config.bind)
@@ -73,7 +96,8 @@ impl App {
         let (poller, poller_handle) = match config.feed.clone() {
             Some(feed_location) => {
                 let mut source =
-                    FeedSource::new(feed_location, config.timeout, config.feed_timezone);
+                    FeedSource::new(feed_location, config.timeout, config.feed_timezone)
+                        .with_bearer(config.feed_auth_token.clone());
                 source.retry = retry;
                 let service = Arc::new(FeedService::new(
                     source,
@@ -103,6 +127,7 @@ impl App {
                 per_host: crate::download::engine::PER_HOST,
                 dry_run: config.dry_run_downloads,
                 on_complete: config.on_download_complete.clone(),
+                hook_env: config.hook_env.clone(),
                 retry,
                 timeout: config.timeout,
             },
@@ -115,6 +140,7 @@ impl App {
             config: Arc::new(config),
             frameio,
             tunnel,
+            shield: Arc::new(web::shield::Shield::new()),
         };
         Ok(Self {
             listener,
@@ -123,6 +149,7 @@ impl App {
             tunnel: tunnel_supervisor,
             frameio: frameio_tasks,
             downloads,
+            lock,
         })
     }
 
@@ -180,20 +207,24 @@ impl App {
         tracing::info!(%addr, "rushes listening on http://{addr}");
         let store = self.state.store.clone();
         let events = self.state.events.clone();
+        let limits = self.state.config.server;
         let app = web::router(self.state);
         let stopping = cancel.clone();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                stopping.cancelled().await;
-                // Open event streams end, so the server can drain.
-                events.close();
-            })
-            .await;
+        let descriptors = crate::server::raise_descriptor_limit();
+        let cap = crate::server::connection_cap(&limits, descriptors);
+        tracing::debug!(cap, reserve = limits.healthz_reserve, "connection limits");
+        let served = crate::server::serve(self.listener, app, limits, cap, async move {
+            stopping.cancelled().await;
+            // Open event streams end, so the server can drain.
+            events.close();
+        })
+        .await;
         cancel.cancel();
         served_token.cancel();
         tracker.close();
         tracker.wait().await;
         store.close().await;
+        drop(self.lock);
         served.map_err(AppError::Serve)
     }
 }

@@ -8,7 +8,7 @@ use crate::config::{Config, FeedLocation, Overrides};
 use crate::feed::source::{FeedSource, FetchResult, Validators};
 use crate::{links, logging, naming};
 
-pub(super) async fn check(url: Option<String>) -> anyhow::Result<ExitCode> {
+pub(super) async fn check(url: Option<String>, show_signed: bool) -> anyhow::Result<ExitCode> {
     logging::init_command();
     let overrides = Overrides {
         feed_url: url,
@@ -17,7 +17,8 @@ pub(super) async fn check(url: Option<String>) -> anyhow::Result<ExitCode> {
     let config = Config::load(&overrides)?;
     let location: FeedLocation = config.require_feed()?.clone();
     println!("feed: {location}");
-    let source = FeedSource::new(location, config.timeout, config.feed_timezone);
+    let source = FeedSource::new(location, config.timeout, config.feed_timezone)
+        .with_bearer(config.feed_auth_token.clone());
     let (result, attempts) = source
         .fetch(&Validators::default(), &CancellationToken::new())
         .await;
@@ -42,17 +43,24 @@ pub(super) async fn check(url: Option<String>) -> anyhow::Result<ExitCode> {
             || "(from the server, else download-<id>)".to_string(),
             |n| n.to_string(),
         );
+        let link = |url: &url::Url, always: bool| {
+            if show_signed {
+                url.to_string()
+            } else {
+                crate::web::api::shown_link(url.as_str(), always)
+            }
+        };
         println!(
             "ok      {:<6} {:<13} {:<9} {}  name={name:?}{}",
             record.format.as_str(),
             record.classification.kind.as_str(),
             record.classification.mode.as_str(),
-            record.source_url,
-            if record.r2_url.is_some() {
-                "  (+r2 copy)"
-            } else {
-                ""
-            },
+            link(&record.source_url, false),
+            record
+                .r2_url
+                .as_ref()
+                .map(|r2| format!("  (+r2 copy {})", link(r2, true)))
+                .unwrap_or_default(),
         );
     }
     for (index, reason) in &feed.invalid {

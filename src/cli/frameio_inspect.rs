@@ -22,7 +22,7 @@ fn line(call: &ReceivedCall) -> String {
     };
     format!(
         "{:<24} {:<8} {:<22} {:<28} {:<22} {}",
-        call.received_at,
+        call.received_at.text(),
         call.call_id,
         call.event_type.as_deref().unwrap_or("?"),
         format!(

@@ -5,6 +5,7 @@
 
 mod download;
 mod feed;
+mod feed_proxy;
 mod frameio;
 mod frameio_inspect;
 mod serve;
@@ -31,13 +32,17 @@ Environment (also read from ./.env; flags win over variables):
   RUSHES_LOG_DIR            folder of app.log [./logs]
   DOWNLOAD_CONCURRENCY      downloads at once (at most 2 per host), 0 = paused [3]
   DRY_RUN_DOWNLOADS         1 = record automatic deliveries as dry_run, fetch nothing [0]
-  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
+  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, in a clean
+                            environment (PATH, HOME, LANG) with RUSHES_FILE, RUSHES_FILE_NAME,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
+  ON_DOWNLOAD_COMPLETE_ENV  further variables the hook may see, comma-separated names
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
   RUSHES_TUNNEL             none | ngrok | cloudflared: be reachable by Frame.io [none]
   RUSHES_PUBLIC_URL         fixed public base URL (production, or a named cloudflared tunnel)
   NGROK_BIN, NGROK_AUTHTOKEN, NGROK_API_ADDR  ngrok agent [ngrok; none; 127.0.0.1:4040]
   CLOUDFLARED_BIN, CLOUDFLARED_TUNNEL_TOKEN   cloudflared [cloudflared; none = quick tunnel]
+  RUSHES_ALLOWED_HOSTS      host names served without a token besides loopback (comma-separated)
+  WEBHOOK_AUTH_TOKEN        sent as Authorization: Bearer to the feed (e.g. to rushes feed-proxy)
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";
@@ -56,6 +61,25 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_REVIEW_LEXICON      JSON lexicon extending the built-in comment cues (\"mode\": \"replace\" to replace lists)
   FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues
   RUSHES_TUNNEL, RUSHES_PUBLIC_URL, NGROK_*, CLOUDFLARED_*  see `rushes serve --help`";
+
+const PROXY_ENV_HELP: &str = "\
+Environment (also read from ./.env):
+  FEED_PROXY_UPSTREAM         the feed served (http or https; never shown to clients, never logged
+                              with its query string) [required]
+  FEED_PROXY_TOKENS_FILE      one `name:token` a line (tokens of 16+ characters); re-read when it
+                              changes or on SIGHUP [required]
+  FEED_PROXY_BIND             address to listen on [127.0.0.1:5080]
+  FEED_PROXY_CACHE_TTL        seconds an upstream answer is shared, 0 = ask upstream each time [10]
+  FEED_PROXY_TIMEOUT          seconds for the whole upstream request [30]
+  FEED_PROXY_MAX_BYTES        largest upstream body [33554432]
+  FEED_PROXY_RATE_PER_TOKEN   requests per minute per token [60]
+  FEED_PROXY_RATE_PER_CLIENT  requests per minute per client address [120]
+  FEED_PROXY_CORS_ORIGINS     origins allowed to read the feed from a browser (none by default)
+  FEED_PROXY_AUDIT_LOG        JSON-lines audit log [$RUSHES_LOG_DIR/feed-proxy-audit.jsonl]
+  RUSHES_LOG_DIR              folder of app.log [./logs]
+
+Clients send Authorization: Bearer <token> (rushes does when WEBHOOK_AUTH_TOKEN is set).
+A configuration mistake names the variable and exits with code 2.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,6 +111,10 @@ pub enum Command {
     /// Work with the delivery feed.
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// Serve the upstream feed at GET /feed to token holders: rate limits, short cache with
+    /// ETag/304, audit log. The production replacement of the seed's PHP proxy.
+    #[command(name = "feed-proxy", after_help = PROXY_ENV_HELP)]
+    FeedProxy,
     /// Frame.io review tracking: track uploads, list them, manage the workspace webhook.
     #[command(subcommand, after_help = FRAMEIO_ENV_HELP)]
     Frameio(frameio::FrameioCommand),
@@ -120,6 +148,9 @@ pub enum FeedCommand {
     Check {
         /// Feed URL or path [default: $WEBHOOK_JSON_URL]
         url: Option<String>,
+        /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
+        #[arg(long)]
+        show_signed: bool,
     },
 }
 
@@ -152,7 +183,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         return exit.code;
     }
     let config_error = e.downcast_ref::<ConfigError>().is_some()
-        || matches!(e.downcast_ref::<AppError>(), Some(AppError::Config(_)));
+        || e.downcast_ref::<AppError>()
+            .is_some_and(AppError::is_config)
+        || e.downcast_ref::<crate::proxy::ProxyError>()
+            .is_some_and(crate::proxy::ProxyError::is_config);
     if config_error {
         Exit::CONFIG
     } else {
@@ -165,7 +199,10 @@ impl Cli {
         match self.command {
             Command::Serve { overrides } => serve::serve(&overrides).await,
             Command::Demo { bind } => serve::demo(bind).await,
-            Command::Feed(FeedCommand::Check { url }) => feed::check(url).await,
+            Command::Feed(FeedCommand::Check { url, show_signed }) => {
+                feed::check(url, show_signed).await
+            }
+            Command::FeedProxy => feed_proxy::run().await,
             Command::Status { url } => status::status(url).await,
             Command::Frameio(command) => frameio::run(command).await,
             Command::TunnelGuard { grace_ms, command } => {

@@ -7,6 +7,7 @@ mod download;
 mod env;
 mod feed;
 mod frameio;
+mod hardening;
 pub mod lexicon;
 mod service;
 pub mod tunnel;
@@ -24,6 +25,7 @@ pub use frameio::{
     DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
     parse_list,
 };
+pub use hardening::ServerLimits;
 
 /// A configuration mistake. The binary turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,15 @@ pub struct Config {
     pub frameio: FrameioConfig,
     /// `RUSHES_TUNNEL`, `RUSHES_PUBLIC_URL`, `NGROK_*`, `CLOUDFLARED_*` (tunnel.rs).
     pub tunnel: tunnel::TunnelSettings,
+    // Hardening (hardening.rs)
+    /// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the hook may see.
+    pub hook_env: Vec<String>,
+    /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
+    pub allowed_hosts: Vec<String>,
+    /// `WEBHOOK_AUTH_TOKEN`: sent to the feed as `Authorization: Bearer` (rushes feed-proxy).
+    pub feed_auth_token: Option<SecretString>,
+    /// Limits of the HTTP server (defaults; tests tighten them).
+    pub server: ServerLimits,
 }
 
 impl Config {
@@ -139,7 +150,16 @@ impl Config {
             dry_run_downloads,
             on_download_complete,
         } = download::read(&env, overrides)?;
+        let hardening::HardeningSettings {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+        } = hardening::read(&env)?;
         Ok(Self {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+            server: ServerLimits::default(),
             feed,
             cache_ttl,
             timeout,
@@ -189,6 +209,10 @@ impl Config {
             dry_run_downloads: false,
             on_download_complete: None,
             tunnel: tunnel::TunnelSettings::default(),
+            hook_env: Vec::new(),
+            allowed_hosts: Vec::new(),
+            feed_auth_token: None,
+            server: ServerLimits::default(),
         }
     }
 }
@@ -233,6 +257,8 @@ mod tests {
             ("DOWNLOAD_CONCURRENCY", "many"),
             ("DRY_RUN_DOWNLOADS", "maybe"),
             ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),
+            ("ON_DOWNLOAD_COMPLETE_ENV", "A=B"),
+            ("RUSHES_ALLOWED_HOSTS", "https://rushes.lan"),
         ] {
             let err = load(&[(var, value)]).err().map(|e| e.to_string());
             let err = err.unwrap_or_default();

@@ -68,24 +68,23 @@ pub fn outcome_text(call: &ReceivedCall) -> String {
         );
     }
     let upload = call.upload_id.as_deref().unwrap_or("?");
-    match call.outcome.as_deref() {
+    match call.outcome {
         None => "not processed yet".into(),
-        Some("applied") => format!("moved upload {upload}"),
-        Some("unchanged") => format!("upload {upload}, no change"),
-        Some("untracked") => "no tracked upload".into(),
-        Some("ignored") => "ignored (nothing to route)".into(),
-        Some("failed") => format!(
+        Some(EventOutcome::Applied) => format!("moved upload {upload}"),
+        Some(EventOutcome::Unchanged) => format!("upload {upload}, no change"),
+        Some(EventOutcome::Untracked) => "no tracked upload".into(),
+        Some(EventOutcome::Ignored) => "ignored (nothing to route)".into(),
+        Some(EventOutcome::Failed) => format!(
             "failed: {}",
             call.error.as_deref().unwrap_or("unknown error")
         ),
-        Some(other) => other.to_string(),
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Replayed {
     pub event_id: i64,
-    pub outcome: String,
+    pub outcome: EventOutcome,
     pub upload_id: Option<String>,
     pub error: Option<String>,
 }
@@ -114,7 +113,7 @@ pub async fn replay(tracker: &Tracker, id: i64) -> Result<Replayed, ReplayError>
             tracing::info!(event = id, outcome = %outcome.outcome, "Frame.io: event replayed");
             Ok(Replayed {
                 event_id: id,
-                outcome: outcome.outcome.as_str().to_string(),
+                outcome: outcome.outcome,
                 upload_id: outcome.upload_id,
                 error: None,
             })
@@ -126,7 +125,7 @@ pub async fn replay(tracker: &Tracker, id: i64) -> Result<Replayed, ReplayError>
                 .await?;
             Ok(Replayed {
                 event_id: id,
-                outcome: "failed".into(),
+                outcome: EventOutcome::Failed,
                 upload_id: None,
                 error: Some(message),
             })

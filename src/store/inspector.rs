@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{FrameioEvent, Store, StoreError};
-use crate::domain::Timestamp;
+use crate::domain::{EventOutcome, Timestamp};
 
 /// Refused deliveries kept; older ones are deleted (the count goes on).
 pub const KEPT_REJECTED: i64 = 100;
@@ -28,7 +28,7 @@ pub struct ReceivedCall {
     pub call_id: String,
     /// The stored event's id (accepted calls): what `replay` takes.
     pub event_id: Option<i64>,
-    pub received_at: String,
+    pub received_at: Timestamp,
     /// `accepted`, or why it was refused: `missing_signature`, `bad_signature`, `stale`,
     /// `bad_body`, `no_secret`, `store_error`.
     pub verdict: String,
@@ -37,9 +37,9 @@ pub struct ReceivedCall {
     pub event_type: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
-    pub processed_at: Option<String>,
-    /// applied | unchanged | untracked | ignored | failed | null (not processed yet)
-    pub outcome: Option<String>,
+    pub processed_at: Option<Timestamp>,
+    /// What processing did; null while not processed yet (and for refused calls).
+    pub outcome: Option<EventOutcome>,
     pub upload_id: Option<String>,
     pub error: Option<String>,
 }
@@ -142,7 +142,7 @@ impl Store {
     }
 
     /// When the last call (accepted or refused) arrived.
-    pub async fn last_call_received_at(&self) -> Result<Option<String>, StoreError> {
+    pub async fn last_call_received_at(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT MAX(t) FROM (SELECT MAX(received_at) AS t FROM frameio_events
                                  UNION ALL SELECT MAX(received_at) FROM frameio_rejected)",

@@ -6,6 +6,7 @@ mod deliveries;
 mod downloads;
 mod feed;
 mod frameio;
+mod health;
 mod inspector;
 
 use std::path::Path;
@@ -45,6 +46,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
+    probing: std::sync::Arc<health::Probe>,
 }
 
 impl Store {
@@ -79,7 +82,10 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probing: Default::default(),
+        })
     }
 
     /// The pool, for modules of this store only.

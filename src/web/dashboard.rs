@@ -428,6 +428,10 @@ pub(super) fn when_text(raw: Option<&str>) -> Markup {
     when(raw.and_then(|r| Timestamp::parse(r).ok()))
 }
 
+pub(super) fn when_at(t: Option<Timestamp>) -> Markup {
+    when(t)
+}
+
 fn when(t: Option<Timestamp>) -> Markup {
     match t.map(Timestamp::as_datetime) {
         Some(t) => html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) } },

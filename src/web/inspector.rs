@@ -34,7 +34,7 @@ pub struct FrameioStatus {
     pub webhook: WebhookView,
     /// `configured` (FRAMEIO_WEBHOOK_SECRET), `stored` (from `webhook ensure`), `missing`.
     pub signing_secret: &'static str,
-    pub last_webhook_received_at: Option<String>,
+    pub last_webhook_received_at: Option<crate::domain::Timestamp>,
     pub last_poll_at: Option<String>,
     pub rejected_calls: i64,
     pub feed_configured: bool,
@@ -203,7 +203,7 @@ pub async fn sections(state: &AppState) -> Result<Markup, ApiError> {
             div { div.k { "Points at current URL" } div.v #reach-points { (yes_no(w.points_at_current_url)) } }
             div { div.k { "Active" } div.v #reach-active { (yes_no(w.active)) } }
             div { div.k { "Credentials" } div.v #reach-credentials { (w.credentials) " · secret " (s.signing_secret) } }
-            div { div.k { "Last webhook received" } div.v #reach-last-webhook { (super::dashboard::when_text(s.last_webhook_received_at.as_deref())) } }
+            div { div.k { "Last webhook received" } div.v #reach-last-webhook { (super::dashboard::when_at(s.last_webhook_received_at)) } }
             div { div.k { "Last poll" } div.v #reach-last-poll { (super::dashboard::when_text(s.last_poll_at.as_deref())) } }
             div { div.k { "Refused calls" } div.v #reach-rejected { (s.rejected_calls) } }
         }
@@ -225,7 +225,7 @@ pub async fn sections(state: &AppState) -> Result<Markup, ApiError> {
                 tbody {
                     @for c in &calls {
                         tr data-call=(c.call_id) data-verdict=(c.verdict) {
-                            td.when { (super::dashboard::when_text(Some(&c.received_at))) }
+                            td.when { (super::dashboard::when_at(Some(c.received_at))) }
                             td { (c.event_type.as_deref().unwrap_or("?")) }
                             td { div.sub { (c.resource_type.as_deref().unwrap_or("")) " " (c.resource_id.as_deref().unwrap_or("")) } }
                             td {

@@ -8,6 +8,7 @@ pub(crate) mod events;
 pub(crate) mod frameio;
 pub(crate) mod inspector;
 pub(crate) mod router;
+pub(crate) mod shield;
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub frameio: crate::frameio::FrameioHandle,
     pub tunnel: crate::tunnel::TunnelHandle,
+    /// Failure limits and login sessions.
+    pub shield: Arc<shield::Shield>,
 }
 
 pub use router::router;

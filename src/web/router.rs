@@ -5,7 +5,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{AppState, access, api, dashboard, events};
+use super::{AppState, access, api, dashboard, events, shield};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -38,6 +38,11 @@ pub fn router(state: AppState) -> Router {
         .merge(super::frameio::routes())
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), access::guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            shield::host_check,
+        ))
+        .layer(middleware::from_fn(shield::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

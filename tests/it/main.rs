@@ -9,6 +9,8 @@ mod cli;
 mod dashboard;
 mod downloads;
 mod feed_intake;
+mod feed_proxy;
 mod frameio;
+mod hardening;
 mod tunnel;
 mod verdicts;
