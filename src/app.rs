@@ -99,12 +99,10 @@ impl App {
                     FeedSource::new(feed_location, config.timeout, config.feed_timezone)
                         .with_bearer(config.feed_auth_token.clone());
                 source.retry = retry;
-                let service = Arc::new(FeedService::new(
-                    source,
-                    store.clone(),
-                    config.cache_ttl,
-                    events.clone(),
-                ));
+                let service = Arc::new(
+                    FeedService::new(source, store.clone(), config.cache_ttl, events.clone())
+                        .with_max_age(config.download_max_age),
+                );
                 let (poller, handle) = Poller::new(service, config.monitor_interval);
                 (Some(poller), handle)
             }

@@ -32,6 +32,8 @@ Environment (also read from ./.env; flags win over variables):
   RUSHES_LOG_DIR            folder of app.log [./logs]
   DOWNLOAD_CONCURRENCY      downloads at once (at most 2 per host), 0 = paused [3]
   DRY_RUN_DOWNLOADS         1 = record automatic deliveries as dry_run, fetch nothing [0]
+  DOWNLOAD_MAX_AGE          automatic records older than this when first seen are `available`,
+                            not downloaded (7d, 36h, 0 = no limit) [7d]
   ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, in a clean
                             environment (PATH, HOME, LANG) with RUSHES_FILE, RUSHES_FILE_NAME,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
@@ -142,8 +144,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum FeedCommand {
-    /// Fetch the feed once and print every record (format, classification, file name) and every
-    /// invalid item with its reason. Writes nothing. Exit code 1 when the fetch fails.
+    /// Fetch the feed once and say, for every item, what a first start would do with it
+    /// (queued, available, manual, duplicate of #N, invalid: reason), then a summary line.
+    /// Writes nothing. Exit code 1 when the fetch fails.
     #[command(after_help = ENV_HELP)]
     Check {
         /// Feed URL or path [default: $WEBHOOK_JSON_URL]
@@ -151,6 +154,15 @@ pub enum FeedCommand {
         /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
         #[arg(long)]
         show_signed: bool,
+        /// One JSON object per item on stdout (fields in the README); the summary goes to stderr
+        #[arg(long)]
+        json: bool,
+        /// Ask each server for the size of what would be downloaded (HEAD, 8 at a time)
+        #[arg(long)]
+        sizes: bool,
+        /// Age limit of the check [env: DOWNLOAD_MAX_AGE, default 7d]
+        #[arg(long, value_name = "AGE")]
+        download_max_age: Option<String>,
     },
 }
 
@@ -199,8 +211,21 @@ impl Cli {
         match self.command {
             Command::Serve { overrides } => serve::serve(&overrides).await,
             Command::Demo { bind } => serve::demo(bind).await,
-            Command::Feed(FeedCommand::Check { url, show_signed }) => {
-                feed::check(url, show_signed).await
+            Command::Feed(FeedCommand::Check {
+                url,
+                show_signed,
+                json,
+                sizes,
+                download_max_age,
+            }) => {
+                feed::check(feed::CheckArgs {
+                    url,
+                    show_signed,
+                    json,
+                    sizes,
+                    download_max_age,
+                })
+                .await
             }
             Command::FeedProxy => feed_proxy::run().await,
             Command::Status { url } => status::status(url).await,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use download::HookCommand;
+pub use download::{DEFAULT_MAX_AGE, HookCommand};
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
@@ -70,6 +70,10 @@ pub struct Overrides {
     /// Downloads running at once, 0 = paused [env: DOWNLOAD_CONCURRENCY, default 3]
     #[arg(long, value_name = "N")]
     pub download_concurrency: Option<String>,
+    /// Automatic records older than this when first seen are listed as `available`, not downloaded:
+    /// 7d, 36h, 0 = no limit [env: DOWNLOAD_MAX_AGE, default 7d]
+    #[arg(long, value_name = "AGE")]
+    pub download_max_age: Option<String>,
     /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
     #[arg(long)]
     pub dry_run_downloads: bool,
@@ -101,6 +105,9 @@ pub struct Config {
     pub download_concurrency: usize,
     pub dry_run_downloads: bool,
     pub on_download_complete: Option<HookCommand>,
+    /// `DOWNLOAD_MAX_AGE`: automatic records whose `created_at` is older than this when first
+    /// seen become `available` instead of `queued`. `None` = no limit.
+    pub download_max_age: Option<Duration>,
     /// `FRAMEIO_*` (frameio.rs); all optional.
     pub frameio: FrameioConfig,
     /// `RUSHES_TUNNEL`, `RUSHES_PUBLIC_URL`, `NGROK_*`, `CLOUDFLARED_*` (tunnel.rs).
@@ -149,6 +156,7 @@ impl Config {
             download_concurrency,
             dry_run_downloads,
             on_download_complete,
+            download_max_age,
         } = download::read(&env, overrides)?;
         let hardening::HardeningSettings {
             hook_env,
@@ -173,6 +181,7 @@ impl Config {
             download_concurrency,
             dry_run_downloads,
             on_download_complete,
+            download_max_age,
             frameio: frameio::read(&env)?,
             tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
         })
@@ -213,6 +222,8 @@ impl Config {
             allowed_hosts: Vec::new(),
             feed_auth_token: None,
             server: ServerLimits::default(),
+            // Tests use fixed dates: they set an age limit when they test it.
+            download_max_age: None,
         }
     }
 }
@@ -259,6 +270,8 @@ mod tests {
             ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),
             ("ON_DOWNLOAD_COMPLETE_ENV", "A=B"),
             ("RUSHES_ALLOWED_HOSTS", "https://rushes.lan"),
+            ("DOWNLOAD_MAX_AGE", "7"),
+            ("DOWNLOAD_MAX_AGE", "a week"),
         ] {
             let err = load(&[(var, value)]).err().map(|e| e.to_string());
             let err = err.unwrap_or_default();
@@ -329,6 +342,12 @@ mod tests {
         assert_eq!(c.download_concurrency, 3);
         assert!(!c.dry_run_downloads);
         assert!(c.on_download_complete.is_none());
+        assert_eq!(c.download_max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(load(&[("DOWNLOAD_MAX_AGE", "0")])?.download_max_age, None);
+        assert_eq!(
+            load(&[("DOWNLOAD_MAX_AGE", "36h")])?.download_max_age,
+            Some(Duration::from_secs(36 * 3600))
+        );
         let c = load(&[
             ("DOWNLOAD_CONCURRENCY", "5"),
             ("DRY_RUN_DOWNLOADS", "1"),

@@ -322,6 +322,25 @@ pub async fn retry_delivery(
     Ok(Json(moved))
 }
 
+/// `POST /api/deliveries/{id}/download`: available (older than `DOWNLOAD_MAX_AGE` when first
+/// seen) -> queued, so the workers fetch it.
+pub async fn download_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let id = delivery_id(&id)?;
+    let moved = move_delivery(
+        &state,
+        id,
+        &[DeliveryState::Available],
+        DeliveryState::Queued,
+        "downloaded on request",
+    )
+    .await?;
+    state.downloads.wake();
+    Ok(Json(moved))
+}
+
 /// `POST /api/deliveries/{id}/cancel`: queued or downloading -> cancelled; a running download stops
 /// and keeps its `.part`.
 pub async fn cancel_delivery(

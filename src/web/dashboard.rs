@@ -333,7 +333,9 @@ pub fn row(d: &Delivery) -> Markup {
         tr id={ "delivery-" (d.id) } data-id=(d.id) data-state=(d.state.as_str()) data-sort={ (d.created_at) "#" (format!("{:012}", d.id)) } {
             td {
                 div.name { (name) }
-                @if let Some(original) = d.original_filename.as_deref().filter(|o| *o != name) {
+                @if let Some(renamed) = &d.renamed_in_feed {
+                    div.sub.orig title="a later feed record gave this name after the download had started; the file keeps its own" { "feed now names it: " (renamed) }
+                } @else if let Some(original) = d.original_filename.as_deref().filter(|o| *o != name) {
                     div.sub.orig title="original_filename in the feed" { "feed name: " (original) }
                 }
                 div.sub { (d.kind.label()) " · " (link_host) @if d.r2_url.is_some() { " · R2 copy" } }
@@ -386,6 +388,9 @@ fn details(d: &Delivery) -> Markup {
         DeliveryState::Manual => {
             html! { div.sub { "Open the link, fetch the files, then mark it handled." } }
         }
+        DeliveryState::Available => html! {
+            div.sub { "Older than DOWNLOAD_MAX_AGE when first seen: not downloaded automatically." }
+        },
         DeliveryState::Handled => {
             html! { div.sub { "Handled by hand " (when(Some(d.state_changed_at))) } }
         }
@@ -399,6 +404,11 @@ fn actions(d: &Delivery, id: &str) -> Markup {
             DeliveryState::Failed | DeliveryState::Cancelled => {
                 form method="post" action={ "/api/deliveries/" (id) "/retry" } data-action="retry" data-id=(id) {
                     button.primary type="submit" { "Retry" }
+                }
+            }
+            DeliveryState::Available => {
+                form method="post" action={ "/api/deliveries/" (id) "/download" } data-action="download" data-id=(id) {
+                    button.primary type="submit" { "Download" }
                 }
             }
             DeliveryState::Queued | DeliveryState::Downloading => {

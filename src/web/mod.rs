@@ -2,6 +2,7 @@
 
 pub(crate) mod access;
 pub(crate) mod api;
+pub(crate) mod compat;
 pub(crate) mod dashboard;
 pub(crate) mod error;
 pub(crate) mod events;

@@ -215,7 +215,7 @@ async fn feed_check_prints_records_and_reasons() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("invalid item #2") && l.contains("timestamp")),
+            .any(|l| l.starts_with("#2") && l.contains("invalid: ") && l.contains("timestamp")),
         "{text}"
     );
     assert!(

@@ -135,6 +135,8 @@ impl ChildService {
             .env("RUSHES_DATA_DIR", root.join("data"))
             .env("LOCAL_DOWNLOADS_DIR", root.join("downloads"))
             .env("RUSHES_LOG_DIR", root.join("logs"))
+            // Test feeds use fixed dates: no age limit unless a test sets one (as `Config::for_dir`).
+            .env("DOWNLOAD_MAX_AGE", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in envs {
