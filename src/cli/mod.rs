@@ -9,6 +9,7 @@ mod feed_proxy;
 mod frameio;
 mod serve;
 mod status;
+mod verdict;
 
 use std::process::ExitCode;
 
@@ -52,7 +53,8 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_WEBHOOK_NAME        webhook name [rushes]
   FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
-  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated comment keywords";
+  FRAMEIO_REVIEW_LEXICON      JSON lexicon extending the built-in comment cues (\"mode\": \"replace\" to replace lists)
+  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues";
 
 const PROXY_ENV_HELP: &str = "\
 Environment (also read from ./.env):

@@ -8,6 +8,7 @@ mod env;
 mod feed;
 mod frameio;
 mod hardening;
+pub mod lexicon;
 mod service;
 
 use std::net::SocketAddr;
@@ -20,8 +21,8 @@ pub use download::HookCommand;
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
-    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Keywords, Phrase, S2S_SCOPE,
-    StatusMap,
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
+    parse_list,
 };
 pub use hardening::ServerLimits;
 

@@ -7,7 +7,7 @@ use super::webhook::SECRET_KEY;
 use crate::store::{Store, StoreError};
 
 /// Events subscribed by default: the file, comment and metadata ones rushes routes.
-pub const DEFAULT_EVENTS: [&str; 10] = [
+pub const DEFAULT_EVENTS: [&str; 11] = [
     "file.created",
     "file.ready",
     "file.upload.completed",
@@ -16,6 +16,7 @@ pub const DEFAULT_EVENTS: [&str; 10] = [
     "comment.created",
     "comment.updated",
     "comment.completed",
+    "comment.uncompleted",
     "comment.deleted",
     "metadata.value.updated",
 ];

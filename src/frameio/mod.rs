@@ -11,6 +11,9 @@ mod route;
 pub(crate) mod tracker;
 pub mod webhook;
 
+/// The comment analysis, for `rushes frameio verdict` and the benchmark.
+pub use review::{Analysis, analyse_text};
+
 use std::sync::Arc;
 
 use tokio::sync::Notify;

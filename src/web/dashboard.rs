@@ -135,6 +135,10 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     if uploads.is_empty() && state.config.frameio.auth.is_none() {
         return Ok(html! { section #frameio-panel hidden {} });
     }
+    let credentials = state
+        .store
+        .frameio_credential(crate::frameio::client::CREDENTIALS_ERROR_KEY)
+        .await?;
     let mut rows = Vec::new();
     for upload in uploads.into_iter().take(PANEL_UPLOADS) {
         let comments = state.store.upload_comments(&upload.id).await?;
@@ -146,6 +150,13 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     Ok(html! {
         section #frameio-panel .panel {
             h2 { "Frame.io review" }
+            @if let Some((detail, since)) = &credentials {
+                p.error-text #frameio-credentials {
+                    strong { (crate::frameio::client::CREDENTIALS_EXPIRED) }
+                    " — " (detail)
+                    @if let Some(since) = since.as_deref().and_then(|s| crate::domain::Timestamp::parse(s).ok()) { " (since " (when(Some(since))) ")" }
+                }
+            }
             @if rows.is_empty() {
                 p.sub { "No upload tracked yet: " code { "rushes frameio track FILE_ID" } " or POST /api/uploads." }
             } @else {

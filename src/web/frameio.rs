@@ -114,7 +114,21 @@ async fn create_upload(
 
 async fn list_uploads(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let uploads = state.store.uploads().await?;
-    Ok(Json(json!({ "uploads": uploads })))
+    // Frame.io refused the credentials for good: said here too (and on the dashboard).
+    let credentials = state
+        .store
+        .frameio_credential(crate::frameio::client::CREDENTIALS_ERROR_KEY)
+        .await?
+        .map(|(detail, since)| {
+            json!({
+                "error": crate::frameio::client::CREDENTIALS_EXPIRED,
+                "detail": detail,
+                "since": since,
+            })
+        });
+    Ok(Json(
+        json!({ "uploads": uploads, "frameio_credentials": credentials }),
+    ))
 }
 
 async fn get_upload(

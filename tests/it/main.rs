@@ -12,3 +12,4 @@ mod feed_intake;
 mod feed_proxy;
 mod frameio;
 mod hardening;
+mod verdicts;
