@@ -57,7 +57,9 @@ impl AppError {
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    poller: Poller,
+    /// `None` without a feed (Frame.io only).
+    poller: Option<Poller>,
+    tunnel: Option<crate::tunnel::Supervisor>,
     frameio: crate::frameio::FrameioTasks,
     downloads: Engine,
     /// Held until the service stops: one rushes per data folder.
@@ -71,7 +73,6 @@ impl App {
 
     /// Same as [`App::build`] with a feed retry policy of the caller's (tests shorten the waits).
     pub async fn build_with_retry(config: Config, retry: RetryPolicy) -> Result<Self, AppError> {
-        let feed_location = config.require_feed()?.clone();
         let lock = crate::instance::lock_data_dir(&config.data_dir)?;
         std::fs::create_dir_all(&config.downloads_dir).map_err(|source| AppError::CreateDir {
             path: config.downloads_dir.display().to_string(),
@@ -92,18 +93,29 @@ impl App {
                 source,
             })?;
         let events = EventBus::new();
-        let mut source = FeedSource::new(feed_location, config.timeout, config.feed_timezone)
-            .with_bearer(config.feed_auth_token.clone());
-        source.retry = retry;
-        let service = Arc::new(FeedService::new(
-            source,
+        let (poller, poller_handle) = match config.feed.clone() {
+            Some(feed_location) => {
+                let mut source =
+                    FeedSource::new(feed_location, config.timeout, config.feed_timezone)
+                        .with_bearer(config.feed_auth_token.clone());
+                source.retry = retry;
+                let service = Arc::new(
+                    FeedService::new(source, store.clone(), config.cache_ttl, events.clone())
+                        .with_max_age(config.download_max_age),
+                );
+                let (poller, handle) = Poller::new(service, config.monitor_interval);
+                (Some(poller), handle)
+            }
+            None => (None, crate::feed::poller::PollerHandle::disabled()),
+        };
+        let local = listener.local_addr().unwrap_or(config.bind);
+        let (tunnel, tunnel_supervisor) = crate::tunnel::build(&config.tunnel, local);
+        let (frameio, frameio_tasks) = crate::frameio::build(
+            &config.frameio,
             store.clone(),
-            config.cache_ttl,
             events.clone(),
-        ));
-        let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
-        let (frameio, frameio_tasks) =
-            crate::frameio::build(&config.frameio, store.clone(), events.clone());
+            config.tunnel.cleanup,
+        );
         let (downloads, downloads_handle) = Engine::new(
             store.clone(),
             events.clone(),
@@ -125,12 +137,14 @@ impl App {
             events,
             config: Arc::new(config),
             frameio,
+            tunnel,
             shield: Arc::new(web::shield::Shield::new()),
         };
         Ok(Self {
             listener,
             state,
             poller,
+            tunnel: tunnel_supervisor,
             frameio: frameio_tasks,
             downloads,
             lock,
@@ -159,12 +173,26 @@ impl App {
         let addr = self.local_addr();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracker.spawn(self.poller.run(cancel.clone()));
+        match self.poller {
+            Some(poller) => {
+                tracker.spawn(poller.run(cancel.clone()));
+            }
+            None => tracing::info!(
+                "no feed configured (WEBHOOK_JSON_URL): Frame.io review tracking only, no feed poller"
+            ),
+        }
+        if let Some(supervisor) = self.tunnel {
+            tracker.spawn(supervisor.run(cancel.clone()));
+        }
         // The webhook writer stops only after the server has drained: in-flight deliveries get
         // their durable write and their answer.
         let served_token = CancellationToken::new();
-        self.frameio
-            .spawn(&tracker, cancel.clone(), served_token.clone());
+        self.frameio.spawn(
+            &tracker,
+            cancel.clone(),
+            served_token.clone(),
+            self.state.tunnel.url_watch(),
+        );
         tracker.spawn(self.downloads.run(cancel.clone()));
 
         let trigger = cancel.clone();

@@ -4,7 +4,7 @@
 //! Three floors; imports only go down, never sideways on the middle floor (`.ci/floors` checks):
 //! - ground: `config`, `domain` (the typed vocabulary), `links`, `naming`, `net`, `text`,
 //!   `store` (the only SQL), `events`, `logging`, `instance`, `server`;
-//! - middle, side by side: `feed`, `download`, `frameio`, `proxy`;
+//! - middle, side by side: `feed`, `download`, `frameio`, `tunnel`, `proxy`;
 //! - top: `app` (wiring), `web`, `cli`, `demo`, `status`.
 //!
 //! Public: what the binary, the integration tests and the benchmarks use.
@@ -29,6 +29,7 @@ pub(crate) mod download;
 pub mod feed;
 pub mod frameio;
 pub mod proxy;
+pub(crate) mod tunnel;
 
 // Top floor.
 pub mod app;

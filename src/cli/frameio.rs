@@ -42,6 +42,25 @@ pub enum FrameioCommand {
     /// Manage the one workspace webhook (named $FRAMEIO_WEBHOOK_NAME).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Print the webhook calls rushes received, newest last: time, event, resource, signature
+    /// verdict (accepted or the 401 reason) and what processing did.
+    Events {
+        /// Keep printing calls as they arrive (Ctrl-C stops)
+        #[arg(long, short)]
+        follow: bool,
+        /// How many recent calls to print first
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Check, in order, credentials, account and workspace ids, webhook presence, its URL and
+    /// activity, the public URL, and reachability from outside (a signed test call sent to the
+    /// public URL and seen arriving); say what to fix for the first failing check. Exit code 1
+    /// when a check fails.
+    Doctor {
+        /// Base URL of the running rushes [default: http://$RUSHES_BIND]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +103,20 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
         FrameioCommand::Uploads => uploads(&config).await,
         FrameioCommand::Webhook(cmd) => webhook(&config, cmd).await,
         FrameioCommand::Verdict { text } => verdict(&text),
+        FrameioCommand::Events { follow, limit } => {
+            super::frameio_inspect::events(&config, limit, follow, crate::cli::shutdown_signal())
+                .await
+        }
+        FrameioCommand::Doctor { url } => {
+            let base = url.unwrap_or_else(|| {
+                let mut addr = config.bind;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            });
+            super::frameio_inspect::doctor(&config, &base).await
+        }
     }
 }
 

@@ -18,6 +18,13 @@ pub struct PollerHandle {
 }
 
 impl PollerHandle {
+    /// A handle for rushes without a feed (Frame.io only): refreshing says so.
+    pub fn disabled() -> Self {
+        Self {
+            commands: mpsc::channel(1).0,
+        }
+    }
+
     /// Fetches now and waits for the outcome (an error is the message to show).
     pub async fn refresh(&self) -> Result<PollOutcome, String> {
         let (reply, answer) = oneshot::channel();

@@ -273,7 +273,9 @@ fn holds_replacement(value: &Value) -> bool {
     }
 }
 
-/// Parses a feed body: a JSON array whose items are parsed one by one.
+/// Parses a feed body: a JSON array whose items are parsed one by one, as they are read (the
+/// whole document is never held as a `serde_json::Value`: peak memory is the body and the
+/// records, not a tree of every item).
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
     // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded lossily
     // and every item with a replacement character is set aside with its index.
@@ -309,7 +311,10 @@ pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedErro
             record::parse_item(item, tz)
         };
         match parsed {
-            Ok(record) => feed.records.push(record),
+            Ok(mut record) => {
+                record.index = index;
+                feed.records.push(record);
+            }
             Err(reason) => {
                 tracing::debug!(
                     index,
@@ -365,6 +370,26 @@ mod tests {
             Some(FeedError::NotAnArray("an empty object"))
         );
         assert!(matches!(parse_body(b"<html>", tz), Err(FeedError::Json(_))));
+        assert!(matches!(
+            parse_body(b"[1] [2]", tz),
+            Err(FeedError::Json(_))
+        ));
+        assert_eq!(
+            parse_body(b"null", tz).err(),
+            Some(FeedError::NotAnArray("null"))
+        );
+        assert_eq!(
+            parse_body(b"\"x\"", tz).err(),
+            Some(FeedError::NotAnArray("a string"))
+        );
+        assert_eq!(
+            parse_body(b"4.5", tz).err(),
+            Some(FeedError::NotAnArray("a number"))
+        );
+        assert_eq!(
+            parse_body(br#"{"a": 1}"#, tz).err(),
+            Some(FeedError::NotAnArray("an object"))
+        );
         let feed = parse_body(
             br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"}, 3]"#,
             tz,

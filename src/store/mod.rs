@@ -7,6 +7,7 @@ mod downloads;
 mod feed;
 mod frameio;
 mod health;
+mod inspector;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,6 +23,7 @@ pub use frameio::{
     FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange, StoredComment,
     Transition, Upload, UploadUpdate,
 };
+pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -153,6 +153,11 @@ pub async fn get_delivery(
 }
 
 pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.config.feed.is_none() {
+        return Err(ApiError::Conflict(
+            "no feed configured (WEBHOOK_JSON_URL): this rushes tracks Frame.io review only".into(),
+        ));
+    }
     match state.poller.refresh().await {
         Ok(PollOutcome::Fetched {
             valid,
@@ -311,6 +316,25 @@ pub async fn retry_delivery(
         &[DeliveryState::Failed, DeliveryState::Cancelled],
         DeliveryState::Queued,
         "retried",
+    )
+    .await?;
+    state.downloads.wake();
+    Ok(Json(moved))
+}
+
+/// `POST /api/deliveries/{id}/download`: available (older than `DOWNLOAD_MAX_AGE` when first
+/// seen) -> queued, so the workers fetch it.
+pub async fn download_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let id = delivery_id(&id)?;
+    let moved = move_delivery(
+        &state,
+        id,
+        &[DeliveryState::Available],
+        DeliveryState::Queued,
+        "downloaded on request",
     )
     .await?;
     state.downloads.wake();

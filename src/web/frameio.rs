@@ -65,6 +65,17 @@ impl FromRequest<AppState> for StoredDelivery {
                     }
                 };
                 tracing::warn!(status = error.status().as_u16(), bytes = body.len(), reason = %e, "Frame.io webhook refused");
+                // The inspector shows refused calls: a wrong secret is visible at a glance.
+                if let Err(store_error) = crate::frameio::inspector::record_rejection(
+                    &state.store,
+                    error.status().as_u16(),
+                    &e,
+                    &body,
+                )
+                .await
+                {
+                    tracing::error!(error = %store_error, "Frame.io: cannot record a refused webhook call");
+                }
                 Err(error)
             }
         }

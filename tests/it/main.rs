@@ -10,6 +10,8 @@ mod dashboard;
 mod downloads;
 mod feed_intake;
 mod feed_proxy;
+mod feeds;
 mod frameio;
 mod hardening;
+mod tunnel;
 mod verdicts;
