@@ -1,11 +1,17 @@
 //! `rushes demo`: rushes on built-in sample data, nothing on the network but loopback. A sample
 //! server in the same process serves the feed and the files its records point at (an R2 copy that
 //! downloads, one that fails so the fallback shows, a slow large one so progress shows, legacy
-//! records, manual links, an invalid item and an expired link that fails).
+//! records, manual links, an invalid item and an expired link that fails), and a bit of history:
+//! a record that turns from the legacy to the new format at the second poll, two old records that
+//! arrive as `available` and a `DL=0` spelling of a known link.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
 
 use axum::Router;
 use axum::body::Body;
@@ -36,7 +42,7 @@ pub struct SampleFile {
 
 const MIB: u64 = 1024 * 1024;
 
-pub const FILES: [SampleFile; 4] = [
+pub const FILES: [SampleFile; 7] = [
     SampleFile {
         name: "61-camille.zip",
         size: 24 * MIB,
@@ -57,12 +63,29 @@ pub const FILES: [SampleFile; 4] = [
         size: 6 * MIB,
         rate: None,
     },
+    SampleFile {
+        name: "57-camille.zip",
+        size: 12 * MIB,
+        rate: Some(6 * MIB),
+    },
+    SampleFile {
+        name: "58-archive.mov",
+        size: 8 * MIB,
+        rate: Some(8 * MIB),
+    },
+    SampleFile {
+        name: "59-old-teaser.mp4",
+        size: 4 * MIB,
+        rate: None,
+    },
 ];
 
 #[derive(Clone)]
 struct Sample {
     base: String,
     extra: Vec<Value>,
+    /// Feed requests answered so far (the history changes at the second one).
+    polls: Arc<AtomicU32>,
 }
 
 /// The sample feed + file server, running until the process ends.
@@ -80,6 +103,7 @@ impl SampleServer {
         let sample = Sample {
             base: format!("http://{addr}"),
             extra,
+            polls: Arc::new(AtomicU32::new(0)),
         };
         let app = Router::new()
             .route("/feed.json", get(feed))
@@ -100,59 +124,120 @@ impl SampleServer {
     }
 }
 
-/// The sample feed, pointing at `base`.
+/// `now` minus `minutes`, in RFC 3339 (`Z`).
+fn ago(minutes: i64) -> String {
+    (Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `now` minus `minutes`, in another of the feed's spellings (`format`, UTC).
+fn ago_as(minutes: i64, format: &str) -> String {
+    (Utc::now() - chrono::Duration::minutes(minutes))
+        .format(format)
+        .to_string()
+}
+
+/// The sample feed, pointing at `base`. Times are relative to now, so the records stay within
+/// `DOWNLOAD_MAX_AGE` whenever the demo runs.
 pub fn sample_feed(base: &str) -> Vec<Value> {
     vec![
         json!({
             "source_url": "https://www.dropbox.com/scl/fo/demo61camille/AAB61?rlkey=demo61&dl=0",
             "r2_url": format!("{base}/files/61-camille.zip"),
             "provider": "dropbox",
-            "created_at": "2026-11-25T09:12:00+00:00",
+            "created_at": ago_as(60, "%Y-%m-%dT%H:%M:%S+00:00"),
             "original_filename": "61 Camille.zip"
         }),
         json!({
             "source_url": format!("{base}/files/62-interview.mov"),
             "r2_url": format!("{base}/broken/62-interview.mov"),
             "provider": "dropbox",
-            "created_at": "2026-11-25T08:40:00Z",
+            "created_at": ago(92),
             "original_filename": "62 Interview B-roll.mov"
         }),
         json!({
             "source_url": "https://www.dropbox.com/scl/fi/demo63/drone?rlkey=demo63&dl=0",
             "r2_url": format!("{base}/files/63-drone.mov"),
             "provider": "dropbox",
-            "created_at": "2026-11-25T08:05:30.500Z",
+            "created_at": ago_as(127, "%Y-%m-%dT%H:%M:%S.500Z"),
             "original_filename": "63 Drone plan.mov"
         }),
         json!({
             "url": format!("{base}/files/64-legacy-clip.mp4"),
-            "timestamp": "2026-11-24 18:20:00",
+            "timestamp": ago_as(16 * 60, "%Y-%m-%d %H:%M:%S"),
             "source": "dropbox"
         }),
         json!({
             "url": "https://fromsmash.com/Rushes-Jour-2",
-            "timestamp": "2026-11-24T16:00:00+0100",
+            "timestamp": ago_as(18 * 60, "%Y-%m-%dT%H:%M:%S+0000"),
             "source": "webhook"
         }),
         json!({
             "source_url": "https://www.swisstransfer.com/d/6f1c2b9e-5a4d-4c1e-9f7a-1b2c3d4e5f60",
             "provider": "swisstransfer",
-            "created_at": "2026-11-24T11:30:00+01:00",
+            "created_at": ago_as(23 * 60, "%Y-%m-%dT%H:%M:%S+00:00"),
             "original_filename": "65 Making-of.zip"
         }),
         json!({
             "source_url": format!("{base}/gone/66-expired.mov"),
             "r2_url": format!("{base}/gone/66-expired-r2.mov"),
             "provider": "dropbox",
-            "created_at": "2026-11-23T10:00:00Z",
+            "created_at": ago(2 * 24 * 60),
             "original_filename": "66 Expired link.mov"
         }),
         json!({"url": "not a link", "timestamp": "yesterday"}),
     ]
 }
 
+/// The demo's history, as the feed lists it at its `poll`-th request (1 = first):
+/// - "57 Camille": a legacy record (name from the link) at the first poll, the same delivery
+///   in the new format (its own name, an R2 copy) from the second on;
+/// - two records older than `DOWNLOAD_MAX_AGE` (20 and 45 days): `available`, each with a
+///   "Download" button;
+/// - a `DL=0` spelling of 61 Camille's link: the same delivery, nothing new.
+pub fn history_feed(base: &str, poll: u32) -> Vec<Value> {
+    let camille_57 = if poll <= 1 {
+        json!({
+            "url": format!("{base}/files/57-camille.zip#legacy-feed"),
+            "timestamp": ago_as(10, "%Y-%m-%d %H:%M:%S"),
+            "source": "dropbox",
+            "r2_url": null,
+            "original_filename": null
+        })
+    } else {
+        json!({
+            "source_url": format!("{base}/files/57-camille.zip"),
+            "r2_url": format!("{base}/files/57-camille.zip?copy=r2"),
+            "provider": "dropbox",
+            "created_at": ago(10),
+            "original_filename": "57 Camille.zip"
+        })
+    };
+    vec![
+        camille_57,
+        json!({
+            "source_url": "https://www.dropbox.com/scl/fi/demo58archive/archive?rlkey=demo58&dl=0",
+            "r2_url": format!("{base}/files/58-archive.mov"),
+            "provider": "dropbox",
+            "created_at": ago(20 * 24 * 60),
+            "original_filename": "58 Archive interview.mov"
+        }),
+        json!({
+            "url": format!("{base}/files/59-old-teaser.mp4"),
+            "timestamp": ago_as(45 * 24 * 60, "%Y-%m-%d %H:%M:%S"),
+            "source": "dropbox"
+        }),
+        json!({
+            "url": "https://www.dropbox.com/scl/fo/demo61camille/AAB61?rlkey=demo61&DL=0",
+            "timestamp": ago(60),
+            "source": "dropbox"
+        }),
+    ]
+}
+
 async fn feed(State(sample): State<Sample>) -> Response {
+    let poll = sample.polls.fetch_add(1, Ordering::Relaxed) + 1;
     let mut items = sample_feed(&sample.base);
+    items.extend(history_feed(&sample.base, poll));
     items.extend(sample.extra.iter().cloned());
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -258,6 +343,7 @@ pub fn demo_config(root: &Path, feed_url: &str, bind: SocketAddr) -> Config {
     config.bind = bind;
     config.monitor_interval = Duration::from_secs(5);
     config.cache_ttl = Duration::ZERO;
+    config.download_max_age = Some(crate::config::DEFAULT_MAX_AGE);
     config
 }
 
@@ -293,5 +379,42 @@ mod tests {
             .filter(|r| r.classification.mode == crate::domain::DeliveryMode::Manual)
             .count();
         assert_eq!(manual, 2);
+    }
+
+    #[test]
+    fn the_history_shows_upgrades_old_records_and_duplicates() {
+        let base = "http://127.0.0.1:1";
+        let now = crate::domain::Timestamp::now();
+        let week = Some(crate::config::DEFAULT_MAX_AGE);
+        let plan = |poll| {
+            let mut items = sample_feed(base);
+            items.extend(history_feed(base, poll));
+            let feed = crate::feed::source::parse_body(
+                Value::Array(items).to_string().as_bytes(),
+                chrono_tz::UTC,
+            )
+            .unwrap_or_default();
+            crate::feed::check::plan(&feed, week, now)
+        };
+        use crate::feed::check::Would;
+        let first = crate::feed::check::Summary::of(&plan(1));
+        assert_eq!((first.queued, first.available, first.manual), (6, 2, 2));
+        assert_eq!((first.duplicate, first.invalid), (1, 1));
+        let second = plan(2);
+        let camille = second
+            .iter()
+            .filter_map(|l| l.record.as_ref())
+            .find(|r| r.file_name.as_deref() == Some("57 Camille.zip"));
+        assert!(camille.is_some_and(
+            |r| r.would == Would::Queued && r.format == crate::domain::RecordFormat::New
+        ));
+        let first_57 = plan(1);
+        let legacy = first_57
+            .iter()
+            .filter_map(|l| l.record.as_ref())
+            .find(|r| r.file_name.as_deref() == Some("57-camille.zip"));
+        assert!(
+            legacy.is_some_and(|r| r.key == camille.map(|c| c.key.clone()).unwrap_or_default())
+        );
     }
 }

@@ -127,6 +127,9 @@ vocabulary! {
     DeliveryState ("delivery state") {
         /// Automatic, waiting for a download worker.
         Queued = "queued",
+        /// Automatic, but older than `DOWNLOAD_MAX_AGE` when first seen: listed, not downloaded
+        /// until someone asks (`POST /api/deliveries/{id}/download`).
+        Available = "available",
         /// A person must open the link.
         Manual = "manual",
         Downloading = "downloading",
@@ -145,6 +148,7 @@ impl DeliveryState {
     pub fn label(self) -> &'static str {
         match self {
             Self::Queued => "Queued",
+            Self::Available => "Available",
             Self::Manual => "Manual",
             Self::Downloading => "Downloading",
             Self::Done => "Done",

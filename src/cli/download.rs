@@ -86,6 +86,7 @@ pub async fn run(
         // splice two versions of the file.
         resume: resume.clone().map(|part| transfer::Resume {
             validator: read_validator(&part),
+            total: None,
             part,
         }),
         inline_writes: true,
@@ -230,6 +231,7 @@ async fn download_resolved(
             dir: file_dir,
             resume: resume.clone().map(|part| transfer::Resume {
                 validator: read_validator(&part),
+                total: None,
                 part,
             }),
             inline_writes: true,

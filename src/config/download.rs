@@ -77,7 +77,11 @@ pub(super) struct DownloadSettings {
     pub download_concurrency: usize,
     pub dry_run_downloads: bool,
     pub on_download_complete: Option<HookCommand>,
+    pub download_max_age: Option<std::time::Duration>,
 }
+
+/// `DOWNLOAD_MAX_AGE` when unset: a week.
+pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<DownloadSettings, ConfigError> {
     let download_concurrency = Env::parse(
@@ -100,6 +104,11 @@ pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<DownloadSettings, Con
             "ON_DOWNLOAD_COMPLETE",
             env.get("ON_DOWNLOAD_COMPLETE"),
             HookCommand::parse,
+        )?,
+        download_max_age: Env::age_limit(
+            "DOWNLOAD_MAX_AGE",
+            env.pick(&o.download_max_age, "DOWNLOAD_MAX_AGE"),
+            Some(DEFAULT_MAX_AGE),
         )?,
     })
 }

@@ -7,8 +7,11 @@ mod download;
 mod env;
 mod feed;
 mod frameio;
+mod hardening;
+pub mod lexicon;
 mod service;
 mod transfers;
+pub mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,13 +19,14 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use download::HookCommand;
+pub use download::{DEFAULT_MAX_AGE, HookCommand};
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
-    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Keywords, Phrase, S2S_SCOPE,
-    StatusMap,
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
+    parse_list,
 };
+pub use hardening::ServerLimits;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
 
 /// A configuration mistake. The binary turns it into exit code 2.
@@ -68,9 +72,19 @@ pub struct Overrides {
     /// Downloads running at once, 0 = paused [env: DOWNLOAD_CONCURRENCY, default 3]
     #[arg(long, value_name = "N")]
     pub download_concurrency: Option<String>,
+    /// Automatic records older than this when first seen are listed as `available`, not downloaded:
+    /// 7d, 36h, 0 = no limit [env: DOWNLOAD_MAX_AGE, default 7d]
+    #[arg(long, value_name = "AGE")]
+    pub download_max_age: Option<String>,
     /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
     #[arg(long)]
     pub dry_run_downloads: bool,
+    /// Make rushes reachable by Frame.io: none, ngrok or cloudflared [env: RUSHES_TUNNEL, default none]
+    #[arg(long, value_name = "MODE")]
+    pub tunnel: Option<String>,
+    /// On exit, deactivate the Frame.io webhook (active: false)
+    #[arg(long)]
+    pub tunnel_cleanup: bool,
 }
 
 /// The whole validated configuration.
@@ -97,14 +111,31 @@ pub struct Config {
     pub segments: SegmentSettings,
     /// `SWISSTRANSFER_AUTO`, `SMASH_AUTO`, ... (transfers.rs).
     pub resolvers: ResolverSettings,
+    /// `DOWNLOAD_MAX_AGE`: automatic records whose `created_at` is older than this when first
+    /// seen become `available` instead of `queued`. `None` = no limit.
+    pub download_max_age: Option<Duration>,
     /// `FRAMEIO_*` (frameio.rs); all optional.
     pub frameio: FrameioConfig,
+    /// `RUSHES_TUNNEL`, `RUSHES_PUBLIC_URL`, `NGROK_*`, `CLOUDFLARED_*` (tunnel.rs).
+    pub tunnel: tunnel::TunnelSettings,
+    // Hardening (hardening.rs)
+    /// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the hook may see.
+    pub hook_env: Vec<String>,
+    /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
+    pub allowed_hosts: Vec<String>,
+    /// `WEBHOOK_AUTH_TOKEN`: sent to the feed as `Authorization: Bearer` (rushes feed-proxy).
+    pub feed_auth_token: Option<SecretString>,
+    /// Limits of the HTTP server (defaults; tests tighten them).
+    pub server: ServerLimits,
 }
 
 impl Config {
     /// Reads the process environment (after `.env` was loaded) and applies `overrides`.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::from_lookup(overrides, |name| std::env::var(name).ok())
+        let mut config = Self::from_lookup(overrides, |name| std::env::var(name).ok())?;
+        // This process is the rushes binary: it can guard a tunnel agent (`rushes tunnel-guard`).
+        config.tunnel.guard = std::env::current_exe().ok();
+        Ok(config)
     }
 
     /// Same as [`Config::load`] with an injectable environment, for tests.
@@ -131,8 +162,18 @@ impl Config {
             download_concurrency,
             dry_run_downloads,
             on_download_complete,
+            download_max_age,
         } = download::read(&env, overrides)?;
+        let hardening::HardeningSettings {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+        } = hardening::read(&env)?;
         Ok(Self {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+            server: ServerLimits::default(),
             feed,
             cache_ttl,
             timeout,
@@ -148,7 +189,9 @@ impl Config {
             on_download_complete,
             segments: transfers::read_segments(&env)?,
             resolvers: transfers::read_resolvers(&env)?,
+            download_max_age,
             frameio: frameio::read(&env)?,
+            tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
         })
     }
 
@@ -188,6 +231,13 @@ impl Config {
                 swisstransfer: false,
                 ..ResolverSettings::default()
             },
+            tunnel: tunnel::TunnelSettings::default(),
+            hook_env: Vec::new(),
+            allowed_hosts: Vec::new(),
+            feed_auth_token: None,
+            server: ServerLimits::default(),
+            // Tests use fixed dates: they set an age limit when they test it.
+            download_max_age: None,
         }
     }
 }
@@ -232,6 +282,10 @@ mod tests {
             ("DOWNLOAD_CONCURRENCY", "many"),
             ("DRY_RUN_DOWNLOADS", "maybe"),
             ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),
+            ("ON_DOWNLOAD_COMPLETE_ENV", "A=B"),
+            ("RUSHES_ALLOWED_HOSTS", "https://rushes.lan"),
+            ("DOWNLOAD_MAX_AGE", "7"),
+            ("DOWNLOAD_MAX_AGE", "a week"),
         ] {
             let err = load(&[(var, value)]).err().map(|e| e.to_string());
             let err = err.unwrap_or_default();
@@ -302,6 +356,12 @@ mod tests {
         assert_eq!(c.download_concurrency, 3);
         assert!(!c.dry_run_downloads);
         assert!(c.on_download_complete.is_none());
+        assert_eq!(c.download_max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(load(&[("DOWNLOAD_MAX_AGE", "0")])?.download_max_age, None);
+        assert_eq!(
+            load(&[("DOWNLOAD_MAX_AGE", "36h")])?.download_max_age,
+            Some(Duration::from_secs(36 * 3600))
+        );
         let c = load(&[
             ("DOWNLOAD_CONCURRENCY", "5"),
             ("DRY_RUN_DOWNLOADS", "1"),

@@ -130,6 +130,7 @@ pub async fn fetch_all<O: Observer>(
             .map(|p| Resume {
                 part: PathBuf::from(p),
                 validator: delivery.validator.clone(),
+                total: file.size,
             });
         let job = Job {
             urls: vec![JobUrl {

@@ -31,7 +31,8 @@ pub fn classify(source: &Url, r2: Option<&Url>, provider: &str) -> Classificatio
 
 /// Normalises a link so that the spellings of one delivery found in real feeds compare equal:
 /// lower-case scheme and host (done by `url`), no fragment, `&amp;` and `amp%3B` artefacts turned
-/// into plain parameters, empty parameters dropped, exactly one `dl=1` on Dropbox share hosts,
+/// into plain parameters, empty parameters dropped, exactly one `dl=1` on Dropbox share hosts
+/// (whatever the case and value of their `dl`),
 /// parameters sorted, no trailing `/` on the path.
 pub fn normalize_url(url: &Url) -> Url {
     let mut out = url.clone();
@@ -56,7 +57,8 @@ pub fn normalize_url(url: &Url) -> Url {
             if key.is_empty() || value.is_empty() {
                 continue;
             }
-            if dropbox && key == "dl" {
+            // `DL=0` is `dl=0`: Dropbox reads the parameter whatever its case.
+            if dropbox && key.eq_ignore_ascii_case("dl") {
                 continue;
             }
             let pair = (key.to_string(), value.to_string());
@@ -239,5 +241,164 @@ mod tests {
             normalize_url(&u("https://example.com/")).as_str(),
             "https://example.com/"
         );
+    }
+
+    #[test]
+    fn dl_is_matched_whatever_its_case() {
+        let upper = normalize_url(&u("https://www.dropbox.com/scl/fo/x/y?rlkey=KEY&DL=0"));
+        let lower = normalize_url(&u("https://www.dropbox.com/scl/fo/x/y?rlkey=KEY&dl=1"));
+        assert_eq!(upper, lower);
+    }
+}
+
+/// Properties of the dedupe key over generated Dropbox links and their real-world spellings.
+#[cfg(test)]
+mod properties {
+    use super::normalize_url;
+    use proptest::prelude::*;
+    use url::Url;
+
+    fn key(raw: &str) -> String {
+        match Url::parse(raw) {
+            Ok(url) => normalize_url(&url).to_string(),
+            Err(e) => format!("unparsable {raw:?}: {e}"),
+        }
+    }
+
+    /// A Dropbox share link: folder or file, a path id, an rlkey, maybe other parameters.
+    #[derive(Debug, Clone)]
+    struct Link {
+        folder: bool,
+        path: Vec<String>,
+        rlkey: String,
+        extra: Vec<(String, String)>,
+    }
+
+    fn link() -> impl Strategy<Value = Link> {
+        (
+            any::<bool>(),
+            prop::collection::vec("[A-Za-z0-9_-]{1,12}", 1..4),
+            "[a-z0-9]{4,20}",
+            prop::collection::vec(("(e|st|v|x)", "[a-z0-9]{1,6}"), 0..3),
+        )
+            .prop_map(|(folder, path, rlkey, extra)| Link {
+                folder,
+                path,
+                rlkey,
+                extra,
+            })
+    }
+
+    /// How a feed may spell one link: parameter order, `&amp;` / `amp%3B` artefacts, the `dl`
+    /// parameter's case and value (or none), a fragment, the host's case, a trailing slash.
+    #[derive(Debug, Clone)]
+    struct Spelling {
+        order_seed: usize,
+        artefact: u8,
+        dl: Option<(bool, &'static str)>,
+        fragment: Option<String>,
+        upper_host: bool,
+        trailing_slash: bool,
+    }
+
+    fn spelling() -> impl Strategy<Value = Spelling> {
+        (
+            any::<usize>(),
+            0u8..3,
+            prop::option::of((any::<bool>(), prop::sample::select(vec!["0", "1"]))),
+            prop::option::of("[a-z0-9]{1,8}"),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(order_seed, artefact, dl, fragment, upper_host, trailing_slash)| Spelling {
+                    order_seed,
+                    artefact,
+                    dl,
+                    fragment,
+                    upper_host,
+                    trailing_slash,
+                },
+            )
+    }
+
+    fn spell(link: &Link, s: &Spelling) -> String {
+        let mut params: Vec<String> = vec![format!("rlkey={}", link.rlkey)];
+        params.extend(link.extra.iter().map(|(k, v)| format!("{k}={v}")));
+        if let Some((upper, value)) = s.dl {
+            params.push(format!("{}={value}", if upper { "DL" } else { "dl" }));
+        }
+        let n = params.len();
+        params.rotate_left(s.order_seed % n);
+        let mut query = String::new();
+        for (i, p) in params.iter().enumerate() {
+            if i > 0 {
+                query.push_str(match s.artefact {
+                    0 => "&",
+                    1 => "&amp;",
+                    _ => "&amp%3B",
+                });
+            }
+            query.push_str(p);
+        }
+        let host = if s.upper_host {
+            "WWW.Dropbox.COM"
+        } else {
+            "www.dropbox.com"
+        };
+        let kind = if link.folder { "scl/fo" } else { "scl/fi" };
+        let slash = if s.trailing_slash { "/" } else { "" };
+        let fragment = s
+            .fragment
+            .as_ref()
+            .map(|f| format!("#{f}"))
+            .unwrap_or_default();
+        format!(
+            "https://{host}/{kind}/{}{slash}?{query}{fragment}",
+            link.path.join("/")
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn normalising_twice_is_normalising_once(link in link(), s in spelling()) {
+            let once = key(&spell(&link, &s));
+            prop_assert_eq!(key(&once), once);
+        }
+
+        #[test]
+        fn spellings_of_one_link_share_a_key(link in link(), a in spelling(), b in spelling()) {
+            prop_assert_eq!(key(&spell(&link, &a)), key(&spell(&link, &b)));
+        }
+
+        #[test]
+        fn another_rlkey_or_path_is_another_key(
+            link in link(),
+            other_rlkey in "[a-z0-9]{4,20}",
+            other_segment in "[A-Za-z0-9_-]{1,12}",
+            a in spelling(),
+            b in spelling(),
+        ) {
+            let base = key(&spell(&link, &a));
+            if other_rlkey != link.rlkey {
+                let mut other = link.clone();
+                other.rlkey = other_rlkey;
+                prop_assert_ne!(key(&spell(&other, &b)), base.clone());
+            }
+            let mut other = link.clone();
+            let last = other.path.len() - 1;
+            if other.path[last] != other_segment {
+                other.path[last] = other_segment;
+                prop_assert_ne!(key(&spell(&other, &b)), base);
+            }
+        }
+
+        #[test]
+        fn any_link_normalises_stably(raw in "https?://[a-zA-Z0-9.-]{1,20}(/[a-zA-Z0-9%._~-]{0,10}){0,4}/?(\\?[a-zA-Z0-9=&;%._-]{0,40})?(#[a-z]{0,5})?") {
+            if let Ok(url) = Url::parse(&raw) {
+                let once = normalize_url(&url);
+                prop_assert_eq!(normalize_url(&once), once);
+            }
+        }
     }
 }

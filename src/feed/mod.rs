@@ -1,5 +1,6 @@
 //! Feed intake: fetch the external JSON feed, parse its records, remember each one as a delivery.
 
+pub mod check;
 pub(crate) mod classify;
 pub(crate) mod poller;
 pub(crate) mod record;
@@ -38,30 +39,60 @@ pub enum PollError {
     Store(#[from] StoreError),
 }
 
-/// Turns a valid record into the row the store keeps.
-pub fn new_delivery(record: &FeedRecord) -> NewDelivery {
-    let initial_state = match record.classification.mode {
-        DeliveryMode::Automatic => DeliveryState::Queued,
+/// The state a delivery starts in when rushes first sees its record: manual links wait for a
+/// person; automatic ones are queued, unless their `created_at` is older than `max_age`
+/// (`DOWNLOAD_MAX_AGE`), then they are only listed (`available`). Exactly `max_age` old is
+/// still queued.
+pub fn initial_state(
+    mode: DeliveryMode,
+    created_at: Timestamp,
+    now: Timestamp,
+    max_age: Option<Duration>,
+) -> DeliveryState {
+    match mode {
         DeliveryMode::Manual => DeliveryState::Manual,
-    };
+        DeliveryMode::Automatic => {
+            let too_old = max_age.is_some_and(|age| {
+                (now.as_datetime() - created_at.as_datetime())
+                    .to_std()
+                    .is_ok_and(|elapsed| elapsed > age)
+            });
+            if too_old {
+                DeliveryState::Available
+            } else {
+                DeliveryState::Queued
+            }
+        }
+    }
+}
+
+/// The file name a record plans (before any server answer).
+pub fn planned_file_name(record: &FeedRecord) -> Option<String> {
+    naming::planned_name(
+        record.original_filename.as_deref(),
+        &record.source_url,
+        links::is_dropbox_folder(&record.source_url),
+    )
+    .map(|n| n.to_string())
+}
+
+/// Turns a valid record into the row the store keeps, as first seen at `now`.
+pub fn new_delivery(record: &FeedRecord, max_age: Option<Duration>, now: Timestamp) -> NewDelivery {
+    let created_at = Timestamp::from(record.created_at);
     NewDelivery {
         dedupe_key: record.dedupe_key().to_string(),
         source_url: record.source_url.to_string(),
         raw_source_url: record.raw_source_url.to_string(),
         r2_url: record.r2_url.as_ref().map(ToString::to_string),
+        r2_key: record.r2_key(),
         provider: record.provider.clone(),
         kind: record.classification.kind,
         mode: record.classification.mode,
         record_format: record.format,
         original_filename: record.original_filename.clone(),
-        file_name: naming::planned_name(
-            record.original_filename.as_deref(),
-            &record.source_url,
-            links::is_dropbox_folder(&record.source_url),
-        )
-        .map(|n| n.to_string()),
-        created_at: Timestamp::from(record.created_at),
-        initial_state,
+        file_name: planned_file_name(record),
+        created_at,
+        initial_state: initial_state(record.classification.mode, created_at, now, max_age),
     }
 }
 
@@ -72,6 +103,7 @@ pub struct FeedService {
     store: Store,
     cache_ttl: Duration,
     events: EventBus,
+    max_age: Option<Duration>,
 }
 
 impl FeedService {
@@ -81,7 +113,14 @@ impl FeedService {
             store,
             cache_ttl,
             events,
+            max_age: None,
         }
+    }
+
+    /// `DOWNLOAD_MAX_AGE`: automatic records older than this when first seen are `available`.
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     /// One poll. Without `force`, does nothing within the cache TTL of the last success.
@@ -114,12 +153,14 @@ impl FeedService {
         match result {
             Err(FeedError::Cancelled) => Err(FeedError::Cancelled.into()),
             Err(e) => {
+                // Whatever the feed sent, a bounded text is logged and stored.
+                let text = source::cap_text(&e.to_string(), source::MAX_ERROR_TEXT + 200);
                 tracing::warn!(
                     feed = %self.source.location(),
-                    error = %e,
+                    error = %text,
                     "WebhookService: failed to fetch webhook JSON after {attempts} attempts"
                 );
-                fetch.error = Some(e.to_string());
+                fetch.error = Some(text);
                 self.store.record_feed_fetch(&fetch).await?;
                 self.events.send(Event::FeedUpdated);
                 Err(e.into())
@@ -134,10 +175,16 @@ impl FeedService {
             }
             Ok(FetchResult::Fetched { feed, validators }) => {
                 let mut new = 0;
+                let now = Timestamp::now();
                 for record in &feed.records {
-                    let outcome = self.store.upsert_delivery(&new_delivery(record)).await?;
+                    let outcome = self
+                        .store
+                        .upsert_delivery(&new_delivery(record, self.max_age, now))
+                        .await?;
                     if outcome.inserted {
                         new += 1;
+                    }
+                    if outcome.inserted || outcome.updated {
                         self.events.send(Event::DeliveryChanged { id: outcome.id });
                     }
                 }
@@ -167,5 +214,44 @@ impl FeedService {
 
     fn is_fresh(&self, last_success_at: Option<Timestamp>) -> bool {
         !self.cache_ttl.is_zero() && last_success_at.is_some_and(|t| t.elapsed() < self.cache_ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_age_rule_at_its_boundary() -> Result<(), crate::domain::BadTimestamp> {
+        let now = Timestamp::parse("2026-11-26T12:00:00Z")?;
+        let week = Some(Duration::from_secs(7 * 86_400));
+        let at = |raw: &str| Timestamp::parse(raw);
+        let auto = DeliveryMode::Automatic;
+        assert_eq!(
+            initial_state(auto, at("2026-11-19T12:00:00Z")?, now, week),
+            DeliveryState::Queued
+        );
+        assert_eq!(
+            initial_state(auto, at("2026-11-19T11:59:59Z")?, now, week),
+            DeliveryState::Available
+        );
+        assert_eq!(
+            initial_state(auto, at("2026-11-19T12:00:01Z")?, now, week),
+            DeliveryState::Queued
+        );
+        assert_eq!(
+            initial_state(auto, at("2020-01-01T00:00:00Z")?, now, None),
+            DeliveryState::Queued
+        );
+        // A date in the future is new.
+        assert_eq!(
+            initial_state(auto, at("2027-01-01T00:00:00Z")?, now, week),
+            DeliveryState::Queued
+        );
+        assert_eq!(
+            initial_state(DeliveryMode::Manual, at("2020-01-01T00:00:00Z")?, now, week),
+            DeliveryState::Manual
+        );
+        Ok(())
     }
 }

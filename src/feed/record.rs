@@ -23,12 +23,22 @@ pub struct FeedRecord {
     pub created_at: DateTime<Utc>,
     pub original_filename: Option<String>,
     pub classification: Classification,
+    /// Position of the item in the feed array (0-based).
+    pub index: usize,
 }
 
 impl FeedRecord {
     /// The stable identity of a delivery: its normalised source link.
     pub fn dedupe_key(&self) -> &str {
         self.source_url.as_str()
+    }
+
+    /// The second identity: the normalised R2 link (two records with the same R2 copy are one
+    /// delivery, whatever their source links).
+    pub fn r2_key(&self) -> Option<String> {
+        self.r2_url
+            .as_ref()
+            .map(|u| classify::normalize_url(u).to_string())
     }
 }
 
@@ -49,12 +59,16 @@ pub enum InvalidItem {
         "field `{field}` has an unsupported timestamp {value:?} (expected ISO 8601 with offset or YYYY-MM-DD HH:MM:SS)"
     )]
     BadTimestamp { field: &'static str, value: String },
+    #[error("item holds bytes that are not UTF-8 (the rest of the feed was read)")]
+    InvalidUtf8,
 }
 
 /// Parses one item of the feed array.
 pub fn parse_item(item: &Value, tz: chrono_tz::Tz) -> Result<FeedRecord, InvalidItem> {
     let obj = item.as_object().ok_or(InvalidItem::NotAnObject)?;
-    if obj.contains_key("source_url") {
+    // A key set to null is absent: a legacy record may carry the new-format keys as null.
+    let has = |key: &str| obj.get(key).is_some_and(|v| !v.is_null());
+    if has("source_url") || (obj.contains_key("source_url") && !has("url")) {
         let raw_source_url = url_field(obj, "source_url")?;
         let r2_url = optional_url_field(obj, "r2_url")?;
         let provider = string_field(obj, "provider")?.trim().to_string();
@@ -129,6 +143,7 @@ fn build(
         created_at,
         original_filename,
         classification,
+        index: 0,
     }
 }
 
@@ -270,6 +285,29 @@ mod tests {
         assert_eq!(r.format, RecordFormat::Legacy);
         assert_eq!(r.provider, "webhook");
         assert_eq!(r.classification.mode, DeliveryMode::Manual);
+        Ok(())
+    }
+
+    #[test]
+    fn a_legacy_record_with_null_new_format_keys_is_legacy() -> Result<(), InvalidItem> {
+        let r = parse_item(
+            &json!({
+                "url": "https://www.dropbox.com/scl/fo/x/y?rlkey=k&DL=0",
+                "timestamp": "2025-10-17 10:00:00",
+                "source_url": null, "r2_url": null, "provider": null,
+                "created_at": null, "original_filename": null
+            }),
+            chrono_tz::UTC,
+        )?;
+        assert_eq!(r.format, RecordFormat::Legacy);
+        assert_eq!(
+            r.dedupe_key(),
+            "https://www.dropbox.com/scl/fo/x/y?dl=1&rlkey=k"
+        );
+        assert_eq!(
+            parse_item(&json!({"source_url": null}), chrono_tz::UTC),
+            Err(InvalidItem::Missing("source_url"))
+        );
         Ok(())
     }
 

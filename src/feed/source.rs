@@ -71,6 +71,8 @@ pub struct FeedSource {
     timeout: Duration,
     tz: chrono_tz::Tz,
     pub retry: RetryPolicy,
+    /// Sent as `Authorization: Bearer` (`WEBHOOK_AUTH_TOKEN`).
+    bearer: Option<secrecy::SecretString>,
 }
 
 impl FeedSource {
@@ -87,7 +89,14 @@ impl FeedSource {
             timeout,
             tz,
             retry: RetryPolicy::default(),
+            bearer: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (e.g. to `rushes feed-proxy`).
+    pub fn with_bearer(mut self, token: Option<secrecy::SecretString>) -> Self {
+        self.bearer = token;
+        self
     }
 
     pub fn location(&self) -> &FeedLocation {
@@ -161,6 +170,10 @@ impl FeedSource {
         validators: &Validators,
     ) -> Result<FetchResult, FeedError> {
         let mut request = self.client.get(url).header("Accept", "application/json");
+        if let Some(token) = &self.bearer {
+            use secrecy::ExposeSecret as _;
+            request = request.bearer_auth(token.expose_secret());
+        }
         if let Some(etag) = &validators.etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
@@ -225,17 +238,57 @@ fn transport(e: reqwest::Error) -> FeedError {
     FeedError::Transport(net::error_text(&e))
 }
 
-/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`.
+/// Longest error text kept, stored or logged from the feed, in bytes.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` cut to about `max` bytes (on a character boundary), saying how long it was.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`, capped.
 fn error_text(value: &Value) -> Option<String> {
     match value.get("error")? {
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+        Value::String(s) => Some(cap_text(s, MAX_ERROR_TEXT)),
+        other => Some(cap_text(&other.to_string(), MAX_ERROR_TEXT)),
     }
 }
 
-/// Parses a feed body: a JSON array whose items are parsed one by one.
+/// Whether a decoded value holds U+FFFD (where bytes that were not UTF-8 stood).
+fn holds_replacement(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains(char::REPLACEMENT_CHARACTER),
+        Value::Array(items) => items.iter().any(holds_replacement),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains(char::REPLACEMENT_CHARACTER) || holds_replacement(v)),
+        _ => false,
+    }
+}
+
+/// Parses a feed body: a JSON array whose items are parsed one by one, as they are read (the
+/// whole document is never held as a `serde_json::Value`: peak memory is the body and the
+/// records, not a tree of every item).
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| FeedError::Json(e.to_string()))?;
+    // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded lossily
+    // and every item with a replacement character is set aside with its index.
+    let (value, lossy) = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => (value, false),
+        Err(e) if std::str::from_utf8(body).is_ok() => return Err(FeedError::Json(e.to_string())),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let value = serde_json::from_str::<Value>(&text)
+                .map_err(|e| FeedError::Json(format!("{e} (the body is not UTF-8 either)")))?;
+            (value, true)
+        }
+    };
     let items = match value {
         Value::Array(items) => items,
         Value::Object(ref obj) => {
@@ -252,8 +305,16 @@ pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedErro
     };
     let mut feed = ParsedFeed::default();
     for (index, item) in items.iter().enumerate() {
-        match record::parse_item(item, tz) {
-            Ok(record) => feed.records.push(record),
+        let parsed = if lossy && holds_replacement(item) {
+            Err(InvalidItem::InvalidUtf8)
+        } else {
+            record::parse_item(item, tz)
+        };
+        match parsed {
+            Ok(mut record) => {
+                record.index = index;
+                feed.records.push(record);
+            }
             Err(reason) => {
                 tracing::debug!(
                     index,
@@ -271,6 +332,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bytes_that_are_not_utf8_spoil_only_their_item() {
+        let mut body = br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"},
+            {"url": "https://fromsmash.com/b"#
+            .to_vec();
+        body.extend_from_slice(b"\xff\xfe");
+        body.extend_from_slice(br#"", "timestamp": "2025-10-17 10:00:00"}]"#);
+        let feed = parse_body(&body, chrono_tz::UTC).unwrap_or_default();
+        assert_eq!(feed.records.len(), 1);
+        assert_eq!(feed.invalid, vec![(1, InvalidItem::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn long_error_text_is_capped() {
+        let long = format!("{{\"error\": \"{}\"}}", "é".repeat(100_000));
+        let Err(FeedError::ErrorObject(text)) = parse_body(long.as_bytes(), chrono_tz::UTC) else {
+            panic!("an error object");
+        };
+        assert!(text.len() < MAX_ERROR_TEXT + 40, "{}", text.len());
+        assert!(
+            text.ends_with("… (200000 bytes)"),
+            "{}",
+            &text[text.len() - 30..]
+        );
+        assert_eq!(cap_text("short", 10), "short");
+    }
+
+    #[test]
     fn body_shapes() {
         let tz = chrono_tz::UTC;
         assert_eq!(
@@ -282,6 +370,26 @@ mod tests {
             Some(FeedError::NotAnArray("an empty object"))
         );
         assert!(matches!(parse_body(b"<html>", tz), Err(FeedError::Json(_))));
+        assert!(matches!(
+            parse_body(b"[1] [2]", tz),
+            Err(FeedError::Json(_))
+        ));
+        assert_eq!(
+            parse_body(b"null", tz).err(),
+            Some(FeedError::NotAnArray("null"))
+        );
+        assert_eq!(
+            parse_body(b"\"x\"", tz).err(),
+            Some(FeedError::NotAnArray("a string"))
+        );
+        assert_eq!(
+            parse_body(b"4.5", tz).err(),
+            Some(FeedError::NotAnArray("a number"))
+        );
+        assert_eq!(
+            parse_body(br#"{"a": 1}"#, tz).err(),
+            Some(FeedError::NotAnArray("an object"))
+        );
         let feed = parse_body(
             br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"}, 3]"#,
             tz,

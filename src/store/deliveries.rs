@@ -42,6 +42,28 @@ pub struct Delivery {
     pub part_path: Option<String>,
     /// ETag or Last-Modified the `.part` came from (`If-Range` of a resume).
     pub validator: Option<String>,
+    /// A file name the feed gave after the download had started (the file keeps its own name).
+    pub renamed_in_feed: Option<String>,
+    /// The normalised R2 link (an identity, like `dedupe_key`; not part of the API).
+    #[serde(skip)]
+    pub r2_key: Option<String>,
+}
+
+impl Delivery {
+    /// The download has not started: nothing fetched, no partial file, not running or done.
+    /// Until then a better record of the same delivery may still change its name and links.
+    pub fn not_started(&self) -> bool {
+        self.started_at.is_none()
+            && self.part_path.is_none()
+            && matches!(
+                self.state,
+                DeliveryState::Queued
+                    | DeliveryState::Available
+                    | DeliveryState::Manual
+                    | DeliveryState::Cancelled
+                    | DeliveryState::DryRun
+            )
+    }
 }
 
 /// What the feed knows about a delivery.
@@ -51,6 +73,8 @@ pub struct NewDelivery {
     pub source_url: String,
     pub raw_source_url: String,
     pub r2_url: Option<String>,
+    /// The normalised R2 link: a second identity of the delivery.
+    pub r2_key: Option<String>,
     pub provider: String,
     pub kind: LinkKind,
     pub mode: DeliveryMode,
@@ -65,6 +89,8 @@ pub struct NewDelivery {
 pub struct UpsertOutcome {
     pub id: i64,
     pub inserted: bool,
+    /// A known delivery took better information from this record (name, R2 copy, provider).
+    pub updated: bool,
 }
 
 /// Filters and pagination of the deliveries list (newest first).
@@ -78,49 +104,155 @@ pub struct DeliveryFilter {
 }
 
 impl Store {
-    /// Inserts a delivery seen for the first time; for a known one only refreshes `last_seen_at`
-    /// and its R2 copy. Never duplicates, never resets a state.
+    /// Inserts a delivery seen for the first time. A known one (same normalised source link, or
+    /// same R2 copy, in either role) is never duplicated and never has its state reset: its
+    /// `last_seen_at` is refreshed and a new-format record upgrades it (see [`Self::upgrade`]).
     pub async fn upsert_delivery(&self, d: &NewDelivery) -> Result<UpsertOutcome, StoreError> {
         let now = Timestamp::now();
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url, provider, kind, mode,
-                 record_format, original_filename, file_name, created_at, first_seen_at, last_seen_at,
-                 state, state_changed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $12)
-             ON CONFLICT (dedupe_key) DO NOTHING
-             RETURNING id",
-        )
-        .bind(&d.dedupe_key)
-        .bind(&d.source_url)
-        .bind(&d.raw_source_url)
-        .bind(&d.r2_url)
-        .bind(&d.provider)
-        .bind(d.kind)
-        .bind(d.mode)
-        .bind(d.record_format)
-        .bind(&d.original_filename)
-        .bind(&d.file_name)
-        .bind(d.created_at)
-        .bind(now)
-        .bind(d.initial_state)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some(id) = inserted {
-            return Ok(UpsertOutcome { id, inserted: true });
-        }
-        let id: i64 = sqlx::query_scalar(
-            "UPDATE deliveries SET last_seen_at = $2, r2_url = COALESCE($3, r2_url)
-             WHERE dedupe_key = $1 RETURNING id",
-        )
-        .bind(&d.dedupe_key)
-        .bind(now)
-        .bind(&d.r2_url)
-        .fetch_one(self.pool())
-        .await?;
+        let known = match self.find_known(d).await? {
+            Some(known) => Some(known),
+            None => {
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url, r2_key,
+                         provider, kind, mode, record_format, original_filename, file_name,
+                         created_at, first_seen_at, last_seen_at, state, state_changed_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $13)
+                     ON CONFLICT (dedupe_key) DO NOTHING
+                     RETURNING id",
+                )
+                .bind(&d.dedupe_key)
+                .bind(&d.source_url)
+                .bind(&d.raw_source_url)
+                .bind(&d.r2_url)
+                .bind(&d.r2_key)
+                .bind(&d.provider)
+                .bind(d.kind)
+                .bind(d.mode)
+                .bind(d.record_format)
+                .bind(&d.original_filename)
+                .bind(&d.file_name)
+                .bind(d.created_at)
+                .bind(now)
+                .bind(d.initial_state)
+                .fetch_optional(self.pool())
+                .await?;
+                if let Some(id) = inserted {
+                    return Ok(UpsertOutcome {
+                        id,
+                        inserted: true,
+                        updated: false,
+                    });
+                }
+                // Inserted by someone else in between: it is known now.
+                self.find_known(d).await?
+            }
+        };
+        let Some(known) = known else {
+            return Err(StoreError::Corrupt(format!(
+                "delivery {} neither inserted nor found",
+                d.dedupe_key
+            )));
+        };
+        sqlx::query("UPDATE deliveries SET last_seen_at = $2 WHERE id = $1")
+            .bind(known.id)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        let updated = self.upgrade(&known, d).await?;
         Ok(UpsertOutcome {
-            id,
+            id: known.id,
             inserted: false,
+            updated,
         })
+    }
+
+    /// The delivery a record belongs to: same source key, or an R2 key equal to either of the
+    /// record's keys (a legacy record may list the R2 copy itself as its link).
+    async fn find_known(&self, d: &NewDelivery) -> Result<Option<Delivery>, StoreError> {
+        Ok(sqlx::query_as::<_, Delivery>(
+            "SELECT * FROM deliveries
+             WHERE dedupe_key = $1 OR r2_key = $1
+                OR ($2 IS NOT NULL AND (dedupe_key = $2 OR r2_key = $2))
+             ORDER BY CASE WHEN dedupe_key = $1 THEN 0 ELSE 1 END, id ASC
+             LIMIT 1",
+        )
+        .bind(&d.dedupe_key)
+        .bind(&d.r2_key)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// A new-format record seen for a known delivery. Not started yet: the delivery takes the
+    /// record's file name, R2 copy, provider and classification (a manual delivery that gains an
+    /// R2 copy becomes automatic). Started: the file keeps its name, the record's name is kept in
+    /// `renamed_in_feed`. Legacy records carry nothing better and change nothing.
+    async fn upgrade(&self, current: &Delivery, d: &NewDelivery) -> Result<bool, StoreError> {
+        if d.record_format != RecordFormat::New {
+            return Ok(false);
+        }
+        if current.not_started() {
+            let state =
+                if current.state == DeliveryState::Manual && d.mode == DeliveryMode::Automatic {
+                    d.initial_state
+                } else {
+                    current.state
+                };
+            // Another spelling of the same R2 copy keeps the one already stored.
+            let (r2_url, r2_key) = if d.r2_key.is_some() && d.r2_key != current.r2_key {
+                (d.r2_url.clone(), d.r2_key.clone())
+            } else {
+                (current.r2_url.clone(), current.r2_key.clone())
+            };
+            let differs = current.original_filename != d.original_filename
+                || current.file_name != d.file_name
+                || current.r2_url != r2_url
+                || current.provider != d.provider
+                || current.record_format != d.record_format
+                || current.kind != d.kind
+                || current.mode != d.mode
+                || current.state != state;
+            if !differs {
+                return Ok(false);
+            }
+            // Only while still not started: a worker may claim it between the read and here.
+            let changed: Option<i64> = sqlx::query_scalar(
+                "UPDATE deliveries SET original_filename = $2, file_name = $3, r2_url = $4,
+                     r2_key = $5, provider = $6, record_format = $7, kind = $8, mode = $9,
+                     state = $10,
+                     state_changed_at = CASE WHEN state = $10 THEN state_changed_at ELSE $11 END
+                 WHERE id = $1 AND state = $12 AND started_at IS NULL AND part_path IS NULL
+                 RETURNING id",
+            )
+            .bind(current.id)
+            .bind(&d.original_filename)
+            .bind(&d.file_name)
+            .bind(&r2_url)
+            .bind(&r2_key)
+            .bind(&d.provider)
+            .bind(d.record_format)
+            .bind(d.kind)
+            .bind(d.mode)
+            .bind(state)
+            .bind(Timestamp::now())
+            .bind(current.state)
+            .fetch_optional(self.pool())
+            .await?;
+            return Ok(changed.is_some());
+        }
+        let Some(name) = d.file_name.as_ref().or(d.original_filename.as_ref()) else {
+            return Ok(false);
+        };
+        let same_name = current.file_name.as_ref() == Some(name)
+            || (current.file_name.is_none() && current.original_filename.as_ref() == Some(name));
+        if same_name || current.renamed_in_feed.as_ref() == Some(name) {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE deliveries SET renamed_in_feed = $2 WHERE id = $1")
+            .bind(current.id)
+            .bind(name)
+            .execute(self.pool())
+            .await?;
+        Ok(true)
     }
 
     pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError> {
@@ -167,6 +299,29 @@ impl Store {
             query = query.bind(before);
         }
         query = query.bind(i64::from(filter.limit));
+        Ok(query.fetch_all(self.pool()).await?)
+    }
+
+    /// The latest activity first (state changes), at most `limit`; manual deliveries only when
+    /// `include_manual` (the original app's `/api/csv_downloads_status`).
+    pub async fn recent_activity(
+        &self,
+        include_manual: bool,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let query = if include_manual {
+            sqlx::query_as::<_, Delivery>(
+                "SELECT * FROM deliveries ORDER BY state_changed_at DESC, id DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+        } else {
+            sqlx::query_as::<_, Delivery>(
+                "SELECT * FROM deliveries WHERE mode = $1
+                 ORDER BY state_changed_at DESC, id DESC LIMIT $2",
+            )
+            .bind(DeliveryMode::Automatic)
+            .bind(i64::from(limit))
+        };
         Ok(query.fetch_all(self.pool()).await?)
     }
 

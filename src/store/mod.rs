@@ -6,6 +6,8 @@ mod deliveries;
 mod downloads;
 mod feed;
 mod frameio;
+mod health;
+mod inspector;
 mod segments;
 
 use std::path::Path;
@@ -22,6 +24,7 @@ pub use frameio::{
     FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange, StoredComment,
     Transition, Upload, UploadUpdate,
 };
+pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use segments::SegmentRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
+    probing: std::sync::Arc<health::Probe>,
 }
 
 impl Store {
@@ -79,7 +84,10 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probing: Default::default(),
+        })
     }
 
     /// The pool, for modules of this store only.

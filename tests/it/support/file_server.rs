@@ -38,6 +38,12 @@ struct File {
     drop_after: u64,
     drop_times: u32,
     ignore_range: bool,
+    /// Honour `Range` but ignore `If-Range` (a server that splices versions).
+    ignore_if_range: bool,
+    /// A new version that replaces the body once a dropped response ends.
+    next_version: Option<Vec<u8>>,
+    /// Offset added to the start announced in `Content-Range` (a lying server).
+    range_skew: u64,
     chunked: bool,
     /// Bytes per second per connection (0 = as fast as possible).
     rate: u64,
@@ -163,6 +169,21 @@ impl FileServer {
 
     pub fn ignore_range(&self, path: &str) {
         self.file(path, |f| f.ignore_range = true);
+    }
+
+    /// Honour `Range` but ignore `If-Range`, as some servers and caches do.
+    pub fn ignore_if_range(&self, path: &str) {
+        self.file(path, |f| f.ignore_if_range = true);
+    }
+
+    /// After the next dropped connection, the file becomes `body` (new ETag).
+    pub fn next_version_after_drop(&self, path: &str, body: Vec<u8>) {
+        self.file(path, |f| f.next_version = Some(body));
+    }
+
+    /// Announce `Content-Range` starts `skew` bytes later than the bytes sent.
+    pub fn skew_content_range(&self, path: &str, skew: u64) {
+        self.file(path, |f| f.range_skew = skew);
     }
 
     pub fn html(&self, path: &str) {
@@ -297,7 +318,9 @@ async fn serve(
     }
     let len = file.body.len() as u64;
     let start = match (&range, file.ignore_range) {
-        (Some(r), false) if if_range.as_deref().is_none_or(|v| v == file.etag) => {
+        (Some(r), false)
+            if file.ignore_if_range || if_range.as_deref().is_none_or(|v| v == file.etag) =>
+        {
             parse_range(r, len)
         }
         _ => None,
@@ -313,9 +336,10 @@ async fn serve(
     let mut body = file.body.slice(offset as usize..);
     if let Some((start, end)) = start {
         seen.status = 206;
-        response = response
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+        response = response.status(StatusCode::PARTIAL_CONTENT).header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{end}/{len}", start + file.range_skew),
+        );
         let count = (end + 1).saturating_sub(start).min(body.len() as u64);
         body = body.slice(..count as usize);
     }
@@ -324,6 +348,10 @@ async fn serve(
     }
     let drop_after = if file.drop_times > 0 {
         file.drop_times -= 1;
+        if let Some(next) = file.next_version.take() {
+            file.etag = format!("\"{}\"", &sha256_hex(&next)[..16]);
+            file.body = Bytes::from(next);
+        }
         Some(file.drop_after)
     } else {
         None
