@@ -38,15 +38,32 @@ pub enum AppError {
     Downloads(#[from] EngineError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// Another process holds the data folder (exit 2, like a configuration mistake).
+    #[error(transparent)]
+    Locked(#[from] crate::instance::LockError),
+}
+
+impl AppError {
+    /// Whether the user must change something before a retry can work (exit code 2).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::Config(_) | Self::Locked(crate::instance::LockError::InUse { .. })
+        )
+    }
 }
 
 /// A built, not yet running, rushes service. The listener is already bound, so `port()` is known.
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    poller: Poller,
+    /// `None` without a feed (Frame.io only).
+    poller: Option<Poller>,
+    tunnel: Option<crate::tunnel::Supervisor>,
     frameio: crate::frameio::FrameioTasks,
     downloads: Engine,
+    /// Held until the service stops: one rushes per data folder.
+    lock: crate::instance::DataDirLock,
 }
 
 impl App {
@@ -56,10 +73,17 @@ impl App {
 
     /// Same as [`App::build`] with a feed retry policy of the caller's (tests shorten the waits).
     pub async fn build_with_retry(config: Config, retry: RetryPolicy) -> Result<Self, AppError> {
-        let feed_location = config.require_feed()?.clone();
+        let lock = crate::instance::lock_data_dir(&config.data_dir)?;
         std::fs::create_dir_all(&config.downloads_dir).map_err(|source| AppError::CreateDir {
             path: config.downloads_dir.display().to_string(),
             source,
+        })?;
+        crate::instance::check_writable(&config.downloads_dir).map_err(|e| {
+            ConfigError::Invalid {
+                var: "LOCAL_DOWNLOADS_DIR",
+                value: config.downloads_dir.display().to_string(),
+                reason: format!("rushes cannot write in this folder ({e})"),
+            }
         })?;
         let store = Store::open(&config.database_path()).await?;
         let listener = TcpListener::bind(config.bind)
@@ -69,15 +93,29 @@ impl App {
                 source,
             })?;
         let events = EventBus::new();
-        let mut source = FeedSource::new(feed_location, config.timeout, config.feed_timezone);
-        source.retry = retry;
-        let service = Arc::new(
-            FeedService::new(source, store.clone(), config.cache_ttl, events.clone())
-                .with_max_age(config.download_max_age),
+        let (poller, poller_handle) = match config.feed.clone() {
+            Some(feed_location) => {
+                let mut source =
+                    FeedSource::new(feed_location, config.timeout, config.feed_timezone)
+                        .with_bearer(config.feed_auth_token.clone());
+                source.retry = retry;
+                let service = Arc::new(
+                    FeedService::new(source, store.clone(), config.cache_ttl, events.clone())
+                        .with_max_age(config.download_max_age),
+                );
+                let (poller, handle) = Poller::new(service, config.monitor_interval);
+                (Some(poller), handle)
+            }
+            None => (None, crate::feed::poller::PollerHandle::disabled()),
+        };
+        let local = listener.local_addr().unwrap_or(config.bind);
+        let (tunnel, tunnel_supervisor) = crate::tunnel::build(&config.tunnel, local);
+        let (frameio, frameio_tasks) = crate::frameio::build(
+            &config.frameio,
+            store.clone(),
+            events.clone(),
+            config.tunnel.cleanup,
         );
-        let (poller, poller_handle) = Poller::new(service, config.monitor_interval);
-        let (frameio, frameio_tasks) =
-            crate::frameio::build(&config.frameio, store.clone(), events.clone());
         let (downloads, downloads_handle) = Engine::new(
             store.clone(),
             events.clone(),
@@ -87,6 +125,7 @@ impl App {
                 per_host: crate::download::engine::PER_HOST,
                 dry_run: config.dry_run_downloads,
                 on_complete: config.on_download_complete.clone(),
+                hook_env: config.hook_env.clone(),
                 retry,
                 timeout: config.timeout,
             },
@@ -98,13 +137,17 @@ impl App {
             events,
             config: Arc::new(config),
             frameio,
+            tunnel,
+            shield: Arc::new(web::shield::Shield::new()),
         };
         Ok(Self {
             listener,
             state,
             poller,
+            tunnel: tunnel_supervisor,
             frameio: frameio_tasks,
             downloads,
+            lock,
         })
     }
 
@@ -130,12 +173,26 @@ impl App {
         let addr = self.local_addr();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracker.spawn(self.poller.run(cancel.clone()));
+        match self.poller {
+            Some(poller) => {
+                tracker.spawn(poller.run(cancel.clone()));
+            }
+            None => tracing::info!(
+                "no feed configured (WEBHOOK_JSON_URL): Frame.io review tracking only, no feed poller"
+            ),
+        }
+        if let Some(supervisor) = self.tunnel {
+            tracker.spawn(supervisor.run(cancel.clone()));
+        }
         // The webhook writer stops only after the server has drained: in-flight deliveries get
         // their durable write and their answer.
         let served_token = CancellationToken::new();
-        self.frameio
-            .spawn(&tracker, cancel.clone(), served_token.clone());
+        self.frameio.spawn(
+            &tracker,
+            cancel.clone(),
+            served_token.clone(),
+            self.state.tunnel.url_watch(),
+        );
         tracker.spawn(self.downloads.run(cancel.clone()));
 
         let trigger = cancel.clone();
@@ -148,20 +205,24 @@ impl App {
         tracing::info!(%addr, "rushes listening on http://{addr}");
         let store = self.state.store.clone();
         let events = self.state.events.clone();
+        let limits = self.state.config.server;
         let app = web::router(self.state);
         let stopping = cancel.clone();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                stopping.cancelled().await;
-                // Open event streams end, so the server can drain.
-                events.close();
-            })
-            .await;
+        let descriptors = crate::server::raise_descriptor_limit();
+        let cap = crate::server::connection_cap(&limits, descriptors);
+        tracing::debug!(cap, reserve = limits.healthz_reserve, "connection limits");
+        let served = crate::server::serve(self.listener, app, limits, cap, async move {
+            stopping.cancelled().await;
+            // Open event streams end, so the server can drain.
+            events.close();
+        })
+        .await;
         cancel.cancel();
         served_token.cancel();
         tracker.close();
         tracker.wait().await;
         store.close().await;
+        drop(self.lock);
         served.map_err(AppError::Serve)
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Three floors; imports only go down, never sideways on the middle floor (`.ci/floors` checks):
 //! - ground: `config`, `domain` (the typed vocabulary), `links`, `naming`, `net`, `text`,
-//!   `store` (the only SQL), `events`, `logging`;
-//! - middle, side by side: `feed`, `download`, `frameio`;
+//!   `store` (the only SQL), `events`, `logging`, `instance`, `server`;
+//! - middle, side by side: `feed`, `download`, `frameio`, `tunnel`, `proxy`;
 //! - top: `app` (wiring), `web`, `cli`, `demo`, `status`.
 //!
 //! Public: what the binary, the integration tests and the benchmarks use.
@@ -13,10 +13,14 @@
 pub mod config;
 pub(crate) mod domain;
 pub mod events;
+/// One rushes per data folder; writable-folder check.
+pub mod instance;
 pub(crate) mod links;
 pub(crate) mod logging;
 pub(crate) mod naming;
 pub mod net;
+/// The accept loop of both HTTP servers.
+pub mod server;
 pub mod store;
 pub(crate) mod text;
 
@@ -24,10 +28,16 @@ pub(crate) mod text;
 pub(crate) mod download;
 pub mod feed;
 pub mod frameio;
+pub mod proxy;
+pub(crate) mod tunnel;
 
 // Top floor.
 pub mod app;
 pub mod cli;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzz_api;
+#[cfg(test)]
+mod properties;
 pub(crate) mod status;
 pub mod web;

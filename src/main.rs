@@ -5,8 +5,13 @@ use rushes::cli::{self, Cli};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The tunnel guard must hand its agent exactly the environment rushes gave it.
+    let guard = std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "tunnel-guard");
     // A missing .env is normal; a broken one is reported.
-    if let Err(e) = dotenvy::dotenv()
+    if !guard
+        && let Err(e) = dotenvy::dotenv()
         && !e.not_found()
     {
         eprintln!("error: cannot read .env: {e}");

@@ -125,6 +125,16 @@ pub struct Timeouts {
 
 /// The one way rushes builds an HTTP client: rustls, its user agent, the given timeouts.
 pub fn client(timeouts: Timeouts) -> reqwest::Result<reqwest::Client> {
+    builder(timeouts).build()
+}
+
+/// The same for a service on this machine (a tunnel agent's local API): never through an
+/// `HTTP_PROXY` the environment may set.
+pub fn loopback_client(timeouts: Timeouts) -> reqwest::Result<reqwest::Client> {
+    builder(timeouts).no_proxy().build()
+}
+
+fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("rushes/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeouts.connect);
@@ -134,7 +144,7 @@ pub fn client(timeouts: Timeouts) -> reqwest::Result<reqwest::Client> {
     if let Some(t) = timeouts.read {
         builder = builder.read_timeout(t);
     }
-    builder.build()
+    builder
 }
 
 /// What may be shown or logged of a URL: scheme, host, port and path, never the query string

@@ -81,6 +81,7 @@ pub async fn run(
             .filter(|p| p.is_file())
             .map(|part| transfer::Resume {
                 validator: read_validator(&part),
+                total: None,
                 part,
             }),
         inline_writes: true,

@@ -17,6 +17,7 @@ pub(super) struct CheckArgs {
     pub json: bool,
     pub sizes: bool,
     pub download_max_age: Option<String>,
+    pub show_signed: bool,
 }
 
 pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -37,7 +38,8 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
     say(format!("feed: {location}"));
-    let source = FeedSource::new(location, config.timeout, config.feed_timezone);
+    let source = FeedSource::new(location, config.timeout, config.feed_timezone)
+        .with_bearer(config.feed_auth_token.clone());
     let (result, attempts) = source
         .fetch(&Validators::default(), &CancellationToken::new())
         .await;
@@ -53,6 +55,12 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut lines = check::plan(&feed, config.download_max_age, Timestamp::now());
+    if !args.show_signed {
+        // A signed query string (presigned S3 and the like) is a secret: `?…` unless asked.
+        for record in lines.iter_mut().filter_map(|l| l.record.as_mut()) {
+            record.key = crate::web::api::shown_link(&record.key, false);
+        }
+    }
     drop(feed);
     if args.sizes {
         check::fetch_sizes(

@@ -32,9 +32,35 @@ pub enum FrameioCommand {
     },
     /// List tracked uploads with their review state and its reason.
     Uploads,
+    /// Print the verdict a comment gives and its reason; without TEXT, read one comment a line
+    /// from stdin and write one JSON object a line: {"text", "verdict", "reason"}.
+    Verdict {
+        /// The comment (several words are joined with spaces)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
     /// Manage the one workspace webhook (named $FRAMEIO_WEBHOOK_NAME).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Print the webhook calls rushes received, newest last: time, event, resource, signature
+    /// verdict (accepted or the 401 reason) and what processing did.
+    Events {
+        /// Keep printing calls as they arrive (Ctrl-C stops)
+        #[arg(long, short)]
+        follow: bool,
+        /// How many recent calls to print first
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Check, in order, credentials, account and workspace ids, webhook presence, its URL and
+    /// activity, the public URL, and reachability from outside (a signed test call sent to the
+    /// public URL and seen arriving); say what to fix for the first failing check. Exit code 1
+    /// when a check fails.
+    Doctor {
+        /// Base URL of the running rushes [default: http://$RUSHES_BIND]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +90,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
     logging::init_command();
+    if let FrameioCommand::Verdict { text } = &command {
+        return verdict(text);
+    }
     let config = Config::load(&Overrides::default())?;
     match command {
         FrameioCommand::Track {
@@ -73,7 +102,28 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
         } => track(&config, &file_id, name.as_deref(), upload_id.as_deref()).await,
         FrameioCommand::Uploads => uploads(&config).await,
         FrameioCommand::Webhook(cmd) => webhook(&config, cmd).await,
+        FrameioCommand::Verdict { text } => verdict(&text),
+        FrameioCommand::Events { follow, limit } => {
+            super::frameio_inspect::events(&config, limit, follow, crate::cli::shutdown_signal())
+                .await
+        }
+        FrameioCommand::Doctor { url } => {
+            let base = url.unwrap_or_else(|| {
+                let mut addr = config.bind;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            });
+            super::frameio_inspect::doctor(&config, &base).await
+        }
     }
+}
+
+/// Only the Frame.io settings matter here (the lexicon), not the feed's.
+fn verdict(text: &[String]) -> anyhow::Result<ExitCode> {
+    let settings = crate::config::FrameioConfig::from_lookup(|name| std::env::var(name).ok())?;
+    super::verdict::run(text, &settings.lexicon)
 }
 
 async fn track(
@@ -121,8 +171,18 @@ async fn track(
 async fn uploads(config: &Config) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
     let list = store.uploads().await;
+    let credentials = store
+        .frameio_credential(crate::frameio::client::CREDENTIALS_ERROR_KEY)
+        .await;
     store.close().await;
     let list = list?;
+    if let Some((detail, since)) = credentials? {
+        println!(
+            "{} ({detail}{})",
+            crate::frameio::client::CREDENTIALS_EXPIRED,
+            since.map(|s| format!(", since {s}")).unwrap_or_default()
+        );
+    }
     if list.is_empty() {
         println!("no tracked upload (rushes frameio track FILE_ID)");
         return Ok(ExitCode::SUCCESS);
@@ -133,8 +193,8 @@ async fn uploads(config: &Config) -> anyhow::Result<ExitCode> {
     );
     for u in list {
         let mut reason = u.state_reason.clone();
-        if reason.chars().count() > 70 {
-            reason = reason.chars().take(69).collect::<String>() + "…";
+        if reason.chars().count() > 160 {
+            reason = reason.chars().take(159).collect::<String>() + "…";
         }
         println!(
             "{:<24} {:<38} {:<18} {:<25} {reason}",

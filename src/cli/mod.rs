@@ -5,9 +5,12 @@
 
 mod download;
 mod feed;
+mod feed_proxy;
 mod frameio;
+mod frameio_inspect;
 mod serve;
 mod status;
+mod verdict;
 
 use std::process::ExitCode;
 
@@ -31,9 +34,17 @@ Environment (also read from ./.env; flags win over variables):
   DRY_RUN_DOWNLOADS         1 = record automatic deliveries as dry_run, fetch nothing [0]
   DOWNLOAD_MAX_AGE          automatic records older than this when first seen are `available`,
                             not downloaded (7d, 36h, 0 = no limit) [7d]
-  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, with RUSHES_FILE,
+  ON_DOWNLOAD_COMPLETE      command run after each download, without a shell, in a clean
+                            environment (PATH, HOME, LANG) with RUSHES_FILE, RUSHES_FILE_NAME,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
+  ON_DOWNLOAD_COMPLETE_ENV  further variables the hook may see, comma-separated names
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
+  RUSHES_TUNNEL             none | ngrok | cloudflared: be reachable by Frame.io [none]
+  RUSHES_PUBLIC_URL         fixed public base URL (production, or a named cloudflared tunnel)
+  NGROK_BIN, NGROK_AUTHTOKEN, NGROK_API_ADDR  ngrok agent [ngrok; none; 127.0.0.1:4040]
+  CLOUDFLARED_BIN, CLOUDFLARED_TUNNEL_TOKEN   cloudflared [cloudflared; none = quick tunnel]
+  RUSHES_ALLOWED_HOSTS      host names served without a token besides loopback (comma-separated)
+  WEBHOOK_AUTH_TOKEN        sent as Authorization: Bearer to the feed (e.g. to rushes feed-proxy)
   RUST_LOG                  log filter, e.g. info or rushes=debug [info]
 
 A configuration mistake names the variable and exits with code 2.";
@@ -49,7 +60,28 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_WEBHOOK_NAME        webhook name [rushes]
   FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
-  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated comment keywords";
+  FRAMEIO_REVIEW_LEXICON      JSON lexicon extending the built-in comment cues (\"mode\": \"replace\" to replace lists)
+  FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues
+  RUSHES_TUNNEL, RUSHES_PUBLIC_URL, NGROK_*, CLOUDFLARED_*  see `rushes serve --help`";
+
+const PROXY_ENV_HELP: &str = "\
+Environment (also read from ./.env):
+  FEED_PROXY_UPSTREAM         the feed served (http or https; never shown to clients, never logged
+                              with its query string) [required]
+  FEED_PROXY_TOKENS_FILE      one `name:token` a line (tokens of 16+ characters); re-read when it
+                              changes or on SIGHUP [required]
+  FEED_PROXY_BIND             address to listen on [127.0.0.1:5080]
+  FEED_PROXY_CACHE_TTL        seconds an upstream answer is shared, 0 = ask upstream each time [10]
+  FEED_PROXY_TIMEOUT          seconds for the whole upstream request [30]
+  FEED_PROXY_MAX_BYTES        largest upstream body [33554432]
+  FEED_PROXY_RATE_PER_TOKEN   requests per minute per token [60]
+  FEED_PROXY_RATE_PER_CLIENT  requests per minute per client address [120]
+  FEED_PROXY_CORS_ORIGINS     origins allowed to read the feed from a browser (none by default)
+  FEED_PROXY_AUDIT_LOG        JSON-lines audit log [$RUSHES_LOG_DIR/feed-proxy-audit.jsonl]
+  RUSHES_LOG_DIR              folder of app.log [./logs]
+
+Clients send Authorization: Bearer <token> (rushes does when WEBHOOK_AUTH_TOKEN is set).
+A configuration mistake names the variable and exits with code 2.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,12 +113,26 @@ pub enum Command {
     /// Work with the delivery feed.
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// Serve the upstream feed at GET /feed to token holders: rate limits, short cache with
+    /// ETag/304, audit log. The production replacement of the seed's PHP proxy.
+    #[command(name = "feed-proxy", after_help = PROXY_ENV_HELP)]
+    FeedProxy,
     /// Frame.io review tracking: track uploads, list them, manage the workspace webhook.
     #[command(subcommand, after_help = FRAMEIO_ENV_HELP)]
     Frameio(frameio::FrameioCommand),
     /// Download one file now with the service's engine: resume on interruption, the same naming
     /// rules, `--fallback` URL when the first fails. Exit code 1 when it fails.
     Download(download::DownloadArgs),
+    /// Internal: runs a tunnel agent and stops it when rushes goes away (stdin closes).
+    #[command(hide = true)]
+    TunnelGuard {
+        /// Milliseconds between SIGTERM and SIGKILL
+        #[arg(long, default_value_t = 5000)]
+        grace_ms: u64,
+        /// The agent and its arguments
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
     #[command(after_help = ENV_HELP)]
     Status {
@@ -114,6 +160,9 @@ pub enum FeedCommand {
         /// Age limit of the check [env: DOWNLOAD_MAX_AGE, default 7d]
         #[arg(long, value_name = "AGE")]
         download_max_age: Option<String>,
+        /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
+        #[arg(long)]
+        show_signed: bool,
     },
 }
 
@@ -146,7 +195,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         return exit.code;
     }
     let config_error = e.downcast_ref::<ConfigError>().is_some()
-        || matches!(e.downcast_ref::<AppError>(), Some(AppError::Config(_)));
+        || e.downcast_ref::<AppError>()
+            .is_some_and(AppError::is_config)
+        || e.downcast_ref::<crate::proxy::ProxyError>()
+            .is_some_and(crate::proxy::ProxyError::is_config);
     if config_error {
         Exit::CONFIG
     } else {
@@ -164,17 +216,30 @@ impl Cli {
                 json,
                 sizes,
                 download_max_age,
+                show_signed,
             }) => {
                 feed::check(feed::CheckArgs {
                     url,
                     json,
                     sizes,
                     download_max_age,
+                    show_signed,
                 })
                 .await
             }
+            Command::FeedProxy => feed_proxy::run().await,
             Command::Status { url } => status::status(url).await,
             Command::Frameio(command) => frameio::run(command).await,
+            Command::TunnelGuard { grace_ms, command } => {
+                let mut words = command.into_iter();
+                let program = words.next().unwrap_or_default();
+                Ok(crate::tunnel::guard::run(
+                    std::time::Duration::from_millis(grace_ms),
+                    program,
+                    words.collect(),
+                )
+                .await)
+            }
             Command::Download(args) => {
                 crate::logging::init_command();
                 download::run(args, shutdown_signal()).await

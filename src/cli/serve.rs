@@ -17,12 +17,24 @@ pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
             config.log_dir.display()
         )
     })?;
-    tracing::info!(
-        feed = %config.require_feed()?,
-        interval_s = config.monitor_interval.as_secs(),
-        ttl_s = config.cache_ttl.as_secs(),
-        "rushes starting"
-    );
+    match &config.feed {
+        Some(feed) => tracing::info!(
+            feed = %feed,
+            interval_s = config.monitor_interval.as_secs(),
+            ttl_s = config.cache_ttl.as_secs(),
+            tunnel = %config.tunnel.mode,
+            "rushes starting"
+        ),
+        None => tracing::info!(
+            tunnel = %config.tunnel.mode,
+            "rushes starting without a feed (WEBHOOK_JSON_URL not set): Frame.io review tracking only"
+        ),
+    }
+    if let Some(url) = &config.tunnel.public_url
+        && url.scheme() != "https"
+    {
+        tracing::warn!(url = %url, "RUSHES_PUBLIC_URL is not https: Frame.io delivers webhooks to https URLs only");
+    }
     let app = App::build(config).await?;
     app.run_until(shutdown_signal()).await?;
     tracing::info!("rushes stopped");

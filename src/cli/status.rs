@@ -62,5 +62,18 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
     );
     println!("records           {}", w.records_processed);
     println!("last error        {}", w.error.as_deref().unwrap_or("none"));
+    // Best effort: Frame.io credentials refused for good (GET /api/uploads says so).
+    let uploads = format!("{}/api/uploads", base.trim_end_matches('/'));
+    if let Ok(r) = client.get(&uploads).send().await
+        && r.status().is_success()
+        && let Ok(body) = r.json::<serde_json::Value>().await
+        && let Some(c) = body.get("frameio_credentials").filter(|c| !c.is_null())
+    {
+        println!(
+            "frameio           {} ({})",
+            c["error"].as_str().unwrap_or(""),
+            c["detail"].as_str().unwrap_or("")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

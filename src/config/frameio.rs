@@ -7,6 +7,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use super::lexicon::{Cat, Lexicon};
 use super::{ConfigError, Env};
 use crate::domain::ReviewState;
 use crate::text::{fold_text, words};
@@ -86,40 +90,12 @@ impl StatusMap {
 /// A keyword or phrase, as folded words ("c'est bon" -> ["c", "est", "bon"]).
 pub type Phrase = Vec<String>;
 
-/// The keyword lists (`FRAMEIO_KEYWORDS_APPROVED`, `_CHANGES`, `_REJECTED`, comma-separated).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Keywords {
-    pub approved: Vec<Phrase>,
-    pub changes: Vec<Phrase>,
-    pub rejected: Vec<Phrase>,
-}
-
-pub const DEFAULT_APPROVED: &str = "approved, approve, approuvé, approuvée, validé, validée, \
-    valide, c'est bon, c'est ok, ok pour moi, bon pour moi, lgtm, looks good, good to go, all good";
-pub const DEFAULT_CHANGES: &str = "à modifier, modifier, modification, modifications, retouche, \
-    retouches, retoucher, corriger, correction, corrections, à revoir, changes, change, \
-    changes requested, please fix, fix, needs work";
-pub const DEFAULT_REJECTED: &str =
-    "refusé, refusée, refus, rejeté, rejetée, rejected, reject, refused";
-
-impl Default for Keywords {
-    fn default() -> Self {
-        Self {
-            approved: Self::parse_list(DEFAULT_APPROVED),
-            changes: Self::parse_list(DEFAULT_CHANGES),
-            rejected: Self::parse_list(DEFAULT_REJECTED),
-        }
-    }
-}
-
-impl Keywords {
-    /// Parses a comma-separated list; empty entries are skipped.
-    pub fn parse_list(raw: &str) -> Vec<Phrase> {
-        raw.split(',')
-            .map(words)
-            .filter(|phrase| !phrase.is_empty())
-            .collect()
-    }
+/// Parses a comma-separated list of phrases (`FRAMEIO_KEYWORDS_*`); empty entries are skipped.
+pub fn parse_list(raw: &str) -> Vec<Phrase> {
+    raw.split(',')
+        .map(words)
+        .filter(|phrase| !phrase.is_empty())
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +109,9 @@ pub struct FrameioConfig {
     pub webhook_name: String,
     pub poll_interval: Duration,
     pub status_map: StatusMap,
-    pub keywords: Keywords,
+    /// The review lexicon: built-in, `FRAMEIO_REVIEW_LEXICON` applied over it, then the
+    /// `FRAMEIO_KEYWORDS_*` lists.
+    pub lexicon: Arc<Lexicon>,
 }
 
 impl FrameioConfig {
@@ -154,7 +132,7 @@ impl FrameioConfig {
             webhook_name: "rushes".into(),
             poll_interval: Duration::from_secs(300),
             status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
-            keywords: Keywords::default(),
+            lexicon: Arc::new(Lexicon::builtin()),
         }
     }
 }
@@ -208,21 +186,28 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         value: DEFAULT_STATUS_MAP.into(),
         reason,
     })?;
-    let mut keywords = Keywords::default();
-    for (var, list) in [
-        ("FRAMEIO_KEYWORDS_APPROVED", &mut keywords.approved),
-        ("FRAMEIO_KEYWORDS_CHANGES", &mut keywords.changes),
-        ("FRAMEIO_KEYWORDS_REJECTED", &mut keywords.rejected),
+    let mut lexicon = match env.get("FRAMEIO_REVIEW_LEXICON") {
+        Some(path) => Lexicon::load(Path::new(path.trim())).map_err(|e| ConfigError::Invalid {
+            var: "FRAMEIO_REVIEW_LEXICON",
+            value: path.to_string(),
+            reason: e.to_string(),
+        })?,
+        None => Lexicon::builtin(),
+    };
+    for (var, cat) in [
+        ("FRAMEIO_KEYWORDS_APPROVED", Cat::Approval),
+        ("FRAMEIO_KEYWORDS_CHANGES", Cat::Change),
+        ("FRAMEIO_KEYWORDS_REJECTED", Cat::Rejection),
     ] {
         if let Some(parsed) = Env::parse(var, env.get(var), |raw| {
-            let parsed = Keywords::parse_list(raw);
+            let parsed = parse_list(raw);
             if parsed.is_empty() {
                 Err("expected a comma-separated list of words or phrases".to_string())
             } else {
                 Ok(parsed)
             }
         })? {
-            *list = parsed;
+            lexicon.replace_list(cat, &parsed);
         }
     }
     Ok(FrameioConfig {
@@ -242,7 +227,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
             false,
         )?,
         status_map,
-        keywords,
+        lexicon: Arc::new(lexicon),
     })
 }
 

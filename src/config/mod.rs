@@ -7,7 +7,10 @@ mod download;
 mod env;
 mod feed;
 mod frameio;
+mod hardening;
+pub mod lexicon;
 mod service;
+pub mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,9 +22,10 @@ pub use download::{DEFAULT_MAX_AGE, HookCommand};
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
-    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Keywords, Phrase, S2S_SCOPE,
-    StatusMap,
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
+    parse_list,
 };
+pub use hardening::ServerLimits;
 
 /// A configuration mistake. The binary turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,12 @@ pub struct Overrides {
     /// Record automatic deliveries as dry_run without fetching them [env: DRY_RUN_DOWNLOADS=1]
     #[arg(long)]
     pub dry_run_downloads: bool,
+    /// Make rushes reachable by Frame.io: none, ngrok or cloudflared [env: RUSHES_TUNNEL, default none]
+    #[arg(long, value_name = "MODE")]
+    pub tunnel: Option<String>,
+    /// On exit, deactivate the Frame.io webhook (active: false)
+    #[arg(long)]
+    pub tunnel_cleanup: bool,
 }
 
 /// The whole validated configuration.
@@ -100,12 +110,26 @@ pub struct Config {
     pub download_max_age: Option<Duration>,
     /// `FRAMEIO_*` (frameio.rs); all optional.
     pub frameio: FrameioConfig,
+    /// `RUSHES_TUNNEL`, `RUSHES_PUBLIC_URL`, `NGROK_*`, `CLOUDFLARED_*` (tunnel.rs).
+    pub tunnel: tunnel::TunnelSettings,
+    // Hardening (hardening.rs)
+    /// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the hook may see.
+    pub hook_env: Vec<String>,
+    /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
+    pub allowed_hosts: Vec<String>,
+    /// `WEBHOOK_AUTH_TOKEN`: sent to the feed as `Authorization: Bearer` (rushes feed-proxy).
+    pub feed_auth_token: Option<SecretString>,
+    /// Limits of the HTTP server (defaults; tests tighten them).
+    pub server: ServerLimits,
 }
 
 impl Config {
     /// Reads the process environment (after `.env` was loaded) and applies `overrides`.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::from_lookup(overrides, |name| std::env::var(name).ok())
+        let mut config = Self::from_lookup(overrides, |name| std::env::var(name).ok())?;
+        // This process is the rushes binary: it can guard a tunnel agent (`rushes tunnel-guard`).
+        config.tunnel.guard = std::env::current_exe().ok();
+        Ok(config)
     }
 
     /// Same as [`Config::load`] with an injectable environment, for tests.
@@ -134,7 +158,16 @@ impl Config {
             on_download_complete,
             download_max_age,
         } = download::read(&env, overrides)?;
+        let hardening::HardeningSettings {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+        } = hardening::read(&env)?;
         Ok(Self {
+            hook_env,
+            allowed_hosts,
+            feed_auth_token,
+            server: ServerLimits::default(),
             feed,
             cache_ttl,
             timeout,
@@ -150,6 +183,7 @@ impl Config {
             on_download_complete,
             download_max_age,
             frameio: frameio::read(&env)?,
+            tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
         })
     }
 
@@ -185,6 +219,11 @@ impl Config {
             on_download_complete: None,
             // Tests use fixed dates: they set an age limit when they test it.
             download_max_age: None,
+            tunnel: tunnel::TunnelSettings::default(),
+            hook_env: Vec::new(),
+            allowed_hosts: Vec::new(),
+            feed_auth_token: None,
+            server: ServerLimits::default(),
         }
     }
 }
@@ -231,6 +270,8 @@ mod tests {
             ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),
             ("DOWNLOAD_MAX_AGE", "7"),
             ("DOWNLOAD_MAX_AGE", "a week"),
+            ("ON_DOWNLOAD_COMPLETE_ENV", "A=B"),
+            ("RUSHES_ALLOWED_HOSTS", "https://rushes.lan"),
         ] {
             let err = load(&[(var, value)]).err().map(|e| e.to_string());
             let err = err.unwrap_or_default();

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub per_host: usize,
     pub dry_run: bool,
     pub on_complete: Option<HookCommand>,
+    /// `ON_DOWNLOAD_COMPLETE_ENV`: variables the hook may see besides its own.
+    pub hook_env: Vec<String>,
     pub retry: RetryPolicy,
     /// Connect and read timeout of each request.
     pub timeout: Duration,
@@ -375,6 +377,7 @@ impl Worker {
             resume: delivery.part_path.as_ref().map(|p| Resume {
                 part: PathBuf::from(p),
                 validator: delivery.validator.clone(),
+                total: delivery.bytes_total.and_then(|t| u64::try_from(t).ok()),
             }),
             inline_writes: false,
         };
@@ -439,6 +442,7 @@ impl Worker {
                 delivery_id: id,
                 provider: &delivery.provider,
                 original_filename: delivery.original_filename.as_deref(),
+                allow_env: &self.config.hook_env,
             };
             // Shutdown does not wait for the hook: it is killed (and its outcome says so).
             let outcome = tokio::select! {

@@ -153,12 +153,14 @@ impl FeedService {
         match result {
             Err(FeedError::Cancelled) => Err(FeedError::Cancelled.into()),
             Err(e) => {
+                // Whatever the feed sent, a bounded text is logged and stored.
+                let text = source::cap_text(&e.to_string(), source::MAX_ERROR_TEXT + 200);
                 tracing::warn!(
                     feed = %self.source.location(),
-                    error = %e,
+                    error = %text,
                     "WebhookService: failed to fetch webhook JSON after {attempts} attempts"
                 );
-                fetch.error = Some(e.to_string());
+                fetch.error = Some(text);
                 self.store.record_feed_fetch(&fetch).await?;
                 self.events.send(Event::FeedUpdated);
                 Err(e.into())

@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FeedService, PollError, PollOutcome};
 
+type Reply = oneshot::Sender<Result<PollOutcome, String>>;
+
 /// Asks the poller to fetch now, bypassing the TTL.
 #[derive(Debug, Clone)]
 pub struct PollerHandle {
@@ -16,6 +18,13 @@ pub struct PollerHandle {
 }
 
 impl PollerHandle {
+    /// A handle for rushes without a feed (Frame.io only): refreshing says so.
+    pub fn disabled() -> Self {
+        Self {
+            commands: mpsc::channel(1).0,
+        }
+    }
+
     /// Fetches now and waits for the outcome (an error is the message to show).
     pub async fn refresh(&self) -> Result<PollOutcome, String> {
         let (reply, answer) = oneshot::channel();
@@ -49,24 +58,44 @@ impl Poller {
         )
     }
 
-    /// Polls at once, then every interval, until `cancel`. Polls never overlap: a manual refresh
-    /// waits for a running poll.
+    /// Polls at once, then every interval, until `cancel`. Polls never overlap. A manual refresh
+    /// that arrives during a poll joins it (one that answered "fresh" from the TTL is followed by
+    /// a forced poll at once); refreshes that arrive together share one poll.
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut waiters: Vec<Reply> = Vec::new();
         loop {
-            tokio::select! {
+            let mut force = tokio::select! {
                 () = cancel.cancelled() => break,
-                _ = ticker.tick() => {
-                    // Failures are logged and stored by `poll`; the next tick tries again.
-                    if let Err(PollError::Store(e)) = self.service.poll(false, &cancel).await {
-                        tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
-                    }
-                }
+                _ = ticker.tick() => false,
                 Some(reply) = self.commands.recv() => {
-                    let outcome = self.service.poll(true, &cancel).await.map_err(|e| e.to_string());
-                    let _ = reply.send(outcome);
+                    waiters.push(reply);
+                    true
                 }
+            };
+            let outcome = loop {
+                let poll = self.service.poll(force, &cancel);
+                tokio::pin!(poll);
+                let outcome = loop {
+                    tokio::select! {
+                        outcome = &mut poll => break outcome,
+                        Some(reply) = self.commands.recv() => waiters.push(reply),
+                    }
+                };
+                if matches!(outcome, Ok(PollOutcome::Fresh)) && !waiters.is_empty() && !force {
+                    force = true;
+                    continue;
+                }
+                break outcome;
+            };
+            // Failures are logged and stored by `poll`; the next tick tries again.
+            if let Err(PollError::Store(e)) = &outcome {
+                tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
+            }
+            let shared = outcome.map_err(|e| e.to_string());
+            for reply in waiters.drain(..) {
+                let _ = reply.send(shared.clone());
             }
         }
         tracing::info!("WebhookService: feed poller stopped");

@@ -59,6 +59,8 @@ pub enum InvalidItem {
         "field `{field}` has an unsupported timestamp {value:?} (expected ISO 8601 with offset or YYYY-MM-DD HH:MM:SS)"
     )]
     BadTimestamp { field: &'static str, value: String },
+    #[error("item holds bytes that are not UTF-8 (the rest of the feed was read)")]
+    InvalidUtf8,
 }
 
 /// Parses one item of the feed array.

@@ -71,6 +71,8 @@ pub struct FeedSource {
     timeout: Duration,
     tz: chrono_tz::Tz,
     pub retry: RetryPolicy,
+    /// Sent as `Authorization: Bearer` (`WEBHOOK_AUTH_TOKEN`).
+    bearer: Option<secrecy::SecretString>,
 }
 
 impl FeedSource {
@@ -87,7 +89,14 @@ impl FeedSource {
             timeout,
             tz,
             retry: RetryPolicy::default(),
+            bearer: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (e.g. to `rushes feed-proxy`).
+    pub fn with_bearer(mut self, token: Option<secrecy::SecretString>) -> Self {
+        self.bearer = token;
+        self
     }
 
     pub fn location(&self) -> &FeedLocation {
@@ -161,6 +170,10 @@ impl FeedSource {
         validators: &Validators,
     ) -> Result<FetchResult, FeedError> {
         let mut request = self.client.get(url).header("Accept", "application/json");
+        if let Some(token) = &self.bearer {
+            use secrecy::ExposeSecret as _;
+            request = request.bearer_auth(token.expose_secret());
+        }
         if let Some(etag) = &validators.etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
@@ -225,11 +238,38 @@ fn transport(e: reqwest::Error) -> FeedError {
     FeedError::Transport(net::error_text(&e))
 }
 
-/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`.
+/// Longest error text kept, stored or logged from the feed, in bytes.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` cut to about `max` bytes (on a character boundary), saying how long it was.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`, capped.
 fn error_text(value: &Value) -> Option<String> {
     match value.get("error")? {
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+        Value::String(s) => Some(cap_text(s, MAX_ERROR_TEXT)),
+        other => Some(cap_text(&other.to_string(), MAX_ERROR_TEXT)),
+    }
+}
+
+/// Whether a decoded value holds U+FFFD (where bytes that were not UTF-8 stood).
+fn holds_replacement(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains(char::REPLACEMENT_CHARACTER),
+        Value::Array(items) => items.iter().any(holds_replacement),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains(char::REPLACEMENT_CHARACTER) || holds_replacement(v)),
+        _ => false,
     }
 }
 
@@ -237,8 +277,28 @@ fn error_text(value: &Value) -> Option<String> {
 /// whole document is never held as a `serde_json::Value`: peak memory is the body and the
 /// records, not a tree of every item).
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde::Deserializer::deserialize_any(&mut de, Body { tz })
+    match parse_with(serde_json::Deserializer::from_slice(body), tz, false) {
+        // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded
+        // lossily and every item with a replacement character is set aside with its index.
+        Err(FeedError::Json(_)) if std::str::from_utf8(body).is_err() => {
+            let text = String::from_utf8_lossy(body);
+            parse_with(serde_json::Deserializer::from_str(&text), tz, true).map_err(|e| match e {
+                FeedError::Json(e) => {
+                    FeedError::Json(format!("{e} (the body is not UTF-8 either)"))
+                }
+                other => other,
+            })
+        }
+        other => other,
+    }
+}
+
+fn parse_with<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    tz: chrono_tz::Tz,
+    lossy: bool,
+) -> Result<ParsedFeed, FeedError> {
+    let parsed = serde::Deserializer::deserialize_any(&mut de, Body { tz, lossy })
         .map_err(|e| FeedError::Json(e.to_string()))?;
     de.end().map_err(|e| FeedError::Json(e.to_string()))?;
     parsed
@@ -247,6 +307,8 @@ pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedErro
 /// The top level of a feed body: an array of items, or what the feed sent instead.
 struct Body {
     tz: chrono_tz::Tz,
+    /// The body was decoded lossily: an item holding a replacement character is invalid.
+    lossy: bool,
 }
 
 impl<'de> serde::de::Visitor<'de> for Body {
@@ -260,7 +322,12 @@ impl<'de> serde::de::Visitor<'de> for Body {
         let mut feed = ParsedFeed::default();
         let mut index = 0;
         while let Some(item) = seq.next_element::<Value>()? {
-            match record::parse_item(&item, self.tz) {
+            let parsed = if self.lossy && holds_replacement(&item) {
+                Err(InvalidItem::InvalidUtf8)
+            } else {
+                record::parse_item(&item, self.tz)
+            };
+            match parsed {
                 Ok(mut record) => {
                     record.index = index;
                     feed.records.push(record);
@@ -318,6 +385,33 @@ impl<'de> serde::de::Visitor<'de> for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_spoil_only_their_item() {
+        let mut body = br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"},
+            {"url": "https://fromsmash.com/b"#
+            .to_vec();
+        body.extend_from_slice(b"\xff\xfe");
+        body.extend_from_slice(br#"", "timestamp": "2025-10-17 10:00:00"}]"#);
+        let feed = parse_body(&body, chrono_tz::UTC).unwrap_or_default();
+        assert_eq!(feed.records.len(), 1);
+        assert_eq!(feed.invalid, vec![(1, InvalidItem::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn long_error_text_is_capped() {
+        let long = format!("{{\"error\": \"{}\"}}", "é".repeat(100_000));
+        let Err(FeedError::ErrorObject(text)) = parse_body(long.as_bytes(), chrono_tz::UTC) else {
+            panic!("an error object");
+        };
+        assert!(text.len() < MAX_ERROR_TEXT + 40, "{}", text.len());
+        assert!(
+            text.ends_with("… (200000 bytes)"),
+            "{}",
+            &text[text.len() - 30..]
+        );
+        assert_eq!(cap_text("short", 10), "short");
+    }
 
     #[test]
     fn body_shapes() {

@@ -185,7 +185,16 @@ async fn request_token(
             .get("error_description")
             .and_then(Value::as_str)
             .unwrap_or("");
-        return Err(ClientError::Ims(format!("HTTP {status} {code} {text}")));
+        let detail = format!("IMS answered HTTP {} {code} {text}", status.as_u16());
+        // A refused grant or client is not transient: only re-authorising fixes it.
+        if status == reqwest::StatusCode::BAD_REQUEST
+            || status == reqwest::StatusCode::UNAUTHORIZED
+            || code == "invalid_grant"
+            || code == "invalid_client"
+        {
+            return Err(ClientError::Credentials(detail.trim().to_string()));
+        }
+        return Err(ClientError::Ims(detail));
     }
     Ok(body)
 }

@@ -2,7 +2,8 @@
 //! `links.next` pagination, polite retries (429 with Retry-After / doubling from 1 s, 5xx with
 //! jitter), one token refresh on 401. Tokens are never logged or shown.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret as _;
@@ -15,6 +16,15 @@ pub use super::auth::REFRESH_TOKEN_KEY;
 use crate::config::FrameioConfig;
 use crate::net::{self, RetryPolicy};
 use crate::store::{Store, StoreError};
+
+/// What the status and the dashboard show when Frame.io refuses the credentials.
+pub const CREDENTIALS_EXPIRED: &str = "Frame.io credentials expired or revoked: re-authorise";
+/// Store key of the recorded credentials failure (value: the detail; cleared by a success).
+pub const CREDENTIALS_ERROR_KEY: &str = "credentials_error";
+/// Longest pause `x-ratelimit-remaining: 0` can impose before the next request.
+const MAX_RATE_WAIT: Duration = Duration::from_secs(120);
+/// Most replies read under one comment.
+const MAX_REPLIES: usize = 500;
 
 /// Most pages followed for one list (100 items each).
 const MAX_PAGES: usize = 1000;
@@ -44,6 +54,9 @@ pub enum ClientError {
     Decode { path: String, message: String },
     #[error("Adobe IMS token request failed: {0}")]
     Ims(String),
+    /// Not transient: nothing works until someone re-authorises (new token, new refresh token).
+    #[error("{CREDENTIALS_EXPIRED} ({0})")]
+    Credentials(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -54,8 +67,13 @@ impl ClientError {
         match self {
             Self::Transport { .. } | Self::GaveUp { .. } | Self::Ims(_) | Self::Store(_) => true,
             Self::Api { status, .. } => *status >= 500 || *status == 429,
-            Self::Unauthorized { .. } | Self::Decode { .. } => false,
+            Self::Unauthorized { .. } | Self::Decode { .. } | Self::Credentials(_) => false,
         }
+    }
+
+    /// The credentials are expired or revoked (retrying will not help).
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, Self::Credentials(_))
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -72,6 +90,16 @@ pub struct Client {
     pub retry: RetryPolicy,
     /// First wait after a 429 that gives no wait of its own (doubles; the API asks for ≥ 1 s).
     pub rate_limit_base: Duration,
+    /// After a credentials failure: no request before this instant (the next poll interval).
+    blocked: std::sync::Mutex<Option<(Instant, String)>>,
+    block_for: Duration,
+    /// No request before this instant (`x-ratelimit-remaining: 0` with a reset time).
+    not_before: std::sync::Mutex<Option<Instant>>,
+    /// Requests sent (the poller spends a per-minute budget of them).
+    calls: AtomicU64,
+    /// A failure may be recorded in the store (true at start: a record from an earlier run is
+    /// cleared by the first success).
+    had_failure: AtomicBool,
 }
 
 /// A comment as the API gives it; only `id` is required.
@@ -90,9 +118,30 @@ pub struct Comment {
     pub completed_at: Option<String>,
     #[serde(default)]
     pub owner: Option<Value>,
+    /// Replies nested under the comment (`include=replies`).
+    #[serde(default)]
+    pub replies: Option<Vec<Comment>>,
 }
 
 impl Comment {
+    /// Comments and their replies as one list (a reply inherits its comment's file id).
+    pub fn flatten(comments: Vec<Comment>) -> Vec<Comment> {
+        let mut out = Vec::with_capacity(comments.len());
+        for mut c in comments {
+            let replies = c.replies.take().unwrap_or_default();
+            let file_id = c.file_id.clone();
+            out.push(c);
+            for mut r in replies.into_iter().take(MAX_REPLIES) {
+                r.replies = None;
+                if r.file_id.is_none() {
+                    r.file_id = file_id.clone();
+                }
+                out.push(r);
+            }
+        }
+        out
+    }
+
     /// Who wrote it, when `include=owner` gave a name or an email.
     pub fn author(&self) -> Option<String> {
         let owner = self.owner.as_ref()?;
@@ -157,6 +206,11 @@ impl Client {
                 ..RetryPolicy::default()
             },
             rate_limit_base: Duration::from_secs(1),
+            blocked: std::sync::Mutex::new(None),
+            block_for: config.poll_interval,
+            not_before: std::sync::Mutex::new(None),
+            calls: AtomicU64::new(0),
+            had_failure: AtomicBool::new(true),
         })
     }
 
@@ -186,12 +240,26 @@ impl Client {
         let mut rate_wait = self.rate_limit_base;
         let mut backoff = self.retry.backoff();
         let mut attempt = 0;
+        self.check_blocked()?;
         loop {
             attempt += 1;
-            let token = self
+            let pause = self
+                .not_before
+                .lock()
+                .map(|n| n.map(|t| t.saturating_duration_since(Instant::now())))
+                .unwrap_or(None);
+            if let Some(pause) = pause.filter(|w| !w.is_zero()) {
+                tokio::time::sleep(pause.min(MAX_RATE_WAIT)).await;
+            }
+            let token = match self
                 .auth
                 .token(&self.http, self.store.as_ref(), false)
-                .await?;
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => return Err(self.note_failure(e).await),
+            };
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -204,19 +272,34 @@ impl Client {
                 Err(e) => net::error_text(&e),
                 Ok(response) => {
                     let status = response.status();
+                    if let Some(reset) = exhausted_until(response.headers())
+                        && let Ok(mut n) = self.not_before.lock()
+                    {
+                        *n = Some(reset);
+                    }
                     if status.is_success() {
+                        self.note_success().await;
                         return Self::json_body(response, path).await;
                     }
                     if status == StatusCode::UNAUTHORIZED {
                         if !refreshed && self.auth.refreshable() {
                             refreshed = true;
                             tracing::info!(%path, "Frame.io: 401, refreshing the token once");
-                            self.auth
-                                .token(&self.http, self.store.as_ref(), true)
-                                .await?;
+                            if let Err(e) =
+                                self.auth.token(&self.http, self.store.as_ref(), true).await
+                            {
+                                return Err(self.note_failure(e).await);
+                            }
                             continue;
                         }
-                        return Err(ClientError::Unauthorized { path });
+                        let detail = if self.auth.refreshable() {
+                            format!("401 on {path} with a fresh IMS token")
+                        } else {
+                            format!(
+                                "401 on {path} with FRAMEIO_TOKEN, an IMS access token that lasts about an hour"
+                            )
+                        };
+                        return Err(self.note_failure(ClientError::Credentials(detail)).await);
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         if attempt >= self.retry.attempts {
@@ -272,6 +355,64 @@ impl Client {
         })
     }
 
+    /// Requests sent so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Refuses at once while a credentials failure is recorded (no retry storm).
+    fn check_blocked(&self) -> Result<(), ClientError> {
+        let Ok(mut blocked) = self.blocked.lock() else {
+            return Ok(());
+        };
+        match blocked.as_ref() {
+            Some((until, detail)) if Instant::now() < *until => {
+                Err(ClientError::Credentials(detail.clone()))
+            }
+            Some(_) => {
+                // The next poll interval: try once more.
+                *blocked = None;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Records a credentials failure (memory and store) and returns the error.
+    async fn note_failure(&self, error: ClientError) -> ClientError {
+        if let ClientError::Credentials(detail) = &error {
+            tracing::error!(error = %error, retry_in_s = self.block_for.as_secs(), "Frame.io: credentials refused, no more calls until the next poll interval or a configuration change");
+            if let Ok(mut blocked) = self.blocked.lock() {
+                *blocked = Some((Instant::now() + self.block_for, detail.clone()));
+            }
+            self.had_failure.store(true, Ordering::Relaxed);
+            if let Some(store) = &self.store
+                && let Err(e) = store
+                    .set_frameio_credential(
+                        CREDENTIALS_ERROR_KEY,
+                        detail,
+                        Some(
+                            &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        ),
+                    )
+                    .await
+            {
+                tracing::warn!(error = %e, "Frame.io: cannot record the credentials failure");
+            }
+        }
+        error
+    }
+
+    /// Clears a recorded credentials failure after a successful call.
+    async fn note_success(&self) {
+        if self.had_failure.swap(false, Ordering::Relaxed)
+            && let Some(store) = &self.store
+            && let Err(e) = store.delete_frameio_credential(CREDENTIALS_ERROR_KEY).await
+        {
+            tracing::warn!(error = %e, "Frame.io: cannot clear the credentials failure");
+        }
+    }
+
     /// GET and unwrap `{"data": ...}`.
     async fn get_data(&self, url: Url) -> Result<Value, ClientError> {
         let path = url.path().to_string();
@@ -287,6 +428,12 @@ impl Client {
 
     /// GET every page of a list (`links.next` until null).
     async fn list_all(&self, first: Url) -> Result<Vec<Value>, ClientError> {
+        // links.next carries only the `after` cursor: the other parameters are added again.
+        let first_query: Vec<(String, String)> = first
+            .query_pairs()
+            .filter(|(k, _)| k != "after")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         let mut items = Vec::new();
         let mut next = Some(first);
         let mut pages = 0;
@@ -315,10 +462,12 @@ impl Client {
                         message: format!("more than {MAX_PAGES} pages"),
                     });
                 }
-                next = Some(self.base.join(link).map_err(|e| ClientError::Decode {
+                let mut url = self.base.join(link).map_err(|e| ClientError::Decode {
                     path: path.clone(),
                     message: format!("bad links.next ({e})"),
-                })?);
+                })?;
+                keep_query(&first_query, &mut url);
+                next = Some(url);
             }
         }
         Ok(items)
@@ -346,14 +495,36 @@ impl Client {
     ) -> Result<Vec<Comment>, ClientError> {
         let url = self.url(
             &["v4", "accounts", account, "files", file_id, "comments"],
-            &[("include", "owner"), ("page_size", "100")],
+            &[("include", "owner,replies"), ("page_size", "100")],
         );
         let path = url.path().to_string();
-        self.list_all(url)
+        let comments = self
+            .list_all(url)
             .await?
             .into_iter()
             .map(|v| Self::decode(&path, v))
-            .collect()
+            .collect::<Result<Vec<Comment>, _>>()?;
+        Ok(Comment::flatten(comments))
+    }
+
+    /// The file and its "Status" option in one call (`include=metadata`); falls back to the
+    /// metadata endpoint when the answer has no metadata.
+    pub async fn file_with_status(
+        &self,
+        account: &str,
+        file_id: &str,
+    ) -> Result<(Value, Option<String>), ClientError> {
+        let file = self
+            .get_data(self.url(
+                &["v4", "accounts", account, "files", file_id],
+                &[("include", "metadata")],
+            ))
+            .await?;
+        let status = match file.get("metadata") {
+            Some(_) => status_from_metadata(&file),
+            None => self.file_status(account, file_id).await?,
+        };
+        Ok((file, status))
     }
 
     /// `GET /v4/accounts/{account}/files/{id}`.
@@ -446,6 +617,49 @@ impl Client {
     }
 }
 
+/// `x-ratelimit-reset`: a Unix time when large, else seconds to wait.
+fn reset_wait(raw: &str) -> Option<Duration> {
+    let v = raw
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)?;
+    if v > 1_000_000_000.0 {
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        Some(Duration::from_secs_f64((v - now).clamp(0.0, 86_400.0)))
+    } else {
+        Some(Duration::from_secs_f64(v.min(86_400.0)))
+    }
+}
+
+/// When an answer says the budget is spent (`x-ratelimit-remaining: 0`), the instant it resets.
+fn exhausted_until(headers: &reqwest::header::HeaderMap) -> Option<Instant> {
+    let remaining = headers
+        .get("x-ratelimit-remaining")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    if remaining > 0.0 {
+        return None;
+    }
+    let wait = reset_wait(headers.get("x-ratelimit-reset")?.to_str().ok()?.trim())?;
+    Some(Instant::now() + wait.min(MAX_RATE_WAIT))
+}
+
+/// Adds to `url` the parameters of the first page it lacks.
+fn keep_query(first: &[(String, String)], url: &mut Url) {
+    let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let missing: Vec<&(String, String)> =
+        first.iter().filter(|(k, _)| !present.contains(k)).collect();
+    if !missing.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in missing {
+            pairs.append_pair(k, v);
+        }
+    }
+}
+
 /// `{"errors": [{"title", "detail"}]}` as one line.
 async fn api_message(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -505,6 +719,28 @@ fn option_name(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spent_budget_pauses_until_the_reset() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert!(exhausted_until(&h).is_none());
+        let soon = chrono::Utc::now().timestamp() + 10;
+        h.insert(
+            "x-ratelimit-reset",
+            soon.to_string().parse().expect("header"),
+        );
+        h.insert("x-ratelimit-remaining", "0".parse().expect("header"));
+        let at = exhausted_until(&h).expect("paused");
+        let wait = at.saturating_duration_since(Instant::now());
+        assert!(
+            wait > Duration::from_secs(8) && wait <= Duration::from_secs(11),
+            "{wait:?}"
+        );
+        h.insert("x-ratelimit-reset", "3".parse().expect("header"));
+        assert!(exhausted_until(&h).is_some());
+        h.insert("x-ratelimit-remaining", "12".parse().expect("header"));
+        assert!(exhausted_until(&h).is_none());
+    }
 
     #[test]
     fn status_shapes() {

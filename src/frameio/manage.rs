@@ -7,7 +7,7 @@ use super::webhook::SECRET_KEY;
 use crate::store::{Store, StoreError};
 
 /// Events subscribed by default: the file, comment and metadata ones rushes routes.
-pub const DEFAULT_EVENTS: [&str; 10] = [
+pub const DEFAULT_EVENTS: [&str; 11] = [
     "file.created",
     "file.ready",
     "file.upload.completed",
@@ -16,6 +16,7 @@ pub const DEFAULT_EVENTS: [&str; 10] = [
     "comment.created",
     "comment.updated",
     "comment.completed",
+    "comment.uncompleted",
     "comment.deleted",
     "metadata.value.updated",
 ];
@@ -64,10 +65,43 @@ pub async fn ensure(
     url: &str,
     events: &[String],
 ) -> Result<EnsureOutcome, ManageError> {
+    ensure_with(client, store, account, workspace, name, url, Some(events)).await
+}
+
+/// [`ensure`] for a new public URL: creates the webhook with the default events when it is
+/// missing, otherwise corrects only its url (and reactivates it), keeping the events a user chose.
+pub async fn ensure_url(
+    client: &Client,
+    store: &Store,
+    account: &str,
+    workspace: &str,
+    name: &str,
+    url: &str,
+) -> Result<EnsureOutcome, ManageError> {
+    ensure_with(client, store, account, workspace, name, url, None).await
+}
+
+async fn ensure_with(
+    client: &Client,
+    store: &Store,
+    account: &str,
+    workspace: &str,
+    name: &str,
+    url: &str,
+    events: Option<&[String]>,
+) -> Result<EnsureOutcome, ManageError> {
     let hooks = client.webhooks(account, workspace).await?;
     let named: Vec<&Webhook> = hooks.iter().filter(|h| h.name == name).collect();
     match named.as_slice() {
         [] => {
+            let defaults: Vec<String>;
+            let events = match events {
+                Some(e) => e,
+                None => {
+                    defaults = DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect();
+                    &defaults
+                }
+            };
             let created = client
                 .create_webhook(account, workspace, name, url, events)
                 .await?;
@@ -78,7 +112,7 @@ pub async fn ensure(
             Ok(EnsureOutcome::Created { id: created.id })
         }
         [existing] => {
-            let patch = patch_for(existing, url, events);
+            let patch = patch_for(existing, url, events.unwrap_or(&existing.events));
             if patch.is_empty() {
                 Ok(EnsureOutcome::Unchanged {
                     id: existing.id.clone(),

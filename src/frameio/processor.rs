@@ -13,6 +13,9 @@ use crate::store::Store;
 
 /// Attempts before an event whose processing keeps failing is given up.
 const MAX_ATTEMPTS: i64 = 8;
+/// Calls a minute the poller may spend.
+pub const POLL_CALLS_PER_MINUTE: u32 = 50;
+const POLL_CALL_SPACING: Duration = Duration::from_millis(60_000 / POLL_CALLS_PER_MINUTE as u64);
 /// Longest idle wait: the loops look at the store at least this often.
 const IDLE: Duration = Duration::from_secs(30);
 
@@ -57,6 +60,19 @@ impl EventProcessor {
                                 outcome.outcome,
                                 outcome.upload_id.as_deref(),
                                 None,
+                            )
+                            .await
+                    }
+                    // Expired or revoked credentials: kept, tried again at the next poll
+                    // interval (the client refuses at once until then: no retry storm).
+                    Err(e) if e.is_credentials() && event.attempts + 1 < MAX_ATTEMPTS => {
+                        let wait = self.tracker.poll_interval();
+                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event waits for valid credentials");
+                        store
+                            .defer_frameio_event(
+                                event.id,
+                                &e.to_string(),
+                                Timestamp::now().plus(wait),
                             )
                             .await
                     }
@@ -131,10 +147,22 @@ impl UploadPoller {
                     Vec::new()
                 });
             for upload in due {
+                let calls_before = self.tracker.api_calls();
                 let result = tokio::select! {
                     () = cancel.cancelled() => return,
                     r = self.tracker.poll(&upload) => r,
                 };
+                // Spend at most POLL_CALLS_PER_MINUTE calls a minute on polls, whatever the
+                // number of open uploads (Frame.io allows ~100 comment/metadata calls a minute
+                // per account user; the rest is left to webhook-driven calls).
+                let spent = self.tracker.api_calls() - calls_before;
+                let pause = POLL_CALL_SPACING.saturating_mul(spent.min(100) as u32);
+                if !pause.is_zero() {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
                 match result {
                     Ok(changed) => {
                         tracing::debug!(upload = %upload.id, changed, "Frame.io: polled")

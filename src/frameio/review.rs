@@ -1,14 +1,32 @@
-//! Comment analysis: turns a file's comments into a review verdict. Pure: no I/O, no clock.
+//! Comment analysis: reads a review comment the way a producer does and turns a file's comments
+//! into a verdict with its reason. Pure: no I/O, no clock.
 //!
-//! Rules: keywords (French and English, configurable) match whole words, ignoring case and
-//! accents; within one comment rejected beats changes beats approved ("ok mais à modifier" asks
-//! for changes); across comments the newest decisive one wins.
+//! One comment: split into clauses (punctuation, "mais"/"but", "sauf"/"except"); in each clause
+//! find the lexicon's cues (longest phrase first), bind each negation ("pas", "not", "aucun",
+//! "sans", "presque", …) to the next cue within four words, or, French style, to the verb just
+//! before it ("je valide pas"). Then, over the whole comment: a rejection wins; else any change
+//! request (an edit verb, a change noun, a problem word, a request or question proposing a
+//! change, an exception to an approval, a negated approval) wins; else waiting holds an
+//! approval back; else an approval that is not a question, a condition or for later approves.
+//! Negated change words ("rien à modifier", "no changes") approve. When in doubt, not approved.
+//!
+//! Several comments: the newest decisive one wins.
 
 use serde::Serialize;
 
-use crate::config::{Keywords, Phrase};
+pub use crate::config::lexicon::Cat;
+use crate::config::lexicon::{Cats, Clause, Lexicon, Token, clauses};
 use crate::domain::Verdict;
-use crate::text::words;
+
+/// Longest comment analysed (characters); the rest is ignored.
+pub const MAX_ANALYSED_CHARS: usize = 4000;
+
+/// A comment's verdict (none: no decision) and the cues that decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Analysis {
+    pub verdict: Option<Verdict>,
+    pub reason: String,
+}
 
 /// One comment as the analysis needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,28 +44,454 @@ pub struct Decision {
     pub verdict: Verdict,
     pub comment_id: String,
     pub text: String,
+    /// The cues that decided the comment's verdict.
+    pub reason: String,
     pub completed: bool,
     /// How many comments are marked completed (noted, they do not change the verdict).
     pub completed_count: usize,
 }
 
-/// The verdict of one comment's text, if it holds a keyword.
-pub fn verdict(text: &str, keywords: &Keywords) -> Option<Verdict> {
-    let folded = words(text);
-    let has = |list: &[Phrase]| list.iter().any(|p| contains_phrase(&folded, p));
-    if has(&keywords.rejected) {
-        Some(Verdict::Rejected)
-    } else if has(&keywords.changes) {
-        Some(Verdict::ChangesRequested)
-    } else if has(&keywords.approved) {
-        Some(Verdict::Approved)
-    } else {
-        None
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Approval,
+    NoChange,
+    Rejection,
+    Change,
+    Problem,
+    NegatedApproval,
+    Exception,
+    Reservation,
+    Waiting,
+    Question,
+    Conditional,
+    Later,
+    Thanks,
+    Compliment,
+    /// An approval given despite a reservation ("on valide quand même").
+    Concession,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Approval => "approval",
+            Self::NoChange => "no change wanted",
+            Self::Rejection => "rejection",
+            Self::Change => "change request",
+            Self::Problem => "problem",
+            Self::NegatedApproval => "negated approval",
+            Self::Exception => "exception",
+            Self::Reservation => "reservation after an approval",
+            Self::Waiting => "waiting",
+            Self::Question => "question",
+            Self::Conditional => "condition",
+            Self::Later => "for later",
+            Self::Thanks => "thanks",
+            Self::Compliment => "compliment",
+            Self::Concession => "approval despite",
+        }
     }
 }
 
+#[derive(Debug, Clone)]
+struct Cue {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+/// A lexicon phrase found in a clause.
+#[derive(Debug, Clone, Copy)]
+struct Match {
+    start: usize,
+    len: usize,
+    cats: Cats,
+    negated: Option<(usize, usize)>,
+    negator: bool,
+}
+
+const POST_NEGATORS: [&str; 4] = ["pas", "jamais", "rien", "plus"];
+/// Negations that cover everything ("rien à changer", "don't change anything").
+const GLOBAL_NEGATIONS: [&str; 6] = ["rien", "nothing", "anything", "aucun", "aucune", "none"];
+
+fn find_matches(tokens: &[Token], lexicon: &Lexicon) -> Vec<Match> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        match lexicon.longest(tokens, i) {
+            Some((len, cats)) => {
+                out.push(Match {
+                    start: i,
+                    len,
+                    cats,
+                    negated: None,
+                    negator: cats.has(Cat::Negation),
+                });
+                i += len;
+            }
+            None => i += 1,
+        }
+    }
+    // "plus" negates after "ne"/"n'" ("n'a plus de remarque") or before "aucun"/"rien".
+    for m in out.iter_mut() {
+        if m.len == 1 && tokens[m.start].word == "plus" {
+            let ne_before = tokens[m.start.saturating_sub(3)..m.start]
+                .iter()
+                .any(|t| t.word == "ne" || t.word == "n");
+            let next = tokens.get(m.start + 1).map(|t| t.word.as_str());
+            if ne_before || matches!(next, Some("aucun" | "aucune" | "rien")) {
+                m.negator = true;
+            }
+        }
+    }
+    // Each negation binds to the next cue within four words.
+    let cue_like = |m: &Match| !m.negator && !m.cats.has(Cat::Neutral);
+    for n in 0..out.len() {
+        if !out[n].negator {
+            continue;
+        }
+        let from = out[n].start;
+        let neg_end = out[n].start + out[n].len;
+        if let Some(target) = (n + 1..out.len())
+            .take_while(|&k| out[k].start <= neg_end + 3)
+            .find(|&k| cue_like(&out[k]))
+        {
+            let end = out[target].start + out[target].len;
+            out[target].negated = Some((from, end));
+        }
+        // French post-verbal negation: "je valide pas", "j'aime pas", "ne touche plus à rien".
+        let word = tokens[from].word.as_str();
+        if POST_NEGATORS.contains(&word) {
+            // "pas de souci" negates the noun after it, not the verb before.
+            let after = tokens.get(neg_end).map(|t| t.word.as_str());
+            // "pas de souci", "rien à dire": the noun after, not the verb before.
+            let shields: &[&str] = match word {
+                "pas" => &["de", "d", "du", "des"],
+                "rien" => &["de", "d", "a", "au"],
+                _ => &[],
+            };
+            if out[n].len == 1 && after.is_some_and(|a| shields.contains(&a)) {
+                continue;
+            }
+            if let Some(prev) = (0..n).rev().find(|&k| cue_like(&out[k])) {
+                let p = out[prev];
+                let verbish = [
+                    Cat::Approval,
+                    Cat::ApprovalWhenNegated,
+                    Cat::Positive,
+                    Cat::EditVerb,
+                ]
+                .iter()
+                .any(|c| p.cats.has(*c));
+                if verbish && from <= p.start + p.len + 2 && p.negated.is_none() {
+                    out[prev].negated = Some((p.start, neg_end));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What one clause says.
+#[derive(Default)]
+struct ClauseCues {
+    cues: Vec<Cue>,
+}
+
+fn span(tokens: &[Token], start: usize, end: usize) -> (usize, usize) {
+    let last = end.max(start + 1).min(tokens.len()) - 1;
+    (tokens[start].start, tokens[last].end)
+}
+
+fn read_clause(clause: &Clause, lexicon: &Lexicon, approved_before: bool) -> ClauseCues {
+    let tokens = &clause.tokens;
+    let matches = find_matches(tokens, lexicon);
+    let any = |cat: Cat| matches.iter().any(|m| m.cats.has(cat) && !m.negator);
+    let first = matches.first().filter(|m| m.start == 0);
+    let question = clause.question_mark
+        || matches
+            .iter()
+            .take_while(|m| m.start <= 1)
+            .any(|m| m.cats.has(Cat::Question));
+    // An imperative ("make it pop more", "mettre le logo en blanc") is a request too.
+    let imperative = first.is_some_and(|m| m.cats.has(Cat::SoftVerb) || m.cats.has(Cat::EditVerb));
+    let request = any(Cat::Request) || imperative;
+    let conditional = any(Cat::Conditional);
+    let info = question && any(Cat::InfoQuestion);
+    let later = any(Cat::Later);
+    let ack_before = |at: usize| {
+        matches
+            .iter()
+            .any(|m| m.cats.has(Cat::Ack) && m.start < at && at <= m.start + m.len + 4)
+    };
+    let mut out = ClauseCues::default();
+    let push = |cues: &mut Vec<Cue>, kind: Kind, range: (usize, usize)| {
+        let (start, end) = span(tokens, range.0, range.1);
+        cues.push(Cue { kind, start, end });
+    };
+    for m in &matches {
+        if m.negator || m.cats.has(Cat::Neutral) {
+            continue;
+        }
+        let own = (m.start, m.start + m.len);
+        let whole = m.negated.map_or(own, |(a, b)| (a.min(own.0), b.max(own.1)));
+        let c = m.cats;
+        let negated = m.negated.is_some();
+        let participle = tokens[m.start + m.len - 1].participle;
+        if c.has(Cat::Rejection) && !negated && !question && !conditional {
+            push(&mut out.cues, Kind::Rejection, own);
+        }
+        if c.has(Cat::Approval) || (c.has(Cat::ApprovalWhenNegated) && negated) {
+            if negated {
+                if !question {
+                    push(&mut out.cues, Kind::NegatedApproval, whole);
+                }
+            } else if question {
+                push(&mut out.cues, Kind::Question, own);
+            } else if conditional {
+                push(&mut out.cues, Kind::Conditional, own);
+            } else if later {
+                push(&mut out.cues, Kind::Later, own);
+            } else {
+                push(&mut out.cues, Kind::Approval, own);
+                if any(Cat::Concession) {
+                    push(&mut out.cues, Kind::Concession, own);
+                }
+            }
+        }
+        if c.has(Cat::Change) || c.has(Cat::EditVerb) {
+            let strong = c.has(Cat::Change) || !participle || request || conditional;
+            // "Rien à modifier", "don't change anything": nothing to change. "Ne pas changer la
+            // musique" only protects one thing: no decision.
+            let global = c.has(Cat::Change)
+                || tokens
+                    .iter()
+                    .any(|t| GLOBAL_NEGATIONS.contains(&t.word.as_str()));
+            if negated {
+                if !question && global {
+                    push(&mut out.cues, Kind::NoChange, whole);
+                }
+            } else if !ack_before(m.start) && !info && strong {
+                push(&mut out.cues, Kind::Change, own);
+            }
+        } else if (c.has(Cat::SoftVerb) || c.has(Cat::Comparative))
+            && !negated
+            && (request || question)
+            && !info
+        {
+            push(&mut out.cues, Kind::Change, own);
+        }
+        if c.has(Cat::Problem) && !negated && !info && !ack_before(m.start) {
+            push(&mut out.cues, Kind::Problem, own);
+        }
+        if c.has(Cat::Positive) && !c.has(Cat::Approval) {
+            if negated {
+                push(&mut out.cues, Kind::Problem, whole);
+            } else {
+                push(&mut out.cues, Kind::Compliment, own);
+            }
+        }
+        if c.has(Cat::Waiting) {
+            push(&mut out.cues, Kind::Waiting, own);
+        }
+        if c.has(Cat::Thanks) || c.has(Cat::Ack) {
+            push(&mut out.cues, Kind::Thanks, own);
+        }
+    }
+    // "sauf le carton de fin", "except the end card": an exception names what is not approved.
+    if let Some(f) = first
+        && f.cats.has(Cat::Exception)
+        && tokens.len() > f.len
+        && !out.cues.iter().any(|c| c.kind == Kind::Waiting)
+    {
+        push(&mut out.cues, Kind::Exception, (0, tokens.len()));
+    }
+    // "validé, mais avec la musique de la V2": a reservation after an approval.
+    // Any other lexicon phrase (even a neutral one, "une question") means it is not a reservation.
+    let decisive = !out.cues.is_empty() || matches.len() > 1;
+    if approved_before
+        && let Some(f) = first
+        && f.cats.has(Cat::Contrast)
+        && tokens.len() >= f.len + 2
+        && !decisive
+        && !request
+    {
+        push(&mut out.cues, Kind::Reservation, (0, tokens.len()));
+    }
+    out
+}
+
+/// Splits a clause before each contrast or exception connective ("mais", "sauf", "but", …).
+fn split_at_connectives(clause: Clause, lexicon: &Lexicon) -> Vec<Clause> {
+    let cuts: Vec<usize> = find_matches(&clause.tokens, lexicon)
+        .iter()
+        .filter(|m| m.start > 0 && (m.cats.has(Cat::Contrast) || m.cats.has(Cat::Exception)))
+        .map(|m| m.start)
+        .collect();
+    if cuts.is_empty() {
+        return vec![clause];
+    }
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut tokens = clause.tokens;
+    for cut in cuts.iter().rev() {
+        let tail = tokens.split_off(*cut);
+        out.push(Clause {
+            tokens: tail,
+            question_mark: out.is_empty() && clause.question_mark,
+        });
+    }
+    out.push(Clause {
+        tokens,
+        question_mark: false,
+    });
+    out.reverse();
+    out
+}
+
+/// The verdict of one comment and its reason.
+pub fn analyse_text(text: &str, lexicon: &Lexicon) -> Analysis {
+    let text = match text.char_indices().nth(MAX_ANALYSED_CHARS) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    };
+    let mut cues: Vec<Cue> = Vec::new();
+    for sentence in clauses(text, lexicon) {
+        for clause in split_at_connectives(sentence, lexicon) {
+            let approved_before = cues.iter().any(|c| c.kind == Kind::Approval);
+            cues.extend(read_clause(&clause, lexicon, approved_before).cues);
+        }
+    }
+    decide(text, &cues)
+}
+
+fn quote(text: &str, cues: &[&Cue]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for c in cues {
+        let s = text.get(c.start..c.end).unwrap_or("").trim();
+        if !s.is_empty() && !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    let shown: Vec<String> = seen.iter().take(3).map(|s| format!("'{s}'")).collect();
+    let mut out = shown.join(", ");
+    if seen.len() > 3 {
+        out.push_str(", …");
+    }
+    out
+}
+
+fn describe(text: &str, cues: &[Cue], kinds: &[Kind]) -> String {
+    let mut parts = Vec::new();
+    for kind in kinds {
+        let of: Vec<&Cue> = cues.iter().filter(|c| c.kind == *kind).collect();
+        if !of.is_empty() {
+            parts.push(format!("{} {}", kind.label(), quote(text, &of)));
+        }
+    }
+    parts.join(", ")
+}
+
+fn decide(text: &str, cues: &[Cue]) -> Analysis {
+    let has = |k: Kind| cues.iter().any(|c| c.kind == k);
+    const CHANGES: [Kind; 5] = [
+        Kind::Change,
+        Kind::Problem,
+        Kind::Exception,
+        Kind::Reservation,
+        Kind::NegatedApproval,
+    ];
+    const APPROVALS: [Kind; 2] = [Kind::Approval, Kind::NoChange];
+    if has(Kind::Rejection) {
+        return Analysis {
+            verdict: Some(Verdict::Rejected),
+            reason: describe(text, cues, &[Kind::Rejection]),
+        };
+    }
+    let approving = APPROVALS.iter().any(|k| has(*k));
+    let waiting = has(Kind::Waiting);
+    // "Pas parfait mais on valide quand même": a conceded approval outweighs a negated one
+    // (not an explicit change request).
+    let conceded = has(Kind::Concession);
+    let changing = CHANGES[..4].iter().any(|k| has(*k))
+        || (has(Kind::NegatedApproval) && !waiting && !conceded);
+    if changing {
+        let changes = describe(text, cues, &CHANGES);
+        let reason = if approving {
+            format!(
+                "{} overridden by {changes}",
+                describe(text, cues, &APPROVALS)
+            )
+        } else {
+            changes
+        };
+        return Analysis {
+            verdict: Some(Verdict::ChangesRequested),
+            reason,
+        };
+    }
+    let none = |reason: String| Analysis {
+        verdict: None,
+        reason: format!("no decision: {reason}"),
+    };
+    if waiting {
+        let held: Vec<Kind> = [Kind::Approval, Kind::NoChange, Kind::NegatedApproval]
+            .into_iter()
+            .filter(|k| has(*k))
+            .collect();
+        return none(if held.is_empty() {
+            describe(text, cues, &[Kind::Waiting])
+        } else {
+            format!(
+                "{} held back by {}",
+                describe(text, cues, &held),
+                describe(text, cues, &[Kind::Waiting])
+            )
+        });
+    }
+    if approving {
+        let mut reason = describe(text, cues, &APPROVALS);
+        if conceded && has(Kind::NegatedApproval) {
+            reason = format!(
+                "{reason}, conceded despite {}",
+                describe(text, cues, &[Kind::NegatedApproval])
+            );
+        }
+        return Analysis {
+            verdict: Some(Verdict::Approved),
+            reason,
+        };
+    }
+    for (kind, why) in [
+        (Kind::Question, "is a question"),
+        (Kind::Conditional, "is conditional"),
+        (Kind::Later, "is for later"),
+    ] {
+        if has(kind) {
+            return none(format!(
+                "approval {} {why}",
+                quote(
+                    text,
+                    &cues.iter().filter(|c| c.kind == kind).collect::<Vec<_>>()
+                )
+            ));
+        }
+    }
+    if has(Kind::Thanks) {
+        return none(describe(text, cues, &[Kind::Thanks, Kind::Compliment]) + " only");
+    }
+    if has(Kind::Compliment) {
+        return none(describe(text, cues, &[Kind::Compliment]) + " only");
+    }
+    none("no review cue".into())
+}
+
+/// The verdict of one comment's text.
+pub fn verdict(text: &str, lexicon: &Lexicon) -> Option<Verdict> {
+    analyse_text(text, lexicon).verdict
+}
+
 /// The newest decisive comment, if any.
-pub fn analyse(comments: &[CommentText<'_>], keywords: &Keywords) -> Option<Decision> {
+pub fn analyse(comments: &[CommentText<'_>], lexicon: &Lexicon) -> Option<Decision> {
     let completed_count = comments.iter().filter(|c| c.completed).count();
     let mut ordered: Vec<(Option<chrono::DateTime<chrono::Utc>>, usize)> = comments
         .iter()
@@ -58,10 +502,12 @@ pub fn analyse(comments: &[CommentText<'_>], keywords: &Keywords) -> Option<Deci
     ordered.sort();
     ordered.iter().rev().find_map(|(_, i)| {
         let c = &comments[*i];
-        verdict(c.text, keywords).map(|v| Decision {
+        let a = analyse_text(c.text, lexicon);
+        a.verdict.map(|v| Decision {
             verdict: v,
             comment_id: c.id.to_string(),
             text: c.text.to_string(),
+            reason: a.reason,
             completed: c.completed,
             completed_count,
         })
@@ -74,128 +520,5 @@ fn parse_instant(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-fn contains_phrase(haystack: &[String], phrase: &[String]) -> bool {
-    !phrase.is_empty() && haystack.windows(phrase.len()).any(|w| w == phrase)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_comment_table() {
-        let k = Keywords::default();
-        use Verdict::*;
-        let table: &[(&str, Option<Verdict>)] = &[
-            ("Approved", Some(Approved)),
-            ("approved!", Some(Approved)),
-            ("Validé, merci", Some(Approved)),
-            ("VALIDE", Some(Approved)),
-            ("valide", Some(Approved)),
-            ("C'est bon pour nous", Some(Approved)),
-            ("c’est bon", Some(Approved)), // typographic apostrophe
-            ("OK pour moi", Some(Approved)),
-            ("ok pour MOI 👍", Some(Approved)),
-            ("LGTM", Some(Approved)),
-            ("ok mais à modifier", Some(ChangesRequested)),
-            ("OK MAIS A MODIFIER", Some(ChangesRequested)),
-            (
-                "Validé, mais une retouche sur le plan 3",
-                Some(ChangesRequested),
-            ),
-            (
-                "Looks good but please fix the audio",
-                Some(ChangesRequested),
-            ),
-            ("Retouches à prévoir", Some(ChangesRequested)),
-            ("changes requested", Some(ChangesRequested)),
-            ("Refusé", Some(Rejected)),
-            ("refusee", Some(Rejected)),
-            ("Rejected, à modifier entièrement", Some(Rejected)),
-            ("rejected", Some(Rejected)),
-            // Whole words only.
-            ("unapproved draft", None),
-            ("prefix the title", None),
-            ("invalidé", None),
-            ("exchange the clips", None),
-            ("bonjour, belle image", None),
-            ("", None),
-        ];
-        for (text, expected) in table {
-            assert_eq!(verdict(text, &k), *expected, "{text:?}");
-        }
-    }
-
-    fn c<'a>(id: &'a str, text: &'a str, at: &'a str) -> CommentText<'a> {
-        CommentText {
-            id,
-            text,
-            created_at: Some(at),
-            completed: false,
-        }
-    }
-
-    #[test]
-    fn newest_decisive_comment_wins() {
-        let k = Keywords::default();
-        let comments = [
-            c("3", "Validé !", "2026-01-03T10:00:00Z"),
-            c("1", "à modifier", "2026-01-01T10:00:00Z"),
-            c("4", "belle lumière", "2026-01-04T10:00:00Z"),
-            c("2", "retouche faite ?", "2026-01-02T10:00:00+02:00"),
-        ];
-        let d = analyse(&comments, &k).expect("a decision");
-        assert_eq!(d.verdict, Verdict::Approved);
-        assert_eq!(d.comment_id, "3");
-        assert_eq!(d.text, "Validé !");
-
-        let later = [
-            c("1", "approved", "2026-01-01T10:00:00Z"),
-            c("2", "finalement à modifier", "2026-01-01T10:00:01Z"),
-        ];
-        assert_eq!(
-            analyse(&later, &k).map(|d| d.verdict),
-            Some(Verdict::ChangesRequested)
-        );
-        // Offsets are compared as instants: 12:00+02:00 is before 11:00Z.
-        let offsets = [
-            c("a", "refusé", "2026-01-01T11:00:00Z"),
-            c("b", "validé", "2026-01-01T12:00:00+02:00"),
-        ];
-        assert_eq!(
-            analyse(&offsets, &k).map(|d| d.comment_id),
-            Some("a".into())
-        );
-    }
-
-    #[test]
-    fn no_keyword_no_decision_and_completed_noted() {
-        let k = Keywords::default();
-        assert_eq!(
-            analyse(&[c("1", "nice shot", "2026-01-01T00:00:00Z")], &k),
-            None
-        );
-        assert_eq!(analyse(&[], &k), None);
-        let mut done = c("1", "à modifier", "2026-01-01T00:00:00Z");
-        done.completed = true;
-        let d = analyse(&[done], &k).expect("decision");
-        assert!(d.completed);
-        assert_eq!(d.completed_count, 1);
-    }
-
-    #[test]
-    fn custom_lists_replace_the_defaults() {
-        let k = Keywords {
-            approved: Keywords::parse_list("go, feu vert"),
-            changes: Keywords::parse_list("à reprendre"),
-            rejected: Keywords::parse_list("poubelle"),
-        };
-        assert_eq!(verdict("FEU VERT", &k), Some(Verdict::Approved));
-        assert_eq!(verdict("approved", &k), None);
-        assert_eq!(
-            verdict("go mais à reprendre", &k),
-            Some(Verdict::ChangesRequested)
-        );
-        assert_eq!(verdict("Poubelle.", &k), Some(Verdict::Rejected));
-    }
-}
+mod tests;

@@ -35,6 +35,11 @@ pub enum ProcessError {
 }
 
 impl ProcessError {
+    /// Frame.io refused the credentials: wait for the next poll interval (or a new configuration).
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, Self::Api(e) if e.is_credentials())
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Api(e) => e.is_transient(),
@@ -105,6 +110,16 @@ impl Tracker {
             config,
             poll_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// `FRAMEIO_POLL_INTERVAL`.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    /// API requests sent so far (0 without a client).
+    pub(crate) fn api_calls(&self) -> u64 {
+        self.client.as_ref().map_or(0, |c| c.calls())
     }
 
     pub fn store(&self) -> &Store {
@@ -349,7 +364,7 @@ impl Tracker {
         cause: TransitionCause,
         event_id: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let keywords = &self.config.keywords;
+        let lexicon = &self.config.lexicon;
         let texts: Vec<CommentText<'_>> = comments
             .iter()
             .map(|c| CommentText {
@@ -359,7 +374,7 @@ impl Tracker {
                 completed: c.completed_at.is_some(),
             })
             .collect();
-        let decision = review::analyse(&texts, keywords);
+        let decision = review::analyse(&texts, lexicon);
         let mut stored: Vec<StoredComment> = comments
             .iter()
             .map(|c| StoredComment {
@@ -369,7 +384,7 @@ impl Tracker {
                 created_at: c.created_at.clone(),
                 updated_at: c.updated_at.clone(),
                 completed_at: c.completed_at.clone(),
-                verdict: review::verdict(c.text.as_deref().unwrap_or(""), keywords),
+                verdict: review::verdict(c.text.as_deref().unwrap_or(""), lexicon),
             })
             .collect();
         stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
@@ -396,6 +411,18 @@ impl Tracker {
             self.store.update_upload(&upload.id, &update).await?;
             return Ok(false);
         };
+        // A decisive Status set by a person in Frame.io outranks what comments imply.
+        if let Some(status) = upload.metadata_status.as_deref()
+            && let Some(state) = self.config.status_map.state_for(status)
+            && matches!(
+                state,
+                ReviewState::Approved | ReviewState::ChangesRequested | ReviewState::Rejected
+            )
+        {
+            tracing::debug!(upload = %upload.id, %status, comment = %d.comment_id, "Frame.io: Status outranks the comments");
+            self.store.update_upload(&upload.id, &update).await?;
+            return Ok(false);
+        }
         let deciding = comments.iter().find(|c| c.id == d.comment_id);
         let key = format!(
             "{}@{}",
@@ -410,9 +437,10 @@ impl Tracker {
         }
         update.decided_comment = Some(key);
         let author = deciding.and_then(Comment::author);
+        let quoted = short(&d.text, 80);
         let mut reason = match author {
-            Some(a) => format!("comment {} by {a}: {:?}", d.comment_id, d.text),
-            None => format!("comment {}: {:?}", d.comment_id, d.text),
+            Some(a) => format!("comment {} by {a}: {} ({quoted:?})", d.comment_id, d.reason),
+            None => format!("comment {}: {} ({quoted:?})", d.comment_id, d.reason),
         };
         if d.completed {
             reason.push_str(" (marked completed)");
@@ -436,8 +464,9 @@ impl Tracker {
         let account = self.account(upload.account_id.as_deref())?.to_string();
         let mut changed = false;
         let result: Result<(), ProcessError> = async {
-            match client.file(&account, &upload.file_id).await {
-                Ok(file) => {
+            // One call for the file and its Status (rate limits count per call).
+            let status = match client.file_with_status(&account, &upload.file_id).await {
+                Ok((file, status)) => {
                     if let Some(to) = file
                         .get("status")
                         .and_then(serde_json::Value::as_str)
@@ -453,11 +482,11 @@ impl Tracker {
                             )
                             .await?;
                     }
+                    status
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
             let current = self.reload(upload).await?;
-            let status = client.file_status(&account, &upload.file_id).await?;
             changed |= self
                 .apply_status(
                     &current,
@@ -496,6 +525,14 @@ impl Tracker {
             .upload(&upload.id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("upload {:?} vanished", upload.id)))
+    }
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 

@@ -31,7 +31,30 @@ pub struct FeedState {
     pub records_processed: i64,
 }
 
+/// Polls kept in the history at most.
+pub const FEED_HISTORY_ROWS: i64 = 5000;
+/// Polls older than this leave the history.
+pub const FEED_HISTORY_DAYS: i64 = 30;
+
 impl Store {
+    /// Keeps the newest `max_rows` polls of the last `max_age`; returns how many were removed.
+    pub async fn prune_feed_history(
+        &self,
+        max_rows: i64,
+        max_age: chrono::Duration,
+    ) -> Result<u64, StoreError> {
+        let cutoff = Timestamp::from(chrono::Utc::now() - max_age).text();
+        let done = sqlx::query(
+            "DELETE FROM feed_fetches WHERE finished_at < $1
+                 OR id <= (SELECT id FROM feed_fetches ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(&cutoff)
+        .bind(max_rows)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Records a poll in the history and updates the current state, in one transaction.
     pub async fn record_feed_fetch(&self, fetch: &FeedFetch) -> Result<(), StoreError> {
         let now = Timestamp::now();
@@ -84,6 +107,8 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.prune_feed_history(FEED_HISTORY_ROWS, chrono::Duration::days(FEED_HISTORY_DAYS))
+            .await?;
         Ok(())
     }
 

@@ -6,6 +6,8 @@ mod deliveries;
 mod downloads;
 mod feed;
 mod frameio;
+mod health;
+mod inspector;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +23,7 @@ pub use frameio::{
     FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange, StoredComment,
     Transition, Upload, UploadUpdate,
 };
+pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,6 +46,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
+    probing: std::sync::Arc<health::Probe>,
 }
 
 impl Store {
@@ -77,7 +82,10 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probing: Default::default(),
+        })
     }
 
     /// The pool, for modules of this store only.

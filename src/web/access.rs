@@ -4,7 +4,7 @@
 //! coming from another site (Origin / Sec-Fetch-Site) is refused.
 
 use axum::Form;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,15 +15,9 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::dashboard;
 use super::error::ApiError;
+use super::shield;
 
 const COOKIE: &str = "rushes_session";
-
-/// The cookie value for a token: a digest, so the token itself never sits in the browser.
-fn session_value(token: &str) -> String {
-    hex::encode(Sha256::digest(
-        format!("rushes-session-v1:{token}").as_bytes(),
-    ))
-}
 
 /// Equality whose time does not depend on where the inputs differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -92,14 +86,24 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     }
     let token = token.expose_secret();
-    let bearer_ok = headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()));
-    let cookie_ok = cookie(headers, COOKIE)
-        .is_some_and(|given| same(given.as_bytes(), session_value(token).as_bytes()));
-    if bearer_ok || cookie_ok {
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(given) = bearer {
+        let client = shield::client_ip(&request);
+        if let Some(wait) = state.shield.blocked_for(client) {
+            return shield::too_many(wait);
+        }
+        if same(given.trim().as_bytes(), token.as_bytes()) {
+            return next.run(request).await;
+        }
+        // The guessed value is never logged.
+        tracing::warn!(%client, %path, "API request refused: wrong bearer token");
+        if let Some(wait) = state.shield.failed(client) {
+            return shield::too_many(wait);
+        }
+    } else if cookie(headers, COOKIE).is_some_and(|id| state.shield.session_valid(id)) {
         return next.run(request).await;
     }
     if path.starts_with("/api/") || path == "/metrics" || changes_state {
@@ -111,6 +115,20 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     (StatusCode::UNAUTHORIZED, dashboard::login_page(None)).into_response()
 }
 
+/// Whether the browser reached us over HTTPS (directly or through a TLS-terminating proxy).
+fn over_https(request: &Request) -> bool {
+    let headers = request.headers();
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+        || headers
+            .get(header::FORWARDED)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("proto=https"));
+    forwarded_https || request.uri().scheme_str() == Some("https")
+}
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     token: String,
@@ -120,13 +138,31 @@ pub async fn login_form() -> Response {
     dashboard::login_page(None).into_response()
 }
 
-pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let Some(token) = state.config.api_token.as_ref() else {
+pub async fn login(State(state): State<AppState>, request: Request) -> Response {
+    let Some(token) = state.config.api_token.clone() else {
         return Redirect::to("/").into_response();
     };
-    let token = token.expose_secret();
-    if !same(form.token.trim().as_bytes(), token.as_bytes()) {
-        tracing::warn!("dashboard sign-in refused: wrong token");
+    let client = shield::client_ip(&request);
+    let secure = if over_https(&request) { "; Secure" } else { "" };
+    if let Some(wait) = state.shield.blocked_for(client) {
+        return shield::too_many(wait);
+    }
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &state).await else {
+        return (
+            StatusCode::BAD_REQUEST,
+            dashboard::login_page(Some("Send the token in the form.")),
+        )
+            .into_response();
+    };
+    if !same(
+        form.token.trim().as_bytes(),
+        token.expose_secret().as_bytes(),
+    ) {
+        // The guessed value is never logged.
+        tracing::warn!(%client, "dashboard sign-in refused: wrong token");
+        if let Some(wait) = state.shield.failed(client) {
+            return shield::too_many(wait);
+        }
         return (
             StatusCode::UNAUTHORIZED,
             dashboard::login_page(Some("That token is not right.")),
@@ -134,14 +170,20 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -
             .into_response();
     }
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000",
-        session_value(token)
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        state.shield.open_session(),
+        shield::SESSION_TTL.as_secs()
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-pub async fn logout() -> Response {
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+/// Ends the session on the server too: a copied cookie stops working.
+pub async fn logout(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(id) = cookie(request.headers(), COOKIE) {
+        state.shield.close_session(id);
+    }
+    let secure = if over_https(&request) { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
@@ -200,6 +242,5 @@ mod tests {
         assert_eq!(cookie(&h, COOKIE), Some("abc"));
         assert!(same(b"token", b"token"));
         assert!(!same(b"token", b"tokem"));
-        assert_ne!(session_value("t"), "t");
     }
 }

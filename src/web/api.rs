@@ -1,11 +1,12 @@
 //! JSON API handlers.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -38,6 +39,57 @@ pub struct ListQuery {
     kind: Option<String>,
     limit: Option<String>,
     before: Option<String>,
+    /// `show_signed=1`: signed links with their query strings (redacted otherwise).
+    show_signed: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    show_signed: Option<String>,
+}
+
+fn asked(flag: Option<&str>) -> bool {
+    matches!(flag, Some("1" | "true" | "yes"))
+}
+
+/// Whether a query string carries a signature or a token (presigned R2/S3 links and the like).
+pub fn is_signed(url: &url::Url) -> bool {
+    url.query_pairs().any(|(k, _)| {
+        let k = k.to_ascii_lowercase();
+        k.starts_with("x-amz-")
+            || k.contains("signature")
+            || k.contains("token")
+            || [
+                "sig",
+                "expires",
+                "policy",
+                "key-pair-id",
+                "credential",
+                "se",
+                "sp",
+                "sv",
+            ]
+            .contains(&k.as_str())
+    })
+}
+
+/// A link as the API shows it: a signed query string is replaced by `?…`.
+pub fn shown_link(raw: &str, always: bool) -> String {
+    match url::Url::parse(raw) {
+        Ok(url) if url.query().is_some() && (always || is_signed(&url)) => crate::net::redact(&url),
+        _ => raw.to_string(),
+    }
+}
+
+/// Signed query strings out of a delivery, unless the caller asked for them. R2 links are
+/// always signed; other links only when their query says so.
+pub fn redact_delivery(mut d: Delivery, show_signed: bool) -> Delivery {
+    if !show_signed {
+        d.r2_url = d.r2_url.map(|u| shown_link(&u, true));
+        d.source_url = shown_link(&d.source_url, false);
+        d.raw_source_url = shown_link(&d.raw_source_url, false);
+    }
+    d
 }
 
 pub async fn list_deliveries(
@@ -65,7 +117,14 @@ pub async fn list_deliveries(
             ),
         },
     };
-    let deliveries = state.store.deliveries(&filter).await?;
+    let show = asked(query.show_signed.as_deref());
+    let deliveries: Vec<Delivery> = state
+        .store
+        .deliveries(&filter)
+        .await?
+        .into_iter()
+        .map(|d| redact_delivery(d, show))
+        .collect();
     // A full page may have more behind it: give the cursor for the next one.
     let next_before = (deliveries.len() == filter.limit as usize)
         .then(|| deliveries.last().map(|d| d.id))
@@ -79,7 +138,9 @@ pub async fn list_deliveries(
 pub async fn get_delivery(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(show): Query<ShowQuery>,
 ) -> Result<Json<Delivery>, ApiError> {
+    let show = asked(show.show_signed.as_deref());
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("no delivery {id:?}")))?;
@@ -87,11 +148,16 @@ pub async fn get_delivery(
         .store
         .delivery(id)
         .await?
-        .map(Json)
+        .map(|d| Json(redact_delivery(d, show)))
         .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))
 }
 
 pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.config.feed.is_none() {
+        return Err(ApiError::Conflict(
+            "no feed configured (WEBHOOK_JSON_URL): this rushes tracks Frame.io review only".into(),
+        ));
+    }
     match state.poller.refresh().await {
         Ok(PollOutcome::Fetched {
             valid,
@@ -109,10 +175,22 @@ pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, 
     }
 }
 
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    // Touch the database: healthy means it answers.
-    state.store.feed_state().await?;
-    Ok(Json(json!({ "status": "ok" })))
+/// How long `/healthz` waits for a database write before it reports `degraded`.
+pub const HEALTH_WRITE_WAIT: Duration = Duration::from_secs(2);
+
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    // Healthy means the database answers reads and takes writes.
+    if let Err(e) = state.store.feed_state().await {
+        return ApiError::from(e).into_response();
+    }
+    match state.store.writable_within(HEALTH_WRITE_WAIT).await {
+        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "degraded", "database": reason })),
+        )
+            .into_response(),
+    }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

@@ -67,6 +67,18 @@ pub async fn page(
     let frameio = frameio_panel(&state).await?;
     let filtered = filter_state.is_some() || filter_kind.is_some();
 
+    if state.config.feed.is_none() {
+        return Ok(layout(
+            filtered,
+            html! {
+                section.panel #no-feed {
+                    h2 { "Frame.io only" }
+                    p { "No feed is configured (WEBHOOK_JSON_URL), so this rushes polls no feed and downloads nothing: it tracks Frame.io review." }
+                }
+                (frameio)
+            },
+        ));
+    }
     Ok(layout(
         filtered,
         html! {
@@ -132,9 +144,20 @@ const PANEL_UPLOADS: usize = 50;
 /// neither configured nor used.
 async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     let uploads = state.store.uploads().await?;
-    if uploads.is_empty() && state.config.frameio.auth.is_none() {
+    let reachable =
+        state.tunnel.status().mode != "none" || state.tunnel.status().public_url.is_some();
+    if uploads.is_empty()
+        && state.config.frameio.auth.is_none()
+        && !reachable
+        && state.config.feed.is_some()
+    {
         return Ok(html! { section #frameio-panel hidden {} });
     }
+    let credentials = state
+        .store
+        .frameio_credential(crate::frameio::client::CREDENTIALS_ERROR_KEY)
+        .await?;
+    let reach = super::inspector::sections(state).await?;
     let mut rows = Vec::new();
     for upload in uploads.into_iter().take(PANEL_UPLOADS) {
         let comments = state.store.upload_comments(&upload.id).await?;
@@ -146,6 +169,15 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     Ok(html! {
         section #frameio-panel .panel {
             h2 { "Frame.io review" }
+            @if let Some((detail, since)) = &credentials {
+                p.error-text #frameio-credentials {
+                    strong { (crate::frameio::client::CREDENTIALS_EXPIRED) }
+                    " — " (detail)
+                    @if let Some(since) = since.as_deref().and_then(|s| crate::domain::Timestamp::parse(s).ok()) { " (since " (when(Some(since))) ")" }
+                }
+            }
+            (reach)
+            h3 { "Tracked uploads" }
             @if rows.is_empty() {
                 p.sub { "No upload tracked yet: " code { "rushes frameio track FILE_ID" } " or POST /api/uploads." }
             } @else {
@@ -399,6 +431,15 @@ fn actions(d: &Delivery, id: &str) -> Markup {
 fn short_time(t: Timestamp) -> Markup {
     let t = t.as_datetime();
     html! { time datetime=(t.to_rfc3339()) data-seconds="true" { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
+}
+
+/// A stored time for other dashboard sections.
+pub(super) fn when_text(raw: Option<&str>) -> Markup {
+    when(raw.and_then(|r| Timestamp::parse(r).ok()))
+}
+
+pub(super) fn when_at(t: Option<Timestamp>) -> Markup {
+    when(t)
 }
 
 fn when(t: Option<Timestamp>) -> Markup {

@@ -65,6 +65,17 @@ impl FromRequest<AppState> for StoredDelivery {
                     }
                 };
                 tracing::warn!(status = error.status().as_u16(), bytes = body.len(), reason = %e, "Frame.io webhook refused");
+                // The inspector shows refused calls: a wrong secret is visible at a glance.
+                if let Err(store_error) = crate::frameio::inspector::record_rejection(
+                    &state.store,
+                    error.status().as_u16(),
+                    &e,
+                    &body,
+                )
+                .await
+                {
+                    tracing::error!(error = %store_error, "Frame.io: cannot record a refused webhook call");
+                }
                 Err(error)
             }
         }
@@ -114,7 +125,21 @@ async fn create_upload(
 
 async fn list_uploads(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let uploads = state.store.uploads().await?;
-    Ok(Json(json!({ "uploads": uploads })))
+    // Frame.io refused the credentials for good: said here too (and on the dashboard).
+    let credentials = state
+        .store
+        .frameio_credential(crate::frameio::client::CREDENTIALS_ERROR_KEY)
+        .await?
+        .map(|(detail, since)| {
+            json!({
+                "error": crate::frameio::client::CREDENTIALS_EXPIRED,
+                "detail": detail,
+                "since": since,
+            })
+        });
+    Ok(Json(
+        json!({ "uploads": uploads, "frameio_credentials": credentials }),
+    ))
 }
 
 async fn get_upload(

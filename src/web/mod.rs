@@ -7,7 +7,9 @@ pub(crate) mod dashboard;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod frameio;
+pub(crate) mod inspector;
 pub(crate) mod router;
+pub(crate) mod shield;
 
 use std::sync::Arc;
 
@@ -26,6 +28,9 @@ pub struct AppState {
     pub events: EventBus,
     pub config: Arc<Config>,
     pub frameio: crate::frameio::FrameioHandle,
+    pub tunnel: crate::tunnel::TunnelHandle,
+    /// Failure limits and login sessions.
+    pub shield: Arc<shield::Shield>,
 }
 
 pub use router::router;

@@ -5,7 +5,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{AppState, access, api, compat, dashboard, events};
+use super::{AppState, access, api, compat, dashboard, events, shield};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/deliveries/{id}/handled", post(api::mark_handled))
         .route("/api/events", get(events::sse))
         .route("/api/feed/refresh", post(api::refresh_feed))
+        .merge(super::inspector::routes())
         .layer(middleware::from_fn(access::form_posts_return_to_the_page));
     let pages = Router::new()
         .route("/", get(dashboard::page))
@@ -45,6 +46,11 @@ pub fn router(state: AppState) -> Router {
         .merge(super::frameio::routes())
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), access::guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            shield::host_check,
+        ))
+        .layer(middleware::from_fn(shield::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -30,7 +30,9 @@ fn config_mistakes_name_the_variable_and_exit_2() {
             "ftp://feed.example.com/list?token=s3cret",
             false,
         ),
-        ("WEBHOOK_JSON_URL", "", false),
+        // An empty WEBHOOK_JSON_URL is no feed: `serve` then runs for Frame.io only.
+        ("RUSHES_TUNNEL", "frp", true),
+        ("RUSHES_PUBLIC_URL", "ftp://rushes.example.com", true),
     ] {
         let mut cmd = bin();
         cmd.arg("serve").current_dir(dir.path()).env(var, value);

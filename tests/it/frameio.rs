@@ -533,7 +533,8 @@ async fn client_follows_pages_waits_on_429_and_refreshes_an_expired_token() {
         .file(ACCOUNT, "f")
         .await
         .expect_err("expired static token");
-    assert!(matches!(err, ClientError::Unauthorized { .. }), "{err}");
+    assert!(matches!(err, ClientError::Credentials(_)), "{err}");
+    assert!(err.to_string().contains("re-authorise"), "{err}");
     assert!(!err.to_string().contains(STATIC_TOKEN));
     assert_eq!(fake.unauthorized(), before + 1);
 
@@ -682,7 +683,7 @@ async fn webhook_ensure_is_idempotent_and_the_cli_tracks_uploads() {
     let hooks = fake.webhooks();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0]["name"], "rushes");
-    assert_eq!(hooks[0]["events"].as_array().map(Vec::len), Some(10));
+    assert_eq!(hooks[0]["events"].as_array().map(Vec::len), Some(11));
 
     // Second run: nothing created, nothing patched.
     let (ok, out, _) = rushes(

@@ -30,8 +30,28 @@ fn validator_of(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Why a 206 answer may hold bytes of another version than the partial file, if it may:
+/// its validator (the ETag when `sent` was one, else Last-Modified) is missing or differs.
+fn spliced(sent: &str, headers: &HeaderMap) -> Option<String> {
+    let sent_is_etag = sent.starts_with('"') || sent.starts_with("W/");
+    let (name, got) = if sent_is_etag {
+        ("ETag", header_str(headers, header::ETAG))
+    } else {
+        ("Last-Modified", header_str(headers, header::LAST_MODIFIED))
+    };
+    match got {
+        Some(got) if got == sent => None,
+        Some(_) => Some(format!(
+            "the resumed answer has another {name} than the partial file (a new version)"
+        )),
+        None => Some(format!(
+            "the resumed answer has no {name} to prove it is the same version"
+        )),
+    }
+}
+
 /// `bytes START-END/TOTAL` -> (START, TOTAL).
-fn parse_content_range(raw: &str) -> Option<(u64, Option<u64>)> {
+pub fn parse_content_range(raw: &str) -> Option<(u64, Option<u64>)> {
     let rest = raw.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (start, _end) = range.split_once('-')?;
@@ -77,12 +97,15 @@ pub(super) async fn try_once<O: Observer>(
         response.status(),
         &headers,
         response.content_length(),
-        resume_validator.is_some(),
+        resume_validator.as_deref(),
         have,
         part,
     )?;
     let p = choose_part(job, &headers, part)?;
     p.validator = validator_of(&headers);
+    if total.is_some() {
+        p.total = total;
+    }
     observer
         .part_chosen(&p.path, &p.name, p.validator.as_deref(), total)
         .await
@@ -142,14 +165,14 @@ fn accepted_range(
     status: StatusCode,
     headers: &HeaderMap,
     length: Option<u64>,
-    resuming: bool,
+    resume_validator: Option<&str>,
     have: u64,
     part: &mut Option<Part>,
 ) -> Result<(u64, Option<u64>), TryError> {
     let offset;
     let total;
     match status {
-        StatusCode::PARTIAL_CONTENT if resuming => {
+        StatusCode::PARTIAL_CONTENT if resume_validator.is_some() => {
             let Some((start, announced)) =
                 header_str(headers, header::CONTENT_RANGE).and_then(parse_content_range)
             else {
@@ -164,8 +187,23 @@ fn accepted_range(
                     "asked to resume at byte {have}, the server sent from byte {start}; starting over"
                 )));
             }
+            // A server that ignores If-Range answers 206 with bytes of a newer version.
+            if let Some(reason) = spliced(resume_validator.unwrap_or(""), headers) {
+                truncate_part(part)?;
+                return Err(TryError::Retry(format!("{reason}; starting over")));
+            }
+            let known = part.as_ref().and_then(|p| p.total);
+            let now_total = announced.or(length.map(|l| l + have));
+            if let (Some(known), Some(now_total)) = (known, now_total)
+                && known != now_total
+            {
+                truncate_part(part)?;
+                return Err(TryError::Retry(format!(
+                    "the file was {known} bytes, the resumed answer says {now_total}; starting over"
+                )));
+            }
             offset = have;
-            total = announced.or(length.map(|l| l + have));
+            total = now_total;
         }
         s if s.is_success() && s != StatusCode::PARTIAL_CONTENT => {
             offset = 0;
@@ -225,6 +263,7 @@ fn choose_part<'p>(
             path: part_path(&job.dir, &name),
             name,
             validator: None,
+            total: None,
             hasher: None,
             _reservation: reservation,
         });

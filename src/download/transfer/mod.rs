@@ -6,6 +6,8 @@
 //! hashes, `place.rs` chooses, reserves and renames files, `meter.rs` measures speed.
 
 mod attempt;
+
+pub use attempt::parse_content_range;
 mod meter;
 mod place;
 mod sink;
@@ -64,6 +66,8 @@ pub struct JobUrl {
 pub struct Resume {
     pub part: PathBuf,
     pub validator: Option<String>,
+    /// The whole file's size, when an earlier response announced it.
+    pub total: Option<u64>,
 }
 
 /// Everything a download needs to know.
@@ -163,6 +167,8 @@ struct Part {
     name: SafeFileName,
     path: PathBuf,
     validator: Option<String>,
+    /// The whole file's size as first announced: a resumed answer must agree with it.
+    total: Option<u64>,
     /// Hash of the first `hashed` bytes of the part, when known without re-reading it.
     hasher: Option<(Sha256, u64)>,
     _reservation: Reservation,
@@ -188,6 +194,7 @@ impl Part {
                     path: resume.part.clone(),
                     name,
                     validator: resume.validator.clone(),
+                    total: resume.total,
                     hasher: None,
                     _reservation: reservation,
                 });

@@ -95,6 +95,7 @@ pub(super) fn truncate_part(part: &mut Option<Part>) -> Result<(), TryError> {
 pub(super) fn reset_part(p: &mut Part) -> Result<(), TryError> {
     p.hasher = None;
     p.validator = None;
+    p.total = None;
     if p.path.exists() {
         std::fs::OpenOptions::new()
             .write(true)

@@ -148,6 +148,7 @@
       const body = await response.json().catch(() => ({}));
       if (!response.ok) say(body.error || "Failed (" + response.status + ")");
       else if (form.dataset.action === "refresh") { say("Feed fetched"); refreshFeedPanel(); }
+      else if (form.dataset.action === "replay") { say("Event " + form.dataset.event + " replayed: " + body.outcome); refreshFrameioPanel(); }
       if (form.dataset.id) await replaceRow(form.dataset.id);
     } catch (err) {
       say("Network error: " + err.message);
@@ -166,4 +167,6 @@
 
   localize(document);
   connect();
+  // Tunnel state and received webhook calls change without an event: look every few seconds.
+  setInterval(() => { if (!document.hidden) refreshFrameioPanel(); }, 5000);
 })();

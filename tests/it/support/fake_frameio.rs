@@ -155,6 +155,49 @@ impl FakeFrameio {
         });
     }
 
+    /// A comment by a named author.
+    pub fn add_comment_by(&self, file: &str, id: &str, text: &str, created_at: &str, author: &str) {
+        self.with(|s| {
+            s.comment_files.insert(id.into(), file.into());
+            if let Some(f) = s.files.get_mut(file) {
+                f.comments.push(json!({
+                    "id": id, "file_id": file, "text": text, "timestamp": 12,
+                    "created_at": created_at, "updated_at": created_at, "completed_at": null,
+                    "owner": {"id": format!("u-{author}"), "name": author}
+                }));
+            }
+        });
+    }
+
+    /// A reply nested under comment `parent` (v4 nests replies under their comment).
+    pub fn add_reply(&self, file: &str, parent: &str, id: &str, text: &str, created_at: &str) {
+        self.with(|s| {
+            s.comment_files.insert(id.into(), file.into());
+            if let Some(f) = s.files.get_mut(file)
+                && let Some(p) = f.comments.iter_mut().find(|c| c["id"] == parent)
+            {
+                let reply = json!({
+                    "id": id, "text": text, "created_at": created_at, "updated_at": created_at,
+                    "completed_at": null, "owner": {"id": "u2", "name": "Paul (producer)"}
+                });
+                match p.get_mut("replies").and_then(Value::as_array_mut) {
+                    Some(list) => list.push(reply),
+                    None => p["replies"] = json!([reply]),
+                }
+            }
+        });
+    }
+
+    /// Every refresh token is revoked: IMS answers `invalid_grant` from now on.
+    pub fn revoke_refresh_tokens(&self) {
+        self.with(|s| s.refresh_tokens.clear());
+    }
+
+    /// How many token requests IMS received.
+    pub fn token_requests(&self) -> usize {
+        self.with(|s| s.grants.len())
+    }
+
     /// Every token issued so far stops working (IMS and static alike); IMS can issue new ones.
     pub fn expire_tokens(&self) {
         self.with(|s| s.valid_tokens.clear());
@@ -329,6 +372,7 @@ async fn ims_token(
 async fn file(
     State((state, _)): State<Shared>,
     Path((a, f)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = gate(
@@ -341,9 +385,28 @@ async fn file(
     }
     let s = state.lock().expect("lock");
     match s.files.get(&f) {
-        Some(file) => Json(json!({"data": {"id": f, "name": format!("{f}.mov"), "status": file.file_status, "type": "file"}})).into_response(),
+        Some(file) => {
+            let mut data = json!({"id": f, "name": format!("{f}.mov"), "status": file.file_status, "type": "file"});
+            if q.get("include")
+                .is_some_and(|i| i.split(',').any(|x| x.trim() == "metadata"))
+            {
+                data["metadata"] = metadata_fields(file);
+            }
+            Json(json!({"data": data})).into_response()
+        }
         None => errors(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+fn metadata_fields(file: &FakeFile) -> Value {
+    let value = match &file.status {
+        Some(option) => json!([{"id": "opt", "display_name": option}]),
+        None => json!([]),
+    };
+    json!([
+        {"field_definition_id": "fd-rating", "field_definition_name": "Rating", "field_type": "rating", "value": 4},
+        {"field_definition_id": "fd-status", "field_definition_name": "Status", "field_type": "select", "value": value}
+    ])
 }
 
 async fn metadata(
@@ -363,15 +426,7 @@ async fn metadata(
     let Some(file) = s.files.get(&f) else {
         return errors(StatusCode::NOT_FOUND, "Not Found");
     };
-    let value = match &file.status {
-        Some(option) => json!([{"id": "opt", "display_name": option}]),
-        None => json!([]),
-    };
-    Json(json!({"data": {"file_id": f, "metadata": [
-        {"field_definition_id": "fd-rating", "field_definition_name": "Rating", "field_type": "rating", "value": 4},
-        {"field_definition_id": "fd-status", "field_definition_name": "Status", "field_type": "select", "value": value}
-    ]}}))
-    .into_response()
+    Json(json!({"data": {"file_id": f, "metadata": metadata_fields(file)}})).into_response()
 }
 
 async fn comments(
@@ -400,19 +455,52 @@ async fn comments(
         .get("after")
         .and_then(|c| usize::from_str_radix(c.trim_start_matches("cur"), 16).ok())
         .unwrap_or(0);
+    // Like the real API: `owner` and `replies` only when included.
+    let include: Vec<&str> = q
+        .get("include")
+        .map(|i| i.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let shown = |c: &Value| {
+        let mut c = c.clone();
+        if let Some(o) = c.as_object_mut() {
+            if !include.contains(&"owner") {
+                o.remove("owner");
+            }
+            if include.contains(&"replies") {
+                let replies: Vec<Value> = o
+                    .get("replies")
+                    .and_then(Value::as_array)
+                    .map(|r| {
+                        r.iter()
+                            .map(|r| {
+                                let mut r = r.clone();
+                                if !include.contains(&"owner")
+                                    && let Some(ro) = r.as_object_mut()
+                                {
+                                    ro.remove("owner");
+                                }
+                                r
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                o.insert("replies".into(), Value::Array(replies));
+            } else {
+                o.remove("replies");
+            }
+        }
+        c
+    };
     let page: Vec<Value> = file
         .comments
         .iter()
         .skip(start)
         .take(size)
-        .cloned()
+        .map(shown)
         .collect();
-    let next = (start + size < file.comments.len()).then(|| {
-        format!(
-            "{path}?after=cur{:x}&include=owner&page_size={size}",
-            start + size
-        )
-    });
+    // The real links.next carries the cursor only: include and page_size are not repeated.
+    let next =
+        (start + size < file.comments.len()).then(|| format!("{path}?after=cur{:x}", start + size));
     Json(json!({"data": page, "links": {"next": next}})).into_response()
 }
 
@@ -430,11 +518,23 @@ async fn comment(
         return r;
     }
     let s = state.lock().expect("lock");
-    let found = s
-        .comment_files
-        .get(&c)
-        .and_then(|f| s.files.get(f))
-        .and_then(|file| file.comments.iter().find(|x| x["id"] == c.as_str()));
+    let file_id = s.comment_files.get(&c).cloned().unwrap_or_default();
+    let found = s.files.get(&file_id).and_then(|file| {
+        file.comments.iter().find_map(|x| {
+            if x["id"] == c.as_str() {
+                return Some(x.clone());
+            }
+            // Replies are comments too: shown with their file id.
+            x.get("replies")
+                .and_then(Value::as_array)
+                .and_then(|r| r.iter().find(|r| r["id"] == c.as_str()))
+                .map(|r| {
+                    let mut r = r.clone();
+                    r["file_id"] = json!(file_id);
+                    r
+                })
+        })
+    });
     match found {
         Some(x) => Json(json!({"data": x})).into_response(),
         None => errors(StatusCode::NOT_FOUND, "Not Found"),

@@ -22,6 +22,8 @@ struct Behaviour {
     requests: u32,
     conditional_requests: u32,
     not_modified_sent: u32,
+    /// Every answer waits this long first (a slow feed).
+    delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -73,6 +75,11 @@ impl FeedServer {
         self.with(|b| b.etag = etag.map(str::to_string));
     }
 
+    /// Every answer waits `delay` before it starts.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.with(|b| b.delay = delay);
+    }
+
     pub fn requests(&self) -> u32 {
         self.with(|b| b.requests)
     }
@@ -87,8 +94,15 @@ impl FeedServer {
 }
 
 async fn serve(State(state): State<Arc<Mutex<Behaviour>>>, headers: HeaderMap) -> Response {
+    let delay = {
+        let mut b = state.lock().expect("lock");
+        b.requests += 1;
+        b.delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut b = state.lock().expect("lock");
-    b.requests += 1;
     if b.fail_next > 0 {
         b.fail_next -= 1;
         return Response::builder()

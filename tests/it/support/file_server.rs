@@ -36,6 +36,12 @@ struct File {
     drop_after: u64,
     drop_times: u32,
     ignore_range: bool,
+    /// Honour `Range` but ignore `If-Range` (a server that splices versions).
+    ignore_if_range: bool,
+    /// A new version that replaces the body once a dropped response ends.
+    next_version: Option<Vec<u8>>,
+    /// Offset added to the start announced in `Content-Range` (a lying server).
+    range_skew: u64,
     chunked: bool,
     /// Bytes per second (0 = as fast as possible).
     rate: u64,
@@ -157,6 +163,21 @@ impl FileServer {
         self.file(path, |f| f.ignore_range = true);
     }
 
+    /// Honour `Range` but ignore `If-Range`, as some servers and caches do.
+    pub fn ignore_if_range(&self, path: &str) {
+        self.file(path, |f| f.ignore_if_range = true);
+    }
+
+    /// After the next dropped connection, the file becomes `body` (new ETag).
+    pub fn next_version_after_drop(&self, path: &str, body: Vec<u8>) {
+        self.file(path, |f| f.next_version = Some(body));
+    }
+
+    /// Announce `Content-Range` starts `skew` bytes later than the bytes sent.
+    pub fn skew_content_range(&self, path: &str, skew: u64) {
+        self.file(path, |f| f.range_skew = skew);
+    }
+
     pub fn html(&self, path: &str) {
         self.file(path, |f| {
             f.content_type = "text/html; charset=utf-8".into();
@@ -249,7 +270,9 @@ async fn serve(
     }
     let len = file.body.len() as u64;
     let start = match (&range, file.ignore_range) {
-        (Some(r), false) if if_range.as_deref().is_none_or(|v| v == file.etag) => {
+        (Some(r), false)
+            if file.ignore_if_range || if_range.as_deref().is_none_or(|v| v == file.etag) =>
+        {
             parse_range(r, len)
         }
         _ => None,
@@ -266,7 +289,11 @@ async fn serve(
         seen.status = 206;
         response = response.status(StatusCode::PARTIAL_CONTENT).header(
             header::CONTENT_RANGE,
-            format!("bytes {start}-{}/{len}", len.saturating_sub(1)),
+            format!(
+                "bytes {}-{}/{len}",
+                start + file.range_skew,
+                len.saturating_sub(1)
+            ),
         );
     }
     let body = file.body.slice(offset as usize..);
@@ -275,6 +302,10 @@ async fn serve(
     }
     let drop_after = if file.drop_times > 0 {
         file.drop_times -= 1;
+        if let Some(next) = file.next_version.take() {
+            file.etag = format!("\"{}\"", &sha256_hex(&next)[..16]);
+            file.body = Bytes::from(next);
+        }
         Some(file.drop_after)
     } else {
         None

@@ -123,6 +123,11 @@ impl ChildService {
     /// Starts `rushes serve` with everything under `root` and `envs` added; waits until /healthz answers.
     pub async fn start(root: &Path, envs: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Self::start_at(root, addr, envs).await
+    }
+
+    /// Same as [`ChildService::start`] on a chosen address.
+    pub async fn start_at(root: &Path, addr: SocketAddr, envs: &[(&str, &str)]) -> Self {
         let mut cmd = bin();
         cmd.arg("serve")
             .current_dir(root)

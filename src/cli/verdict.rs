@@ -1,0 +1,111 @@
+//! `rushes frameio verdict [TEXT]`: the comment analysis on the command line. With TEXT, prints
+//! the verdict and its reason; without, reads one comment a line from stdin and writes one JSON
+//! object a line (`{"text", "verdict", "reason"}`, `verdict` null when there is no decision).
+
+use std::io::{BufRead, IsTerminal as _, Write};
+use std::process::ExitCode;
+
+use crate::config::lexicon::Lexicon;
+use crate::domain::Verdict;
+use crate::frameio::review;
+
+/// Longest line kept from stdin (bytes); the rest of a longer line is skipped.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    text: &'a str,
+    verdict: Option<Verdict>,
+    reason: &'a str,
+}
+
+pub fn run(text: &[String], lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
+    match write_verdicts(text, lexicon) {
+        // The reader went away (`| head`): not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if !text.is_empty() {
+        let text = text.join(" ");
+        let a = review::analyse_text(&text, lexicon);
+        writeln!(
+            out,
+            "verdict: {}",
+            a.verdict.map_or("none", Verdict::as_str)
+        )?;
+        writeln!(out, "reason:  {}", a.reason)?;
+        return out.flush();
+    }
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprintln!("one comment a line, Ctrl-D to end");
+    }
+    let mut input = stdin.lock();
+    let mut buf = Vec::new();
+    while read_line(&mut input, &mut buf)? {
+        let raw = String::from_utf8_lossy(&buf);
+        let text = raw.trim_end_matches(['\n', '\r']);
+        let a = review::analyse_text(text, lexicon);
+        serde_json::to_writer(
+            &mut out,
+            &Line {
+                text,
+                verdict: a.verdict,
+                reason: &a.reason,
+            },
+        )?;
+        out.write_all(b"\n")?;
+        if interactive {
+            out.flush()?;
+        }
+    }
+    out.flush()
+}
+
+/// Reads one line into `buf` (at most MAX_LINE_BYTES kept); false at the end of input.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    let mut any = false;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (line, used, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&line[..line.len().min(room)]);
+        input.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_bounded() -> std::io::Result<()> {
+        let long = "a".repeat(MAX_LINE_BYTES * 2);
+        let data = format!("one\r\n{long}\nthree");
+        let mut input = std::io::Cursor::new(data.into_bytes());
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        while read_line(&mut input, &mut buf)? {
+            lines.push(buf.len());
+        }
+        assert_eq!(lines, [4, MAX_LINE_BYTES, 5]);
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! The webhook inspector's tables: refused deliveries (the last [`KEPT_REJECTED`]) and a count of
+//! all of them, plus the merged newest-first list of received calls.
+
+use serde::Serialize;
+
+use super::{FrameioEvent, Store, StoreError};
+use crate::domain::{EventOutcome, Timestamp};
+
+/// Refused deliveries kept; older ones are deleted (the count goes on).
+pub const KEPT_REJECTED: i64 = 100;
+const REJECTED_COUNTER: &str = "rejected_total";
+
+/// A refused delivery to record.
+#[derive(Debug, Clone)]
+pub struct NewRejectedCall {
+    pub status: u16,
+    pub verdict: &'static str,
+    pub reason: String,
+    pub event_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub body: String,
+}
+
+/// One received call, accepted or refused, as the inspector lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ReceivedCall {
+    /// `e<event id>` for an accepted call, `r<id>` for a refused one.
+    pub call_id: String,
+    /// The stored event's id (accepted calls): what `replay` takes.
+    pub event_id: Option<i64>,
+    pub received_at: Timestamp,
+    /// `accepted`, or why it was refused: `missing_signature`, `bad_signature`, `stale`,
+    /// `bad_body`, `no_secret`, `store_error`.
+    pub verdict: String,
+    pub http_status: i64,
+    pub reason: Option<String>,
+    pub event_type: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub processed_at: Option<Timestamp>,
+    /// What processing did; null while not processed yet (and for refused calls).
+    pub outcome: Option<EventOutcome>,
+    pub upload_id: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Store {
+    /// Records a refused delivery, keeps the last [`KEPT_REJECTED`], counts it.
+    pub async fn record_rejected_call(&self, call: &NewRejectedCall) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO frameio_rejected (received_at, status, verdict, reason, event_type,
+                 resource_id, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(Timestamp::now())
+        .bind(i64::from(call.status))
+        .bind(call.verdict)
+        .bind(&call.reason)
+        .bind(&call.event_type)
+        .bind(&call.resource_id)
+        .bind(&call.body)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM frameio_rejected WHERE id <= $1")
+            .bind(id - KEPT_REJECTED)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO frameio_counters (name, value) VALUES ($1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1",
+        )
+        .bind(REJECTED_COUNTER)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// One stored event (what a replay processes again).
+    pub async fn frameio_event(&self, id: i64) -> Result<Option<FrameioEvent>, StoreError> {
+        Ok(sqlx::query_as::<_, FrameioEvent>(
+            "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
+                 account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error
+             FROM frameio_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Refused deliveries since the start (not only the kept ones).
+    pub async fn rejected_call_count(&self) -> Result<i64, StoreError> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM frameio_counters WHERE name = $1")
+                .bind(REJECTED_COUNTER)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Accepted and refused calls, newest first; `offset` pages.
+    pub async fn received_calls(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ReceivedCall>, StoreError> {
+        Ok(sqlx::query_as::<_, ReceivedCall>(
+            "SELECT * FROM (
+                 SELECT 'e' || id AS call_id, id AS event_id, received_at, 'accepted' AS verdict,
+                     200 AS http_status, NULL AS reason, event_type, resource_type, resource_id,
+                     processed_at, outcome, upload_id, error
+                 FROM frameio_events
+                 UNION ALL
+                 SELECT 'r' || id, NULL, received_at, verdict, status, reason, event_type, NULL,
+                     resource_id, NULL, NULL, NULL, NULL
+                 FROM frameio_rejected
+             ) ORDER BY received_at DESC, call_id DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The stored body of a call (`e…` or `r…`).
+    pub async fn received_call_body(&self, call_id: &str) -> Result<Option<String>, StoreError> {
+        let (table, id) = match call_id.split_at_checked(1) {
+            Some(("e", id)) => ("frameio_events", id),
+            Some(("r", id)) => ("frameio_rejected", id),
+            _ => return Ok(None),
+        };
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        Ok(
+            sqlx::query_scalar(&format!("SELECT body FROM {table} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// When the last call (accepted or refused) arrived.
+    pub async fn last_call_received_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(t) FROM (SELECT MAX(received_at) AS t FROM frameio_events
+                                 UNION ALL SELECT MAX(received_at) FROM frameio_rejected)",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// When an upload was last polled.
+    pub async fn last_upload_poll_at(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(last_polled_at) FROM frameio_uploads")
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+}
