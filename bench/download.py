@@ -385,7 +385,7 @@ def disk_main(args):
     src = os.path.join(WORK, "www", f"{size_mib}m.bin")
     make_file(src, size_mib << 20)
     os.makedirs(out, exist_ok=True)
-    out_fs = subprocess.run(["df", "-T", "--output=fstype,source", out], capture_output=True,
+    out_fs = subprocess.run(["df", "--output=fstype,source", out], capture_output=True,
                             text=True).stdout.split()[-2:]
     load = os.getloadavg()
     port = free_port()
