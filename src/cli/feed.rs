@@ -76,7 +76,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer(&mut out, line)?;
             out.write_all(b"\n")?;
         } else {
-            write_text(&mut out, line)?;
+            write_text(&mut out, line, args.show_signed)?;
         }
     }
     out.flush()?;
@@ -85,7 +85,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_text(out: &mut impl Write, line: &CheckLine) -> std::io::Result<()> {
+fn write_text(out: &mut impl Write, line: &CheckLine, show_signed: bool) -> std::io::Result<()> {
     let Some(r) = &line.record else {
         return writeln!(
             out,
@@ -107,9 +107,18 @@ fn write_text(out: &mut impl Write, line: &CheckLine) -> std::io::Result<()> {
         Some(None) => "  size=?".to_string(),
         None => String::new(),
     };
+    // R2 links are always signed: `?…` unless asked.
+    let r2 = r.r2_url.as_ref().map_or_else(String::new, |u| {
+        let shown = if show_signed {
+            u.to_string()
+        } else {
+            crate::web::api::shown_link(u.as_str(), true)
+        };
+        format!("  (+r2 copy {shown})")
+    });
     writeln!(
         out,
-        "#{:<5} {would:<18} {:<6} {:<13} {:<9} name={name}{size}  {}",
+        "#{:<5} {would:<18} {:<6} {:<13} {:<9} name={name}{size}  {}{r2}",
         line.index,
         r.format.as_str(),
         r.kind.as_str(),

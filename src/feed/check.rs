@@ -69,6 +69,9 @@ pub struct CheckedRecord {
     /// The link a download would try first (the R2 copy, else the source link).
     #[serde(skip)]
     pub first_url: Url,
+    /// The R2 copy, shown by the text mode.
+    #[serde(skip)]
+    pub r2_url: Option<Url>,
 }
 
 /// Every item of `feed` in feed order, with what a first start at `now` would do with it.
@@ -115,6 +118,7 @@ pub fn plan(feed: &ParsedFeed, max_age: Option<Duration>, now: Timestamp) -> Vec
                 file_name: planned_file_name(record),
                 would,
                 size: None,
+                r2_url: record.r2_url.clone(),
                 first_url: record
                     .r2_url
                     .clone()
