@@ -126,6 +126,10 @@ fn truncate_bytes(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+fn dot_or_space(c: char) -> bool {
+    c == '.' || c.is_whitespace()
+}
+
 fn truncate_keeping_extension(name: &str, max: usize) -> String {
     if name.len() <= max {
         return name.to_string();
@@ -133,10 +137,12 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
     match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() && ext.len() <= 16 => {
             let stem = truncate_bytes(stem, max - ext.len() - 1);
-            format!("{}.{ext}", stem.trim_end_matches(['.', ' ']))
+            format!("{}.{ext}", stem.trim_end_matches(dot_or_space))
         }
+        // The cut may expose any white space (a no-break space, say), not only ' ': trim it as
+        // `clean_component` would, so that sanitising stays idempotent.
         _ => truncate_bytes(name, max)
-            .trim_end_matches(['.', ' '])
+            .trim_end_matches(dot_or_space)
             .to_string(),
     }
 }

@@ -14,13 +14,15 @@ use crate::text::human_bytes;
 
 pub(super) struct CheckArgs {
     pub url: Option<String>,
+    /// Print signed links (R2, presigned S3) with their query strings instead of `?…`.
+    pub show_signed: bool,
     pub json: bool,
     pub sizes: bool,
     pub download_max_age: Option<String>,
-    pub show_signed: bool,
 }
 
 pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let show_signed = args.show_signed;
     logging::init_command();
     let overrides = Overrides {
         feed_url: args.url,
@@ -56,9 +58,8 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let mut lines = check::plan(&feed, config.download_max_age, Timestamp::now());
     if !args.show_signed {
-        // A signed query string (presigned S3 and the like) is a secret: `?…` unless asked.
-        for record in lines.iter_mut().filter_map(|l| l.record.as_mut()) {
-            record.key = crate::web::api::shown_link(&record.key, false);
+        for r in lines.iter_mut().filter_map(|l| l.record.as_mut()) {
+            r.key = crate::web::api::shown_link(&r.key, false);
         }
     }
     drop(feed);
@@ -76,7 +77,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer(&mut out, line)?;
             out.write_all(b"\n")?;
         } else {
-            write_text(&mut out, line, args.show_signed)?;
+            write_text(&mut out, line, show_signed)?;
         }
     }
     out.flush()?;
@@ -107,15 +108,17 @@ fn write_text(out: &mut impl Write, line: &CheckLine, show_signed: bool) -> std:
         Some(None) => "  size=?".to_string(),
         None => String::new(),
     };
-    // R2 links are always signed: `?…` unless asked.
-    let r2 = r.r2_url.as_ref().map_or_else(String::new, |u| {
+    // The R2 copy is a signed link: shown as `…/path?…` unless --show-signed.
+    let r2 = if r.has_r2 {
         let shown = if show_signed {
-            u.to_string()
+            r.first_url.to_string()
         } else {
-            crate::web::api::shown_link(u.as_str(), true)
+            crate::web::api::shown_link(r.first_url.as_str(), true)
         };
         format!("  (+r2 copy {shown})")
-    });
+    } else {
+        String::new()
+    };
     writeln!(
         out,
         "#{:<5} {would:<18} {:<6} {:<13} {:<9} name={name}{size}  {}{r2}",

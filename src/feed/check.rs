@@ -69,9 +69,9 @@ pub struct CheckedRecord {
     /// The link a download would try first (the R2 copy, else the source link).
     #[serde(skip)]
     pub first_url: Url,
-    /// The R2 copy, shown by the text mode.
+    /// Whether the record has an R2 copy (text mode shows it).
     #[serde(skip)]
-    pub r2_url: Option<Url>,
+    pub has_r2: bool,
 }
 
 /// Every item of `feed` in feed order, with what a first start at `now` would do with it.
@@ -118,11 +118,11 @@ pub fn plan(feed: &ParsedFeed, max_age: Option<Duration>, now: Timestamp) -> Vec
                 file_name: planned_file_name(record),
                 would,
                 size: None,
-                r2_url: record.r2_url.clone(),
                 first_url: record
                     .r2_url
                     .clone()
                     .unwrap_or_else(|| record.source_url.clone()),
+                has_r2: record.r2_url.is_some(),
             }),
         });
     }
