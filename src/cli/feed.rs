@@ -22,6 +22,7 @@ pub(super) struct CheckArgs {
 }
 
 pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let show_signed = args.show_signed;
     logging::init_command();
     let overrides = Overrides {
         feed_url: args.url,
@@ -76,7 +77,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer(&mut out, line)?;
             out.write_all(b"\n")?;
         } else {
-            write_text(&mut out, line)?;
+            write_text(&mut out, line, show_signed)?;
         }
     }
     out.flush()?;
@@ -85,7 +86,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_text(out: &mut impl Write, line: &CheckLine) -> std::io::Result<()> {
+fn write_text(out: &mut impl Write, line: &CheckLine, show_signed: bool) -> std::io::Result<()> {
     let Some(r) = &line.record else {
         return writeln!(
             out,
@@ -107,9 +108,20 @@ fn write_text(out: &mut impl Write, line: &CheckLine) -> std::io::Result<()> {
         Some(None) => "  size=?".to_string(),
         None => String::new(),
     };
+    // The R2 copy is a signed link: shown as `…/path?…` unless --show-signed.
+    let r2 = if r.has_r2 {
+        let shown = if show_signed {
+            r.first_url.to_string()
+        } else {
+            crate::web::api::shown_link(r.first_url.as_str(), true)
+        };
+        format!("  (+r2 copy {shown})")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "#{:<5} {would:<18} {:<6} {:<13} {:<9} name={name}{size}  {}",
+        "#{:<5} {would:<18} {:<6} {:<13} {:<9} name={name}{size}  {}{r2}",
         line.index,
         r.format.as_str(),
         r.kind.as_str(),

@@ -212,6 +212,9 @@ pub struct Lexicon {
     vocab: HashSet<String>,
     /// Approval and rejection words a misspelling may stand for.
     fuzzy: Vec<(String, Cats)>,
+    /// Single-word problem and praise adjectives, whose plural / feminine forms are read as them
+    /// ("décalés", "floues").
+    inflectable: HashSet<String>,
     not_typos: HashSet<String>,
 }
 
@@ -290,6 +293,7 @@ impl Lexicon {
             typos: HashMap::new(),
             vocab: HashSet::new(),
             fuzzy: Vec::new(),
+            inflectable: HashSet::new(),
             not_typos: HashSet::new(),
         };
         for (from, to) in file.typos.take().unwrap_or_default() {
@@ -353,6 +357,17 @@ impl Lexicon {
             })
             .map(|(p, cats)| (p[0].clone(), *cats))
             .collect();
+        self.inflectable = self
+            .phrases
+            .values()
+            .flatten()
+            .filter(|(p, cats)| {
+                p.len() == 1
+                    && p[0].chars().count() >= 4
+                    && (cats.has(Cat::Problem) || cats.has(Cat::Positive))
+            })
+            .map(|(p, _)| p[0].clone())
+            .collect();
     }
 
     /// The longest phrase starting at `tokens[at]`: its length and categories.
@@ -390,6 +405,14 @@ impl Lexicon {
                 if let Some(fixed) = self.typos.get(&squeezed) {
                     return Some(fixed.clone());
                 }
+            }
+        }
+        // Plural and feminine forms of problem and praise adjectives.
+        for suffix in ["es", "s", "e", "x"] {
+            if let Some(stem) = word.strip_suffix(suffix)
+                && self.inflectable.contains(stem)
+            {
+                return Some(vec![stem.to_string()]);
             }
         }
         // One swapped, missing or extra letter in a long approval/rejection word.

@@ -69,6 +69,9 @@ pub struct CheckedRecord {
     /// The link a download would try first (the R2 copy, else the source link).
     #[serde(skip)]
     pub first_url: Url,
+    /// Whether the record has an R2 copy (text mode shows it).
+    #[serde(skip)]
+    pub has_r2: bool,
 }
 
 /// Every item of `feed` in feed order, with what a first start at `now` would do with it.
@@ -119,6 +122,7 @@ pub fn plan(feed: &ParsedFeed, max_age: Option<Duration>, now: Timestamp) -> Vec
                     .r2_url
                     .clone()
                     .unwrap_or_else(|| record.source_url.clone()),
+                has_r2: record.r2_url.is_some(),
             }),
         });
     }
