@@ -151,9 +151,6 @@ pub enum FeedCommand {
     Check {
         /// Feed URL or path [default: $WEBHOOK_JSON_URL]
         url: Option<String>,
-        /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
-        #[arg(long)]
-        show_signed: bool,
         /// One JSON object per item on stdout (fields in the README); the summary goes to stderr
         #[arg(long)]
         json: bool,
@@ -163,6 +160,9 @@ pub enum FeedCommand {
         /// Age limit of the check [env: DOWNLOAD_MAX_AGE, default 7d]
         #[arg(long, value_name = "AGE")]
         download_max_age: Option<String>,
+        /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
+        #[arg(long)]
+        show_signed: bool,
     },
 }
 
@@ -213,17 +213,17 @@ impl Cli {
             Command::Demo { bind } => serve::demo(bind).await,
             Command::Feed(FeedCommand::Check {
                 url,
-                show_signed,
                 json,
                 sizes,
                 download_max_age,
+                show_signed,
             }) => {
                 feed::check(feed::CheckArgs {
                     url,
-                    show_signed,
                     json,
                     sizes,
                     download_max_age,
+                    show_signed,
                 })
                 .await
             }

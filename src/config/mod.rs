@@ -217,13 +217,13 @@ impl Config {
             download_concurrency: 3,
             dry_run_downloads: false,
             on_download_complete: None,
+            // Tests use fixed dates: they set an age limit when they test it.
+            download_max_age: None,
             tunnel: tunnel::TunnelSettings::default(),
             hook_env: Vec::new(),
             allowed_hosts: Vec::new(),
             feed_auth_token: None,
             server: ServerLimits::default(),
-            // Tests use fixed dates: they set an age limit when they test it.
-            download_max_age: None,
         }
     }
 }
@@ -268,10 +268,10 @@ mod tests {
             ("DOWNLOAD_CONCURRENCY", "many"),
             ("DRY_RUN_DOWNLOADS", "maybe"),
             ("ON_DOWNLOAD_COMPLETE", "notify 'unclosed"),
-            ("ON_DOWNLOAD_COMPLETE_ENV", "A=B"),
-            ("RUSHES_ALLOWED_HOSTS", "https://rushes.lan"),
             ("DOWNLOAD_MAX_AGE", "7"),
             ("DOWNLOAD_MAX_AGE", "a week"),
+            ("ON_DOWNLOAD_COMPLETE_ENV", "A=B"),
+            ("RUSHES_ALLOWED_HOSTS", "https://rushes.lan"),
         ] {
             let err = load(&[(var, value)]).err().map(|e| e.to_string());
             let err = err.unwrap_or_default();

@@ -277,54 +277,109 @@ fn holds_replacement(value: &Value) -> bool {
 /// whole document is never held as a `serde_json::Value`: peak memory is the body and the
 /// records, not a tree of every item).
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
-    // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded lossily
-    // and every item with a replacement character is set aside with its index.
-    let (value, lossy) = match serde_json::from_slice::<Value>(body) {
-        Ok(value) => (value, false),
-        Err(e) if std::str::from_utf8(body).is_ok() => return Err(FeedError::Json(e.to_string())),
-        Err(_) => {
+    match parse_with(serde_json::Deserializer::from_slice(body), tz, false) {
+        // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded
+        // lossily and every item with a replacement character is set aside with its index.
+        Err(FeedError::Json(_)) if std::str::from_utf8(body).is_err() => {
             let text = String::from_utf8_lossy(body);
-            let value = serde_json::from_str::<Value>(&text)
-                .map_err(|e| FeedError::Json(format!("{e} (the body is not UTF-8 either)")))?;
-            (value, true)
+            parse_with(serde_json::Deserializer::from_str(&text), tz, true).map_err(|e| match e {
+                FeedError::Json(e) => {
+                    FeedError::Json(format!("{e} (the body is not UTF-8 either)"))
+                }
+                other => other,
+            })
         }
-    };
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Object(ref obj) => {
-            return Err(match error_text(&value) {
-                Some(text) => FeedError::ErrorObject(text),
-                None if obj.is_empty() => FeedError::NotAnArray("an empty object"),
-                None => FeedError::NotAnArray("an object"),
-            });
-        }
-        Value::Null => return Err(FeedError::NotAnArray("null")),
-        Value::Bool(_) => return Err(FeedError::NotAnArray("a boolean")),
-        Value::Number(_) => return Err(FeedError::NotAnArray("a number")),
-        Value::String(_) => return Err(FeedError::NotAnArray("a string")),
-    };
-    let mut feed = ParsedFeed::default();
-    for (index, item) in items.iter().enumerate() {
-        let parsed = if lossy && holds_replacement(item) {
-            Err(InvalidItem::InvalidUtf8)
-        } else {
-            record::parse_item(item, tz)
-        };
-        match parsed {
-            Ok(mut record) => {
-                record.index = index;
-                feed.records.push(record);
-            }
-            Err(reason) => {
-                tracing::debug!(
-                    index,
-                    "WebhookService: skipping invalid item due to error: {reason}"
-                );
-                feed.invalid.push((index, reason));
-            }
-        }
+        other => other,
     }
-    Ok(feed)
+}
+
+fn parse_with<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    tz: chrono_tz::Tz,
+    lossy: bool,
+) -> Result<ParsedFeed, FeedError> {
+    let parsed = serde::Deserializer::deserialize_any(&mut de, Body { tz, lossy })
+        .map_err(|e| FeedError::Json(e.to_string()))?;
+    de.end().map_err(|e| FeedError::Json(e.to_string()))?;
+    parsed
+}
+
+/// The top level of a feed body: an array of items, or what the feed sent instead.
+struct Body {
+    tz: chrono_tz::Tz,
+    /// The body was decoded lossily: an item holding a replacement character is invalid.
+    lossy: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for Body {
+    type Value = Result<ParsedFeed, FeedError>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut feed = ParsedFeed::default();
+        let mut index = 0;
+        while let Some(item) = seq.next_element::<Value>()? {
+            let parsed = if self.lossy && holds_replacement(&item) {
+                Err(InvalidItem::InvalidUtf8)
+            } else {
+                record::parse_item(&item, self.tz)
+            };
+            match parsed {
+                Ok(mut record) => {
+                    record.index = index;
+                    feed.records.push(record);
+                }
+                Err(reason) => {
+                    tracing::debug!(
+                        index,
+                        "WebhookService: skipping invalid item due to error: {reason}"
+                    );
+                    feed.invalid.push((index, reason));
+                }
+            }
+            index += 1;
+        }
+        Ok(Ok(feed))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        use serde::Deserialize as _;
+        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Err(match error_text(&value) {
+            Some(text) => FeedError::ErrorObject(text),
+            None if value.as_object().is_some_and(|o| o.is_empty()) => {
+                FeedError::NotAnArray("an empty object")
+            }
+            None => FeedError::NotAnArray("an object"),
+        }))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("null")))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a boolean")))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a number")))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a number")))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a number")))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(FeedError::NotAnArray("a string")))
+    }
 }
 
 #[cfg(test)]

@@ -98,9 +98,10 @@ pub fn item(d: &Delivery, tz: chrono_tz::Tz) -> CsvDownload {
         .or_else(|| d.original_filename.clone())
         .unwrap_or_else(|| format!("download-{}", d.id));
     let served_by_source = d.served_by.as_deref().and_then(UrlRole::parse) == Some(UrlRole::Source);
+    // Signed query strings stay out, as in the rest of the API (R2 links are always signed).
     let url = match &d.r2_url {
-        Some(r2) if !served_by_source => r2.clone(),
-        _ => d.source_url.clone(),
+        Some(r2) if !served_by_source => super::api::shown_link(r2, true),
+        _ => super::api::shown_link(&d.source_url, false),
     };
     let progress = match d.state {
         DeliveryState::Done | DeliveryState::Handled | DeliveryState::DryRun => 100,
@@ -129,7 +130,7 @@ pub fn item(d: &Delivery, tz: chrono_tz::Tz) -> CsvDownload {
     CsvDownload {
         id: format!("csv_{}", d.id),
         filename,
-        original_url: d.raw_source_url.clone(),
+        original_url: super::api::shown_link(&d.raw_source_url, false),
         url,
         url_type: d.kind.as_str().to_string(),
         status: status_of(d.state),
