@@ -10,6 +10,12 @@ and writes the numbers into BENCHMARKS.md (between the download-bench markers).
 
 Files are served by nginx (sendfile) from BENCH_DIR (page-cached after the first read) and
 downloaded into BENCH_OUT, a tmpfs by default, so both clients are measured without the disk.
+
+Disk mode (`download.sh --disk [FOLDER]`): 1 GiB into a folder on a real disk (default: a folder
+beside ./downloads, the same disk as the downloads), interleaved runs of `curl -o` (no sync),
+`dd if=/dev/zero bs=1M count=1024 conv=fsync` (what the disk durably takes), `curl -o` + `sync`
+and `rushes download` (fsync before the rename). The limit is the slower of curl and dd; the
+ratio is rushes' throughput over the limit's. `--smoke` (64 MiB, one run, nothing written).
 """
 
 import datetime
@@ -363,5 +369,95 @@ def main():
         f.write(text)
 
 
+def disk_main(args):
+    smoke = "--smoke" in args
+    rest = [a for a in args if not a.startswith("--")]
+    out = rest[0] if rest else os.path.join(ROOT, "downloads-bench-disk")
+    size_mib = 64 if smoke else int(os.environ.get("SIZE_MIB", "1024"))
+    runs = 1 if smoke else int(os.environ.get("RUNS", "3"))
+    global OUT
+    OUT = out
+    for tool in ("nginx", "curl", TIME, "dd"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing (apt-get install nginx-light curl time)")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    os.makedirs(os.path.join(WORK, "www"), exist_ok=True)
+    src = os.path.join(WORK, "www", f"{size_mib}m.bin")
+    make_file(src, size_mib << 20)
+    os.makedirs(out, exist_ok=True)
+    out_fs = subprocess.run(["df", "--output=fstype,source", out], capture_output=True,
+                            text=True).stdout.split()[-2:]
+    load = os.getloadavg()
+    port = free_port()
+    nginx = start_nginx(port)
+    times = {"curl": [], "dd": [], "curl+sync": [], "rushes": []}
+    try:
+        url = f"http://127.0.0.1:{port}/{size_mib}m.bin"
+        clean_out()
+        curl(url, "warm.bin")
+
+        def settle():
+            clean_out()
+            subprocess.run(["sync"], check=True)
+
+        for run in range(runs):
+            settle()
+            times["curl"].append(curl(url, "curl.bin")[0])
+            settle()
+            times["dd"].append(timed(["dd", "if=/dev/zero", f"of={os.path.join(OUT, 'dd.bin')}",
+                                      "bs=1M", f"count={size_mib}", "conv=fsync"])[0])
+            settle()
+            times["curl+sync"].append(timed(["sh", "-c", f"curl -s -f -o '{OUT}/cs.bin' '{url}' && sync"])[0])
+            settle()
+            times["rushes"].append(rushes(url, "rushes.bin")[0])
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                  file=sys.stderr)
+        settle()
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait()
+        shutil.rmtree(out, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    limit = max(med["curl"], med["dd"])
+    limiter = "curl -o" if med["curl"] >= med["dd"] else "dd conv=fsync"
+    ratio = limit / med["rushes"]
+    lines = [
+        "<!-- download-disk:start (written by bench/download.sh --disk) -->",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
+        f"{os.cpu_count()} cores, {platform.system()} {platform.release()}; {size_mib} MiB from nginx "
+        f"on loopback into a folder on a real disk ({out_fs[0]} on {out_fs[1]}), {runs} interleaved runs, "
+        f"`sync` between runs; load average at start {load[0]:.1f}.",
+        "",
+        "| into a real disk | median | all runs |",
+        "|---|---|---|",
+    ] + [
+        f"| {k} | {med[k]:.2f} s ({mib_s(size_mib << 20, med[k]):.0f} MiB/s) | "
+        f"{', '.join(f'{t:.2f}' for t in v)} |" for k, v in times.items()
+    ] + [
+        "",
+        f"Limit (the slower of `curl -o` and `dd … conv=fsync`): {limit:.2f} s ({limiter}). "
+        f"**rushes download / limit: {ratio:.2f}x throughput** (goal: at least 0.90x).",
+        "<!-- download-disk:end -->",
+    ]
+    block = "\n".join(lines)
+    print(block)
+    if smoke:
+        return
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    with open(path) as f:
+        text = f.read()
+    start = text.find("<!-- download-disk:start")
+    end = text.find("<!-- download-disk:end -->")
+    if start >= 0 and end >= 0:
+        text = text[:start] + block + text[end + len("<!-- download-disk:end -->"):]
+    else:
+        text += "\n### Durable downloads to a real disk (`bench/download.sh --disk`)\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
 if __name__ == "__main__":
-    main()
+    if "--disk" in sys.argv[1:]:
+        disk_main([a for a in sys.argv[1:] if a != "--disk"])
+    else:
+        main()

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::tracker::Tracker;
 use crate::domain::{EventOutcome, Timestamp};
-use crate::store::Store;
+use crate::store::{FinishedEvent, Store};
 
 /// Attempts before an event whose processing keeps failing is given up.
 const MAX_ATTEMPTS: i64 = 8;
@@ -26,6 +26,12 @@ fn until(at: Option<Timestamp>) -> Duration {
             .unwrap_or(Duration::ZERO)
     })
     .map_or(IDLE, |d| d.min(IDLE))
+}
+
+async fn finish_all(store: &Store, finished: &[FinishedEvent]) {
+    if let Err(e) = store.finish_frameio_events(finished).await {
+        tracing::error!(events = finished.len(), error = %e, "Frame.io: cannot record the outcome of processed events");
+    }
 }
 
 /// Processes stored events oldest first; wakes when the writer stores new ones.
@@ -46,63 +52,70 @@ impl EventProcessor {
                 }
             };
             let busy = !pending.is_empty();
+            // Outcomes are written together after the batch: one transaction instead of one per
+            // event, so the receiver's group commits rarely wait for the write lock. An event
+            // handled again after a crash before that write is applied idempotently.
+            let mut finished: Vec<FinishedEvent> = Vec::with_capacity(pending.len());
             for event in pending {
                 let result = tokio::select! {
-                    () = cancel.cancelled() => return,
+                    () = cancel.cancelled() => {
+                        finish_all(&store, &finished).await;
+                        return;
+                    }
                     r = self.tracker.handle_event(&event) => r,
                 };
-                let stored = match result {
+                match result {
                     Ok(outcome) => {
                         tracing::debug!(event = event.id, kind = %event.event_type, outcome = %outcome.outcome, "Frame.io: event processed");
-                        store
-                            .finish_frameio_event(
-                                event.id,
-                                outcome.outcome,
-                                outcome.upload_id.as_deref(),
-                                None,
-                            )
-                            .await
+                        finished.push(FinishedEvent {
+                            id: event.id,
+                            outcome: outcome.outcome,
+                            upload_id: outcome.upload_id,
+                            error: None,
+                        });
                     }
                     // Expired or revoked credentials: kept, tried again at the next poll
                     // interval (the client refuses at once until then: no retry storm).
                     Err(e) if e.is_credentials() && event.attempts + 1 < MAX_ATTEMPTS => {
                         let wait = self.tracker.poll_interval();
                         tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event waits for valid credentials");
-                        store
+                        let stored = store
                             .defer_frameio_event(
                                 event.id,
                                 &e.to_string(),
                                 Timestamp::now().plus(wait),
                             )
-                            .await
+                            .await;
+                        if let Err(e) = stored {
+                            tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
+                        }
                     }
                     Err(e) if e.is_transient() && event.attempts + 1 < MAX_ATTEMPTS => {
                         let wait = Duration::from_secs(1 << (event.attempts + 1).min(9));
                         tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event processing failed, will retry");
-                        store
+                        let stored = store
                             .defer_frameio_event(
                                 event.id,
                                 &e.to_string(),
                                 Timestamp::now().plus(wait),
                             )
-                            .await
+                            .await;
+                        if let Err(e) = stored {
+                            tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
+                        }
                     }
                     Err(e) => {
                         tracing::error!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
-                        store
-                            .finish_frameio_event(
-                                event.id,
-                                EventOutcome::Failed,
-                                None,
-                                Some(&e.to_string()),
-                            )
-                            .await
+                        finished.push(FinishedEvent {
+                            id: event.id,
+                            outcome: EventOutcome::Failed,
+                            upload_id: None,
+                            error: Some(e.to_string()),
+                        });
                     }
-                };
-                if let Err(e) = stored {
-                    tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
                 }
             }
+            finish_all(&store, &finished).await;
             if busy {
                 continue;
             }

@@ -6,6 +6,15 @@ use serde::Serialize;
 use super::{Store, StoreError};
 use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause, Verdict};
 
+/// The outcome of one processed event, for [`Store::finish_frameio_events`].
+#[derive(Debug, Clone)]
+pub struct FinishedEvent {
+    pub id: i64,
+    pub outcome: EventOutcome,
+    pub upload_id: Option<String>,
+    pub error: Option<String>,
+}
+
 /// A verified delivery, ready to be written.
 #[derive(Debug, Clone)]
 pub struct NewFrameioEvent {
@@ -213,6 +222,32 @@ impl Store {
         .bind(id)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// [`Store::finish_frameio_event`] for many events in one transaction (one write lock taken
+    /// per batch of the processor instead of one per event).
+    pub async fn finish_frameio_events(&self, done: &[FinishedEvent]) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let mut tx = self.pool().begin().await?;
+        for d in done {
+            sqlx::query(
+                "UPDATE frameio_events SET processed_at = $1, outcome = $2, upload_id = $3, error = $4,
+                     attempts = attempts + 1, next_attempt_at = NULL
+                 WHERE id = $5",
+            )
+            .bind(now)
+            .bind(d.outcome)
+            .bind(&d.upload_id)
+            .bind(&d.error)
+            .bind(d.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

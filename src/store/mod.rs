@@ -20,8 +20,8 @@ pub use deliveries::{Delivery, DeliveryFilter, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
 pub use feed::{FeedFetch, FeedState};
 pub use frameio::{
-    FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange, StoredComment,
-    Transition, Upload, UploadUpdate,
+    FinishedEvent, FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange,
+    StoredComment, Transition, Upload, UploadUpdate,
 };
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 

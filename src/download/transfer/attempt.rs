@@ -337,12 +337,7 @@ async fn stream_body<O: Observer>(
     fetched: &mut u64,
 ) -> Result<(u64, StreamEnd), TryError> {
     let mut sink = if job.inline_writes {
-        Sink::Inline {
-            file,
-            hasher,
-            written: 0,
-            result: Ok(()),
-        }
+        Sink::inline(file, hasher)
     } else {
         Sink::thread(file, hasher)
     };

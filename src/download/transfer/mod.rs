@@ -6,11 +6,12 @@
 //! hashes, `place.rs` chooses, reserves and renames files, `meter.rs` measures speed.
 
 mod attempt;
-
-pub use attempt::parse_content_range;
+mod flush;
 mod meter;
 mod place;
 mod sink;
+
+pub use attempt::parse_content_range;
 
 use std::future::Future;
 use std::io;

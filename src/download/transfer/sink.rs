@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::flush::Flusher;
+
 /// Batches queued between the network and the writer thread (bounds memory, not speed).
 const WRITE_QUEUE: usize = 4;
 /// Bytes handed to the writer thread at once.
@@ -25,6 +27,7 @@ pub(super) enum Sink {
         hasher: Sha256,
         written: u64,
         result: io::Result<()>,
+        flusher: Option<Flusher>,
     },
 }
 
@@ -37,15 +40,24 @@ impl Sink {
         let writer = tokio::task::spawn_blocking(move || {
             let mut written = 0u64;
             let mut result = Ok(());
+            // Write-back of what is written starts during the transfer (see `flush`).
+            let mut flusher = Flusher::start(&file);
             while let Some(batch) = rx.blocking_recv() {
                 if let Err(e) = write_all_vectored(&mut file, &batch) {
                     result = Err(e);
                     break;
                 }
+                let before = written;
                 for chunk in &batch {
                     hasher.update(chunk);
                     written += chunk.len() as u64;
                 }
+                if let Some(f) = flusher.as_mut() {
+                    f.wrote(written - before);
+                }
+            }
+            if let Some(f) = flusher {
+                f.finish();
             }
             if result.is_ok() {
                 result = file.sync_all();
@@ -57,6 +69,18 @@ impl Sink {
             writer,
             batch: Vec::new(),
             batch_bytes: 0,
+        }
+    }
+
+    /// Hashing and writing inline, write-back started in the background as data arrives.
+    pub(super) fn inline(file: std::fs::File, hasher: Sha256) -> Self {
+        let flusher = Flusher::start(&file);
+        Self::Inline {
+            file,
+            hasher,
+            written: 0,
+            result: Ok(()),
+            flusher,
         }
     }
 
@@ -82,6 +106,7 @@ impl Sink {
                 hasher,
                 written,
                 result,
+                flusher,
             } => {
                 if let Err(e) = file.write_all(&chunk) {
                     *result = Err(e);
@@ -89,6 +114,9 @@ impl Sink {
                 }
                 hasher.update(&chunk);
                 *written += chunk.len() as u64;
+                if let Some(f) = flusher.as_mut() {
+                    f.wrote(chunk.len() as u64);
+                }
                 true
             }
         }
@@ -112,7 +140,11 @@ impl Sink {
                 hasher,
                 written,
                 mut result,
+                flusher,
             } => {
+                if let Some(f) = flusher {
+                    f.finish();
+                }
                 if result.is_ok() {
                     result = file.sync_all();
                 }
