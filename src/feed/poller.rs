@@ -59,8 +59,8 @@ impl Poller {
     }
 
     /// Polls at once, then every interval, until `cancel`. Polls never overlap. A manual refresh
-    /// that arrives during a poll joins it (one that answered "fresh" from the TTL is followed by
-    /// a forced poll at once); refreshes that arrive together share one poll.
+    /// runs at once when idle; one that arrives during a poll runs right after it, and every
+    /// refresh that arrived meanwhile shares that one poll (never a queue of polls).
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -74,7 +74,10 @@ impl Poller {
                     true
                 }
             };
-            let outcome = loop {
+            // Refreshes asked while a poll runs wait for the next poll, which starts as soon as
+            // this one ends (its fetch may predate a change they want to see); all of them share it.
+            let mut current = std::mem::take(&mut waiters);
+            loop {
                 let poll = self.service.poll(force, &cancel);
                 tokio::pin!(poll);
                 let outcome = loop {
@@ -83,19 +86,19 @@ impl Poller {
                         Some(reply) = self.commands.recv() => waiters.push(reply),
                     }
                 };
-                if matches!(outcome, Ok(PollOutcome::Fresh)) && !waiters.is_empty() && !force {
-                    force = true;
-                    continue;
+                // Failures are logged and stored by `poll`; the next tick tries again.
+                if let Err(PollError::Store(e)) = &outcome {
+                    tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
                 }
-                break outcome;
-            };
-            // Failures are logged and stored by `poll`; the next tick tries again.
-            if let Err(PollError::Store(e)) = &outcome {
-                tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
-            }
-            let shared = outcome.map_err(|e| e.to_string());
-            for reply in waiters.drain(..) {
-                let _ = reply.send(shared.clone());
+                let shared = outcome.map_err(|e| e.to_string());
+                for reply in current.drain(..) {
+                    let _ = reply.send(shared.clone());
+                }
+                if waiters.is_empty() || cancel.is_cancelled() {
+                    break;
+                }
+                current = std::mem::take(&mut waiters);
+                force = true;
             }
         }
         tracing::info!("WebhookService: feed poller stopped");

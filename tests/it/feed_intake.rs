@@ -108,7 +108,12 @@ async fn both_formats_are_taken_in_classified_and_deduplicated() {
     );
 
     // Status counts valid records of the fetch: 6 valid (two spell the same delivery), 3 invalid.
-    let (_, status) = app.get("/api/csv_monitor_status").await;
+    // The fetch is recorded just after its deliveries: wait for it rather than race it.
+    let status = wait_for("the fetch to be recorded", WAIT, || async {
+        let (_, status) = app.get("/api/csv_monitor_status").await;
+        (status["webhook"]["records_processed"] != 0).then_some(status)
+    })
+    .await;
     assert_eq!(status["webhook"]["records_processed"], 6);
     assert_eq!(status["webhook"]["records"], 6);
 
