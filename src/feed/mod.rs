@@ -2,6 +2,7 @@
 
 pub mod check;
 pub(crate) mod classify;
+mod ingest;
 pub(crate) mod poller;
 pub(crate) mod record;
 pub mod source;
@@ -104,6 +105,8 @@ pub struct FeedService {
     cache_ttl: Duration,
     events: EventBus,
     max_age: Option<Duration>,
+    /// SHA-256 of the last body fully taken in (polls never overlap; a restart forgets it).
+    last_body: tokio::sync::Mutex<Option<[u8; 32]>>,
 }
 
 impl FeedService {
@@ -114,6 +117,7 @@ impl FeedService {
             cache_ttl,
             events,
             max_age: None,
+            last_body: tokio::sync::Mutex::default(),
         }
     }
 
@@ -174,20 +178,24 @@ impl FeedService {
                 Ok(PollOutcome::NotModified)
             }
             Ok(FetchResult::Fetched { feed, validators }) => {
-                let mut new = 0;
-                let now = Timestamp::now();
-                for record in &feed.records {
-                    let outcome = self
-                        .store
-                        .upsert_delivery(&new_delivery(record, self.max_age, now))
-                        .await?;
-                    if outcome.inserted {
-                        new += 1;
-                    }
-                    if outcome.inserted || outcome.updated {
-                        self.events.send(Event::DeliveryChanged { id: outcome.id });
-                    }
-                }
+                let mut last_body = self.last_body.lock().await;
+                let new = if *last_body == Some(feed.body_sha256) {
+                    0
+                } else {
+                    // Not remembered until fully taken in: a failed poll is retried whole.
+                    *last_body = None;
+                    let new = ingest::ingest(
+                        &self.store,
+                        &self.events,
+                        &feed,
+                        self.max_age,
+                        Timestamp::now(),
+                    )
+                    .await?;
+                    *last_body = Some(feed.body_sha256);
+                    new
+                };
+                drop(last_body);
                 let valid = feed.records.len();
                 let invalid = feed.invalid.len();
                 fetch.outcome = FeedFetchOutcome::Ok;

@@ -51,6 +51,8 @@ pub struct ParsedFeed {
     pub records: Vec<FeedRecord>,
     /// Index in the array and reason of every skipped item.
     pub invalid: Vec<(usize, InvalidItem)>,
+    /// SHA-256 of the body: an unchanged body needs no store work.
+    pub body_sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +279,13 @@ fn holds_replacement(value: &Value) -> bool {
 /// whole document is never held as a `serde_json::Value`: peak memory is the body and the
 /// records, not a tree of every item).
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
+    use sha2::Digest;
+    let mut feed = parse_items(body, tz)?;
+    feed.body_sha256 = sha2::Sha256::digest(body).into();
+    Ok(feed)
+}
+
+fn parse_items(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
     match parse_with(serde_json::Deserializer::from_slice(body), tz, false) {
         // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded
         // lossily and every item with a replacement character is set aside with its index.

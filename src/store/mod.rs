@@ -7,6 +7,7 @@ mod downloads;
 mod feed;
 mod frameio;
 mod health;
+mod ingest;
 mod inspector;
 mod segments;
 
@@ -24,6 +25,7 @@ pub use frameio::{
     FinishedEvent, FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange,
     StoredComment, Transition, Upload, UploadUpdate,
 };
+pub use ingest::KnownDelivery;
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use segments::SegmentRow;
 

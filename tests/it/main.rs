@@ -11,6 +11,7 @@ mod downloads;
 mod dropbox_pages;
 mod feed_intake;
 mod feed_proxy;
+mod feed_scale;
 mod feeds;
 mod frameio;
 mod hardening;

@@ -1,0 +1,287 @@
+//! Large feeds: batched intake (more records than one write batch), duplicates inside one body,
+//! unchanged bodies, new R2 copies of known deliveries, legacy deliveries upgraded by new-format
+//! records, a started delivery renamed in the feed, a restart on the same store. After every
+//! poll the store must hold exactly what the record-at-a-time path
+//! (`Store::upsert_delivery` per record, in feed order) gives for the same body.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::support::feed_server::FeedServer;
+use crate::support::service::{config_for, quick_retry, temp_dir};
+use rushes::events::{Event, EventBus};
+use rushes::feed::source::{FeedSource, parse_body};
+use rushes::feed::{FeedService, PollOutcome, new_delivery};
+use rushes::store::{DeliveryFilter, Store};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
+
+/// Delivery `n`: a Dropbox folder share (spelled in one of the artefact-laden ways; a recent one
+/// or an old one), or a legacy FromSmash link.
+fn item(n: usize, spelling: usize, r2: Option<&str>) -> Value {
+    if n.is_multiple_of(3) {
+        return json!({"url": format!("https://fromsmash.com/t-{n}"), "timestamp": "2025-10-17 10:00:00"});
+    }
+    let base = format!("https://www.dropbox.com/scl/fo/f{n}/n{n}");
+    let link = match spelling % 3 {
+        0 => format!("{base}?rlkey=k{n}&dl=0"),
+        1 => format!("{base}?rlkey=k{n}&amp;dl=0"),
+        _ => format!("{base}/?amp%3Bdl=0&dl=1&rlkey=k{n}#x"),
+    };
+    let created = if n.is_multiple_of(4) {
+        "2020-01-08T20:19:38Z".to_string()
+    } else {
+        chrono::Utc::now().to_rfc3339()
+    };
+    let mut v = json!({
+        "source_url": link,
+        "provider": "dropbox",
+        "created_at": created,
+        "original_filename": format!("{n} spelling {spelling}.mov"),
+    });
+    if let Some(r2) = r2 {
+        v["r2_url"] = json!(r2);
+    }
+    v
+}
+
+/// A legacy record of delivery `n` (a Dropbox link in the old format).
+fn legacy(n: usize) -> Value {
+    json!({"url": format!("https://www.dropbox.com/scl/fo/f{n}/n{n}?rlkey=k{n}&dl=0"),
+           "timestamp": "2025-10-17 10:00:00"})
+}
+
+async fn feed_service(
+    feed: &FeedServer,
+    dir: &std::path::Path,
+    events: EventBus,
+) -> (FeedService, Store) {
+    let store = Store::open(&dir.join("rushes.db")).await.expect("store");
+    let config = config_for(dir, &feed.url());
+    let mut source = FeedSource::new(
+        config.feed.clone().expect("feed"),
+        config.timeout,
+        config.feed_timezone,
+    );
+    source.retry = quick_retry();
+    (
+        FeedService::new(source, store.clone(), Duration::ZERO, events).with_max_age(Some(MAX_AGE)),
+        store,
+    )
+}
+
+/// What a delivery is, without ids and times.
+type Shape = Vec<String>;
+
+async fn shapes(store: &Store) -> Vec<Shape> {
+    let mut all: Vec<Shape> = store
+        .deliveries(&DeliveryFilter {
+            limit: 100_000,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| {
+            vec![
+                d.dedupe_key,
+                d.source_url,
+                d.raw_source_url,
+                format!("{:?}", d.r2_url),
+                format!("{:?}", d.r2_key),
+                d.provider,
+                d.kind.to_string(),
+                d.mode.to_string(),
+                d.record_format.to_string(),
+                format!("{:?}", d.original_filename),
+                format!("{:?}", d.file_name),
+                d.state.to_string(),
+                format!("{:?}", d.renamed_in_feed),
+            ]
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// The record-at-a-time path on `store`.
+async fn reference_poll(store: &Store, body: &str) {
+    let feed = parse_body(body.as_bytes(), chrono_tz::UTC).expect("parse");
+    let now = chrono::Utc::now().into();
+    for record in &feed.records {
+        store
+            .upsert_delivery(&new_delivery(record, Some(MAX_AGE), now))
+            .await
+            .expect("upsert");
+    }
+}
+
+#[tokio::test]
+async fn a_large_feed_is_taken_in_batches_with_the_same_result_as_record_by_record() {
+    const N: usize = 4_500; // more than two write batches
+    let mut items: Vec<Value> = (0..N).map(|n| item(n, n, None)).collect();
+    // Every 10th delivery again under another spelling, the copy bringing an R2 link.
+    for n in (1..N).step_by(10).filter(|n| !n.is_multiple_of(3)) {
+        items.push(item(
+            n,
+            n + 1,
+            Some(&format!("https://r2.example.workers.dev/dropbox/b/{n}")),
+        ));
+    }
+    // Legacy records of deliveries seen above, and legacy ones seen first (upgraded below).
+    for n in (2usize..200).step_by(7).filter(|n| !n.is_multiple_of(3)) {
+        items.push(legacy(n));
+    }
+    for n in N + 100..N + 110 {
+        items.push(legacy(n));
+    }
+    items.push(json!("not an object"));
+    items.push(json!({"url": "https://example.com/x", "timestamp": "17/10/2025"}));
+    let body = Value::Array(items.clone()).to_string();
+    let feed = FeedServer::start(&body).await;
+    let dir = temp_dir();
+    let reference_dir = temp_dir();
+    let reference = Store::open(&reference_dir.path().join("rushes.db"))
+        .await
+        .expect("store");
+    let bus = EventBus::new();
+    let mut events = bus.subscribe();
+    let (service, store) = feed_service(&feed, dir.path(), bus).await;
+    let cancel = CancellationToken::new();
+
+    let first = service.poll(true, &cancel).await.expect("poll");
+    reference_poll(&reference, &body).await;
+    let valid = items.len() - 2;
+    assert_eq!(
+        first,
+        PollOutcome::Fetched {
+            valid,
+            invalid: 2,
+            new: N + 10
+        }
+    );
+    let stored = shapes(&store).await;
+    assert_eq!(stored.len(), N + 10);
+    let keys: HashSet<&str> = stored.iter().map(|d| d[0].as_str()).collect();
+    assert_eq!(keys.len(), N + 10, "one row per delivery");
+    assert_eq!(stored, shapes(&reference).await);
+    assert!(stored.iter().any(|d| d[11] == "available"));
+    assert!(stored.iter().any(|d| d[11] == "queued"));
+    assert!(stored.iter().any(|d| d[11] == "manual"));
+    // An event per new delivery and per change to one, as record by record (a duplicate that
+    // upgrades a delivery inserted earlier in the body sends a second one). The bus keeps the
+    // last 1,024.
+    let mut seen = HashSet::new();
+    loop {
+        match events.try_recv() {
+            Ok(Event::DeliveryChanged { id }) => {
+                seen.insert(id);
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(seen.len() >= 500, "{} events", seen.len());
+
+    // The same body again: nothing new, the same counts, no event.
+    let again = service.poll(true, &cancel).await.expect("poll");
+    assert_eq!(
+        again,
+        PollOutcome::Fetched {
+            valid,
+            invalid: 2,
+            new: 0
+        }
+    );
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::DeliveryChanged { .. }), "{event:?}");
+    }
+
+    // A started delivery: a new name in the feed is kept aside, the file keeps its own.
+    for s in [&store, &reference] {
+        let d1 = s
+            .deliveries(&DeliveryFilter {
+                limit: 100_000,
+                ..DeliveryFilter::default()
+            })
+            .await
+            .expect("list")
+            .into_iter()
+            .find(|d| d.dedupe_key == "https://www.dropbox.com/scl/fo/f1/n1?dl=1&rlkey=k1")
+            .expect("delivery 1");
+        s.transition(
+            d1.id,
+            &[d1.state],
+            "downloading".parse().expect("state"),
+            None,
+        )
+        .await
+        .expect("transition")
+        .expect("moved");
+    }
+
+    // Ten new deliveries, R2 copies for known ones, new-format records for the legacy-first ones,
+    // a new name for the started one.
+    for n in N..N + 10 {
+        items.push(item(n, 0, None));
+    }
+    items.push(item(
+        8,
+        2,
+        Some("https://r2.example.workers.dev/dropbox/b/8-new"),
+    ));
+    items.push(item(
+        11,
+        0,
+        Some("https://r2.example.workers.dev/dropbox/b/11-new"),
+    ));
+    for n in N + 100..N + 105 {
+        items.push(item(
+            n,
+            0,
+            Some(&format!("https://r2.example.workers.dev/l/{n}")),
+        ));
+    }
+    items.push(item(1, 5, None));
+    let body = Value::Array(items.clone()).to_string();
+    feed.set_body(body.clone());
+    let changed = service.poll(true, &cancel).await.expect("poll");
+    let before = shapes(&reference).await.len();
+    reference_poll(&reference, &body).await;
+    let reference_new = shapes(&reference).await.len() - before;
+    // 10 new Dropbox deliveries, and delivery N + 102 (a FromSmash link in `item`).
+    assert_eq!(reference_new, 11);
+    assert_eq!(
+        changed,
+        PollOutcome::Fetched {
+            valid: valid + 18,
+            invalid: 2,
+            new: reference_new
+        }
+    );
+    let stored = shapes(&store).await;
+    assert_eq!(stored.len(), N + 21);
+    assert_eq!(stored, shapes(&reference).await);
+    let d1 = stored
+        .iter()
+        .find(|d| d[0] == "https://www.dropbox.com/scl/fo/f1/n1?dl=1&rlkey=k1")
+        .expect("delivery 1");
+    assert_eq!(d1[12], "Some(\"1 spelling 5.mov.zip\")");
+    let upgraded = stored
+        .iter()
+        .filter(|d| d[8] == "new" && d[4].contains("/l/"))
+        .count();
+    assert_eq!(upgraded, 4, "legacy deliveries upgraded");
+
+    // A restart on the same store: what is known comes from the store, nothing is duplicated.
+    let (restarted, _) = feed_service(&feed, dir.path(), EventBus::new()).await;
+    let after = restarted.poll(true, &cancel).await.expect("poll");
+    reference_poll(&reference, &body).await;
+    assert!(
+        matches!(after, PollOutcome::Fetched { new: 0, .. }),
+        "{after:?}"
+    );
+    assert_eq!(shapes(&store).await, shapes(&reference).await);
+}
