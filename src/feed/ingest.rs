@@ -30,8 +30,8 @@ fn holds(known: &KnownDelivery, d: &NewDelivery) -> bool {
         && known.dedupe_key == d.dedupe_key
         // A manual delivery with an automatic classification would take a new state.
         && !(known.state == DeliveryState::Manual && d.mode == DeliveryMode::Automatic)
-        && known.r2_key == d.r2_key
-        && known.r2_url == d.r2_url
+        // No R2 copy, or another spelling of the stored one: the stored one is kept.
+        && (d.r2_key.is_none() || known.r2_key == d.r2_key)
         && known.original_filename == d.original_filename
         && known.file_name == d.file_name
         && known.provider == d.provider
