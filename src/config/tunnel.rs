@@ -1,5 +1,5 @@
 //! Tunnel settings: `RUSHES_TUNNEL` (or `--tunnel`), `RUSHES_PUBLIC_URL`, `NGROK_*`,
-//! `CLOUDFLARED_*`, `--tunnel-cleanup`. Plain values only; the supervisor lives in `crate::tunnel`.
+//! `CLOUDFLARED_*`, `--tunnel-cleanup`. Plain values only; the supervisor lives in the tunnel module.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! One GET of one URL: the request (with `Range` + `If-Range` when resuming), the answer's
 //! checks, the partial file opened at the right offset, the body streamed into the sink.
 
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{Seek, SeekFrom};
+use std::path::PathBuf;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -14,7 +14,7 @@ use super::meter::Meter;
 use super::place::{
     available_space, choose_name, finalize, is_disk_full, part_path, reset_part, truncate_part,
 };
-use super::sink::Sink;
+use super::sink::{Sink, hash_part};
 use super::{Job, JobUrl, Observer, Part, TransferError, TryError, io_fatal};
 use super::{pages, segmented};
 use crate::{links, naming, net};
@@ -59,27 +59,6 @@ pub fn parse_content_range(raw: &str) -> Option<(u64, Option<u64>)> {
     let start = start.trim().parse().ok()?;
     let total = total.trim().parse().ok();
     Some((start, total))
-}
-
-/// Hashes the first `len` bytes of `path` (a part left by an earlier run).
-fn hash_prefix(path: &Path, len: u64) -> io::Result<Sha256> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "partial file shorter than expected",
-            ));
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(hasher)
 }
 
 /// One GET of one URL. On success returns the final path, its SHA-256 and size.
@@ -313,7 +292,7 @@ async fn open_part(p: &mut Part, offset: u64) -> Result<(std::fs::File, Sha256),
         _ if offset == 0 => Sha256::new(),
         _ => {
             let path = p.path.clone();
-            tokio::task::spawn_blocking(move || hash_prefix(&path, offset))
+            tokio::task::spawn_blocking(move || hash_part(&path, None, offset))
                 .await
                 .map_err(|e| TryError::Retry(format!("hashing the partial file: {e}")))?
                 .map_err(|e| io_fatal(&p.path, e))?

@@ -41,6 +41,7 @@ use url::Url;
 
 use super::meter::Meter;
 use super::place::{finalize, is_disk_full};
+use super::sink::hash_part;
 use super::{Job, JobUrl, Observer, PROGRESS_EVERY, Part, TransferError, TryError, io_fatal};
 use crate::net;
 
@@ -724,25 +725,7 @@ fn preallocate(file: &std::fs::File, total: u64) -> io::Result<()> {
 /// than the single-connection path, which hashes while streaming; hashing in order costs nothing
 /// extra and covers everything when one connection does the work.
 fn hash_file(path: &Path, prefix: Option<(Sha256, u64)>, len: u64) -> io::Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
-    let (mut hasher, from) = prefix.unwrap_or_else(|| (Sha256::new(), 0));
-    file.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len.saturating_sub(from);
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "partial file shorter than expected",
-            ));
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(hash_part(path, prefix, len)?.finalize()))
 }
 
 /// One connection: serves segment `index`, then claims another, until none is left.

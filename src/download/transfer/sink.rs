@@ -168,3 +168,32 @@ fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> io::Result<
     }
     Ok(())
 }
+
+/// Hashes bytes `from..len` of the file at `path` into `prefix` (the hash of its first `from`
+/// bytes; `None`: start at 0): a part left by an earlier run, or what a segmented download's
+/// in-order hash had not reached. Fails when the file is shorter than `len`.
+pub(super) fn hash_part(
+    path: &std::path::Path,
+    prefix: Option<(Sha256, u64)>,
+    len: u64,
+) -> io::Result<Sha256> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let (mut hasher, from) = prefix.unwrap_or_else(|| (Sha256::new(), 0));
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len.saturating_sub(from);
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "partial file shorter than expected",
+            ));
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(hasher)
+}
