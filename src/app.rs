@@ -85,7 +85,7 @@ impl App {
                 reason: format!("rushes cannot write in this folder ({e})"),
             }
         })?;
-        let store = Store::open(&config.database_path()).await?;
+        let store = Store::for_config(&config).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| AppError::Bind {

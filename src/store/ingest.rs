@@ -1,7 +1,7 @@
 //! Taking in many feed records at once: one transaction per chunk, multi-row inserts, and one
 //! read of what is stored instead of a query per record.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Any, QueryBuilder};
 
 use super::{NewDelivery, Store, StoreError};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
@@ -51,7 +51,7 @@ impl Store {
         let mut inserted: Vec<(i64, String)> = Vec::with_capacity(batch.len());
         let mut tx = self.pool().begin().await?;
         for rows in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let mut insert: QueryBuilder<Any> = QueryBuilder::new(
                 "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url, r2_key,
                      provider, kind, mode, record_format, original_filename, file_name,
                      created_at, first_seen_at, last_seen_at, state, state_changed_at) ",
@@ -94,7 +94,7 @@ impl Store {
         let now = Timestamp::now();
         let mut tx = self.pool().begin().await?;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut update: QueryBuilder<Sqlite> =
+            let mut update: QueryBuilder<Any> =
                 QueryBuilder::new("UPDATE deliveries SET last_seen_at = ");
             update.push_bind(now).push(" WHERE id IN (");
             let mut list = update.separated(", ");
