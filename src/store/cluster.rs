@@ -182,20 +182,19 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut renew =
-            sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE deliveries SET lease_until = ");
-        renew
-            .push_bind(Timestamp::now().plus(self.lease()))
-            .push(" WHERE owner = ")
-            .push_bind(self.instance().to_string())
-            .push(" AND state = ")
-            .push_bind(DeliveryState::Downloading)
-            .push(" AND id IN (");
-        let mut list = renew.separated(", ");
-        for id in ids.iter().take(1000) {
-            list.push_bind(*id);
+        let ids = &ids[..ids.len().min(1000)];
+        let mut sql = String::from(
+            "UPDATE deliveries SET lease_until = $1 WHERE owner = $2 AND state = $3 AND id IN ",
+        );
+        super::ingest::push_rows(&mut sql, 1, ids.len(), 4);
+        sql.push_str(" RETURNING id");
+        let mut renew = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(Timestamp::now().plus(self.lease()))
+            .bind(self.instance())
+            .bind(DeliveryState::Downloading);
+        for id in ids {
+            renew = renew.bind(*id);
         }
-        renew.push(") RETURNING id");
-        Ok(renew.build_query_scalar().fetch_all(self.pool()).await?)
+        Ok(renew.fetch_all(self.pool()).await?)
     }
 }

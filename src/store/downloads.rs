@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Delivery, Store, StoreError};
+use super::{Delivery, Store, StoreError, storable};
 use crate::domain::{DeliveryState, Timestamp, UrlRole};
 
 /// One HTTP try of a delivery, as logged.
@@ -150,13 +150,13 @@ impl Store {
         .bind(i64::from(try_number))
         .bind(now)
         .bind(if error.is_some() { "error" } else { "ok" })
-        .bind(error)
+        .bind(error.map(storable))
         .execute(self.pool())
         .await?;
         if let Some(error) = error {
             sqlx::query("UPDATE deliveries SET error = $2 WHERE id = $1")
                 .bind(id)
-                .bind(error)
+                .bind(storable(error))
                 .execute(self.pool())
                 .await?;
         }
@@ -242,7 +242,7 @@ impl Store {
         .bind(id)
         .bind(DeliveryState::Failed)
         .bind(now)
-        .bind(error)
+        .bind(storable(error))
         .bind(bytes_done)
         .bind(DeliveryState::Downloading)
         .fetch_optional(self.pool())
@@ -259,7 +259,7 @@ impl Store {
         sqlx::query("UPDATE deliveries SET hook_exit_code = $2, hook_output = $3 WHERE id = $1")
             .bind(id)
             .bind(exit_code)
-            .bind(output)
+            .bind(storable(output))
             .execute(self.pool())
             .await?;
         Ok(())

@@ -186,6 +186,12 @@ impl Store {
     }
 }
 
+/// Text from outside as both backends can store it: PostgreSQL's `text` cannot hold U+0000 (a
+/// NUL in a feed name, a hook's output or a comment), so it is dropped on both backends alike.
+pub(crate) fn storable(text: &str) -> String {
+    text.replace('\0', "")
+}
+
 async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
