@@ -196,6 +196,12 @@ impl App {
             self.state.tunnel.url_watch(),
         );
         tracker.spawn(self.downloads.run(cancel.clone()));
+        tracker.spawn(crate::cluster::run(
+            self.state.store.clone(),
+            self.state.events.clone(),
+            addr.to_string(),
+            cancel.clone(),
+        ));
 
         let trigger = cancel.clone();
         tokio::spawn(async move {

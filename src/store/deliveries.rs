@@ -47,6 +47,9 @@ pub struct Delivery {
     /// The normalised R2 link (an identity, like `dedupe_key`; not part of the API).
     #[serde(skip)]
     pub r2_key: Option<String>,
+    /// The instance that runs (or last ran) the download (`RUSHES_INSTANCE_NAME`).
+    #[sqlx(default)]
+    pub owner: Option<String>,
 }
 
 impl Delivery {

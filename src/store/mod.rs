@@ -12,6 +12,7 @@ mod frameio;
 mod health;
 mod ingest;
 mod inspector;
+mod notify;
 mod segments;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub use frameio::{
     StoredComment, Transition, Upload, UploadUpdate,
 };
 pub use ingest::KnownDelivery;
+pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use segments::SegmentRow;
 
@@ -109,6 +111,8 @@ impl Default for Identity {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The PostgreSQL URL, for the `LISTEN` connection.
+    url: Option<SecretString>,
     identity: Arc<Identity>,
     /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
     probing: std::sync::Arc<health::Probe>,
@@ -145,9 +149,14 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
+        let url = match location {
+            Location::Postgres(url) => Some(url.clone()),
+            Location::Sqlite(_) => None,
+        };
         Ok(Self {
             pool,
             backend,
+            url,
             identity: Arc::new(identity),
             probing: Default::default(),
         })
