@@ -167,7 +167,9 @@ async fn receive(store: &Store, events: &EventBus, cancel: &CancellationToken) {
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cluster: unreadable notification skipped"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster: unreadable notification skipped")
+                    }
                 },
                 Err(e) => {
                     tracing::warn!(error = %e, "cluster: lost the notification connection; reconnecting");
@@ -200,8 +202,16 @@ mod tests {
                 &mut progress,
             );
         }
-        absorb(Event::DeliveryChanged { id: 7 }, &mut pending, &mut progress);
-        absorb(Event::DeliveryChanged { id: 7 }, &mut pending, &mut progress);
+        absorb(
+            Event::DeliveryChanged { id: 7 },
+            &mut pending,
+            &mut progress,
+        );
+        absorb(
+            Event::DeliveryChanged { id: 7 },
+            &mut pending,
+            &mut progress,
+        );
         assert_eq!(pending, vec![Event::DeliveryChanged { id: 7 }]);
         assert_eq!(progress.len(), 1);
         assert!(matches!(progress[&7], Event::Progress { bytes: 3, .. }));
@@ -209,7 +219,9 @@ mod tests {
 
     #[test]
     fn large_batches_stay_under_the_notify_limit() {
-        let many: Vec<Event> = (0..100_000).map(|id| Event::DeliveryChanged { id }).collect();
+        let many: Vec<Event> = (0..100_000)
+            .map(|id| Event::DeliveryChanged { id })
+            .collect();
         let out = payloads("a", many);
         assert_eq!(out.len(), 1);
         assert!(out[0].contains("feed_updated"), "{}", out[0]);

@@ -192,7 +192,9 @@ impl Engine {
             Ok(rows) => {
                 let rows: Vec<Delivery> = rows
                     .into_iter()
-                    .filter(|d| !active.contains_key(&d.id) && !pending.iter().any(|p| p.id == d.id))
+                    .filter(|d| {
+                        !active.contains_key(&d.id) && !pending.iter().any(|p| p.id == d.id)
+                    })
                     .collect();
                 if !rows.is_empty() {
                     tracing::info!(count = rows.len(), "resuming interrupted downloads");
@@ -217,7 +219,10 @@ impl Engine {
             Ok(held) => {
                 for id in ids.iter().filter(|id| !held.contains(id)) {
                     if let Some(token) = self.running().get(id) {
-                        tracing::warn!(id, "download taken over by another instance: stopping it here");
+                        tracing::warn!(
+                            id,
+                            "download taken over by another instance: stopping it here"
+                        );
                         token.cancel();
                     }
                 }

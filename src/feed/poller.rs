@@ -148,7 +148,10 @@ impl Poller {
             if lease.held != holding {
                 holding = lease.held;
                 if holding {
-                    tracing::info!(instance = store.instance(), "WebhookService: this instance now polls the feed");
+                    tracing::info!(
+                        instance = store.instance(),
+                        "WebhookService: this instance now polls the feed"
+                    );
                     refresh_seen = lease.refresh_requested_at;
                     last_poll = None;
                 } else {
@@ -169,7 +172,8 @@ impl Poller {
                 }
                 continue;
             }
-            let refresh = lease.refresh_requested_at.is_some() && lease.refresh_requested_at != refresh_seen;
+            let refresh =
+                lease.refresh_requested_at.is_some() && lease.refresh_requested_at != refresh_seen;
             refresh_seen = lease.refresh_requested_at;
             let due = last_poll.is_none_or(|t| t.elapsed() >= self.interval);
             if waiters.is_empty() && !refresh && !due {

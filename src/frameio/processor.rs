@@ -130,7 +130,8 @@ impl EventProcessor {
                 continue;
             }
             // Other instances store events too (and one may die before processing them).
-            let wait = until(store.next_frameio_retry().await.ok().flatten()).min(shared_wait(&store));
+            let wait =
+                until(store.next_frameio_retry().await.ok().flatten()).min(shared_wait(&store));
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = self.written.notified() => {}
@@ -196,7 +197,8 @@ impl UploadPoller {
                     }
                 }
             }
-            let wait = until(store.next_upload_poll().await.ok().flatten()).min(shared_wait(&store));
+            let wait =
+                until(store.next_upload_poll().await.ok().flatten()).min(shared_wait(&store));
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = wake.notified() => {}

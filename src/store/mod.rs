@@ -35,8 +35,8 @@ pub use frameio::{
     StoredComment, Transition, Upload, UploadUpdate,
 };
 pub use ingest::KnownDelivery;
-pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
+pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use segments::SegmentRow;
 
 #[derive(Debug, thiserror::Error)]

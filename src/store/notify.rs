@@ -31,7 +31,11 @@ impl Listener {
 impl Store {
     /// Listens on [`CHANNEL`]; `None` on SQLite.
     pub async fn listen(&self) -> Result<Option<Listener>, StoreError> {
-        let Some(url) = self.url.as_ref().filter(|_| self.backend == Backend::Postgres) else {
+        let Some(url) = self
+            .url
+            .as_ref()
+            .filter(|_| self.backend == Backend::Postgres)
+        else {
             return Ok(None);
         };
         let mut listener = PgListener::connect(url.expose_secret()).await?;
