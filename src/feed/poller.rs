@@ -203,10 +203,8 @@ impl Poller {
                 let _ = reply.send(shared.clone());
             }
         }
-        if holding {
-            if let Err(e) = store.release_lease(FEED_LEASE).await {
-                tracing::warn!(error = %e, "WebhookService: cannot release the feed lease");
-            }
+        if holding && let Err(e) = store.release_lease(FEED_LEASE).await {
+            tracing::warn!(error = %e, "WebhookService: cannot release the feed lease");
         }
         tracing::info!("WebhookService: feed poller stopped");
     }

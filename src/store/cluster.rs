@@ -172,7 +172,7 @@ impl Store {
         .bind(now)
         .fetch_all(self.pool())
         .await?;
-        rows.sort_by(|a, b| (a.started_at, a.id).cmp(&(b.started_at, b.id)));
+        rows.sort_by_key(|d| (d.started_at, d.id));
         Ok(rows)
     }
 
