@@ -44,6 +44,18 @@ impl Store {
     /// Takes the lease `name` if it is free or expired, renews it if this instance holds it, and
     /// says who holds it either way (one statement: two instances can never both hold it).
     pub async fn hold_lease(&self, name: &str) -> Result<LeaseState, StoreError> {
+        // The holder may release (delete) the row between the two statements: then try again.
+        for _ in 0..3 {
+            if let Some(state) = self.try_hold_lease(name).await? {
+                return Ok(state);
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "the lease {name} kept changing hands while being read"
+        )))
+    }
+
+    async fn try_hold_lease(&self, name: &str) -> Result<Option<LeaseState>, StoreError> {
         let now = Timestamp::now();
         let until = now.plus(self.lease());
         let me = self.instance();
@@ -64,26 +76,27 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         if let Some((holder, expires_at, refresh_requested_at)) = taken {
-            return Ok(LeaseState {
+            return Ok(Some(LeaseState {
                 held: holder == me,
                 holder,
                 expires_at,
                 refresh_requested_at,
-            });
+            }));
         }
-        let (holder, expires_at, refresh_requested_at): (String, Timestamp, Option<Timestamp>) =
-            sqlx::query_as(
-                "SELECT holder, expires_at, refresh_requested_at FROM leases WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_one(self.pool())
-            .await?;
-        Ok(LeaseState {
-            held: false,
-            holder,
-            expires_at,
-            refresh_requested_at,
-        })
+        let other: Option<(String, Timestamp, Option<Timestamp>)> = sqlx::query_as(
+            "SELECT holder, expires_at, refresh_requested_at FROM leases WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(
+            other.map(|(holder, expires_at, refresh_requested_at)| LeaseState {
+                held: false,
+                holder,
+                expires_at,
+                refresh_requested_at,
+            }),
+        )
     }
 
     /// Gives the lease up now (clean shutdown), so that another instance takes it at once.
