@@ -18,15 +18,20 @@
 //!   that frees its range while another download waits for the host gives its slot away.
 //! - The first connection runs alone for `PROBE`; the others are opened only if it would still
 //!   need `WORTH_SPLITTING_S` alone (an uncapped server gains nothing from more connections).
-//! - SHA-256: in order as the contiguous prefix grows, by the connection writing right after the
-//!   hashed prefix; what it had not reached is hashed in one pass at the end (see `hash_file`).
+//!   When they are, the rest of the file is cut into pieces (`piece_size`) that connections take
+//!   in file order, so the bytes on disk stay one contiguous prefix plus a few pieces in flight.
+//! - Each connection keeps reading while its previous batch is written (one write in flight per
+//!   connection, on a blocking thread), so a connection never waits for the disk.
+//! - SHA-256: a thread of its own follows the contiguous prefix as it grows, reading it back
+//!   (from the page cache) and hashing it in order; at the end only what it had not reached —
+//!   the last pieces — is hashed (see `Follower`).
 
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -84,11 +89,24 @@ const WRITE_EVERY: Duration = Duration::from_millis(250);
 /// How often the segments are synced and handed to the observer.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long the first connection runs alone before the others are opened...
-const PROBE: Duration = Duration::from_millis(300);
+const PROBE: Duration = Duration::from_millis(100);
 /// ... and only if it would still need this long alone.
 const WORTH_SPLITTING_S: f64 = 2.0;
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
 const REOPENS_PER_SEGMENT: u32 = 3;
+/// Bytes one connection may hold in memory while its previous batch is being written.
+const MAX_BUFFERED: usize = 8 << 20;
+/// Pieces per connection when the file is cut (see `piece_size`).
+const PIECES_PER_CONNECTION: u64 = 8;
+/// Bytes the hashing thread reads back at once.
+const HASH_READ: usize = 4 << 20;
+
+/// The size of the pieces the rest of a `total`-byte file is cut into for `count` connections:
+/// small enough that the pieces still in flight at the end (hashed after the last byte) are a
+/// small part of the file, large enough that a new ranged request per piece costs little.
+fn piece_size(total: u64, count: usize) -> u64 {
+    (total / (count as u64 * PIECES_PER_CONNECTION).max(1)).clamp(4 << 20, 1 << 30)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Per-host connection slots
@@ -205,19 +223,7 @@ impl Plan {
 
     /// Bytes from the start of the file that are all on disk.
     fn contiguous(&self) -> u64 {
-        let mut sorted = self.segments.clone();
-        sorted.sort_by_key(|s| s.start);
-        let mut upto = 0;
-        for s in sorted {
-            if s.start > upto {
-                break;
-            }
-            upto = upto.max(s.next());
-            if s.left() > 0 {
-                break;
-            }
-        }
-        upto
+        contiguous(&self.segments)
     }
 
     /// Whether the next try continues stored segments of `part` (else the plan is dropped).
@@ -249,6 +255,23 @@ impl Plan {
         }
         ok
     }
+}
+
+/// Bytes from the start of the file that are all on disk, given its segments.
+fn contiguous(segments: &[Segment]) -> u64 {
+    let mut sorted: Vec<&Segment> = segments.iter().collect();
+    sorted.sort_by_key(|s| s.start);
+    let mut upto = 0;
+    for s in sorted {
+        if s.start > upto {
+            break;
+        }
+        upto = upto.max(s.next());
+        if s.left() > 0 {
+            break;
+        }
+    }
+    upto
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -296,9 +319,84 @@ struct Ctx {
     file: Arc<std::fs::File>,
     state: Mutex<Shared>,
     cancel: CancellationToken,
-    /// SHA-256 of the file's first bytes, extended by the connection writing right after them
-    /// (in order, as the contiguous prefix grows); `None` while that connection holds it.
-    prefix: Mutex<Option<(Sha256, u64)>>,
+    /// Wakes the hashing thread when bytes were written: (stop, writes so far).
+    written: Mutex<(bool, u64)>,
+    wrote: Condvar,
+}
+
+impl Ctx {
+    /// Tells the hashing thread that bytes were written.
+    fn notify_written(&self) {
+        let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        w.1 += 1;
+        self.wrote.notify_all();
+    }
+
+    fn stop_follower(&self) {
+        let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        w.0 = true;
+        self.wrote.notify_all();
+    }
+}
+
+/// The hashing thread: follows the contiguous prefix of the file as it grows, reads it back and
+/// hashes it in order (SHA-256 cannot be split), off the connections' path. Stopped on drop.
+struct Follower {
+    ctx: Arc<Ctx>,
+    thread: Option<std::thread::JoinHandle<(Sha256, u64)>>,
+}
+
+impl Follower {
+    fn start(ctx: Arc<Ctx>) -> Self {
+        let inner = ctx.clone();
+        let thread = std::thread::Builder::new()
+            .name("rushes-hash".into())
+            .spawn(move || follow(&inner))
+            .ok();
+        Self { ctx, thread }
+    }
+
+    /// Stops the thread: the hash of the first bytes and how many (`None`: it could not run).
+    fn finish(mut self) -> Option<(Sha256, u64)> {
+        self.ctx.stop_follower();
+        self.thread.take()?.join().ok()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.ctx.stop_follower();
+    }
+}
+
+fn follow(ctx: &Ctx) -> (Sha256, u64) {
+    let mut hasher = Sha256::new();
+    let mut upto = 0u64;
+    let mut buf = vec![0u8; HASH_READ];
+    loop {
+        let seen = {
+            let w = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+            if w.0 {
+                break;
+            }
+            w.1
+        };
+        let ready = contiguous(&lock(ctx).segments);
+        if ready > upto {
+            let n = usize::try_from(ready - upto).map_or(buf.len(), |n| n.min(buf.len()));
+            if ctx.file.read_exact_at(&mut buf[..n], upto).is_err() {
+                break; // the final pass reads (and reports) it again
+            }
+            hasher.update(&buf[..n]);
+            upto += n as u64;
+            continue;
+        }
+        let w = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.0 && w.1 == seen {
+            let _ = ctx.wrote.wait_timeout(w, Duration::from_millis(200));
+        }
+    }
+    (hasher, upto)
 }
 
 struct Shared {
@@ -336,13 +434,43 @@ impl Shared {
         (secs > 0.3).then(|| self.received[i].saturating_sub(from) as f64 / secs)
     }
 
-    /// An abandoned range first (most left), else part of the range in progress with the most
-    /// still to receive: the connection taking it over gets a share proportional to its speed
-    /// (`my_speed`, from its previous range) against the current one's (half when unknown).
+    /// Cuts what the only range in progress has not received yet into pieces of `piece` bytes
+    /// (its own range ends at the next piece boundary), taken in file order by `claim`.
+    fn cut_into_pieces(&mut self, piece: u64) {
+        let Some(i) = (0..self.segments.len()).find(|&i| self.active[i]) else {
+            return;
+        };
+        let end = self.segments[i].end;
+        let cut = (self.received[i] / piece + 1) * piece;
+        if piece == 0 || cut >= end {
+            return;
+        }
+        self.segments[i].end = cut;
+        let now = Instant::now();
+        let mut start = cut;
+        while start < end {
+            let stop = (start + piece).min(end);
+            self.segments.push(Segment {
+                start,
+                end: stop,
+                done: 0,
+            });
+            self.active.push(false);
+            self.received.push(start);
+            self.since.push((now, start));
+            start = stop;
+        }
+    }
+
+    /// A range no connection serves first (the earliest in the file, so that the bytes on disk
+    /// grow as one prefix, which the hashing thread follows), else part of the range in
+    /// progress with the most still to receive: the connection taking it over gets a share
+    /// proportional to its speed (`my_speed`, from its previous range) against the current
+    /// one's (half when unknown).
     fn claim(&mut self, my_speed: Option<f64>) -> Option<usize> {
         let idle = (0..self.segments.len())
             .filter(|&i| !self.active[i] && self.segments[i].left() > 0)
-            .max_by_key(|&i| self.segments[i].left());
+            .min_by_key(|&i| self.segments[i].next());
         if let Some(i) = idle {
             self.start(i);
             return Some(i);
@@ -492,8 +620,10 @@ pub(super) async fn run<O: Observer>(
         file: Arc::new(file),
         state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
-        prefix: Mutex::new(fresh.then(|| (Sha256::new(), 0))),
+        written: Mutex::new((false, 0)),
+        wrote: Condvar::new(),
     });
+    let follower = Follower::start(ctx.clone());
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
     let mut waiting_slots = Vec::new();
     for slot in slots {
@@ -512,6 +642,9 @@ pub(super) async fn run<O: Observer>(
     }
     drop(first_stream);
     let probe_started = Instant::now();
+    let probe = tokio::time::sleep(PROBE);
+    tokio::pin!(probe);
+    let piece = piece_size(total, job.segments.count);
 
     let mut reopens = REOPENS_PER_SEGMENT * job.segments.count as u32;
     let mut meter = Meter::new(plan.done());
@@ -550,24 +683,30 @@ pub(super) async fn run<O: Observer>(
                     }
                 }
             }
+            () = &mut probe, if !waiting_slots.is_empty() => {
+                // Received (written or still buffered) by the first connection so far.
+                let received: u64 = {
+                    let s = lock(&ctx);
+                    s.received.iter().zip(&s.segments).map(|(r, g)| r.saturating_sub(g.start)).sum()
+                };
+                let speed = received as f64 / probe_started.elapsed().as_secs_f64();
+                let left_s = total.saturating_sub(received) as f64 / speed.max(1.0);
+                if left_s >= WORTH_SPLITTING_S {
+                    lock(&ctx).cut_into_pieces(piece);
+                    for slot in waiting_slots.drain(..) {
+                        let claimed = lock(&ctx).claim(None);
+                        let Some(index) = claimed else { break };
+                        workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
+                    }
+                } else {
+                    waiting_slots.clear(); // fast enough alone: the slots go back
+                }
+            }
             _ = ticker.tick() => {
                 let (done, active) = {
                     let s = lock(&ctx);
                     (s.segments.iter().map(|s| s.done).sum::<u64>(), s.active_count())
                 };
-                if !waiting_slots.is_empty() && probe_started.elapsed() >= PROBE {
-                    let speed = done as f64 / probe_started.elapsed().as_secs_f64();
-                    let left_s = total.saturating_sub(done) as f64 / speed.max(1.0);
-                    if left_s >= WORTH_SPLITTING_S {
-                        for slot in waiting_slots.drain(..) {
-                            let claimed = lock(&ctx).claim(None);
-                            let Some(index) = claimed else { break };
-                            workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
-                        }
-                    } else {
-                        waiting_slots.clear(); // fast enough alone: the slots go back
-                    }
-                }
                 if let Some(progress) = meter.tick(done, Some(total)) {
                     observer.progress(super::Progress { segments: active as u32, ..progress }).await;
                 }
@@ -630,23 +769,23 @@ pub(super) async fn run<O: Observer>(
 
     let file = ctx.file.clone();
     let path = p.path.clone();
-    let prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
     let hashed = tokio::task::spawn_blocking(move || {
+        let prefix = follower.finish();
+        let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
         file.sync_all()?;
         let started = Instant::now();
         let sha = hash_file(&path, prefix, total)?;
-        Ok::<_, io::Error>((sha, started.elapsed()))
+        Ok::<_, io::Error>((sha, started.elapsed(), inline))
     })
     .await
     .map_err(|e| TryError::Retry(format!("hashing the file: {e}")))?;
-    let (sha256, took) = hashed.map_err(|e| io_fatal(&p.path, e))?;
+    let (sha256, took, inline) = hashed.map_err(|e| io_fatal(&p.path, e))?;
     tracing::info!(
         bytes = total,
         hash_ms = took.as_millis() as u64,
         hashed_while_receiving = inline,
         fresh,
-        "segmented download complete; hashed in one pass"
+        "segmented download complete; the rest hashed after the last byte"
     );
     let final_path = finalize(&job.dir, p, &sha256, total, observer).await?;
     plan.segments.clear();
@@ -719,11 +858,10 @@ fn preallocate(file: &std::fs::File, total: u64) -> io::Result<()> {
     }
 }
 
-/// SHA-256 of the whole file: `prefix` (hashed in order while receiving) continued over the rest
-/// in one sequential pass, right after the last byte (still in the page cache). Measured
-/// (BENCHMARKS.md): a pass over the whole file at the end made an uncapped download ~10% slower
-/// than the single-connection path, which hashes while streaming; hashing in order costs nothing
-/// extra and covers everything when one connection does the work.
+/// SHA-256 of the whole file: `prefix` (hashed in order while receiving, by the `Follower`)
+/// continued over the rest in one sequential pass, right after the last byte (still in the page
+/// cache). Measured (BENCHMARKS.md): a pass over the whole file at the end made an uncapped
+/// download ~10% slower than the single-connection path, which hashes while streaming.
 fn hash_file(path: &Path, prefix: Option<(Sha256, u64)>, len: u64) -> io::Result<String> {
     Ok(hex::encode(hash_part(path, prefix, len)?.finalize()))
 }
@@ -836,8 +974,9 @@ async fn open_range(ctx: &Ctx, index: usize) -> Result<reqwest::Response, End> {
     }
 }
 
-/// Streams the body into the segment's range until the range (which may shrink) is full.
-/// `None` when the range is done.
+/// Streams the body into the segment's range until the range (which may shrink) is full,
+/// reading on while the previous batch is written (one write in flight). `None` when the range
+/// is done.
 async fn fill(
     ctx: &Ctx,
     index: usize,
@@ -847,85 +986,90 @@ async fn fill(
     let mut body = response.bytes_stream();
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
-    let mut pos = lock(ctx).segments[index].next();
+    // On disk up to `written`; up to `queued` once the write in flight is done.
+    let mut written = lock(ctx).segments[index].next();
+    let mut queued = written;
+    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>> = None;
     let mut last_write = Instant::now();
+    // `Some` once the body ended: with the error, if any.
+    let mut ended: Option<Option<End>> = None;
     loop {
-        let next = tokio::select! {
-            () = ctx.cancel.cancelled() => None,
-            n = body.next() => Some(n),
-        };
-        let (ended, error) = match next {
-            None => (true, Some(End::Cancelled)),
-            Some(None) => (true, None),
-            Some(Some(Err(e))) => (true, Some(End::Retry(net::error_text(&e)))),
-            Some(Some(Ok(chunk))) => {
-                *received += chunk.len() as u64;
-                batch_len += chunk.len();
-                batch.push(chunk);
-                (false, None)
-            }
-        };
-        let end = {
-            let mut state = lock(ctx);
-            state.received[index] = pos + batch_len as u64;
-            state.segments[index].end
-        };
-        let full = pos + batch_len as u64 >= end;
-        if batch_len > 0
-            && (batch_len >= WRITE_BATCH || ended || full || last_write.elapsed() >= WRITE_EVERY)
+        let end = lock(ctx).segments[index].end;
+        let covered = queued + batch_len as u64 >= end;
+        if in_flight.is_none()
+            && batch_len > 0
+            && (batch_len >= WRITE_BATCH
+                || ended.is_some()
+                || covered
+                || last_write.elapsed() >= WRITE_EVERY)
         {
             last_write = Instant::now();
-            let end = lock(ctx).segments[index].end;
-            let room = end.saturating_sub(pos);
-            let batch_now = std::mem::take(&mut batch);
+            let room = end.saturating_sub(queued);
+            let chunks = std::mem::take(&mut batch);
+            queued += room.min(batch_len as u64);
             batch_len = 0;
             let file = ctx.file.clone();
-            let at = pos;
-            // The connection writing right after the hashed prefix extends the hash.
-            let hasher = {
-                let mut prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner());
-                match prefix.as_ref() {
-                    Some((_, upto)) if *upto == at => prefix.take(),
-                    _ => None,
-                }
-            };
-            let written = tokio::task::spawn_blocking(move || {
-                let n = write_at(&file, &batch_now, at, room)?;
-                let hasher = hasher.map(|(mut h, upto)| {
-                    let mut left = n;
-                    for chunk in &batch_now {
-                        let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        h.update(&chunk[..take]);
-                        left -= take as u64;
-                    }
-                    (h, upto + n)
-                });
-                Ok::<_, io::Error>((n, hasher))
-            })
-            .await;
-            let n = match written {
-                Ok(Ok((n, hasher))) => {
-                    if hasher.is_some() {
-                        *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
-                    }
-                    n
-                }
-                Ok(Err(e)) => return Some(End::Write(e)),
-                Err(e) => return Some(End::Retry(format!("writer task failed: {e}"))),
-            };
-            pos += n;
-            let mut state = lock(ctx);
-            let s = &mut state.segments[index];
-            s.done = (pos - s.start).min(s.end - s.start);
-            if s.left() == 0 {
-                return None;
+            let at = written;
+            in_flight = Some(tokio::task::spawn_blocking(move || {
+                write_at(&file, &chunks, at, room)
+            }));
+        }
+        if in_flight.is_none() && batch_len == 0 {
+            if let Some(error) = ended.take() {
+                return Some(error.unwrap_or_else(|| {
+                    End::Retry(format!("the connection ended at byte {written}"))
+                }));
             }
         }
-        if ended {
-            return Some(
-                error.unwrap_or_else(|| End::Retry(format!("the connection ended at byte {pos}"))),
-            );
+        let reading = ended.is_none() && !covered && batch_len < MAX_BUFFERED;
+        if !reading && in_flight.is_none() {
+            // Nothing buffered, nothing to read: the range is on disk.
+            return None;
         }
+        tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => {
+                settle(in_flight).await;
+                return Some(End::Cancelled);
+            }
+            done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
+                let n = match done {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Some(End::Write(e)),
+                    Err(e) => return Some(End::Retry(format!("writer task failed: {e}"))),
+                };
+                written += n;
+                let left = {
+                    let mut state = lock(ctx);
+                    let s = &mut state.segments[index];
+                    s.done = (written - s.start).min(s.end - s.start);
+                    s.left()
+                };
+                ctx.notify_written();
+                if left == 0 {
+                    return None;
+                }
+            }
+            next = body.next(), if reading => match next {
+                None => ended = Some(None),
+                Some(Err(e)) => ended = Some(Some(End::Retry(net::error_text(&e)))),
+                Some(Ok(chunk)) => {
+                    *received += chunk.len() as u64;
+                    batch_len += chunk.len();
+                    batch.push(chunk);
+                    lock(ctx).received[index] = queued + batch_len as u64;
+                }
+            },
+        }
+    }
+}
+
+/// Waits for a write still in flight (so that nothing lands in the file after this connection
+/// has ended, e.g. after the part was emptied to start over).
+async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>>) {
+    if let Some(handle) = in_flight {
+        let _ = handle.await;
     }
 }
 
@@ -986,6 +1130,22 @@ mod tests {
         let taken = s.segments[i].end - s.segments[i].start;
         assert!(kept * 50 < taken, "kept {kept}, taken {taken}");
         assert_eq!(s.segments[i].start, s.segments[0].end);
+    }
+
+    #[test]
+    fn the_rest_is_cut_into_pieces_taken_in_file_order() {
+        let mut s = Shared::new(vec![seg(0, 100 << 20, 0)]);
+        s.start(0);
+        s.received[0] = 5 << 20;
+        s.cut_into_pieces(16 << 20);
+        assert_eq!(s.segments[0].end, 16 << 20, "the first range ends at a piece boundary");
+        let starts: Vec<u64> = s.segments[1..].iter().map(|g| g.start >> 20).collect();
+        assert_eq!(starts, vec![16, 32, 48, 64, 80, 96]);
+        assert_eq!(s.segments.last().map(|g| g.end), Some(100 << 20));
+        // Idle pieces are taken earliest first, so what is on disk grows as one prefix.
+        assert_eq!(s.claim(None), Some(1));
+        assert_eq!(s.claim(None), Some(2));
+        assert!(piece_size(512 << 20, 4) == 16 << 20 && piece_size(1 << 20, 4) == 4 << 20);
     }
 
     #[test]
