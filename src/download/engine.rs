@@ -403,19 +403,13 @@ impl Worker {
         let mut bad = Vec::new();
         if let Some(raw) = &delivery.r2_url {
             match Url::parse(raw) {
-                Ok(url) => urls.push(JobUrl {
-                    role: UrlRole::R2,
-                    url,
-                }),
+                Ok(url) => urls.push(JobUrl::plain(UrlRole::R2, url)),
                 Err(e) => bad.push(format!("r2_url is not a URL ({e})")),
             }
         }
         let source = Url::parse(&delivery.source_url);
         match &source {
-            Ok(url) => urls.push(JobUrl {
-                role: UrlRole::Source,
-                url: url.clone(),
-            }),
+            Ok(url) => urls.push(JobUrl::plain(UrlRole::Source, url.clone())),
             Err(e) => bad.push(format!("source_url is not a URL ({e})")),
         }
         let Some(name_link) = source.ok().or_else(|| urls.first().map(|u| u.url.clone())) else {

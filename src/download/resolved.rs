@@ -136,6 +136,9 @@ pub async fn fetch_all<O: Observer>(
             urls: vec![JobUrl {
                 role: UrlRole::Source,
                 url: file.url.clone(),
+                headers: file
+                    .header_map()
+                    .map_err(|error| ResolvedError::Resolve { error })?,
             }],
             forced_name: Some(name.as_str().to_string()),
             name_link: file.url.clone(),

@@ -26,6 +26,24 @@ pub struct RemoteFile {
     pub headers: Vec<(String, String)>,
 }
 
+impl RemoteFile {
+    /// The headers as sent on every request for the file; a name or value that cannot be sent
+    /// is the resolver's mistake, reported as an unexpected answer.
+    pub fn header_map(&self) -> Result<reqwest::header::HeaderMap, ResolveError> {
+        use reqwest::header::{HeaderName, HeaderValue};
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ResolveError::Api(format!("unusable header name {name:?}")))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| ResolveError::Api(format!("unusable value for header {name}")))?;
+            value.set_sensitive(true);
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+}
+
 /// What a link resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {

@@ -314,6 +314,8 @@ pub(super) fn wanted(job: &Job, plan: &Plan, headers: &HeaderMap, total: Option<
 struct Ctx {
     client: reqwest::Client,
     url: Url,
+    /// The URL's own headers (from a link resolver), sent on every ranged request.
+    headers: HeaderMap,
     validator: String,
     total: u64,
     file: Arc<std::fs::File>,
@@ -615,6 +617,7 @@ pub(super) async fn run<O: Observer>(
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         url: source.url.clone(),
+        headers: source.headers.clone(),
         validator: validator.clone(),
         total,
         file: Arc::new(file),
@@ -921,6 +924,7 @@ async fn open_range(ctx: &Ctx, index: usize) -> Result<reqwest::Response, End> {
     let request = ctx
         .client
         .get(ctx.url.clone())
+        .headers(ctx.headers.clone())
         .header(
             header::RANGE,
             format!("bytes={from}-{}", to.saturating_sub(1)),
@@ -1138,7 +1142,11 @@ mod tests {
         s.start(0);
         s.received[0] = 5 << 20;
         s.cut_into_pieces(16 << 20);
-        assert_eq!(s.segments[0].end, 16 << 20, "the first range ends at a piece boundary");
+        assert_eq!(
+            s.segments[0].end,
+            16 << 20,
+            "the first range ends at a piece boundary"
+        );
         let starts: Vec<u64> = s.segments[1..].iter().map(|g| g.start >> 20).collect();
         assert_eq!(starts, vec![16, 32, 48, 64, 80, 96]);
         assert_eq!(s.segments.last().map(|g| g.end), Some(100 << 20));
