@@ -18,13 +18,16 @@
 //!   that frees its range while another download waits for the host gives its slot away.
 //! - The first connection runs alone for `PROBE`; the others are opened only if it would still
 //!   need `WORTH_SPLITTING_S` alone (an uncapped server gains nothing from more connections).
-//!   When they are, the rest of the file is cut into pieces (`piece_size`) that connections take
-//!   in file order, so the bytes on disk stay one contiguous prefix plus a few pieces in flight.
+//!   When they are, each takes half of the largest range left (four connections: four ranges,
+//!   one request each, as aria2 does). Cutting the file into many small pieces taken in file
+//!   order would let the hash follow the download closely, but costs a request per piece (on
+//!   nginx, whose `limit_rate` gives each new request a second's worth at once, it would also
+//!   escape a per-connection cap: not what a fair comparison measures).
 //! - Each connection keeps reading while its previous batch is written (one write in flight per
 //!   connection, on a blocking thread), so a connection never waits for the disk.
 //! - SHA-256: a thread of its own follows the contiguous prefix as it grows, reading it back
-//!   (from the page cache) and hashing it in order; at the end only what it had not reached —
-//!   the last pieces — is hashed (see `Follower`).
+//!   (from the page cache) and hashing it in order, off the connections' path; what it had not
+//!   reached when the last byte arrives is hashed then (see `Follower`).
 
 use std::collections::HashMap;
 use std::io;
@@ -96,17 +99,8 @@ const WORTH_SPLITTING_S: f64 = 2.0;
 const REOPENS_PER_SEGMENT: u32 = 3;
 /// Bytes one connection may hold in memory while its previous batch is being written.
 const MAX_BUFFERED: usize = 8 << 20;
-/// Pieces per connection when the file is cut (see `piece_size`).
-const PIECES_PER_CONNECTION: u64 = 8;
 /// Bytes the hashing thread reads back at once.
 const HASH_READ: usize = 4 << 20;
-
-/// The size of the pieces the rest of a `total`-byte file is cut into for `count` connections:
-/// small enough that the pieces still in flight at the end (hashed after the last byte) are a
-/// small part of the file, large enough that a new ranged request per piece costs little.
-fn piece_size(total: u64, count: usize) -> u64 {
-    (total / (count as u64 * PIECES_PER_CONNECTION).max(1)).clamp(4 << 20, 1 << 30)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Per-host connection slots
@@ -436,37 +430,8 @@ impl Shared {
         (secs > 0.3).then(|| self.received[i].saturating_sub(from) as f64 / secs)
     }
 
-    /// Cuts what the only range in progress has not received yet into pieces of `piece` bytes
-    /// (its own range ends at the next piece boundary), taken in file order by `claim`.
-    fn cut_into_pieces(&mut self, piece: u64) {
-        let Some(i) = (0..self.segments.len()).find(|&i| self.active[i]) else {
-            return;
-        };
-        let end = self.segments[i].end;
-        let cut = (self.received[i] / piece + 1) * piece;
-        if piece == 0 || cut >= end {
-            return;
-        }
-        self.segments[i].end = cut;
-        let now = Instant::now();
-        let mut start = cut;
-        while start < end {
-            let stop = (start + piece).min(end);
-            self.segments.push(Segment {
-                start,
-                end: stop,
-                done: 0,
-            });
-            self.active.push(false);
-            self.received.push(start);
-            self.since.push((now, start));
-            start = stop;
-        }
-    }
-
-    /// A range no connection serves first (the earliest in the file, so that the bytes on disk
-    /// grow as one prefix, which the hashing thread follows), else part of the range in
-    /// progress with the most still to receive: the connection taking it over gets a share
+    /// A range no connection serves first (the earliest in the file: what the hashing thread
+    /// reaches first), else part of the range in progress with the most still to receive: the connection taking it over gets a share
     /// proportional to its speed (`my_speed`, from its previous range) against the current
     /// one's (half when unknown).
     fn claim(&mut self, my_speed: Option<f64>) -> Option<usize> {
@@ -647,7 +612,6 @@ pub(super) async fn run<O: Observer>(
     let probe_started = Instant::now();
     let probe = tokio::time::sleep(PROBE);
     tokio::pin!(probe);
-    let piece = piece_size(total, job.segments.count);
 
     let mut reopens = REOPENS_PER_SEGMENT * job.segments.count as u32;
     let mut meter = Meter::new(plan.done());
@@ -695,7 +659,6 @@ pub(super) async fn run<O: Observer>(
                 let speed = received as f64 / probe_started.elapsed().as_secs_f64();
                 let left_s = total.saturating_sub(received) as f64 / speed.max(1.0);
                 if left_s >= WORTH_SPLITTING_S {
-                    lock(&ctx).cut_into_pieces(piece);
                     for slot in waiting_slots.drain(..) {
                         let claimed = lock(&ctx).claim(None);
                         let Some(index) = claimed else { break };
@@ -1134,26 +1097,6 @@ mod tests {
         let taken = s.segments[i].end - s.segments[i].start;
         assert!(kept * 50 < taken, "kept {kept}, taken {taken}");
         assert_eq!(s.segments[i].start, s.segments[0].end);
-    }
-
-    #[test]
-    fn the_rest_is_cut_into_pieces_taken_in_file_order() {
-        let mut s = Shared::new(vec![seg(0, 100 << 20, 0)]);
-        s.start(0);
-        s.received[0] = 5 << 20;
-        s.cut_into_pieces(16 << 20);
-        assert_eq!(
-            s.segments[0].end,
-            16 << 20,
-            "the first range ends at a piece boundary"
-        );
-        let starts: Vec<u64> = s.segments[1..].iter().map(|g| g.start >> 20).collect();
-        assert_eq!(starts, vec![16, 32, 48, 64, 80, 96]);
-        assert_eq!(s.segments.last().map(|g| g.end), Some(100 << 20));
-        // Idle pieces are taken earliest first, so what is on disk grows as one prefix.
-        assert_eq!(s.claim(None), Some(1));
-        assert_eq!(s.claim(None), Some(2));
-        assert!(piece_size(512 << 20, 4) == 16 << 20 && piece_size(1 << 20, 4) == 4 << 20);
     }
 
     #[test]
