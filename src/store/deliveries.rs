@@ -47,6 +47,12 @@ pub struct Delivery {
     /// The normalised R2 link (an identity, like `dedupe_key`; not part of the API).
     #[serde(skip)]
     pub r2_key: Option<String>,
+    /// Why the link resolver waits (virus check, password), if it does (`waits.rs`).
+    pub wait_reason: Option<crate::domain::WaitReason>,
+    /// A queued delivery is not started before this time (virus check backoff).
+    pub retry_at: Option<Timestamp>,
+    /// Waits so far (the backoff grows with them).
+    pub wait_count: i64,
 }
 
 impl Delivery {

@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 mod inspector;
 mod segments;
+mod waits;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,10 +1,9 @@
 //! Link resolvers: a share link that is a page, not a file, turned into the files behind it
 //! (URL, name, size, headers), which the normal engine then downloads one by one (resume,
-//! segments, SHA-256). One file per host: `swisstransfer.rs` today.
-//!
-//! FromSmash: `SMASH_AUTO=1` is read but no resolver is written yet (it would use the public web
-//! app's routes, not an official API); FromSmash links stay manual.
+//! segments, SHA-256). One file per host: `swisstransfer.rs`, and `fromsmash.rs` (experimental,
+//! `SMASH_AUTO=1`: the routes of FromSmash's public SDK, not a documented integration).
 
+pub mod fromsmash;
 pub mod swisstransfer;
 
 use url::Url;
@@ -59,10 +58,10 @@ pub struct Resolved {
 pub enum ResolveError {
     #[error("the transfer has expired or was deleted (404); ask the sender to send it again")]
     Expired,
-    #[error("the host is still checking the transfer for viruses; retry in a few minutes")]
+    #[error("the host is still checking the transfer for viruses")]
     VirusCheck,
     #[error(
-        "the transfer is password-protected; give its password (SWISSTRANSFER_PASSWORD) and retry"
+        "the transfer is password-protected: give its password on the dashboard, with `rushes password <id>` or in SWISSTRANSFER_PASSWORD"
     )]
     PasswordNeeded,
     #[error("the password given for this transfer is wrong (401)")]
@@ -98,6 +97,14 @@ pub async fn resolve(
         LinkKind::Swisstransfer if settings.swisstransfer => {
             let uuid = swisstransfer::link_uuid(link)?;
             Some(swisstransfer::resolve(client, &settings.swisstransfer_api, &uuid, password).await)
+        }
+        LinkKind::Fromsmash if settings.smash => {
+            use secrecy::ExposeSecret as _;
+            let hosts = fromsmash::Hosts {
+                base: settings.smash_api.clone(),
+            };
+            let token = settings.smash_token.as_ref().map(|t| t.expose_secret());
+            Some(fromsmash::resolve(client, &hosts, token, link, password).await)
         }
         _ => None,
     }

@@ -1,5 +1,5 @@
 //! Segmented transfers: one large file over several ranged connections, each writing at its own
-//! offset into one preallocated `.part` (positioned writes), with work stealing near the end.
+//! offset into one `.part` of the file's size (positioned writes), with work stealing near the end.
 //!
 //! - Entered when the first answer says `Accept-Ranges: bytes`, carries a validator (strong ETag
 //!   or Last-Modified) and the file is at least `DOWNLOAD_SEGMENT_MIN`; that first answer becomes
@@ -25,16 +25,20 @@
 //!   escape a per-connection cap: not what a fair comparison measures).
 //! - Each connection keeps reading while its previous batch is written (one write in flight per
 //!   connection, on a blocking thread), so a connection never waits for the disk.
-//! - SHA-256: a thread of its own follows the contiguous prefix as it grows, reading it back
-//!   (from the page cache) and hashing it in order, off the connections' path; what it had not
-//!   reached when the last byte arrives is hashed then (see `Follower`).
+//! - SHA-256: in order as the contiguous prefix grows, by the connection writing right after the
+//!   hashed prefix (in its write task, which runs while the connection reads on); what it had not
+//!   reached is hashed in one pass after the last byte (see `hash_file`). A thread of its own
+//!   re-reading the prefix from the page cache measured slower on an uncapped server (the copy
+//!   costs CPU the transfer needs; BENCHMARKS.md).
+//! - The `.part` is sized at once (sparse) and its blocks reserved (`fallocate`) only when the
+//!   extra connections open: on tmpfs a reservation writes zeros over the whole file first.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -93,14 +97,14 @@ const WRITE_EVERY: Duration = Duration::from_millis(250);
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long the first connection runs alone before the others are opened...
 const PROBE: Duration = Duration::from_millis(100);
+/// ... looking this often (a connection that is clearly slow is split at once).
+const PROBE_EVERY: Duration = Duration::from_millis(20);
 /// ... and only if it would still need this long alone.
 const WORTH_SPLITTING_S: f64 = 2.0;
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
 const REOPENS_PER_SEGMENT: u32 = 3;
 /// Bytes one connection may hold in memory while its previous batch is being written.
 const MAX_BUFFERED: usize = 8 << 20;
-/// Bytes the hashing thread reads back at once.
-const HASH_READ: usize = 4 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Per-host connection slots
@@ -315,84 +319,9 @@ struct Ctx {
     file: Arc<std::fs::File>,
     state: Mutex<Shared>,
     cancel: CancellationToken,
-    /// Wakes the hashing thread when bytes were written: (stop, writes so far).
-    written: Mutex<(bool, u64)>,
-    wrote: Condvar,
-}
-
-impl Ctx {
-    /// Tells the hashing thread that bytes were written.
-    fn notify_written(&self) {
-        let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        w.1 += 1;
-        self.wrote.notify_all();
-    }
-
-    fn stop_follower(&self) {
-        let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        w.0 = true;
-        self.wrote.notify_all();
-    }
-}
-
-/// The hashing thread: follows the contiguous prefix of the file as it grows, reads it back and
-/// hashes it in order (SHA-256 cannot be split), off the connections' path. Stopped on drop.
-struct Follower {
-    ctx: Arc<Ctx>,
-    thread: Option<std::thread::JoinHandle<(Sha256, u64)>>,
-}
-
-impl Follower {
-    fn start(ctx: Arc<Ctx>) -> Self {
-        let inner = ctx.clone();
-        let thread = std::thread::Builder::new()
-            .name("rushes-hash".into())
-            .spawn(move || follow(&inner))
-            .ok();
-        Self { ctx, thread }
-    }
-
-    /// Stops the thread: the hash of the first bytes and how many (`None`: it could not run).
-    fn finish(mut self) -> Option<(Sha256, u64)> {
-        self.ctx.stop_follower();
-        self.thread.take()?.join().ok()
-    }
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        self.ctx.stop_follower();
-    }
-}
-
-fn follow(ctx: &Ctx) -> (Sha256, u64) {
-    let mut hasher = Sha256::new();
-    let mut upto = 0u64;
-    let mut buf = vec![0u8; HASH_READ];
-    loop {
-        let seen = {
-            let w = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
-            if w.0 {
-                break;
-            }
-            w.1
-        };
-        let ready = contiguous(&lock(ctx).segments);
-        if ready > upto {
-            let n = usize::try_from(ready - upto).map_or(buf.len(), |n| n.min(buf.len()));
-            if ctx.file.read_exact_at(&mut buf[..n], upto).is_err() {
-                break; // the final pass reads (and reports) it again
-            }
-            hasher.update(&buf[..n]);
-            upto += n as u64;
-            continue;
-        }
-        let w = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
-        if !w.0 && w.1 == seen {
-            let _ = ctx.wrote.wait_timeout(w, Duration::from_millis(200));
-        }
-    }
-    (hasher, upto)
+    /// SHA-256 of the file's first bytes, extended by the connection writing right after them
+    /// (in order, as the contiguous prefix grows); `None` while that connection's write holds it.
+    prefix: Mutex<Option<(Sha256, u64)>>,
 }
 
 struct Shared {
@@ -552,7 +481,7 @@ pub(super) async fn run<O: Observer>(
             .segments(&plan.segments)
             .await
             .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
-        preallocate(&file, total).map_err(|e| match is_disk_full(&e) {
+        size_part(&file, total).map_err(|e| match is_disk_full(&e) {
             true => TryError::Fatal(TransferError::NoSpace {
                 dir: job.dir.display().to_string(),
                 bytes: 0,
@@ -588,10 +517,8 @@ pub(super) async fn run<O: Observer>(
         file: Arc::new(file),
         state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
-        written: Mutex::new((false, 0)),
-        wrote: Condvar::new(),
+        prefix: Mutex::new(fresh.then(|| (Sha256::new(), 0))),
     });
-    let follower = Follower::start(ctx.clone());
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
     let mut waiting_slots = Vec::new();
     for slot in slots {
@@ -610,8 +537,20 @@ pub(super) async fn run<O: Observer>(
     }
     drop(first_stream);
     let probe_started = Instant::now();
-    let probe = tokio::time::sleep(PROBE);
-    tokio::pin!(probe);
+    // Looked at every `PROBE_EVERY` until `PROBE`: a slow connection is split at once.
+    let mut probe = tokio::time::interval_at(
+        tokio::time::Instant::now() + PROBE_EVERY,
+        PROBE_EVERY,
+    );
+    if !fresh && plan.segments.len() > 1 {
+        reserve(&ctx.file, total).map_err(|e| match is_disk_full(&e) {
+            true => TryError::Fatal(TransferError::NoSpace {
+                dir: job.dir.display().to_string(),
+                bytes: plan.done(),
+            }),
+            false => io_fatal(&p.path, e),
+        })?;
+    }
 
     let mut reopens = REOPENS_PER_SEGMENT * job.segments.count as u32;
     let mut meter = Meter::new(plan.done());
@@ -650,7 +589,7 @@ pub(super) async fn run<O: Observer>(
                     }
                 }
             }
-            () = &mut probe, if !waiting_slots.is_empty() => {
+            _ = probe.tick(), if !waiting_slots.is_empty() => {
                 // Received (written or still buffered) by the first connection so far.
                 let received: u64 = {
                     let s = lock(&ctx);
@@ -659,12 +598,18 @@ pub(super) async fn run<O: Observer>(
                 let speed = received as f64 / probe_started.elapsed().as_secs_f64();
                 let left_s = total.saturating_sub(received) as f64 / speed.max(1.0);
                 if left_s >= WORTH_SPLITTING_S {
+                    if let Err(e) = reserve(&ctx.file, total) {
+                        fatal.get_or_insert(End::Write(e));
+                        stop.cancel();
+                        waiting_slots.clear();
+                        continue;
+                    }
                     for slot in waiting_slots.drain(..) {
                         let claimed = lock(&ctx).claim(None);
                         let Some(index) = claimed else { break };
                         workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
                     }
-                } else {
+                } else if probe_started.elapsed() >= PROBE {
                     waiting_slots.clear(); // fast enough alone: the slots go back
                 }
             }
@@ -735,8 +680,9 @@ pub(super) async fn run<O: Observer>(
 
     let file = ctx.file.clone();
     let path = p.path.clone();
+    let prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()).take();
     let hashed = tokio::task::spawn_blocking(move || {
-        let prefix = follower.finish();
+        let prefix = prefix;
         let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
         file.sync_all()?;
         let started = Instant::now();
@@ -814,17 +760,22 @@ async fn back_to_one_connection<O: Observer>(
         .map_err(|e| TryError::Fatal(TransferError::Observer(e)))
 }
 
-/// Reserves the blocks (a full disk fails now, not half-way); `set_len` where unsupported.
-fn preallocate(file: &std::fs::File, total: u64) -> io::Result<()> {
+/// A fresh part at its final size, sparse (positioned writes land anywhere in it).
+fn size_part(file: &std::fs::File, total: u64) -> io::Result<()> {
     file.set_len(0)?;
+    file.set_len(total)
+}
+
+/// Reserves the blocks not written yet (a full disk fails now, not half-way; what is written
+/// stays): done when several connections start writing at their offsets.
+fn reserve(file: &std::fs::File, total: u64) -> io::Result<()> {
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, total) {
-        Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::NOSPC => Err(io::Error::from(e)),
-        Err(_) => file.set_len(total),
+        _ => Ok(()), // unsupported: the writes allocate as they go
     }
 }
 
-/// SHA-256 of the whole file: `prefix` (hashed in order while receiving, by the `Follower`)
+/// SHA-256 of the whole file: `prefix` (hashed in order while receiving)
 /// continued over the rest in one sequential pass, right after the last byte (still in the page
 /// cache). Measured (BENCHMARKS.md): a pass over the whole file at the end made an uncapped
 /// download ~10% slower than the single-connection path, which hashes while streaming.
@@ -956,7 +907,7 @@ async fn fill(
     // On disk up to `written`; up to `queued` once the write in flight is done.
     let mut written = lock(ctx).segments[index].next();
     let mut queued = written;
-    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>> = None;
+    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>> = None;
     let mut last_write = Instant::now();
     // `Some` once the body ended: with the error, if any.
     let mut ended: Option<Option<End>> = None;
@@ -977,8 +928,26 @@ async fn fill(
             batch_len = 0;
             let file = ctx.file.clone();
             let at = written;
+            // The connection writing right after the hashed prefix extends the hash.
+            let hasher = {
+                let mut prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner());
+                match prefix.as_ref() {
+                    Some((_, upto)) if *upto == at => prefix.take(),
+                    _ => None,
+                }
+            };
             in_flight = Some(tokio::task::spawn_blocking(move || {
-                write_at(&file, &chunks, at, room)
+                let n = write_at(&file, &chunks, at, room)?;
+                let hasher = hasher.map(|(mut h, upto)| {
+                    let mut left = n;
+                    for chunk in &chunks {
+                        let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                        h.update(&chunk[..take]);
+                        left -= take as u64;
+                    }
+                    (h, upto + n)
+                });
+                Ok((n, hasher))
             }));
         }
         if in_flight.is_none() && batch_len == 0 {
@@ -1002,7 +971,12 @@ async fn fill(
             done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
                 in_flight = None;
                 let n = match done {
-                    Ok(Ok(n)) => n,
+                    Ok(Ok((n, hasher))) => {
+                        if hasher.is_some() {
+                            *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
+                        }
+                        n
+                    }
                     Ok(Err(e)) => return Some(End::Write(e)),
                     Err(e) => return Some(End::Retry(format!("writer task failed: {e}"))),
                 };
@@ -1013,7 +987,6 @@ async fn fill(
                     s.done = (written - s.start).min(s.end - s.start);
                     s.left()
                 };
-                ctx.notify_written();
                 if left == 0 {
                     return None;
                 }
@@ -1032,9 +1005,12 @@ async fn fill(
     }
 }
 
+/// Bytes written by one write task, and the prefix hash it extended (if it held it).
+type Written = (u64, Option<(Sha256, u64)>);
+
 /// Waits for a write still in flight (so that nothing lands in the file after this connection
 /// has ended, e.g. after the part was emptied to start over).
-async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>>) {
+async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>>) {
     if let Some(handle) = in_flight {
         let _ = handle.await;
     }

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod fake_agents;
 pub mod fake_frameio;
+pub mod fake_fromsmash;
 pub mod fake_swisstransfer;
 pub mod feed_server;
 pub mod file_server;
