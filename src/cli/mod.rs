@@ -8,8 +8,8 @@ mod feed;
 mod feed_proxy;
 mod frameio;
 mod frameio_inspect;
-mod serve;
 mod password;
+mod serve;
 mod status;
 mod verdict;
 

@@ -134,7 +134,12 @@ pub(super) fn read_resolvers(env: &Env<'_>) -> Result<ResolverSettings, ConfigEr
         swisstransfer_api: env.http_url("SWISSTRANSFER_API_BASE", SWISSTRANSFER_API_BASE)?,
         smash: env.switch("SMASH_AUTO")?,
         swisstransfer_password: env.secret("SWISSTRANSFER_PASSWORD"),
-        recheck_after: Env::seconds("VIRUS_CHECK_RETRY", env.get("VIRUS_CHECK_RETRY"), 120, false)?,
+        recheck_after: Env::seconds(
+            "VIRUS_CHECK_RETRY",
+            env.get("VIRUS_CHECK_RETRY"),
+            120,
+            false,
+        )?,
         smash_api: match env.get("SMASH_API_BASE") {
             None => None,
             Some(_) => Some(env.http_url("SMASH_API_BASE", "")?),

@@ -368,10 +368,14 @@ impl Worker {
                 // `downloading` and resumes at the next start): nothing to write.
                 tracing::info!(id, "download stopped");
             }
-            Err(e) if super::resolved::manual_on_error(&self.config.resolvers, &delivery.source_url) => {
-                let message = format!(
-                    "automatic download (experimental) did not work: {e}; open the link"
-                );
+            Err(e)
+                if super::resolved::manual_on_error(
+                    &self.config.resolvers,
+                    &delivery.source_url,
+                ) =>
+            {
+                let message =
+                    format!("automatic download (experimental) did not work: {e}; open the link");
                 tracing::warn!(id, error = %message, "back to manual");
                 match self.store.back_to_manual(id, &message).await {
                     Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),

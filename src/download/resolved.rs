@@ -81,9 +81,8 @@ pub fn applies(settings: &ResolverSettings, link: &str) -> bool {
 /// experimental) instead of failing it.
 pub fn manual_on_error(settings: &ResolverSettings, link: &str) -> bool {
     settings.smash
-        && Url::parse(link).is_ok_and(|u| {
-            crate::links::kind_of_url(&u) == crate::domain::LinkKind::Fromsmash
-        })
+        && Url::parse(link)
+            .is_ok_and(|u| crate::links::kind_of_url(&u) == crate::domain::LinkKind::Fromsmash)
 }
 
 /// The folder a delivery's files go into: its forced name, else the transfer's message, else

@@ -498,7 +498,11 @@ async fn a_transfer_password_is_typed_into_the_page_and_leaves_it() {
     .await;
 
     let browser = Browser::start(1280, 900).await;
-    browser.client.goto(&app.url("/")).await.expect("open dashboard");
+    browser
+        .client
+        .goto(&app.url("/"))
+        .await
+        .expect("open dashboard");
     wait_for("the live indicator", WAIT, || async {
         (text_of(&browser, "#live").await == "Live").then_some(())
     })
@@ -509,19 +513,33 @@ async fn a_transfer_password_is_typed_into_the_page_and_leaves_it() {
         .find(Locator::Css(&field_css))
         .await
         .expect("a password field in the delivery's row");
-    assert_eq!(field.attr("type").await.ok().flatten().as_deref(), Some("password"));
+    assert_eq!(
+        field.attr("type").await.ok().flatten().as_deref(),
+        Some("password")
+    );
     field.send_keys(SECRET).await.expect("type the password");
     browser
         .client
-        .find(Locator::Css(&format!("tr[data-id='{id}'] form.password button")))
+        .find(Locator::Css(&format!(
+            "tr[data-id='{id}'] form.password button"
+        )))
         .await
         .expect("the button")
         .click()
         .await
         .expect("submit");
     wait_for("the row done", WAIT, || async {
-        let state = match browser.client.find(Locator::Css(&format!("tr[data-id='{id}']"))).await {
-            Ok(row) => row.attr("data-state").await.ok().flatten().unwrap_or_default(),
+        let state = match browser
+            .client
+            .find(Locator::Css(&format!("tr[data-id='{id}']")))
+            .await
+        {
+            Ok(row) => row
+                .attr("data-state")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
             Err(_) => String::new(),
         };
         (state == "done").then_some(())
@@ -529,7 +547,10 @@ async fn a_transfer_password_is_typed_into_the_page_and_leaves_it() {
     .await;
     // No trace of it in the page: not in the markup, not in any field's value.
     let source = browser.client.source().await.expect("page source");
-    assert!(!source.contains(SECRET), "the password is still in the page");
+    assert!(
+        !source.contains(SECRET),
+        "the password is still in the page"
+    );
     let values = browser
         .client
         .execute(

@@ -24,7 +24,12 @@ fn record(link_id: &str, name: &str) -> Value {
     })
 }
 
-async fn app_for(smash: &FakeSmash, records: Vec<Value>, root: &Path, auto: bool) -> (TestApp, FeedServer) {
+async fn app_for(
+    smash: &FakeSmash,
+    records: Vec<Value>,
+    root: &Path,
+    auto: bool,
+) -> (TestApp, FeedServer) {
     let feed = FeedServer::start(&Value::Array(records).to_string()).await;
     let mut config = config_for(root, &feed.url());
     config.monitor_interval = Duration::from_secs(3600);
@@ -74,9 +79,9 @@ async fn a_fromsmash_link_is_fetched_file_by_file_and_an_error_goes_back_to_manu
     let all = wait_for("every FromSmash delivery settled", WAIT, || async {
         let all = list(&app).await;
         let settled = all.len() == 3
-            && all.iter().all(|d| {
-                d["state"] == "done" || (d["state"] == "manual" && !d["error"].is_null())
-            });
+            && all
+                .iter()
+                .all(|d| d["state"] == "done" || (d["state"] == "manual" && !d["error"].is_null()));
         settled.then_some(all)
     })
     .await;
@@ -95,13 +100,19 @@ async fn a_fromsmash_link_is_fetched_file_by_file_and_an_error_goes_back_to_manu
     }
     let busy = by_name("Jour 11");
     let reason = busy["error"].as_str().unwrap_or("");
-    assert!(reason.contains("experimental") && reason.contains("Processing"), "{reason}");
+    assert!(
+        reason.contains("experimental") && reason.contains("Processing"),
+        "{reason}"
+    );
     let gone = by_name("Jour 12");
     let reason = gone["error"].as_str().unwrap_or("");
     assert!(reason.contains("expired or was deleted"), "{reason}");
     let (calls, unauthorized) = smash.requests();
     assert!(calls >= 6, "{calls} API calls");
-    assert_eq!(unauthorized, 0, "an API call came without the account's token");
+    assert_eq!(
+        unauthorized, 0,
+        "an API call came without the account's token"
+    );
     assert_eq!(smash.file_requests(), 2);
     app.stop().await;
 }
@@ -123,13 +134,26 @@ async fn fromsmash_stays_manual_unless_smash_auto_is_set() {
         "created_at": "2026-01-08T20:19:38+00:00", "original_filename": "b.mov",
     });
     let root = temp_dir();
-    let (app, _feed) = app_for(&smash, vec![record("Rush-13", "Jour 13"), plain], root.path(), false).await;
+    let (app, _feed) = app_for(
+        &smash,
+        vec![record("Rush-13", "Jour 13"), plain],
+        root.path(),
+        false,
+    )
+    .await;
     wait_for("the plain delivery done", WAIT, || async {
-        list(&app).await.iter().any(|d| d["state"] == "done").then_some(())
+        list(&app)
+            .await
+            .iter()
+            .any(|d| d["state"] == "done")
+            .then_some(())
     })
     .await;
     let all = list(&app).await;
-    let fs = all.iter().find(|d| d["kind"] == "fromsmash").expect("the FromSmash delivery");
+    let fs = all
+        .iter()
+        .find(|d| d["kind"] == "fromsmash")
+        .expect("the FromSmash delivery");
     assert_eq!(fs["state"], "manual");
     assert!(fs["error"].is_null());
     assert_eq!(smash.requests().0, 0);

@@ -35,7 +35,11 @@ fn record(uuid: &str, name: &str) -> Value {
     })
 }
 
-async fn app_for(api: &FakeSwissTransfer, records: Vec<Value>, root: &Path) -> (TestApp, FeedServer) {
+async fn app_for(
+    api: &FakeSwissTransfer,
+    records: Vec<Value>,
+    root: &Path,
+) -> (TestApp, FeedServer) {
     let feed = FeedServer::start(&Value::Array(records).to_string()).await;
     let mut config = config_for(root, &feed.url());
     config.monitor_interval = Duration::from_secs(3600);
@@ -92,10 +96,17 @@ async fn a_virus_check_queues_the_delivery_again_until_the_transfer_is_ready() {
     let retry_at = waiting["retry_at"].as_str().unwrap_or("").to_string();
     assert!(!retry_at.is_empty(), "no next try time: {waiting:#}");
     let error = waiting["error"].as_str().unwrap_or("");
-    assert!(error.contains("viruses") && error.contains("next try at"), "{error}");
+    assert!(
+        error.contains("viruses") && error.contains("next try at"),
+        "{error}"
+    );
     // The page says it waits, and until when.
     let (_, page) = app.get_text("/").await;
-    assert!(page.contains("Waiting for the host&#39;s virus check") || page.contains("Waiting for the host's virus check"), "{page}");
+    assert!(
+        page.contains("Waiting for the host&#39;s virus check")
+            || page.contains("Waiting for the host's virus check"),
+        "{page}"
+    );
     // Asked again by itself, later each time (backoff): a second wait comes after the first.
     let second = until(&app, "a second virus-check wait", |d| {
         d["wait_count"].as_i64().unwrap_or(0) >= 2 && d["wait_reason"] == "virus_check"
@@ -107,9 +118,14 @@ async fn a_virus_check_queues_the_delivery_again_until_the_transfer_is_ready() {
     api.set_state(uuid, TransferState::Ready);
     let done = until(&app, "done after the virus check", |d| d["state"] == "done").await;
     assert!(done["wait_reason"].is_null(), "{done:#}");
-    let saved = std::fs::read(root.path().join("downloads/Jour 7/A007_C001.mov")).unwrap_or_default();
+    let saved =
+        std::fs::read(root.path().join("downloads/Jour 7/A007_C001.mov")).unwrap_or_default();
     assert_eq!(sha256_hex(&saved), sha256_hex(&content(200_000, 81)));
-    assert!(api.link_requests() >= 3, "{} link requests", api.link_requests());
+    assert!(
+        api.link_requests() >= 3,
+        "{} link requests",
+        api.link_requests()
+    );
     app.stop().await;
 }
 
@@ -121,7 +137,10 @@ async fn a_password_given_through_the_api_queues_the_delivery_and_is_kept_secret
     api.add(uuid, transfer(TransferState::Ready, Some(SECRET)));
     let root = temp_dir();
     let (app, _feed) = app_for(&api, vec![record(uuid, "Jour 8")], root.path()).await;
-    let needed = until(&app, "password needed", |d| d["wait_reason"] == "password_needed").await;
+    let needed = until(&app, "password needed", |d| {
+        d["wait_reason"] == "password_needed"
+    })
+    .await;
     assert_eq!(needed["state"], "failed");
     let id = needed["id"].as_i64().expect("id");
     let path = format!("/api/deliveries/{id}/password");
@@ -131,20 +150,34 @@ async fn a_password_given_through_the_api_queues_the_delivery_and_is_kept_secret
     assert_eq!(status, 400);
     let (status, _) = app.post_json(&path, &json!({ "nope": 1 })).await;
     assert_eq!(status, 400);
-    let (status, _) = app.post_json("/api/deliveries/999999/password", &json!({ "password": "x" })).await;
+    let (status, _) = app
+        .post_json(
+            "/api/deliveries/999999/password",
+            &json!({ "password": "x" }),
+        )
+        .await;
     assert_eq!(status, 404);
 
     // A wrong one: refused by the host, the delivery asks again.
     let (status, body) = app.post_json(&path, &json!({ "password": "not-it" })).await;
     assert_eq!(status, 200, "{body:#}");
     assert_eq!(body["state"], "queued");
-    let wrong = until(&app, "password wrong", |d| d["wait_reason"] == "password_wrong").await;
-    assert!(wrong["error"].as_str().unwrap_or("").contains("wrong"), "{wrong:#}");
+    let wrong = until(&app, "password wrong", |d| {
+        d["wait_reason"] == "password_wrong"
+    })
+    .await;
+    assert!(
+        wrong["error"].as_str().unwrap_or("").contains("wrong"),
+        "{wrong:#}"
+    );
 
     // The right one: downloaded.
     let (status, body) = app.post_json(&path, &json!({ "password": SECRET })).await;
     assert_eq!(status, 200, "{body:#}");
-    assert!(!body.to_string().contains(SECRET), "the answer shows the password");
+    assert!(
+        !body.to_string().contains(SECRET),
+        "the answer shows the password"
+    );
     let done = until(&app, "done with the password", |d| d["state"] == "done").await;
     assert!(api.tokens_asked() >= 1);
     // Not waiting any more: a password is refused now.
@@ -156,13 +189,21 @@ async fn a_password_given_through_the_api_queues_the_delivery_and_is_kept_secret
     let (_, one) = app.get(&format!("/api/deliveries/{id}")).await;
     let (_, attempts) = app.get(&format!("/api/deliveries/{id}/attempts")).await;
     let (_, page) = app.get_text("/").await;
-    for text in [list.to_string(), one.to_string(), attempts.to_string(), done.to_string(), page] {
+    for text in [
+        list.to_string(),
+        one.to_string(),
+        attempts.to_string(),
+        done.to_string(),
+        page,
+    ] {
         assert!(!text.contains(SECRET), "the password shows: {text}");
     }
     app.stop().await;
     let written = all_bytes(root.path());
     assert!(
-        !written.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        !written
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes()),
         "the password was written under the data folder"
     );
 }

@@ -53,9 +53,14 @@ impl Hosts {
     fn url(&self, service: &str, region: Option<&str>, path: &str) -> Result<Url, ResolveError> {
         let raw = match (&self.base, region) {
             (Some(base), Some(r)) => {
-                format!("{}/{service}/{r}{path}", base.as_str().trim_end_matches('/'))
+                format!(
+                    "{}/{service}/{r}{path}",
+                    base.as_str().trim_end_matches('/')
+                )
             }
-            (Some(base), None) => format!("{}/{service}{path}", base.as_str().trim_end_matches('/')),
+            (Some(base), None) => {
+                format!("{}/{service}{path}", base.as_str().trim_end_matches('/'))
+            }
             (None, Some(r)) => format!("https://{service}.{r}.fromsmash.co{path}"),
             (None, None) => format!("https://{service}.fromsmash.co{path}"),
         };
@@ -181,8 +186,8 @@ pub async fn resolve(
     link: &Url,
     password: Option<&str>,
 ) -> Result<Resolved, ResolveError> {
-    let target_id = target_id(link)
-        .ok_or_else(|| ResolveError::Api("not a fromsmash.com/<id> link".into()))?;
+    let target_id =
+        target_id(link).ok_or_else(|| ResolveError::Api("not a fromsmash.com/<id> link".into()))?;
     let token = match token {
         Some(t) => t.to_string(),
         None => {
@@ -208,8 +213,11 @@ pub async fn resolve(
     if !region_ok(&region) {
         return Err(ResolveError::Api("the link's region is not usable".into()));
     }
-    if id.is_empty() || id.len() > 200 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ResolveError::Api("the link's transfer id is not usable".into()));
+    if id.is_empty() || id.len() > 200 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(ResolveError::Api(
+            "the link's transfer id is not usable".into(),
+        ));
     }
     let mut url = hosts.transfer(&region, &format!("/transfer/{id}/preview"))?;
     url.query_pairs_mut().append_pair("version", "07-2022");
@@ -235,7 +243,8 @@ pub async fn resolve(
         let mut url = hosts.transfer(&region, &format!("/transfer/{id}/files/preview"))?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("version", "07-2022").append_pair("limit", "100");
+            q.append_pair("version", "07-2022")
+                .append_pair("limit", "100");
             if let Some(s) = &start {
                 q.append_pair("start", s);
             }
@@ -250,7 +259,9 @@ pub async fn resolve(
             let url = Url::parse(&f.download)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| ResolveError::Api(format!("no usable download URL for {}", f.name)))?;
+                .ok_or_else(|| {
+                    ResolveError::Api(format!("no usable download URL for {}", f.name))
+                })?;
             files.push(RemoteFile {
                 url,
                 name: f.name,
@@ -301,7 +312,10 @@ mod tests {
         assert!(!region_ok("evil.example/x"));
         let hosts = Hosts { base: None };
         assert_eq!(
-            hosts.transfer("eu-west-1", "/transfer/x/preview").map(|u| u.to_string()).ok(),
+            hosts
+                .transfer("eu-west-1", "/transfer/x/preview")
+                .map(|u| u.to_string())
+                .ok(),
             Some("https://transfer.eu-west-1.fromsmash.co/transfer/x/preview".into())
         );
         assert_eq!(

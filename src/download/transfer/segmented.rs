@@ -538,10 +538,8 @@ pub(super) async fn run<O: Observer>(
     drop(first_stream);
     let probe_started = Instant::now();
     // Looked at every `PROBE_EVERY` until `PROBE`: a slow connection is split at once.
-    let mut probe = tokio::time::interval_at(
-        tokio::time::Instant::now() + PROBE_EVERY,
-        PROBE_EVERY,
-    );
+    let mut probe =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
     if !fresh && plan.segments.len() > 1 {
         reserve(&ctx.file, total).map_err(|e| match is_disk_full(&e) {
             true => TryError::Fatal(TransferError::NoSpace {
@@ -950,12 +948,15 @@ async fn fill(
                 Ok((n, hasher))
             }));
         }
-        if in_flight.is_none() && batch_len == 0 {
-            if let Some(error) = ended.take() {
-                return Some(error.unwrap_or_else(|| {
+        if in_flight.is_none()
+            && batch_len == 0
+            && let Some(error) = ended.take()
+        {
+            return Some(
+                error.unwrap_or_else(|| {
                     End::Retry(format!("the connection ended at byte {written}"))
-                }));
-            }
+                }),
+            );
         }
         let reading = ended.is_none() && !covered && batch_len < MAX_BUFFERED;
         if !reading && in_flight.is_none() {

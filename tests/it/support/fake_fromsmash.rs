@@ -98,7 +98,11 @@ fn authorized(inner: &mut Inner, headers: &HeaderMap) -> bool {
 }
 
 fn error(status: StatusCode, name: &str) -> Response {
-    (status, Json(json!({ "name": name, "code": status.as_u16() }))).into_response()
+    (
+        status,
+        Json(json!({ "name": name, "code": status.as_u16() })),
+    )
+        .into_response()
 }
 
 async fn account(State((inner, _)): State<Shared>, Path(region): Path<String>) -> Response {
@@ -167,10 +171,18 @@ async fn files(
     if !authorized(&mut inner, &headers) {
         return error(StatusCode::UNAUTHORIZED, "UnauthorizedError");
     }
-    let Some(t) = inner.transfers.iter().find(|t| t.transfer_id == id && region == REGION) else {
+    let Some(t) = inner
+        .transfers
+        .iter()
+        .find(|t| t.transfer_id == id && region == REGION)
+    else {
         return error(StatusCode::NOT_FOUND, "NotFoundError");
     };
-    let start: usize = query.get("start").and_then(|s| s.strip_prefix("page-")).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let start: usize = query
+        .get("start")
+        .and_then(|s| s.strip_prefix("page-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let page: Vec<Value> = t
         .files
         .iter()
@@ -186,7 +198,8 @@ async fn files(
         })
         .collect();
     let next = (start + 1 < t.files.len()).then(|| format!("page-{}", start + 1));
-    Json(json!({ "files": page, "next": next, "urlsExpiredAt": "2026-01-09T20:19:38Z" })).into_response()
+    Json(json!({ "files": page, "next": next, "urlsExpiredAt": "2026-01-09T20:19:38Z" }))
+        .into_response()
 }
 
 async fn file(
@@ -204,7 +217,12 @@ async fn file(
         .filter(|_| query.get("sig") == Some(&format!("signed-{n}")))
         .map(|f| f.1.clone());
     match body {
-        Some(b) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
+        Some(b) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            b,
+        )
+            .into_response(),
         None => error(StatusCode::FORBIDDEN, "AccessDenied"),
     }
 }
