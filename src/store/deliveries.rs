@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, storable};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
 /// A delivery as stored; also the JSON shape of the API (one serializer).
@@ -47,11 +47,17 @@ pub struct Delivery {
     /// The normalised R2 link (an identity, like `dedupe_key`; not part of the API).
     #[serde(skip)]
     pub r2_key: Option<String>,
+    /// The instance that runs (or last ran) the download (`RUSHES_INSTANCE_NAME`).
+    #[sqlx(default)]
+    pub owner: Option<String>,
     /// Why the link resolver waits (virus check, password), if it does (`waits.rs`).
+    #[sqlx(default)]
     pub wait_reason: Option<crate::domain::WaitReason>,
     /// A queued delivery is not started before this time (virus check backoff).
+    #[sqlx(default)]
     pub retry_at: Option<Timestamp>,
     /// Waits so far (the backoff grows with them).
+    #[sqlx(default)]
     pub wait_count: i64,
 }
 
@@ -135,8 +141,8 @@ impl Store {
                 .bind(d.kind)
                 .bind(d.mode)
                 .bind(d.record_format)
-                .bind(&d.original_filename)
-                .bind(&d.file_name)
+                .bind(d.original_filename.as_deref().map(storable))
+                .bind(d.file_name.as_deref().map(storable))
                 .bind(d.created_at)
                 .bind(now)
                 .bind(d.initial_state)
@@ -230,8 +236,8 @@ impl Store {
                  RETURNING id",
             )
             .bind(current.id)
-            .bind(&d.original_filename)
-            .bind(&d.file_name)
+            .bind(d.original_filename.as_deref().map(storable))
+            .bind(d.file_name.as_deref().map(storable))
             .bind(&r2_url)
             .bind(&r2_key)
             .bind(&d.provider)
@@ -366,7 +372,7 @@ impl Store {
             .bind(id)
             .bind(to)
             .bind(Timestamp::now())
-            .bind(error)
+            .bind(error.map(storable))
             .fetch_optional(self.pool())
             .await?)
     }
