@@ -27,6 +27,8 @@ SIZE = int(os.environ.get("SIZE_MIB", "64" if SMOKE else "512")) << 20
 RUNS = int(os.environ.get("RUNS", "1" if SMOKE else "3"))
 # aria2c and rushes alternate this many times on the capped server (curl runs once: 2 min).
 CAPPED_RUNS = int(os.environ.get("CAPPED_RUNS", "1" if SMOKE else "2"))
+# UNCAPPED_ONLY=1: only the uncapped comparison, printed, BENCHMARKS.md untouched (experiments).
+UNCAPPED_ONLY = os.environ.get("UNCAPPED_ONLY") == "1"
 WORK = os.environ.get("BENCH_DIR", "/tmp/rushes-segbench")
 OUT = os.environ.get("BENCH_OUT", "/dev/shm/rushes-segbench-out")
 BIN = os.path.join(ROOT, "target/release/rushes")
@@ -174,10 +176,12 @@ def main():
     try:
         capped = f"http://127.0.0.1:{capped_port}/{NAME}"
         uncapped = f"http://127.0.0.1:{open_port}/{NAME}"
-        print("capped: curl", file=sys.stderr)
-        c_curl = curl(capped)
-        c_arias, c_rushess = [], []
-        for i in range(CAPPED_RUNS):
+        c_curl, c_arias, c_rushess = 1.0, [1.0], [1.0]
+        if not UNCAPPED_ONLY:
+            print("capped: curl", file=sys.stderr)
+            c_curl = curl(capped)
+            c_arias, c_rushess = [], []
+        for i in range(0 if UNCAPPED_ONLY else CAPPED_RUNS):
             print(f"capped run {i + 1}/{CAPPED_RUNS}: aria2c -x4 -s4, then rushes", file=sys.stderr)
             c_arias.append(aria2(capped))
             c_rushess.append(rushes(capped, 4, expected))
@@ -229,7 +233,7 @@ def main():
         "<!-- segmented-bench:end -->",
     ])
     print(block)
-    if SMOKE:
+    if SMOKE or UNCAPPED_ONLY:
         return
     path = os.path.join(ROOT, "BENCHMARKS.md")
     with open(path) as f:

@@ -90,7 +90,7 @@ const MIN_SPLIT: u64 = 256 << 10;
 /// Files smaller than this are never segmented, whatever `DOWNLOAD_SEGMENT_MIN` says.
 const MIN_FILE: u64 = 1 << 20;
 /// Bytes a connection gathers before one positioned write on a blocking thread...
-const WRITE_BATCH: usize = 1 << 20;
+const WRITE_BATCH: usize = 256 << 10;
 /// ... or after this long, so that progress (and the stored segments) stay current.
 const WRITE_EVERY: Duration = Duration::from_millis(250);
 /// How often the segments are synced and handed to the observer.
