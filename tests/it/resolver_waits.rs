@@ -207,3 +207,50 @@ async fn a_password_given_through_the_api_queues_the_delivery_and_is_kept_secret
         "the password was written under the data folder"
     );
 }
+
+#[tokio::test]
+async fn rushes_password_reads_it_from_standard_input() {
+    use tokio::io::AsyncWriteExt as _;
+    const SECRET: &str = "cli-Pw-5521";
+    let api = FakeSwissTransfer::start().await;
+    let uuid = "66666666-aaaa-bbbb-cccc-000000000003";
+    api.add(uuid, transfer(TransferState::Ready, Some(SECRET)));
+    let root = temp_dir();
+    let (app, _feed) = app_for(&api, vec![record(uuid, "Jour 9")], root.path()).await;
+    let needed = until(&app, "password needed", |d| {
+        d["wait_reason"] == "password_needed"
+    })
+    .await;
+    let id = needed["id"].as_i64().expect("id").to_string();
+    let run = |input: &'static str| {
+        let mut cmd = tokio::process::Command::from(crate::support::service::bin());
+        cmd.args(["password", &id, "--url", &app.url("")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        async move {
+            let mut child = cmd.spawn().expect("rushes password");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input.as_bytes()).await.expect("write");
+            drop(stdin);
+            let out = child.wait_with_output().await.expect("wait");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+    let (code, _) = run("\n").await;
+    assert_eq!(code, Some(2), "an empty line is refused");
+    let (code, stdout) = run("cli-Pw-5521\n").await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("queued again"), "{stdout}");
+    assert!(!stdout.contains(SECRET));
+    until(&app, "done with the password from the CLI", |d| {
+        d["state"] == "done"
+    })
+    .await;
+    let (code, stdout) = run("cli-Pw-5521\n").await;
+    assert_eq!(code, Some(1), "not waiting any more: {stdout}");
+    app.stop().await;
+}
