@@ -322,6 +322,8 @@ struct Ctx {
     /// SHA-256 of the file's first bytes, extended by the connection writing right after them
     /// (in order, as the contiguous prefix grows); `None` while that connection's write holds it.
     prefix: Mutex<Option<(Sha256, u64)>>,
+    /// Write and hash on the connection's own task (`Job::inline_writes`: the one-shot CLI).
+    inline: bool,
 }
 
 struct Shared {
@@ -519,6 +521,7 @@ pub(super) async fn run<O: Observer>(
         state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
         prefix: Mutex::new(fresh.then(|| (Sha256::new(), 0))),
+        inline: job.inline_writes,
     });
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
     let mut waiting_slots = Vec::new();
@@ -935,19 +938,18 @@ async fn fill(
                     _ => None,
                 }
             };
-            in_flight = Some(tokio::task::spawn_blocking(move || {
-                let n = write_at(&file, &chunks, at, room)?;
-                let hasher = hasher.map(|(mut h, upto)| {
-                    let mut left = n;
-                    for chunk in &chunks {
-                        let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        h.update(&chunk[..take]);
-                        left -= take as u64;
-                    }
-                    (h, upto + n)
-                });
-                Ok((n, hasher))
-            }));
+            if ctx.inline {
+                // The one-shot CLI: written and hashed here, while the bytes are in cache (as
+                // its single-connection path does).
+                let result = write_and_hash(&file, &chunks, at, room, hasher);
+                if let Some(end) = wrote(ctx, index, &mut written, result) {
+                    return end;
+                }
+            } else {
+                in_flight = Some(tokio::task::spawn_blocking(move || {
+                    write_and_hash(&file, &chunks, at, room, hasher)
+                }));
+            }
         }
         if in_flight.is_none()
             && batch_len == 0
@@ -972,25 +974,11 @@ async fn fill(
             }
             done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
                 in_flight = None;
-                let n = match done {
-                    Ok(Ok((n, hasher))) => {
-                        if hasher.is_some() {
-                            *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
-                        }
-                        n
-                    }
-                    Ok(Err(e)) => return Some(End::Write(e)),
-                    Err(e) => return Some(End::Retry(format!("writer task failed: {e}"))),
-                };
-                written += n;
-                let left = {
-                    let mut state = lock(ctx);
-                    let s = &mut state.segments[index];
-                    s.done = (written - s.start).min(s.end - s.start);
-                    s.left()
-                };
-                if left == 0 {
-                    return None;
+                let result = done.unwrap_or_else(|e| {
+                    Err(io::Error::other(format!("writer task failed: {e}")))
+                });
+                if let Some(end) = wrote(ctx, index, &mut written, result) {
+                    return end;
                 }
             }
             next = body.next(), if reading => match next {
@@ -1009,6 +997,50 @@ async fn fill(
 
 /// Bytes written by one write task, and the prefix hash it extended (if it held it).
 type Written = (u64, Option<(Sha256, u64)>);
+
+/// Writes the chunks at `at` (at most `room` bytes) and extends `hasher` (the prefix hash, when
+/// this write continues it) with what was written.
+fn write_and_hash(
+    file: &std::fs::File,
+    chunks: &[Bytes],
+    at: u64,
+    room: u64,
+    hasher: Option<(Sha256, u64)>,
+) -> io::Result<Written> {
+    let n = write_at(file, chunks, at, room)?;
+    let hasher = hasher.map(|(mut h, upto)| {
+        let mut left = n;
+        for chunk in chunks {
+            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            h.update(&chunk[..take]);
+            left -= take as u64;
+        }
+        (h, upto + n)
+    });
+    Ok((n, hasher))
+}
+
+/// A write ended: the prefix hash goes back, the segment's `done` moves on. `Some` when the
+/// connection's range is over (`Some(None)`: done; `Some(Some(end))`: failed).
+fn wrote(
+    ctx: &Ctx,
+    index: usize,
+    written: &mut u64,
+    result: io::Result<Written>,
+) -> Option<Option<End>> {
+    let (n, hasher) = match result {
+        Ok(r) => r,
+        Err(e) => return Some(Some(End::Write(e))),
+    };
+    if hasher.is_some() {
+        *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
+    }
+    *written += n;
+    let mut state = lock(ctx);
+    let s = &mut state.segments[index];
+    s.done = (*written - s.start).min(s.end - s.start);
+    (s.left() == 0).then_some(None)
+}
 
 /// Waits for a write still in flight (so that nothing lands in the file after this connection
 /// has ended, e.g. after the part was emptied to start over).
