@@ -23,8 +23,10 @@
 //!   order would let the hash follow the download closely, but costs a request per piece (on
 //!   nginx, whose `limit_rate` gives each new request a second's worth at once, it would also
 //!   escape a per-connection cap: not what a fair comparison measures).
-//! - Each connection keeps reading while its previous batch is written (one write in flight per
-//!   connection, on a blocking thread), so a connection never waits for the disk.
+//! - In the service, each connection keeps reading while its previous batch is written (one write
+//!   in flight per connection, on a blocking thread), so a connection never waits for the disk;
+//!   the one-shot CLI (`Job::inline_writes`) writes and hashes on the connection's own task, as
+//!   its single-connection path does (measured faster on an uncapped server: no hand-off).
 //! - SHA-256: in order as the contiguous prefix grows, by the connection writing right after the
 //!   hashed prefix (in its write task, which runs while the connection reads on); what it had not
 //!   reached is hashed in one pass after the last byte (see `hash_file`). A thread of its own
@@ -542,6 +544,7 @@ pub(super) async fn run<O: Observer>(
     drop(first_stream);
     let probe_started = Instant::now();
     // Looked at every `PROBE_EVERY` until `PROBE`: a slow connection is split at once.
+    let mut reserving: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
     let mut probe =
         tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
     if !fresh && plan.segments.len() > 1 {
@@ -591,6 +594,13 @@ pub(super) async fn run<O: Observer>(
                     }
                 }
             }
+            reserved = async { reserving.as_mut().expect("guarded").await }, if reserving.is_some() => {
+                reserving = None;
+                if let Ok(Err(e)) = reserved {
+                    fatal.get_or_insert(End::Write(e));
+                    stop.cancel();
+                }
+            }
             _ = probe.tick(), if !waiting_slots.is_empty() => {
                 // Received (written or still buffered) by the first connection so far.
                 let received: u64 = {
@@ -600,12 +610,10 @@ pub(super) async fn run<O: Observer>(
                 let speed = received as f64 / probe_started.elapsed().as_secs_f64();
                 let left_s = total.saturating_sub(received) as f64 / speed.max(1.0);
                 if left_s >= WORTH_SPLITTING_S {
-                    if let Err(e) = reserve(&ctx.file, total) {
-                        fatal.get_or_insert(End::Write(e));
-                        stop.cancel();
-                        waiting_slots.clear();
-                        continue;
-                    }
+                    tracing::debug!(after_ms = probe_started.elapsed().as_millis() as u64, received, "opening the other connections");
+                    // Reserved beside the transfer: on tmpfs it writes zeros over the whole file.
+                    let file = ctx.file.clone();
+                    reserving = Some(tokio::task::spawn_blocking(move || reserve(&file, total)));
                     for slot in waiting_slots.drain(..) {
                         let claimed = lock(&ctx).claim(None);
                         let Some(index) = claimed else { break };
