@@ -161,6 +161,25 @@ impl DeliveryState {
 }
 
 vocabulary! {
+    /// Why a delivery's link resolver waits (issue 15).
+    WaitReason ("wait reason") {
+        /// The host is still checking the transfer for viruses: retried by itself at `retry_at`.
+        VirusCheck = "virus_check",
+        /// The transfer is password-protected and no password was given.
+        PasswordNeeded = "password_needed",
+        /// The password given was refused.
+        PasswordWrong = "password_wrong",
+    }
+}
+
+impl WaitReason {
+    /// Whether a person must give a password before the next try.
+    pub fn needs_password(self) -> bool {
+        matches!(self, Self::PasswordNeeded | Self::PasswordWrong)
+    }
+}
+
+vocabulary! {
     /// The service a link points at.
     LinkKind ("link kind") {
         Dropbox = "dropbox",

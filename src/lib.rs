@@ -41,4 +41,6 @@ pub mod fuzz_api;
 #[cfg(test)]
 mod properties;
 pub(crate) mod status;
+#[doc(hidden)]
+pub mod test_api;
 pub mod web;

@@ -51,15 +51,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ExitCode> {
     let primary = parse_http(&args.url, "URL").map_err(anyhow::Error::msg)?;
-    let mut urls = vec![JobUrl {
-        role: UrlRole::Primary,
-        url: primary.clone(),
-    }];
+    let mut urls = vec![JobUrl::plain(UrlRole::Primary, primary.clone())];
     if let Some(raw) = &args.fallback {
-        urls.push(JobUrl {
-            role: UrlRole::Fallback,
-            url: parse_http(raw, "--fallback").map_err(anyhow::Error::msg)?,
-        });
+        urls.push(JobUrl::plain(
+            UrlRole::Fallback,
+            parse_http(raw, "--fallback").map_err(anyhow::Error::msg)?,
+        ));
     }
     if let Some(name) = &args.name
         && SafeFileName::new(name).is_none()
@@ -224,6 +221,7 @@ async fn download_resolved(
             urls: vec![JobUrl {
                 role: UrlRole::Primary,
                 url: file.url.clone(),
+                headers: file.header_map().map_err(anyhow::Error::new)?,
             }],
             forced_name: Some(file.name.clone()),
             name_link: file.url.clone(),

@@ -8,6 +8,7 @@ mod feed;
 mod feed_proxy;
 mod frameio;
 mod frameio_inspect;
+mod password;
 mod serve;
 mod status;
 mod verdict;
@@ -133,6 +134,17 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Give a running rushes the password of a password-protected transfer (SwissTransfer) for a
+    /// delivery waiting for one; it is read from standard input (one line), never from the
+    /// command line, and the delivery is queued again. Exit code 1 when rushes refuses it.
+    #[command(after_help = ENV_HELP)]
+    Password {
+        /// The delivery's id (as on the dashboard and in /api/deliveries)
+        id: i64,
+        /// Base URL of the running service [default: http://$RUSHES_BIND]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
     #[command(after_help = ENV_HELP)]
     Status {
@@ -229,6 +241,7 @@ impl Cli {
             }
             Command::FeedProxy => feed_proxy::run().await,
             Command::Status { url } => status::status(url).await,
+            Command::Password { id, url } => password::password(id, url).await,
             Command::Frameio(command) => frameio::run(command).await,
             Command::TunnelGuard { grace_ms, command } => {
                 let mut words = command.into_iter();

@@ -43,8 +43,16 @@ pub struct ResolverSettings {
     pub swisstransfer_api: Url,
     /// `SMASH_AUTO` (default off, experimental).
     pub smash: bool,
-    /// `SWISSTRANSFER_PASSWORD`: sent (base64) for password-protected transfers.
+    /// `SWISSTRANSFER_PASSWORD`: sent (base64) for password-protected transfers that were given
+    /// no password of their own (from the page, the API or `rushes password`).
     pub swisstransfer_password: Option<secrecy::SecretString>,
+    /// `VIRUS_CHECK_RETRY` (seconds, default 120): first wait when the host is still checking a
+    /// transfer for viruses; doubled at each further wait, at most an hour.
+    pub recheck_after: std::time::Duration,
+    /// `SMASH_API_BASE`: unset = FromSmash's own hosts; set (tests) = one base for all of them.
+    pub smash_api: Option<Url>,
+    /// `SMASH_TOKEN`: a Smash API key; unset = an anonymous account per resolution.
+    pub smash_token: Option<secrecy::SecretString>,
 }
 
 impl Default for ResolverSettings {
@@ -54,6 +62,9 @@ impl Default for ResolverSettings {
             swisstransfer_api: Url::parse(SWISSTRANSFER_API_BASE).expect("constant URL"),
             smash: false,
             swisstransfer_password: None,
+            recheck_after: std::time::Duration::from_secs(120),
+            smash_api: None,
+            smash_token: None,
         }
     }
 }
@@ -123,6 +134,17 @@ pub(super) fn read_resolvers(env: &Env<'_>) -> Result<ResolverSettings, ConfigEr
         swisstransfer_api: env.http_url("SWISSTRANSFER_API_BASE", SWISSTRANSFER_API_BASE)?,
         smash: env.switch("SMASH_AUTO")?,
         swisstransfer_password: env.secret("SWISSTRANSFER_PASSWORD"),
+        recheck_after: Env::seconds(
+            "VIRUS_CHECK_RETRY",
+            env.get("VIRUS_CHECK_RETRY"),
+            120,
+            false,
+        )?,
+        smash_api: match env.get("SMASH_API_BASE") {
+            None => None,
+            Some(_) => Some(env.http_url("SMASH_API_BASE", "")?),
+        },
+        smash_token: env.secret("SMASH_TOKEN"),
     })
 }
 

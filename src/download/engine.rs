@@ -52,6 +52,9 @@ pub struct EngineConfig {
 struct Shared {
     running: Mutex<HashMap<i64, CancellationToken>>,
     wake: Notify,
+    /// Transfer passwords given from the page, the API or `rushes password`, per delivery: in
+    /// memory only (never written to disk or logged), forgotten once used successfully or refused.
+    passwords: Mutex<HashMap<i64, secrecy::SecretString>>,
 }
 
 /// Talks to a running engine: wake it up, cancel one download. Cheap to clone.
@@ -64,6 +67,26 @@ impl DownloadHandle {
     /// Look for queued deliveries now rather than at the next tick.
     pub fn wake(&self) {
         self.shared.wake.notify_one();
+    }
+
+    /// Keeps `password` for delivery `id`'s next try (see `Shared::passwords`).
+    pub fn set_password(&self, id: i64, password: secrecy::SecretString) {
+        self.passwords().insert(id, password);
+    }
+
+    fn password(&self, id: i64) -> Option<secrecy::SecretString> {
+        self.passwords().get(&id).cloned()
+    }
+
+    fn forget_password(&self, id: i64) {
+        self.passwords().remove(&id);
+    }
+
+    fn passwords(&self) -> std::sync::MutexGuard<'_, HashMap<i64, secrecy::SecretString>> {
+        self.shared
+            .passwords
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops the running download of `id`, if any (its `.part` is kept). The caller has
@@ -126,6 +149,7 @@ impl Engine {
             events: self.events.clone(),
             client: self.client.clone(),
             config: self.config.clone(),
+            handle: self.handle.clone(),
         });
         let mut pending: VecDeque<Delivery> = VecDeque::new();
         if !self.config.dry_run {
@@ -283,6 +307,18 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "cannot list SwissTransfer deliveries"),
             }
         }
+        if self.config.resolvers.smash {
+            // Experimental: tried once; a delivery that went back to manual (with its reason in
+            // `error`) is left to a person.
+            match self
+                .store
+                .manual_deliveries_of(crate::domain::LinkKind::Fromsmash, 50)
+                .await
+            {
+                Ok(more) => candidates.extend(more.into_iter().filter(|d| d.error.is_none())),
+                Err(e) => tracing::error!(error = %e, "cannot list FromSmash deliveries"),
+            }
+        }
         let mut skipped_hosts = HashSet::new();
         for d in candidates {
             if active.len() >= self.config.concurrency {
@@ -366,6 +402,7 @@ struct Worker {
     events: EventBus,
     client: reqwest::Client,
     config: EngineConfig,
+    handle: DownloadHandle,
 }
 
 impl Worker {
@@ -377,6 +414,24 @@ impl Worker {
                 // Cancelled by a user (state already `cancelled`) or by shutdown (stays
                 // `downloading` and resumes at the next start): nothing to write.
                 tracing::info!(id, "download stopped");
+            }
+            Err(e)
+                if super::resolved::manual_on_error(
+                    &self.config.resolvers,
+                    &delivery.source_url,
+                ) =>
+            {
+                let message =
+                    format!("automatic download (experimental) did not work: {e}; open the link");
+                tracing::warn!(id, error = %message, "back to manual");
+                match self.store.back_to_manual(id, &message).await {
+                    Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(id, error = %e, "cannot record a manual delivery"),
+                }
+            }
+            Err(WorkerError::Resolve(error)) if super::resolved::wait_reason(&error).is_some() => {
+                self.wait(&delivery, &error).await;
             }
             Err(e) => {
                 let message = e.to_string();
@@ -403,6 +458,37 @@ impl Worker {
         }
     }
 
+    /// The link resolver must wait: the host's virus check (queued again, not before a time that
+    /// doubles with each wait) or a password (failed until a person gives one).
+    async fn wait(&self, delivery: &Delivery, error: &super::resolve::ResolveError) {
+        let id = delivery.id;
+        let Some(reason) = super::resolved::wait_reason(error) else {
+            return;
+        };
+        let waited = if reason.needs_password() {
+            self.handle.forget_password(id);
+            tracing::info!(id, reason = %reason, "transfer waits for a password");
+            self.store
+                .wait_for_password(id, reason, &error.to_string())
+                .await
+        } else {
+            let count = match self.store.delivery(id).await {
+                Ok(Some(d)) => d.wait_count,
+                _ => delivery.wait_count,
+            };
+            let delay = super::resolved::recheck_delay(self.config.resolvers.recheck_after, count);
+            let at = crate::domain::Timestamp::now().plus(delay);
+            let message = format!("{error}; next try at {}", at.text());
+            tracing::info!(id, reason = %reason, retry_at = %at.text(), "transfer waits; queued again");
+            self.store.wait_and_retry(id, reason, at, &message).await
+        };
+        match waited {
+            Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),
+            Ok(None) => {}
+            Err(e) => tracing::error!(id, error = %e, "cannot record a waiting transfer"),
+        }
+    }
+
     async fn try_download(
         &self,
         delivery: &Delivery,
@@ -419,6 +505,10 @@ impl Worker {
             return self.finish(delivery, done, cancel).await;
         }
         if super::resolved::applies(&self.config.resolvers, &delivery.source_url) {
+            if delivery.wait_reason.is_some() {
+                self.store.end_wait(id).await?;
+            }
+            let password = self.handle.password(id);
             let mut observer = StoreObserver {
                 store: self.store.clone(),
                 events: self.events.clone(),
@@ -430,6 +520,7 @@ impl Worker {
                 &self.config.resolvers,
                 &self.config.segments,
                 delivery,
+                password.as_ref(),
                 self.stored_segments(delivery).await?,
                 &self.config.dir,
                 &mut observer,
@@ -442,27 +533,23 @@ impl Worker {
                     source: TransferError::Cancelled,
                     ..
                 } => WorkerError::Transfer(TransferError::Cancelled),
+                super::resolved::ResolvedError::Resolve { error } => WorkerError::Resolve(error),
                 e => WorkerError::Message(e.to_string()),
             })?;
+            self.handle.forget_password(id);
             return self.finish(delivery, finished, cancel).await;
         }
         let mut urls = Vec::new();
         let mut bad = Vec::new();
         if let Some(raw) = &delivery.r2_url {
             match Url::parse(raw) {
-                Ok(url) => urls.push(JobUrl {
-                    role: UrlRole::R2,
-                    url,
-                }),
+                Ok(url) => urls.push(JobUrl::plain(UrlRole::R2, url)),
                 Err(e) => bad.push(format!("r2_url is not a URL ({e})")),
             }
         }
         let source = Url::parse(&delivery.source_url);
         match &source {
-            Ok(url) => urls.push(JobUrl {
-                role: UrlRole::Source,
-                url: url.clone(),
-            }),
+            Ok(url) => urls.push(JobUrl::plain(UrlRole::Source, url.clone())),
             Err(e) => bad.push(format!("source_url is not a URL ({e})")),
         }
         let Some(name_link) = source.ok().or_else(|| urls.first().map(|u| u.url.clone())) else {
@@ -640,6 +727,8 @@ enum WorkerError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Message(String),
+    #[error("{}", super::resolved::shown(.0))]
+    Resolve(super::resolve::ResolveError),
 }
 
 /// Persists a download's progress (throttled) and announces it on the bus.

@@ -12,7 +12,7 @@ use url::Url;
 use super::resolve::{self, ResolveError};
 use super::transfer::{self, Finished, Job, JobUrl, Observer, Resume, Segment, Segmenting};
 use crate::config::{ResolverSettings, SegmentSettings};
-use crate::domain::UrlRole;
+use crate::domain::{UrlRole, WaitReason};
 use crate::naming::SafeFileName;
 use crate::net::{self, RetryPolicy};
 use crate::store::Delivery;
@@ -20,7 +20,7 @@ use crate::store::Delivery;
 /// Why a resolved delivery did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolvedError {
-    #[error("{error}{later}", later = if .error.retry_later() { " (retry later)" } else { "" })]
+    #[error("{}", shown(.error))]
     Resolve {
         #[source]
         error: ResolveError,
@@ -39,12 +39,50 @@ pub enum ResolvedError {
     },
 }
 
+/// A resolver error as shown: " (retry later)" when trying again can help.
+pub fn shown(error: &ResolveError) -> String {
+    match error.retry_later() {
+        true => format!("{error} (retry later)"),
+        false => error.to_string(),
+    }
+}
+
+/// Why a delivery waits instead of failing, when it does: the host's virus check (queued again by
+/// itself) or a password a person must give.
+pub fn wait_reason(error: &ResolveError) -> Option<WaitReason> {
+    match error {
+        ResolveError::VirusCheck => Some(WaitReason::VirusCheck),
+        ResolveError::PasswordNeeded => Some(WaitReason::PasswordNeeded),
+        ResolveError::PasswordWrong => Some(WaitReason::PasswordWrong),
+        _ => None,
+    }
+}
+
+/// How long a delivery waits after its `count`-th wait for a virus check: `base`, doubled each
+/// time, at most an hour.
+pub fn recheck_delay(base: Duration, count: i64) -> Duration {
+    let doublings = u32::try_from(count.clamp(0, 16)).unwrap_or(16);
+    base.saturating_mul(1u32 << doublings)
+        .min(Duration::from_secs(3600))
+        .max(base.min(Duration::from_secs(3600)))
+}
+
 /// Whether the engine resolves this delivery's link instead of downloading it.
 pub fn applies(settings: &ResolverSettings, link: &str) -> bool {
-    Url::parse(link).is_ok_and(|u| {
-        settings.swisstransfer
-            && crate::links::kind_of_url(&u) == crate::domain::LinkKind::Swisstransfer
+    use crate::domain::LinkKind;
+    Url::parse(link).is_ok_and(|u| match crate::links::kind_of_url(&u) {
+        LinkKind::Swisstransfer => settings.swisstransfer,
+        LinkKind::Fromsmash => settings.smash,
+        _ => false,
     })
+}
+
+/// Whether any error of this delivery's automatic download sends it back to manual (FromSmash,
+/// experimental) instead of failing it.
+pub fn manual_on_error(settings: &ResolverSettings, link: &str) -> bool {
+    settings.smash
+        && Url::parse(link)
+            .is_ok_and(|u| crate::links::kind_of_url(&u) == crate::domain::LinkKind::Fromsmash)
 }
 
 /// The folder a delivery's files go into: its forced name, else the transfer's message, else
@@ -69,6 +107,7 @@ pub async fn fetch_all<O: Observer>(
     settings: &ResolverSettings,
     segments: &SegmentSettings,
     delivery: &Delivery,
+    password: Option<&secrecy::SecretString>,
     stored: Vec<Segment>,
     downloads: &Path,
     observer: &mut O,
@@ -80,9 +119,9 @@ pub async fn fetch_all<O: Observer>(
         error: ResolveError::Api(format!("the link is not a URL ({e})")),
     })?;
     use secrecy::ExposeSecret;
-    let password = settings
-        .swisstransfer_password
-        .as_ref()
+    // The password given for this delivery, else SWISSTRANSFER_PASSWORD.
+    let password = password
+        .or(settings.swisstransfer_password.as_ref())
         .map(|p| p.expose_secret().to_string());
     let resolved = match resolve::resolve(client, settings, &link, password.as_deref()).await {
         Some(r) => r.map_err(|error| ResolvedError::Resolve { error })?,
@@ -136,6 +175,9 @@ pub async fn fetch_all<O: Observer>(
             urls: vec![JobUrl {
                 role: UrlRole::Source,
                 url: file.url.clone(),
+                headers: file
+                    .header_map()
+                    .map_err(|error| ResolvedError::Resolve { error })?,
             }],
             forced_name: Some(name.as_str().to_string()),
             name_link: file.url.clone(),

@@ -50,6 +50,15 @@ pub struct Delivery {
     /// The instance that runs (or last ran) the download (`RUSHES_INSTANCE_NAME`).
     #[sqlx(default)]
     pub owner: Option<String>,
+    /// Why the link resolver waits (virus check, password), if it does (`waits.rs`).
+    #[sqlx(default)]
+    pub wait_reason: Option<crate::domain::WaitReason>,
+    /// A queued delivery is not started before this time (virus check backoff).
+    #[sqlx(default)]
+    pub retry_at: Option<Timestamp>,
+    /// Waits so far (the backoff grows with them).
+    #[sqlx(default)]
+    pub wait_count: i64,
 }
 
 impl Delivery {

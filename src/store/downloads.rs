@@ -35,10 +35,12 @@ impl Store {
     /// Queued deliveries, oldest first, at most `limit`.
     pub async fn queued_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         Ok(sqlx::query_as::<_, Delivery>(
-            "SELECT * FROM deliveries WHERE state = $1 ORDER BY created_at ASC, id ASC LIMIT $2",
+            "SELECT * FROM deliveries WHERE state = $1 AND (retry_at IS NULL OR retry_at <= $3)
+             ORDER BY created_at ASC, id ASC LIMIT $2",
         )
         .bind(DeliveryState::Queued)
         .bind(i64::from(limit))
+        .bind(Timestamp::now())
         .fetch_all(self.pool())
         .await?)
     }

@@ -14,6 +14,7 @@ mod ingest;
 mod inspector;
 mod notify;
 mod segments;
+mod waits;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{DeliveryState, LinkKind, Timestamp};
+use crate::domain::{DeliveryState, LinkKind, Timestamp, WaitReason};
 use crate::store::{Delivery, DeliveryFilter, FeedState};
 use crate::text::human_bytes;
 
@@ -351,6 +351,12 @@ pub fn row(d: &Delivery) -> Markup {
 
 fn details(d: &Delivery) -> Markup {
     match d.state {
+        DeliveryState::Queued if d.wait_reason == Some(WaitReason::VirusCheck) => html! {
+            div.sub.waiting data-wait="virus_check" {
+                "Waiting for the host's virus check · next try "
+                (short_time_opt(d.retry_at))
+            }
+        },
         DeliveryState::Queued | DeliveryState::Downloading => {
             let pct = match (d.bytes_total, d.state) {
                 (Some(total), _) if total > 0 => Some((d.bytes_done.max(0) * 100 / total).min(100)),
@@ -380,6 +386,16 @@ fn details(d: &Delivery) -> Markup {
                     code title=(sha) { "sha256 " (sha.get(..12).unwrap_or(sha)) "…" }
                     button type="button" data-copy=(sha) title="Copy the full SHA-256" { "Copy" }
                 }
+            }
+        },
+        DeliveryState::Failed if d.wait_reason.is_some_and(WaitReason::needs_password) => html! {
+            @if let Some(error) = &d.error { div.error-text { (error) } }
+            form.password method="post" action={ "/api/deliveries/" (d.id) "/password" } data-action="password" data-id=(d.id) {
+                label {
+                    span.sub { @if d.wait_reason == Some(WaitReason::PasswordWrong) { "Another password:" } @else { "Transfer password:" } }
+                    input type="password" name="password" autocomplete="off" required maxlength="1024";
+                }
+                button.primary type="submit" { "Download with it" }
             }
         },
         DeliveryState::Failed | DeliveryState::Cancelled => html! {
@@ -425,6 +441,13 @@ fn actions(d: &Delivery, id: &str) -> Markup {
             }
             _ => {}
         }
+    }
+}
+
+fn short_time_opt(t: Option<Timestamp>) -> Markup {
+    match t {
+        Some(t) => short_time(t),
+        None => html! { "soon" },
     }
 }
 

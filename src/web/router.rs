@@ -5,7 +5,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{AppState, access, api, compat, dashboard, events, shield};
+use super::{AppState, access, api, compat, dashboard, events, passwords, shield};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -15,6 +15,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/deliveries/{id}/attempts", get(api::delivery_attempts))
         .route("/api/deliveries/{id}/retry", post(api::retry_delivery))
         .route("/api/deliveries/{id}/cancel", post(api::cancel_delivery))
+        .route(
+            "/api/deliveries/{id}/password",
+            post(passwords::give_password),
+        )
         .route(
             "/api/deliveries/{id}/download",
             post(api::download_delivery),

@@ -453,3 +453,115 @@ async fn the_frameio_panel_lists_tracked_uploads() {
     assert!(fragment.contains("id=\"upload-up-1\""), "{fragment}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_transfer_password_is_typed_into_the_page_and_leaves_it() {
+    use crate::support::fake_swisstransfer::{FakeSwissTransfer, FakeTransfer, TransferState};
+    const SECRET: &str = "page-Pw-7781";
+    let api = FakeSwissTransfer::start().await;
+    let uuid = "77777777-aaaa-bbbb-cccc-000000000001";
+    api.add(
+        uuid,
+        FakeTransfer {
+            state: TransferState::Ready,
+            password: Some(SECRET.into()),
+            credit: 250,
+            message: "Jour 9".into(),
+            files: vec![(
+                "f-1".into(),
+                "A009.mov".into(),
+                crate::support::file_server::content(100_000, 91),
+            )],
+        },
+    );
+    let feed = FeedServer::start(
+        &json!([{
+            "source_url": format!("https://www.swisstransfer.com/d/{uuid}"),
+            "provider": "swisstransfer",
+            "created_at": "2026-01-08T20:19:38+00:00",
+            "original_filename": "Jour 9",
+        }])
+        .to_string(),
+    )
+    .await;
+    let dir = temp_dir();
+    let mut config = crate::support::service::config_for(dir.path(), &feed.url());
+    config.monitor_interval = Duration::from_secs(3600);
+    config.resolvers.swisstransfer = true;
+    config.resolvers.swisstransfer_api = url::Url::parse(&api.api_base()).expect("api base");
+    let app = TestApp::spawn(config).await;
+    let id = wait_for("the delivery waits for a password", WAIT, || async {
+        let (_, body) = app.get("/api/deliveries?limit=10").await;
+        let d = body["deliveries"][0].clone();
+        (d["wait_reason"] == "password_needed").then(|| d["id"].as_i64().unwrap_or(0))
+    })
+    .await;
+
+    let browser = Browser::start(1280, 900).await;
+    browser
+        .client
+        .goto(&app.url("/"))
+        .await
+        .expect("open dashboard");
+    wait_for("the live indicator", WAIT, || async {
+        (text_of(&browser, "#live").await == "Live").then_some(())
+    })
+    .await;
+    let field_css = format!("tr[data-id='{id}'] form.password input[name=password]");
+    let field = browser
+        .client
+        .find(Locator::Css(&field_css))
+        .await
+        .expect("a password field in the delivery's row");
+    assert_eq!(
+        field.attr("type").await.ok().flatten().as_deref(),
+        Some("password")
+    );
+    field.send_keys(SECRET).await.expect("type the password");
+    browser
+        .client
+        .find(Locator::Css(&format!(
+            "tr[data-id='{id}'] form.password button"
+        )))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("submit");
+    wait_for("the row done", WAIT, || async {
+        let state = match browser
+            .client
+            .find(Locator::Css(&format!("tr[data-id='{id}']")))
+            .await
+        {
+            Ok(row) => row
+                .attr("data-state")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        (state == "done").then_some(())
+    })
+    .await;
+    // No trace of it in the page: not in the markup, not in any field's value.
+    let source = browser.client.source().await.expect("page source");
+    assert!(
+        !source.contains(SECRET),
+        "the password is still in the page"
+    );
+    let values = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('input')).map(i => i.value).join('|')",
+            vec![],
+        )
+        .await
+        .expect("execute");
+    assert!(!values.as_str().unwrap_or("").contains(SECRET));
+    let saved = std::fs::read(dir.path().join("downloads/Jour 9/A009.mov")).unwrap_or_default();
+    assert_eq!(saved.len(), 100_000);
+    browser.close().await;
+    app.stop().await;
+}

@@ -1,10 +1,9 @@
 //! Link resolvers: a share link that is a page, not a file, turned into the files behind it
 //! (URL, name, size, headers), which the normal engine then downloads one by one (resume,
-//! segments, SHA-256). One file per host: `swisstransfer.rs` today.
-//!
-//! FromSmash: `SMASH_AUTO=1` is read but no resolver is written yet (it would use the public web
-//! app's routes, not an official API); FromSmash links stay manual.
+//! segments, SHA-256). One file per host: `swisstransfer.rs`, and `fromsmash.rs` (experimental,
+//! `SMASH_AUTO=1`: the routes of FromSmash's public SDK, not a documented integration).
 
+pub mod fromsmash;
 pub mod swisstransfer;
 
 use url::Url;
@@ -26,6 +25,24 @@ pub struct RemoteFile {
     pub headers: Vec<(String, String)>,
 }
 
+impl RemoteFile {
+    /// The headers as sent on every request for the file; a name or value that cannot be sent
+    /// is the resolver's mistake, reported as an unexpected answer.
+    pub fn header_map(&self) -> Result<reqwest::header::HeaderMap, ResolveError> {
+        use reqwest::header::{HeaderName, HeaderValue};
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ResolveError::Api(format!("unusable header name {name:?}")))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| ResolveError::Api(format!("unusable value for header {name}")))?;
+            value.set_sensitive(true);
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+}
+
 /// What a link resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -41,10 +58,10 @@ pub struct Resolved {
 pub enum ResolveError {
     #[error("the transfer has expired or was deleted (404); ask the sender to send it again")]
     Expired,
-    #[error("the host is still checking the transfer for viruses; retry in a few minutes")]
+    #[error("the host is still checking the transfer for viruses")]
     VirusCheck,
     #[error(
-        "the transfer is password-protected; give its password (SWISSTRANSFER_PASSWORD) and retry"
+        "the transfer is password-protected: give its password on the dashboard, with `rushes password <id>` or in SWISSTRANSFER_PASSWORD"
     )]
     PasswordNeeded,
     #[error("the password given for this transfer is wrong (401)")]
@@ -80,6 +97,14 @@ pub async fn resolve(
         LinkKind::Swisstransfer if settings.swisstransfer => {
             let uuid = swisstransfer::link_uuid(link)?;
             Some(swisstransfer::resolve(client, &settings.swisstransfer_api, &uuid, password).await)
+        }
+        LinkKind::Fromsmash if settings.smash => {
+            use secrecy::ExposeSecret as _;
+            let hosts = fromsmash::Hosts {
+                base: settings.smash_api.clone(),
+            };
+            let token = settings.smash_token.as_ref().map(|t| t.expose_secret());
+            Some(fromsmash::resolve(client, &hosts, token, link, password).await)
         }
         _ => None,
     }

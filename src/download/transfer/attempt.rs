@@ -133,7 +133,9 @@ async fn request(
         .as_ref()
         .and_then(|p| p.validator.clone())
         .filter(|_| have > 0);
-    let mut request = client.get(source.url.clone());
+    let mut request = client
+        .get(source.url.clone())
+        .headers(source.headers.clone());
     if let Some(v) = &resume_validator {
         request = request
             .header(header::RANGE, format!("bytes={have}-"))

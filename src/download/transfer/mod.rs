@@ -63,6 +63,20 @@ pub enum TransferError {
 pub struct JobUrl {
     pub role: UrlRole,
     pub url: Url,
+    /// Sent on every request for this URL (the first, resumed and ranged ones): what a link
+    /// resolver says the host needs. Never logged.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl JobUrl {
+    /// A URL that needs no header of its own.
+    pub fn plain(role: UrlRole, url: Url) -> Self {
+        Self {
+            role,
+            url,
+            headers: reqwest::header::HeaderMap::new(),
+        }
+    }
 }
 
 /// A partial file left by an earlier run, and the validator of the response it came from.

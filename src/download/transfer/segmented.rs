@@ -1,5 +1,5 @@
 //! Segmented transfers: one large file over several ranged connections, each writing at its own
-//! offset into one preallocated `.part` (positioned writes), with work stealing near the end.
+//! offset into one `.part` of the file's size (positioned writes), with work stealing near the end.
 //!
 //! - Entered when the first answer says `Accept-Ranges: bytes`, carries a validator (strong ETag
 //!   or Last-Modified) and the file is at least `DOWNLOAD_SEGMENT_MIN`; that first answer becomes
@@ -18,8 +18,22 @@
 //!   that frees its range while another download waits for the host gives its slot away.
 //! - The first connection runs alone for `PROBE`; the others are opened only if it would still
 //!   need `WORTH_SPLITTING_S` alone (an uncapped server gains nothing from more connections).
+//!   When they are, each takes half of the largest range left (four connections: four ranges,
+//!   one request each, as aria2 does). Cutting the file into many small pieces taken in file
+//!   order would let the hash follow the download closely, but costs a request per piece (on
+//!   nginx, whose `limit_rate` gives each new request a second's worth at once, it would also
+//!   escape a per-connection cap: not what a fair comparison measures).
+//! - In the service, each connection keeps reading while its previous batch is written (one write
+//!   in flight per connection, on a blocking thread), so a connection never waits for the disk;
+//!   the one-shot CLI (`Job::inline_writes`) writes and hashes on the connection's own task, as
+//!   its single-connection path does (measured faster on an uncapped server: no hand-off).
 //! - SHA-256: in order as the contiguous prefix grows, by the connection writing right after the
-//!   hashed prefix; what it had not reached is hashed in one pass at the end (see `hash_file`).
+//!   hashed prefix (in its write task, which runs while the connection reads on); what it had not
+//!   reached is hashed in one pass after the last byte (see `hash_file`). A thread of its own
+//!   re-reading the prefix from the page cache measured slower on an uncapped server (the copy
+//!   costs CPU the transfer needs; BENCHMARKS.md).
+//! - The `.part` is sized at once (sparse) and its blocks reserved (`fallocate`) only when the
+//!   extra connections open: on tmpfs a reservation writes zeros over the whole file first.
 
 use std::collections::HashMap;
 use std::io;
@@ -78,17 +92,21 @@ const MIN_SPLIT: u64 = 256 << 10;
 /// Files smaller than this are never segmented, whatever `DOWNLOAD_SEGMENT_MIN` says.
 const MIN_FILE: u64 = 1 << 20;
 /// Bytes a connection gathers before one positioned write on a blocking thread...
-const WRITE_BATCH: usize = 1 << 20;
+const WRITE_BATCH: usize = 256 << 10;
 /// ... or after this long, so that progress (and the stored segments) stay current.
 const WRITE_EVERY: Duration = Duration::from_millis(250);
 /// How often the segments are synced and handed to the observer.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long the first connection runs alone before the others are opened...
-const PROBE: Duration = Duration::from_millis(300);
+const PROBE: Duration = Duration::from_millis(100);
+/// ... looking this often (a connection that is clearly slow is split at once).
+const PROBE_EVERY: Duration = Duration::from_millis(20);
 /// ... and only if it would still need this long alone.
 const WORTH_SPLITTING_S: f64 = 2.0;
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
 const REOPENS_PER_SEGMENT: u32 = 3;
+/// Bytes one connection may hold in memory while its previous batch is being written.
+const MAX_BUFFERED: usize = 8 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Per-host connection slots
@@ -205,19 +223,7 @@ impl Plan {
 
     /// Bytes from the start of the file that are all on disk.
     fn contiguous(&self) -> u64 {
-        let mut sorted = self.segments.clone();
-        sorted.sort_by_key(|s| s.start);
-        let mut upto = 0;
-        for s in sorted {
-            if s.start > upto {
-                break;
-            }
-            upto = upto.max(s.next());
-            if s.left() > 0 {
-                break;
-            }
-        }
-        upto
+        contiguous(&self.segments)
     }
 
     /// Whether the next try continues stored segments of `part` (else the plan is dropped).
@@ -249,6 +255,23 @@ impl Plan {
         }
         ok
     }
+}
+
+/// Bytes from the start of the file that are all on disk, given its segments.
+fn contiguous(segments: &[Segment]) -> u64 {
+    let mut sorted: Vec<&Segment> = segments.iter().collect();
+    sorted.sort_by_key(|s| s.start);
+    let mut upto = 0;
+    for s in sorted {
+        if s.start > upto {
+            break;
+        }
+        upto = upto.max(s.next());
+        if s.left() > 0 {
+            break;
+        }
+    }
+    upto
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -291,14 +314,18 @@ pub(super) fn wanted(job: &Job, plan: &Plan, headers: &HeaderMap, total: Option<
 struct Ctx {
     client: reqwest::Client,
     url: Url,
+    /// The URL's own headers (from a link resolver), sent on every ranged request.
+    headers: HeaderMap,
     validator: String,
     total: u64,
     file: Arc<std::fs::File>,
     state: Mutex<Shared>,
     cancel: CancellationToken,
     /// SHA-256 of the file's first bytes, extended by the connection writing right after them
-    /// (in order, as the contiguous prefix grows); `None` while that connection holds it.
+    /// (in order, as the contiguous prefix grows); `None` while that connection's write holds it.
     prefix: Mutex<Option<(Sha256, u64)>>,
+    /// Write and hash on the connection's own task (`Job::inline_writes`: the one-shot CLI).
+    inline: bool,
 }
 
 struct Shared {
@@ -336,13 +363,14 @@ impl Shared {
         (secs > 0.3).then(|| self.received[i].saturating_sub(from) as f64 / secs)
     }
 
-    /// An abandoned range first (most left), else part of the range in progress with the most
-    /// still to receive: the connection taking it over gets a share proportional to its speed
-    /// (`my_speed`, from its previous range) against the current one's (half when unknown).
+    /// A range no connection serves first (the earliest in the file: what the hashing thread
+    /// reaches first), else part of the range in progress with the most still to receive: the connection taking it over gets a share
+    /// proportional to its speed (`my_speed`, from its previous range) against the current
+    /// one's (half when unknown).
     fn claim(&mut self, my_speed: Option<f64>) -> Option<usize> {
         let idle = (0..self.segments.len())
             .filter(|&i| !self.active[i] && self.segments[i].left() > 0)
-            .max_by_key(|&i| self.segments[i].left());
+            .min_by_key(|&i| self.segments[i].next());
         if let Some(i) = idle {
             self.start(i);
             return Some(i);
@@ -458,7 +486,7 @@ pub(super) async fn run<O: Observer>(
             .segments(&plan.segments)
             .await
             .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
-        preallocate(&file, total).map_err(|e| match is_disk_full(&e) {
+        size_part(&file, total).map_err(|e| match is_disk_full(&e) {
             true => TryError::Fatal(TransferError::NoSpace {
                 dir: job.dir.display().to_string(),
                 bytes: 0,
@@ -488,12 +516,14 @@ pub(super) async fn run<O: Observer>(
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         url: source.url.clone(),
+        headers: source.headers.clone(),
         validator: validator.clone(),
         total,
         file: Arc::new(file),
         state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
         prefix: Mutex::new(fresh.then(|| (Sha256::new(), 0))),
+        inline: job.inline_writes,
     });
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
     let mut waiting_slots = Vec::new();
@@ -513,6 +543,19 @@ pub(super) async fn run<O: Observer>(
     }
     drop(first_stream);
     let probe_started = Instant::now();
+    // Looked at every `PROBE_EVERY` until `PROBE`: a slow connection is split at once.
+    let mut reserving: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
+    let mut probe =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
+    if !fresh && plan.segments.len() > 1 {
+        reserve(&ctx.file, total).map_err(|e| match is_disk_full(&e) {
+            true => TryError::Fatal(TransferError::NoSpace {
+                dir: job.dir.display().to_string(),
+                bytes: plan.done(),
+            }),
+            false => io_fatal(&p.path, e),
+        })?;
+    }
 
     let mut reopens = REOPENS_PER_SEGMENT * job.segments.count as u32;
     let mut meter = Meter::new(plan.done());
@@ -551,24 +594,40 @@ pub(super) async fn run<O: Observer>(
                     }
                 }
             }
+            reserved = async { reserving.as_mut().expect("guarded").await }, if reserving.is_some() => {
+                reserving = None;
+                if let Ok(Err(e)) = reserved {
+                    fatal.get_or_insert(End::Write(e));
+                    stop.cancel();
+                }
+            }
+            _ = probe.tick(), if !waiting_slots.is_empty() => {
+                // Received (written or still buffered) by the first connection so far.
+                let received: u64 = {
+                    let s = lock(&ctx);
+                    s.received.iter().zip(&s.segments).map(|(r, g)| r.saturating_sub(g.start)).sum()
+                };
+                let speed = received as f64 / probe_started.elapsed().as_secs_f64();
+                let left_s = total.saturating_sub(received) as f64 / speed.max(1.0);
+                if left_s >= WORTH_SPLITTING_S {
+                    tracing::debug!(after_ms = probe_started.elapsed().as_millis() as u64, received, "opening the other connections");
+                    // Reserved beside the transfer: on tmpfs it writes zeros over the whole file.
+                    let file = ctx.file.clone();
+                    reserving = Some(tokio::task::spawn_blocking(move || reserve(&file, total)));
+                    for slot in waiting_slots.drain(..) {
+                        let claimed = lock(&ctx).claim(None);
+                        let Some(index) = claimed else { break };
+                        workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
+                    }
+                } else if probe_started.elapsed() >= PROBE {
+                    waiting_slots.clear(); // fast enough alone: the slots go back
+                }
+            }
             _ = ticker.tick() => {
                 let (done, active) = {
                     let s = lock(&ctx);
                     (s.segments.iter().map(|s| s.done).sum::<u64>(), s.active_count())
                 };
-                if !waiting_slots.is_empty() && probe_started.elapsed() >= PROBE {
-                    let speed = done as f64 / probe_started.elapsed().as_secs_f64();
-                    let left_s = total.saturating_sub(done) as f64 / speed.max(1.0);
-                    if left_s >= WORTH_SPLITTING_S {
-                        for slot in waiting_slots.drain(..) {
-                            let claimed = lock(&ctx).claim(None);
-                            let Some(index) = claimed else { break };
-                            workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
-                        }
-                    } else {
-                        waiting_slots.clear(); // fast enough alone: the slots go back
-                    }
-                }
                 if let Some(progress) = meter.tick(done, Some(total)) {
                     observer.progress(super::Progress { segments: active as u32, ..progress }).await;
                 }
@@ -632,22 +691,23 @@ pub(super) async fn run<O: Observer>(
     let file = ctx.file.clone();
     let path = p.path.clone();
     let prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
     let hashed = tokio::task::spawn_blocking(move || {
+        let prefix = prefix;
+        let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
         file.sync_all()?;
         let started = Instant::now();
         let sha = hash_file(&path, prefix, total)?;
-        Ok::<_, io::Error>((sha, started.elapsed()))
+        Ok::<_, io::Error>((sha, started.elapsed(), inline))
     })
     .await
     .map_err(|e| TryError::Retry(format!("hashing the file: {e}")))?;
-    let (sha256, took) = hashed.map_err(|e| io_fatal(&p.path, e))?;
+    let (sha256, took, inline) = hashed.map_err(|e| io_fatal(&p.path, e))?;
     tracing::info!(
         bytes = total,
         hash_ms = took.as_millis() as u64,
         hashed_while_receiving = inline,
         fresh,
-        "segmented download complete; hashed in one pass"
+        "segmented download complete; the rest hashed after the last byte"
     );
     let final_path = finalize(&job.dir, p, &sha256, total, observer).await?;
     plan.segments.clear();
@@ -710,21 +770,25 @@ async fn back_to_one_connection<O: Observer>(
         .map_err(|e| TryError::Fatal(TransferError::Observer(e)))
 }
 
-/// Reserves the blocks (a full disk fails now, not half-way); `set_len` where unsupported.
-fn preallocate(file: &std::fs::File, total: u64) -> io::Result<()> {
+/// A fresh part at its final size, sparse (positioned writes land anywhere in it).
+fn size_part(file: &std::fs::File, total: u64) -> io::Result<()> {
     file.set_len(0)?;
+    file.set_len(total)
+}
+
+/// Reserves the blocks not written yet (a full disk fails now, not half-way; what is written
+/// stays): done when several connections start writing at their offsets.
+fn reserve(file: &std::fs::File, total: u64) -> io::Result<()> {
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, total) {
-        Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::NOSPC => Err(io::Error::from(e)),
-        Err(_) => file.set_len(total),
+        _ => Ok(()), // unsupported: the writes allocate as they go
     }
 }
 
-/// SHA-256 of the whole file: `prefix` (hashed in order while receiving) continued over the rest
-/// in one sequential pass, right after the last byte (still in the page cache). Measured
-/// (BENCHMARKS.md): a pass over the whole file at the end made an uncapped download ~10% slower
-/// than the single-connection path, which hashes while streaming; hashing in order costs nothing
-/// extra and covers everything when one connection does the work.
+/// SHA-256 of the whole file: `prefix` (hashed in order while receiving)
+/// continued over the rest in one sequential pass, right after the last byte (still in the page
+/// cache). Measured (BENCHMARKS.md): a pass over the whole file at the end made an uncapped
+/// download ~10% slower than the single-connection path, which hashes while streaming.
 fn hash_file(path: &Path, prefix: Option<(Sha256, u64)>, len: u64) -> io::Result<String> {
     Ok(hex::encode(hash_part(path, prefix, len)?.finalize()))
 }
@@ -784,6 +848,7 @@ async fn open_range(ctx: &Ctx, index: usize) -> Result<reqwest::Response, End> {
     let request = ctx
         .client
         .get(ctx.url.clone())
+        .headers(ctx.headers.clone())
         .header(
             header::RANGE,
             format!("bytes={from}-{}", to.saturating_sub(1)),
@@ -837,8 +902,9 @@ async fn open_range(ctx: &Ctx, index: usize) -> Result<reqwest::Response, End> {
     }
 }
 
-/// Streams the body into the segment's range until the range (which may shrink) is full.
-/// `None` when the range is done.
+/// Streams the body into the segment's range until the range (which may shrink) is full,
+/// reading on while the previous batch is written (one write in flight). `None` when the range
+/// is done.
 async fn fill(
     ctx: &Ctx,
     index: usize,
@@ -848,40 +914,30 @@ async fn fill(
     let mut body = response.bytes_stream();
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
-    let mut pos = lock(ctx).segments[index].next();
+    // On disk up to `written`; up to `queued` once the write in flight is done.
+    let mut written = lock(ctx).segments[index].next();
+    let mut queued = written;
+    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>> = None;
     let mut last_write = Instant::now();
+    // `Some` once the body ended: with the error, if any.
+    let mut ended: Option<Option<End>> = None;
     loop {
-        let next = tokio::select! {
-            () = ctx.cancel.cancelled() => None,
-            n = body.next() => Some(n),
-        };
-        let (ended, error) = match next {
-            None => (true, Some(End::Cancelled)),
-            Some(None) => (true, None),
-            Some(Some(Err(e))) => (true, Some(End::Retry(net::error_text(&e)))),
-            Some(Some(Ok(chunk))) => {
-                *received += chunk.len() as u64;
-                batch_len += chunk.len();
-                batch.push(chunk);
-                (false, None)
-            }
-        };
-        let end = {
-            let mut state = lock(ctx);
-            state.received[index] = pos + batch_len as u64;
-            state.segments[index].end
-        };
-        let full = pos + batch_len as u64 >= end;
-        if batch_len > 0
-            && (batch_len >= WRITE_BATCH || ended || full || last_write.elapsed() >= WRITE_EVERY)
+        let end = lock(ctx).segments[index].end;
+        let covered = queued + batch_len as u64 >= end;
+        if in_flight.is_none()
+            && batch_len > 0
+            && (batch_len >= WRITE_BATCH
+                || ended.is_some()
+                || covered
+                || last_write.elapsed() >= WRITE_EVERY)
         {
             last_write = Instant::now();
-            let end = lock(ctx).segments[index].end;
-            let room = end.saturating_sub(pos);
-            let batch_now = std::mem::take(&mut batch);
+            let room = end.saturating_sub(queued);
+            let chunks = std::mem::take(&mut batch);
+            queued += room.min(batch_len as u64);
             batch_len = 0;
             let file = ctx.file.clone();
-            let at = pos;
+            let at = written;
             // The connection writing right after the hashed prefix extends the hash.
             let hasher = {
                 let mut prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner());
@@ -890,43 +946,115 @@ async fn fill(
                     _ => None,
                 }
             };
-            let written = tokio::task::spawn_blocking(move || {
-                let n = write_at(&file, &batch_now, at, room)?;
-                let hasher = hasher.map(|(mut h, upto)| {
-                    let mut left = n;
-                    for chunk in &batch_now {
-                        let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        h.update(&chunk[..take]);
-                        left -= take as u64;
-                    }
-                    (h, upto + n)
-                });
-                Ok::<_, io::Error>((n, hasher))
-            })
-            .await;
-            let n = match written {
-                Ok(Ok((n, hasher))) => {
-                    if hasher.is_some() {
-                        *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
-                    }
-                    n
+            if ctx.inline {
+                // The one-shot CLI: written and hashed here, while the bytes are in cache (as
+                // its single-connection path does).
+                let result = write_and_hash(&file, &chunks, at, room, hasher);
+                if let Some(end) = wrote(ctx, index, &mut written, result) {
+                    return end;
                 }
-                Ok(Err(e)) => return Some(End::Write(e)),
-                Err(e) => return Some(End::Retry(format!("writer task failed: {e}"))),
-            };
-            pos += n;
-            let mut state = lock(ctx);
-            let s = &mut state.segments[index];
-            s.done = (pos - s.start).min(s.end - s.start);
-            if s.left() == 0 {
-                return None;
+            } else {
+                in_flight = Some(tokio::task::spawn_blocking(move || {
+                    write_and_hash(&file, &chunks, at, room, hasher)
+                }));
             }
         }
-        if ended {
+        if in_flight.is_none()
+            && batch_len == 0
+            && let Some(error) = ended.take()
+        {
             return Some(
-                error.unwrap_or_else(|| End::Retry(format!("the connection ended at byte {pos}"))),
+                error.unwrap_or_else(|| {
+                    End::Retry(format!("the connection ended at byte {written}"))
+                }),
             );
         }
+        let reading = ended.is_none() && !covered && batch_len < MAX_BUFFERED;
+        if !reading && in_flight.is_none() {
+            // Nothing buffered, nothing to read: the range is on disk.
+            return None;
+        }
+        tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => {
+                settle(in_flight).await;
+                return Some(End::Cancelled);
+            }
+            done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
+                let result = done.unwrap_or_else(|e| {
+                    Err(io::Error::other(format!("writer task failed: {e}")))
+                });
+                if let Some(end) = wrote(ctx, index, &mut written, result) {
+                    return end;
+                }
+            }
+            next = body.next(), if reading => match next {
+                None => ended = Some(None),
+                Some(Err(e)) => ended = Some(Some(End::Retry(net::error_text(&e)))),
+                Some(Ok(chunk)) => {
+                    *received += chunk.len() as u64;
+                    batch_len += chunk.len();
+                    batch.push(chunk);
+                    lock(ctx).received[index] = queued + batch_len as u64;
+                }
+            },
+        }
+    }
+}
+
+/// Bytes written by one write task, and the prefix hash it extended (if it held it).
+type Written = (u64, Option<(Sha256, u64)>);
+
+/// Writes the chunks at `at` (at most `room` bytes) and extends `hasher` (the prefix hash, when
+/// this write continues it) with what was written.
+fn write_and_hash(
+    file: &std::fs::File,
+    chunks: &[Bytes],
+    at: u64,
+    room: u64,
+    hasher: Option<(Sha256, u64)>,
+) -> io::Result<Written> {
+    let n = write_at(file, chunks, at, room)?;
+    let hasher = hasher.map(|(mut h, upto)| {
+        let mut left = n;
+        for chunk in chunks {
+            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            h.update(&chunk[..take]);
+            left -= take as u64;
+        }
+        (h, upto + n)
+    });
+    Ok((n, hasher))
+}
+
+/// A write ended: the prefix hash goes back, the segment's `done` moves on. `Some` when the
+/// connection's range is over (`Some(None)`: done; `Some(Some(end))`: failed).
+fn wrote(
+    ctx: &Ctx,
+    index: usize,
+    written: &mut u64,
+    result: io::Result<Written>,
+) -> Option<Option<End>> {
+    let (n, hasher) = match result {
+        Ok(r) => r,
+        Err(e) => return Some(Some(End::Write(e))),
+    };
+    if hasher.is_some() {
+        *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
+    }
+    *written += n;
+    let mut state = lock(ctx);
+    let s = &mut state.segments[index];
+    s.done = (*written - s.start).min(s.end - s.start);
+    (s.left() == 0).then_some(None)
+}
+
+/// Waits for a write still in flight (so that nothing lands in the file after this connection
+/// has ended, e.g. after the part was emptied to start over).
+async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>>) {
+    if let Some(handle) = in_flight {
+        let _ = handle.await;
     }
 }
 

@@ -145,9 +145,18 @@
     const button = form.querySelector("button");
     if (button) button.disabled = true;
     try {
-      const response = await fetch(form.action, { method: "POST", headers: { Accept: "application/json" } });
+      const init = { method: "POST", headers: { Accept: "application/json" } };
+      if (form.dataset.action === "password") {
+        // The password goes in the body once, then leaves the page.
+        const field = form.querySelector("input[name=password]");
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify({ password: field ? field.value : "" });
+        if (field) field.value = "";
+      }
+      const response = await fetch(form.action, init);
       const body = await response.json().catch(() => ({}));
       if (!response.ok) say(body.error || "Failed (" + response.status + ")");
+      else if (form.dataset.action === "password") say("Password given: queued again");
       else if (form.dataset.action === "refresh") { say("Feed fetched"); refreshFeedPanel(); }
       else if (form.dataset.action === "replay") { say("Event " + form.dataset.event + " replayed: " + body.outcome); refreshFrameioPanel(); }
       if (form.dataset.id) await replaceRow(form.dataset.id);

@@ -45,6 +45,7 @@ struct Inner {
     transfers: HashMap<String, FakeTransfer>,
     downloads: u32,
     tokens_asked: u32,
+    link_requests: u32,
 }
 
 #[derive(Clone)]
@@ -80,6 +81,24 @@ impl FakeSwissTransfer {
             .expect("lock")
             .transfers
             .insert(link_uuid.to_string(), transfer);
+    }
+
+    /// The transfer's state from now on (a virus check that ends).
+    pub fn set_state(&self, link_uuid: &str, state: TransferState) {
+        if let Some(t) = self
+            .inner
+            .lock()
+            .expect("lock")
+            .transfers
+            .get_mut(link_uuid)
+        {
+            t.state = state;
+        }
+    }
+
+    /// Times `GET /api/links/<uuid>` was asked for.
+    pub fn link_requests(&self) -> u32 {
+        self.inner.lock().expect("lock").link_requests
     }
 
     pub fn downloads(&self) -> u32 {
@@ -119,7 +138,8 @@ async fn link(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let inner = inner.lock().expect("lock");
+    let mut inner = inner.lock().expect("lock");
+    inner.link_requests += 1;
     let Some(t) = inner.transfers.get(&uuid) else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };

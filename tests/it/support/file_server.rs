@@ -24,6 +24,8 @@ pub struct Seen {
     pub range: Option<String>,
     pub if_range: Option<String>,
     pub status: u16,
+    /// Every request header, lowercase names, in order.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -297,6 +299,10 @@ async fn serve(
         range: range.clone(),
         if_range: if_range.clone(),
         status: 200,
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
     };
     if file.fail_next > 0 {
         file.fail_next -= 1;
