@@ -1,13 +1,18 @@
 //! `rushes feed check`.
 
+use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, FeedLocation, Overrides};
+use crate::domain::DeliveryState;
 use crate::domain::Timestamp;
 use crate::feed::check::{self, CheckLine, Summary, Would};
+use crate::feed::initial_state;
+use crate::feed::scan::scan_body;
 use crate::feed::source::{FeedSource, FetchResult, Validators};
 use crate::logging;
 use crate::text::human_bytes;
@@ -19,6 +24,8 @@ pub(super) struct CheckArgs {
     pub json: bool,
     pub sizes: bool,
     pub download_max_age: Option<String>,
+    /// Summary and timings only.
+    pub quiet: bool,
 }
 
 pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -42,6 +49,9 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     say(format!("feed: {location}"));
     let source = FeedSource::new(location, config.timeout, config.feed_timezone)
         .with_bearer(config.feed_auth_token.clone());
+    if args.quiet {
+        return quiet(&source, config.download_max_age).await;
+    }
     let (result, attempts) = source
         .fetch(&Validators::default(), &CancellationToken::new())
         .await;
@@ -86,6 +96,86 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--quiet`: every item read, validated, classified, normalised and planned (duplicates, age
+/// rule) as without it, but only the counts are kept; prints the summary and the timings.
+async fn quiet(
+    source: &FeedSource,
+    max_age: Option<std::time::Duration>,
+) -> anyhow::Result<ExitCode> {
+    struct Planned {
+        key: String,
+        r2_key: Option<String>,
+        would: Would,
+    }
+    let now = Timestamp::now();
+    let started = Instant::now();
+    let read = |body: &[u8]| {
+        let reading = Instant::now();
+        let scan = scan_body(body, source.tz(), |record| {
+            let state = initial_state(
+                record.classification.mode,
+                Timestamp::from(record.created_at),
+                now,
+                max_age,
+            );
+            Some(Planned {
+                key: record.source_url,
+                r2_key: record.r2_key,
+                would: match state {
+                    DeliveryState::Available => Would::Available,
+                    DeliveryState::Manual => Would::Manual,
+                    _ => Would::Queued,
+                },
+            })
+        })?;
+        Ok((scan, body.len(), reading))
+    };
+    let (result, attempts) = source
+        .fetch_with(&Validators::default(), &CancellationToken::new(), read)
+        .await;
+    let (scan, bytes, reading) = match result {
+        Ok(FetchResult::Fetched { feed, .. }) => feed,
+        Ok(FetchResult::NotModified) => {
+            println!("not modified");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => {
+            println!("fetch failed after {attempts} attempt(s): {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    // Duplicates: a record whose source or R2 key an earlier record had.
+    let mut keys: HashSet<&str> = HashSet::with_capacity(scan.kept.len() * 2);
+    let mut summary = Summary {
+        items: scan.valid + scan.invalid.len(),
+        valid: scan.valid,
+        invalid: scan.invalid.len(),
+        ..Summary::default()
+    };
+    for p in &scan.kept {
+        let seen =
+            keys.contains(p.key.as_str()) || p.r2_key.as_deref().is_some_and(|k| keys.contains(k));
+        keys.insert(&p.key);
+        if let Some(k) = &p.r2_key {
+            keys.insert(k);
+        }
+        match if seen { Would::Duplicate } else { p.would } {
+            Would::Queued => summary.queued += 1,
+            Would::Available => summary.available += 1,
+            Would::Manual => summary.manual += 1,
+            Would::Duplicate => summary.duplicate += 1,
+        }
+    }
+    let read_ms = reading.elapsed().as_secs_f64() * 1000.0;
+    let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    println!("{}", summary_text(&summary, max_age));
+    println!(
+        "{bytes} bytes fetched in {:.1} ms, read in {read_ms:.1} ms ({total_ms:.1} ms in all)",
+        total_ms - read_ms
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn write_text(out: &mut impl Write, line: &CheckLine, show_signed: bool) -> std::io::Result<()> {
     let Some(r) = &line.record else {
         return writeln!(
@@ -110,10 +200,11 @@ fn write_text(out: &mut impl Write, line: &CheckLine, show_signed: bool) -> std:
     };
     // The R2 copy is a signed link: shown as `…/path?…` unless --show-signed.
     let r2 = if r.has_r2 {
+        let first = r.first_url.as_ref().map_or("", url::Url::as_str);
         let shown = if show_signed {
-            r.first_url.to_string()
+            first.to_string()
         } else {
-            crate::web::api::shown_link(r.first_url.as_str(), true)
+            crate::web::api::shown_link(first, true)
         };
         format!("  (+r2 copy {shown})")
     } else {

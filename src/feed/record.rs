@@ -1,44 +1,74 @@
 //! One feed item parsed into a typed record. Both formats of the spec are accepted:
 //! new `{source_url, r2_url?, provider, created_at, original_filename}` and legacy
 //! `{url, timestamp, source?}`. Unknown extra fields are ignored.
+//!
+//! Items are read by serde straight into [`RawItem`], whose strings borrow from the feed body
+//! (only a string with escapes is copied; unknown fields are skipped without being copied); a
+//! [`FeedRecord`] keeps borrowing them, so a plain record allocates only its normalised link(s).
+
+use std::borrow::Cow;
+use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
 use super::classify::{self, Classification};
 use crate::domain::RecordFormat;
 
-/// A valid feed record, links already normalised.
+/// A valid feed record, links already checked and normalised. Borrows from the feed body
+/// ([`FeedRecord::into_owned`] detaches it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeedRecord {
+pub struct FeedRecord<'a> {
     pub format: RecordFormat,
-    /// The link as the feed gave it.
-    pub raw_source_url: Url,
-    /// The normalised link (Dropbox share links turned into direct downloads).
-    pub source_url: Url,
-    pub r2_url: Option<Url>,
+    /// The link as the feed gave it (as `url` serialises it: lower-case host, encoded spaces).
+    pub raw_source_url: Cow<'a, str>,
+    /// The normalised link (Dropbox share links turned into direct downloads): the dedupe key.
+    pub source_url: String,
+    /// The R2 copy as the feed gave it (as `url` serialises it).
+    pub r2_url: Option<Cow<'a, str>>,
+    /// The normalised R2 link: the second identity of a delivery.
+    pub r2_key: Option<String>,
     /// `provider` (new format) or `source` (legacy, default "webhook").
-    pub provider: String,
+    pub provider: Cow<'a, str>,
     pub created_at: DateTime<Utc>,
-    pub original_filename: Option<String>,
+    pub original_filename: Option<Cow<'a, str>>,
     pub classification: Classification,
     /// Position of the item in the feed array (0-based).
     pub index: usize,
 }
 
-impl FeedRecord {
+impl FeedRecord<'_> {
     /// The stable identity of a delivery: its normalised source link.
     pub fn dedupe_key(&self) -> &str {
-        self.source_url.as_str()
+        &self.source_url
     }
 
     /// The second identity: the normalised R2 link (two records with the same R2 copy are one
     /// delivery, whatever their source links).
     pub fn r2_key(&self) -> Option<String> {
-        self.r2_url
-            .as_ref()
-            .map(|u| classify::normalize_url(u).to_string())
+        self.r2_key.clone()
+    }
+
+    /// The normalised link as a URL (it was one when the record was read).
+    pub fn source(&self) -> Option<Url> {
+        Url::parse(&self.source_url).ok()
+    }
+
+    /// The same record, owning its text.
+    pub fn into_owned(self) -> FeedRecord<'static> {
+        FeedRecord {
+            format: self.format,
+            raw_source_url: Cow::Owned(self.raw_source_url.into_owned()),
+            source_url: self.source_url,
+            r2_url: self.r2_url.map(|u| Cow::Owned(u.into_owned())),
+            r2_key: self.r2_key,
+            provider: Cow::Owned(self.provider.into_owned()),
+            created_at: self.created_at,
+            original_filename: self.original_filename.map(|n| Cow::Owned(n.into_owned())),
+            classification: self.classification,
+            index: self.index,
+        }
     }
 }
 
@@ -63,117 +93,159 @@ pub enum InvalidItem {
     InvalidUtf8,
 }
 
-/// Parses one item of the feed array.
-pub fn parse_item(item: &Value, tz: chrono_tz::Tz) -> Result<FeedRecord, InvalidItem> {
-    let obj = item.as_object().ok_or(InvalidItem::NotAnObject)?;
-    // A key set to null is absent: a legacy record may carry the new-format keys as null.
-    let has = |key: &str| obj.get(key).is_some_and(|v| !v.is_null());
-    if has("source_url") || (obj.contains_key("source_url") && !has("url")) {
-        let raw_source_url = url_field(obj, "source_url")?;
-        let r2_url = optional_url_field(obj, "r2_url")?;
-        let provider = string_field(obj, "provider")?.trim().to_string();
+/// One field of an item as found: absent, `null`, a string, or something else.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum Field<'a> {
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    Other,
+}
+
+impl<'a> Field<'a> {
+    /// Present with a value other than `null` (a key set to null is absent).
+    fn given(&self) -> bool {
+        !matches!(self, Field::Absent | Field::Null)
+    }
+
+    /// A required string.
+    fn string(self, name: &'static str) -> Result<Cow<'a, str>, InvalidItem> {
+        match self {
+            Field::Absent | Field::Null => Err(InvalidItem::Missing(name)),
+            Field::Str(s) => Ok(s),
+            Field::Other => Err(InvalidItem::NotAString(name)),
+        }
+    }
+}
+
+/// One item of the feed array, as read: only the fields rushes knows, strings borrowed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RawItem<'a> {
+    pub object: bool,
+    pub source_url: Field<'a>,
+    pub r2_url: Field<'a>,
+    pub provider: Field<'a>,
+    pub created_at: Field<'a>,
+    pub original_filename: Field<'a>,
+    pub url: Field<'a>,
+    pub timestamp: Field<'a>,
+    pub source: Field<'a>,
+}
+
+/// Parses one item of the feed array given as a `serde_json::Value` (the feed itself is read
+/// into [`RawItem`]s directly).
+pub fn parse_item(
+    item: &serde_json::Value,
+    tz: chrono_tz::Tz,
+) -> Result<FeedRecord<'_>, InvalidItem> {
+    let raw = RawItem::deserialize(item).unwrap_or_default();
+    build(raw, tz)
+}
+
+/// Validates, classifies and normalises one item (its `index` is left 0).
+pub fn build<'a>(item: RawItem<'a>, tz: chrono_tz::Tz) -> Result<FeedRecord<'a>, InvalidItem> {
+    if !item.object {
+        return Err(InvalidItem::NotAnObject);
+    }
+    if item.source_url.given() || (item.source_url == Field::Null && !item.url.given()) {
+        let (raw_url, raw_source_url) = url_field(item.source_url, "source_url")?;
+        let r2 = optional_url_field(item.r2_url, "r2_url")?;
+        let provider = trimmed(item.provider.string("provider")?);
         if provider.is_empty() {
             return Err(InvalidItem::Missing("provider"));
         }
+        let created_at = item.created_at.string("created_at")?;
         let created_at =
-            parse_timestamp(string_field(obj, "created_at")?, tz).ok_or_else(|| {
-                InvalidItem::BadTimestamp {
-                    field: "created_at",
-                    value: obj
-                        .get("created_at")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .into(),
-                }
+            parse_timestamp(&created_at, tz).ok_or_else(|| InvalidItem::BadTimestamp {
+                field: "created_at",
+                value: created_at.into_owned(),
             })?;
-        let original_filename = string_field(obj, "original_filename")?.trim().to_string();
+        let original_filename = trimmed(item.original_filename.string("original_filename")?);
         if original_filename.is_empty() {
             return Err(InvalidItem::Missing("original_filename"));
         }
-        Ok(build(
-            RecordFormat::New,
+        let classification = classify::classify(&raw_url, r2.is_some(), &provider);
+        let (r2_url, r2_key) = match r2 {
+            Some((url, text)) => (Some(text), Some(classify::normalized_text(&url))),
+            None => (None, None),
+        };
+        Ok(FeedRecord {
+            format: RecordFormat::New,
+            source_url: classify::normalized_text(&raw_url),
             raw_source_url,
             r2_url,
+            r2_key,
             provider,
             created_at,
-            Some(original_filename),
-        ))
-    } else if obj.contains_key("url") {
-        let raw_source_url = url_field(obj, "url")?;
-        let timestamp = string_field(obj, "timestamp")?;
+            original_filename: Some(original_filename),
+            classification,
+            index: 0,
+        })
+    } else if item.url != Field::Absent {
+        let (raw_url, raw_source_url) = url_field(item.url, "url")?;
+        let timestamp = item.timestamp.string("timestamp")?;
         let created_at =
-            parse_timestamp(timestamp, tz).ok_or_else(|| InvalidItem::BadTimestamp {
+            parse_timestamp(&timestamp, tz).ok_or_else(|| InvalidItem::BadTimestamp {
                 field: "timestamp",
-                value: timestamp.into(),
+                value: timestamp.into_owned(),
             })?;
-        let provider = match obj.get("source") {
-            None | Some(Value::Null) => "webhook".to_string(),
-            Some(Value::String(s)) if s.trim().is_empty() => "webhook".to_string(),
-            Some(Value::String(s)) => s.trim().to_string(),
-            Some(_) => return Err(InvalidItem::NotAString("source")),
+        let provider = match item.source {
+            Field::Absent | Field::Null => Cow::Borrowed("webhook"),
+            Field::Str(s) if s.trim().is_empty() => Cow::Borrowed("webhook"),
+            Field::Str(s) => trimmed(s),
+            Field::Other => return Err(InvalidItem::NotAString("source")),
         };
-        Ok(build(
-            RecordFormat::Legacy,
+        let classification = classify::classify(&raw_url, false, &provider);
+        Ok(FeedRecord {
+            format: RecordFormat::Legacy,
+            source_url: classify::normalized_text(&raw_url),
             raw_source_url,
-            None,
+            r2_url: None,
+            r2_key: None,
             provider,
             created_at,
-            None,
-        ))
+            original_filename: None,
+            classification,
+            index: 0,
+        })
     } else {
         Err(InvalidItem::UnknownFormat)
     }
 }
 
-fn build(
-    format: RecordFormat,
-    raw_source_url: Url,
-    r2_url: Option<Url>,
-    provider: String,
-    created_at: DateTime<Utc>,
-    original_filename: Option<String>,
-) -> FeedRecord {
-    let classification = classify::classify(&raw_source_url, r2_url.as_ref(), &provider);
-    FeedRecord {
-        format,
-        source_url: classify::normalize_url(&raw_source_url),
-        raw_source_url,
-        r2_url,
-        provider,
-        created_at,
-        original_filename,
-        classification,
-        index: 0,
+/// `s` without surrounding white space, still borrowed when it was.
+fn trimmed(s: Cow<'_, str>) -> Cow<'_, str> {
+    match s {
+        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+        Cow::Owned(o) if o.trim().len() == o.len() => Cow::Owned(o),
+        Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
     }
 }
 
-fn string_field<'a>(
-    obj: &'a Map<String, Value>,
-    field: &'static str,
-) -> Result<&'a str, InvalidItem> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Err(InvalidItem::Missing(field)),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(InvalidItem::NotAString(field)),
-    }
+/// The parsed URL and its text as `url` serialises it (borrowed when that is the text itself).
+fn url_field<'a>(field: Field<'a>, name: &'static str) -> Result<(Url, Cow<'a, str>), InvalidItem> {
+    let text = field.string(name)?;
+    let url = parse_http_url(&text).map_err(|reason| InvalidItem::BadUrl {
+        field: name,
+        reason,
+    })?;
+    let shown = if url.as_str() == text.trim() {
+        trimmed(text)
+    } else {
+        Cow::Owned(url.as_str().to_string())
+    };
+    Ok((url, shown))
 }
 
-fn url_field(obj: &Map<String, Value>, field: &'static str) -> Result<Url, InvalidItem> {
-    parse_http_url(string_field(obj, field)?)
-        .map_err(|reason| InvalidItem::BadUrl { field, reason })
-}
-
-fn optional_url_field(
-    obj: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<Url>, InvalidItem> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => parse_http_url(s)
-            .map(Some)
-            .map_err(|reason| InvalidItem::BadUrl { field, reason }),
-        Some(_) => Err(InvalidItem::NotAString(field)),
+fn optional_url_field<'a>(
+    field: Field<'a>,
+    name: &'static str,
+) -> Result<Option<(Url, Cow<'a, str>)>, InvalidItem> {
+    match field {
+        Field::Absent | Field::Null => Ok(None),
+        Field::Str(s) if s.trim().is_empty() => Ok(None),
+        other => url_field(other, name).map(Some),
     }
 }
 
@@ -204,6 +276,159 @@ pub fn parse_timestamp(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     tz.from_local_datetime(&naive)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Field::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Field::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+        }
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+/// The name of a field rushes reads (unknown ones are skipped without being copied).
+enum Key {
+    SourceUrl,
+    R2Url,
+    Provider,
+    CreatedAt,
+    OriginalFilename,
+    Url,
+    Timestamp,
+    Source,
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "source_url" => Key::SourceUrl,
+                    "r2_url" => Key::R2Url,
+                    "provider" => Key::Provider,
+                    "created_at" => Key::CreatedAt,
+                    "original_filename" => Key::OriginalFilename,
+                    "url" => Key::Url,
+                    "timestamp" => Key::Timestamp,
+                    "source" => Key::Source,
+                    _ => Key::Unknown,
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawItem<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = RawItem<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut item = RawItem {
+                    object: true,
+                    ..RawItem::default()
+                };
+                // A repeated key keeps its last value, as a JSON object read into a map would.
+                while let Some(key) = map.next_key::<Key>()? {
+                    let slot = match key {
+                        Key::SourceUrl => &mut item.source_url,
+                        Key::R2Url => &mut item.r2_url,
+                        Key::Provider => &mut item.provider,
+                        Key::CreatedAt => &mut item.created_at,
+                        Key::OriginalFilename => &mut item.original_filename,
+                        Key::Url => &mut item.url,
+                        Key::Timestamp => &mut item.timestamp,
+                        Key::Source => &mut item.source,
+                        Key::Unknown => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<Field<'de>>()?;
+                }
+                Ok(item)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RawItem::default())
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(RawItem::default())
+            }
+        }
+        deserializer.deserialize_any(ItemVisitor)
+    }
 }
 
 #[cfg(test)]
@@ -254,17 +479,15 @@ mod tests {
 
     #[test]
     fn new_format() -> Result<(), InvalidItem> {
-        let r = parse_item(
-            &json!({
-                "source_url": "https://www.dropbox.com/scl/fo/abc/def?rlkey=k&dl=0",
-                "r2_url": "https://server.example.workers.dev/dropbox/b/o/file",
-                "provider": "dropbox",
-                "created_at": "2026-01-08T20:19:38+00:00",
-                "original_filename": "61 Camille.zip",
-                "extra": 42
-            }),
-            chrono_tz::UTC,
-        )?;
+        let item = json!({
+            "source_url": "https://www.dropbox.com/scl/fo/abc/def?rlkey=k&dl=0",
+            "r2_url": "https://server.example.workers.dev/dropbox/b/o/file",
+            "provider": "dropbox",
+            "created_at": "2026-01-08T20:19:38+00:00",
+            "original_filename": "61 Camille.zip",
+            "extra": 42
+        });
+        let r = parse_item(&item, chrono_tz::UTC)?;
         assert_eq!(r.format, RecordFormat::New);
         assert_eq!(r.original_filename.as_deref(), Some("61 Camille.zip"));
         assert_eq!(
@@ -278,10 +501,9 @@ mod tests {
 
     #[test]
     fn legacy_format_defaults_source() -> Result<(), InvalidItem> {
-        let r = parse_item(
-            &json!({"url": "https://fromsmash.com/x", "timestamp": "2025-10-17T12:35:00+0200"}),
-            chrono_tz::UTC,
-        )?;
+        let item =
+            json!({"url": "https://fromsmash.com/x", "timestamp": "2025-10-17T12:35:00+0200"});
+        let r = parse_item(&item, chrono_tz::UTC)?;
         assert_eq!(r.format, RecordFormat::Legacy);
         assert_eq!(r.provider, "webhook");
         assert_eq!(r.classification.mode, DeliveryMode::Manual);
@@ -290,15 +512,13 @@ mod tests {
 
     #[test]
     fn a_legacy_record_with_null_new_format_keys_is_legacy() -> Result<(), InvalidItem> {
-        let r = parse_item(
-            &json!({
-                "url": "https://www.dropbox.com/scl/fo/x/y?rlkey=k&DL=0",
-                "timestamp": "2025-10-17 10:00:00",
-                "source_url": null, "r2_url": null, "provider": null,
-                "created_at": null, "original_filename": null
-            }),
-            chrono_tz::UTC,
-        )?;
+        let item = json!({
+            "url": "https://www.dropbox.com/scl/fo/x/y?rlkey=k&DL=0",
+            "timestamp": "2025-10-17 10:00:00",
+            "source_url": null, "r2_url": null, "provider": null,
+            "created_at": null, "original_filename": null
+        });
+        let r = parse_item(&item, chrono_tz::UTC)?;
         assert_eq!(r.format, RecordFormat::Legacy);
         assert_eq!(
             r.dedupe_key(),

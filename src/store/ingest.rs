@@ -9,6 +9,9 @@ use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timesta
 /// Rows per INSERT statement (16 parameters each: well under SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 
+/// Keys per lookup statement (each bound twice).
+const KEYS_PER_STATEMENT: usize = 400;
+
 /// Ids per `last_seen_at` UPDATE statement.
 const IDS_PER_STATEMENT: usize = 500;
 
@@ -38,6 +41,36 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// The stored deliveries whose dedupe key or R2 key is one of `keys` (indexed lookups: the
+    /// cost follows the number of keys, not of deliveries stored).
+    pub async fn known_deliveries_matching(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<KnownDelivery>, StoreError> {
+        let mut rows: Vec<KnownDelivery> = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let mut select: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT id, dedupe_key, r2_key, r2_url, provider, kind, mode, record_format,
+                     original_filename, file_name, state
+                 FROM deliveries WHERE dedupe_key IN (",
+            );
+            let mut list = select.separated(", ");
+            for key in chunk {
+                list.push_bind(*key);
+            }
+            select.push(") OR r2_key IN (");
+            let mut list = select.separated(", ");
+            for key in chunk {
+                list.push_bind(*key);
+            }
+            select.push(")");
+            rows.extend(select.build_query_as().fetch_all(self.pool()).await?);
+        }
+        rows.sort_unstable_by_key(|r: &KnownDelivery| r.id);
+        rows.dedup_by_key(|r| r.id);
+        Ok(rows)
     }
 
     /// Inserts deliveries seen for the first time, in one transaction. Returns the id and dedupe
