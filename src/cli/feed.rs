@@ -1,6 +1,7 @@
 //! `rushes feed check`.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -102,11 +103,22 @@ async fn quiet(
     source: &FeedSource,
     max_age: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
+    /// A record as the summary needs it: fingerprints of its keys (computed on the worker
+    /// threads; the duplicate count then costs a set of integers, not of strings).
     struct Planned {
-        key: String,
-        r2_key: Option<String>,
+        key: u128,
+        r2_key: Option<u128>,
         would: Would,
     }
+    let fingerprint = |text: &str| {
+        let hash = |seed: u8| {
+            let mut h = std::hash::DefaultHasher::new();
+            seed.hash(&mut h);
+            text.hash(&mut h);
+            h.finish()
+        };
+        (u128::from(hash(1)) << 64) | u128::from(hash(2))
+    };
     let now = Timestamp::now();
     let started = Instant::now();
     let read = |body: &[u8]| {
@@ -119,8 +131,8 @@ async fn quiet(
                 max_age,
             );
             Some(Planned {
-                key: record.source_url,
-                r2_key: record.r2_key,
+                key: fingerprint(&record.source_url),
+                r2_key: record.r2_key.as_deref().map(fingerprint),
                 would: match state {
                     DeliveryState::Available => Would::Available,
                     DeliveryState::Manual => Would::Manual,
@@ -145,7 +157,8 @@ async fn quiet(
         }
     };
     // Duplicates: a record whose source or R2 key an earlier record had.
-    let mut keys: HashSet<&str> = HashSet::with_capacity(scan.kept.len() * 2);
+    let mut keys: HashSet<u128, BuildHasherDefault<Fingerprints>> =
+        HashSet::with_capacity_and_hasher(scan.kept.len() * 2, Default::default());
     let mut summary = Summary {
         items: scan.valid + scan.invalid.len(),
         valid: scan.valid,
@@ -153,10 +166,9 @@ async fn quiet(
         ..Summary::default()
     };
     for p in &scan.kept {
-        let seen =
-            keys.contains(p.key.as_str()) || p.r2_key.as_deref().is_some_and(|k| keys.contains(k));
-        keys.insert(&p.key);
-        if let Some(k) = &p.r2_key {
+        let seen = keys.contains(&p.key) || p.r2_key.is_some_and(|k| keys.contains(&k));
+        keys.insert(p.key);
+        if let Some(k) = p.r2_key {
             keys.insert(k);
         }
         match if seen { Would::Duplicate } else { p.would } {
@@ -174,6 +186,24 @@ async fn quiet(
         total_ms - read_ms
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hashes a fingerprint (already a hash) to its low bits.
+#[derive(Default)]
+struct Fingerprints(u64);
+
+impl Hasher for Fingerprints {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
 }
 
 fn write_text(out: &mut impl Write, line: &CheckLine, show_signed: bool) -> std::io::Result<()> {

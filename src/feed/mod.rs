@@ -2,6 +2,7 @@
 
 pub mod check;
 pub(crate) mod classify;
+mod link;
 mod ingest;
 pub(crate) mod poller;
 pub(crate) mod record;

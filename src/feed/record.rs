@@ -14,6 +14,7 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Vis
 use url::Url;
 
 use super::classify::{self, Classification};
+use super::link::Link;
 use crate::domain::RecordFormat;
 
 /// A valid feed record, links already checked and normalised. Borrows from the feed body
@@ -149,7 +150,7 @@ pub fn build<'a>(item: RawItem<'a>, tz: chrono_tz::Tz) -> Result<FeedRecord<'a>,
         return Err(InvalidItem::NotAnObject);
     }
     if item.source_url.given() || (item.source_url == Field::Null && !item.url.given()) {
-        let (raw_url, raw_source_url) = url_field(item.source_url, "source_url")?;
+        let raw_url = url_field(item.source_url, "source_url")?;
         let r2 = optional_url_field(item.r2_url, "r2_url")?;
         let provider = trimmed(item.provider.string("provider")?);
         if provider.is_empty() {
@@ -167,13 +168,16 @@ pub fn build<'a>(item: RawItem<'a>, tz: chrono_tz::Tz) -> Result<FeedRecord<'a>,
         }
         let classification = classify::classify(&raw_url, r2.is_some(), &provider);
         let (r2_url, r2_key) = match r2 {
-            Some((url, text)) => (Some(text), Some(classify::normalized_text(&url))),
+            Some(link) => {
+                let key = classify::normalized_text(&link);
+                (Some(link.into_text()), Some(key))
+            }
             None => (None, None),
         };
         Ok(FeedRecord {
             format: RecordFormat::New,
             source_url: classify::normalized_text(&raw_url),
-            raw_source_url,
+            raw_source_url: raw_url.into_text(),
             r2_url,
             r2_key,
             provider,
@@ -183,7 +187,7 @@ pub fn build<'a>(item: RawItem<'a>, tz: chrono_tz::Tz) -> Result<FeedRecord<'a>,
             index: 0,
         })
     } else if item.url != Field::Absent {
-        let (raw_url, raw_source_url) = url_field(item.url, "url")?;
+        let raw_url = url_field(item.url, "url")?;
         let timestamp = item.timestamp.string("timestamp")?;
         let created_at =
             parse_timestamp(&timestamp, tz).ok_or_else(|| InvalidItem::BadTimestamp {
@@ -200,7 +204,7 @@ pub fn build<'a>(item: RawItem<'a>, tz: chrono_tz::Tz) -> Result<FeedRecord<'a>,
         Ok(FeedRecord {
             format: RecordFormat::Legacy,
             source_url: classify::normalized_text(&raw_url),
-            raw_source_url,
+            raw_source_url: raw_url.into_text(),
             r2_url: None,
             r2_key: None,
             provider,
@@ -223,25 +227,19 @@ fn trimmed(s: Cow<'_, str>) -> Cow<'_, str> {
     }
 }
 
-/// The parsed URL and its text as `url` serialises it (borrowed when that is the text itself).
-fn url_field<'a>(field: Field<'a>, name: &'static str) -> Result<(Url, Cow<'a, str>), InvalidItem> {
-    let text = field.string(name)?;
-    let url = parse_http_url(&text).map_err(|reason| InvalidItem::BadUrl {
+/// The link, checked (an absolute http(s) URL with a host) and in the form `url` serialises it
+/// (still borrowed from the body when that is the text itself).
+fn url_field<'a>(field: Field<'a>, name: &'static str) -> Result<Link<'a>, InvalidItem> {
+    Link::parse(trimmed(field.string(name)?)).map_err(|reason| InvalidItem::BadUrl {
         field: name,
         reason,
-    })?;
-    let shown = if url.as_str() == text.trim() {
-        trimmed(text)
-    } else {
-        Cow::Owned(url.as_str().to_string())
-    };
-    Ok((url, shown))
+    })
 }
 
 fn optional_url_field<'a>(
     field: Field<'a>,
     name: &'static str,
-) -> Result<Option<(Url, Cow<'a, str>)>, InvalidItem> {
+) -> Result<Option<Link<'a>>, InvalidItem> {
     match field {
         Field::Absent | Field::Null => Ok(None),
         Field::Str(s) if s.trim().is_empty() => Ok(None),
@@ -249,22 +247,13 @@ fn optional_url_field<'a>(
     }
 }
 
-/// An absolute http(s) URL with a host.
-pub fn parse_http_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| e.to_string())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("scheme {:?} is not http(s)", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("no host".into());
-    }
-    Ok(url)
-}
-
 /// Timestamps of the spec: RFC 3339 / ISO 8601 with `Z`, `+00:00` or `+0200`, with or without
 /// fractional seconds; MySQL `YYYY-MM-DD HH:MM:SS` read in `tz`. Anything else is `None`.
 pub fn parse_timestamp(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
+    if let Some(t) = common_timestamp(raw, tz) {
+        return Some(t);
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
     }
@@ -275,6 +264,68 @@ pub fn parse_timestamp(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     // A local time that happens twice (DST end) takes the earlier one; one that never happens is invalid.
     tz.from_local_datetime(&naive)
         .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The common spellings read without chrono's format machinery: `YYYY-MM-DDTHH:MM:SS`, an
+/// optional fraction of 1 to 9 digits, then `Z`, `±HH:MM` or `±HHMM`; or `YYYY-MM-DD HH:MM:SS`
+/// (in `tz`). `None` for anything else (then the general rules above decide, and they give the
+/// same answer for these forms: a unit test compares them).
+fn common_timestamp(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    let b = raw.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[10] == b' ' && b.len() == 19 {
+        let naive = date.and_hms_opt(h, m, s)?;
+        return tz
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc));
+    }
+    if b[10] != b'T' {
+        return None;
+    }
+    let mut at = 19;
+    let mut nanos = 0;
+    if b.get(at) == Some(&b'.') {
+        let start = at + 1;
+        let end = start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if end == start || end - start > 9 {
+            return None;
+        }
+        nanos = num(start..end)? * 10u32.pow(9 - (end - start) as u32);
+        at = end;
+    }
+    let offset_secs: i32 = match &b[at..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (oh, om) = match rest {
+                [_, _, b':', _, _] => (num(at + 1..at + 3)?, num(at + 4..at + 6)?),
+                [_, _, _, _] => (num(at + 1..at + 3)?, num(at + 3..at + 5)?),
+                _ => return None,
+            };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = (oh * 3600 + om * 60) as i32;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    let naive = date.and_hms_nano_opt(h, m, s, nanos)?;
+    let offset = FixedOffset::east_opt(offset_secs)?;
+    offset
+        .from_local_datetime(&naive)
+        .single()
         .map(|t| t.with_timezone(&Utc))
 }
 
@@ -467,6 +518,50 @@ mod tests {
             "1697539200",
         ] {
             assert_eq!(ts(bad), None, "{bad:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn the_common_forms_read_as_the_general_rules_read_them() {
+        let general = |raw: &str, tz: chrono_tz::Tz| {
+            DateTime::parse_from_rfc3339(raw)
+                .ok()
+                .or_else(|| DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
+                .map(|t| t.with_timezone(&Utc))
+                .or_else(|| {
+                    let naive = NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S").ok()?;
+                    tz.from_local_datetime(&naive)
+                        .earliest()
+                        .map(|t| t.with_timezone(&Utc))
+                })
+        };
+        let paris = chrono_tz::Europe::Paris;
+        for raw in [
+            "2025-10-17T12:35:00+0200",
+            "2025-10-17T12:35:00+02:00",
+            "2025-10-17T12:35:00-05:30",
+            "2025-10-17T10:35:00Z",
+            "2025-10-17T10:35:00.250Z",
+            "2025-10-17T10:35:00.123456789Z",
+            "2025-10-17T12:35:00.5+0200",
+            "2025-10-17 10:35:00",
+            "2025-03-30 02:30:00",
+            "2025-10-26 02:30:00",
+            "2024-02-29T23:59:59Z",
+            "2025-02-29T10:00:00Z",
+            "2025-13-01 00:00:00",
+            "2025-10-17T24:00:00Z",
+            "2025-10-17T10:60:00Z",
+            "2025-10-17T10:35:00+2400",
+            "2025-10-17T10:35:00",
+            "2025-10-17t10:35:00Z",
+        ] {
+            for tz in [chrono_tz::UTC, paris] {
+                if let Some(fast) = common_timestamp(raw, tz) {
+                    assert_eq!(Some(fast), general(raw, tz), "{raw}");
+                }
+                assert_eq!(parse_timestamp(raw, tz), general(raw, tz), "{raw}");
+            }
         }
     }
 
