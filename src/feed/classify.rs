@@ -207,7 +207,11 @@ mod tests {
             let c = classify(&Link::Parsed(u(url)), r2.is_some(), provider);
             assert_eq!((c.kind, c.mode), (kind, mode), "{url}");
         }
-        let c = classify(&Link::Parsed(u("https://fromsmash.com/abc")), true, "fromsmash");
+        let c = classify(
+            &Link::Parsed(u("https://fromsmash.com/abc")),
+            true,
+            "fromsmash",
+        );
         assert_eq!(
             (c.kind, c.mode),
             (LinkKind::Fromsmash, DeliveryMode::Automatic)

@@ -2,8 +2,8 @@
 
 pub mod check;
 pub(crate) mod classify;
-mod link;
 mod ingest;
+mod link;
 pub(crate) mod poller;
 pub(crate) mod record;
 pub mod scan;

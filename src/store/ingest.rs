@@ -82,6 +82,7 @@ impl Store {
     ) -> Result<Vec<(i64, String)>, StoreError> {
         let now = Timestamp::now();
         let mut inserted: Vec<(i64, String)> = Vec::with_capacity(batch.len());
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for rows in batch.chunks(ROWS_PER_STATEMENT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -125,6 +126,7 @@ impl Store {
             return Ok(());
         }
         let now = Timestamp::now();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let mut update: QueryBuilder<Sqlite> =

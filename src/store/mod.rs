@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 mod inspector;
 mod segments;
+mod writes;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -52,6 +53,8 @@ pub struct Store {
     pool: SqlitePool,
     /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
     probing: std::sync::Arc<health::Probe>,
+    /// Turns of this process's writers (see `writes.rs`).
+    writers: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -89,6 +92,7 @@ impl Store {
         Ok(Self {
             pool,
             probing: Default::default(),
+            writers: Default::default(),
         })
     }
 

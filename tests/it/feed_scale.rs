@@ -309,3 +309,87 @@ async fn a_large_feed_is_taken_in_batches_with_the_same_result_as_record_by_reco
     );
     assert_eq!(shapes(&store).await, shapes(&reference).await);
 }
+
+/// Reads server-sent events until `wanted` returns something, before the deadline.
+async fn next_event<T>(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    text: &mut String,
+    mut wanted: impl FnMut(&Value) -> Option<T>,
+) -> T {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            let event: Value = serde_json::from_str(data).expect("JSON event");
+            if let Some(found) = wanted(&event) {
+                return found;
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the event before the deadline")
+            .expect("stream open")
+            .expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn new_deliveries_reach_the_event_stream_as_one_event_per_batch() {
+    // Manual links: nothing is downloaded, only the feed's events are sent.
+    let manual = |n: usize| json!({"url": format!("https://fromsmash.com/batch-{n}"), "timestamp": "2026-01-08 10:00:00"});
+    let feed = FeedServer::start("[]").await;
+    let root = temp_dir();
+    let mut config = config_for(root.path(), &feed.url());
+    config.monitor_interval = Duration::from_secs(3600);
+    let app = crate::support::service::TestApp::spawn(config).await;
+    let response = app
+        .client
+        .get(app.url("/api/events"))
+        .send()
+        .await
+        .expect("GET /api/events");
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut text = String::new();
+
+    // A few: listed by id (the page replaces those rows).
+    feed.set_body(Value::Array((0..3).map(manual).collect()).to_string());
+    let (code, _) = app.post("/api/feed/refresh").await;
+    assert_eq!(code, 200);
+    let ids = next_event(&mut stream, &mut text, |e| {
+        (e["type"] == "deliveries_added").then(|| e.clone())
+    })
+    .await;
+    assert_eq!(ids["count"], 3, "{ids}");
+    assert_eq!(ids["ids"].as_array().map(Vec::len), Some(3), "{ids}");
+
+    // Many: one event with the count only (the page reloads its table once), not one per row.
+    let n = 800;
+    feed.set_body(Value::Array((0..n).map(manual).collect()).to_string());
+    let (code, _) = app.post("/api/feed/refresh").await;
+    assert_eq!(code, 200);
+    let mut singles = 0;
+    let big = next_event(&mut stream, &mut text, |e| {
+        if e["type"] == "delivery_changed" {
+            singles += 1;
+        }
+        (e["type"] == "deliveries_added").then(|| e.clone())
+    })
+    .await;
+    assert_eq!(big["count"], n - 3, "{big}");
+    assert!(big.get("ids").is_none(), "{big}");
+    assert_eq!(singles, 0);
+    let (code, list) = app.get("/api/deliveries?limit=1000").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        list["deliveries"].as_array().map(Vec::len),
+        Some(n),
+        "all stored"
+    );
+    app.stop().await;
+}
