@@ -19,4 +19,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Benchmarks are not tests: they run with `cargo bench` and bench/*.sh and write BENCHMARKS.md.
-cargo test --locked --lib --bins --tests "$@"
+# First pass: SQLite (the default backend).
+env -u RUSHES_TEST_DATABASE_URL cargo test --locked --lib --bins --tests "$@"
+
+# Second pass: the integration tests again on PostgreSQL (every data folder gets its own
+# database), including the several-instances tests of tests/it/scale_out.rs. A throwaway server
+# is started unless RUSHES_TEST_DATABASE_URL names one.
+if [ -z "${RUSHES_TEST_DATABASE_URL:-}" ]; then
+  # shellcheck source=scripts/pg.sh
+  source scripts/pg.sh
+  trap pg_stop EXIT
+  pg_start
+fi
+cargo test --locked --test it "$@"

@@ -85,7 +85,7 @@ impl App {
                 reason: format!("rushes cannot write in this folder ({e})"),
             }
         })?;
-        let store = Store::open(&config.database_path()).await?;
+        let store = Store::for_config(&config).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| AppError::Bind {
@@ -196,6 +196,12 @@ impl App {
             self.state.tunnel.url_watch(),
         );
         tracker.spawn(self.downloads.run(cancel.clone()));
+        tracker.spawn(crate::cluster::run(
+            self.state.store.clone(),
+            self.state.events.clone(),
+            addr.to_string(),
+            cancel.clone(),
+        ));
 
         let trigger = cancel.clone();
         tokio::spawn(async move {

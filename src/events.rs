@@ -1,12 +1,14 @@
 //! In-process announcements (delivery changes, feed polls) for live views such as SSE.
 //! Durable state is always written to the store before its event is sent.
 
-use serde::Serialize;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Something that changed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A delivery was created or changed state; read it again from the store.
@@ -36,6 +38,8 @@ pub struct EventBus {
     sender: broadcast::Sender<Event>,
     /// Cancelled at shutdown so long-lived listeners (SSE) end and the server can drain.
     closed: CancellationToken,
+    /// Events sent here, for the other instances on a shared database (see [`EventBus::tap`]).
+    outgoing: Arc<OnceLock<tokio::sync::mpsc::Sender<Event>>>,
 }
 
 impl Default for EventBus {
@@ -50,6 +54,7 @@ impl EventBus {
         Self {
             sender,
             closed: CancellationToken::new(),
+            outgoing: Arc::default(),
         }
     }
 
@@ -64,8 +69,24 @@ impl EventBus {
     }
 
     pub fn send(&self, event: Event) {
+        if let Some(outgoing) = self.outgoing.get() {
+            // Full: the relay is behind; it sends a catch-all refresh instead (see cluster.rs).
+            let _ = outgoing.try_send(event.clone());
+        }
         // An error only means nobody listens right now.
         let _ = self.sender.send(event);
+    }
+
+    /// An event that happened on another instance: to the local listeners only.
+    pub fn inject(&self, event: Event) {
+        let _ = self.sender.send(event);
+    }
+
+    /// From now on, a copy of every event sent on this instance (not injected ones) goes to the
+    /// returned receiver, which relays them to the other instances. Only the first call taps.
+    pub fn tap(&self, capacity: usize) -> Option<tokio::sync::mpsc::Receiver<Event>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        self.outgoing.set(tx).ok().map(|()| rx)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

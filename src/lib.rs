@@ -25,6 +25,7 @@ pub mod store;
 pub(crate) mod text;
 
 // Middle floor.
+pub(crate) mod cluster;
 pub(crate) mod download;
 pub mod feed;
 pub mod frameio;

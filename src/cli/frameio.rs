@@ -85,7 +85,7 @@ pub enum WebhookCommand {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open(&config.database_path()).await?)
+    Ok(Store::for_config(config).await?)
 }
 
 pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {

@@ -43,7 +43,7 @@ pub async fn events(
     follow: bool,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.database_path()).await?;
+    let store = Store::for_config(config).await?;
     let first = store.received_calls(limit.clamp(1, 1000), 0).await?;
     println!(
         "{:<24} {:<8} {:<22} {:<28} {:<22} outcome",
@@ -149,7 +149,7 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
         d.skip(&CHECKS[2..]);
         return done(&d);
     };
-    let store = Store::open(&config.database_path()).await?;
+    let store = Store::for_config(config).await?;
     let Some(client) = Client::from_config(settings, Some(store.clone())) else {
         d.fail(
             CHECKS[0],

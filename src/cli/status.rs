@@ -75,5 +75,51 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
             c["detail"].as_str().unwrap_or("")
         );
     }
+    // Best effort: several instances on one PostgreSQL (GET /api/cluster).
+    let cluster = format!("{}/api/cluster", base.trim_end_matches('/'));
+    if let Ok(r) = client.get(&cluster).send().await
+        && r.status().is_success()
+        && let Ok(body) = r.json::<serde_json::Value>().await
+    {
+        print_cluster(&body);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The database, who polls the feed and which instance runs each download.
+fn print_cluster(body: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_string();
+    println!(
+        "database          {} (this is instance {})",
+        text(&body["backend"]),
+        text(&body["instance"])
+    );
+    if body["backend"] != "postgres" {
+        return;
+    }
+    let leases = body["leases"].as_array().cloned().unwrap_or_default();
+    match leases.iter().find(|l| l["name"] == "feed") {
+        Some(l) => println!(
+            "feed polled by    {} (lease until {})",
+            text(&l["holder"]),
+            text(&l["expires_at"])
+        ),
+        None => println!("feed polled by    nobody yet"),
+    }
+    for i in body["instances"].as_array().into_iter().flatten() {
+        println!(
+            "instance          {} at {} (seen {})",
+            text(&i["name"]),
+            text(&i["address"]),
+            text(&i["seen_at"])
+        );
+    }
+    for d in body["downloads"].as_array().into_iter().flatten() {
+        println!(
+            "downloading       #{} {} on {}",
+            d["id"],
+            text(&d["file_name"]),
+            text(&d["owner"])
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! One submodule per area reads its own variables through [`Env`]; [`Config`] gathers them.
 
+mod database;
 mod download;
 mod env;
 mod feed;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use database::{DEFAULT_LEASE, DatabaseSettings};
 pub use download::{DEFAULT_MAX_AGE, HookCommand};
 pub use env::Env;
 pub use feed::FeedLocation;
@@ -60,7 +62,7 @@ pub struct Overrides {
     /// Address of the HTTP server [env: RUSHES_BIND, default 127.0.0.1:5000]
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// Folder of the SQLite database [env: RUSHES_DATA_DIR, default ./data]
+    /// Folder of the SQLite database and the instance lock [env: RUSHES_DATA_DIR, default ./data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<String>,
     /// Folder downloads land in [env: LOCAL_DOWNLOADS_DIR, default ./downloads]
@@ -127,6 +129,8 @@ pub struct Config {
     pub feed_auth_token: Option<SecretString>,
     /// Limits of the HTTP server (defaults; tests tighten them).
     pub server: ServerLimits,
+    /// `RUSHES_DATABASE_URL`, `RUSHES_INSTANCE_NAME`, `RUSHES_LEASE` (database.rs).
+    pub database: DatabaseSettings,
 }
 
 impl Config {
@@ -169,7 +173,9 @@ impl Config {
             allowed_hosts,
             feed_auth_token,
         } = hardening::read(&env)?;
+        let database = database::read(&env, &data_dir)?;
         Ok(Self {
+            database,
             hook_env,
             allowed_hosts,
             feed_auth_token,
@@ -238,6 +244,7 @@ impl Config {
             allowed_hosts: Vec::new(),
             feed_auth_token: None,
             server: ServerLimits::default(),
+            database: DatabaseSettings::local(&root.join("data")),
         }
     }
 }

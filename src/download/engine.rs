@@ -129,15 +129,7 @@ impl Engine {
         });
         let mut pending: VecDeque<Delivery> = VecDeque::new();
         if !self.config.dry_run {
-            match self.store.interrupted_downloads().await {
-                Ok(rows) => {
-                    if !rows.is_empty() {
-                        tracing::info!(count = rows.len(), "resuming interrupted downloads");
-                    }
-                    pending.extend(rows);
-                }
-                Err(e) => tracing::error!(error = %e, "cannot list interrupted downloads"),
-            }
+            self.reclaim(&mut pending, &HashMap::new()).await;
         }
         let mut workers: JoinSet<i64> = JoinSet::new();
         let mut tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
@@ -146,6 +138,7 @@ impl Engine {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut bus = self.events.subscribe();
         let mut look = true;
+        let mut last_renewal = std::time::Instant::now();
         loop {
             if look {
                 self.fill(&ctx, &cancel, &mut pending, &mut workers, &mut active)
@@ -159,7 +152,15 @@ impl Engine {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = self.handle.shared.wake.notified() => {}
-                _ = ticker.tick() => {}
+                _ = ticker.tick() => {
+                    if !self.config.dry_run && last_renewal.elapsed() >= self.store.lease() / 3 {
+                        last_renewal = std::time::Instant::now();
+                        self.renew(&active).await;
+                        if self.store.backend().shared() {
+                            self.reclaim(&mut pending, &active).await;
+                        }
+                    }
+                }
                 Some(done) = workers.join_next_with_id() => {
                     let id = match done {
                         Ok((task, id)) => {
@@ -182,6 +183,52 @@ impl Engine {
         }
         // Children of `cancel`: already cancelled.
         while workers.join_next().await.is_some() {}
+    }
+
+    /// Claims downloads left `downloading` (interrupted here, or on a shared database by an
+    /// instance whose lease ran out) and queues them to resume first.
+    async fn reclaim(&self, pending: &mut VecDeque<Delivery>, active: &HashMap<i64, String>) {
+        match self.store.reclaim_downloads().await {
+            Ok(rows) => {
+                let rows: Vec<Delivery> = rows
+                    .into_iter()
+                    .filter(|d| {
+                        !active.contains_key(&d.id) && !pending.iter().any(|p| p.id == d.id)
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    tracing::info!(count = rows.len(), "resuming interrupted downloads");
+                }
+                for d in &rows {
+                    self.events.send(Event::DeliveryChanged { id: d.id });
+                }
+                pending.extend(rows);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list interrupted downloads"),
+        }
+    }
+
+    /// Renews the leases of the running downloads; one that another instance took over (this
+    /// one could not renew in time) is stopped here, so that a file has one writer.
+    async fn renew(&self, active: &HashMap<i64, String>) {
+        let ids: Vec<i64> = active.keys().copied().collect();
+        if ids.is_empty() {
+            return;
+        }
+        match self.store.renew_download_leases(&ids).await {
+            Ok(held) => {
+                for id in ids.iter().filter(|id| !held.contains(id)) {
+                    if let Some(token) = self.running().get(id) {
+                        tracing::warn!(
+                            id,
+                            "download taken over by another instance: stopping it here"
+                        );
+                        token.cancel();
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the download leases"),
+        }
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {

@@ -32,6 +32,9 @@ pub enum PollOutcome {
         invalid: usize,
         new: usize,
     },
+    /// Several instances share the database and another one polls the feed: it was asked to
+    /// poll now (through the database) and will.
+    Elsewhere { poller: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +120,11 @@ pub struct FeedService {
 }
 
 impl FeedService {
+    /// The store the polls write to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn new(source: FeedSource, store: Store, cache_ttl: Duration, events: EventBus) -> Self {
         Self {
             source,

@@ -8,6 +8,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::{FeedService, PollError, PollOutcome};
+use crate::store::FEED_LEASE;
 
 type Reply = oneshot::Sender<Result<PollOutcome, String>>;
 
@@ -62,6 +63,9 @@ impl Poller {
     /// runs at once when idle; one that arrives during a poll runs right after it, and every
     /// refresh that arrived meanwhile shares that one poll (never a queue of polls).
     pub async fn run(mut self, cancel: CancellationToken) {
+        if self.service.store().backend().shared() {
+            return self.run_shared(cancel).await;
+        }
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut waiters: Vec<Reply> = Vec::new();
@@ -100,6 +104,107 @@ impl Poller {
                 current = std::mem::take(&mut waiters);
                 force = true;
             }
+        }
+        tracing::info!("WebhookService: feed poller stopped");
+    }
+}
+
+impl Poller {
+    /// Several instances on one database: only the holder of the feed lease polls. Every
+    /// instance tries to take or renew the lease a few times per lease period; the holder polls
+    /// every interval, and at once when a refresh was asked on any instance (through the lease
+    /// row). When the holder dies its lease runs out and another instance takes over: within
+    /// one interval plus the lease time.
+    async fn run_shared(mut self, cancel: CancellationToken) {
+        let store = self.service.store().clone();
+        let tick = (store.lease() / 3)
+            .min(self.interval)
+            .max(Duration::from_millis(500));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut holding = false;
+        let mut last_poll: Option<tokio::time::Instant> = None;
+        let mut refresh_seen = None;
+        loop {
+            let mut waiters: Vec<Reply> = Vec::new();
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+                Some(reply) = self.commands.recv() => waiters.push(reply),
+            }
+            while let Ok(reply) = self.commands.try_recv() {
+                waiters.push(reply);
+            }
+            let lease = match store.hold_lease(FEED_LEASE).await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    tracing::error!(error = %e, "WebhookService: cannot read the feed lease");
+                    for reply in waiters {
+                        let _ = reply.send(Err(format!("cannot read the feed lease: {e}")));
+                    }
+                    continue;
+                }
+            };
+            if lease.held != holding {
+                holding = lease.held;
+                if holding {
+                    tracing::info!(
+                        instance = store.instance(),
+                        "WebhookService: this instance now polls the feed"
+                    );
+                    refresh_seen = lease.refresh_requested_at;
+                    last_poll = None;
+                } else {
+                    tracing::info!(poller = %lease.holder, "WebhookService: another instance polls the feed");
+                }
+            }
+            if !lease.held {
+                if !waiters.is_empty() {
+                    let asked = store.request_refresh(FEED_LEASE).await;
+                    for reply in waiters {
+                        let _ = reply.send(match &asked {
+                            Ok(()) => Ok(PollOutcome::Elsewhere {
+                                poller: lease.holder.clone(),
+                            }),
+                            Err(e) => Err(format!("cannot ask the polling instance: {e}")),
+                        });
+                    }
+                }
+                continue;
+            }
+            let refresh =
+                lease.refresh_requested_at.is_some() && lease.refresh_requested_at != refresh_seen;
+            refresh_seen = lease.refresh_requested_at;
+            let due = last_poll.is_none_or(|t| t.elapsed() >= self.interval);
+            if waiters.is_empty() && !refresh && !due {
+                continue;
+            }
+            last_poll = Some(tokio::time::Instant::now());
+            let force = !waiters.is_empty() || refresh;
+            let poll = self.service.poll(force, &cancel);
+            tokio::pin!(poll);
+            // Keep the lease while a long poll (a first ingest) runs.
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut poll => break outcome,
+                    _ = ticker.tick() => {
+                        if let Err(e) = store.hold_lease(FEED_LEASE).await {
+                            tracing::warn!(error = %e, "WebhookService: cannot renew the feed lease");
+                        }
+                    }
+                    Some(reply) = self.commands.recv() => waiters.push(reply),
+                }
+            };
+            if let Err(PollError::Store(e)) = &outcome {
+                tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
+            }
+            let shared = outcome.map_err(|e| e.to_string());
+            for reply in waiters {
+                let _ = reply.send(shared.clone());
+            }
+        }
+        if holding && let Err(e) = store.release_lease(FEED_LEASE).await {
+            tracing::warn!(error = %e, "WebhookService: cannot release the feed lease");
         }
         tracing::info!("WebhookService: feed poller stopped");
     }

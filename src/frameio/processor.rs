@@ -28,6 +28,16 @@ fn until(at: Option<Timestamp>) -> Duration {
     .map_or(IDLE, |d| d.min(IDLE))
 }
 
+/// On a shared database, how often the loops look for work another instance left (events it
+/// stored, claims that ran out); alone, [`IDLE`].
+fn shared_wait(store: &Store) -> Duration {
+    if store.backend().shared() {
+        (store.lease() / 3).max(Duration::from_millis(500))
+    } else {
+        IDLE
+    }
+}
+
 async fn finish_all(store: &Store, finished: &[FinishedEvent]) {
     if let Err(e) = store.finish_frameio_events(finished).await {
         tracing::error!(events = finished.len(), error = %e, "Frame.io: cannot record the outcome of processed events");
@@ -119,7 +129,9 @@ impl EventProcessor {
             if busy {
                 continue;
             }
-            let wait = until(store.next_frameio_retry().await.ok().flatten());
+            // Other instances store events too (and one may die before processing them).
+            let wait =
+                until(store.next_frameio_retry().await.ok().flatten()).min(shared_wait(&store));
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = self.written.notified() => {}
@@ -185,7 +197,8 @@ impl UploadPoller {
                     }
                 }
             }
-            let wait = until(store.next_upload_poll().await.ok().flatten());
+            let wait =
+                until(store.next_upload_poll().await.ok().flatten()).min(shared_wait(&store));
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = wake.notified() => {}

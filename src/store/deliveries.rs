@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, storable};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
 /// A delivery as stored; also the JSON shape of the API (one serializer).
@@ -47,6 +47,9 @@ pub struct Delivery {
     /// The normalised R2 link (an identity, like `dedupe_key`; not part of the API).
     #[serde(skip)]
     pub r2_key: Option<String>,
+    /// The instance that runs (or last ran) the download (`RUSHES_INSTANCE_NAME`).
+    #[sqlx(default)]
+    pub owner: Option<String>,
 }
 
 impl Delivery {
@@ -129,8 +132,8 @@ impl Store {
                 .bind(d.kind)
                 .bind(d.mode)
                 .bind(d.record_format)
-                .bind(&d.original_filename)
-                .bind(&d.file_name)
+                .bind(d.original_filename.as_deref().map(storable))
+                .bind(d.file_name.as_deref().map(storable))
                 .bind(d.created_at)
                 .bind(now)
                 .bind(d.initial_state)
@@ -224,8 +227,8 @@ impl Store {
                  RETURNING id",
             )
             .bind(current.id)
-            .bind(&d.original_filename)
-            .bind(&d.file_name)
+            .bind(d.original_filename.as_deref().map(storable))
+            .bind(d.file_name.as_deref().map(storable))
             .bind(&r2_url)
             .bind(&r2_key)
             .bind(&d.provider)
@@ -360,7 +363,7 @@ impl Store {
             .bind(id)
             .bind(to)
             .bind(Timestamp::now())
-            .bind(error)
+            .bind(error.map(storable))
             .fetch_optional(self.pool())
             .await?)
     }

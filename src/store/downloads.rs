@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Delivery, Store, StoreError};
+use super::{Delivery, Store, StoreError, storable};
 use crate::domain::{DeliveryState, Timestamp, UrlRole};
 
 /// One HTTP try of a delivery, as logged.
@@ -56,18 +56,33 @@ impl Store {
     /// Atomically moves one delivery from `queued` to `downloading`; `None` if someone else
     /// (another worker, a cancel) changed it first.
     pub async fn claim_queued(&self, id: i64) -> Result<Option<Delivery>, StoreError> {
+        self.claim_delivery(id, DeliveryState::Queued).await
+    }
+
+    /// Moves one delivery from `from` to `downloading` for this instance, with a lease it renews
+    /// while the download runs; `None` if it is not in `from` any more or another instance is
+    /// claiming it right now (skipped, not waited for).
+    pub(crate) async fn claim_delivery(
+        &self,
+        id: i64,
+        from: DeliveryState,
+    ) -> Result<Option<Delivery>, StoreError> {
         let now = Timestamp::now();
-        Ok(sqlx::query_as::<_, Delivery>(
+        Ok(sqlx::query_as::<_, Delivery>(&format!(
             "UPDATE deliveries
              SET state = $2, state_changed_at = $3, error = NULL, attempts = attempts + 1,
-                 started_at = $3, finished_at = NULL, duration_ms = NULL, mean_speed_bps = NULL
-             WHERE id = $1 AND state = $4
+                 started_at = $3, finished_at = NULL, duration_ms = NULL, mean_speed_bps = NULL,
+                 owner = $5, lease_until = $6
+             WHERE id = (SELECT id FROM deliveries WHERE id = $1 AND state = $4{})
              RETURNING *",
-        )
+            self.skip_locked()
+        ))
         .bind(id)
         .bind(DeliveryState::Downloading)
         .bind(now)
-        .bind(DeliveryState::Queued)
+        .bind(from)
+        .bind(self.instance())
+        .bind(now.plus(self.lease()))
         .fetch_optional(self.pool())
         .await?)
     }
@@ -135,13 +150,13 @@ impl Store {
         .bind(i64::from(try_number))
         .bind(now)
         .bind(if error.is_some() { "error" } else { "ok" })
-        .bind(error)
+        .bind(error.map(storable))
         .execute(self.pool())
         .await?;
         if let Some(error) = error {
             sqlx::query("UPDATE deliveries SET error = $2 WHERE id = $1")
                 .bind(id)
-                .bind(error)
+                .bind(storable(error))
                 .execute(self.pool())
                 .await?;
         }
@@ -227,7 +242,7 @@ impl Store {
         .bind(id)
         .bind(DeliveryState::Failed)
         .bind(now)
-        .bind(error)
+        .bind(storable(error))
         .bind(bytes_done)
         .bind(DeliveryState::Downloading)
         .fetch_optional(self.pool())
@@ -244,7 +259,7 @@ impl Store {
         sqlx::query("UPDATE deliveries SET hook_exit_code = $2, hook_output = $3 WHERE id = $1")
             .bind(id)
             .bind(exit_code)
-            .bind(output)
+            .bind(storable(output))
             .execute(self.pool())
             .await?;
         Ok(())

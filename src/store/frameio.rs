@@ -139,6 +139,10 @@ impl From<sqlx::Error> for RegisterError {
 const UPLOAD_COLUMNS: &str = "id, file_id, name, account_id, state, state_reason, state_changed_at, \
     created_at, updated_at, metadata_status, decided_comment, last_polled_at, next_poll_at, last_error";
 
+/// The columns of [`FrameioEvent`].
+const EVENT_COLUMNS: &str = "id, received_at, request_timestamp, event_type, resource_type, \
+    resource_id, account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error";
+
 impl Store {
     /// Writes verified deliveries in one transaction (group commit). For each, `Some(id)` when new,
     /// `None` when the same delivery was already stored. Durable (WAL) once this returns.
@@ -181,17 +185,38 @@ impl Store {
         now: Timestamp,
         limit: i64,
     ) -> Result<Vec<FrameioEvent>, StoreError> {
-        Ok(sqlx::query_as::<_, FrameioEvent>(
-            "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
-                 account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error
-             FROM frameio_events
-             WHERE processed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
-             ORDER BY id LIMIT $2",
-        )
+        if !self.backend().shared() {
+            return Ok(sqlx::query_as::<_, FrameioEvent>(&format!(
+                "SELECT {EVENT_COLUMNS} FROM frameio_events
+                 WHERE processed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+                 ORDER BY id LIMIT $2"
+            ))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?);
+        }
+        // Several instances: claim them, so that each event is processed by one of them; a
+        // claim of an instance that died runs out after the lease and another takes the event.
+        let mut claimed = sqlx::query_as::<_, FrameioEvent>(&format!(
+            "UPDATE frameio_events SET claimed_by = $3, claim_until = $4
+             WHERE id IN (
+                 SELECT id FROM frameio_events
+                 WHERE processed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+                   AND (claim_until IS NULL OR claim_until <= $1 OR claimed_by = $3)
+                 ORDER BY id LIMIT $2{}
+             )
+             RETURNING {EVENT_COLUMNS}",
+            self.skip_locked()
+        ))
         .bind(now)
         .bind(limit)
+        .bind(self.instance())
+        .bind(now.plus(self.lease()))
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        claimed.sort_by_key(|e| e.id);
+        Ok(claimed)
     }
 
     /// When the next deferred event is due, if any.
@@ -480,8 +505,8 @@ impl Store {
                 )
                 .bind(id)
                 .bind(&c.comment_id)
-                .bind(&c.text)
-                .bind(&c.author)
+                .bind(super::storable(&c.text))
+                .bind(c.author.as_deref().map(super::storable))
                 .bind(&c.created_at)
                 .bind(&c.updated_at)
                 .bind(&c.completed_at)
@@ -496,15 +521,36 @@ impl Store {
 
     /// Uploads due for a poll at `now`, soonest first.
     pub async fn uploads_due(&self, now: Timestamp, limit: i64) -> Result<Vec<Upload>, StoreError> {
-        Ok(sqlx::query_as::<_, Upload>(&format!(
-            "SELECT {UPLOAD_COLUMNS} FROM frameio_uploads
-             WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1
-             ORDER BY next_poll_at LIMIT $2"
+        if !self.backend().shared() {
+            return Ok(sqlx::query_as::<_, Upload>(&format!(
+                "SELECT {UPLOAD_COLUMNS} FROM frameio_uploads
+                 WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1
+                 ORDER BY next_poll_at LIMIT $2"
+            ))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?);
+        }
+        // Several instances: a due poll is claimed by moving it one lease ahead (the poll then
+        // sets the real next time); an instance that dies mid-poll leaves it due again later.
+        let mut claimed = sqlx::query_as::<_, Upload>(&format!(
+            "UPDATE frameio_uploads SET next_poll_at = $3
+             WHERE id IN (
+                 SELECT id FROM frameio_uploads
+                 WHERE next_poll_at IS NOT NULL AND next_poll_at <= $1
+                 ORDER BY next_poll_at LIMIT $2{}
+             )
+             RETURNING {UPLOAD_COLUMNS}",
+            self.skip_locked()
         ))
         .bind(now)
-        .bind(limit)
+        .bind(limit.min(1000))
+        .bind(now.plus(self.lease()))
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        claimed.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(claimed)
     }
 
     pub async fn next_upload_poll(&self) -> Result<Option<Timestamp>, StoreError> {

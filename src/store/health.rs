@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Store;
+use super::{Backend, Store};
 
 /// How long a successful probe is trusted.
 const TRUSTED_FOR: Duration = Duration::from_secs(1);
@@ -52,10 +52,24 @@ impl Store {
             return Err("the database is locked (an earlier write is still waiting)".into());
         }
         let pool = self.pool.clone();
+        let backend = self.backend;
         let probe = tokio::spawn(async move {
-            let result = match pool.begin_with("BEGIN IMMEDIATE").await {
-                Ok(tx) => tx.rollback().await,
-                Err(e) => Err(e),
+            let result = match backend {
+                Backend::Sqlite => match pool.begin_with("BEGIN IMMEDIATE").await {
+                    Ok(tx) => tx.rollback().await,
+                    Err(e) => Err(e),
+                },
+                // A transaction id is only given to a server that takes writes (not a standby,
+                // not a read-only transaction).
+                Backend::Postgres => match pool.begin().await {
+                    Ok(mut tx) => {
+                        match sqlx::query("SELECT txid_current()").execute(&mut *tx).await {
+                            Ok(_) => tx.rollback().await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                },
             };
             if result.is_ok() {
                 probe_state

@@ -1,8 +1,6 @@
 //! Taking in many feed records at once: one transaction per chunk, multi-row inserts, and one
 //! read of what is stored instead of a query per record.
 
-use sqlx::{QueryBuilder, Sqlite};
-
 use super::{NewDelivery, Store, StoreError};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
@@ -85,35 +83,34 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for rows in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let mut sql = String::from(
                 "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url, r2_key,
                      provider, kind, mode, record_format, original_filename, file_name,
-                     created_at, first_seen_at, last_seen_at, state, state_changed_at) ",
+                     created_at, first_seen_at, last_seen_at, state, state_changed_at) VALUES ",
             );
-            insert.push_values(rows, |mut row, d| {
-                row.push_bind(&d.dedupe_key)
-                    .push_bind(&d.source_url)
-                    .push_bind(&d.raw_source_url)
-                    .push_bind(&d.r2_url)
-                    .push_bind(&d.r2_key)
-                    .push_bind(&d.provider)
-                    .push_bind(d.kind)
-                    .push_bind(d.mode)
-                    .push_bind(d.record_format)
-                    .push_bind(&d.original_filename)
-                    .push_bind(&d.file_name)
-                    .push_bind(d.created_at)
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(d.initial_state)
-                    .push_bind(now);
-            });
-            insert.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
-            let new: Vec<(i64, String)> = insert
-                .build_query_as()
-                .persistent(true)
-                .fetch_all(&mut *tx)
-                .await?;
+            push_rows(&mut sql, rows.len(), 16, 1);
+            sql.push_str(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
+            let mut insert = sqlx::query_as::<_, (i64, String)>(&sql);
+            for d in rows {
+                insert = insert
+                    .bind(&d.dedupe_key)
+                    .bind(&d.source_url)
+                    .bind(&d.raw_source_url)
+                    .bind(&d.r2_url)
+                    .bind(&d.r2_key)
+                    .bind(&d.provider)
+                    .bind(d.kind)
+                    .bind(d.mode)
+                    .bind(d.record_format)
+                    .bind(d.original_filename.as_deref().map(super::storable))
+                    .bind(d.file_name.as_deref().map(super::storable))
+                    .bind(d.created_at)
+                    .bind(now)
+                    .bind(now)
+                    .bind(d.initial_state)
+                    .bind(now);
+            }
+            let new = insert.persistent(true).fetch_all(&mut *tx).await?;
             inserted.extend(new);
         }
         tx.commit().await?;
@@ -129,17 +126,44 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut update: QueryBuilder<Sqlite> =
-                QueryBuilder::new("UPDATE deliveries SET last_seen_at = ");
-            update.push_bind(now).push(" WHERE id IN (");
-            let mut list = update.separated(", ");
+            let mut sql = String::from("UPDATE deliveries SET last_seen_at = $1 WHERE id IN ");
+            push_rows(&mut sql, 1, chunk.len(), 2);
+            let mut update = sqlx::query(&sql).bind(now);
             for id in chunk {
-                list.push_bind(*id);
+                update = update.bind(*id);
             }
-            update.push(")");
-            update.build().persistent(true).execute(&mut *tx).await?;
+            update.persistent(true).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Appends `rows` groups of `per_row` numbered parameters, `($first, $first+1, …), (…)`: both
+/// backends read `$N` (sqlx's query builder writes `?` for the `Any` driver, which PostgreSQL
+/// does not take).
+pub(super) fn push_rows(sql: &mut String, rows: usize, per_row: usize, first: usize) {
+    use std::fmt::Write as _;
+    let mut n = first;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..per_row {
+            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
+            n += 1;
+        }
+        sql.push(')');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_are_numbered_across_rows() {
+        let mut sql = String::new();
+        super::push_rows(&mut sql, 2, 3, 1);
+        assert_eq!(sql, "($1, $2, $3), ($4, $5, $6)");
+        let mut sql = String::new();
+        super::push_rows(&mut sql, 1, 3, 2);
+        assert_eq!(sql, "($2, $3, $4)");
     }
 }

@@ -68,7 +68,7 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO frameio_counters (name, value) VALUES ($1, 1)
-             ON CONFLICT (name) DO UPDATE SET value = value + 1",
+             ON CONFLICT (name) DO UPDATE SET value = frameio_counters.value + 1",
         )
         .bind(REJECTED_COUNTER)
         .execute(&mut *tx)
@@ -115,7 +115,7 @@ impl Store {
                  SELECT 'r' || id, NULL, received_at, verdict, status, reason, event_type, NULL,
                      resource_id, NULL, NULL, NULL, NULL
                  FROM frameio_rejected
-             ) ORDER BY received_at DESC, call_id DESC LIMIT $1 OFFSET $2",
+             ) AS calls ORDER BY received_at DESC, call_id DESC LIMIT $1 OFFSET $2",
         )
         .bind(limit)
         .bind(offset)
@@ -145,7 +145,7 @@ impl Store {
     pub async fn last_call_received_at(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT MAX(t) FROM (SELECT MAX(received_at) AS t FROM frameio_events
-                                 UNION ALL SELECT MAX(received_at) FROM frameio_rejected)",
+                                 UNION ALL SELECT MAX(received_at) FROM frameio_rejected) AS latest",
         )
         .fetch_one(self.pool())
         .await?)

@@ -1,7 +1,10 @@
-//! The only place that speaks SQL. SQLite through sqlx (embedded, WAL), migrations in
-//! `migrations/`. Queries use `$N` parameters, `ON CONFLICT` and `RETURNING` so they stay
-//! portable to PostgreSQL.
+//! The only place that speaks SQL. Two backends through sqlx's `Any` driver, with the same
+//! queries: SQLite (embedded, WAL; the default, one instance per data folder) and PostgreSQL
+//! (several instances on one database, `RUSHES_DATABASE_URL`). Queries use `$N` parameters,
+//! `ON CONFLICT` and `RETURNING`, which both understand; the few places where they differ ask
+//! [`Store::backend`]. Migrations: `migrations/sqlite/` and `migrations/postgres/`.
 
+mod cluster;
 mod deliveries;
 mod downloads;
 mod feed;
@@ -9,16 +12,22 @@ mod frameio;
 mod health;
 mod ingest;
 mod inspector;
+mod notify;
 mod segments;
 mod writes;
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use std::str::FromStr;
 
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use cluster::{FEED_LEASE, InstanceRow, LeaseRow, LeaseState};
 pub use deliveries::{Delivery, DeliveryFilter, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
 pub use feed::{FeedFetch, FeedState};
@@ -28,6 +37,7 @@ pub use frameio::{
 };
 pub use ingest::KnownDelivery;
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
+pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use segments::SegmentRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +57,64 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// Several instances may share this database (claims and leases matter).
+    pub fn shared(self) -> bool {
+        self == Self::Postgres
+    }
+}
+
+/// Where the database is.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// An SQLite file (created if missing).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL URL (`postgres://user:password@host/db`); the database is created if missing
+    /// and the role may.
+    Postgres(SecretString),
+}
+
+/// Who this process is on a shared database, and how long its claims hold.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// `RUSHES_INSTANCE_NAME`: stable across restarts of the same instance, unique among them.
+    pub instance: String,
+    /// `RUSHES_LEASE`: how long a claim (feed poll, download, event) holds without renewal.
+    pub lease: Duration,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            instance: "local".into(),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// The PostgreSQL URL, for the `LISTEN` connection.
+    url: Option<SecretString>,
+    identity: Arc<Identity>,
     /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
     probing: std::sync::Arc<health::Probe>,
     /// Turns of this process's writers (see `writes.rs`).
@@ -58,50 +122,146 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) `path` and runs pending migrations.
+    /// Opens (creating if needed) the SQLite file `path` and runs pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        Self::connect(&Location::Sqlite(path.to_path_buf()), Identity::default()).await
+    }
+
+    /// The database `config` names: PostgreSQL when `RUSHES_DATABASE_URL` is set, else
+    /// `$RUSHES_DATA_DIR/rushes.db`.
+    pub async fn for_config(config: &crate::config::Config) -> Result<Self, StoreError> {
+        let location = match &config.database.url {
+            Some(url) => Location::Postgres(url.clone()),
+            None => Location::Sqlite(config.database_path()),
+        };
+        let identity = Identity {
+            instance: config.database.instance.clone(),
+            lease: config.database.lease,
+        };
+        Self::connect(&location, identity).await
+    }
+
+    /// Connects to `location` (creating the database if needed) and runs pending migrations.
+    pub async fn connect(location: &Location, identity: Identity) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (pool, backend) = match location {
+            Location::Sqlite(path) => (open_sqlite(path).await?, Backend::Sqlite),
+            Location::Postgres(url) => (open_postgres(url).await?, Backend::Postgres),
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        let shown = path.display().to_string();
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|source| StoreError::Open {
-                path: shown.clone(),
-                source,
-            })?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: a committed transaction survives a process crash (SIGKILL); only a power
-            // loss can lose the last one.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: shown,
-                source,
-            })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        let url = match location {
+            Location::Postgres(url) => Some(url.clone()),
+            Location::Sqlite(_) => None,
+        };
         Ok(Self {
             pool,
+            backend,
+            url,
+            identity: Arc::new(identity),
             probing: Default::default(),
             writers: Default::default(),
         })
     }
 
     /// The pool, for modules of this store only.
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// This instance's name on the database.
+    pub fn instance(&self) -> &str {
+        &self.identity.instance
+    }
+
+    /// How long claims hold without renewal.
+    pub fn lease(&self) -> Duration {
+        self.identity.lease
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` where the engine has it (PostgreSQL): a claim skips rows another
+    /// instance is claiming instead of waiting for them. SQLite has one writer at a time anyway.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Text from outside as both backends can store it: PostgreSQL's `text` cannot hold U+0000 (a
+/// NUL in a feed name, a hook's output or a comment), so it is dropped on both backends alike.
+pub(crate) fn storable(text: &str) -> String {
+    text.replace('\0', "")
+}
+
+async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let shown = path.display().to_string();
+    let open_error = |source| StoreError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let url = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .to_url_lossy();
+    let options = AnyConnectOptions::from_url(&url).map_err(open_error)?;
+    AnyPoolOptions::new()
+        .max_connections(8)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL + NORMAL: a committed transaction survives a process crash (SIGKILL); only
+                // a power loss can lose the last one.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(open_error)
+}
+
+async fn open_postgres(url: &SecretString) -> Result<AnyPool, StoreError> {
+    use sqlx::migrate::MigrateDatabase;
+    let raw = url.expose_secret();
+    // Errors name the server and database, never the password.
+    let shown = url::Url::parse(raw)
+        .map(|u| crate::net::redact(&u))
+        .unwrap_or_else(|_| "RUSHES_DATABASE_URL (not a URL)".into());
+    let open_error = |source| StoreError::Open {
+        path: shown.clone(),
+        source,
+    };
+    if !sqlx::Postgres::database_exists(raw).await.unwrap_or(true) {
+        sqlx::Postgres::create_database(raw)
+            .await
+            .map_err(open_error)?;
+    }
+    let options = AnyConnectOptions::from_str(raw).map_err(open_error)?;
+    AnyPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(open_error)
 }

@@ -71,19 +71,7 @@ impl Store {
 
     /// Atomically moves a `manual` delivery to `downloading` (a resolver fetches it).
     pub async fn claim_manual(&self, id: i64) -> Result<Option<super::Delivery>, StoreError> {
-        let now = crate::domain::Timestamp::now();
-        Ok(sqlx::query_as::<_, super::Delivery>(
-            "UPDATE deliveries
-             SET state = $2, state_changed_at = $3, error = NULL, attempts = attempts + 1,
-                 started_at = $3, finished_at = NULL, duration_ms = NULL, mean_speed_bps = NULL
-             WHERE id = $1 AND state = $4
-             RETURNING *",
-        )
-        .bind(id)
-        .bind(crate::domain::DeliveryState::Downloading)
-        .bind(now)
-        .bind(crate::domain::DeliveryState::Manual)
-        .fetch_optional(self.pool())
-        .await?)
+        self.claim_delivery(id, crate::domain::DeliveryState::Manual)
+            .await
     }
 }

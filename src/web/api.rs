@@ -171,8 +171,45 @@ pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, 
         }))),
         Ok(PollOutcome::NotModified) => Ok(Json(json!({ "outcome": "not_modified" }))),
         Ok(PollOutcome::Fresh) => Ok(Json(json!({ "outcome": "fresh" }))),
+        Ok(PollOutcome::Elsewhere { poller }) => Ok(Json(json!({
+            "outcome": "requested",
+            "poller": poller,
+        }))),
         Err(message) => Err(ApiError::BadGateway(message)),
     }
+}
+
+/// The instances on this database, who polls the feed and who runs each download.
+pub async fn cluster(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = &state.store;
+    let running = store
+        .deliveries(&crate::store::DeliveryFilter {
+            state: Some(crate::domain::DeliveryState::Downloading),
+            kind: None,
+            before: None,
+            limit: 500,
+        })
+        .await?;
+    let downloads: Vec<Value> = running
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "file_name": d.file_name,
+                "owner": d.owner,
+                "bytes_done": d.bytes_done,
+                "bytes_total": d.bytes_total,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "backend": store.backend(),
+        "instance": store.instance(),
+        "lease_seconds": store.lease().as_secs(),
+        "instances": store.instances().await?,
+        "leases": store.leases().await?,
+        "downloads": downloads,
+    })))
 }
 
 /// How long `/healthz` waits for a database write before it reports `degraded`.
@@ -184,10 +221,20 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         return ApiError::from(e).into_response();
     }
     match state.store.writable_within(HEALTH_WRITE_WAIT).await {
-        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Ok(()) => Json(json!({
+            "status": "ok",
+            "backend": state.store.backend(),
+            "instance": state.store.instance(),
+        }))
+        .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "degraded", "database": reason })),
+            Json(json!({
+                "status": "degraded",
+                "database": reason,
+                "backend": state.store.backend(),
+                "instance": state.store.instance(),
+            })),
         )
             .into_response(),
     }

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/deliveries/{id}/handled", post(api::mark_handled))
         .route("/api/events", get(events::sse))
         .route("/api/feed/refresh", post(api::refresh_feed))
+        .route("/api/cluster", get(api::cluster))
         .merge(super::inspector::routes())
         .layer(middleware::from_fn(access::form_posts_return_to_the_page));
     let pages = Router::new()

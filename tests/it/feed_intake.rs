@@ -291,7 +291,7 @@ async fn service_for(
     dir: &std::path::Path,
     ttl: Duration,
 ) -> (FeedService, Store) {
-    let store = Store::open(&dir.join("rushes.db")).await.expect("store");
+    let store = crate::support::db::open_store(&dir.join("rushes.db")).await;
     let config = config_for(dir, &feed.url());
     let mut source = FeedSource::new(
         config.feed.clone().expect("feed"),

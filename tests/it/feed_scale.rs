@@ -58,7 +58,7 @@ async fn feed_service(
     dir: &std::path::Path,
     events: EventBus,
 ) -> (FeedService, Store) {
-    let store = Store::open(&dir.join("rushes.db")).await.expect("store");
+    let store = crate::support::db::open_store(&dir.join("rushes.db")).await;
     let config = config_for(dir, &feed.url());
     let mut source = FeedSource::new(
         config.feed.clone().expect("feed"),
@@ -143,9 +143,7 @@ async fn a_large_feed_is_taken_in_batches_with_the_same_result_as_record_by_reco
     let feed = FeedServer::start(&body).await;
     let dir = temp_dir();
     let reference_dir = temp_dir();
-    let reference = Store::open(&reference_dir.path().join("rushes.db"))
-        .await
-        .expect("store");
+    let reference = crate::support::db::open_store(&reference_dir.path().join("rushes.db")).await;
     let bus = EventBus::new();
     let mut events = bus.subscribe();
     let (service, store) = feed_service(&feed, dir.path(), bus).await;

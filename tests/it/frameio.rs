@@ -14,7 +14,6 @@ use crate::support::wait_for;
 use rushes::config::Config;
 use rushes::config::FrameioConfig;
 use rushes::frameio::client::{Client, ClientError};
-use rushes::store::Store;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -459,9 +458,7 @@ async fn client_follows_pages_waits_on_429_and_refreshes_an_expired_token() {
         fake.add_comment("f", &format!("c{i:03}"), "note", "2026-01-01T00:00:00Z");
     }
     let dir = temp_dir();
-    let store = Store::open(&dir.path().join("rushes.db"))
-        .await
-        .expect("store");
+    let store = crate::support::db::open_store(&dir.path().join("rushes.db")).await;
     let vars = vec![
         ("FRAMEIO_API_BASE", fake.base()),
         ("FRAMEIO_IMS_URL", fake.ims_url()),
@@ -603,7 +600,7 @@ async fn an_event_acknowledged_right_before_sigkill_is_processed_after_restart()
     service.kill();
 
     let db = dir.path().join("data/rushes.db");
-    let store = Store::open(&db).await.expect("store");
+    let store = crate::support::db::open_store(&db).await;
     let events = store.frameio_events(10).await.expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].processed_at, None, "killed before processing");
@@ -632,7 +629,7 @@ async fn an_event_acknowledged_right_before_sigkill_is_processed_after_restart()
     );
     let status = service.terminate().await;
     assert!(status.success(), "{status:?}");
-    let store = Store::open(&db).await.expect("store");
+    let store = crate::support::db::open_store(&db).await;
     let events = store.frameio_events(10).await.expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome.map(|o| o.as_str()), Some("applied"));
@@ -666,6 +663,9 @@ async fn webhook_ensure_is_idempotent_and_the_cli_tracks_uploads() {
         "RUSHES_DATA_DIR",
         dir.path().join("data").display().to_string(),
     );
+    if let Some(url) = crate::support::db::url_for(&dir.path().join("data")) {
+        envs.insert("RUSHES_DATABASE_URL", url);
+    }
     let url = "https://rushes.example.com/webhooks/frameio";
 
     let (ok, out, err) = rushes(
@@ -699,7 +699,7 @@ async fn webhook_ensure_is_idempotent_and_the_cli_tracks_uploads() {
 
     // The secret is in the store, and the database is private.
     let db = dir.path().join("data/rushes.db");
-    let store = Store::open(&db).await.expect("store");
+    let store = crate::support::db::open_store(&db).await;
     let secret = store
         .frameio_credential("webhook_secret")
         .await
@@ -710,7 +710,7 @@ async fn webhook_ensure_is_idempotent_and_the_cli_tracks_uploads() {
     );
     store.close().await;
     #[cfg(unix)]
-    {
+    if !crate::support::db::on_postgres() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&db).expect("db").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -777,7 +777,7 @@ async fn webhook_ensure_is_idempotent_and_the_cli_tracks_uploads() {
     let (ok, out, _) = rushes(dir.path(), &envs, &["frameio", "webhook", "delete"]).await;
     assert!(ok && out.contains("deleted webhook wh-1"), "{out}");
     assert!(fake.webhooks().is_empty());
-    let store = Store::open(&db).await.expect("store");
+    let store = crate::support::db::open_store(&db).await;
     assert_eq!(
         store
             .frameio_credential("webhook_secret")

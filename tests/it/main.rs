@@ -15,6 +15,7 @@ mod feed_scale;
 mod feeds;
 mod frameio;
 mod hardening;
+mod scale_out;
 mod segmented;
 mod swisstransfer;
 mod tunnel;

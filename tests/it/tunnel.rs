@@ -524,7 +524,8 @@ async fn doctor(root: &Path, vars: &[(&'static str, String)], url: &str) -> (i32
     let mut cmd = bin();
     cmd.args(["frameio", "doctor", "--url", url])
         .current_dir(root)
-        .env("RUSHES_DATA_DIR", root.join("data"));
+        .env("RUSHES_DATA_DIR", root.join("data"))
+        .envs(crate::support::db::env_for(&root.join("data")));
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -659,7 +660,8 @@ async fn frameio_events_prints_and_follows_received_calls() {
 
     let mut cmd = bin();
     cmd.args(["frameio", "events"])
-        .env("RUSHES_DATA_DIR", dir.path().join("data"));
+        .env("RUSHES_DATA_DIR", dir.path().join("data"))
+        .envs(crate::support::db::env_for(&dir.path().join("data")));
     let out = tokio::process::Command::from(cmd)
         .output()
         .await
@@ -675,6 +677,7 @@ async fn frameio_events_prints_and_follows_received_calls() {
     let mut cmd = bin();
     cmd.args(["frameio", "events", "--follow"])
         .env("RUSHES_DATA_DIR", dir.path().join("data"))
+        .envs(crate::support::db::env_for(&dir.path().join("data")))
         .stdout(std::process::Stdio::piped());
     let mut follow = tokio::process::Command::from(cmd)
         .kill_on_drop(true)

@@ -300,6 +300,7 @@ async fn a_revoked_refresh_token_is_shown_without_a_retry_storm() {
     // The CLI status of uploads says it too.
     let out = bin()
         .env("RUSHES_DATA_DIR", &data_dir)
+        .envs(crate::support::db::env_for(&data_dir))
         .current_dir(dir.path())
         .args(["frameio", "uploads"])
         .output()

@@ -284,6 +284,7 @@ async fn open_part(p: &mut Part, offset: u64) -> Result<(std::fs::File, Sha256),
         .truncate(false)
         .open(&p.path)
         .map_err(|e| io_fatal(&p.path, e))?;
+    super::lock_part(&file, &p.path)?;
     file.set_len(offset).map_err(|e| io_fatal(&p.path, e))?;
     file.seek(SeekFrom::Start(offset))
         .map_err(|e| io_fatal(&p.path, e))?;

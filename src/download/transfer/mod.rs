@@ -349,6 +349,21 @@ pub async fn download<O: Observer>(
     Err(TransferError::AllFailed(last_error))
 }
 
+/// Takes an exclusive lock on an opened `.part` for as long as `file` stays open: two processes
+/// (two rushes instances on a shared downloads folder, one of which lost its claim) never write
+/// the same partial file; the second one retries later instead.
+fn lock_part(file: &std::fs::File, path: &Path) -> Result<(), TryError> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(TryError::Retry(format!(
+            "{} is being written by another process (another rushes instance?); not touching it",
+            path.display()
+        ))),
+        Err(e) => Err(io_fatal(path, io::Error::from(e))),
+    }
+}
+
 fn io_fatal(path: &Path, source: io::Error) -> TryError {
     TryError::Fatal(TransferError::Io {
         path: path.display().to_string(),

@@ -438,6 +438,7 @@ pub(super) async fn run<O: Observer>(
         .truncate(false)
         .open(&p.path)
         .map_err(|e| io_fatal(&p.path, e))?;
+    super::lock_part(&file, &p.path)?;
     let mut first_stream = None;
     if let Some((response, total)) = first {
         // One range first: the extra connections split it after a short probe, and only when

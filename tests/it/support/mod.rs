@@ -2,6 +2,7 @@
 //! process), and waiting on conditions with a deadline instead of sleeping.
 
 pub mod browser;
+pub mod db;
 pub mod fake_agents;
 pub mod fake_frameio;
 pub mod fake_swisstransfer;

@@ -28,7 +28,9 @@ pub fn quick_retry() -> RetryPolicy {
 
 pub fn config_for(dir: &Path, feed_url: &str) -> Config {
     let feed = FeedLocation::parse(feed_url).expect("feed url");
-    Config::for_dir(dir, feed)
+    let mut config = Config::for_dir(dir, feed);
+    super::db::apply(&mut config);
+    config
 }
 
 pub struct TestApp {
@@ -139,6 +141,7 @@ impl ChildService {
             .env("DOWNLOAD_MAX_AGE", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        cmd.envs(super::db::env_for(&root.join("data")));
         for (k, v) in envs {
             cmd.env(k, v);
         }
