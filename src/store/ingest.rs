@@ -7,7 +7,7 @@ use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timesta
 /// Rows per INSERT statement (16 parameters each: well under SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// Keys per lookup statement (each bound twice).
+/// Keys per lookup statement.
 const KEYS_PER_STATEMENT: usize = 400;
 
 /// Ids per `last_seen_at` UPDATE statement.
@@ -49,22 +49,19 @@ impl Store {
     ) -> Result<Vec<KnownDelivery>, StoreError> {
         let mut rows: Vec<KnownDelivery> = Vec::new();
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-            let mut select: QueryBuilder<Sqlite> = QueryBuilder::new(
+            // Each key bound once, read by both lists.
+            let mut list = String::new();
+            push_rows(&mut list, 1, chunk.len(), 1);
+            let sql = format!(
                 "SELECT id, dedupe_key, r2_key, r2_url, provider, kind, mode, record_format,
                      original_filename, file_name, state
-                 FROM deliveries WHERE dedupe_key IN (",
+                 FROM deliveries WHERE dedupe_key IN {list} OR r2_key IN {list}"
             );
-            let mut list = select.separated(", ");
+            let mut select = sqlx::query_as::<_, KnownDelivery>(&sql);
             for key in chunk {
-                list.push_bind(*key);
+                select = select.bind(*key);
             }
-            select.push(") OR r2_key IN (");
-            let mut list = select.separated(", ");
-            for key in chunk {
-                list.push_bind(*key);
-            }
-            select.push(")");
-            rows.extend(select.build_query_as().fetch_all(self.pool()).await?);
+            rows.extend(select.fetch_all(self.pool()).await?);
         }
         rows.sort_unstable_by_key(|r: &KnownDelivery| r.id);
         rows.dedup_by_key(|r| r.id);
