@@ -113,8 +113,11 @@ const QUERY: [bool; 256] = allowed(b"\"<>'#");
 /// The fragment encode set (and no second `#`).
 const FRAGMENT: [bool; 256] = allowed(b"\"<>`#");
 
+/// Where the host, the path and the query (if any) of a plain link are.
+type Pieces = (Range<usize>, Range<usize>, Option<Range<usize>>);
+
 /// Host, path and query ranges of a link `url` would serialise unchanged; `None` when unsure.
-fn plain_pieces(text: &str) -> Option<(Range<usize>, Range<usize>, Option<Range<usize>>)> {
+fn plain_pieces(text: &str) -> Option<Pieces> {
     let b = text.as_bytes();
     let host_start = if text.starts_with("https://") {
         8
