@@ -136,6 +136,12 @@ impl FeedService {
         }
     }
 
+    /// Forgets what earlier polls took in (the next poll reads the store whole): another
+    /// instance may have polled meanwhile.
+    pub async fn forget(&self) {
+        *self.memo.lock().await = ingest::Memo::default();
+    }
+
     /// `DOWNLOAD_MAX_AGE`: automatic records older than this when first seen are `available`.
     pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
         self.max_age = max_age;
