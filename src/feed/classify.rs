@@ -48,7 +48,7 @@ pub fn normalize_url(url: &Url) -> Url {
 /// the pieces are already in their serialised, encoded form. This is the dedupe key.
 pub fn normalized_text(url: &Link<'_>) -> String {
     let dropbox = is_dropbox_share_host(url.host());
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(4);
     if let Some(query) = url.query() {
         for raw in query.split('&') {
             let mut part = raw;
