@@ -6,7 +6,10 @@
 //! - A record identical to one fully applied by an earlier poll of this process (same 128-bit
 //!   fingerprint of format, links, provider, file name: [`Memo`]) needs nothing: it is skipped
 //!   (its `last_seen_at` is not refreshed). So a poll costs the parse plus the records that are
-//!   new or changed, whatever the number of deliveries stored.
+//!   new or changed, whatever the number of deliveries stored. (Two records of one delivery with
+//!   different names are both applied once, last wins, instead of rewriting the name twice at
+//!   every poll; an upgrade that lost the race to a download starting at that moment records
+//!   the feed's name in `renamed_in_feed` only after a restart or a lease takeover.)
 //! - For the others, what the store holds is read once: every delivery at the first poll of a
 //!   process ([`Store::known_deliveries`]), afterwards only the rows matching their keys
 //!   ([`Store::known_deliveries_matching`]); each record is then sorted in order of the feed:
@@ -199,8 +202,7 @@ struct Ingest<'a> {
     /// Known deliveries seen again, to refresh.
     seen: Vec<i64>,
     new: usize,
-    /// Fingerprints of the records fully applied (a record taken through
-    /// [`Store::upsert_delivery`] is not: the next poll looks at it again).
+    /// Fingerprints of the records fully applied (written, or found to change nothing).
     settled: Vec<Fingerprint>,
     /// Fingerprints of the pending inserts.
     pending_fingerprints: Vec<Fingerprint>,
@@ -234,7 +236,7 @@ impl Ingest<'_> {
                 return Ok(true);
             }
             self.flush().await?;
-            return self.upsert(&d).await.map(|()| false);
+            return self.upsert(&d).await.map(|()| true);
         }
         if self.known.matches(&d) {
             if d.record_format == RecordFormat::Legacy {
@@ -243,7 +245,7 @@ impl Ingest<'_> {
                     self.seen.push(row.id);
                     return Ok(true);
                 }
-                return self.upsert(&d).await.map(|()| false);
+                return self.upsert(&d).await.map(|()| true);
             }
             if let Some(row) = self.known.by_key.get(&d.dedupe_key)
                 && holds(row, &d)
@@ -251,7 +253,7 @@ impl Ingest<'_> {
                 self.seen.push(row.id);
                 return Ok(true);
             }
-            return self.upsert(&d).await.map(|()| false);
+            return self.upsert(&d).await.map(|()| true);
         }
         let row = known_from(&d, 0);
         self.pending_keys.add(row);
@@ -303,7 +305,10 @@ impl Ingest<'_> {
                     self.known.add(known_from(&d, id));
                 }
                 // Stored by someone else in between: the per-record path decides.
-                None => self.upsert(&d).await?,
+                None => {
+                    self.upsert(&d).await?;
+                    self.settled.push(fingerprint);
+                }
             }
         }
         // One event for the whole batch (a first ingest adds tens of thousands of rows: one
