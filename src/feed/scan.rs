@@ -20,7 +20,7 @@ use super::source::{FeedError, error_text};
 /// Items per chunk handed to a worker.
 const CHUNK: usize = 1024;
 /// Chunks read ahead of the workers (bounds the memory of the read-ahead).
-const QUEUE: usize = 8;
+const QUEUE: usize = 4;
 /// Below this size a body is read on the calling thread alone.
 const PARALLEL_FROM: usize = 256 * 1024;
 
