@@ -182,27 +182,37 @@ impl Poller {
                 continue;
             }
             last_poll = Some(tokio::time::Instant::now());
-            let force = !waiters.is_empty() || refresh;
-            let poll = self.service.poll(force, &cancel);
-            tokio::pin!(poll);
-            // Keep the lease while a long poll (a first ingest) runs.
-            let outcome = loop {
-                tokio::select! {
-                    outcome = &mut poll => break outcome,
-                    _ = ticker.tick() => {
-                        if let Err(e) = store.hold_lease(FEED_LEASE).await {
-                            tracing::warn!(error = %e, "WebhookService: cannot renew the feed lease");
+            let mut force = !waiters.is_empty() || refresh;
+            // As alone: refreshes asked during a poll share the next one, right after it.
+            let mut current = waiters;
+            loop {
+                let mut late: Vec<Reply> = Vec::new();
+                let poll = self.service.poll(force, &cancel);
+                tokio::pin!(poll);
+                // Keep the lease while a long poll (a first ingest) runs.
+                let outcome = loop {
+                    tokio::select! {
+                        outcome = &mut poll => break outcome,
+                        _ = ticker.tick() => {
+                            if let Err(e) = store.hold_lease(FEED_LEASE).await {
+                                tracing::warn!(error = %e, "WebhookService: cannot renew the feed lease");
+                            }
                         }
+                        Some(reply) = self.commands.recv() => late.push(reply),
                     }
-                    Some(reply) = self.commands.recv() => waiters.push(reply),
+                };
+                if let Err(PollError::Store(e)) = &outcome {
+                    tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
                 }
-            };
-            if let Err(PollError::Store(e)) = &outcome {
-                tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
-            }
-            let shared = outcome.map_err(|e| e.to_string());
-            for reply in waiters {
-                let _ = reply.send(shared.clone());
+                let shared = outcome.map_err(|e| e.to_string());
+                for reply in current.drain(..) {
+                    let _ = reply.send(shared.clone());
+                }
+                if late.is_empty() || cancel.is_cancelled() {
+                    break;
+                }
+                current = late;
+                force = true;
             }
         }
         if holding && let Err(e) = store.release_lease(FEED_LEASE).await {

@@ -97,19 +97,34 @@ impl Auth {
         {
             return Ok(c.token.clone());
         }
+        // Several instances on one database share the rotated refresh token: one refreshes at a
+        // time (the others then read the token it stored), or two grants would race and one
+        // instance would be left with a spent token.
+        let token_lease = match store.filter(|s| s.backend().shared() && refresh_token.is_some()) {
+            Some(store) => Some(TokenLease::take(store).await?),
+            None => None,
+        };
         let origin = refresh_token.as_ref().map(|t| hash_hex(t.expose_secret()));
-        let current_refresh =
-            current_refresh_token(refresh_token.as_ref(), origin.as_deref(), store).await?;
-        let form = grant_form(client_id, client_secret, current_refresh.as_deref());
-        let body = request_token(http, url, form).await?;
-        let (token, lifetime) = access_token(&body)?;
-        if let (Some(rotated), Some(store)) =
-            (body.get("refresh_token").and_then(Value::as_str), store)
-        {
-            store
-                .set_frameio_credential(REFRESH_TOKEN_KEY, rotated, origin.as_deref())
-                .await?;
+        let granted = async {
+            let current_refresh =
+                current_refresh_token(refresh_token.as_ref(), origin.as_deref(), store).await?;
+            let form = grant_form(client_id, client_secret, current_refresh.as_deref());
+            let body = request_token(http, url, form).await?;
+            let (token, lifetime) = access_token(&body)?;
+            if let (Some(rotated), Some(store)) =
+                (body.get("refresh_token").and_then(Value::as_str), store)
+            {
+                store
+                    .set_frameio_credential(REFRESH_TOKEN_KEY, rotated, origin.as_deref())
+                    .await?;
+            }
+            Ok::<_, ClientError>((token, lifetime))
         }
+        .await;
+        if let Some(lease) = token_lease {
+            lease.release().await;
+        }
+        let (token, lifetime) = granted?;
         tracing::info!(
             expires_in_s = lifetime.as_secs(),
             "Frame.io: got an IMS access token"
@@ -121,6 +136,39 @@ impl Auth {
             refresh_at: Instant::now() + lifetime - margin,
         });
         Ok(token)
+    }
+}
+
+/// Store lease of the IMS refresh-token grant.
+const TOKEN_LEASE: &str = "frameio_token";
+
+/// How long an instance waits for another one's grant before asking IMS anyway.
+const TOKEN_LEASE_WAIT: Duration = Duration::from_secs(15);
+
+/// The right to rotate the shared refresh token (several instances on one database).
+struct TokenLease<'a> {
+    store: &'a Store,
+}
+
+impl<'a> TokenLease<'a> {
+    async fn take(store: &'a Store) -> Result<Self, ClientError> {
+        let deadline = Instant::now() + TOKEN_LEASE_WAIT;
+        loop {
+            let lease = store.hold_lease(TOKEN_LEASE).await?;
+            if lease.held || Instant::now() >= deadline {
+                if !lease.held {
+                    tracing::warn!(holder = %lease.holder, "Frame.io: another instance's token grant takes long; asking IMS anyway");
+                }
+                return Ok(Self { store });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn release(self) {
+        if let Err(e) = self.store.release_lease(TOKEN_LEASE).await {
+            tracing::warn!(error = %e, "Frame.io: cannot release the token lease");
+        }
     }
 }
 

@@ -355,3 +355,53 @@ async fn every_acknowledged_webhook_is_processed_once_when_an_instance_dies() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn instances_sharing_a_rotating_refresh_token_take_turns() {
+    use crate::support::fake_frameio::{CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH};
+    use rushes::config::FrameioConfig;
+    use rushes::frameio::client::Client;
+    use rushes::store::{Identity, Location, Store};
+    if skip() {
+        return;
+    }
+    let fake = FakeFrameio::start().await;
+    fake.add_file("f");
+    let group = temp_dir();
+    let url = db::url_for(&group.path().join("shared")).expect("on PostgreSQL");
+    let vars = [
+        ("FRAMEIO_API_BASE", fake.base()),
+        ("FRAMEIO_IMS_URL", fake.ims_url()),
+        ("FRAMEIO_CLIENT_ID", CLIENT_ID.to_string()),
+        ("FRAMEIO_CLIENT_SECRET", CLIENT_SECRET.to_string()),
+        ("FRAMEIO_REFRESH_TOKEN", FIRST_REFRESH.to_string()),
+    ];
+    let config = FrameioConfig::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("frameio config");
+    let mut clients = Vec::new();
+    for name in ["inst-a", "inst-b", "inst-c"] {
+        let store = Store::connect(
+            &Location::Postgres(secrecy::SecretString::from(url.clone())),
+            Identity {
+                instance: name.into(),
+                lease: Duration::from_secs(LEASE_SECS),
+            },
+        )
+        .await
+        .expect("store");
+        clients.push(Client::from_config(&config, Some(store)).expect("client"));
+    }
+    // Three instances need a token at the same moment. IMS takes each refresh token once: without
+    // turns, two would spend the same one and be refused.
+    let calls = clients.iter().map(|c| c.file(ACCOUNT, "f"));
+    let answers = futures::future::join_all(calls).await;
+    for a in &answers {
+        assert!(a.is_ok(), "{a:?}");
+    }
+    assert_eq!(fake.grants(), vec!["refresh_token"; 3]);
+    assert_eq!(fake.current_refresh_tokens(), vec!["refresh-3".to_string()]);
+}
