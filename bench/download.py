@@ -168,6 +168,8 @@ def engine_concurrent(port, names):
             "RUSHES_LOG_DIR": os.path.join(data, "logs"),
             "LOCAL_DOWNLOADS_DIR": OUT,
             "DOWNLOAD_CONCURRENCY": "3",
+            # The records are dated in the past: no age limit, or they would only be listed.
+            "DOWNLOAD_MAX_AGE": "0",
             "RUST_LOG": "warn",
         }
     )
