@@ -16,6 +16,13 @@ beside ./downloads, the same disk as the downloads), interleaved runs of `curl -
 `dd if=/dev/zero bs=1M count=1024 conv=fsync` (what the disk durably takes), `curl -o` + `sync`
 and `rushes download` (fsync before the rename). The limit is the slower of curl and dd; the
 ratio is rushes' throughput over the limit's. `--smoke` (64 MiB, one run, nothing written).
+
+Engine disk mode (`download.sh --disk --engine [FOLDER]`): the `rushes serve` engine taking 3
+deliveries of SIZE_MIB (default 1024, so 3 GiB in all) at once from 3 hosts into the folder, vs
+the limit for the same 3 GiB on the same folder: the slower of 3 concurrent `curl -o` and
+`dd … conv=fsync` of 3 GiB; interleaved runs (RUNS=3), `sync` between runs. The engine's time is
+its transfer window (first start to last finish, as the service recorded them: the final fsync
+included). Goal: within 15 % of the limit.
 """
 
 import datetime
@@ -161,6 +168,8 @@ def engine_concurrent(port, names):
             "RUSHES_LOG_DIR": os.path.join(data, "logs"),
             "LOCAL_DOWNLOADS_DIR": OUT,
             "DOWNLOAD_CONCURRENCY": "3",
+            # The records are dated in the past: no age limit, or they would only be listed.
+            "DOWNLOAD_MAX_AGE": "0",
             "RUST_LOG": "warn",
         }
     )
@@ -456,8 +465,105 @@ def disk_main(args):
         f.write(text)
 
 
+def disk_engine_main(args):
+    smoke = "--smoke" in args
+    rest = [a for a in args if not a.startswith("--")]
+    out = rest[0] if rest else os.path.join(ROOT, "downloads-bench-disk")
+    size_mib = 64 if smoke else int(os.environ.get("SIZE_MIB", "1024"))
+    runs = 1 if smoke else int(os.environ.get("RUNS", "3"))
+    global OUT
+    OUT = out
+    for tool in ("nginx", "curl", TIME, "dd"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing (apt-get install nginx-light curl time)")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "rushes"], cwd=ROOT, check=True)
+    os.makedirs(os.path.join(WORK, "www"), exist_ok=True)
+    names = [f"engine-{i}-{size_mib}m.bin" for i in range(3)]
+    for name in names:
+        make_file(os.path.join(WORK, "www", name), size_mib << 20)
+    os.makedirs(out, exist_ok=True)
+    out_fs = subprocess.run(["df", "--output=fstype,source", out], capture_output=True,
+                            text=True).stdout.split()[-2:]
+    load = os.getloadavg()
+    port = free_port()
+    nginx = start_nginx(port)
+    times = {"3 x curl -o": [], "dd conv=fsync": [], "rushes engine": []}
+    total = 3 * size_mib
+    try:
+        def settle():
+            clean_out()
+            subprocess.run(["sync"], check=True)
+
+        settle()
+        curl_concurrent(port, names)  # warms the page cache of the sources
+        for run in range(runs):
+            settle()
+            times["3 x curl -o"].append(curl_concurrent(port, names)[2])
+            settle()
+            times["dd conv=fsync"].append(timed(["dd", "if=/dev/zero", f"of={os.path.join(OUT, 'dd.bin')}",
+                                                 "bs=1M", f"count={total}", "conv=fsync"])[0])
+            settle()
+            times["rushes engine"].append(engine_concurrent(port, names)[2])
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                  file=sys.stderr)
+        settle()
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait()
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(os.path.join(WORK, "serve"), ignore_errors=True)
+        for name in names:
+            try:
+                os.remove(os.path.join(WORK, "www", name))
+            except OSError:
+                pass
+    end_load = os.getloadavg()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    limit = max(med["3 x curl -o"], med["dd conv=fsync"])
+    limiter = "3 x curl -o" if med["3 x curl -o"] >= med["dd conv=fsync"] else "dd conv=fsync"
+    ratio = limit / med["rushes engine"]
+    lines = [
+        "<!-- download-engine-disk:start (written by bench/download.sh --disk --engine) -->",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
+        f"{os.cpu_count()} cores, {platform.system()} {platform.release()}; 3 x {size_mib} MiB from nginx "
+        f"on loopback (3 hosts) into a folder on a real disk ({out_fs[0]} on {out_fs[1]}), {runs} interleaved runs, "
+        f"`sync` between runs; load average {load[0]:.1f} at start, {end_load[0]:.1f} at the end. "
+        f"Command: `bash bench/download.sh --disk --engine`.",
+        "",
+        f"| {total} MiB into a real disk | median | all runs |",
+        "|---|---|---|",
+    ] + [
+        f"| {k} | {med[k]:.2f} s ({mib_s(total << 20, med[k]):.0f} MiB/s) | "
+        f"{', '.join(f'{t:.2f}' for t in v)} |" for k, v in times.items()
+    ] + [
+        "",
+        f"Limit (the slower of 3 concurrent `curl -o` and `dd … conv=fsync` of {total} MiB): {limit:.2f} s ({limiter}). "
+        f"**rushes engine (3 concurrent deliveries, SHA-256, fsync before the rename) / limit: {ratio:.2f}x throughput** "
+        f"(goal: within 15 %, at least 0.85x).",
+        "<!-- download-engine-disk:end -->",
+    ]
+    block = "\n".join(lines)
+    print(block)
+    if smoke:
+        return
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    with open(path) as f:
+        text = f.read()
+    start = text.find("<!-- download-engine-disk:start")
+    end = text.find("<!-- download-engine-disk:end -->")
+    if start >= 0 and end >= 0:
+        text = text[:start] + block + text[end + len("<!-- download-engine-disk:end -->"):]
+    else:
+        text += ("\n### Three concurrent downloads to a real disk (`bench/download.sh --disk --engine`)\n\n"
+                 + block + "\n")
+    with open(path, "w") as f:
+        f.write(text)
+
+
 if __name__ == "__main__":
-    if "--disk" in sys.argv[1:]:
+    if "--disk" in sys.argv[1:] and "--engine" in sys.argv[1:]:
+        disk_engine_main([a for a in sys.argv[1:] if a not in ("--disk", "--engine")])
+    elif "--disk" in sys.argv[1:]:
         disk_main([a for a in sys.argv[1:] if a != "--disk"])
     else:
         main()

@@ -8,6 +8,7 @@ keys set to null), Dropbox links spelled with the artefacts real feeds carry (`&
 re-listings of an earlier delivery (same link spelled differently, or same R2 copy), manual links
 (FromSmash, SwissTransfer, others), timestamps spread over 400 days in several spellings, and
 about 3 % invalid items (missing or bad fields, not an object). Deterministic for a given seed.
+One item per line, so that bench/feed_server.py can serve any window of it (a feed that grows).
 """
 
 import datetime
@@ -105,8 +106,11 @@ def main():
         else:
             deliveries.append((folder, ident, rlkey, None))
             items.append({"url": link, "timestamp": when(400), "source": "dropbox"})
+    # One item per line (bench/feed_server.py serves windows of lines).
     with open(out, "w") as f:
-        json.dump(items, f, separators=(",", ":"))
+        f.write("[\n")
+        f.write(",\n".join(json.dumps(item, separators=(",", ":")) for item in items))
+        f.write("\n]\n")
     print(out)
 
 

@@ -13,6 +13,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 pub enum Event {
     /// A delivery was created or changed state; read it again from the store.
     DeliveryChanged { id: i64 },
+    /// New deliveries were taken in together (one event per batch of the feed's intake, in
+    /// place of one `DeliveryChanged` each); read them from the store.
+    DeliveriesAdded { ids: Vec<i64> },
     /// The feed was polled (successfully or not).
     FeedUpdated,
     /// A tracked Frame.io upload was registered or changed review state; read it from the store.

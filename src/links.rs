@@ -17,24 +17,25 @@ pub fn is_dropbox_share_host(host: &str) -> bool {
     host_is(host, "dropbox.com")
 }
 
-/// An R2 proxy copy of a Dropbox delivery: `*.workers.dev/dropbox/...`.
-pub fn is_r2_dropbox_proxy(url: &Url) -> bool {
-    url.host_str()
-        .is_some_and(|host| host_is(host, "workers.dev"))
-        && url.path().starts_with("/dropbox/")
+/// Kind of a URL on its own, from its host (an R2 proxy copy of a Dropbox delivery,
+/// `*.workers.dev/dropbox/...`, is Dropbox).
+pub fn kind_of_url(url: &Url) -> LinkKind {
+    kind_of(
+        &url.host_str().unwrap_or("").to_ascii_lowercase(),
+        url.path(),
+    )
 }
 
-/// Kind of a URL on its own, from its host.
-pub fn kind_of_url(url: &Url) -> LinkKind {
-    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-    if host_is(&host, "dropbox.com")
-        || host_is(&host, "dropboxusercontent.com")
-        || is_r2_dropbox_proxy(url)
+/// [`kind_of_url`] from a link's lower-case host and its path.
+pub fn kind_of(host: &str, path: &str) -> LinkKind {
+    if host_is(host, "dropbox.com")
+        || host_is(host, "dropboxusercontent.com")
+        || (host_is(host, "workers.dev") && path.starts_with("/dropbox/"))
     {
         LinkKind::Dropbox
-    } else if host_is(&host, "fromsmash.com") || host_is(&host, "fromsmash.co") {
+    } else if host_is(host, "fromsmash.com") || host_is(host, "fromsmash.co") {
         LinkKind::Fromsmash
-    } else if host_is(&host, "swisstransfer.com") {
+    } else if host_is(host, "swisstransfer.com") {
         LinkKind::Swisstransfer
     } else {
         LinkKind::External

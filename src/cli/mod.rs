@@ -175,6 +175,10 @@ pub enum FeedCommand {
         /// Print signed links (R2, presigned S3) with their query strings instead of `?…`
         #[arg(long)]
         show_signed: bool,
+        /// Print only the summary line and how long the fetch and the read took (every item is
+        /// still read, validated, classified and normalised: for timing a large feed)
+        #[arg(long, short, conflicts_with_all = ["json", "sizes"])]
+        quiet: bool,
     },
 }
 
@@ -229,6 +233,7 @@ impl Cli {
                 sizes,
                 download_max_age,
                 show_signed,
+                quiet,
             }) => {
                 feed::check(feed::CheckArgs {
                     url,
@@ -236,6 +241,7 @@ impl Cli {
                     sizes,
                     download_max_age,
                     show_signed,
+                    quiet,
                 })
                 .await
             }

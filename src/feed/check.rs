@@ -68,7 +68,7 @@ pub struct CheckedRecord {
     pub size: Option<Option<u64>>,
     /// The link a download would try first (the R2 copy, else the source link).
     #[serde(skip)]
-    pub first_url: Url,
+    pub first_url: Option<Url>,
     /// Whether the record has an R2 copy (text mode shows it).
     #[serde(skip)]
     pub has_r2: bool,
@@ -85,7 +85,7 @@ pub fn plan(feed: &ParsedFeed, max_age: Option<Duration>, now: Timestamp) -> Vec
             lines.push(invalid_line(*index, reason.to_string()));
         }
         let key = record.dedupe_key().to_string();
-        let r2_key = record.r2_key();
+        let r2_key = record.r2_key.clone();
         let duplicate_of = std::iter::once(&key)
             .chain(r2_key.as_ref())
             .find_map(|k| first_by_key.get(k).copied());
@@ -118,10 +118,7 @@ pub fn plan(feed: &ParsedFeed, max_age: Option<Duration>, now: Timestamp) -> Vec
                 file_name: planned_file_name(record),
                 would,
                 size: None,
-                first_url: record
-                    .r2_url
-                    .clone()
-                    .unwrap_or_else(|| record.source_url.clone()),
+                first_url: Url::parse(record.r2_url.as_deref().unwrap_or(&record.source_url)).ok(),
                 has_r2: record.r2_url.is_some(),
             }),
         });
@@ -218,8 +215,8 @@ pub async fn fetch_sizes(lines: &mut [CheckLine], timeout: Duration) {
         .enumerate()
         .filter_map(|(i, line)| {
             let record = line.record.as_ref()?;
-            matches!(record.would, Would::Queued | Would::Available)
-                .then(|| (i, record.first_url.clone()))
+            let url = record.first_url.clone()?;
+            matches!(record.would, Would::Queued | Would::Available).then_some((i, url))
         })
         .collect();
     let mut answers = futures::stream::iter(wanted)

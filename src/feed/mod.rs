@@ -3,8 +3,10 @@
 pub mod check;
 pub(crate) mod classify;
 mod ingest;
+mod link;
 pub(crate) mod poller;
 pub(crate) mod record;
+pub mod scan;
 pub mod source;
 
 use std::time::Duration;
@@ -71,29 +73,34 @@ pub fn initial_state(
 }
 
 /// The file name a record plans (before any server answer).
-pub fn planned_file_name(record: &FeedRecord) -> Option<String> {
+pub fn planned_file_name(record: &FeedRecord<'_>) -> Option<String> {
+    let source = record.source()?;
     naming::planned_name(
         record.original_filename.as_deref(),
-        &record.source_url,
-        links::is_dropbox_folder(&record.source_url),
+        &source,
+        links::is_dropbox_folder(&source),
     )
     .map(|n| n.to_string())
 }
 
 /// Turns a valid record into the row the store keeps, as first seen at `now`.
-pub fn new_delivery(record: &FeedRecord, max_age: Option<Duration>, now: Timestamp) -> NewDelivery {
+pub fn new_delivery(
+    record: &FeedRecord<'_>,
+    max_age: Option<Duration>,
+    now: Timestamp,
+) -> NewDelivery {
     let created_at = Timestamp::from(record.created_at);
     NewDelivery {
         dedupe_key: record.dedupe_key().to_string(),
-        source_url: record.source_url.to_string(),
+        source_url: record.source_url.clone(),
         raw_source_url: record.raw_source_url.to_string(),
-        r2_url: record.r2_url.as_ref().map(ToString::to_string),
-        r2_key: record.r2_key(),
-        provider: record.provider.clone(),
+        r2_url: record.r2_url.as_deref().map(str::to_string),
+        r2_key: record.r2_key.clone(),
+        provider: record.provider.to_string(),
         kind: record.classification.kind,
         mode: record.classification.mode,
         record_format: record.format,
-        original_filename: record.original_filename.clone(),
+        original_filename: record.original_filename.as_deref().map(str::to_string),
         file_name: planned_file_name(record),
         created_at,
         initial_state: initial_state(record.classification.mode, created_at, now, max_age),
@@ -108,8 +115,8 @@ pub struct FeedService {
     cache_ttl: Duration,
     events: EventBus,
     max_age: Option<Duration>,
-    /// SHA-256 of the last body fully taken in (polls never overlap; a restart forgets it).
-    last_body: tokio::sync::Mutex<Option<[u8; 32]>>,
+    /// What the last polls took in (polls never overlap; a restart forgets it).
+    memo: tokio::sync::Mutex<ingest::Memo>,
 }
 
 impl FeedService {
@@ -125,8 +132,14 @@ impl FeedService {
             cache_ttl,
             events,
             max_age: None,
-            last_body: tokio::sync::Mutex::default(),
+            memo: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// Forgets what earlier polls took in (the next poll reads the store whole): another
+    /// instance may have polled meanwhile.
+    pub async fn forget(&self) {
+        *self.memo.lock().await = ingest::Memo::default();
     }
 
     /// `DOWNLOAD_MAX_AGE`: automatic records older than this when first seen are `available`.
@@ -150,7 +163,9 @@ impl FeedService {
             etag: state.etag.clone(),
             last_modified: state.last_modified.clone(),
         };
-        let (result, attempts) = self.source.fetch(&validators, cancel).await;
+        let mut memo = self.memo.lock().await;
+        let read = memo.reader(self.source.tz(), self.max_age, Timestamp::now());
+        let (result, attempts) = self.source.fetch_with(&validators, cancel, read).await;
         let mut fetch = FeedFetch {
             started_at,
             outcome: FeedFetchOutcome::Error,
@@ -186,26 +201,9 @@ impl FeedService {
                 Ok(PollOutcome::NotModified)
             }
             Ok(FetchResult::Fetched { feed, validators }) => {
-                let mut last_body = self.last_body.lock().await;
-                let new = if *last_body == Some(feed.body_sha256) {
-                    0
-                } else {
-                    // Not remembered until fully taken in: a failed poll is retried whole.
-                    *last_body = None;
-                    let new = ingest::ingest(
-                        &self.store,
-                        &self.events,
-                        &feed,
-                        self.max_age,
-                        Timestamp::now(),
-                    )
-                    .await?;
-                    *last_body = Some(feed.body_sha256);
-                    new
-                };
-                drop(last_body);
-                let valid = feed.records.len();
-                let invalid = feed.invalid.len();
+                let (valid, invalid) = (feed.valid, feed.invalid);
+                let new = ingest::ingest(&self.store, &self.events, &mut memo, feed).await?;
+                drop(memo);
                 fetch.outcome = FeedFetchOutcome::Ok;
                 fetch.records_valid = valid as i64;
                 fetch.records_invalid = invalid as i64;

@@ -154,6 +154,8 @@ impl Poller {
                     );
                     refresh_seen = lease.refresh_requested_at;
                     last_poll = None;
+                    // Others wrote meanwhile: what this instance took in before is not enough.
+                    self.service.forget().await;
                 } else {
                     tracing::info!(poller = %lease.holder, "WebhookService: another instance polls the feed");
                 }

@@ -9,7 +9,8 @@ use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::record::{self, FeedRecord, InvalidItem};
+use super::record::{FeedRecord, InvalidItem};
+use super::scan::scan_body;
 use crate::config::FeedLocation;
 use crate::net::{self, RetryPolicy};
 
@@ -45,20 +46,21 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
-/// A parsed feed body.
+/// A parsed feed body, every record kept (owned).
 #[derive(Debug, Clone, Default)]
 pub struct ParsedFeed {
-    pub records: Vec<FeedRecord>,
+    pub records: Vec<FeedRecord<'static>>,
     /// Index in the array and reason of every skipped item.
     pub invalid: Vec<(usize, InvalidItem)>,
     /// SHA-256 of the body: an unchanged body needs no store work.
     pub body_sha256: [u8; 32],
 }
 
+/// What a fetch gave: the body read by the caller's reader (by default [`parse_body`]).
 #[derive(Debug, Clone)]
-pub enum FetchResult {
+pub enum FetchResult<T = ParsedFeed> {
     Fetched {
-        feed: ParsedFeed,
+        feed: T,
         validators: Validators,
     },
     /// 304: the feed did not change since the validators were given.
@@ -101,6 +103,11 @@ impl FeedSource {
         self
     }
 
+    /// Zone of timestamps without an offset (`FEED_TIMEZONE`).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.tz
+    }
+
     pub fn location(&self) -> &FeedLocation {
         &self.location
     }
@@ -112,11 +119,27 @@ impl FeedSource {
         validators: &Validators,
         cancel: &CancellationToken,
     ) -> (Result<FetchResult, FeedError>, u32) {
+        let tz = self.tz;
+        self.fetch_with(validators, cancel, |body| parse_body(body, tz))
+            .await
+    }
+
+    /// [`Self::fetch`] with the body read by `read` (a body it refuses is a failed attempt,
+    /// retried like the others). `read` runs where blocking is allowed.
+    pub async fn fetch_with<T, F>(
+        &self,
+        validators: &Validators,
+        cancel: &CancellationToken,
+        read: F,
+    ) -> (Result<FetchResult<T>, FeedError>, u32)
+    where
+        F: Fn(&[u8]) -> Result<T, FeedError>,
+    {
         let mut backoff = self.retry.backoff();
         let mut attempt = 1;
         loop {
             let result = tokio::select! {
-                r = self.fetch_once(validators) => r,
+                r = self.fetch_once(validators, &read) => r,
                 () = cancel.cancelled() => return (Err(FeedError::Cancelled), attempt),
             };
             match result {
@@ -137,7 +160,11 @@ impl FeedSource {
     }
 
     /// One attempt, no retry.
-    pub async fn fetch_once(&self, validators: &Validators) -> Result<FetchResult, FeedError> {
+    async fn fetch_once<T>(
+        &self,
+        validators: &Validators,
+        read: &impl Fn(&[u8]) -> Result<T, FeedError>,
+    ) -> Result<FetchResult<T>, FeedError> {
         match &self.location {
             FeedLocation::File(path) => {
                 let shown = path.display().to_string();
@@ -153,24 +180,25 @@ impl FeedSource {
                 }
                 let body = tokio::fs::read(path).await.map_err(file_error)?;
                 Ok(FetchResult::Fetched {
-                    feed: parse_body(&body, self.tz)?,
+                    feed: read_blocking(read, &body)?,
                     validators: Validators::default(),
                 })
             }
             FeedLocation::Http(url) => {
                 let secs = self.timeout.as_secs();
-                tokio::time::timeout(self.timeout, self.fetch_http(url.clone(), validators))
+                tokio::time::timeout(self.timeout, self.fetch_http(url.clone(), validators, read))
                     .await
                     .map_err(|_| FeedError::Timeout(secs))?
             }
         }
     }
 
-    async fn fetch_http(
+    async fn fetch_http<T>(
         &self,
         url: url::Url,
         validators: &Validators,
-    ) -> Result<FetchResult, FeedError> {
+        read: &impl Fn(&[u8]) -> Result<T, FeedError>,
+    ) -> Result<FetchResult<T>, FeedError> {
         let mut request = self.client.get(url).header("Accept", "application/json");
         if let Some(token) = &self.bearer {
             use secrecy::ExposeSecret as _;
@@ -206,7 +234,9 @@ impl FeedSource {
                 limit: MAX_FEED_BYTES,
             });
         }
-        let mut body = Vec::new();
+        // Sized from Content-Length when given: no doubling copies of a large body.
+        let expected = response.content_length().unwrap_or(0) as usize;
+        let mut body = Vec::with_capacity(expected.min(MAX_FEED_BYTES));
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(transport)?;
@@ -229,9 +259,24 @@ impl FeedSource {
             });
         }
         Ok(FetchResult::Fetched {
-            feed: parse_body(&body, self.tz)?,
+            feed: read_blocking(read, &body)?,
             validators: new_validators,
         })
+    }
+}
+
+/// Runs `read` on `body`, telling a multi-threaded runtime that this thread blocks meanwhile
+/// (a large feed takes tens of milliseconds of CPU: other tasks move to other threads).
+fn read_blocking<T>(
+    read: &impl Fn(&[u8]) -> Result<T, FeedError>,
+    body: &[u8],
+) -> Result<T, FeedError> {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| read(body))
+    } else {
+        read(body)
     }
 }
 
@@ -256,139 +301,23 @@ pub fn cap_text(text: &str, max: usize) -> String {
 }
 
 /// The `error` text of an error object such as `{"error": "Failed to fetch data"}`, capped.
-fn error_text(value: &Value) -> Option<String> {
+pub(super) fn error_text(value: &Value) -> Option<String> {
     match value.get("error")? {
         Value::String(s) => Some(cap_text(s, MAX_ERROR_TEXT)),
         other => Some(cap_text(&other.to_string(), MAX_ERROR_TEXT)),
     }
 }
 
-/// Whether a decoded value holds U+FFFD (where bytes that were not UTF-8 stood).
-fn holds_replacement(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains(char::REPLACEMENT_CHARACTER),
-        Value::Array(items) => items.iter().any(holds_replacement),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.contains(char::REPLACEMENT_CHARACTER) || holds_replacement(v)),
-        _ => false,
-    }
-}
-
-/// Parses a feed body: a JSON array whose items are parsed one by one, as they are read (the
-/// whole document is never held as a `serde_json::Value`: peak memory is the body and the
-/// records, not a tree of every item).
+/// Parses a feed body: a JSON array whose items are read one by one (the whole document is
+/// never held as a `serde_json::Value`), every record kept. See [`scan_body`].
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
     use sha2::Digest;
-    let mut feed = parse_items(body, tz)?;
-    feed.body_sha256 = sha2::Sha256::digest(body).into();
-    Ok(feed)
-}
-
-fn parse_items(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
-    match parse_with(serde_json::Deserializer::from_slice(body), tz, false) {
-        // Bytes that are not UTF-8 spoil only the items holding them: the body is decoded
-        // lossily and every item with a replacement character is set aside with its index.
-        Err(FeedError::Json(_)) if std::str::from_utf8(body).is_err() => {
-            let text = String::from_utf8_lossy(body);
-            parse_with(serde_json::Deserializer::from_str(&text), tz, true).map_err(|e| match e {
-                FeedError::Json(e) => {
-                    FeedError::Json(format!("{e} (the body is not UTF-8 either)"))
-                }
-                other => other,
-            })
-        }
-        other => other,
-    }
-}
-
-fn parse_with<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-    tz: chrono_tz::Tz,
-    lossy: bool,
-) -> Result<ParsedFeed, FeedError> {
-    let parsed = serde::Deserializer::deserialize_any(&mut de, Body { tz, lossy })
-        .map_err(|e| FeedError::Json(e.to_string()))?;
-    de.end().map_err(|e| FeedError::Json(e.to_string()))?;
-    parsed
-}
-
-/// The top level of a feed body: an array of items, or what the feed sent instead.
-struct Body {
-    tz: chrono_tz::Tz,
-    /// The body was decoded lossily: an item holding a replacement character is invalid.
-    lossy: bool,
-}
-
-impl<'de> serde::de::Visitor<'de> for Body {
-    type Value = Result<ParsedFeed, FeedError>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON array of records")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut feed = ParsedFeed::default();
-        let mut index = 0;
-        while let Some(item) = seq.next_element::<Value>()? {
-            let parsed = if self.lossy && holds_replacement(&item) {
-                Err(InvalidItem::InvalidUtf8)
-            } else {
-                record::parse_item(&item, self.tz)
-            };
-            match parsed {
-                Ok(mut record) => {
-                    record.index = index;
-                    feed.records.push(record);
-                }
-                Err(reason) => {
-                    tracing::debug!(
-                        index,
-                        "WebhookService: skipping invalid item due to error: {reason}"
-                    );
-                    feed.invalid.push((index, reason));
-                }
-            }
-            index += 1;
-        }
-        Ok(Ok(feed))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        use serde::Deserialize as _;
-        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-        Ok(Err(match error_text(&value) {
-            Some(text) => FeedError::ErrorObject(text),
-            None if value.as_object().is_some_and(|o| o.is_empty()) => {
-                FeedError::NotAnArray("an empty object")
-            }
-            None => FeedError::NotAnArray("an object"),
-        }))
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Err(FeedError::NotAnArray("null")))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err(FeedError::NotAnArray("a boolean")))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err(FeedError::NotAnArray("a number")))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err(FeedError::NotAnArray("a number")))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err(FeedError::NotAnArray("a number")))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err(FeedError::NotAnArray("a string")))
-    }
+    let scan = scan_body(body, tz, |record| Some(record.into_owned()))?;
+    Ok(ParsedFeed {
+        records: scan.kept,
+        invalid: scan.invalid,
+        body_sha256: sha2::Sha256::digest(body).into(),
+    })
 }
 
 #[cfg(test)]

@@ -182,9 +182,10 @@ impl Store {
     /// record's keys (a legacy record may list the R2 copy itself as its link).
     async fn find_known(&self, d: &NewDelivery) -> Result<Option<Delivery>, StoreError> {
         Ok(sqlx::query_as::<_, Delivery>(
+            // `IN` lists (a NULL `$2` matches nothing) so that SQLite looks both keys up in the
+            // two indexes; the first form (`… OR ($2 IS NOT NULL AND …)`) scanned the whole table.
             "SELECT * FROM deliveries
-             WHERE dedupe_key = $1 OR r2_key = $1
-                OR ($2 IS NOT NULL AND (dedupe_key = $2 OR r2_key = $2))
+             WHERE dedupe_key IN ($1, $2) OR r2_key IN ($1, $2)
              ORDER BY CASE WHEN dedupe_key = $1 THEN 0 ELSE 1 END, id ASC
              LIMIT 1",
         )

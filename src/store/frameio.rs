@@ -151,6 +151,7 @@ impl Store {
         events: &[NewFrameioEvent],
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let now = Timestamp::now();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         let mut ids = Vec::with_capacity(events.len());
         for e in events {
@@ -257,6 +258,7 @@ impl Store {
             return Ok(());
         }
         let now = Timestamp::now();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for d in done {
             sqlx::query(
@@ -282,6 +284,7 @@ impl Store {
         error: &str,
         next_attempt_at: Timestamp,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE frameio_events SET attempts = attempts + 1, error = $1, next_attempt_at = $2
              WHERE id = $3",

@@ -7,6 +7,9 @@ use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timesta
 /// Rows per INSERT statement (16 parameters each: well under SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 
+/// Keys per lookup statement.
+const KEYS_PER_STATEMENT: usize = 400;
+
 /// Ids per `last_seen_at` UPDATE statement.
 const IDS_PER_STATEMENT: usize = 500;
 
@@ -38,6 +41,33 @@ impl Store {
         .await?)
     }
 
+    /// The stored deliveries whose dedupe key or R2 key is one of `keys` (indexed lookups: the
+    /// cost follows the number of keys, not of deliveries stored).
+    pub async fn known_deliveries_matching(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<KnownDelivery>, StoreError> {
+        let mut rows: Vec<KnownDelivery> = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            // Each key bound once, read by both lists.
+            let mut list = String::new();
+            push_rows(&mut list, 1, chunk.len(), 1);
+            let sql = format!(
+                "SELECT id, dedupe_key, r2_key, r2_url, provider, kind, mode, record_format,
+                     original_filename, file_name, state
+                 FROM deliveries WHERE dedupe_key IN {list} OR r2_key IN {list}"
+            );
+            let mut select = sqlx::query_as::<_, KnownDelivery>(&sql);
+            for key in chunk {
+                select = select.bind(*key);
+            }
+            rows.extend(select.fetch_all(self.pool()).await?);
+        }
+        rows.sort_unstable_by_key(|r: &KnownDelivery| r.id);
+        rows.dedup_by_key(|r| r.id);
+        Ok(rows)
+    }
+
     /// Inserts deliveries seen for the first time, in one transaction. Returns the id and dedupe
     /// key of each row inserted; a row whose dedupe key was stored meanwhile is left out (the
     /// caller takes it through [`Store::upsert_delivery`]). Never duplicates, never resets a state.
@@ -47,6 +77,7 @@ impl Store {
     ) -> Result<Vec<(i64, String)>, StoreError> {
         let now = Timestamp::now();
         let mut inserted: Vec<(i64, String)> = Vec::with_capacity(batch.len());
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for rows in batch.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
@@ -89,6 +120,7 @@ impl Store {
             return Ok(());
         }
         let now = Timestamp::now();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let mut sql = String::from("UPDATE deliveries SET last_seen_at = $1 WHERE id IN ");

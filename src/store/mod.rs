@@ -15,6 +15,7 @@ mod inspector;
 mod notify;
 mod segments;
 mod waits;
+mod writes;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -117,6 +118,8 @@ pub struct Store {
     identity: Arc<Identity>,
     /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
     probing: std::sync::Arc<health::Probe>,
+    /// Turns of this process's writers (see `writes.rs`).
+    writers: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -160,6 +163,7 @@ impl Store {
             url,
             identity: Arc::new(identity),
             probing: Default::default(),
+            writers: Default::default(),
         })
     }
 

@@ -1,6 +1,8 @@
 //! `GET /api/events`: server-sent events for the dashboard. Each event is one JSON object with a
 //! `type`: `delivery_changed` (id, state and the delivery as `/api/deliveries/{id}` shows it,
-//! read from the store), `progress` (id, bytes, total, speed_bps, eta_s) or `feed_updated`.
+//! read from the store), `deliveries_added` (count, and the ids when there are at most
+//! [`LISTED_IDS`]: one event for a batch of new deliveries from the feed), `progress` (id, bytes,
+//! total, speed_bps, eta_s) or `feed_updated`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,6 +16,10 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::AppState;
 use crate::events::Event;
+
+/// Largest batch of new deliveries whose ids an event lists (a larger one says only how many:
+/// the page then reloads its table once).
+pub const LISTED_IDS: usize = 50;
 
 pub async fn sse(
     State(state): State<AppState>,
@@ -37,6 +43,15 @@ pub async fn sse(
                             "delivery": delivery,
                         })
                     }
+                    Event::DeliveriesAdded { ids } if ids.len() <= LISTED_IDS => json!({
+                        "type": "deliveries_added",
+                        "count": ids.len(),
+                        "ids": ids,
+                    }),
+                    Event::DeliveriesAdded { ids } => json!({
+                        "type": "deliveries_added",
+                        "count": ids.len(),
+                    }),
                     other => serde_json::to_value(other).ok()?,
                 };
                 Some(Ok(SseEvent::default().data(data.to_string())))

@@ -168,20 +168,38 @@ async fn a_large_feed_is_taken_in_batches_with_the_same_result_as_record_by_reco
     assert!(stored.iter().any(|d| d[11] == "available"));
     assert!(stored.iter().any(|d| d[11] == "queued"));
     assert!(stored.iter().any(|d| d[11] == "manual"));
-    // An event per new delivery and per change to one, as record by record (a duplicate that
-    // upgrades a delivery inserted earlier in the body sends a second one). The bus keeps the
-    // last 1,024.
-    let mut seen = HashSet::new();
+    // New deliveries are announced together, one event per written batch (not one each: the
+    // bus keeps 1,024 and a first ingest adds tens of thousands); changes to a delivery (an
+    // upgrade by a later record) still get their own. Nothing is lost on the way.
+    let mut added = HashSet::new();
+    let (mut batches, mut changed) = (0, 0);
     loop {
         match events.try_recv() {
-            Ok(Event::DeliveryChanged { id }) => {
-                seen.insert(id);
+            Ok(Event::DeliveriesAdded { ids }) => {
+                batches += 1;
+                added.extend(ids);
             }
-            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Ok(Event::DeliveryChanged { .. }) => changed += 1,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                panic!("{n} events lost")
+            }
             Err(_) => break,
         }
     }
-    assert!(seen.len() >= 500, "{} events", seen.len());
+    let stored_ids: HashSet<i64> = store
+        .deliveries(&DeliveryFilter {
+            limit: 10_000,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .expect("list")
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(added, stored_ids, "every new delivery announced once");
+    assert!(batches <= N / 2000 + 3, "{batches} batch events");
+    assert!(changed < 1_000, "{changed} change events");
 
     // The same body again: nothing new, the same counts, no event.
     let again = service.poll(true, &cancel).await.expect("poll");
@@ -194,7 +212,13 @@ async fn a_large_feed_is_taken_in_batches_with_the_same_result_as_record_by_reco
         }
     );
     while let Ok(event) = events.try_recv() {
-        assert!(!matches!(event, Event::DeliveryChanged { .. }), "{event:?}");
+        assert!(
+            !matches!(
+                event,
+                Event::DeliveryChanged { .. } | Event::DeliveriesAdded { .. }
+            ),
+            "{event:?}"
+        );
     }
 
     // A started delivery: a new name in the feed is kept aside, the file keeps its own.
@@ -282,4 +306,88 @@ async fn a_large_feed_is_taken_in_batches_with_the_same_result_as_record_by_reco
         "{after:?}"
     );
     assert_eq!(shapes(&store).await, shapes(&reference).await);
+}
+
+/// Reads server-sent events until `wanted` returns something, before the deadline.
+async fn next_event<T>(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    text: &mut String,
+    mut wanted: impl FnMut(&Value) -> Option<T>,
+) -> T {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            let event: Value = serde_json::from_str(data).expect("JSON event");
+            if let Some(found) = wanted(&event) {
+                return found;
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the event before the deadline")
+            .expect("stream open")
+            .expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn new_deliveries_reach_the_event_stream_as_one_event_per_batch() {
+    // Manual links: nothing is downloaded, only the feed's events are sent.
+    let manual = |n: usize| json!({"url": format!("https://fromsmash.com/batch-{n}"), "timestamp": "2026-01-08 10:00:00"});
+    let feed = FeedServer::start("[]").await;
+    let root = temp_dir();
+    let mut config = config_for(root.path(), &feed.url());
+    config.monitor_interval = Duration::from_secs(3600);
+    let app = crate::support::service::TestApp::spawn(config).await;
+    let response = app
+        .client
+        .get(app.url("/api/events"))
+        .send()
+        .await
+        .expect("GET /api/events");
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut text = String::new();
+
+    // A few: listed by id (the page replaces those rows).
+    feed.set_body(Value::Array((0..3).map(manual).collect()).to_string());
+    let (code, _) = app.post("/api/feed/refresh").await;
+    assert_eq!(code, 200);
+    let ids = next_event(&mut stream, &mut text, |e| {
+        (e["type"] == "deliveries_added").then(|| e.clone())
+    })
+    .await;
+    assert_eq!(ids["count"], 3, "{ids}");
+    assert_eq!(ids["ids"].as_array().map(Vec::len), Some(3), "{ids}");
+
+    // Many: one event with the count only (the page reloads its table once), not one per row.
+    let n = 800;
+    feed.set_body(Value::Array((0..n).map(manual).collect()).to_string());
+    let (code, _) = app.post("/api/feed/refresh").await;
+    assert_eq!(code, 200);
+    let mut singles = 0;
+    let big = next_event(&mut stream, &mut text, |e| {
+        if e["type"] == "delivery_changed" {
+            singles += 1;
+        }
+        (e["type"] == "deliveries_added").then(|| e.clone())
+    })
+    .await;
+    assert_eq!(big["count"], n - 3, "{big}");
+    assert!(big.get("ids").is_none(), "{big}");
+    assert_eq!(singles, 0);
+    let (code, list) = app.get("/api/deliveries?limit=1000").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        list["deliveries"].as_array().map(Vec::len),
+        Some(n),
+        "all stored"
+    );
+    app.stop().await;
 }

@@ -82,6 +82,35 @@
     }, 500);
   }
 
+  // A batch of new deliveries too large to list: the table is read again, at most once at a time
+  // (a batch arriving meanwhile asks for one more read after it).
+  async function reloadTable() {
+    if (!tbody || filtered) return;
+    if (reloadTable.running) { reloadTable.again = true; return; }
+    reloadTable.running = true;
+    try {
+      do {
+        reloadTable.again = false;
+        const response = await fetch(location.pathname + location.search, { headers: { Accept: "text/html" } });
+        if (!response.ok) break;
+        const page = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = page.querySelector("table.deliveries tbody");
+        if (fresh) {
+          tbody.replaceChildren(...Array.from(fresh.childNodes).map((n) => document.adoptNode(n)));
+          localize(tbody);
+        }
+        scheduleCounts();
+      } while (reloadTable.again);
+    } finally {
+      reloadTable.running = false;
+    }
+  }
+
+  function added(event) {
+    if (Array.isArray(event.ids)) event.ids.forEach((id) => replaceRow(id));
+    else reloadTable();
+  }
+
   async function refreshFeedPanel() {
     const panel = document.getElementById("feed-panel");
     if (!panel) return;
@@ -123,6 +152,7 @@
     if (!event || !event.type) return;
     if (event.type === "progress") progress(event);
     else if (event.type === "delivery_changed") replaceRow(event.id);
+    else if (event.type === "deliveries_added") added(event);
     else if (event.type === "feed_updated") refreshFeedPanel();
     else if (event.type === "upload_changed") refreshFrameioPanel();
   }
@@ -133,7 +163,7 @@
     source.onerror = () => { live && live.classList.remove("on"); live && (live.lastElementChild.textContent = "Reconnecting…"); };
     const onData = (e) => { try { handle(JSON.parse(e.data)); } catch (_) { /* ignore a malformed event */ } };
     source.onmessage = onData;
-    for (const name of ["progress", "delivery_changed", "feed_updated", "upload_changed"]) source.addEventListener(name, onData);
+    for (const name of ["progress", "delivery_changed", "deliveries_added", "feed_updated", "upload_changed"]) source.addEventListener(name, onData);
     // EventSource reconnects by itself after an error.
   }
 
