@@ -28,7 +28,11 @@ Environment (also read from ./.env; flags win over variables):
   WEBHOOK_MONITOR_INTERVAL  seconds between feed checks [15]
   FEED_TIMEZONE             IANA zone of timestamps without offset (MySQL format) [UTC]
   RUSHES_BIND               HTTP address [127.0.0.1:5000]
-  RUSHES_DATA_DIR           folder of rushes.db [./data]
+  RUSHES_DATA_DIR           folder of rushes.db (SQLite) and the instance lock [./data]
+  RUSHES_DATABASE_URL       postgres://user:pass@host:5432/db: several instances on one PostgreSQL
+                            (its password is never shown) [none: SQLite in RUSHES_DATA_DIR]
+  RUSHES_INSTANCE_NAME      this instance's name on a shared database [host name + data folder hash]
+  RUSHES_LEASE              seconds a claim (feed poll, download, event) holds without renewal [30]
   LOCAL_DOWNLOADS_DIR       folder downloads land in [./downloads]
   RUSHES_LOG_DIR            folder of app.log [./logs]
   DOWNLOAD_CONCURRENCY      downloads at once (at most 2 per host), 0 = paused [3]
