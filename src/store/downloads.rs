@@ -45,16 +45,6 @@ impl Store {
         .await?)
     }
 
-    /// Deliveries left `downloading` by a previous run (crash, kill): they resume first.
-    pub async fn interrupted_downloads(&self) -> Result<Vec<Delivery>, StoreError> {
-        Ok(sqlx::query_as::<_, Delivery>(
-            "SELECT * FROM deliveries WHERE state = $1 ORDER BY started_at ASC, id ASC",
-        )
-        .bind(DeliveryState::Downloading)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
     /// Atomically moves one delivery from `queued` to `downloading`; `None` if someone else
     /// (another worker, a cancel) changed it first.
     pub async fn claim_queued(&self, id: i64) -> Result<Option<Delivery>, StoreError> {

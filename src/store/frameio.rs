@@ -140,7 +140,7 @@ const UPLOAD_COLUMNS: &str = "id, file_id, name, account_id, state, state_reason
     created_at, updated_at, metadata_status, decided_comment, last_polled_at, next_poll_at, last_error";
 
 /// The columns of [`FrameioEvent`].
-const EVENT_COLUMNS: &str = "id, received_at, request_timestamp, event_type, resource_type, \
+pub(super) const EVENT_COLUMNS: &str = "id, received_at, request_timestamp, event_type, resource_type, \
     resource_id, account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error";
 
 impl Store {
@@ -298,11 +298,9 @@ impl Store {
     }
 
     pub async fn frameio_events(&self, limit: i64) -> Result<Vec<FrameioEvent>, StoreError> {
-        Ok(sqlx::query_as::<_, FrameioEvent>(
-            "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
-                 account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error
-             FROM frameio_events ORDER BY id DESC LIMIT $1",
-        )
+        Ok(sqlx::query_as::<_, FrameioEvent>(&format!(
+            "SELECT {EVENT_COLUMNS} FROM frameio_events ORDER BY id DESC LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(self.pool())
         .await?)

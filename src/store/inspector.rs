@@ -79,11 +79,10 @@ impl Store {
 
     /// One stored event (what a replay processes again).
     pub async fn frameio_event(&self, id: i64) -> Result<Option<FrameioEvent>, StoreError> {
-        Ok(sqlx::query_as::<_, FrameioEvent>(
-            "SELECT id, received_at, request_timestamp, event_type, resource_type, resource_id,
-                 account_id, workspace_id, body, processed_at, outcome, upload_id, attempts, error
-             FROM frameio_events WHERE id = $1",
-        )
+        Ok(sqlx::query_as::<_, FrameioEvent>(&format!(
+            "SELECT {} FROM frameio_events WHERE id = $1",
+            super::frameio::EVENT_COLUMNS
+        ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?)
