@@ -68,42 +68,15 @@ impl Poller {
         }
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut waiters: Vec<Reply> = Vec::new();
         loop {
-            let mut force = tokio::select! {
+            let current: Vec<Reply> = tokio::select! {
                 () = cancel.cancelled() => break,
-                _ = ticker.tick() => false,
-                Some(reply) = self.commands.recv() => {
-                    waiters.push(reply);
-                    true
-                }
+                _ = ticker.tick() => Vec::new(),
+                Some(reply) = self.commands.recv() => vec![reply],
             };
-            // Refreshes asked while a poll runs wait for the next poll, which starts as soon as
-            // this one ends (its fetch may predate a change they want to see); all of them share it.
-            let mut current = std::mem::take(&mut waiters);
-            loop {
-                let poll = self.service.poll(force, &cancel);
-                tokio::pin!(poll);
-                let outcome = loop {
-                    tokio::select! {
-                        outcome = &mut poll => break outcome,
-                        Some(reply) = self.commands.recv() => waiters.push(reply),
-                    }
-                };
-                // Failures are logged and stored by `poll`; the next tick tries again.
-                if let Err(PollError::Store(e)) = &outcome {
-                    tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
-                }
-                let shared = outcome.map_err(|e| e.to_string());
-                for reply in current.drain(..) {
-                    let _ = reply.send(shared.clone());
-                }
-                if waiters.is_empty() || cancel.is_cancelled() {
-                    break;
-                }
-                current = std::mem::take(&mut waiters);
-                force = true;
-            }
+            let force = !current.is_empty();
+            self.poll_for(current, force, &cancel, &mut ticker, None)
+                .await;
         }
         tracing::info!("WebhookService: feed poller stopped");
     }
@@ -182,42 +155,60 @@ impl Poller {
                 continue;
             }
             last_poll = Some(tokio::time::Instant::now());
-            let mut force = !waiters.is_empty() || refresh;
-            // As alone: refreshes asked during a poll share the next one, right after it.
-            let mut current = waiters;
-            loop {
-                let mut late: Vec<Reply> = Vec::new();
-                let poll = self.service.poll(force, &cancel);
-                tokio::pin!(poll);
-                // Keep the lease while a long poll (a first ingest) runs.
-                let outcome = loop {
-                    tokio::select! {
-                        outcome = &mut poll => break outcome,
-                        _ = ticker.tick() => {
-                            if let Err(e) = store.hold_lease(FEED_LEASE).await {
-                                tracing::warn!(error = %e, "WebhookService: cannot renew the feed lease");
-                            }
-                        }
-                        Some(reply) = self.commands.recv() => late.push(reply),
-                    }
-                };
-                if let Err(PollError::Store(e)) = &outcome {
-                    tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
-                }
-                let shared = outcome.map_err(|e| e.to_string());
-                for reply in current.drain(..) {
-                    let _ = reply.send(shared.clone());
-                }
-                if late.is_empty() || cancel.is_cancelled() {
-                    break;
-                }
-                current = late;
-                force = true;
-            }
+            let force = !waiters.is_empty() || refresh;
+            self.poll_for(waiters, force, &cancel, &mut ticker, Some(&store))
+                .await;
         }
         if holding && let Err(e) = store.release_lease(FEED_LEASE).await {
             tracing::warn!(error = %e, "WebhookService: cannot release the feed lease");
         }
         tracing::info!("WebhookService: feed poller stopped");
+    }
+}
+
+impl Poller {
+    /// Polls for the refreshes in `current`; refreshes asked while a poll runs wait for the next
+    /// poll, which starts as soon as this one ends (its fetch may predate a change they want to
+    /// see), and all of them share it. With `lease` (several instances), the feed lease is renewed
+    /// at each tick of `ticker` while a long poll (a first ingest) runs.
+    async fn poll_for(
+        &mut self,
+        mut current: Vec<Reply>,
+        mut force: bool,
+        cancel: &CancellationToken,
+        ticker: &mut tokio::time::Interval,
+        lease: Option<&crate::store::Store>,
+    ) {
+        loop {
+            let mut late: Vec<Reply> = Vec::new();
+            let poll = self.service.poll(force, cancel);
+            tokio::pin!(poll);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut poll => break outcome,
+                    Some(reply) = self.commands.recv() => late.push(reply),
+                    _ = ticker.tick(), if lease.is_some() => {
+                        if let Some(store) = lease
+                            && let Err(e) = store.hold_lease(FEED_LEASE).await
+                        {
+                            tracing::warn!(error = %e, "WebhookService: cannot renew the feed lease");
+                        }
+                    }
+                }
+            };
+            // Failures are logged and stored by `poll`; the next tick tries again.
+            if let Err(PollError::Store(e)) = &outcome {
+                tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
+            }
+            let shared = outcome.map_err(|e| e.to_string());
+            for reply in current.drain(..) {
+                let _ = reply.send(shared.clone());
+            }
+            if late.is_empty() || cancel.is_cancelled() {
+                return;
+            }
+            current = late;
+            force = true;
+        }
     }
 }
