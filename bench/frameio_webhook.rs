@@ -14,38 +14,11 @@ use std::time::{Duration, Instant};
 use rushes::app::App;
 use rushes::config::FrameioConfig;
 use rushes::config::{Config, FeedLocation};
-use rushes::frameio::webhook::sign;
+
+#[path = "common.rs"]
+mod common;
 
 const SECRET: &str = "bench-webhook-secret";
-
-fn body(n: u64) -> String {
-    format!(
-        r#"{{"type":"comment.created","resource":{{"id":"c-{n}","type":"comment"}},"account":{{"id":"acc"}},"workspace":{{"id":"ws"}},"project":{{"id":"p"}},"user":{{"id":"u"}}}}"#
-    )
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-async fn send_delivery(client: &reqwest::Client, url: &str, n: u64) -> bool {
-    let ts = chrono::Utc::now().timestamp().to_string();
-    let b = body(n);
-    let sig = sign(SECRET.as_bytes(), &ts, b.as_bytes());
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("X-Frameio-Request-Timestamp", ts)
-        .header("X-Frameio-Signature", sig)
-        .body(b)
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
-}
 
 /// Closed loop: `concurrency` workers send back to back for `seconds`; returns (ok, failed, elapsed).
 async fn saturate(
@@ -68,7 +41,7 @@ async fn saturate(
             while Instant::now() < deadline {
                 let good = if webhook {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
-                    send_delivery(&client, &url, n).await
+                    common::send_delivery(&client, &url, SECRET, n).await
                 } else {
                     client
                         .get(&url)
@@ -114,7 +87,7 @@ async fn steady(
         let n = counter.fetch_add(1, Ordering::Relaxed);
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
-            let ok = send_delivery(&client, &url, n).await;
+            let ok = common::send_delivery(&client, &url, SECRET, n).await;
             (ok, started.elapsed().as_micros() as u64)
         }));
     }
@@ -143,11 +116,11 @@ fn main() -> anyhow::Result<()> {
     // only a short smoke run, and BENCHMARKS.md is left alone.
     let measuring = std::env::args().any(|a| a == "--bench");
     let seconds = if measuring {
-        env_u64("BENCH_SECONDS", 5)
+        common::env_u64("BENCH_SECONDS", 5)
     } else {
         1
     };
-    let concurrency = env_u64("BENCH_CONCURRENCY", 64);
+    let concurrency = common::env_u64("BENCH_CONCURRENCY", 64);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -248,30 +221,10 @@ compare the ratio column between runs rather than the absolute rates.\n\
         );
         println!("{report}");
         if measuring {
-            write_report(&report)?;
+            common::write_section("frameio_webhook", &report)?;
         } else {
             anyhow::ensure!(w_ok > 0 && w_failed == 0 && s_failed == 0, "smoke run failed");
         }
         anyhow::Ok(())
     })
-}
-
-/// Replaces this benchmark's section of BENCHMARKS.md (or appends it).
-fn write_report(section: &str) -> anyhow::Result<()> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nMeasured numbers, written by the benchmarks themselves.\n\n".into()
-    });
-    let start = current.find("<!-- frameio_webhook:start -->");
-    let end = current
-        .find("<!-- frameio_webhook:end -->")
-        .map(|i| i + "<!-- frameio_webhook:end -->\n".len());
-    let updated = match (start, end) {
-        (Some(s), Some(e)) if e <= current.len() && s < e => {
-            format!("{}{}{}", &current[..s], section, &current[e..])
-        }
-        _ => format!("{current}{section}"),
-    };
-    std::fs::write(&path, updated)?;
-    Ok(())
 }

@@ -13,6 +13,9 @@ use rushes::config::lexicon::Lexicon;
 use rushes::config::lexicon::words;
 use rushes::frameio::analyse_text;
 
+#[path = "common.rs"]
+mod common;
+
 const TABLE: &str = include_str!("../tests/data/review_comments.tsv");
 
 /// The keyword lists of the analysis this one replaced.
@@ -40,13 +43,6 @@ fn old_verdict(text: &str, lists: &[Vec<Vec<String>>; 3]) -> Option<usize> {
     (0..3).find(|&i| has(&lists[i]))
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Runs `f` over every text, round after round, for `budget`; returns (verdicts, elapsed).
 fn run(texts: &[&str], budget: Duration, mut f: impl FnMut(&str)) -> (u64, Duration) {
     let started = Instant::now();
@@ -63,7 +59,7 @@ fn run(texts: &[&str], budget: Duration, mut f: impl FnMut(&str)) -> (u64, Durat
 fn main() -> anyhow::Result<()> {
     let measuring = std::env::args().any(|a| a == "--bench");
     let seconds = if measuring {
-        env_u64("BENCH_SECONDS", 3)
+        common::env_u64("BENCH_SECONDS", 3)
     } else {
         0
     };
@@ -154,25 +150,5 @@ not the bottleneck of a poll.\n\
         poll_ms = per_poll.as_secs_f64() * 1000.0,
         lex_ms = lexicon_load.as_secs_f64() * 1000.0,
     );
-    write_report(&section)
-}
-
-/// Replaces this benchmark's section of BENCHMARKS.md (or appends it).
-fn write_report(section: &str) -> anyhow::Result<()> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nMeasured numbers, written by the benchmarks themselves.\n\n".into()
-    });
-    let start = current.find("<!-- review_verdicts:start -->");
-    let end = current
-        .find("<!-- review_verdicts:end -->")
-        .map(|i| i + "<!-- review_verdicts:end -->\n".len());
-    let updated = match (start, end) {
-        (Some(s), Some(e)) if e <= current.len() && s < e => {
-            format!("{}{}{}", &current[..s], section, &current[e..])
-        }
-        _ => format!("{current}\n{section}"),
-    };
-    std::fs::write(&path, updated)?;
-    Ok(())
+    common::write_section("review_verdicts", &section)
 }

@@ -16,18 +16,13 @@ use rushes::config::{Config, FeedLocation, FrameioConfig};
 use rushes::events::EventBus;
 use rushes::feed::FeedService;
 use rushes::feed::source::FeedSource;
-use rushes::frameio::webhook::sign;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "bench-webhook-secret";
+#[path = "common.rs"]
+mod common;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const SECRET: &str = "bench-webhook-secret";
 
 /// A fresh database on the server for one measurement.
 fn database(server: &str, name: &str) -> anyhow::Result<String> {
@@ -82,24 +77,6 @@ async fn stop_all(running: Vec<Running>) {
     }
 }
 
-async fn send_delivery(client: &reqwest::Client, url: &str, n: u64) -> bool {
-    let ts = chrono::Utc::now().timestamp().to_string();
-    let body = format!(
-        r#"{{"type":"comment.created","resource":{{"id":"c-{n}","type":"comment"}},"account":{{"id":"acc"}},"workspace":{{"id":"ws"}},"project":{{"id":"p"}},"user":{{"id":"u"}}}}"#
-    );
-    let sig = sign(SECRET.as_bytes(), &ts, body.as_bytes());
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("X-Frameio-Request-Timestamp", ts)
-        .header("X-Frameio-Signature", sig)
-        .body(body)
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
-}
-
 /// `concurrency` closed-loop workers spread over `urls` for `seconds`: events/s acknowledged.
 async fn ingest(
     urls: &[String],
@@ -122,7 +99,7 @@ async fn ingest(
             let (mut ok, mut failed) = (0u64, 0u64);
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                if send_delivery(&client, &url, n).await {
+                if common::send_delivery(&client, &url, SECRET, n).await {
                     ok += 1;
                 } else {
                     failed += 1;
@@ -304,19 +281,19 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let seconds = if measuring {
-        env_u64("BENCH_SECONDS", 5)
+        common::env_u64("BENCH_SECONDS", 5)
     } else {
         1
     };
-    let concurrency = env_u64("BENCH_CONCURRENCY", 64);
+    let concurrency = common::env_u64("BENCH_CONCURRENCY", 64);
     let tiny = if measuring {
-        env_u64("BENCH_DOWNLOADS", 10_000)
+        common::env_u64("BENCH_DOWNLOADS", 10_000)
     } else {
         200
     } as usize;
-    let workers = env_u64("BENCH_WORKERS", 8) as usize;
+    let workers = common::env_u64("BENCH_WORKERS", 8) as usize;
     let records = if measuring {
-        env_u64("BENCH_RECORDS", 100_000)
+        common::env_u64("BENCH_RECORDS", 100_000)
     } else {
         2_000
     } as usize;
@@ -413,23 +390,10 @@ A feed of {records} records (file on disk), everything stored:\n\n\
         );
         println!("{report}");
         if measuring {
-            write_report(&report)?;
+            common::write_section("scale_out", &report)?;
         } else {
             anyhow::ensure!(ingest_rows.iter().all(|r| r.3 == 0 && r.2 > 0.0), "smoke run failed");
         }
         anyhow::Ok(())
     })
-}
-
-/// Replaces this benchmark's section of BENCHMARKS.md (or appends it).
-fn write_report(section: &str) -> anyhow::Result<()> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path)?;
-    let (start, end) = ("<!-- scale_out:start -->", "<!-- scale_out:end -->\n");
-    let updated = match (current.find(start), current.find(end)) {
-        (Some(s), Some(e)) => format!("{}{section}{}", &current[..s], &current[e + end.len()..]),
-        _ => format!("{}\n{section}", current.trim_end()),
-    };
-    std::fs::write(path, updated)?;
-    Ok(())
 }
