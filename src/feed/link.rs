@@ -26,7 +26,15 @@ pub enum Link<'a> {
 impl<'a> Link<'a> {
     /// Reads `text` (already trimmed): the short way when it is plain, else through `url`.
     pub fn parse(text: Cow<'a, str>) -> Result<Self, String> {
-        if let Some((host, path, query)) = plain_pieces(&text) {
+        if let Some((host, path, query, upper)) = plain_pieces(&text) {
+            // `url` writes an ASCII host in lower case: the same text with its host lowered.
+            let text = if upper {
+                let mut owned = text.into_owned();
+                owned[host.clone()].make_ascii_lowercase();
+                Cow::Owned(owned)
+            } else {
+                text
+            };
             return Ok(Link::Plain {
                 text,
                 host,
@@ -108,15 +116,30 @@ const fn allowed(bad: &[u8]) -> [bool; 256] {
 
 /// The path encode set, `\` (a separator in http(s) links) and the delimiters `?` and `#`.
 const PATH: [bool; 256] = allowed(b"\"<>`{}\\?#");
+/// What a path holds between the bytes that need a look: [`PATH`] minus `/` and `%`.
+const PATH_RUN: [bool; 256] = allowed(b"\"<>`{}\\?#/%");
 /// The special-query encode set and the delimiter `#`.
 const QUERY: [bool; 256] = allowed(b"\"<>'#");
 /// The fragment encode set (and no second `#`).
 const FRAGMENT: [bool; 256] = allowed(b"\"<>`#");
 
-/// Where the host, the path and the query (if any) of a plain link are.
-type Pieces = (Range<usize>, Range<usize>, Option<Range<usize>>);
+/// Where the host, the path and the query (if any) of a plain link are, and whether the host
+/// has upper-case letters (`url` lowers them).
+type Pieces = (Range<usize>, Range<usize>, Option<Range<usize>>, bool);
 
-/// Host, path and query ranges of a link `url` would serialise unchanged; `None` when unsure.
+/// Where the bytes of `table` stop from `i` on.
+fn run(b: &[u8], mut i: usize, table: &[bool; 256]) -> usize {
+    while let Some(c) = b.get(i) {
+        if !table[*c as usize] {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Host, path and query ranges of a link `url` would serialise unchanged but for the case of
+/// its host; `None` when unsure.
 fn plain_pieces(text: &str) -> Option<Pieces> {
     let b = text.as_bytes();
     let host_start = if text.starts_with("https://") {
@@ -126,21 +149,30 @@ fn plain_pieces(text: &str) -> Option<Pieces> {
     } else {
         return None;
     };
-    // Host: lower-case ASCII labels, none empty, none IDNA-encoded (`xn--`), the last one
-    // starting with a letter (a host ending in a number is read as an IPv4 address). No port,
-    // no user. Then the path, which must be there (the serialiser would add `/`).
+    // Host: ASCII labels, none empty, none IDNA-encoded (`xn--`), the last one starting with a
+    // letter (a host ending in a number is read as an IPv4 address). No port, no user. Then the
+    // path, which must be there (the serialiser would add `/`).
+    let mut upper = false;
     let mut i = host_start;
     let mut label_start = i;
     loop {
         match b.get(i) {
             Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' => i += 1,
+            Some(c) if c.is_ascii_uppercase() => {
+                upper = true;
+                i += 1;
+            }
             Some(b'.') | Some(b'/') => {
                 let label = &b[label_start..i];
-                if label.is_empty() || label.starts_with(b"xn--") {
+                if label.is_empty()
+                    || label
+                        .get(..4)
+                        .is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+                {
                     return None;
                 }
                 if b[i] == b'/' {
-                    if !label[0].is_ascii_lowercase() {
+                    if !label[0].is_ascii_alphabetic() {
                         return None;
                     }
                     break;
@@ -157,6 +189,7 @@ fn plain_pieces(text: &str) -> Option<Pieces> {
     let mut segment_start = i + 1;
     i += 1;
     loop {
+        i = run(b, i, &PATH_RUN);
         match b.get(i) {
             Some(b'/') | Some(b'?') | Some(b'#') | None => {
                 let segment = &b[segment_start..i];
@@ -179,25 +212,19 @@ fn plain_pieces(text: &str) -> Option<Pieces> {
     let mut query = None;
     if b.get(i) == Some(&b'?') {
         let start = i + 1;
-        i = start;
-        while let Some(c) = b.get(i).filter(|c| **c != b'#') {
-            if !QUERY[*c as usize] {
-                return None;
-            }
-            i += 1;
-        }
-        if i == start {
+        i = run(b, start, &QUERY);
+        if i == start || b.get(i).is_some_and(|c| *c != b'#') {
             return None;
         }
         query = Some(start..i);
     }
     if b.get(i) == Some(&b'#') {
         let fragment = &b[i + 1..];
-        if fragment.is_empty() || !fragment.iter().all(|c| FRAGMENT[*c as usize]) {
+        if fragment.is_empty() || run(fragment, 0, &FRAGMENT) != fragment.len() {
             return None;
         }
     }
-    Some((host, path, query))
+    Some((host, path, query, upper))
 }
 
 #[cfg(test)]
@@ -206,14 +233,23 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(raw: &str) -> Result<(), TestCaseError> {
-        let Some((host, path, query)) = plain_pieces(raw) else {
+        if plain_pieces(raw).is_none() {
             return Ok(());
+        }
+        let Ok(Link::Plain {
+            text,
+            host,
+            path,
+            query,
+        }) = Link::parse(Cow::Borrowed(raw))
+        else {
+            return Err(TestCaseError::fail(format!("{raw}: not plain")));
         };
         let url = Url::parse(raw).map_err(|e| TestCaseError::fail(format!("{raw}: {e}")))?;
-        prop_assert_eq!(url.as_str(), raw);
-        prop_assert_eq!(url.host_str(), Some(&raw[host]));
-        prop_assert_eq!(url.path(), &raw[path]);
-        prop_assert_eq!(url.query(), query.map(|q| &raw[q]));
+        prop_assert_eq!(url.as_str(), &*text);
+        prop_assert_eq!(url.host_str(), Some(&text[host]));
+        prop_assert_eq!(url.path(), &text[path]);
+        prop_assert_eq!(url.query(), query.map(|q| &text[q]));
         Ok(())
     }
 
@@ -225,13 +261,15 @@ mod tests {
             "http://x.workers.dev/dropbox/b/o/file",
             "https://fromsmash.com/x",
             "https://example.com/",
+            "https://WWW.Dropbox.com/scl/fi/abc/x.mov?dl=0",
+            "http://Server.Example.WORKERS.dev/dropbox/b/o/file",
         ] {
             assert!(plain_pieces(plain).is_some(), "{plain}");
             check(plain).unwrap_or_else(|e| panic!("{e}"));
         }
         for other in [
-            "https://Example.com/a",
             "HTTPS://example.com/a",
+            "https://XN--nxasmq6b.com/a",
             "https://example.com",
             "https://example.com:443/a",
             "https://user@example.com/a",
@@ -270,7 +308,7 @@ mod tests {
                 if upper { "WWW.Dropbox.com" } else { "www.dropbox.com" }
             );
             check(&raw)?;
-            prop_assert_eq!(plain_pieces(&raw).is_some(), !upper);
+            prop_assert_eq!(plain_pieces(&raw).map(|p| p.3), Some(upper));
         }
     }
 }

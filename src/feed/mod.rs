@@ -8,6 +8,7 @@ pub(crate) mod poller;
 pub(crate) mod record;
 pub mod scan;
 pub mod source;
+pub mod stream;
 
 use std::time::Duration;
 

@@ -33,6 +33,11 @@ pub struct Scan<T> {
     pub valid: usize,
     /// Index in the array and reason of every skipped item, in feed order.
     pub invalid: Vec<(usize, InvalidItem)>,
+    /// Size of the body.
+    pub bytes: usize,
+    /// When the last byte of the body was taken in (read while it arrived: the rest of the
+    /// reading took from then on); `None` when the body was read whole.
+    pub body_end: Option<std::time::Instant>,
 }
 
 /// Reads `body` (a JSON array) and calls `keep` on every valid record (from several threads for
@@ -42,7 +47,7 @@ where
     T: Send,
     F: for<'r> Fn(FeedRecord<'r>) -> Option<T> + Sync,
 {
-    match scan_utf8(body, tz, &keep) {
+    let scan = match scan_utf8(body, tz, &keep) {
         // Bytes that are not UTF-8 spoil only the items holding them.
         Err(FeedError::Json(_)) if std::str::from_utf8(body).is_err() => {
             let text = String::from_utf8_lossy(body);
@@ -54,7 +59,11 @@ where
             })
         }
         other => other,
-    }
+    };
+    scan.map(|scan| Scan {
+        bytes: body.len(),
+        ..scan
+    })
 }
 
 fn workers(body: &[u8]) -> usize {
@@ -71,25 +80,7 @@ where
     T: Send,
     F: for<'r> Fn(FeedRecord<'r>) -> Option<T> + Sync,
 {
-    let process = |index: usize, items: Vec<RawItem<'a>>| {
-        let mut done = Done {
-            index,
-            kept: Vec::new(),
-            valid: 0,
-            invalid: Vec::new(),
-        };
-        for (offset, item) in items.into_iter().enumerate() {
-            match record::build(item, tz) {
-                Ok(mut record) => {
-                    record.index = index + offset;
-                    done.valid += 1;
-                    done.kept.extend(keep(record));
-                }
-                Err(reason) => done.invalid.push((index + offset, reason)),
-            }
-        }
-        done
-    };
+    let process = |index: usize, items: Vec<RawItem<'a>>| process_items(index, items, tz, keep);
 
     let mut results: Vec<Done<T>> = Vec::new();
     let workers = workers(body);
@@ -129,11 +120,47 @@ where
         })?
     };
     top.into_result()?;
+    Ok(merge(results))
+}
+
+/// Validates, classifies and normalises the items of one chunk (`index`: the first one's).
+pub(super) fn process_items<T, F>(
+    index: usize,
+    items: Vec<RawItem<'_>>,
+    tz: chrono_tz::Tz,
+    keep: &F,
+) -> Done<T>
+where
+    F: for<'r> Fn(FeedRecord<'r>) -> Option<T> + ?Sized,
+{
+    let mut done = Done {
+        index,
+        kept: Vec::new(),
+        valid: 0,
+        invalid: Vec::new(),
+    };
+    for (offset, item) in items.into_iter().enumerate() {
+        match record::build(item, tz) {
+            Ok(mut record) => {
+                record.index = index + offset;
+                done.valid += 1;
+                done.kept.extend(keep(record));
+            }
+            Err(reason) => done.invalid.push((index + offset, reason)),
+        }
+    }
+    done
+}
+
+/// The processed chunks put back in feed order (invalid items logged).
+pub(super) fn merge<T>(mut results: Vec<Done<T>>) -> Scan<T> {
     results.sort_unstable_by_key(|done| done.index);
     let mut scan = Scan {
         kept: Vec::with_capacity(results.iter().map(|d| d.kept.len()).sum()),
         valid: 0,
         invalid: Vec::new(),
+        bytes: 0,
+        body_end: None,
     };
     for done in results {
         scan.kept.extend(done.kept);
@@ -141,7 +168,7 @@ where
         scan.invalid.extend(done.invalid);
     }
     log_invalid(&scan.invalid);
-    Ok(scan)
+    scan
 }
 
 fn log_invalid(invalid: &[(usize, InvalidItem)]) {
@@ -156,9 +183,24 @@ fn log_invalid(invalid: &[(usize, InvalidItem)]) {
 /// The lossily decoded body, one `Value` per item (a rare path: speed does not matter).
 fn scan_lossy<T, F>(text: &str, tz: chrono_tz::Tz, keep: &F) -> Result<Scan<T>, FeedError>
 where
-    F: for<'r> Fn(FeedRecord<'r>) -> Option<T>,
+    F: for<'r> Fn(FeedRecord<'r>) -> Option<T> + ?Sized,
 {
-    let mut scan = Scan {
+    Ok(merge(vec![lossy_items(text, 0, tz, keep)?]))
+}
+
+/// The items of `text` (a JSON array, lossily decoded), the first one being item `base` of the
+/// feed: an item holding U+FFFD is invalid ([`InvalidItem::InvalidUtf8`]).
+pub(super) fn lossy_items<T, F>(
+    text: &str,
+    base: usize,
+    tz: chrono_tz::Tz,
+    keep: &F,
+) -> Result<Done<T>, FeedError>
+where
+    F: for<'r> Fn(FeedRecord<'r>) -> Option<T> + ?Sized,
+{
+    let mut done = Done {
+        index: base,
         kept: Vec::new(),
         valid: 0,
         invalid: Vec::new(),
@@ -169,6 +211,7 @@ where
         .deserialize_any(TopVisitor {
             sink: |index: usize, items: Vec<Value>| {
                 for (offset, item) in items.iter().enumerate() {
+                    let index = base + index + offset;
                     let parsed = if holds_replacement(item) {
                         Err(InvalidItem::InvalidUtf8)
                     } else {
@@ -176,11 +219,11 @@ where
                     };
                     match parsed {
                         Ok(mut record) => {
-                            record.index = index + offset;
-                            scan.valid += 1;
-                            scan.kept.extend(keep(record));
+                            record.index = index;
+                            done.valid += 1;
+                            done.kept.extend(keep(record));
                         }
-                        Err(reason) => scan.invalid.push((index + offset, reason)),
+                        Err(reason) => done.invalid.push((index, reason)),
                     }
                 }
             },
@@ -189,8 +232,7 @@ where
         .map_err(json)?;
     de.end().map_err(json)?;
     top.into_result()?;
-    log_invalid(&scan.invalid);
-    Ok(scan)
+    Ok(done)
 }
 
 /// Whether a decoded value holds U+FFFD (where bytes that were not UTF-8 stood).
@@ -206,15 +248,15 @@ fn holds_replacement(value: &Value) -> bool {
 }
 
 /// One processed chunk.
-struct Done<T> {
-    index: usize,
-    kept: Vec<T>,
-    valid: usize,
-    invalid: Vec<(usize, InvalidItem)>,
+pub(super) struct Done<T> {
+    pub(super) index: usize,
+    pub(super) kept: Vec<T>,
+    pub(super) valid: usize,
+    pub(super) invalid: Vec<(usize, InvalidItem)>,
 }
 
 /// What the body turned out to be.
-enum Top {
+pub(super) enum Top {
     Array,
     Object(Value),
     Other(&'static str),
@@ -222,7 +264,7 @@ enum Top {
 
 impl Top {
     /// An array is fine; anything else is what the feed sent instead of records.
-    fn into_result(self) -> Result<(), FeedError> {
+    pub(super) fn into_result(self) -> Result<(), FeedError> {
         match self {
             Top::Array => Ok(()),
             Top::Object(value) => Err(match error_text(&value) {
@@ -237,20 +279,29 @@ impl Top {
     }
 }
 
-/// Reads the array, handing over items in chunks (index of the first item, items).
+/// Reads the array, handing over items in chunks (index of the first item, items). A body
+/// that is UTF-8 is checked once as a whole (not string by string).
 fn read_chunks<'a>(
     body: &'a [u8],
     sink: impl FnMut(usize, Vec<RawItem<'a>>),
 ) -> Result<Top, FeedError> {
-    let json = |e: serde_json::Error| FeedError::Json(e.to_string());
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let top = de
-        .deserialize_any(TopVisitor {
-            sink,
-            item: std::marker::PhantomData,
-        })
-        .map_err(json)?;
-    de.end().map_err(json)?;
+    match std::str::from_utf8(body) {
+        Ok(text) => read_with(&mut serde_json::Deserializer::from_str(text), sink),
+        Err(_) => read_with(&mut serde_json::Deserializer::from_slice(body), sink),
+    }
+    .map_err(|e| FeedError::Json(e.to_string()))
+}
+
+/// [`read_chunks`] on a given reader.
+pub(super) fn read_with<'a, R: serde_json::de::Read<'a>>(
+    de: &mut serde_json::Deserializer<R>,
+    sink: impl FnMut(usize, Vec<RawItem<'a>>),
+) -> Result<Top, serde_json::Error> {
+    let top = de.deserialize_any(TopVisitor {
+        sink,
+        item: std::marker::PhantomData,
+    })?;
+    de.end()?;
     Ok(top)
 }
 

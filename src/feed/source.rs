@@ -10,7 +10,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::record::{FeedRecord, InvalidItem};
-use super::scan::scan_body;
+use super::scan::{Scan, scan_body};
+use super::stream::StreamScan;
 use crate::config::FeedLocation;
 use crate::net::{self, RetryPolicy};
 
@@ -135,11 +136,40 @@ impl FeedSource {
     where
         F: Fn(&[u8]) -> Result<T, FeedError>,
     {
+        let start = |expected: usize| Collect {
+            body: Vec::with_capacity(expected.min(MAX_FEED_BYTES)),
+            read: &read,
+        };
+        self.fetch_into(validators, cancel, start).await
+    }
+
+    /// [`Self::fetch`], the body read by a [`StreamScan`] (one per attempt, made by `start`)
+    /// while it arrives: its records are read while the rest is still on its way, and the body
+    /// is never held whole.
+    pub async fn fetch_streamed<T, F>(
+        &self,
+        validators: &Validators,
+        cancel: &CancellationToken,
+        start: F,
+    ) -> (Result<FetchResult<Scan<T>>, FeedError>, u32)
+    where
+        T: Send + 'static,
+        F: Fn() -> StreamScan<T>,
+    {
+        self.fetch_into(validators, cancel, |_| start()).await
+    }
+
+    async fn fetch_into<T, S: BodySink<T>>(
+        &self,
+        validators: &Validators,
+        cancel: &CancellationToken,
+        start: impl Fn(usize) -> S,
+    ) -> (Result<FetchResult<T>, FeedError>, u32) {
         let mut backoff = self.retry.backoff();
         let mut attempt = 1;
         loop {
             let result = tokio::select! {
-                r = self.fetch_once(validators, &read) => r,
+                r = self.fetch_once(validators, &start) => r,
                 () = cancel.cancelled() => return (Err(FeedError::Cancelled), attempt),
             };
             match result {
@@ -160,10 +190,10 @@ impl FeedSource {
     }
 
     /// One attempt, no retry.
-    async fn fetch_once<T>(
+    async fn fetch_once<T, S: BodySink<T>>(
         &self,
         validators: &Validators,
-        read: &impl Fn(&[u8]) -> Result<T, FeedError>,
+        start: &impl Fn(usize) -> S,
     ) -> Result<FetchResult<T>, FeedError> {
         match &self.location {
             FeedLocation::File(path) => {
@@ -179,25 +209,31 @@ impl FeedSource {
                     });
                 }
                 let body = tokio::fs::read(path).await.map_err(file_error)?;
+                let mut sink = start(0);
+                sink.push(&body);
+                drop(body);
                 Ok(FetchResult::Fetched {
-                    feed: read_blocking(read, &body)?,
+                    feed: sink.finish()?,
                     validators: Validators::default(),
                 })
             }
             FeedLocation::Http(url) => {
                 let secs = self.timeout.as_secs();
-                tokio::time::timeout(self.timeout, self.fetch_http(url.clone(), validators, read))
-                    .await
-                    .map_err(|_| FeedError::Timeout(secs))?
+                tokio::time::timeout(
+                    self.timeout,
+                    self.fetch_http(url.clone(), validators, start),
+                )
+                .await
+                .map_err(|_| FeedError::Timeout(secs))?
             }
         }
     }
 
-    async fn fetch_http<T>(
+    async fn fetch_http<T, S: BodySink<T>>(
         &self,
         url: url::Url,
         validators: &Validators,
-        read: &impl Fn(&[u8]) -> Result<T, FeedError>,
+        start: &impl Fn(usize) -> S,
     ) -> Result<FetchResult<T>, FeedError> {
         let mut request = self.client.get(url).header("Accept", "application/json");
         if let Some(token) = &self.bearer {
@@ -236,18 +272,19 @@ impl FeedSource {
         }
         // Sized from Content-Length when given: no doubling copies of a large body.
         let expected = response.content_length().unwrap_or(0) as usize;
-        let mut body = Vec::with_capacity(expected.min(MAX_FEED_BYTES));
         let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(transport)?;
-            if body.len() + chunk.len() > MAX_FEED_BYTES {
-                return Err(FeedError::TooLarge {
-                    limit: MAX_FEED_BYTES,
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let mut received = 0;
         if !status.is_success() {
+            let mut body = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(transport)?;
+                if body.len() + chunk.len() > MAX_FEED_BYTES {
+                    return Err(FeedError::TooLarge {
+                        limit: MAX_FEED_BYTES,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
             let detail = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| error_text(&v))
@@ -258,10 +295,54 @@ impl FeedSource {
                 detail,
             });
         }
+        let mut sink = start(expected);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(transport)?;
+            received += chunk.len();
+            if received > MAX_FEED_BYTES {
+                return Err(FeedError::TooLarge {
+                    limit: MAX_FEED_BYTES,
+                });
+            }
+            sink.push(&chunk);
+        }
         Ok(FetchResult::Fetched {
-            feed: read_blocking(read, &body)?,
+            feed: sink.finish()?,
             validators: new_validators,
         })
+    }
+}
+
+/// Takes a feed body in piece by piece, then gives what it made of it.
+trait BodySink<T> {
+    fn push(&mut self, piece: &[u8]);
+    /// Runs where blocking is allowed.
+    fn finish(self) -> Result<T, FeedError>;
+}
+
+/// The whole body collected, then read by `read`.
+struct Collect<'r, F> {
+    body: Vec<u8>,
+    read: &'r F,
+}
+
+impl<T, F: Fn(&[u8]) -> Result<T, FeedError>> BodySink<T> for Collect<'_, F> {
+    fn push(&mut self, piece: &[u8]) {
+        self.body.extend_from_slice(piece);
+    }
+
+    fn finish(self) -> Result<T, FeedError> {
+        read_blocking(self.read, &self.body)
+    }
+}
+
+impl<T: Send + 'static> BodySink<Scan<T>> for StreamScan<T> {
+    fn push(&mut self, piece: &[u8]) {
+        StreamScan::push(self, piece);
+    }
+
+    fn finish(self) -> Result<Scan<T>, FeedError> {
+        super::stream::block(|| StreamScan::finish(self))
     }
 }
 

@@ -120,6 +120,8 @@ pub struct Store {
     probing: std::sync::Arc<health::Probe>,
     /// Turns of this process's writers (see `writes.rs`).
     writers: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Background WAL checkpoints (SQLite; see `writes.rs`), stopped with the last clone.
+    _checkpoints: Option<Arc<tokio_util::sync::DropGuard>>,
 }
 
 impl Store {
@@ -157,6 +159,7 @@ impl Store {
             Location::Postgres(url) => Some(url.clone()),
             Location::Sqlite(_) => None,
         };
+        let checkpoints = (backend == Backend::Sqlite).then(|| writes::start_checkpoints(&pool));
         Ok(Self {
             pool,
             backend,
@@ -164,6 +167,7 @@ impl Store {
             identity: Arc::new(identity),
             probing: Default::default(),
             writers: Default::default(),
+            _checkpoints: checkpoints,
         })
     }
 
@@ -234,6 +238,7 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
                      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
                 )
                 .await?;
+                conn.execute(writes::NO_AUTO_CHECKPOINT).await?;
                 Ok(())
             })
         })

@@ -1,0 +1,714 @@
+//! Reading a feed body while it arrives. A splitter looks at each piece of the body as the
+//! network hands it over and cuts the top-level array into batches of whole items at the commas
+//! between items (it follows strings, escapes and nesting, nothing more); worker threads read
+//! each batch with serde (as [`super::scan`] reads a whole body), then validate, classify and
+//! normalise its records, while the rest of the body is still on its way. The body is never held
+//! whole: batches are copied into a few recycled buffers, so the memory stays a small multiple of
+//! a batch whatever the feed's size.
+//!
+//! Same results as [`scan_body`] on the whole body (a property test compares them): the same
+//! records and invalid items with their index in the array, and for a body that is not an array
+//! (an error object, `null`…) the very same answer, since such a body is collected and read by
+//! [`scan_body`]. A syntax error is reported by serde with its line and column in the whole body.
+//! A batch that is not UTF-8 is decoded lossily on its own: its items holding a replacement
+//! character are invalid, as with [`scan_body`] (which decodes the whole body lossily then, so an
+//! item elsewhere that holds a genuine U+FFFD is invalid there and valid here).
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::record::FeedRecord;
+use super::scan::{self, Done, Scan, read_with, scan_body};
+use super::source::{FeedError, MAX_FEED_BYTES};
+
+/// Bytes of items per batch handed to a worker.
+const BATCH: usize = 128 * 1024;
+/// Batches waiting for a worker (bounds the memory of the read-ahead).
+const QUEUE: usize = 4;
+
+/// The caller's choice of what to keep of each valid record.
+type Keep<T> = dyn Fn(FeedRecord<'_>) -> Option<T> + Send + Sync;
+
+/// A batch: `[`, the text of whole items, `]`; where it starts in the feed.
+struct Batch {
+    text: Vec<u8>,
+    /// Index in the array of its first item.
+    index: usize,
+    /// Line (1-based) and column (0-based) in the body of the first byte after `[`.
+    line: usize,
+    column: usize,
+}
+
+/// What a worker made of a batch.
+type Outcome<T> = Result<Done<T>, (usize, FeedError)>;
+
+/// Where the splitter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Only white space so far.
+    Before,
+    /// Inside the top-level array.
+    Array,
+    /// After its closing `]`.
+    After,
+    /// The body is not an array: collected whole and read by [`scan_body`].
+    Whole,
+}
+
+/// Reads a feed body pushed piece by piece ([`Self::push`]) and gives the scan at the end
+/// ([`Self::finish`]).
+pub struct StreamScan<T: Send + 'static> {
+    tz: chrono_tz::Tz,
+    keep: Arc<Keep<T>>,
+    phase: Phase,
+    in_string: bool,
+    escaped: bool,
+    /// Nesting inside the top-level array (0: between items).
+    depth: usize,
+    /// The current item has something other than white space.
+    item_open: bool,
+    /// A comma came before the current item.
+    after_comma: bool,
+    /// Items before the current one.
+    items: usize,
+    /// Bytes pushed before the current piece.
+    offset: usize,
+    /// Current line (1-based) and the offset where it starts.
+    line: usize,
+    line_start: usize,
+    /// The batch being filled.
+    batch: Batch,
+    /// Leading white space, or the whole body in [`Phase::Whole`].
+    whole: Vec<u8>,
+    error: Option<FeedError>,
+    pool: Option<Pool<T>>,
+    /// Outcomes of batches read on the calling thread (small bodies).
+    local: Vec<Outcome<T>>,
+    /// Bytes of items per batch.
+    batch_size: usize,
+}
+
+/// The worker threads.
+struct Pool<T> {
+    tx: SyncSender<Batch>,
+    spare: Receiver<Vec<u8>>,
+    handles: Vec<JoinHandle<Vec<Outcome<T>>>>,
+}
+
+impl<T: Send + 'static> StreamScan<T> {
+    /// `keep` is called on every valid record (from worker threads); what it returns is kept
+    /// in feed order.
+    pub fn new<F>(tz: chrono_tz::Tz, keep: F) -> Self
+    where
+        F: Fn(FeedRecord<'_>) -> Option<T> + Send + Sync + 'static,
+    {
+        Self {
+            tz,
+            keep: Arc::new(keep),
+            phase: Phase::Before,
+            in_string: false,
+            escaped: false,
+            depth: 0,
+            item_open: false,
+            after_comma: false,
+            items: 0,
+            offset: 0,
+            line: 1,
+            line_start: 0,
+            batch: Batch {
+                text: Vec::new(),
+                index: 0,
+                line: 1,
+                column: 0,
+            },
+            whole: Vec::new(),
+            error: None,
+            pool: None,
+            local: Vec::new(),
+            batch_size: BATCH,
+        }
+    }
+
+    /// Batches of about `bytes` (tests cut small bodies into many batches).
+    #[cfg(test)]
+    fn with_batch_size(mut self, bytes: usize) -> Self {
+        self.batch_size = bytes;
+        self
+    }
+
+    /// The next piece of the body. May wait for a worker when they are behind (call it where
+    /// blocking is allowed, or see [`Self::would_block`]).
+    pub fn push(&mut self, piece: &[u8]) {
+        if self.error.is_none() {
+            self.split(piece);
+        }
+        self.offset += piece.len();
+    }
+
+    fn split(&mut self, piece: &[u8]) {
+        let mut i = 0;
+        if self.phase == Phase::Before {
+            while let Some(&c) = piece.get(i).filter(|c| is_space(**c)) {
+                if c == b'\n' {
+                    self.line += 1;
+                    self.line_start = self.offset + i + 1;
+                }
+                i += 1;
+            }
+            match piece.get(i) {
+                None => {
+                    self.whole.extend_from_slice(piece);
+                    return;
+                }
+                Some(b'[') => {
+                    self.phase = Phase::Array;
+                    self.whole = Vec::new();
+                    i += 1;
+                    self.start_batch(self.offset + i);
+                }
+                Some(_) => self.phase = Phase::Whole,
+            }
+        }
+        match self.phase {
+            Phase::Whole => {
+                if self.whole.len() + piece.len() > MAX_FEED_BYTES {
+                    self.error = Some(FeedError::TooLarge {
+                        limit: MAX_FEED_BYTES,
+                    });
+                } else {
+                    self.whole.extend_from_slice(piece);
+                }
+                return;
+            }
+            Phase::After => {
+                self.after(piece, i);
+                return;
+            }
+            Phase::Before | Phase::Array => {}
+        }
+        // Start of the bytes of `piece` not yet copied into the batch.
+        let mut copied = i;
+        while i < piece.len() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', &piece[i..]) {
+                    None => i = piece.len(),
+                    Some(k) => {
+                        if piece[i + k] == b'"' {
+                            self.in_string = false;
+                        } else {
+                            self.escaped = true;
+                        }
+                        i += k + 1;
+                    }
+                }
+                continue;
+            }
+            let c = piece[i];
+            match c {
+                b'"' => {
+                    self.in_string = true;
+                    self.item_open = true;
+                }
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.item_open = true;
+                }
+                b']' if self.depth == 0 => {
+                    // The end of the array.
+                    self.batch.text.extend_from_slice(&piece[copied..i]);
+                    if !self.item_open && self.after_comma {
+                        self.fail_at(self.offset + i, "trailing comma");
+                        return;
+                    }
+                    if self.item_open {
+                        self.items += 1;
+                    }
+                    self.batch.text.push(b']');
+                    self.send(true);
+                    self.phase = Phase::After;
+                    self.after(piece, i + 1);
+                    return;
+                }
+                b'}' | b']' => {
+                    // A `}` between items is serde's to report.
+                    self.depth = self.depth.saturating_sub(1);
+                    self.item_open = true;
+                }
+                b',' if self.depth == 0 => {
+                    if !self.item_open {
+                        self.batch.text.extend_from_slice(&piece[copied..i]);
+                        self.fail_at(self.offset + i, "expected value");
+                        return;
+                    }
+                    self.items += 1;
+                    self.item_open = false;
+                    self.after_comma = true;
+                    if self.batch.text.len() + (i - copied) >= self.batch_size {
+                        self.batch.text.extend_from_slice(&piece[copied..i]);
+                        self.batch.text.push(b']');
+                        self.send(false);
+                        copied = i + 1;
+                        self.start_batch(self.offset + copied);
+                    }
+                }
+                b'\n' => {
+                    self.line += 1;
+                    self.line_start = self.offset + i + 1;
+                }
+                b' ' | b'\t' | b'\r' => {}
+                _ => self.item_open = true,
+            }
+            i += 1;
+        }
+        self.batch.text.extend_from_slice(&piece[copied..]);
+        if self.batch.text.len() > MAX_FEED_BYTES {
+            // One item larger than any feed may be (the caller bounds the body as well).
+            self.error = Some(FeedError::TooLarge {
+                limit: MAX_FEED_BYTES,
+            });
+        }
+    }
+
+    /// After the array: only white space may follow.
+    fn after(&mut self, piece: &[u8], from: usize) {
+        for (k, &c) in piece.iter().enumerate().skip(from) {
+            if c == b'\n' {
+                self.line += 1;
+                self.line_start = self.offset + k + 1;
+            } else if !is_space(c) {
+                let (line, column) = (self.line, self.offset + k - self.line_start + 1);
+                self.error = Some(FeedError::Json(format!(
+                    "trailing characters at line {line} column {column}"
+                )));
+                return;
+            }
+        }
+    }
+
+    /// A new batch whose first item starts at `at` (an offset in the body).
+    fn start_batch(&mut self, at: usize) {
+        let mut text = self
+            .pool
+            .as_ref()
+            .and_then(|pool| pool.spare.try_recv().ok())
+            .unwrap_or_else(|| Vec::with_capacity(self.batch_size + self.batch_size / 4));
+        text.clear();
+        text.push(b'[');
+        self.batch = Batch {
+            text,
+            index: self.items,
+            line: self.line,
+            column: at - self.line_start,
+        };
+    }
+
+    /// Hands the (complete) batch to a worker; the workers start with the first batch that is
+    /// not the `last` one (a small body is read on the calling thread).
+    fn send(&mut self, last: bool) {
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                text: Vec::new(),
+                index: 0,
+                line: 1,
+                column: 0,
+            },
+        );
+        if last && self.pool.is_none() {
+            let outcome = read_batch(&batch, self.tz, &*self.keep);
+            self.local.push(outcome);
+            return;
+        }
+        let pool = self
+            .pool
+            .get_or_insert_with(|| Pool::start(self.tz, self.keep.clone()));
+        match pool.tx.try_send(batch) {
+            Ok(()) => {}
+            Err(TrySendError::Full(batch)) => block(|| {
+                let _ = pool.tx.send(batch);
+            }),
+            // The workers are gone (a panic): finish() reports it.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// A syntax error the splitter found at `at`: serde's own error when the text of the batch
+    /// before it holds an earlier one, else `what` at that position.
+    fn fail_at(&mut self, at: usize, what: &str) {
+        if let Some(e) = syntax_error(&self.batch.text)
+            && !e.is_eof()
+        {
+            self.error = Some(batch_error(&self.batch, &e));
+            return;
+        }
+        let column = at - self.line_start + 1;
+        self.error = Some(FeedError::Json(format!(
+            "{what} at line {} column {column}",
+            self.line
+        )));
+    }
+
+    /// The scan of the whole body, once every piece was pushed.
+    pub fn finish(mut self) -> Result<Scan<T>, FeedError> {
+        let body_end = std::time::Instant::now();
+        if self.error.is_none() {
+            match self.phase {
+                Phase::Before | Phase::Whole => {
+                    let keep = self.keep.clone();
+                    let scan = scan_body(&self.whole, self.tz, |record| keep(record))?;
+                    return Ok(Scan {
+                        body_end: Some(body_end),
+                        ..scan
+                    });
+                }
+                Phase::Array => {
+                    // The body ended inside the array: serde says where and what it expected
+                    // (after a comma, a value rather than the rest of a list).
+                    let after_comma =
+                        self.after_comma && self.batch.text[1..].iter().all(|c| is_space(*c));
+                    let e = match syntax_error(&self.batch.text) {
+                        Some(e) if after_comma && e.is_eof() => FeedError::Json(
+                            position(&self.batch, &e).replacen("a list", "a value", 1),
+                        ),
+                        Some(e) => batch_error(&self.batch, &e),
+                        None => FeedError::Json("EOF while parsing a list".into()),
+                    };
+                    self.error = Some(e);
+                }
+                Phase::After => {}
+            }
+        }
+        let mut outcomes = std::mem::take(&mut self.local);
+        if let Some(pool) = self.pool.take() {
+            drop(pool.tx);
+            for handle in pool.handles {
+                match handle.join() {
+                    Ok(done) => outcomes.extend(done),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        }
+        // The first error in the body wins: a batch's comes before the splitter's position.
+        let mut results = Vec::with_capacity(outcomes.len());
+        let mut first_error: Option<(usize, FeedError)> = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(done) => results.push(done),
+                Err((index, e)) => {
+                    if first_error.as_ref().is_none_or(|(i, _)| index < *i) {
+                        first_error = Some((index, e));
+                    }
+                }
+            }
+        }
+        if let Some((_, e)) = first_error {
+            return Err(e);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        Ok(Scan {
+            bytes: self.offset,
+            body_end: Some(body_end),
+            ..scan::merge(results)
+        })
+    }
+}
+
+impl<T: Send + 'static> Pool<T> {
+    fn start(tz: chrono_tz::Tz, keep: Arc<Keep<T>>) -> Self {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
+        let (spare_tx, spare) = mpsc::channel::<Vec<u8>>();
+        let rx = Arc::new(Mutex::new(rx));
+        let handles = (0..workers)
+            .map(|_| {
+                let rx = rx.clone();
+                let keep = keep.clone();
+                let spare_tx = spare_tx.clone();
+                std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(batch) = next else { break };
+                        out.push(read_batch(&batch, tz, &*keep));
+                        let _ = spare_tx.send(batch.text);
+                    }
+                    out
+                })
+            })
+            .collect();
+        Self { tx, spare, handles }
+    }
+}
+
+/// Reads one batch as [`scan_body`] reads a body.
+fn read_batch<T>(batch: &Batch, tz: chrono_tz::Tz, keep: &Keep<T>) -> Outcome<T> {
+    let mut results = Vec::new();
+    let process = |index: usize, items| scan::process_items(batch.index + index, items, tz, keep);
+    let read = match std::str::from_utf8(&batch.text) {
+        Ok(text) => read_with(&mut serde_json::Deserializer::from_str(text), |i, items| {
+            results.push(process(i, items));
+        }),
+        Err(_) => read_with(
+            &mut serde_json::Deserializer::from_slice(&batch.text),
+            |i, items| results.push(process(i, items)),
+        ),
+    };
+    match read {
+        Ok(_) => {
+            let mut done = Done {
+                index: batch.index,
+                kept: Vec::new(),
+                valid: 0,
+                invalid: Vec::new(),
+            };
+            for part in results {
+                done.kept.extend(part.kept);
+                done.valid += part.valid;
+                done.invalid.extend(part.invalid);
+            }
+            Ok(done)
+        }
+        Err(e) if std::str::from_utf8(&batch.text).is_err() => {
+            let text = String::from_utf8_lossy(&batch.text);
+            scan::lossy_items(&text, batch.index, tz, keep).map_err(|lossy| {
+                let e = match lossy {
+                    FeedError::Json(_) => FeedError::Json(format!(
+                        "{} (the body is not UTF-8 either)",
+                        position(batch, &e)
+                    )),
+                    other => other,
+                };
+                (batch.index, e)
+            })
+        }
+        Err(e) => Err((batch.index, batch_error(batch, &e))),
+    }
+}
+
+/// The first syntax error of `text` (a batch cut short), as serde finds it reading the items.
+fn syntax_error(text: &[u8]) -> Option<serde_json::Error> {
+    match std::str::from_utf8(text) {
+        Ok(text) => read_with(&mut serde_json::Deserializer::from_str(text), |_, _| {}),
+        Err(_) => read_with(&mut serde_json::Deserializer::from_slice(text), |_, _| {}),
+    }
+    .err()
+}
+
+/// serde's error in a batch, placed in the whole body.
+fn batch_error(batch: &Batch, e: &serde_json::Error) -> FeedError {
+    FeedError::Json(position(batch, e))
+}
+
+fn position(batch: &Batch, e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if e.line() == 0 {
+        return text;
+    }
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&suffix).unwrap_or(&text);
+    let (line, column) = if e.line() == 1 {
+        // Column 1 of the batch is its `[`.
+        (batch.line, batch.column + e.column().saturating_sub(1))
+    } else {
+        (batch.line + e.line() - 1, e.column())
+    };
+    format!("{what} at line {line} column {column}")
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Runs `f`, telling a multi-threaded runtime that this thread blocks meanwhile.
+pub(super) fn block<R>(f: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::record::{FeedRecord, InvalidItem};
+    use proptest::prelude::*;
+
+    type Read = Result<(Vec<FeedRecord<'static>>, usize, Vec<(usize, InvalidItem)>), String>;
+
+    fn whole(body: &[u8]) -> Read {
+        scan_body(body, chrono_tz::Europe::Paris, |r| Some(r.into_owned()))
+            .map(|s| (s.kept, s.valid, s.invalid))
+            .map_err(|e| e.to_string())
+    }
+
+    fn streamed(body: &[u8], cuts: &[usize], batch: usize) -> Read {
+        let mut scan = StreamScan::new(chrono_tz::Europe::Paris, |r: FeedRecord<'_>| {
+            Some(r.into_owned())
+        })
+        .with_batch_size(batch);
+        let mut at = 0;
+        for &cut in cuts {
+            let cut = cut.min(body.len()).max(at);
+            scan.push(&body[at..cut]);
+            at = cut;
+        }
+        scan.push(&body[at..]);
+        scan.finish()
+            .map(|s| (s.kept, s.valid, s.invalid))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Items of both formats, valid and not, with escapes, nesting and brackets in strings.
+    fn item() -> impl Strategy<Value = String> {
+        let token = "[a-z0-9]{1,12}";
+        prop_oneof![
+            (token, token, 0..3u8).prop_map(|(a, b, n)| format!(
+                r#"{{"source_url":"https://www.dropbox.com/scl/fo/{a}/x?rlkey={b}&amp;dl=0","r2_url":"https://x.workers.dev/dropbox/{b}/file","provider":"dropbox","created_at":"2026-0{}-01T10:00:00Z","original_filename":"{a} \"clip\", [take {n}].mov"}}"#,
+                n + 1
+            )),
+            (token, 0..2u8).prop_map(|(a, n)| format!(
+                r#"{{"url":"https://WWW.Dropbox.com/s/{a}/x.mov?DL=0","timestamp":"2026-03-0{} 10:00:00","source":"dropbox","source_url":null,"extra":{{"a":[1,2,{{"b":"}}]"}}]}}}}"#,
+                n + 1
+            )),
+            token.prop_map(|a| format!(r#"{{"url":"https://fromsmash.com/{a}","timestamp":"2026-01-01T00:00:00.123+0200"}}"#)),
+            token.prop_map(|a| format!(r#"{{"url":"https://example.com/{a}\\u00e9\/y","timestamp":"bad"}}"#)),
+            Just(r#""not an object, [ ] { }""#.to_string()),
+            Just("12.5e3".to_string()),
+            Just("null".to_string()),
+            Just("[1,{\"a\":\"]\"},[]]".to_string()),
+            Just(r#"{"url":"https://fromsmash.com/\u00e9 x\\","timestamp":"2026-01-01T00:00:00Z"}"#.to_string()),
+            Just(r#"{"source_url":"https://a.com/x","provider":"p","created_at":"2026-01-01T00:00:00Z","original_filename":"f","source_url":"not a link"}"#.to_string()),
+            Just("{\"link\":\"https://example.com/é\"}".to_string()),
+        ]
+    }
+
+    fn space() -> impl Strategy<Value = &'static str> {
+        prop_oneof![Just(""), Just(" "), Just("\n"), Just("\r\n\t ")]
+    }
+
+    fn body() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec((item(), space(), space()), 0..24),
+            space(),
+            space(),
+        )
+            .prop_map(|(items, before, after)| {
+                let inner: Vec<String> = items
+                    .into_iter()
+                    .map(|(i, a, b)| format!("{a}{i}{b}"))
+                    .collect();
+                format!("{before}[{}]{after}", inner.join(","))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn streamed_reads_as_the_whole_body_does(
+            body in body(),
+            cuts in prop::collection::vec(0..4000usize, 0..12),
+            batch in 1..400usize,
+        ) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            prop_assert_eq!(streamed(body.as_bytes(), &cuts, batch), whole(body.as_bytes()));
+        }
+
+        #[test]
+        fn a_broken_body_fails_as_the_whole_body_does(
+            body in body(),
+            at in 0..4000usize,
+            what in prop_oneof![Just(""), Just(","), Just("]"), Just("}"), Just("["), Just("{"), Just("\""), Just("\\"), Just("x"), Just(":"), Just("\n")],
+            truncate in any::<bool>(),
+            cuts in prop::collection::vec(0..4000usize, 0..12),
+            batch in 1..400usize,
+        ) {
+            let mut at = at.min(body.len());
+            while !body.is_char_boundary(at) {
+                at -= 1;
+            }
+            let broken = if truncate {
+                body[..at].to_string()
+            } else {
+                format!("{}{what}{}", &body[..at], &body[at..])
+            };
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            prop_assert_eq!(streamed(broken.as_bytes(), &cuts, batch), whole(broken.as_bytes()));
+        }
+
+        #[test]
+        fn bytes_that_are_not_utf8_spoil_only_their_item(
+            body in body(),
+            at in 0..4000usize,
+            cuts in prop::collection::vec(0..4000usize, 0..12),
+            batch in 1..400usize,
+        ) {
+            // A bad byte inside a string of an item.
+            let mut bytes = body.into_bytes();
+            let Some(quote) = bytes.iter().skip(at.min(bytes.len())).position(|c| *c == b'x') else {
+                return Ok(());
+            };
+            let pos = at.min(bytes.len()) + quote;
+            bytes[pos] = 0xff;
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            prop_assert_eq!(streamed(&bytes, &cuts, batch), whole(&bytes));
+        }
+    }
+
+    #[test]
+    fn shapes_that_are_not_arrays_answer_as_before() {
+        for body in [
+            &br#"{"error": "Failed to fetch data"}"#[..],
+            b"{}",
+            b"",
+            b"   ",
+            b"null",
+            b"\"x\"",
+            b"<html>",
+            b"[1] [2]",
+            b"[1,]",
+            b"[,1]",
+            b"[1,,2]",
+            b"[",
+            b"[{\"a\":1}",
+            b"\n\n  [ ]  \n",
+        ] {
+            for batch in [1, 1000] {
+                let cuts: Vec<usize> = (0..body.len()).collect();
+                assert_eq!(
+                    streamed(body, &cuts, batch),
+                    whole(body),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_body_uses_the_workers_and_keeps_the_order() {
+        let item = r#"{"url":"https://fromsmash.com/abc","timestamp":"2026-01-01T00:00:00Z"}"#;
+        let body = format!("[{}]", vec![item; 20_000].join(",\n"));
+        let cuts: Vec<usize> = (1..body.len()).step_by(16 * 1024).collect();
+        let got = streamed(body.as_bytes(), &cuts, BATCH).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.1, 20_000);
+        assert!(got.0.iter().enumerate().all(|(i, r)| r.index == i));
+        assert_eq!(Ok(got), whole(body.as_bytes()));
+    }
+}
