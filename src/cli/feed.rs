@@ -183,7 +183,8 @@ async fn quiet(
     let bytes = scan.bytes;
     println!("{}", summary_text(&summary, max_age));
     println!(
-        "{bytes} bytes fetched in {:.1} ms (read meanwhile), read in {read_ms:.1} ms more ({total_ms:.1} ms in all)",
+        "{bytes} bytes fetched in {:.1} ms, read in {read_ms:.1} ms ({total_ms:.1} ms in all; \
+         the records are read while the body arrives: \"read\" is what was left after its last byte)",
         total_ms - read_ms
     );
     Ok(ExitCode::SUCCESS)

@@ -242,3 +242,81 @@ async fn feed_check_prints_records_and_reasons() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 valid record(s)"));
 }
+
+async fn feed_check_args(url: String, quiet: bool) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = bin();
+        cmd.args(["feed", "check", &url]);
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        cmd.stderr(Stdio::null()).output()
+    })
+    .await
+    .expect("join")
+    .expect("rushes feed check")
+}
+
+fn summary_line(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.contains(" item(s): "))
+        .unwrap_or_else(|| panic!("no summary in {text}"))
+        .to_string()
+}
+
+/// `feed check --quiet` reads the body while it arrives (cut into batches for worker threads):
+/// the same counts as the full check on a feed cut into many batches, with invalid items,
+/// duplicates, brackets and commas inside strings, and a record holding a byte that is not
+/// UTF-8 (issue 13: only that record is skipped). A body that is not an array or is cut short
+/// fails as before.
+#[tokio::test]
+async fn feed_check_quiet_counts_as_the_full_check() {
+    let mut items = Vec::new();
+    for i in 0..4000 {
+        let item = match i % 7 {
+            0 => json!({"url": format!("https://www.dropbox.com/s/x{i}/clip.mov?dl=0"),
+                        "timestamp": "2026-01-01 10:00:00", "source": "dropbox"}),
+            1 => json!({"source_url": format!("https://WWW.Dropbox.com/scl/fo/a{}/b?rlkey=k&amp;dl=0", i / 2),
+                        "provider": "dropbox",
+                        "r2_url": format!("https://x.workers.dev/dropbox/{}/file", i / 3),
+                        "created_at": "2026-11-20T10:00:00Z",
+                        "original_filename": "a \"b\", [c] {d}.mov"}),
+            2 => json!({"url": format!("https://fromsmash.com/s{i}"),
+                        "timestamp": "2026-11-20T10:00:00.5+0200"}),
+            3 => json!("not an object, ]"),
+            4 => json!({"url": "not a link", "timestamp": "2026-01-01 10:00:00"}),
+            5 => json!({"url": format!("https://www.swisstransfer.com/d/{}", i / 5),
+                        "timestamp": "2026-01-01T00:00:00Z", "extra": {"a": [1, {"b": "]},"}]}}),
+            _ => json!({"url": format!("https://www.dropbox.com/s/x{}/clip.mov?DL=0#p", i - 6),
+                        "timestamp": "2026-01-01 10:00:00"}),
+        };
+        items.push(item.to_string());
+    }
+    let body = format!("[\n{}\n]\n", items.join(",\n"));
+    let mut bytes = body.clone().into_bytes();
+    let at = body.find("fromsmash.com/s2003").expect("item 2003") + 14;
+    bytes[at] = 0xff;
+    let feed = FeedServer::start("[]").await;
+    feed.set_body(bytes);
+    let full = feed_check_args(feed.url(), false).await;
+    let quiet = feed_check_args(feed.url(), true).await;
+    assert!(full.status.success() && quiet.status.success());
+    let summary = summary_line(&full);
+    assert_eq!(summary_line(&quiet), summary);
+    // 1,142 not objects or bad links, 1 not UTF-8.
+    assert!(summary.contains("4000 item(s)"), "{summary}");
+    assert!(summary.contains("1143 invalid item(s)"), "{summary}");
+    assert!(!summary.contains(" 0 duplicate"), "{summary}");
+
+    feed.set_body(r#"{"error": "Failed to fetch data"}"#);
+    let out = feed_check_args(feed.url(), true).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Failed to fetch data"));
+
+    feed.set_body(&body.as_bytes()[..body.len() / 2]);
+    let out = feed_check_args(feed.url(), true).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("not valid JSON: EOF while parsing"), "{text}");
+}
