@@ -48,7 +48,7 @@ pub fn normalize_url(url: &Url) -> Url {
 /// the pieces are already in their serialised, encoded form. This is the dedupe key.
 pub fn normalized_text(url: &Link<'_>) -> String {
     let dropbox = is_dropbox_share_host(url.host());
-    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(4);
+    let mut pairs = Pairs::default();
     if let Some(query) = url.query() {
         for raw in query.split('&') {
             let mut part = raw;
@@ -62,7 +62,10 @@ pub fn normalized_text(url: &Link<'_>) -> String {
                     break;
                 }
             }
-            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            let (key, value) = match part.bytes().position(|c| c == b'=') {
+                Some(at) => (&part[..at], &part[at + 1..]),
+                None => (part, ""),
+            };
             if key.is_empty() || value.is_empty() {
                 continue;
             }
@@ -70,7 +73,7 @@ pub fn normalized_text(url: &Link<'_>) -> String {
             if dropbox && key.eq_ignore_ascii_case("dl") {
                 continue;
             }
-            if !pairs.contains(&(key, value)) {
+            if !pairs.as_slice().contains(&(key, value)) {
                 pairs.push((key, value));
             }
         }
@@ -78,6 +81,7 @@ pub fn normalized_text(url: &Link<'_>) -> String {
     if dropbox {
         pairs.push(("dl", "1"));
     }
+    let pairs = pairs.as_mut_slice();
     pairs.sort_unstable();
 
     let mut path = url.path();
@@ -98,6 +102,44 @@ pub fn normalized_text(url: &Link<'_>) -> String {
         out.push_str(value);
     }
     out
+}
+
+/// The parameters of a link: the first few on the stack (a link rarely has more than 8).
+#[derive(Default)]
+struct Pairs<'s> {
+    inline: [(&'s str, &'s str); 8],
+    len: usize,
+    spilled: Vec<(&'s str, &'s str)>,
+}
+
+impl<'s> Pairs<'s> {
+    fn push(&mut self, pair: (&'s str, &'s str)) {
+        if self.len < self.inline.len() && self.spilled.is_empty() {
+            self.inline[self.len] = pair;
+            self.len += 1;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.spilled.push(pair);
+        }
+    }
+
+    fn as_slice(&self) -> &[(&'s str, &'s str)] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(&'s str, &'s str)] {
+        if self.spilled.is_empty() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spilled
+        }
+    }
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -395,7 +437,10 @@ mod properties {
                         break;
                     }
                 }
-                let (key, value) = part.split_once('=').unwrap_or((part, ""));
+                let (key, value) = match part.bytes().position(|c| c == b'=') {
+                    Some(at) => (&part[..at], &part[at + 1..]),
+                    None => (part, ""),
+                };
                 if key.is_empty() || value.is_empty() {
                     continue;
                 }

@@ -3,6 +3,7 @@
 pub mod check;
 pub(crate) mod classify;
 mod ingest;
+mod items;
 mod link;
 pub(crate) mod poller;
 pub(crate) mod record;

@@ -220,6 +220,12 @@ pub fn build<'a>(item: RawItem<'a>, tz: chrono_tz::Tz) -> Result<FeedRecord<'a>,
 
 /// `s` without surrounding white space, still borrowed when it was.
 fn trimmed(s: Cow<'_, str>) -> Cow<'_, str> {
+    // Most fields start and end with a visible ASCII character: nothing to trim, no look at
+    // the characters in between.
+    let visible = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_graphic());
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        return s;
+    }
     match s {
         Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
         Cow::Owned(o) if o.trim().len() == o.len() => Cow::Owned(o),

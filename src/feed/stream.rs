@@ -452,6 +452,12 @@ impl<T: Send + 'static> Pool<T> {
 
 /// Reads one batch as [`scan_body`] reads a body.
 fn read_batch<T>(batch: &Batch, tz: chrono_tz::Tz, keep: &Keep<T>) -> Outcome<T> {
+    // Most batches: flat items read the short way.
+    if let Ok(text) = std::str::from_utf8(&batch.text)
+        && let Some(items) = super::items::read_items(text)
+    {
+        return Ok(scan::process_items(batch.index, items, tz, keep));
+    }
     let mut results = Vec::new();
     let process = |index: usize, items| scan::process_items(batch.index + index, items, tz, keep);
     let read = match std::str::from_utf8(&batch.text) {

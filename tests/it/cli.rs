@@ -277,11 +277,13 @@ async fn feed_check_quiet_counts_as_the_full_check() {
         let item = match i % 7 {
             0 => json!({"url": format!("https://www.dropbox.com/s/x{i}/clip.mov?dl=0"),
                         "timestamp": "2026-01-01 10:00:00", "source": "dropbox"}),
-            1 => json!({"source_url": format!("https://WWW.Dropbox.com/scl/fo/a{}/b?rlkey=k&amp;dl=0", i / 2),
+            1 => {
+                json!({"source_url": format!("https://WWW.Dropbox.com/scl/fo/a{}/b?rlkey=k&amp;dl=0", i / 2),
                         "provider": "dropbox",
                         "r2_url": format!("https://x.workers.dev/dropbox/{}/file", i / 3),
                         "created_at": "2026-11-20T10:00:00Z",
-                        "original_filename": "a \"b\", [c] {d}.mov"}),
+                        "original_filename": "a \"b\", [c] {d}.mov"})
+            }
             2 => json!({"url": format!("https://fromsmash.com/s{i}"),
                         "timestamp": "2026-11-20T10:00:00.5+0200"}),
             3 => json!("not an object, ]"),
