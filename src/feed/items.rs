@@ -52,21 +52,53 @@ fn skip_space(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// A string starting at `at` (its opening quote) without escapes or control characters: its
-/// text and the position after its closing quote.
+/// A string starting at `at` (its opening quote) without escapes or control characters: where
+/// its text starts and ends (its closing quote).
 fn plain_string(b: &[u8], text: &str, at: usize) -> Option<(usize, usize)> {
     if b.get(at) != Some(&b'"') {
         return None;
     }
     let start = at + 1;
-    let len = memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
-    let end = start + len;
-    if b[end] != b'"' || b[start..end].iter().any(|c| *c < 0x20) {
+    let end = string_stop(b, start, true);
+    if b.get(end) != Some(&b'"') {
         return None;
     }
     // Both ends are ASCII quotes: character boundaries.
     debug_assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
     Some((start, end))
+}
+
+/// The first position from `i` on of a `"` or a `\\` (or, with `control`, a byte below 0x20),
+/// else `b.len()`: eight bytes at a time (strings in feeds are short: a vectorised search costs
+/// more to start than this takes).
+pub(super) fn string_stop(b: &[u8], mut i: usize, control: bool) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// High bit set in each byte of `w` that is below `n` (the lowest set bit is exact).
+    fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH
+    }
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let mut hits =
+            below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1);
+        if control {
+            hits |= below(w, 0x20);
+        }
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || (control && c < 0x20) {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// A flat object at `at` whose values are plain strings or `null`, and where it ends.
@@ -136,6 +168,23 @@ fn flat_object<'a>(b: &[u8], text: &'a str, at: usize) -> Option<(RawItem<'a>, u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_stop_is_the_first_quote_backslash_or_control_byte(
+            bytes in prop::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(0x1fu8), Just(0u8), Just(b'a'), Just(0xe9u8), Just(0x7fu8), Just(0x80u8), Just(0xffu8), Just(b' ')], 0..40),
+            from in 0..40usize,
+            control in any::<bool>(),
+        ) {
+            let from = from.min(bytes.len());
+            let expected = bytes[from..]
+                .iter()
+                .position(|c| *c == b'"' || *c == b'\\' || (control && *c < 0x20))
+                .map_or(bytes.len(), |k| from + k);
+            prop_assert_eq!(string_stop(&bytes, from, control), expected);
+        }
+    }
 
     fn serde_items(text: &str) -> Option<Vec<RawItem<'_>>> {
         serde_json::from_str(text).ok()

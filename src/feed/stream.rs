@@ -196,15 +196,16 @@ impl<T: Send + 'static> StreamScan<T> {
                     i += 1;
                     continue;
                 }
-                match memchr::memchr2(b'"', b'\\', &piece[i..]) {
-                    None => i = piece.len(),
-                    Some(k) => {
-                        if piece[i + k] == b'"' {
-                            self.in_string = false;
-                        } else {
-                            self.escaped = true;
-                        }
-                        i += k + 1;
+                i = super::items::string_stop(piece, i, false);
+                match piece.get(i) {
+                    None => {}
+                    Some(b'"') => {
+                        self.in_string = false;
+                        i += 1;
+                    }
+                    Some(_) => {
+                        self.escaped = true;
+                        i += 1;
                     }
                 }
                 continue;
