@@ -209,11 +209,8 @@ impl FeedSource {
                     });
                 }
                 let body = tokio::fs::read(path).await.map_err(file_error)?;
-                let mut sink = start(0);
-                sink.push(&body);
-                drop(body);
                 Ok(FetchResult::Fetched {
-                    feed: sink.finish()?,
+                    feed: start(0).read_whole(&body)?,
                     validators: Validators::default(),
                 })
             }
@@ -314,10 +311,16 @@ impl FeedSource {
 }
 
 /// Takes a feed body in piece by piece, then gives what it made of it.
-trait BodySink<T> {
+trait BodySink<T>: Sized {
     fn push(&mut self, piece: &[u8]);
     /// Runs where blocking is allowed.
     fn finish(self) -> Result<T, FeedError>;
+
+    /// A body already whole (a file).
+    fn read_whole(mut self, body: &[u8]) -> Result<T, FeedError> {
+        self.push(body);
+        self.finish()
+    }
 }
 
 /// The whole body collected, then read by `read`.
@@ -333,6 +336,11 @@ impl<T, F: Fn(&[u8]) -> Result<T, FeedError>> BodySink<T> for Collect<'_, F> {
 
     fn finish(self) -> Result<T, FeedError> {
         read_blocking(self.read, &self.body)
+    }
+
+    /// Read where it is, not copied.
+    fn read_whole(self, body: &[u8]) -> Result<T, FeedError> {
+        read_blocking(self.read, body)
     }
 }
 

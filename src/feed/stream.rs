@@ -23,9 +23,9 @@ use super::scan::{self, Done, Scan, read_with, scan_body};
 use super::source::{FeedError, MAX_FEED_BYTES};
 
 /// Bytes of items per batch handed to a worker.
-const BATCH: usize = 128 * 1024;
-/// Batches waiting for a worker (bounds the memory of the read-ahead).
-const QUEUE: usize = 4;
+const BATCH: usize = 256 * 1024;
+/// Batches waiting for a worker (bounds the memory of the read-ahead: 2 MiB).
+const QUEUE: usize = 8;
 
 /// The caller's choice of what to keep of each valid record.
 type Keep<T> = dyn Fn(FeedRecord<'_>) -> Option<T> + Send + Sync;
@@ -87,6 +87,8 @@ pub struct StreamScan<T: Send + 'static> {
     local: Vec<Outcome<T>>,
     /// Bytes of items per batch.
     batch_size: usize,
+    /// A batch buffer to fill again.
+    spare: Option<Vec<u8>>,
 }
 
 /// The worker threads.
@@ -127,6 +129,7 @@ impl<T: Send + 'static> StreamScan<T> {
             pool: None,
             local: Vec::new(),
             batch_size: BATCH,
+            spare: None,
         }
     }
 
@@ -137,8 +140,8 @@ impl<T: Send + 'static> StreamScan<T> {
         self
     }
 
-    /// The next piece of the body. May wait for a worker when they are behind (call it where
-    /// blocking is allowed, or see [`Self::would_block`]).
+    /// The next piece of the body. Never waits: when the workers are behind, the batch it
+    /// completes is read on the calling thread.
     pub fn push(&mut self, piece: &[u8]) {
         if self.error.is_none() {
             self.split(piece);
@@ -295,9 +298,13 @@ impl<T: Send + 'static> StreamScan<T> {
     /// A new batch whose first item starts at `at` (an offset in the body).
     fn start_batch(&mut self, at: usize) {
         let mut text = self
-            .pool
-            .as_ref()
-            .and_then(|pool| pool.spare.try_recv().ok())
+            .spare
+            .take()
+            .or_else(|| {
+                self.pool
+                    .as_ref()
+                    .and_then(|pool| pool.spare.try_recv().ok())
+            })
             .unwrap_or_else(|| Vec::with_capacity(self.batch_size + self.batch_size / 4));
         text.clear();
         text.push(b'[');
@@ -331,9 +338,12 @@ impl<T: Send + 'static> StreamScan<T> {
             .get_or_insert_with(|| Pool::start(self.tz, self.keep.clone()));
         match pool.tx.try_send(batch) {
             Ok(()) => {}
-            Err(TrySendError::Full(batch)) => block(|| {
-                let _ = pool.tx.send(batch);
-            }),
+            // The workers are behind: this thread reads the batch itself rather than wait.
+            Err(TrySendError::Full(batch)) => {
+                let outcome = read_batch(&batch, self.tz, &*self.keep);
+                self.local.push(outcome);
+                self.spare = Some(batch.text);
+            }
             // The workers are gone (a panic): finish() reports it.
             Err(TrySendError::Disconnected(_)) => {}
         }
