@@ -297,7 +297,7 @@ async fn feed_check_quiet_counts_as_the_full_check() {
     }
     let body = format!("[\n{}\n]\n", items.join(",\n"));
     let mut bytes = body.clone().into_bytes();
-    let at = body.find("fromsmash.com/s2003").expect("item 2003") + 14;
+    let at = body.find("fromsmash.com/s2004").expect("item 2004") + 14;
     bytes[at] = 0xff;
     let feed = FeedServer::start("[]").await;
     feed.set_body(bytes);
