@@ -65,7 +65,7 @@ import re, sys
 out = open(sys.argv[1]).read()
 wall, user, sys_, rss = open(sys.argv[2]).read().split()[-4:]
 m = re.search(r"(\d+) item\(s\): (\d+) valid.*?(\d+) invalid", out)
-t = re.search(r"fetched in ([\d.]+) ms, read in ([\d.]+) ms \(([\d.]+) ms in all\)", out)
+t = re.search(r"fetched in ([\d.]+) ms, read in ([\d.]+) ms \(([\d.]+) ms in all", out)
 print(t.group(1), t.group(2), t.group(3), wall, float(user) + float(sys_), rss, m.group(2), m.group(3))
 PY
 done
