@@ -12,7 +12,8 @@
 //! the writers' turn, so every webhook queued behind it waits too (tens of milliseconds on a busy
 //! disk). The pool's connections have automatic checkpoints off (`wal_autocheckpoint = 0`) and a
 //! background task runs a passive checkpoint (which never blocks writers nor readers) every
-//! [`CHECKPOINT_EVERY`]. Closing the last connection still checkpoints and removes the WAL.
+//! [`CHECKPOINT_EVERY`], put off (up to 5 s) while a writer holds its turn. Closing the last
+//! connection still checkpoints and removes the WAL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,15 +36,23 @@ impl Store {
     }
 }
 
+/// Ticks a checkpoint may be put off while a writer holds its turn (a large first ingest,
+/// which checkpoints once at its end, or a burst of webhooks): at most 5 s.
+const MAX_PUT_OFF: u32 = 10;
+
 /// Starts the background checkpoints of an SQLite pool. They stop when the returned guard (kept
 /// by every clone of the store) is dropped, or the pool is closed.
-pub(super) fn start_checkpoints(pool: &AnyPool) -> Arc<DropGuard> {
+pub(super) fn start_checkpoints(
+    pool: &AnyPool,
+    writers: Arc<tokio::sync::Mutex<()>>,
+) -> Arc<DropGuard> {
     let stop = CancellationToken::new();
     let pool = pool.clone();
     let stopped = stop.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut put_off = 0;
         loop {
             tokio::select! {
                 () = stopped.cancelled() => break,
@@ -52,6 +61,14 @@ pub(super) fn start_checkpoints(pool: &AnyPool) -> Arc<DropGuard> {
             if pool.is_closed() {
                 break;
             }
+            // A writer in the middle of its transaction: the checkpoint would copy pages it is
+            // still rewriting; wait for a quiet moment (not holding the turn: a passive
+            // checkpoint does not block writers).
+            if writers.try_lock().is_err() && put_off < MAX_PUT_OFF {
+                put_off += 1;
+                continue;
+            }
+            put_off = 0;
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&pool)
                 .await
