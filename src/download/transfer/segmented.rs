@@ -38,13 +38,14 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use sha2::{Digest, Sha256};
@@ -55,7 +56,6 @@ use url::Url;
 
 use super::meter::Meter;
 use super::place::{finalize, is_disk_full};
-use super::sink::hash_part;
 use super::{Job, JobUrl, Observer, PROGRESS_EVERY, Part, TransferError, TryError, io_fatal};
 use crate::net;
 
@@ -97,12 +97,14 @@ const WRITE_BATCH: usize = 256 << 10;
 const WRITE_EVERY: Duration = Duration::from_millis(250);
 /// How often the segments are synced and handed to the observer.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
-/// How long the first connection runs alone before the others are opened...
-const PROBE: Duration = Duration::from_millis(100);
-/// ... looking this often (a connection that is clearly slow is split at once).
+/// How often the single connection's speed is looked at (`Probe`)...
 const PROBE_EVERY: Duration = Duration::from_millis(20);
-/// ... and only if it would still need this long alone.
+/// ... the other connections being opened only if it would still need this long alone.
 const WORTH_SPLITTING_S: f64 = 2.0;
+/// The ranges laid out when the connections open differ in length by this share of the average
+/// from one to the next (the first shortest): they complete one after the other, each shortly
+/// before the next, so the in-order hash has caught up when the last byte arrives (`spread`).
+const STAGGER: f64 = 0.02;
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
 const REOPENS_PER_SEGMENT: u32 = 3;
 /// Bytes one connection may hold in memory while its previous batch is being written.
@@ -307,6 +309,188 @@ pub(super) fn wanted(job: &Job, plan: &Plan, headers: &HeaderMap, total: Option<
         && validator_of(headers).is_some()
 }
 
+/// A response body, read chunk by chunk.
+pub(super) type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// A fresh download the single path hands over: the rest of its body (the first segment's
+/// stream), the file's size and the bytes already written (and hashed: the part's `hasher`).
+pub(super) struct Handover {
+    pub(super) body: Body,
+    pub(super) total: u64,
+    pub(super) written: u64,
+}
+
+/// Watches a fresh download on its single connection (`wanted` said it could be segmented):
+/// says when to open the other connections. The download stays on one connection, with nothing
+/// of the segmented machinery (no preallocation, no positioned writes, no re-read for the hash),
+/// as long as it would not need `WORTH_SPLITTING_S` more alone, or the host has no free slot.
+pub(super) struct Probe {
+    started: Instant,
+    next: Instant,
+    total: u64,
+    host: Arc<Host>,
+}
+
+impl Probe {
+    pub(super) fn new(job: &Job, url: &Url, total: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            next: now + PROBE_EVERY,
+            total,
+            host: host_entry(url, host_capacity(job.segments.count)),
+        }
+    }
+
+    /// Whether to hand over now, `received` bytes in (looked at every `PROBE_EVERY`).
+    pub(super) fn split_now(&mut self, received: u64) -> bool {
+        let now = Instant::now();
+        if now < self.next {
+            return false;
+        }
+        self.next = now + PROBE_EVERY;
+        let speed = received as f64 / now.duration_since(self.started).as_secs_f64();
+        let left_s = self.total.saturating_sub(received) as f64 / speed.max(1.0);
+        left_s >= WORTH_SPLITTING_S && self.host.slots.available_permits() > 0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashing in order, beside the transfer
+
+/// What the hashing thread and the connections share.
+struct Follow {
+    /// Bytes from the start of the file that are on disk (the connections move it on).
+    frontier: Mutex<(u64, bool)>,
+    moved: Condvar,
+    stop: AtomicBool,
+    /// Bytes hashed so far.
+    hashed: AtomicU64,
+}
+
+impl Follow {
+    /// The contiguous prefix on disk now reaches `upto`.
+    fn advance(&self, upto: u64) {
+        let mut f = self.frontier.lock().unwrap_or_else(|e| e.into_inner());
+        if upto > f.0 {
+            f.0 = upto;
+            self.moved.notify_one();
+        }
+    }
+}
+
+/// The SHA-256 of the file, computed in order by a thread of its own that follows the contiguous
+/// prefix on disk: as soon as a range completes, the ranges after it that are already received are
+/// read back (from the page cache) and hashed, then followed as they grow. Together with `spread`
+/// (the ranges complete one after the other) little is left to hash after the last byte.
+struct Hasher {
+    follow: Arc<Follow>,
+    thread: Option<std::thread::JoinHandle<io::Result<(Sha256, u64)>>>,
+}
+
+impl Hasher {
+    /// Starts hashing `file` from `prefix` (the hash of its first bytes; `None`: from 0).
+    fn start(file: Arc<std::fs::File>, prefix: Option<(Sha256, u64)>) -> io::Result<Self> {
+        let (hasher, from) = prefix.unwrap_or_else(|| (Sha256::new(), 0));
+        let follow = Arc::new(Follow {
+            frontier: Mutex::new((from, false)),
+            moved: Condvar::new(),
+            stop: AtomicBool::new(false),
+            hashed: AtomicU64::new(from),
+        });
+        let shared = follow.clone();
+        let thread = std::thread::Builder::new()
+            .name("rushes-hash".into())
+            .spawn(move || follow_prefix(&file, &shared, hasher, from))?;
+        Ok(Self {
+            follow,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hashes up to `total` (the whole file is on disk) and gives the hash. Blocking.
+    fn finish(mut self, total: u64) -> io::Result<(Sha256, u64)> {
+        {
+            let mut f = self
+                .follow
+                .frontier
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            *f = (total, true);
+            self.follow.moved.notify_one();
+        }
+        self.join()
+    }
+
+    /// Stops at once; gives the hash of the bytes hashed so far (a valid prefix). Blocking.
+    fn stop(mut self) -> Option<(Sha256, u64)> {
+        self.follow.stop.store(true, Ordering::Relaxed);
+        self.follow.moved.notify_one();
+        self.join().ok()
+    }
+
+    fn join(&mut self) -> io::Result<(Sha256, u64)> {
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("the hashing thread failed")),
+        }
+    }
+}
+
+impl Drop for Hasher {
+    fn drop(&mut self) {
+        // Not joined here (it may be in a read): told to stop, it ends on its own.
+        self.follow.stop.store(true, Ordering::Relaxed);
+        self.follow.moved.notify_one();
+    }
+}
+
+/// The hashing thread: waits for the frontier to move, hashes up to it, until told to finish
+/// (then everything up to the frontier is hashed) or to stop.
+fn follow_prefix(
+    file: &std::fs::File,
+    follow: &Follow,
+    mut hasher: Sha256,
+    mut upto: u64,
+) -> io::Result<(Sha256, u64)> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let target = {
+            let mut f = follow.frontier.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if follow.stop.load(Ordering::Relaxed) {
+                    return Ok((hasher, upto));
+                }
+                if f.0 > upto {
+                    break f.0;
+                }
+                if f.1 {
+                    return Ok((hasher, upto));
+                }
+                f = follow.moved.wait(f).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        while upto < target {
+            if follow.stop.load(Ordering::Relaxed) {
+                return Ok((hasher, upto));
+            }
+            let want = buf
+                .len()
+                .min(usize::try_from(target - upto).unwrap_or(usize::MAX));
+            let n = file.read_at(&mut buf[..want], upto)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "partial file shorter than expected",
+                ));
+            }
+            hasher.update(&buf[..n]);
+            upto += n as u64;
+            follow.hashed.store(upto, Ordering::Relaxed);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running
 
@@ -321,9 +505,8 @@ struct Ctx {
     file: Arc<std::fs::File>,
     state: Mutex<Shared>,
     cancel: CancellationToken,
-    /// SHA-256 of the file's first bytes, extended by the connection writing right after them
-    /// (in order, as the contiguous prefix grows); `None` while that connection's write holds it.
-    prefix: Mutex<Option<(Sha256, u64)>>,
+    /// The hashing thread, told whenever the contiguous prefix on disk grows.
+    follow: Arc<Follow>,
     /// Write and hash on the connection's own task (`Job::inline_writes`: the one-shot CLI).
     inline: bool,
 }
@@ -363,10 +546,51 @@ impl Shared {
         (secs > 0.3).then(|| self.received[i].saturating_sub(from) as f64 / secs)
     }
 
+    /// The one range of a fresh download (its connection running) cut for `extra` more
+    /// connections: the rest is laid out in ranges whose lengths grow by `STAGGER` of the average
+    /// from the first to the last, so that at equal speeds they complete in file order, a little
+    /// apart. Each range completed lets the hashing thread catch up over the next one (already
+    /// received up to its connection) before that one completes in turn; the connections done
+    /// early take over the earliest range still large enough (`claim`). Returns the new ranges.
+    fn spread(&mut self, extra: usize) -> Vec<usize> {
+        let (from, end) = (self.received[0], self.segments[0].end);
+        let n = extra + 1;
+        if self.segments.len() != 1 || end.saturating_sub(from) < MIN_SPLIT * n as u64 {
+            return Vec::new();
+        }
+        let rest = (end - from) as f64;
+        let middle = (n - 1) as f64 / 2.0;
+        let mut cuts = Vec::with_capacity(n + 1);
+        let mut at = 0.0;
+        for k in 0..n {
+            cuts.push(from + at as u64);
+            at += rest / n as f64 * (1.0 + (k as f64 - middle) * STAGGER);
+        }
+        cuts.push(end);
+        self.segments[0].end = cuts[1];
+        let mut new = Vec::with_capacity(extra);
+        for w in cuts[1..].windows(2) {
+            self.segments.push(Segment {
+                start: w[0],
+                end: w[1],
+                done: 0,
+            });
+            self.active.push(false);
+            self.received.push(w[0]);
+            self.since.push((Instant::now(), w[0]));
+            let i = self.segments.len() - 1;
+            self.start(i);
+            new.push(i);
+        }
+        new
+    }
+
     /// A range no connection serves first (the earliest in the file: what the hashing thread
-    /// reaches first), else part of the range in progress with the most still to receive: the connection taking it over gets a share
-    /// proportional to its speed (`my_speed`, from its previous range) against the current
-    /// one's (half when unknown).
+    /// reaches first), else part of a range in progress: the earliest in the file of those with
+    /// at least a quarter of the most still to receive (finishing the early ranges first lets
+    /// the in-order hash follow; the quarter keeps one slow range from being left to the end).
+    /// The connection taking it over gets a share proportional to its speed (`my_speed`, from
+    /// its previous range) against the current one's (half when unknown).
     fn claim(&mut self, my_speed: Option<f64>) -> Option<usize> {
         let idle = (0..self.segments.len())
             .filter(|&i| !self.active[i] && self.segments[i].left() > 0)
@@ -376,9 +600,12 @@ impl Shared {
             return Some(i);
         }
         let to_receive = |i: usize| self.segments[i].end.saturating_sub(self.received[i]);
-        let i = (0..self.segments.len())
-            .filter(|&i| self.active[i] && to_receive(i) >= MIN_SPLIT)
-            .max_by_key(|&i| to_receive(i))?;
+        let splittable =
+            || (0..self.segments.len()).filter(|&i| self.active[i] && to_receive(i) >= MIN_SPLIT);
+        let most = splittable().map(to_receive).max()?;
+        let i = splittable()
+            .filter(|&i| to_receive(i) >= most / 4)
+            .min_by_key(|&i| self.segments[i].start)?;
         let remaining = to_receive(i);
         let keep = match (self.speed(i), my_speed) {
             (Some(theirs), Some(mine)) if theirs + mine > 0.0 => {
@@ -424,8 +651,9 @@ enum End {
     Cancelled,
 }
 
-/// Runs (or resumes) a segmented download of `source`. `first` is the single path's answer to a
-/// plain GET of a fresh download (used as the first segment's stream) with the file's size.
+/// Runs (or resumes) a segmented download of `source`. `first` is a fresh download the single
+/// path hands over (its probe found it slow): the rest of its body becomes the first range's
+/// stream, what it wrote the start of that range, its hash the start of the in-order hash.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run<O: Observer>(
     client: &reqwest::Client,
@@ -433,7 +661,7 @@ pub(super) async fn run<O: Observer>(
     source: &JobUrl,
     part: &mut Option<Part>,
     plan: &mut Plan,
-    first: Option<(reqwest::Response, u64)>,
+    first: Option<Handover>,
     observer: &mut O,
     cancel: &CancellationToken,
     fetched: &mut u64,
@@ -467,33 +695,30 @@ pub(super) async fn run<O: Observer>(
         .open(&p.path)
         .map_err(|e| io_fatal(&p.path, e))?;
     super::lock_part(&file, &p.path)?;
+    let no_space = |e: io::Error, bytes: u64| match is_disk_full(&e) {
+        true => TryError::Fatal(TransferError::NoSpace {
+            dir: job.dir.display().to_string(),
+            bytes,
+        }),
+        false => io_fatal(&p.path, e),
+    };
     let mut first_stream = None;
-    if let Some((response, total)) = first {
-        // One range first: the extra connections split it after a short probe, and only when
-        // the first connection alone would take a while (an uncapped server gains nothing).
-        let n = 1u64;
-        let piece = total.div_ceil(n);
-        plan.segments = (0..n)
-            .map(|i| Segment {
-                start: (i * piece).min(total),
-                end: ((i + 1) * piece).min(total),
-                done: 0,
-            })
-            .filter(|s| s.end > s.start)
-            .collect();
-        // Stored before the part is preallocated and the first byte written at an offset.
+    if let Some(handover) = first {
+        // One range, started by the single path; cut for the other connections below.
+        plan.segments = vec![Segment {
+            start: 0,
+            end: handover.total,
+            done: handover.written.min(handover.total),
+        }];
+        // Stored before the part is sized and the first byte written at an offset.
         observer
             .segments(&plan.segments)
             .await
             .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
-        size_part(&file, total).map_err(|e| match is_disk_full(&e) {
-            true => TryError::Fatal(TransferError::NoSpace {
-                dir: job.dir.display().to_string(),
-                bytes: 0,
-            }),
-            false => io_fatal(&p.path, e),
-        })?;
-        first_stream = Some(response);
+        // Sized at once (sparse): positioned writes land anywhere in it.
+        file.set_len(handover.total)
+            .map_err(|e| no_space(e, handover.written))?;
+        first_stream = Some(handover.body);
     }
     let total = plan.total();
     if !fresh {
@@ -512,6 +737,11 @@ pub(super) async fn run<O: Observer>(
         "segmented download"
     );
 
+    let file = Arc::new(file);
+    // The hash known so far (the single path's, or an earlier try's) if it is of bytes on disk.
+    let prefix = p.hasher.take().filter(|(_, n)| *n <= plan.contiguous());
+    let hasher = Hasher::start(file.clone(), prefix).map_err(|e| io_fatal(&p.path, e))?;
+    hasher.follow.advance(plan.contiguous());
     let stop = cancel.child_token();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -519,42 +749,43 @@ pub(super) async fn run<O: Observer>(
         headers: source.headers.clone(),
         validator: validator.clone(),
         total,
-        file: Arc::new(file),
+        file: file.clone(),
         state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
-        prefix: Mutex::new(fresh.then(|| (Sha256::new(), 0))),
+        follow: hasher.follow.clone(),
         inline: job.inline_writes,
     });
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
-    let mut waiting_slots = Vec::new();
-    for slot in slots {
-        if fresh && first_stream.is_none() {
-            waiting_slots.push(slot);
-            continue;
-        }
-        let claimed = lock(&ctx).claim(None);
-        let Some(index) = claimed else { break };
-        let stream = if index == 0 {
-            first_stream.take()
-        } else {
-            None
-        };
-        workers.spawn(connection(ctx.clone(), index, stream, slot, Duration::ZERO));
-    }
-    drop(first_stream);
-    let probe_started = Instant::now();
-    // Looked at every `PROBE_EVERY` until `PROBE`: a slow connection is split at once.
     let mut reserving: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
-    let mut probe =
-        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
-    if !fresh && plan.segments.len() > 1 {
-        reserve(&ctx.file, total).map_err(|e| match is_disk_full(&e) {
-            true => TryError::Fatal(TransferError::NoSpace {
-                dir: job.dir.display().to_string(),
-                bytes: plan.done(),
-            }),
-            false => io_fatal(&p.path, e),
-        })?;
+    if let Some(stream) = first_stream {
+        let mut slots = slots.into_iter();
+        let own = slots.next().flatten();
+        let extra: Vec<Option<HostSlot>> = slots.collect();
+        lock(&ctx).start(0);
+        let ranges = lock(&ctx).spread(extra.len());
+        workers.spawn(connection(
+            ctx.clone(),
+            0,
+            Some(stream),
+            own,
+            Duration::ZERO,
+        ));
+        for (index, slot) in ranges.into_iter().zip(extra) {
+            workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
+        }
+        // Blocks reserved beside the transfer (a full disk fails now, not half-way): on tmpfs
+        // that writes zeros over the whole file, which must not delay the connections.
+        let file = ctx.file.clone();
+        reserving = Some(tokio::task::spawn_blocking(move || reserve(&file, total)));
+    } else {
+        if plan.segments.len() > 1 {
+            reserve(&ctx.file, total).map_err(|e| no_space(e, plan.done()))?;
+        }
+        for slot in slots {
+            let claimed = lock(&ctx).claim(None);
+            let Some(index) = claimed else { break };
+            workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
+        }
     }
 
     let mut reopens = REOPENS_PER_SEGMENT * job.segments.count as u32;
@@ -601,28 +832,6 @@ pub(super) async fn run<O: Observer>(
                     stop.cancel();
                 }
             }
-            _ = probe.tick(), if !waiting_slots.is_empty() => {
-                // Received (written or still buffered) by the first connection so far.
-                let received: u64 = {
-                    let s = lock(&ctx);
-                    s.received.iter().zip(&s.segments).map(|(r, g)| r.saturating_sub(g.start)).sum()
-                };
-                let speed = received as f64 / probe_started.elapsed().as_secs_f64();
-                let left_s = total.saturating_sub(received) as f64 / speed.max(1.0);
-                if left_s >= WORTH_SPLITTING_S {
-                    tracing::debug!(after_ms = probe_started.elapsed().as_millis() as u64, received, "opening the other connections");
-                    // Reserved beside the transfer: on tmpfs it writes zeros over the whole file.
-                    let file = ctx.file.clone();
-                    reserving = Some(tokio::task::spawn_blocking(move || reserve(&file, total)));
-                    for slot in waiting_slots.drain(..) {
-                        let claimed = lock(&ctx).claim(None);
-                        let Some(index) = claimed else { break };
-                        workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
-                    }
-                } else if probe_started.elapsed() >= PROBE {
-                    waiting_slots.clear(); // fast enough alone: the slots go back
-                }
-            }
             _ = ticker.tick() => {
                 let (done, active) = {
                     let s = lock(&ctx);
@@ -638,6 +847,7 @@ pub(super) async fn run<O: Observer>(
             }
         }
     }
+    let last_byte = Instant::now();
     // Every connection has ended: what is in `ctx` is final for this try.
     plan.segments = lock(&ctx).segments.clone();
     save(&ctx, observer).await?;
@@ -649,70 +859,86 @@ pub(super) async fn run<O: Observer>(
         })
         .await;
 
-    match fatal {
-        Some(End::Changed(message)) => {
-            start_over(p, plan, observer).await?;
-            return Err(TryError::Retry(format!(
-                "{message}; the file changed on the server, starting over"
-            )));
-        }
-        Some(End::NoRanges) => {
-            plan.disabled = true;
-            back_to_one_connection(p, plan, observer).await?;
-            return Err(TryError::Retry(
-                "the server ignores ranges; continuing over one connection".into(),
-            ));
-        }
-        Some(End::NextUrl(message)) => {
-            back_to_one_connection(p, plan, observer).await?;
-            return Err(TryError::NextUrl(message));
-        }
-        Some(End::Write(e)) => {
-            if is_disk_full(&e) {
-                return Err(TryError::Fatal(TransferError::NoSpace {
-                    dir: job.dir.display().to_string(),
-                    bytes: done,
-                }));
-            }
-            return Err(io_fatal(&p.path, e));
-        }
-        _ => {}
-    }
-    if cancel.is_cancelled() {
-        return Err(TryError::Fatal(TransferError::Cancelled));
-    }
-    if !plan.complete() {
-        return Err(TryError::Retry(format!(
-            "{done} of {total} bytes after every connection ended: {}",
-            last_error.unwrap_or_else(|| "connections closed".into())
-        )));
+    if fatal.is_some() || cancel.is_cancelled() || !plan.complete() {
+        // The hash of the prefix stays valid for the next try (segmented or not).
+        p.hasher = tokio::task::spawn_blocking(move || hasher.stop())
+            .await
+            .ok()
+            .flatten();
+        return Err(unfinished(&job.dir, p, plan, observer, fatal, cancel, done, last_error).await);
     }
 
-    let file = ctx.file.clone();
-    let path = p.path.clone();
-    let prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let hashed_before = hasher.follow.hashed.load(Ordering::Relaxed);
     let hashed = tokio::task::spawn_blocking(move || {
-        let prefix = prefix;
-        let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
-        file.sync_all()?;
-        let started = Instant::now();
-        let sha = hash_file(&path, prefix, total)?;
-        Ok::<_, io::Error>((sha, started.elapsed(), inline))
+        // The sync and the end of the hash run side by side.
+        let synced = file.sync_all();
+        let hash = hasher.finish(total);
+        synced?;
+        hash
     })
     .await
     .map_err(|e| TryError::Retry(format!("hashing the file: {e}")))?;
-    let (sha256, took, inline) = hashed.map_err(|e| io_fatal(&p.path, e))?;
+    let (sha, upto) = hashed.map_err(|e| io_fatal(&p.path, e))?;
+    if upto != total {
+        return Err(TryError::Fatal(TransferError::Internal(
+            "the hash does not cover the whole file",
+        )));
+    }
+    let sha256 = hex::encode(sha.finalize());
     tracing::info!(
         bytes = total,
-        hash_ms = took.as_millis() as u64,
-        hashed_while_receiving = inline,
+        after_last_byte_ms = last_byte.elapsed().as_millis() as u64,
+        hashed_before_last_byte = hashed_before,
         fresh,
-        "segmented download complete; the rest hashed after the last byte"
+        "segmented download complete"
     );
     let final_path = finalize(&job.dir, p, &sha256, total, observer).await?;
     plan.segments.clear();
     let _ = observer.segments(&[]).await;
     Ok((final_path, sha256, total))
+}
+
+/// Why a try ended without the whole file, once its connections have all ended; the part and
+/// the plan are made ready for the next try (started over, or back to one connection).
+#[allow(clippy::too_many_arguments)]
+async fn unfinished<O: Observer>(
+    job_dir: &std::path::Path,
+    p: &mut Part,
+    plan: &mut Plan,
+    observer: &mut O,
+    fatal: Option<End>,
+    cancel: &CancellationToken,
+    done: u64,
+    last_error: Option<String>,
+) -> TryError {
+    let ready = match fatal {
+        Some(End::Changed(message)) => start_over(p, plan, observer).await.map(|()| {
+            TryError::Retry(format!(
+                "{message}; the file changed on the server, starting over"
+            ))
+        }),
+        Some(End::NoRanges) => {
+            plan.disabled = true;
+            back_to_one_connection(p, plan, observer).await.map(|()| {
+                TryError::Retry("the server ignores ranges; continuing over one connection".into())
+            })
+        }
+        Some(End::NextUrl(message)) => back_to_one_connection(p, plan, observer)
+            .await
+            .map(|()| TryError::NextUrl(message)),
+        Some(End::Write(e)) if is_disk_full(&e) => Ok(TryError::Fatal(TransferError::NoSpace {
+            dir: job_dir.display().to_string(),
+            bytes: done,
+        })),
+        Some(End::Write(e)) => Ok(io_fatal(&p.path, e)),
+        _ if cancel.is_cancelled() => Ok(TryError::Fatal(TransferError::Cancelled)),
+        _ => Ok(TryError::Retry(format!(
+            "{done} of {} bytes after every connection ended: {}",
+            plan.total(),
+            last_error.unwrap_or_else(|| "connections closed".into())
+        ))),
+    };
+    ready.unwrap_or_else(|e| e)
 }
 
 fn lock(ctx: &Ctx) -> std::sync::MutexGuard<'_, Shared> {
@@ -758,7 +984,6 @@ async fn back_to_one_connection<O: Observer>(
 ) -> Result<(), TryError> {
     let prefix = plan.contiguous();
     plan.segments.clear();
-    p.hasher = None;
     std::fs::OpenOptions::new()
         .write(true)
         .open(&p.path)
@@ -770,12 +995,6 @@ async fn back_to_one_connection<O: Observer>(
         .map_err(|e| TryError::Fatal(TransferError::Observer(e)))
 }
 
-/// A fresh part at its final size, sparse (positioned writes land anywhere in it).
-fn size_part(file: &std::fs::File, total: u64) -> io::Result<()> {
-    file.set_len(0)?;
-    file.set_len(total)
-}
-
 /// Reserves the blocks not written yet (a full disk fails now, not half-way; what is written
 /// stays): done when several connections start writing at their offsets.
 fn reserve(file: &std::fs::File, total: u64) -> io::Result<()> {
@@ -785,19 +1004,11 @@ fn reserve(file: &std::fs::File, total: u64) -> io::Result<()> {
     }
 }
 
-/// SHA-256 of the whole file: `prefix` (hashed in order while receiving)
-/// continued over the rest in one sequential pass, right after the last byte (still in the page
-/// cache). Measured (BENCHMARKS.md): a pass over the whole file at the end made an uncapped
-/// download ~10% slower than the single-connection path, which hashes while streaming.
-fn hash_file(path: &Path, prefix: Option<(Sha256, u64)>, len: u64) -> io::Result<String> {
-    Ok(hex::encode(hash_part(path, prefix, len)?.finalize()))
-}
-
 /// One connection: serves segment `index`, then claims another, until none is left.
 async fn connection(
     ctx: Arc<Ctx>,
     mut index: usize,
-    mut stream: Option<reqwest::Response>,
+    mut stream: Option<Body>,
     slot: Option<HostSlot>,
     delay: Duration,
 ) -> (End, Option<HostSlot>, u64) {
@@ -812,7 +1023,7 @@ async fn connection(
         let response = match stream.take() {
             Some(r) => r,
             None => match open_range(&ctx, index).await {
-                Ok(r) => r,
+                Ok(r) => Box::pin(r.bytes_stream()),
                 Err(end) => return (release(&ctx, index, end), slot, received),
             },
         };
@@ -905,19 +1116,13 @@ async fn open_range(ctx: &Ctx, index: usize) -> Result<reqwest::Response, End> {
 /// Streams the body into the segment's range until the range (which may shrink) is full,
 /// reading on while the previous batch is written (one write in flight). `None` when the range
 /// is done.
-async fn fill(
-    ctx: &Ctx,
-    index: usize,
-    response: reqwest::Response,
-    received: &mut u64,
-) -> Option<End> {
-    let mut body = response.bytes_stream();
+async fn fill(ctx: &Ctx, index: usize, mut body: Body, received: &mut u64) -> Option<End> {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     // On disk up to `written`; up to `queued` once the write in flight is done.
     let mut written = lock(ctx).segments[index].next();
     let mut queued = written;
-    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>> = None;
+    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>> = None;
     let mut last_write = Instant::now();
     // `Some` once the body ended: with the error, if any.
     let mut ended: Option<Option<End>> = None;
@@ -938,24 +1143,15 @@ async fn fill(
             batch_len = 0;
             let file = ctx.file.clone();
             let at = written;
-            // The connection writing right after the hashed prefix extends the hash.
-            let hasher = {
-                let mut prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner());
-                match prefix.as_ref() {
-                    Some((_, upto)) if *upto == at => prefix.take(),
-                    _ => None,
-                }
-            };
             if ctx.inline {
-                // The one-shot CLI: written and hashed here, while the bytes are in cache (as
-                // its single-connection path does).
-                let result = write_and_hash(&file, &chunks, at, room, hasher);
+                // The one-shot CLI: written here (as its single-connection path does).
+                let result = write_at(&file, &chunks, at, room);
                 if let Some(end) = wrote(ctx, index, &mut written, result) {
                     return end;
                 }
             } else {
                 in_flight = Some(tokio::task::spawn_blocking(move || {
-                    write_and_hash(&file, &chunks, at, room, hasher)
+                    write_at(&file, &chunks, at, room)
                 }));
             }
         }
@@ -1003,56 +1199,31 @@ async fn fill(
     }
 }
 
-/// Bytes written by one write task, and the prefix hash it extended (if it held it).
-type Written = (u64, Option<(Sha256, u64)>);
-
-/// Writes the chunks at `at` (at most `room` bytes) and extends `hasher` (the prefix hash, when
-/// this write continues it) with what was written.
-fn write_and_hash(
-    file: &std::fs::File,
-    chunks: &[Bytes],
-    at: u64,
-    room: u64,
-    hasher: Option<(Sha256, u64)>,
-) -> io::Result<Written> {
-    let n = write_at(file, chunks, at, room)?;
-    let hasher = hasher.map(|(mut h, upto)| {
-        let mut left = n;
-        for chunk in chunks {
-            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            h.update(&chunk[..take]);
-            left -= take as u64;
-        }
-        (h, upto + n)
-    });
-    Ok((n, hasher))
-}
-
-/// A write ended: the prefix hash goes back, the segment's `done` moves on. `Some` when the
-/// connection's range is over (`Some(None)`: done; `Some(Some(end))`: failed).
+/// A write ended: the segment's `done` moves on, and the hashing thread is told when the
+/// contiguous prefix grew. `Some` when the connection's range is over (`Some(None)`: done;
+/// `Some(Some(end))`: failed).
 fn wrote(
     ctx: &Ctx,
     index: usize,
     written: &mut u64,
-    result: io::Result<Written>,
+    result: io::Result<u64>,
 ) -> Option<Option<End>> {
-    let (n, hasher) = match result {
-        Ok(r) => r,
+    let n = match result {
+        Ok(n) => n,
         Err(e) => return Some(Some(End::Write(e))),
     };
-    if hasher.is_some() {
-        *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
-    }
     *written += n;
     let mut state = lock(ctx);
     let s = &mut state.segments[index];
     s.done = (*written - s.start).min(s.end - s.start);
-    (s.left() == 0).then_some(None)
+    let over = s.left() == 0;
+    ctx.follow.advance(contiguous(&state.segments));
+    over.then_some(None)
 }
 
 /// Waits for a write still in flight (so that nothing lands in the file after this connection
 /// has ended, e.g. after the part was emptied to start over).
-async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>>) {
+async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>>) {
     if let Some(handle) = in_flight {
         let _ = handle.await;
     }
