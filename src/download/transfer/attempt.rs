@@ -350,8 +350,17 @@ async fn stream_body<O: Observer>(
     let mut cancelled = false;
     let mut split = false;
     loop {
+        // The probe looks at the speed on a timer: a capped server may send nothing for a while.
+        let look = probe.as_ref().map(segmented::Probe::next_look);
         let next = tokio::select! {
             () = cancel.cancelled() => { cancelled = true; break; }
+            () = async { tokio::time::sleep_until(look.expect("guarded").into()).await }, if look.is_some() => {
+                if probe.as_mut().is_some_and(|p| p.split_now(received)) {
+                    split = true;
+                    break;
+                }
+                continue;
+            }
             n = stream.next() => n,
         };
         match next {
@@ -367,10 +376,6 @@ async fn stream_body<O: Observer>(
                 }
                 if let Some(progress) = meter.tick(offset + received, total) {
                     observer.progress(progress).await;
-                }
-                if probe.as_mut().is_some_and(|p| p.split_now(received)) {
-                    split = true;
-                    break;
                 }
             }
         }

@@ -342,12 +342,14 @@ impl Probe {
         }
     }
 
+    /// When to look next.
+    pub(super) fn next_look(&self) -> Instant {
+        self.next
+    }
+
     /// Whether to hand over now, `received` bytes in (looked at every `PROBE_EVERY`).
     pub(super) fn split_now(&mut self, received: u64) -> bool {
         let now = Instant::now();
-        if now < self.next {
-            return false;
-        }
         self.next = now + PROBE_EVERY;
         let speed = received as f64 / now.duration_since(self.started).as_secs_f64();
         let left_s = self.total.saturating_sub(received) as f64 / speed.max(1.0);
@@ -627,6 +629,13 @@ impl Shared {
         self.since.push((Instant::now(), mid));
         let new = self.segments.len() - 1;
         self.start(new);
+        tracing::debug!(
+            split = i,
+            from = mid,
+            to = end,
+            kept = mid - self.received[i],
+            "work stealing: a free connection takes the end of a range"
+        );
         Some(new)
     }
 
@@ -1302,5 +1311,95 @@ mod tests {
         assert_eq!(plan.contiguous(), 24);
         assert_eq!(plan.total(), 40);
         assert!(!plan.complete());
+    }
+
+    #[test]
+    fn spread_lays_out_staggered_ranges_that_cover_the_rest() {
+        let total = 400 << 20;
+        let mut s = Shared::new(vec![seg(0, total, 0)]);
+        s.start(0);
+        s.received[0] = 8 << 20;
+        let new = s.spread(3);
+        assert_eq!(new, vec![1, 2, 3]);
+        assert!(new.iter().all(|&i| s.active[i]));
+        // Contiguous, in file order, covering the file.
+        for w in s.segments.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        assert_eq!(s.segments[3].end, total);
+        // Each longer than the one before (the first completes first), by about STAGGER.
+        let first = s.segments[0].end - s.received[0];
+        let lens: Vec<u64> = std::iter::once(first)
+            .chain(s.segments[1..].iter().map(|g| g.end - g.start))
+            .collect();
+        let average = (total - (8 << 20)) as f64 / 4.0;
+        for w in lens.windows(2) {
+            assert!(w[0] < w[1], "{lens:?}");
+            let step = (w[1] - w[0]) as f64 / average;
+            assert!((step - STAGGER).abs() < 0.001, "{lens:?}");
+        }
+        // Too little left for four: not cut.
+        let mut small = Shared::new(vec![seg(0, MIN_SPLIT * 3, 0)]);
+        small.start(0);
+        assert!(small.spread(3).is_empty());
+        assert_eq!(small.segments.len(), 1);
+    }
+
+    #[test]
+    fn a_free_connection_splits_the_earliest_range_with_enough_left() {
+        let mut s = Shared::new(vec![
+            seg(0, 100 << 20, 100 << 20),
+            seg(100 << 20, 200 << 20, 90 << 20),
+            seg(200 << 20, 300 << 20, 80 << 20),
+            seg(300 << 20, 400 << 20, 50 << 20),
+        ]);
+        for i in 1..4 {
+            s.start(i);
+        }
+        // 10, 20 and 50 MiB left: the first with at least a quarter of the most (12.5 MiB).
+        let i = s.claim(None).expect("a split");
+        assert_eq!(s.segments[i].end, 300 << 20, "{:?}", s.segments);
+        // Then the earliest again: range 1 (10 MiB) is now a fifth of the most (50 MiB).
+        let j = s.claim(None).expect("a split");
+        assert_eq!(s.segments[j].end, 400 << 20, "{:?}", s.segments);
+    }
+
+    #[test]
+    fn the_hashing_thread_follows_the_prefix_and_stops_on_a_valid_prefix() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("f.part");
+        let body: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let file = Arc::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(&path)?,
+        );
+        file.set_len(body.len() as u64)?;
+        // The second half first (out of order), then the first: hashed in order all the same.
+        let half = body.len() / 2;
+        file.write_all_at(&body[half..], half as u64)?;
+        let mut known = Sha256::new();
+        known.update(&body[..10]);
+        let hasher = Hasher::start(file.clone(), Some((known, 10)))?;
+        file.write_all_at(&body[..half], 0)?;
+        hasher.follow.advance(half as u64);
+        let (sha, upto) = hasher.finish(body.len() as u64)?;
+        assert_eq!(upto, body.len() as u64);
+        assert_eq!(sha.finalize().as_slice(), Sha256::digest(&body).as_slice());
+
+        // Stopped: whatever it covers is the hash of that many first bytes.
+        let hasher = Hasher::start(file.clone(), None)?;
+        hasher.follow.advance(half as u64);
+        let (sha, upto) = hasher.stop().expect("a prefix");
+        assert!(upto <= half as u64);
+        let upto = usize::try_from(upto).unwrap_or(usize::MAX);
+        assert_eq!(
+            sha.finalize().as_slice(),
+            Sha256::digest(&body[..upto]).as_slice()
+        );
+        Ok(())
     }
 }
