@@ -87,8 +87,11 @@ pub struct Segmenting {
     pub resume: Vec<Segment>,
 }
 
-/// A range is split only when at least this much of it is still to be received.
+/// A range is split only when at least this much of it is still to be received...
 const MIN_SPLIT: u64 = 256 << 10;
+/// ... and its connection would need at least this long for it (a new request costs a round
+/// trip and a slow start; measured, it also keeps the count of requests down).
+const MIN_SPLIT_S: f64 = 0.5;
 /// Files smaller than this are never segmented, whatever `DOWNLOAD_SEGMENT_MIN` says.
 const MIN_FILE: u64 = 1 << 20;
 /// Bytes a connection gathers before one positioned write on a blocking thread...
@@ -104,7 +107,7 @@ const WORTH_SPLITTING_S: f64 = 2.0;
 /// The ranges laid out when the connections open differ in length by this share of the average
 /// from one to the next (the first shortest): they complete one after the other, each shortly
 /// before the next, so the in-order hash has caught up when the last byte arrives (`spread`).
-const STAGGER: f64 = 0.02;
+const STAGGER: f64 = 0.05;
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
 const REOPENS_PER_SEGMENT: u32 = 3;
 /// Bytes one connection may hold in memory while its previous batch is being written.
@@ -602,8 +605,15 @@ impl Shared {
             return Some(i);
         }
         let to_receive = |i: usize| self.segments[i].end.saturating_sub(self.received[i]);
-        let splittable =
-            || (0..self.segments.len()).filter(|&i| self.active[i] && to_receive(i) >= MIN_SPLIT);
+        let splittable = || {
+            (0..self.segments.len()).filter(|&i| {
+                self.active[i]
+                    && to_receive(i) >= MIN_SPLIT
+                    && self
+                        .speed(i)
+                        .is_none_or(|v| to_receive(i) as f64 >= v * MIN_SPLIT_S)
+            })
+        };
         let most = splittable().map(to_receive).max()?;
         let i = splittable()
             .filter(|&i| to_receive(i) >= most / 4)
@@ -1295,6 +1305,23 @@ mod tests {
         let taken = s.segments[i].end - s.segments[i].start;
         assert!(kept * 50 < taken, "kept {kept}, taken {taken}");
         assert_eq!(s.segments[i].start, s.segments[0].end);
+    }
+
+    #[test]
+    fn a_range_its_connection_is_about_to_finish_is_not_split() {
+        let mut s = Shared::new(vec![seg(0, 10 << 20, 0)]);
+        s.start(0);
+        s.since[0] = (Instant::now() - Duration::from_secs(1), 0);
+        // 4 MiB/s with 1 MiB left: done in a quarter of a second, not worth a request.
+        s.received[0] = 9 << 20;
+        s.segments[0].done = 9 << 20;
+        s.since[0] = (Instant::now() - Duration::from_secs(1), 5 << 20);
+        assert_eq!(s.claim(None), None);
+        // With 3 MiB left (0.75 s), it is.
+        s.received[0] = 7 << 20;
+        s.segments[0].done = 7 << 20;
+        s.since[0] = (Instant::now() - Duration::from_secs(1), 3 << 20);
+        assert!(s.claim(None).is_some());
     }
 
     #[test]
