@@ -3,6 +3,7 @@
 
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -349,15 +350,24 @@ async fn stream_body<O: Observer>(
     let mut meter = Meter::new(offset);
     let mut cancelled = false;
     let mut split = false;
+    // The probe looks at the speed on a timer: a capped server may send nothing for a while.
+    let look = tokio::time::sleep_until(
+        probe
+            .as_ref()
+            .map_or_else(Instant::now, segmented::Probe::next_look)
+            .into(),
+    );
+    tokio::pin!(look);
     loop {
-        // The probe looks at the speed on a timer: a capped server may send nothing for a while.
-        let look = probe.as_ref().map(segmented::Probe::next_look);
         let next = tokio::select! {
             () = cancel.cancelled() => { cancelled = true; break; }
-            () = async { tokio::time::sleep_until(look.expect("guarded").into()).await }, if look.is_some() => {
-                if probe.as_mut().is_some_and(|p| p.split_now(received)) {
-                    split = true;
-                    break;
+            () = &mut look, if probe.is_some() => {
+                if let Some(p) = probe.as_mut() {
+                    if p.split_now(received) {
+                        split = true;
+                        break;
+                    }
+                    look.as_mut().reset(p.next_look().into());
                 }
                 continue;
             }

@@ -1,39 +1,44 @@
 //! Segmented transfers: one large file over several ranged connections, each writing at its own
 //! offset into one `.part` of the file's size (positioned writes), with work stealing near the end.
 //!
-//! - Entered when the first answer says `Accept-Ranges: bytes`, carries a validator (strong ETag
-//!   or Last-Modified) and the file is at least `DOWNLOAD_SEGMENT_MIN`; that first answer becomes
-//!   the first segment's stream, so no request is wasted. A server without `Accept-Ranges` is
-//!   probed by the first ranged request: a 206 confirms, a 200 with the same validator means it
-//!   ignores ranges and the download goes back to one connection.
+//! - A fresh download that could be segmented (`wanted`: `Accept-Ranges: bytes` or none said, a
+//!   validator — strong ETag or Last-Modified —, at least `DOWNLOAD_SEGMENT_MIN`) starts on the
+//!   single path all the same: streamed, written and hashed in order by one connection. A `Probe`
+//!   looks at its speed every 20 ms; only when it would still need `WORTH_SPLITTING_S` alone (a
+//!   capped server) and the host has a free slot is it handed over (`Handover`): what is written
+//!   and hashed stays, the rest of that same response becomes the first range's stream (no request
+//!   wasted), and the other connections open at once. A server that gives one connection its full
+//!   speed never pays for preallocation, positioned writes or a re-read for the hash.
+//! - A server without `Accept-Ranges` is probed by the first ranged request: a 206 confirms, a
+//!   200 with the same validator means it ignores ranges and the download goes back to one
+//!   connection (the contiguous prefix and its hash kept).
 //! - Every ranged request carries `If-Range` with the validator, and every 206 is checked (start,
 //!   total, validator): a file that changed upstream is started over, never spliced.
 //! - The segments (start, end, bytes done) are handed to the observer about once a second, after
 //!   `fdatasync`, so what is stored is always on disk: after a crash each segment resumes where
 //!   it was.
-//! - A connection that finishes its range takes an abandoned range, else splits the largest
-//!   remaining one in two (work stealing), so one slow connection does not set the finish time.
+//! - Layout (`Shared::spread`): one range per connection (one request each, as aria2 does), their
+//!   lengths growing by `STAGGER` from the first to the last, so that at equal speeds they complete
+//!   in file order, a little apart. Cutting the file into many small pieces taken in order would
+//!   cost a request per piece (on nginx, whose `limit_rate` gives each new request a second's worth
+//!   at once, it would also escape a per-connection cap: not what a fair comparison measures).
+//! - Work stealing (`Shared::claim`): a connection that finishes its range takes an abandoned
+//!   range, else splits the earliest range that still has at least a quarter of the most left (and
+//!   that its connection would not finish within `MIN_SPLIT_S`), so one slow connection does not set
+//!   the finish time and the early ranges complete first.
+//! - SHA-256 (`Hasher`): in order, on a thread of its own that follows the contiguous prefix on
+//!   disk: whenever a range completes, the next one (received up to its connection) is read back
+//!   from the page cache and hashed, then followed as it grows. With the staggered layout the
+//!   prefix is close to the end when the last byte arrives: measured, a few ms of hashing are left
+//!   (BENCHMARKS.md), where one pass after the last byte over the later ranges took ~0.3 s.
 //! - Segments are connections: every connection holds a per-host slot (at most
 //!   `max(DOWNLOAD_SEGMENTS, 2)` per host, across all downloads of this process); a connection
 //!   that frees its range while another download waits for the host gives its slot away.
-//! - The first connection runs alone for `PROBE`; the others are opened only if it would still
-//!   need `WORTH_SPLITTING_S` alone (an uncapped server gains nothing from more connections).
-//!   When they are, each takes half of the largest range left (four connections: four ranges,
-//!   one request each, as aria2 does). Cutting the file into many small pieces taken in file
-//!   order would let the hash follow the download closely, but costs a request per piece (on
-//!   nginx, whose `limit_rate` gives each new request a second's worth at once, it would also
-//!   escape a per-connection cap: not what a fair comparison measures).
 //! - In the service, each connection keeps reading while its previous batch is written (one write
 //!   in flight per connection, on a blocking thread), so a connection never waits for the disk;
-//!   the one-shot CLI (`Job::inline_writes`) writes and hashes on the connection's own task, as
-//!   its single-connection path does (measured faster on an uncapped server: no hand-off).
-//! - SHA-256: in order as the contiguous prefix grows, by the connection writing right after the
-//!   hashed prefix (in its write task, which runs while the connection reads on); what it had not
-//!   reached is hashed in one pass after the last byte (see `hash_file`). A thread of its own
-//!   re-reading the prefix from the page cache measured slower on an uncapped server (the copy
-//!   costs CPU the transfer needs; BENCHMARKS.md).
-//! - The `.part` is sized at once (sparse) and its blocks reserved (`fallocate`) only when the
-//!   extra connections open: on tmpfs a reservation writes zeros over the whole file first.
+//!   the one-shot CLI (`Job::inline_writes`) writes on the connection's own task.
+//! - The `.part` is sized at once (sparse) and its blocks reserved (`fallocate`) beside the
+//!   transfer when the connections open: on tmpfs a reservation writes zeros over the whole file.
 
 use std::collections::HashMap;
 use std::io;
