@@ -4,8 +4,9 @@
 //! - A fresh download that could be segmented (`wanted`: `Accept-Ranges: bytes` or none said, a
 //!   validator — strong ETag or Last-Modified —, at least `DOWNLOAD_SEGMENT_MIN`) starts on the
 //!   single path all the same: streamed, written and hashed in order by one connection. A `Probe`
-//!   looks at its speed every 20 ms; only when it would still need `WORTH_SPLITTING_S` alone (a
-//!   capped server) and the host has a free slot is it handed over (`Handover`): what is written
+//!   looks at its speed every 20 ms; only when, `SLOW_LOOKS` looks in a row, it would still need
+//!   `WORTH_SPLITTING_S` alone (a capped server), the host has a free slot and the connection is
+//!   slow next to this machine's SHA-256 speed is it handed over (`Handover`): what is written
 //!   and hashed stays, the rest of that same response becomes the first range's stream (no request
 //!   wasted), and the other connections open at once. A server that gives one connection its full
 //!   speed never pays for preallocation, positioned writes or a re-read for the hash.
@@ -342,7 +343,14 @@ pub(super) struct Probe {
     total: u64,
     count: usize,
     host: Arc<Host>,
+    /// Consecutive looks that found the connection slow.
+    slow_looks: u32,
 }
+
+/// Looks in a row (20 ms apart) that must find the connection slow: one look early in a download
+/// can catch this process starved of CPU on a busy machine (measured: an uncapped download split
+/// at load 7).
+const SLOW_LOOKS: u32 = 3;
 
 /// More connections only when together, at the first one's speed, they would need at most this
 /// share of what one core hashes (SHA-256) per second.
@@ -374,6 +382,7 @@ impl Probe {
             total,
             count: job.segments.count,
             host: host_entry(url, host_capacity(job.segments.count)),
+            slow_looks: 0,
         }
     }
 
@@ -388,9 +397,11 @@ impl Probe {
         self.next = now + PROBE_EVERY;
         let speed = received as f64 / now.duration_since(self.started).as_secs_f64();
         let left_s = self.total.saturating_sub(received) as f64 / speed.max(1.0);
-        left_s >= WORTH_SPLITTING_S
+        let slow = left_s >= WORTH_SPLITTING_S
             && speed * self.count as f64 <= hash_speed() * CPU_SHARE
-            && self.host.slots.available_permits() > 0
+            && self.host.slots.available_permits() > 0;
+        self.slow_looks = if slow { self.slow_looks + 1 } else { 0 };
+        self.slow_looks >= SLOW_LOOKS
     }
 }
 
@@ -1369,21 +1380,37 @@ mod tests {
                 slots: Arc::new(Semaphore::new(3)),
                 waiting: AtomicUsize::new(0),
             }),
+            slow_looks: 0,
+        };
+        // Three looks in a row must find it slow.
+        let thrice = |mut p: Probe, received: u64| {
+            (0..SLOW_LOOKS)
+                .map(|_| p.split_now(received))
+                .collect::<Vec<_>>()
         };
         // 4 MB/s, 100 MB left: 25 s alone, a fraction of what the CPU hashes.
-        assert!(probe(104_000_000).split_now(4_000_000));
+        assert_eq!(
+            thrice(probe(104_000_000), 4_000_000),
+            vec![false, false, true]
+        );
         // 4 MB/s but 6 MB left: done in 1.5 s.
-        assert!(!probe(10_000_000).split_now(4_000_000));
+        assert!(!thrice(probe(10_000_000), 4_000_000).contains(&true));
         // As fast as this machine hashes: bound by the CPU, not by a cap.
         let fast = hash_speed() as u64;
-        assert!(!probe(fast * 100).split_now(fast));
+        assert!(!thrice(probe(fast * 100), fast).contains(&true));
         // No free slot for the host: stays alone.
         let mut full = probe(104_000_000);
         full.host = Arc::new(Host {
             slots: Arc::new(Semaphore::new(0)),
             waiting: AtomicUsize::new(0),
         });
-        assert!(!full.split_now(4_000_000));
+        assert!(!thrice(full, 4_000_000).contains(&true));
+        // A fast look in between starts the count again.
+        let mut p = probe(104_000_000);
+        assert!(!p.split_now(4_000_000));
+        assert!(!p.split_now(fast * 2));
+        assert!(!p.split_now(4_000_000));
+        assert!(!p.split_now(4_000_000));
     }
 
     #[test]
