@@ -32,9 +32,11 @@ use super::new_delivery;
 use super::record::FeedRecord;
 use super::scan::scan_body;
 use super::source::FeedError;
-use crate::domain::{DeliveryMode, DeliveryState, RecordFormat, Timestamp};
+use crate::domain::{DeliveryState, Timestamp};
 use crate::events::{Event, EventBus};
-use crate::store::{KnownDelivery, NewDelivery, Store, StoreError};
+use crate::store::{
+    Change, ChangedDelivery, KnownDelivery, NewDelivery, NewRow, Store, StoreError,
+};
 
 /// A record's fingerprint: what decides how it changes the store (128 bits, keyed per process).
 type Fingerprint = u128;
@@ -131,195 +133,271 @@ impl Memo {
     }
 }
 
-/// Rows per transaction.
-pub const BATCH: usize = 2000;
+/// At most this many new deliveries per transaction ...
+pub const BATCH: usize = 20_000;
 
-/// A new-format record `d` brings nothing `known` does not hold (what
-/// [`Store::upsert_delivery`] would find equal, started or not).
-fn holds(known: &KnownDelivery, d: &NewDelivery) -> bool {
-    d.record_format == RecordFormat::New
-        && known.record_format == RecordFormat::New
-        && known.dedupe_key == d.dedupe_key
-        // A manual delivery with an automatic classification would take a new state.
-        && !(known.state == DeliveryState::Manual && d.mode == DeliveryMode::Automatic)
-        // No R2 copy, or another spelling of the stored one: the stored one is kept.
-        && (d.r2_key.is_none() || known.r2_key == d.r2_key)
-        && known.original_filename == d.original_filename
-        && known.file_name == d.file_name
-        && known.provider == d.provider
-        && known.kind == d.kind
-        && known.mode == d.mode
+/// ... and a transaction ends after this long (other writers wait for it meanwhile).
+const BATCH_TIME: Duration = Duration::from_millis(250);
+
+/// No record (end of a row's list).
+const NONE: u32 = u32::MAX;
+
+/// A delivery the poll's records belong to: stored, or new in this feed.
+struct Row {
+    /// What it holds after the records applied so far (the upgrade rule, in memory).
+    now: KnownDelivery,
+    /// Its state as read (a stored row's upgrade is written only while it still holds).
+    read_state: DeliveryState,
+    /// What the records changed of a stored row (the last change: a row does not start
+    /// in memory, so all its changes are of one kind).
+    change: Option<Change>,
+    /// What it held before a record changed it (as read, or as its first record made it).
+    before: Option<Box<KnownDelivery>>,
+    /// A new row: its first record (links, creation time). `None`: stored.
+    first: Option<u32>,
+    /// Its records in feed order (the first; `next` links the others), replayed one by one
+    /// through [`Store::upsert_delivery`] when a batched write finds the store moved on.
+    head: u32,
+    tail: u32,
 }
 
-/// What the store holds, as the poll goes.
+/// The rows and the indexes the record-to-delivery matching needs (the same match as
+/// [`Store::upsert_delivery`]'s: same source key first, else the oldest delivery with either
+/// of the record's keys as its source or R2 key).
 #[derive(Default)]
-struct Known {
-    /// Dedupe key -> the stored delivery with that key.
-    by_key: HashMap<String, KnownDelivery>,
-    /// Every dedupe key and R2 key stored (a record matching any of them is not new).
-    keys: HashSet<String>,
+struct Rows {
+    rows: Vec<Row>,
+    by_dedupe: HashMap<String, u32>,
+    /// R2 key -> the rows holding it (a few at most).
+    by_r2: HashMap<String, Vec<u32>>,
+    /// Per record: the next record of the same row.
+    next: Vec<u32>,
 }
 
-impl Known {
-    fn add(&mut self, row: KnownDelivery) {
-        self.keys.insert(row.dedupe_key.clone());
-        if let Some(r2) = &row.r2_key {
-            self.keys.insert(r2.clone());
+impl Rows {
+    /// Rows are created oldest first: stored ones in id order, then new ones in feed order
+    /// (they will get larger ids).
+    fn older(&self, a: u32, b: u32) -> bool {
+        let key = |i: u32| {
+            let row = &self.rows[i as usize];
+            (row.first.is_some(), row.now.id, i)
+        };
+        key(a) < key(b)
+    }
+
+    fn push(&mut self, now: KnownDelivery, first: Option<u32>) -> u32 {
+        let i = u32::try_from(self.rows.len()).unwrap_or(NONE);
+        self.by_dedupe.insert(now.dedupe_key.clone(), i);
+        if let Some(r2) = &now.r2_key {
+            self.by_r2.entry(r2.clone()).or_default().push(i);
         }
-        self.by_key.insert(row.dedupe_key.clone(), row);
+        self.rows.push(Row {
+            read_state: now.state,
+            now,
+            change: None,
+            before: None,
+            first,
+            head: first.unwrap_or(NONE),
+            tail: first.unwrap_or(NONE),
+        });
+        i
     }
 
-    fn matches(&self, d: &NewDelivery) -> bool {
-        self.keys.contains(&d.dedupe_key)
-            || d.r2_key.as_ref().is_some_and(|k| self.keys.contains(k))
+    fn find(&self, d: &NewDelivery) -> Option<u32> {
+        if let Some(&i) = self.by_dedupe.get(&d.dedupe_key) {
+            return Some(i);
+        }
+        let mut best: Option<u32> = None;
+        let mut consider = |i: u32| {
+            if best.is_none_or(|b| self.older(i, b)) {
+                best = Some(i);
+            }
+        };
+        if let Some(r2) = &d.r2_key {
+            if let Some(&i) = self.by_dedupe.get(r2) {
+                consider(i);
+            }
+            self.by_r2
+                .get(r2)
+                .into_iter()
+                .flatten()
+                .for_each(|&i| consider(i));
+        }
+        self.by_r2
+            .get(&d.dedupe_key)
+            .into_iter()
+            .flatten()
+            .for_each(|&i| consider(i));
+        best
+    }
+
+    /// Applies record `r` (`d`) in memory: to its delivery, or as a new one (which takes the
+    /// record's identity, links and names out of it rather than copying them).
+    fn apply(&mut self, r: u32, d: &mut NewDelivery) {
+        self.next.push(NONE);
+        let Some(i) = self.find(d) else {
+            self.push(KnownDelivery::take_from(d), Some(r));
+            return;
+        };
+        let row = &mut self.rows[i as usize];
+        if row.tail == NONE {
+            row.head = r;
+        } else {
+            self.next[row.tail as usize] = r;
+        }
+        row.tail = r;
+        // Only a record with an R2 copy can move the row to another R2 key.
+        let r2_before = d.r2_key.as_ref().and(row.now.r2_key.clone());
+        let Some(change) = row.now.take(d, &mut row.before) else {
+            return;
+        };
+        row.change = Some(change);
+        if d.r2_key.is_some()
+            && row.now.r2_key != r2_before
+            && let Some(r2) = row.now.r2_key.clone()
+        {
+            if let Some(old) = r2_before.and_then(|k| self.by_r2.get_mut(&k)) {
+                old.retain(|&j| j != i);
+            }
+            self.by_r2.entry(r2).or_default().push(i);
+        }
+    }
+
+    /// The records of row `i`, in feed order.
+    fn records(&self, i: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut r = self.rows[i].head;
+        while r != NONE {
+            out.push(r as usize);
+            r = self.next[r as usize];
+        }
+        out
     }
 }
 
-fn known_from(d: &NewDelivery, id: i64) -> KnownDelivery {
-    KnownDelivery {
-        id,
-        dedupe_key: d.dedupe_key.clone(),
-        r2_key: d.r2_key.clone(),
-        r2_url: d.r2_url.clone(),
-        provider: d.provider.clone(),
-        kind: d.kind,
-        mode: d.mode,
-        record_format: d.record_format,
-        original_filename: d.original_filename.clone(),
-        file_name: d.file_name.clone(),
-        state: d.initial_state,
-    }
-}
-
-/// One poll's writes.
-struct Ingest<'a> {
+/// One poll's writes, and what they announce.
+struct Writes<'a> {
     store: &'a Store,
     events: &'a EventBus,
-    known: Known,
-    /// New deliveries not written yet, and their keys.
-    pending: Vec<NewDelivery>,
-    pending_keys: Known,
-    /// Known deliveries seen again, to refresh.
-    seen: Vec<i64>,
+    records: &'a [NewDelivery],
     new: usize,
-    /// Fingerprints of the records fully applied (written, or found to change nothing).
-    settled: Vec<Fingerprint>,
-    /// Fingerprints of the pending inserts.
-    pending_fingerprints: Vec<Fingerprint>,
-    /// Ids of the deliveries inserted by the batch being written (one event per batch).
-    added: Vec<i64>,
 }
 
-impl Ingest<'_> {
-    async fn take(&mut self, fingerprint: Fingerprint, d: NewDelivery) -> Result<(), StoreError> {
-        let settled = self.settle(fingerprint, d).await?;
-        if settled {
-            self.settled.push(fingerprint);
+impl Writes<'_> {
+    /// Row `i`'s records one at a time, as the per-record path takes them (the batched write
+    /// found the store changed by someone else in between).
+    async fn replay(&mut self, rows: &Rows, i: usize) -> Result<(), StoreError> {
+        let row = &rows.rows[i];
+        for r in rows.records(i) {
+            let record = &self.records[r];
+            // A new row's first record lent it its identity and names: put it back together.
+            let first;
+            let record = if row.first == u32::try_from(r).ok() {
+                first = row
+                    .before
+                    .as_deref()
+                    .unwrap_or(&row.now)
+                    .first_record(record);
+                &first
+            } else {
+                record
+            };
+            let outcome = self.store.upsert_delivery(record).await?;
+            if outcome.inserted {
+                self.new += 1;
+            }
+            if outcome.inserted || outcome.updated {
+                self.events.send(Event::DeliveryChanged { id: outcome.id });
+            }
         }
         Ok(())
     }
 
-    /// Takes one record; whether it is fully applied once the pending inserts are written.
-    async fn settle(
-        &mut self,
-        fingerprint: Fingerprint,
-        d: NewDelivery,
-    ) -> Result<bool, StoreError> {
-        if self.pending_keys.matches(&d) {
-            // Same delivery as a record earlier in this feed, not written yet.
-            let same = self
-                .pending_keys
-                .by_key
-                .get(&d.dedupe_key)
-                .is_some_and(|p| holds(p, &d));
-            if d.record_format == RecordFormat::Legacy || same {
-                return Ok(true);
-            }
-            self.flush().await?;
-            return self.upsert(&d).await.map(|()| true);
-        }
-        if self.known.matches(&d) {
-            if d.record_format == RecordFormat::Legacy {
-                // Finds its delivery and changes nothing but `last_seen_at`.
-                if let Some(row) = self.known.by_key.get(&d.dedupe_key) {
-                    self.seen.push(row.id);
-                    return Ok(true);
-                }
-                return self.upsert(&d).await.map(|()| true);
-            }
-            if let Some(row) = self.known.by_key.get(&d.dedupe_key)
-                && holds(row, &d)
-            {
-                self.seen.push(row.id);
-                return Ok(true);
-            }
-            return self.upsert(&d).await.map(|()| true);
-        }
-        let row = known_from(&d, 0);
-        self.pending_keys.add(row);
-        self.pending.push(d);
-        self.pending_fingerprints.push(fingerprint);
-        if self.pending.len() >= BATCH {
-            self.flush().await?;
-        }
-        // Settled (or not) when its batch is written.
-        Ok(false)
-    }
-
-    /// One record as main's per-record path takes it.
-    async fn upsert(&mut self, d: &NewDelivery) -> Result<(), StoreError> {
-        let outcome = self.store.upsert_delivery(d).await?;
-        if outcome.inserted {
-            self.new += 1;
-        }
-        if outcome.inserted || outcome.updated {
-            self.events.send(Event::DeliveryChanged { id: outcome.id });
-        }
-        // Its keys are known now; what the row holds is not (later records go this way too).
-        self.known.keys.insert(d.dedupe_key.clone());
-        if let Some(r2) = &d.r2_key {
-            self.known.keys.insert(r2.clone());
-        }
-        if outcome.inserted || outcome.updated {
-            self.known.by_key.remove(&d.dedupe_key);
-        }
-        Ok(())
-    }
-
-    /// Writes the pending new deliveries in one transaction.
-    async fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
+    /// New deliveries, in feed order, in transactions of at most [`BATCH`] rows and about
+    /// [`BATCH_TIME`], one event per transaction (a first ingest adds tens of thousands of rows:
+    /// one event each would overflow the bus).
+    async fn insert(&mut self, rows: &Rows) -> Result<(), StoreError> {
+        let new: Vec<NewRow<'_>> = rows
+            .rows
+            .iter()
+            .filter_map(|row| {
+                Some(NewRow {
+                    first: &self.records[row.first? as usize],
+                    now: &row.now,
+                })
+            })
+            .collect();
+        if new.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending);
-        let fingerprints = std::mem::take(&mut self.pending_fingerprints);
-        self.pending_keys = Known::default();
-        let inserted = self.store.insert_new_deliveries(&batch).await?;
-        let ids: HashMap<String, i64> = inserted.into_iter().map(|(id, k)| (k, id)).collect();
-        for (d, fingerprint) in batch.into_iter().zip(fingerprints) {
-            match ids.get(&d.dedupe_key) {
-                Some(&id) => {
-                    self.new += 1;
-                    self.added.push(id);
-                    self.settled.push(fingerprint);
-                    self.known.add(known_from(&d, id));
-                }
-                // Stored by someone else in between: the per-record path decides.
-                None => {
-                    self.upsert(&d).await?;
-                    self.settled.push(fingerprint);
+        let mut writer = self.store.new_deliveries(new.len()).await?;
+        let mut rest = &new[..];
+        while !rest.is_empty() {
+            let batch = &rest[..rest.len().min(BATCH)];
+            let inserted = writer.insert(batch, BATCH_TIME).await?;
+            let (taken, others) = rest.split_at(inserted.taken.clamp(1, rest.len()));
+            rest = others;
+            let ids: HashMap<&str, i64> = inserted
+                .rows
+                .iter()
+                .map(|(id, k)| (k.as_str(), *id))
+                .collect();
+            let mut added = Vec::with_capacity(taken.len());
+            let mut missed = Vec::new();
+            for row in taken {
+                match ids.get(row.now.dedupe_key.as_str()) {
+                    Some(&id) => added.push(id),
+                    // Stored by someone else in between: the per-record path decides.
+                    None => missed.push(&row.now.dedupe_key),
                 }
             }
+            self.new += added.len();
+            if !added.is_empty() {
+                self.events.send(Event::DeliveriesAdded { ids: added });
+            }
+            for key in missed {
+                if let Some(&i) = rows.by_dedupe.get(key) {
+                    self.replay(rows, i as usize).await?;
+                }
+            }
+            // Let requests and other writers in between transactions.
+            tokio::task::yield_now().await;
         }
-        // One event for the whole batch (a first ingest adds tens of thousands of rows: one
-        // event each would overflow the bus and every listener with it).
-        if !self.added.is_empty() {
-            self.events.send(Event::DeliveriesAdded {
-                ids: std::mem::take(&mut self.added),
-            });
+        writer.finish().await?;
+        Ok(())
+    }
+
+    /// Stored deliveries the records changed.
+    async fn update(&mut self, rows: &Rows) -> Result<(), StoreError> {
+        let changed: Vec<(usize, ChangedDelivery<'_>)> = rows
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| row.first.is_none())
+            // Records that changed it and others that changed it back: nothing to write.
+            .filter(|(_, row)| row.before.as_deref() != Some(&row.now))
+            .filter_map(|(i, row)| {
+                Some((
+                    i,
+                    ChangedDelivery {
+                        id: row.now.id,
+                        read_state: row.read_state,
+                        after: &row.now,
+                        change: row.change?,
+                    },
+                ))
+            })
+            .collect();
+        let changes: Vec<ChangedDelivery<'_>> = changed.iter().map(|(_, c)| *c).collect();
+        let written = self.store.write_changes(&changes).await?;
+        for ((i, c), ok) in changed.iter().zip(written) {
+            if ok {
+                self.events.send(Event::DeliveryChanged { id: c.id });
+            } else {
+                // A worker started it meanwhile: the per-record path decides.
+                self.replay(rows, *i).await?;
+            }
         }
-        // Let requests and other writers in between batches.
-        tokio::task::yield_now().await;
         Ok(())
     }
 }
@@ -332,56 +410,74 @@ pub(super) async fn ingest(
     memo: &mut Memo,
     feed: ReadFeed,
 ) -> Result<usize, StoreError> {
-    let Some(records) = feed.records else {
+    let Some(seen) = feed.records else {
         return Ok(0);
     };
     memo.last_body = None;
-    let mut next: HashSet<Fingerprint> = HashSet::with_capacity(records.len());
-    let mut pending: Vec<(Fingerprint, NewDelivery)> = Vec::new();
-    for seen in records {
+    let mut next: HashSet<Fingerprint> = HashSet::with_capacity(seen.len());
+    let mut records: Vec<NewDelivery> = Vec::new();
+    for seen in seen {
         match seen {
             Seen::Applied(fingerprint) => {
                 next.insert(fingerprint);
             }
-            Seen::Pending(fingerprint, d) => pending.push((fingerprint, *d)),
+            Seen::Pending(fingerprint, d) => {
+                next.insert(fingerprint);
+                records.push(*d);
+            }
         }
     }
-    let rows = if memo.warm {
-        let keys: Vec<&str> = pending
+    let started = std::time::Instant::now();
+    let stored = if memo.warm {
+        let keys: Vec<&str> = records
             .iter()
-            .flat_map(|(_, d)| std::iter::once(d.dedupe_key.as_str()).chain(d.r2_key.as_deref()))
+            .flat_map(|d| std::iter::once(d.dedupe_key.as_str()).chain(d.r2_key.as_deref()))
             .collect();
         store.known_deliveries_matching(&keys).await?
     } else {
         store.known_deliveries().await?
     };
-    let mut known = Known::default();
-    for row in rows {
-        known.add(row);
+    let mut rows = Rows::default();
+    let mut stored = stored;
+    stored.sort_unstable_by_key(|row| row.id);
+    for row in stored {
+        rows.push(row, None);
     }
-    let mut run = Ingest {
+    let known = rows.rows.len();
+    let loaded = started.elapsed();
+    for (r, d) in records.iter_mut().enumerate() {
+        rows.apply(u32::try_from(r).unwrap_or(NONE), d);
+    }
+    let applied = started.elapsed();
+    let mut writes = Writes {
         store,
         events,
-        known,
-        pending: Vec::new(),
-        pending_keys: Known::default(),
-        seen: Vec::new(),
+        records: &records,
         new: 0,
-        settled: Vec::new(),
-        pending_fingerprints: Vec::new(),
-        added: Vec::new(),
     };
-    for (fingerprint, d) in pending {
-        run.take(fingerprint, d).await?;
-    }
-    run.flush().await?;
-    run.seen.sort_unstable();
-    run.seen.dedup();
-    store.touch_deliveries(&run.seen).await?;
-    next.extend(run.settled);
+    writes.insert(&rows).await?;
+    let inserted = started.elapsed();
+    writes.update(&rows).await?;
+    // Stored deliveries seen again: `last_seen_at`.
+    let seen: Vec<i64> = rows.rows[..known]
+        .iter()
+        .filter(|row| row.head != NONE)
+        .map(|row| row.now.id)
+        .collect();
+    store.touch_deliveries(&seen).await?;
+    tracing::debug!(
+        records = records.len(),
+        stored = known,
+        new = writes.new,
+        read_store_ms = loaded.as_millis(),
+        applied_ms = applied.as_millis(),
+        inserted_ms = inserted.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        "feed records taken in"
+    );
     memo.applied = Arc::new(next);
     memo.counts = (feed.valid, feed.invalid);
     memo.last_body = Some(feed.sha256);
     memo.warm = true;
-    Ok(run.new)
+    Ok(writes.new)
 }

@@ -196,10 +196,15 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids = &ids[..ids.len().min(1000)];
-        let mut sql = String::from(
-            "UPDATE deliveries SET lease_until = $1 WHERE owner = $2 AND state = $3 AND id IN ",
-        );
-        super::ingest::push_rows(&mut sql, 1, ids.len(), 4);
+        let mut params = super::ingest::Params::new(self.backend());
+        let mut sql = String::from("UPDATE deliveries SET lease_until = ");
+        params.push(&mut sql);
+        sql.push_str(" WHERE owner = ");
+        params.push(&mut sql);
+        sql.push_str(" AND state = ");
+        params.push(&mut sql);
+        sql.push_str(" AND id IN ");
+        params.push_rows(&mut sql, 1, ids.len());
         sql.push_str(" RETURNING id");
         let mut renew = sqlx::query_scalar::<_, i64>(&sql)
             .bind(Timestamp::now().plus(self.lease()))

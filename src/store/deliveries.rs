@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::ingest::{KnownDelivery, write_change};
 use super::{Store, StoreError, storable};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
@@ -65,17 +66,30 @@ impl Delivery {
     /// The download has not started: nothing fetched, no partial file, not running or done.
     /// Until then a better record of the same delivery may still change its name and links.
     pub fn not_started(&self) -> bool {
-        self.started_at.is_none()
-            && self.part_path.is_none()
-            && matches!(
-                self.state,
-                DeliveryState::Queued
-                    | DeliveryState::Available
-                    | DeliveryState::Manual
-                    | DeliveryState::Cancelled
-                    | DeliveryState::DryRun
-            )
+        not_started(
+            self.state,
+            self.started_at.as_ref(),
+            self.part_path.as_deref(),
+        )
     }
+}
+
+/// See [`Delivery::not_started`].
+pub(super) fn not_started(
+    state: DeliveryState,
+    started_at: Option<&Timestamp>,
+    part_path: Option<&str>,
+) -> bool {
+    started_at.is_none()
+        && part_path.is_none()
+        && matches!(
+            state,
+            DeliveryState::Queued
+                | DeliveryState::Available
+                | DeliveryState::Manual
+                | DeliveryState::Cancelled
+                | DeliveryState::DryRun
+        )
 }
 
 /// What the feed knows about a delivery.
@@ -195,77 +209,15 @@ impl Store {
         .await?)
     }
 
-    /// A new-format record seen for a known delivery. Not started yet: the delivery takes the
-    /// record's file name, R2 copy, provider and classification (a manual delivery that gains an
-    /// R2 copy becomes automatic). Started: the file keeps its name, the record's name is kept in
-    /// `renamed_in_feed`. Legacy records carry nothing better and change nothing.
+    /// A record seen for a known delivery: the upgrade rule ([`KnownDelivery::take`]), written.
     async fn upgrade(&self, current: &Delivery, d: &NewDelivery) -> Result<bool, StoreError> {
-        if d.record_format != RecordFormat::New {
-            return Ok(false);
-        }
-        if current.not_started() {
-            let state =
-                if current.state == DeliveryState::Manual && d.mode == DeliveryMode::Automatic {
-                    d.initial_state
-                } else {
-                    current.state
-                };
-            // Another spelling of the same R2 copy keeps the one already stored.
-            let (r2_url, r2_key) = if d.r2_key.is_some() && d.r2_key != current.r2_key {
-                (d.r2_url.clone(), d.r2_key.clone())
-            } else {
-                (current.r2_url.clone(), current.r2_key.clone())
-            };
-            let differs = current.original_filename != d.original_filename
-                || current.file_name != d.file_name
-                || current.r2_url != r2_url
-                || current.provider != d.provider
-                || current.record_format != d.record_format
-                || current.kind != d.kind
-                || current.mode != d.mode
-                || current.state != state;
-            if !differs {
-                return Ok(false);
+        let mut after = KnownDelivery::from(current);
+        match after.take(d, &mut None) {
+            Some(change) => {
+                write_change(self.pool(), current.id, current.state, &after, change).await
             }
-            // Only while still not started: a worker may claim it between the read and here.
-            let changed: Option<i64> = sqlx::query_scalar(
-                "UPDATE deliveries SET original_filename = $2, file_name = $3, r2_url = $4,
-                     r2_key = $5, provider = $6, record_format = $7, kind = $8, mode = $9,
-                     state = $10,
-                     state_changed_at = CASE WHEN state = $10 THEN state_changed_at ELSE $11 END
-                 WHERE id = $1 AND state = $12 AND started_at IS NULL AND part_path IS NULL
-                 RETURNING id",
-            )
-            .bind(current.id)
-            .bind(d.original_filename.as_deref().map(storable))
-            .bind(d.file_name.as_deref().map(storable))
-            .bind(&r2_url)
-            .bind(&r2_key)
-            .bind(&d.provider)
-            .bind(d.record_format)
-            .bind(d.kind)
-            .bind(d.mode)
-            .bind(state)
-            .bind(Timestamp::now())
-            .bind(current.state)
-            .fetch_optional(self.pool())
-            .await?;
-            return Ok(changed.is_some());
+            None => Ok(false),
         }
-        let Some(name) = d.file_name.as_ref().or(d.original_filename.as_ref()) else {
-            return Ok(false);
-        };
-        let same_name = current.file_name.as_ref() == Some(name)
-            || (current.file_name.is_none() && current.original_filename.as_ref() == Some(name));
-        if same_name || current.renamed_in_feed.as_ref() == Some(name) {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE deliveries SET renamed_in_feed = $2 WHERE id = $1")
-            .bind(current.id)
-            .bind(name)
-            .execute(self.pool())
-            .await?;
-        Ok(true)
     }
 
     pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError> {

@@ -36,7 +36,7 @@ pub use frameio::{
     FinishedEvent, FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange,
     StoredComment, Transition, Upload, UploadUpdate,
 };
-pub use ingest::KnownDelivery;
+pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use segments::SegmentRow;
@@ -56,6 +56,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("invalid value in the database: {0}")]
     Corrupt(String),
+    #[error("cannot encode rows for the database: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// Which database engine a [`Store`] talks to.
@@ -231,9 +233,11 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
                 // a power loss can lose the last one.
                 conn.execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                     PRAGMA temp_store = MEMORY;",
                 )
                 .await?;
+
                 Ok(())
             })
         })
