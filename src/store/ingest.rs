@@ -305,7 +305,7 @@ impl NewDeliveries<'_> {
     /// in transactions of 2,000 took 4-5 s, in transactions of 20,000 2 s).
     ///
     /// Each statement takes [`ROWS_PER_STATEMENT`] rows as one JSON array bound as a single
-    /// parameter and unpacked by the database (`json_each` / `json_array_elements`) instead of
+    /// parameter and unpacked by the database (`json_each` / `jsonb_array_elements`) instead of
     /// sixteen values per row bound one by one.
     pub async fn insert(
         &mut self,
@@ -322,7 +322,10 @@ impl NewDeliveries<'_> {
         let (rows, returning) = if sqlite {
             ("json_each($1)", "")
         } else {
-            ("json_array_elements($1::json)", " RETURNING id, dedupe_key")
+            (
+                "jsonb_array_elements($1::jsonb)",
+                " RETURNING id, dedupe_key",
+            )
         };
         let sql = format!(
             "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url, r2_key,
