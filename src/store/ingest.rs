@@ -8,7 +8,7 @@ use super::{Delivery, NewDelivery, Store, StoreError, storable};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
 /// Rows per INSERT statement (one JSON parameter).
-const ROWS_PER_STATEMENT: usize = 500;
+const ROWS_PER_STATEMENT: usize = 2000;
 
 /// Keys per lookup statement.
 const KEYS_PER_STATEMENT: usize = 400;
