@@ -304,7 +304,7 @@ impl NewDeliveries<'_> {
     /// written in random order, so every commit rewrites most of its pages (100,000 deliveries
     /// in transactions of 2,000 took 4-5 s, in transactions of 20,000 2 s).
     ///
-    /// Each statement takes [`ROWS_PER_STATEMENT`] rows as one JSON array bound as a single
+    /// Each statement takes 2,000 rows as one JSON array bound as a single
     /// parameter and unpacked by the database (`json_each` / `jsonb_array_elements`) instead of
     /// sixteen values per row bound one by one.
     pub async fn insert(
