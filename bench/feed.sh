@@ -75,6 +75,18 @@ python3 bench/feed_ingest.py "$BIN/rushes" "$URL" "$WORK" > "$WORK/ingest"
 
 echo "polls against the store ($POLLS polls adding $STEP records each)..." >&2
 BENCH_DIR="$WORK" "$POLL_BIN" "$URL" "http://127.0.0.1:$PORT/grow" "$POLLS" "$UNCHANGED" > "$WORK/polls"
+# The same on PostgreSQL (issue 17: both backends): a throwaway server (scripts/pg.sh), the
+# service's first ingest into a fresh database, the in-process polls with fewer growing polls.
+: > "$WORK/ingest_pg" ; : > "$WORK/polls_pg"
+if [ $SMOKE = 0 ] && [ "${SKIP_PG:-0}" != 1 ]; then
+  echo "the same on PostgreSQL..." >&2
+  source scripts/pg.sh
+  pg_start
+  trap 'pg_stop; cleanup' EXIT
+  PG_DB="${RUSHES_TEST_DATABASE_URL%/*}/rushes_feed_ingest_$$"
+  RUSHES_DATABASE_URL="$PG_DB" python3 bench/feed_ingest.py "$BIN/rushes" "$URL" "$WORK/pg" > "$WORK/ingest_pg"
+  BENCH_DATABASE_URL="$RUSHES_TEST_DATABASE_URL" BENCH_DIR="$WORK" "$POLL_BIN" "$URL" "http://127.0.0.1:$PORT/grow" "${POLLS_PG:-100}" "$UNCHANGED" > "$WORK/polls_pg"
+fi
 # The reference once more after the polls (the machine's load moves).
 python3 bench/reference_fetch.py "$URL" 1 >> "$WORK/ref"
 
@@ -90,6 +102,7 @@ def kv(name):
         out[k] = [float(x) for x in v]
     return out
 polls_out, ingest = kv("polls"), kv("ingest")
+polls_pg, ingest_pg = kv("polls_pg"), kv("ingest_pg")
 med = statistics.median
 ref_ms = med([r[0] for r in ref]) * 1000
 fetch_ms, read_ms, total_ms = (med([r[i] for r in ru]) for i in range(3))
@@ -125,6 +138,13 @@ lines = [
     f"| unchanged feed, first poll after a restart (CPU) | | {p('restart_poll_ms'):.0f} ms (CPU {p('restart_poll_cpu_ms'):.0f} ms) | {p('restart_poll_ms')/ref_ms:.2f}x |",
     f"| +{step} records per poll: median of the first 100 of {polls} polls (CPU) | | {p('grow_first_100_ms'):.0f} ms (CPU {p('grow_first_100_ms',1):.0f} ms) | |",
     f"| +{step} records per poll: median of the last 100 ({int(p('grow_stored'))} deliveries stored; CPU) | | {p('grow_last_100_ms'):.0f} ms (CPU {p('grow_last_100_ms',1):.0f} ms) | last / first {p('grow_last_100_ms')/max(p('grow_first_100_ms'),0.001):.2f} |",
+] + ([
+    f"| on PostgreSQL 15 (same disk, `scripts/pg.sh`): `serve`, first ingest ({int(ingest_pg['ingest_records'][0])} deliveries; from process start) | | **{ingest_pg['ingest_s'][0]:.2f} s**, peak RSS {ingest_pg['ingest_peak_rss_kb'][0]/1024:.0f} MiB | {ingest_pg['ingest_s'][0]*1000/ref_ms:.2f}x |",
+    f"| on PostgreSQL: first ingest in-process (`bench/feed_poll.rs`; CPU) | | {polls_pg['first_ingest_ms'][0]/1000:.2f} s (CPU {polls_pg['first_ingest_cpu_ms'][0]/1000:.2f} s) | |",
+    f"| on PostgreSQL: unchanged feed, everything stored, running service (CPU) | | **{polls_pg['unchanged_ms'][0]:.0f} ms** (CPU {polls_pg['unchanged_cpu_ms'][0]:.0f} ms) | **{polls_pg['unchanged_ms'][0]/ref_ms:.2f}x** |",
+    f"| on PostgreSQL: unchanged feed, first poll after a restart (CPU) | | {polls_pg['restart_poll_ms'][0]:.0f} ms (CPU {polls_pg['restart_poll_cpu_ms'][0]:.0f} ms) | {polls_pg['restart_poll_ms'][0]/ref_ms:.2f}x |",
+    f"| on PostgreSQL: +{step} records per poll, median of the first / last 100 of {int(polls_pg['grow_polls'][0])} polls (CPU) | | {polls_pg['grow_first_100_ms'][0]:.0f} / {polls_pg['grow_last_100_ms'][0]:.0f} ms (CPU {polls_pg['grow_first_100_ms'][1]:.0f} / {polls_pg['grow_last_100_ms'][1]:.0f} ms) | |",
+] if "ingest_s" in ingest_pg and "unchanged_ms" in polls_pg else []) + [
     "",
     f"During `serve`'s first ingest, answers every 10 ms: /healthz {int(g('healthz_n'))} (p50 {g('healthz_p50_ms'):.1f} ms, max {g('healthz_max_ms'):.1f} ms), "
     f"`/api/deliveries?limit=50` {int(g('deliveries_n'))} (p50 {g('deliveries_p50_ms'):.1f} ms, max {g('deliveries_max_ms'):.1f} ms), "

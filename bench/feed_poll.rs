@@ -8,7 +8,8 @@
 //! cost of the first and of the last 100 polls. (The first ingest as `serve` does it, with the
 //! HTTP server answering meanwhile, is bench/feed_ingest.py.)
 //!
-//! Run by bench/feed.sh: `cargo bench --bench feed_poll -- FEED_URL GROW_URL POLLS`.
+//! Run by bench/feed.sh: `cargo bench --bench feed_poll -- FEED_URL GROW_URL POLLS`; with
+//! `BENCH_DATABASE_URL=postgres://…` the store is a fresh database on that server instead.
 //! Prints `key value` lines for the script.
 
 use std::path::PathBuf;
@@ -20,7 +21,8 @@ use rushes::config::FeedLocation;
 use rushes::events::EventBus;
 use rushes::feed::source::FeedSource;
 use rushes::feed::{FeedService, PollOutcome};
-use rushes::store::{DeliveryFilter, Store};
+use rushes::store::{DeliveryFilter, Identity, Location, Store};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 /// CPU time of this process so far (user + system), from /proc (10 ms ticks).
@@ -85,11 +87,22 @@ async fn main() {
         std::env::var("BENCH_DIR").map_or_else(|_| PathBuf::from("/tmp"), PathBuf::from),
     )
     .expect("temp dir");
-    let db = dir.path().join("rushes.db");
-
+    // SQLite in BENCH_DIR, or a fresh database on the PostgreSQL server BENCH_DATABASE_URL.
+    let location = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(server) if !server.trim().is_empty() => {
+            let mut url = url::Url::parse(&server).expect("BENCH_DATABASE_URL is a URL");
+            url.set_path(&format!("/rushes_feed_bench_{}", std::process::id()));
+            Location::Postgres(SecretString::from(url.to_string()))
+        }
+        _ => Location::Sqlite(dir.path().join("rushes.db")),
+    };
     // (1) First ingest, a reader running meanwhile.
-    let store = Store::open(&db).await.expect("store");
-    let reader_store = Store::open(&db).await.expect("reader store");
+    let store = Store::connect(&location, Identity::default())
+        .await
+        .expect("store");
+    let reader_store = Store::connect(&location, Identity::default())
+        .await
+        .expect("reader store");
     let feed = service(&feed_url, store.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {

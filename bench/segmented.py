@@ -4,7 +4,7 @@
 1. nginx `limit_rate 4m;` (each connection capped at 4 MiB/s), SIZE_MIB (512) MiB file:
    curl, `aria2c -x4 -s4`, `rushes download` (DOWNLOAD_SEGMENTS=4), once each.
 2. The same file uncapped: `rushes download` segmented vs one connection (DOWNLOAD_SEGMENTS=1)
-   vs curl, RUNS (3) interleaved runs, medians.
+   vs curl, RUNS (5) interleaved runs (the two rushes settings alternate which goes first), medians.
 Every result file is checked (size, and rushes' SHA-256 against `sha256sum` of the source).
 Files live in BENCH_DIR and BENCH_OUT (a tmpfs), both deleted at the end.
 """
@@ -24,7 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.environ.get("SMOKE") == "1"
 SIZE = int(os.environ.get("SIZE_MIB", "64" if SMOKE else "512")) << 20
-RUNS = int(os.environ.get("RUNS", "1" if SMOKE else "3"))
+RUNS = int(os.environ.get("RUNS", "1" if SMOKE else "5"))
 # aria2c and rushes alternate this many times on the capped server (curl runs once: 2 min).
 CAPPED_RUNS = int(os.environ.get("CAPPED_RUNS", "1" if SMOKE else "2"))
 # UNCAPPED_ONLY=1: only the uncapped comparison, printed, BENCHMARKS.md untouched (experiments).
@@ -33,6 +33,8 @@ WORK = os.environ.get("BENCH_DIR", "/tmp/rushes-segbench")
 OUT = os.environ.get("BENCH_OUT", "/dev/shm/rushes-segbench-out")
 BIN = os.path.join(ROOT, "target/release/rushes")
 NAME = "big.bin"
+# (ms from the last byte to the hash, bytes left to hash then) of each segmented rushes run.
+TAILS = []
 
 
 def free_port():
@@ -60,7 +62,8 @@ error_log {WORK}/nginx-error.log;
 pid {WORK}/nginx.pid;
 events {{ worker_connections 256; }}
 http {{
-    access_log off;
+    log_format requests "$status $body_bytes_sent";
+    access_log {WORK}/access.log requests;
     sendfile on;
     tcp_nopush on;
     client_body_temp_path {WORK}/tmp;
@@ -98,18 +101,34 @@ http {{
 def clean_out():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
+    # nginx appends: emptied, the log then holds this run's requests only.
+    open(os.path.join(WORK, "access.log"), "w").close()
+
+
+def requests_made():
+    """HTTP requests the last run made (nginx logs each one as it ends)."""
+    path = os.path.join(WORK, "access.log")
+    count, deadline = -1, time.monotonic() + 2
+    while time.monotonic() < deadline:
+        with open(path) as f:
+            now = sum(1 for _ in f)
+        if now == count:
+            break
+        count = now
+        time.sleep(0.2)
+    return count
 
 
 def timed(cmd, env=None):
     started = time.monotonic()
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     elapsed = time.monotonic() - started
     if done.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({done.returncode})")
     got = os.path.getsize(os.path.join(OUT, NAME))
     if got != SIZE:
         raise SystemExit(f"{cmd[0]}: {got} bytes, expected {SIZE}")
-    return elapsed, done.stdout
+    return elapsed, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
 
 
 def curl(url):
@@ -131,11 +150,16 @@ def rushes(url, segments, expected_sha):
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", ""),
         "DOWNLOAD_SEGMENTS": str(segments),
+        # Its "segmented download complete" line: what was left to hash after the last byte.
+        "RUST_LOG": "rushes::download::transfer::segmented=info",
     }
     elapsed, stdout = timed([BIN, "download", url, "--out", OUT, "--name", NAME], env=env)
     sha = re.search(r"sha256 ([0-9a-f]{64})", stdout)
     if not sha or sha.group(1) != expected_sha:
         raise SystemExit(f"rushes: wrong SHA-256 in {stdout!r}")
+    after = re.search(r"after_last_byte_ms=(\d+) hashed_before_last_byte=(\d+)", stdout)
+    if after:
+        TAILS.append((int(after.group(1)), SIZE - int(after.group(2))))
     return elapsed
 
 
@@ -170,6 +194,7 @@ def main():
     expected = sha256_of(source)
     hash_s = hash_seconds(source)
     runs = lambda xs: ", ".join(f"{x:.2f}" for x in xs)
+    counts = lambda xs: ", ".join(str(x) for x in xs) or "-"
     capped_port, open_port = free_port(), free_port()
     load = os.getloadavg()[0]
     nginx = start_nginx(capped_port, open_port)
@@ -181,23 +206,33 @@ def main():
             print("capped: curl", file=sys.stderr)
             c_curl = curl(capped)
             c_arias, c_rushess = [], []
+        requests = {"aria2c": [], "rushes": []}
         for i in range(0 if UNCAPPED_ONLY else CAPPED_RUNS):
             print(f"capped run {i + 1}/{CAPPED_RUNS}: aria2c -x4 -s4, then rushes", file=sys.stderr)
             c_arias.append(aria2(capped))
+            requests["aria2c"].append(requests_made())
             c_rushess.append(rushes(capped, 4, expected))
+            requests["rushes"].append(requests_made())
         c_aria, c_rushes = statistics.median(c_arias), statistics.median(c_rushess)
         u = {"curl": [], "seg": [], "one": []}
+        seg_requests = []
         for i in range(RUNS):
             print(f"uncapped run {i + 1}/{RUNS}", file=sys.stderr)
             u["curl"].append(curl(uncapped))
-            u["seg"].append(rushes(uncapped, 4, expected))
-            u["one"].append(rushes(uncapped, 1, expected))
+            # The two rushes runs alternate which goes first (right after curl's file is freed).
+            for segments in (4, 1) if i % 2 == 0 else (1, 4):
+                if segments == 4:
+                    u["seg"].append(rushes(uncapped, 4, expected))
+                    seg_requests.append(requests_made())
+                else:
+                    u["one"].append(rushes(uncapped, 1, expected))
     finally:
         nginx.terminate()
         nginx.wait()
         shutil.rmtree(OUT, ignore_errors=True)
         shutil.rmtree(WORK, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in u.items()}
+    tails = ", ".join(f"{ms} ms / {left / (1 << 20):.1f} MiB" for ms, left in TAILS) or "none"
     load_end = os.getloadavg()[0]
     cpu = "?"
     try:
@@ -213,23 +248,26 @@ def main():
         f"at start {load:.1f}, at the end {load_end:.1f} (shared machine). rushes also computes the SHA-256 (checked against "
         f"`sha256sum` of the source); curl and aria2c do not.",
         "",
-        f"| capped (`limit_rate 4m;` per connection); aria2c and rushes alternated {CAPPED_RUNS}x, medians | time | throughput | vs curl | all runs (s) |",
-        "|---|---|---|---|---|",
-        f"| `curl -o` (reference) | {c_curl:.1f} s | {mib_s(c_curl):.2f} MiB/s | 1.00x | {c_curl:.1f} |",
-        f"| `aria2c -x4 -s4` | {c_aria:.1f} s | {mib_s(c_aria):.2f} MiB/s | {c_curl / c_aria:.2f}x | {runs(c_arias)} |",
-        f"| `rushes download` (DOWNLOAD_SEGMENTS=4) | {c_rushes:.1f} s | {mib_s(c_rushes):.2f} MiB/s | **{c_curl / c_rushes:.2f}x** | {runs(c_rushess)} |",
+        f"| capped (`limit_rate 4m;` per connection); aria2c and rushes alternated {CAPPED_RUNS}x, medians | time | throughput | vs curl | all runs (s) | HTTP requests per run |",
+        "|---|---|---|---|---|---|",
+        f"| `curl -o` (reference) | {c_curl:.2f} s | {mib_s(c_curl):.2f} MiB/s | 1.00x | {c_curl:.2f} | 1 |",
+        f"| `aria2c -x4 -s4` | {c_aria:.2f} s | {mib_s(c_aria):.2f} MiB/s | {c_curl / c_aria:.3f}x | {runs(c_arias)} | {counts(requests['aria2c'])} |",
+        f"| `rushes download` (DOWNLOAD_SEGMENTS=4) | {c_rushes:.2f} s | {mib_s(c_rushes):.2f} MiB/s | **{c_curl / c_rushes:.3f}x** | {runs(c_rushess)} | {counts(requests['rushes'])} |",
         "",
         f"| uncapped, median of {RUNS} interleaved runs | median time | throughput | all runs (s) |",
         "|---|---|---|---|",
         f"| `curl -o` | {med['curl']:.2f} s | {mib_s(med['curl']):.0f} MiB/s | {runs(u['curl'])} |",
         f"| `rushes download`, one connection (DOWNLOAD_SEGMENTS=1, reference) | {med['one']:.2f} s | {mib_s(med['one']):.0f} MiB/s | {runs(u['one'])} |",
-        f"| `rushes download`, 4 segments | {med['seg']:.2f} s | {mib_s(med['seg']):.0f} MiB/s | {runs(u['seg'])} |",
+        f"| `rushes download`, DOWNLOAD_SEGMENTS=4 ({counts(seg_requests)} HTTP requests) | {med['seg']:.2f} s | {mib_s(med['seg']):.0f} MiB/s | {runs(u['seg'])} |",
         f"| segmented / one connection | **{med['one'] / med['seg']:.2f}x** throughput | | |",
         "",
         f"SHA-256 of the whole file: one pass over the page-cached file takes {hash_s:.2f} s here "
-        f"for {SIZE >> 20} MiB (Python hashlib, OpenSSL); rushes hashes in order while "
-        "receiving (the connection writing right after the hashed prefix), and after the last "
-        "byte the ranges it had not reached (capped: the three ranges after the first) "
+        f"for {SIZE >> 20} MiB (Python hashlib, OpenSSL). rushes hashes in order on a thread "
+        "that follows the contiguous prefix on disk; its ranges complete one after the other "
+        "(staggered lengths, the earliest range split first), so when the last byte arrives "
+        f"little is left to hash: {tails} (segmented runs: ms from the last byte to the hash, "
+        "bytes still to hash then). Uncapped, the download stays on one connection (its probe "
+        "finds it fast), so the segmented setting costs nothing there "
         "(see `src/download/transfer/segmented.rs`).",
         "<!-- segmented-bench:end -->",
     ])

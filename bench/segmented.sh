@@ -3,7 +3,7 @@
 # `limit_rate 4m;`, a 512 MiB file: `rushes download` (4 segments) vs `curl` vs `aria2c -x4 -s4`
 # in the same run; then the same file uncapped: segmented vs one connection vs curl.
 # Writes its numbers into BENCHMARKS.md. Installs nginx, curl, aria2 and GNU time when missing.
-# SIZE_MIB=512 and RUNS=3 (uncapped runs) by default; SMOKE=1 runs a 64 MiB smoke version.
+# SIZE_MIB=512 and RUNS=5 (uncapped runs) by default; SMOKE=1 runs a 64 MiB smoke version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()

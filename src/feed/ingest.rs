@@ -12,14 +12,17 @@
 //!   the feed's name in `renamed_in_feed` only after a restart or a lease takeover.)
 //! - For the others, what the store holds is read once: every delivery at the first poll of a
 //!   process ([`Store::known_deliveries`]), afterwards only the rows matching their keys
-//!   ([`Store::known_deliveries_matching`]); each record is then sorted in order of the feed:
-//!   - neither of its keys (source, R2) is known: a new delivery, inserted with others in
-//!     transactions of [`BATCH`] rows (multi-row inserts);
-//!   - known, and the record cannot change anything (a legacy record, or a new-format record
-//!     equal to what the delivery already holds): only its `last_seen_at` is refreshed, in bulk;
-//!   - known, and it may change something: [`Store::upsert_delivery`], exactly as one record at
-//!     a time (upgrade before the download starts, `renamed_in_feed` after, R2-key matching).
-//!     Pending inserts are written first, so records are applied in feed order.
+//!   ([`Store::known_deliveries_matching`]). Each record is then matched to its delivery the
+//!   way [`Store::upsert_delivery`] does (same source key, else the oldest delivery holding one
+//!   of the record's keys as its source or R2 key; new deliveries of this feed included) and
+//!   the upgrade rule ([`KnownDelivery::take`]) is applied **in memory**, in feed order. Then:
+//!   - new deliveries are inserted in large transactions ([`BATCH`] rows, [`BATCH_TIME`]);
+//!   - stored deliveries the records changed get one UPDATE each (a delivery changed back to
+//!     what it held gets none); an upgrade is written only while the delivery is still in the
+//!     state read and not started, else its records go through [`Store::upsert_delivery`];
+//!   - stored deliveries seen again get their `last_seen_at` refreshed in bulk.
+//!
+//!   The outcome is the record-by-record path's (property-tested in `tests/it/feed_scale.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};

@@ -53,12 +53,19 @@ impl Store {
         }
         let pool = self.pool.clone();
         let backend = self.backend;
+        let writers = self.writers.clone();
         let probe = tokio::spawn(async move {
             let result = match backend {
-                Backend::Sqlite => match pool.begin_with("BEGIN IMMEDIATE").await {
-                    Ok(tx) => tx.rollback().await,
-                    Err(e) => Err(e),
-                },
+                // In turn with this process's writers (a large feed ingest holds the database
+                // for up to a quarter of a second per transaction): waiting in line answers as
+                // soon as it is done, SQLite's busy handler polls with growing sleeps.
+                Backend::Sqlite => {
+                    let _turn = writers.lock().await;
+                    match pool.begin_with("BEGIN IMMEDIATE").await {
+                        Ok(tx) => tx.rollback().await,
+                        Err(e) => Err(e),
+                    }
+                }
                 // A transaction id is only given to a server that takes writes (not a standby,
                 // not a read-only transaction).
                 Backend::Postgres => match pool.begin().await {

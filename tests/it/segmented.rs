@@ -109,6 +109,63 @@ async fn a_large_file_comes_over_four_ranged_connections_with_if_range() {
 }
 
 #[tokio::test]
+async fn a_fast_server_keeps_the_download_on_one_connection() {
+    let files = FileServer::start().await;
+    let body = content(8 * MIB as usize, 50);
+    let url = files.add("open/fast.mov", body.clone());
+    let feed = feed_of(&[record(&url, "fast.mov")]).await;
+    let root = temp_dir();
+    let app = TestApp::spawn(config(&feed, root.path())).await;
+    let list = all_done(&app, 1).await;
+    assert_eq!(list[0]["sha256"], sha256_hex(&body));
+    let downloads = root.path().join("downloads");
+    assert_eq!(std::fs::read(downloads.join("fast.mov")).ok(), Some(body));
+    // Large enough and ranges allowed, but one connection gets it in well under 2 s: no range
+    // asked for, nothing fetched twice.
+    let seen = files.seen("open/fast.mov");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].range.is_none(), "{seen:?}");
+    assert_eq!(files.bytes_sent("open/fast.mov"), 8 * MIB);
+    assert_eq!(names_in(&downloads), vec!["fast.mov".to_string()]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_connection_is_handed_over_to_segments_without_fetching_again() {
+    let files = FileServer::start().await;
+    let size = 12 * MIB;
+    let body = content(size as usize, 51);
+    let url = files.add("cap/handover.mov", body.clone());
+    files.throttle("cap/handover.mov", 3_000_000);
+    let feed = feed_of(&[record(&url, "handover.mov")]).await;
+    let root = temp_dir();
+    let app = TestApp::spawn(config(&feed, root.path())).await;
+    let list = all_done(&app, 1).await;
+    assert_eq!(list[0]["sha256"], sha256_hex(&body));
+    let downloads = root.path().join("downloads");
+    assert_eq!(
+        std::fs::read(downloads.join("handover.mov")).ok(),
+        Some(body)
+    );
+    let seen = files.seen("cap/handover.mov");
+    // The first request is the plain GET that kept going as the first range; the others ask
+    // for what comes after it, never for its start again.
+    assert!(seen[0].range.is_none(), "{seen:?}");
+    let starts = range_starts(&files, "cap/handover.mov");
+    assert!(starts.len() >= 3, "{seen:?}");
+    assert!(starts.iter().all(|s| *s > 0), "{starts:?}");
+    // Each range is fetched once: what a connection had in flight when its range was cut (or
+    // taken over) is the only overshoot.
+    let sent = files.bytes_sent("cap/handover.mov");
+    assert!(
+        sent <= size + (seen.len() as u64) * MIB / 2,
+        "{sent} bytes sent for a {size}-byte file over {} requests",
+        seen.len()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_slow_segment_is_split_so_it_does_not_set_the_finish_time() {
     let files = FileServer::start().await;
     let body = content(12 * MIB as usize, 42);
@@ -181,7 +238,8 @@ async fn a_server_that_ignores_ranges_gets_one_connection() {
     let body = content(6 * MIB as usize, 45);
     let url = files.add("cap/norange.mov", body.clone());
     files.ignore_range("cap/norange.mov");
-    files.throttle("cap/norange.mov", 20_000_000);
+    // Slow enough for the probe to open more connections (2.5 s alone).
+    files.throttle("cap/norange.mov", 2_500_000);
     let feed = feed_of(&[record(&url, "norange.mov")]).await;
     let root = temp_dir();
     let app = TestApp::spawn(config(&feed, root.path())).await;
@@ -192,6 +250,12 @@ async fn a_server_that_ignores_ranges_gets_one_connection() {
     assert_eq!(
         std::fs::read(downloads.join("norange.mov")).ok(),
         Some(body)
+    );
+    // Ranges were asked for, answered with the whole file: one connection from then on.
+    let seen = files.seen("cap/norange.mov");
+    assert!(
+        seen.iter().any(|s| s.range.is_some() && s.status == 200),
+        "{seen:?}"
     );
     app.stop().await;
 }

@@ -3,6 +3,7 @@
 
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -94,17 +95,24 @@ pub(super) async fn try_once<O: Observer>(
         .await
         .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
     check_space(job, offset, total)?;
-    if offset == 0 && segmented::wanted(job, plan, &headers, total) {
-        let total = total.unwrap_or(0);
-        return Err(TryError::Segmented(Box::new(response), total));
-    }
+    // A fresh download that could be segmented starts on this one connection all the same,
+    // and is handed over to `segmented::run` only if the probe finds it slow.
+    let probe = (offset == 0 && segmented::wanted(job, plan, &headers, total))
+        .then(|| segmented::Probe::new(job, &source.url, total.unwrap_or(0)));
     let (file, hasher) = open_part(p, offset).await?;
     let (written, outcome) = stream_body(
-        job, response, file, hasher, p, offset, total, observer, cancel, fetched,
+        job, response, file, hasher, p, offset, total, observer, cancel, fetched, probe,
     )
     .await?;
     let size = offset + written;
     match outcome {
+        StreamEnd::Split(body) => {
+            return Err(TryError::Segmented(Box::new(segmented::Handover {
+                body,
+                total: total.unwrap_or(0),
+                written,
+            })));
+        }
         StreamEnd::Cancelled => return Err(TryError::Fatal(TransferError::Cancelled)),
         StreamEnd::NetworkError(message) => {
             return Err(TryError::Retry(format!(
@@ -293,9 +301,11 @@ async fn open_part(p: &mut Part, offset: u64) -> Result<(std::fs::File, Sha256),
     let hasher = match p.hasher.take() {
         Some((h, n)) if n == offset => h,
         _ if offset == 0 => Sha256::new(),
-        _ => {
+        known => {
+            // What is known of the prefix's hash (a segmented try's, say) is continued.
+            let known = known.filter(|(_, n)| *n < offset);
             let path = p.path.clone();
-            tokio::task::spawn_blocking(move || hash_part(&path, None, offset))
+            tokio::task::spawn_blocking(move || hash_part(&path, known, offset))
                 .await
                 .map_err(|e| TryError::Retry(format!("hashing the partial file: {e}")))?
                 .map_err(|e| io_fatal(&p.path, e))?
@@ -309,6 +319,8 @@ enum StreamEnd {
     Complete,
     Cancelled,
     NetworkError(String),
+    /// The probe found the connection slow: the rest of the body goes to `segmented::run`.
+    Split(segmented::Body),
 }
 
 /// Streams the body into the sink (written and hashed), reporting progress. What arrived before
@@ -325,20 +337,40 @@ async fn stream_body<O: Observer>(
     observer: &mut O,
     cancel: &CancellationToken,
     fetched: &mut u64,
+    mut probe: Option<segmented::Probe>,
 ) -> Result<(u64, StreamEnd), TryError> {
     let mut sink = if job.inline_writes {
         Sink::inline(file, hasher)
     } else {
         Sink::thread(file, hasher)
     };
-    let mut stream = response.bytes_stream();
+    let mut stream: segmented::Body = Box::pin(response.bytes_stream());
     let mut received = 0u64;
     let mut network_error = None;
     let mut meter = Meter::new(offset);
     let mut cancelled = false;
+    let mut split = false;
+    // The probe looks at the speed on a timer: a capped server may send nothing for a while.
+    let look = tokio::time::sleep_until(
+        probe
+            .as_ref()
+            .map_or_else(Instant::now, segmented::Probe::next_look)
+            .into(),
+    );
+    tokio::pin!(look);
     loop {
         let next = tokio::select! {
             () = cancel.cancelled() => { cancelled = true; break; }
+            () = &mut look, if probe.is_some() => {
+                if let Some(p) = probe.as_mut() {
+                    if p.split_now(received) {
+                        split = true;
+                        break;
+                    }
+                    look.as_mut().reset(p.next_look().into());
+                }
+                continue;
+            }
             n = stream.next() => n,
         };
         match next {
@@ -358,7 +390,7 @@ async fn stream_body<O: Observer>(
             }
         }
     }
-    drop(stream);
+    let rest = split.then_some(stream);
     *fetched += received;
     let (hasher, written, result) = sink.finish().await.map_err(TryError::Retry)?;
     if let Err(e) = result {
@@ -374,7 +406,9 @@ async fn stream_body<O: Observer>(
     let size = offset + written;
     p.hasher = Some((hasher, size));
     observer.progress(meter.last(size, total)).await;
-    let end = if cancelled {
+    let end = if let Some(body) = rest {
+        StreamEnd::Split(body)
+    } else if cancelled {
         StreamEnd::Cancelled
     } else if let Some(message) = network_error {
         StreamEnd::NetworkError(message)

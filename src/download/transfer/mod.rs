@@ -190,9 +190,9 @@ enum TryError {
     NextUrl(String),
     /// The whole download stops (disk, cancel, store).
     Fatal(TransferError),
-    /// A fresh download large enough for several connections: the answer (body unread) and the
-    /// file's size, handed to `segmented::run`.
-    Segmented(Box<reqwest::Response>, u64),
+    /// A fresh download found slow on one connection: the rest of its body, handed to
+    /// `segmented::run` with what is written (the part's hash covers it).
+    Segmented(Box<segmented::Handover>),
 }
 
 /// State of the partial file across tries and URLs.
@@ -293,14 +293,14 @@ pub async fn download<O: Observer>(
                 )
                 .await
                 {
-                    Err(TryError::Segmented(response, total)) => {
+                    Err(TryError::Segmented(handover)) => {
                         segmented::run(
                             client,
                             job,
                             source,
                             &mut part,
                             &mut plan,
-                            Some((*response, total)),
+                            Some(*handover),
                             observer,
                             cancel,
                             &mut fetched,
@@ -339,7 +339,7 @@ pub async fn download<O: Observer>(
                     tracing::warn!(url = %shown, try_number, error = %message, "download: giving up on this URL");
                     (message, false)
                 }
-                Err(TryError::Segmented(..)) => {
+                Err(TryError::Segmented(_)) => {
                     return Err(TransferError::Internal("segmented answer not taken"));
                 }
                 Err(TryError::Retry(message)) => {

@@ -1,50 +1,57 @@
 //! Segmented transfers: one large file over several ranged connections, each writing at its own
 //! offset into one `.part` of the file's size (positioned writes), with work stealing near the end.
 //!
-//! - Entered when the first answer says `Accept-Ranges: bytes`, carries a validator (strong ETag
-//!   or Last-Modified) and the file is at least `DOWNLOAD_SEGMENT_MIN`; that first answer becomes
-//!   the first segment's stream, so no request is wasted. A server without `Accept-Ranges` is
-//!   probed by the first ranged request: a 206 confirms, a 200 with the same validator means it
-//!   ignores ranges and the download goes back to one connection.
+//! - A fresh download that could be segmented (`wanted`: `Accept-Ranges: bytes` or none said, a
+//!   validator — strong ETag or Last-Modified —, at least `DOWNLOAD_SEGMENT_MIN`) starts on the
+//!   single path all the same: streamed, written and hashed in order by one connection. A `Probe`
+//!   looks at its speed every 20 ms; only when, `SLOW_LOOKS` looks in a row, it would still need
+//!   `WORTH_SPLITTING_S` alone (a capped server), the host has a free slot and the connection is
+//!   slow next to this machine's SHA-256 speed is it handed over (`Handover`): what is written
+//!   and hashed stays, the rest of that same response becomes the first range's stream (no request
+//!   wasted), and the other connections open at once. A server that gives one connection its full
+//!   speed never pays for preallocation, positioned writes or a re-read for the hash.
+//! - A server without `Accept-Ranges` is probed by the first ranged request: a 206 confirms, a
+//!   200 with the same validator means it ignores ranges and the download goes back to one
+//!   connection (the contiguous prefix and its hash kept).
 //! - Every ranged request carries `If-Range` with the validator, and every 206 is checked (start,
 //!   total, validator): a file that changed upstream is started over, never spliced.
 //! - The segments (start, end, bytes done) are handed to the observer about once a second, after
 //!   `fdatasync`, so what is stored is always on disk: after a crash each segment resumes where
 //!   it was.
-//! - A connection that finishes its range takes an abandoned range, else splits the largest
-//!   remaining one in two (work stealing), so one slow connection does not set the finish time.
+//! - Layout (`Shared::spread`): one range per connection (one request each, as aria2 does), their
+//!   lengths growing by `STAGGER` from the first to the last, so that at equal speeds they complete
+//!   in file order, a little apart. Cutting the file into many small pieces taken in order would
+//!   cost a request per piece (on nginx, whose `limit_rate` gives each new request a second's worth
+//!   at once, it would also escape a per-connection cap: not what a fair comparison measures).
+//! - Work stealing (`Shared::claim`): a connection that finishes its range takes an abandoned
+//!   range, else splits the earliest range that still has at least a quarter of the most left (and
+//!   that its connection would not finish within `MIN_SPLIT_S`), so one slow connection does not set
+//!   the finish time and the early ranges complete first.
+//! - SHA-256 (`Hasher`): in order, on a thread of its own that follows the contiguous prefix on
+//!   disk: whenever a range completes, the next one (received up to its connection) is read back
+//!   from the page cache and hashed, then followed as it grows. With the staggered layout the
+//!   prefix is close to the end when the last byte arrives: measured, a few ms of hashing are left
+//!   (BENCHMARKS.md), where one pass after the last byte over the later ranges took ~0.3 s.
 //! - Segments are connections: every connection holds a per-host slot (at most
 //!   `max(DOWNLOAD_SEGMENTS, 2)` per host, across all downloads of this process); a connection
 //!   that frees its range while another download waits for the host gives its slot away.
-//! - The first connection runs alone for `PROBE`; the others are opened only if it would still
-//!   need `WORTH_SPLITTING_S` alone (an uncapped server gains nothing from more connections).
-//!   When they are, each takes half of the largest range left (four connections: four ranges,
-//!   one request each, as aria2 does). Cutting the file into many small pieces taken in file
-//!   order would let the hash follow the download closely, but costs a request per piece (on
-//!   nginx, whose `limit_rate` gives each new request a second's worth at once, it would also
-//!   escape a per-connection cap: not what a fair comparison measures).
 //! - In the service, each connection keeps reading while its previous batch is written (one write
 //!   in flight per connection, on a blocking thread), so a connection never waits for the disk;
-//!   the one-shot CLI (`Job::inline_writes`) writes and hashes on the connection's own task, as
-//!   its single-connection path does (measured faster on an uncapped server: no hand-off).
-//! - SHA-256: in order as the contiguous prefix grows, by the connection writing right after the
-//!   hashed prefix (in its write task, which runs while the connection reads on); what it had not
-//!   reached is hashed in one pass after the last byte (see `hash_file`). A thread of its own
-//!   re-reading the prefix from the page cache measured slower on an uncapped server (the copy
-//!   costs CPU the transfer needs; BENCHMARKS.md).
-//! - The `.part` is sized at once (sparse) and its blocks reserved (`fallocate`) only when the
-//!   extra connections open: on tmpfs a reservation writes zeros over the whole file first.
+//!   the one-shot CLI (`Job::inline_writes`) writes on the connection's own task.
+//! - The `.part` is sized at once (sparse) and its blocks reserved (`fallocate`) beside the
+//!   transfer when the connections open: on tmpfs a reservation writes zeros over the whole file.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use sha2::{Digest, Sha256};
@@ -55,7 +62,6 @@ use url::Url;
 
 use super::meter::Meter;
 use super::place::{finalize, is_disk_full};
-use super::sink::hash_part;
 use super::{Job, JobUrl, Observer, PROGRESS_EVERY, Part, TransferError, TryError, io_fatal};
 use crate::net;
 
@@ -87,8 +93,11 @@ pub struct Segmenting {
     pub resume: Vec<Segment>,
 }
 
-/// A range is split only when at least this much of it is still to be received.
+/// A range is split only when at least this much of it is still to be received...
 const MIN_SPLIT: u64 = 256 << 10;
+/// ... and its connection would need at least this long for it (a new request costs a round
+/// trip and a slow start; measured, it also keeps the count of requests down).
+const MIN_SPLIT_S: f64 = 0.5;
 /// Files smaller than this are never segmented, whatever `DOWNLOAD_SEGMENT_MIN` says.
 const MIN_FILE: u64 = 1 << 20;
 /// Bytes a connection gathers before one positioned write on a blocking thread...
@@ -97,12 +106,14 @@ const WRITE_BATCH: usize = 256 << 10;
 const WRITE_EVERY: Duration = Duration::from_millis(250);
 /// How often the segments are synced and handed to the observer.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
-/// How long the first connection runs alone before the others are opened...
-const PROBE: Duration = Duration::from_millis(100);
-/// ... looking this often (a connection that is clearly slow is split at once).
+/// How often the single connection's speed is looked at (`Probe`)...
 const PROBE_EVERY: Duration = Duration::from_millis(20);
-/// ... and only if it would still need this long alone.
+/// ... the other connections being opened only if it would still need this long alone.
 const WORTH_SPLITTING_S: f64 = 2.0;
+/// The ranges laid out when the connections open differ in length by this share of the average
+/// from one to the next (the first shortest): they complete one after the other, each shortly
+/// before the next, so the in-order hash has caught up when the last byte arrives (`spread`).
+const STAGGER: f64 = 0.05;
 /// Connections of one download that may be re-opened after a failure, per segment allowed.
 const REOPENS_PER_SEGMENT: u32 = 3;
 /// Bytes one connection may hold in memory while its previous batch is being written.
@@ -307,6 +318,229 @@ pub(super) fn wanted(job: &Job, plan: &Plan, headers: &HeaderMap, total: Option<
         && validator_of(headers).is_some()
 }
 
+/// A response body, read chunk by chunk.
+pub(super) type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// A fresh download the single path hands over: the rest of its body (the first segment's
+/// stream), the file's size and the bytes already written (and hashed: the part's `hasher`).
+pub(super) struct Handover {
+    pub(super) body: Body,
+    pub(super) total: u64,
+    pub(super) written: u64,
+}
+
+/// Watches a fresh download on its single connection (`wanted` said it could be segmented):
+/// says when to open the other connections. The download stays on one connection, with nothing
+/// of the segmented machinery (no preallocation, no positioned writes, no re-read for the hash),
+/// as long as it would not need `WORTH_SPLITTING_S` more alone, or the host has no free slot, or
+/// the connection is already fast next to this machine's SHA-256 speed (`hash_speed`): `count`
+/// connections at its speed would need more than `CPU_SHARE` of it. Such a download is bound by
+/// the CPU (hashing, copying), not by a per-connection cap: more connections only add work
+/// (measured: a 2 GiB file from an uncapped loopback server, 0.9x of one connection split in 4).
+pub(super) struct Probe {
+    started: Instant,
+    next: Instant,
+    total: u64,
+    count: usize,
+    host: Arc<Host>,
+    /// Consecutive looks that found the connection slow.
+    slow_looks: u32,
+}
+
+/// Looks in a row (20 ms apart) that must find the connection slow: one look early in a download
+/// can catch this process starved of CPU on a busy machine (measured: an uncapped download split
+/// at load 7).
+const SLOW_LOOKS: u32 = 3;
+
+/// More connections only when together, at the first one's speed, they would need at most this
+/// share of what one core hashes (SHA-256) per second.
+const CPU_SHARE: f64 = 0.5;
+
+/// Bytes per second this machine hashes with SHA-256: measured once, the best of four passes
+/// over 1 MiB (~3 ms in all; the best, so that a pass interrupted by another process does not
+/// count).
+fn hash_speed() -> f64 {
+    static SPEED: LazyLock<f64> = LazyLock::new(|| {
+        let data = vec![0x5au8; 1 << 20];
+        (0..4)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(Sha256::digest(std::hint::black_box(&data)));
+                data.len() as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            })
+            .fold(0.0, f64::max)
+    });
+    *SPEED
+}
+
+impl Probe {
+    pub(super) fn new(job: &Job, url: &Url, total: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            next: now + PROBE_EVERY,
+            total,
+            count: job.segments.count,
+            host: host_entry(url, host_capacity(job.segments.count)),
+            slow_looks: 0,
+        }
+    }
+
+    /// When to look next.
+    pub(super) fn next_look(&self) -> Instant {
+        self.next
+    }
+
+    /// Whether to hand over now, `received` bytes in (looked at every `PROBE_EVERY`).
+    pub(super) fn split_now(&mut self, received: u64) -> bool {
+        let now = Instant::now();
+        self.next = now + PROBE_EVERY;
+        let speed = received as f64 / now.duration_since(self.started).as_secs_f64();
+        let left_s = self.total.saturating_sub(received) as f64 / speed.max(1.0);
+        let slow = left_s >= WORTH_SPLITTING_S
+            && speed * self.count as f64 <= hash_speed() * CPU_SHARE
+            && self.host.slots.available_permits() > 0;
+        self.slow_looks = if slow { self.slow_looks + 1 } else { 0 };
+        self.slow_looks >= SLOW_LOOKS
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashing in order, beside the transfer
+
+/// What the hashing thread and the connections share.
+struct Follow {
+    /// Bytes from the start of the file that are on disk (the connections move it on).
+    frontier: Mutex<(u64, bool)>,
+    moved: Condvar,
+    stop: AtomicBool,
+    /// Bytes hashed so far.
+    hashed: AtomicU64,
+}
+
+impl Follow {
+    /// The contiguous prefix on disk now reaches `upto`.
+    fn advance(&self, upto: u64) {
+        let mut f = self.frontier.lock().unwrap_or_else(|e| e.into_inner());
+        if upto > f.0 {
+            f.0 = upto;
+            self.moved.notify_one();
+        }
+    }
+}
+
+/// The SHA-256 of the file, computed in order by a thread of its own that follows the contiguous
+/// prefix on disk: as soon as a range completes, the ranges after it that are already received are
+/// read back (from the page cache) and hashed, then followed as they grow. Together with `spread`
+/// (the ranges complete one after the other) little is left to hash after the last byte.
+struct Hasher {
+    follow: Arc<Follow>,
+    thread: Option<std::thread::JoinHandle<io::Result<(Sha256, u64)>>>,
+}
+
+impl Hasher {
+    /// Starts hashing `file` from `prefix` (the hash of its first bytes; `None`: from 0).
+    fn start(file: Arc<std::fs::File>, prefix: Option<(Sha256, u64)>) -> io::Result<Self> {
+        let (hasher, from) = prefix.unwrap_or_else(|| (Sha256::new(), 0));
+        let follow = Arc::new(Follow {
+            frontier: Mutex::new((from, false)),
+            moved: Condvar::new(),
+            stop: AtomicBool::new(false),
+            hashed: AtomicU64::new(from),
+        });
+        let shared = follow.clone();
+        let thread = std::thread::Builder::new()
+            .name("rushes-hash".into())
+            .spawn(move || follow_prefix(&file, &shared, hasher, from))?;
+        Ok(Self {
+            follow,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hashes up to `total` (the whole file is on disk) and gives the hash. Blocking.
+    fn finish(mut self, total: u64) -> io::Result<(Sha256, u64)> {
+        {
+            let mut f = self
+                .follow
+                .frontier
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            *f = (total, true);
+            self.follow.moved.notify_one();
+        }
+        self.join()
+    }
+
+    /// Stops at once; gives the hash of the bytes hashed so far (a valid prefix). Blocking.
+    fn stop(mut self) -> Option<(Sha256, u64)> {
+        self.follow.stop.store(true, Ordering::Relaxed);
+        self.follow.moved.notify_one();
+        self.join().ok()
+    }
+
+    fn join(&mut self) -> io::Result<(Sha256, u64)> {
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("the hashing thread failed")),
+        }
+    }
+}
+
+impl Drop for Hasher {
+    fn drop(&mut self) {
+        // Not joined here (it may be in a read): told to stop, it ends on its own.
+        self.follow.stop.store(true, Ordering::Relaxed);
+        self.follow.moved.notify_one();
+    }
+}
+
+/// The hashing thread: waits for the frontier to move, hashes up to it, until told to finish
+/// (then everything up to the frontier is hashed) or to stop.
+fn follow_prefix(
+    file: &std::fs::File,
+    follow: &Follow,
+    mut hasher: Sha256,
+    mut upto: u64,
+) -> io::Result<(Sha256, u64)> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let target = {
+            let mut f = follow.frontier.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if follow.stop.load(Ordering::Relaxed) {
+                    return Ok((hasher, upto));
+                }
+                if f.0 > upto {
+                    break f.0;
+                }
+                if f.1 {
+                    return Ok((hasher, upto));
+                }
+                f = follow.moved.wait(f).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        while upto < target {
+            if follow.stop.load(Ordering::Relaxed) {
+                return Ok((hasher, upto));
+            }
+            let want = buf
+                .len()
+                .min(usize::try_from(target - upto).unwrap_or(usize::MAX));
+            let n = file.read_at(&mut buf[..want], upto)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "partial file shorter than expected",
+                ));
+            }
+            hasher.update(&buf[..n]);
+            upto += n as u64;
+            follow.hashed.store(upto, Ordering::Relaxed);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running
 
@@ -321,9 +555,8 @@ struct Ctx {
     file: Arc<std::fs::File>,
     state: Mutex<Shared>,
     cancel: CancellationToken,
-    /// SHA-256 of the file's first bytes, extended by the connection writing right after them
-    /// (in order, as the contiguous prefix grows); `None` while that connection's write holds it.
-    prefix: Mutex<Option<(Sha256, u64)>>,
+    /// The hashing thread, told whenever the contiguous prefix on disk grows.
+    follow: Arc<Follow>,
     /// Write and hash on the connection's own task (`Job::inline_writes`: the one-shot CLI).
     inline: bool,
 }
@@ -363,10 +596,51 @@ impl Shared {
         (secs > 0.3).then(|| self.received[i].saturating_sub(from) as f64 / secs)
     }
 
+    /// The one range of a fresh download (its connection running) cut for `extra` more
+    /// connections: the rest is laid out in ranges whose lengths grow by `STAGGER` of the average
+    /// from the first to the last, so that at equal speeds they complete in file order, a little
+    /// apart. Each range completed lets the hashing thread catch up over the next one (already
+    /// received up to its connection) before that one completes in turn; the connections done
+    /// early take over the earliest range still large enough (`claim`). Returns the new ranges.
+    fn spread(&mut self, extra: usize) -> Vec<usize> {
+        let (from, end) = (self.received[0], self.segments[0].end);
+        let n = extra + 1;
+        if self.segments.len() != 1 || end.saturating_sub(from) < MIN_SPLIT * n as u64 {
+            return Vec::new();
+        }
+        let rest = (end - from) as f64;
+        let middle = (n - 1) as f64 / 2.0;
+        let mut cuts = Vec::with_capacity(n + 1);
+        let mut at = 0.0;
+        for k in 0..n {
+            cuts.push(from + at as u64);
+            at += rest / n as f64 * (1.0 + (k as f64 - middle) * STAGGER);
+        }
+        cuts.push(end);
+        self.segments[0].end = cuts[1];
+        let mut new = Vec::with_capacity(extra);
+        for w in cuts[1..].windows(2) {
+            self.segments.push(Segment {
+                start: w[0],
+                end: w[1],
+                done: 0,
+            });
+            self.active.push(false);
+            self.received.push(w[0]);
+            self.since.push((Instant::now(), w[0]));
+            let i = self.segments.len() - 1;
+            self.start(i);
+            new.push(i);
+        }
+        new
+    }
+
     /// A range no connection serves first (the earliest in the file: what the hashing thread
-    /// reaches first), else part of the range in progress with the most still to receive: the connection taking it over gets a share
-    /// proportional to its speed (`my_speed`, from its previous range) against the current
-    /// one's (half when unknown).
+    /// reaches first), else part of a range in progress: the earliest in the file of those with
+    /// at least a quarter of the most still to receive (finishing the early ranges first lets
+    /// the in-order hash follow; the quarter keeps one slow range from being left to the end).
+    /// The connection taking it over gets a share proportional to its speed (`my_speed`, from
+    /// its previous range) against the current one's (half when unknown).
     fn claim(&mut self, my_speed: Option<f64>) -> Option<usize> {
         let idle = (0..self.segments.len())
             .filter(|&i| !self.active[i] && self.segments[i].left() > 0)
@@ -376,9 +650,19 @@ impl Shared {
             return Some(i);
         }
         let to_receive = |i: usize| self.segments[i].end.saturating_sub(self.received[i]);
-        let i = (0..self.segments.len())
-            .filter(|&i| self.active[i] && to_receive(i) >= MIN_SPLIT)
-            .max_by_key(|&i| to_receive(i))?;
+        let splittable = || {
+            (0..self.segments.len()).filter(|&i| {
+                self.active[i]
+                    && to_receive(i) >= MIN_SPLIT
+                    && self
+                        .speed(i)
+                        .is_none_or(|v| to_receive(i) as f64 >= v * MIN_SPLIT_S)
+            })
+        };
+        let most = splittable().map(to_receive).max()?;
+        let i = splittable()
+            .filter(|&i| to_receive(i) >= most / 4)
+            .min_by_key(|&i| self.segments[i].start)?;
         let remaining = to_receive(i);
         let keep = match (self.speed(i), my_speed) {
             (Some(theirs), Some(mine)) if theirs + mine > 0.0 => {
@@ -400,6 +684,13 @@ impl Shared {
         self.since.push((Instant::now(), mid));
         let new = self.segments.len() - 1;
         self.start(new);
+        tracing::debug!(
+            split = i,
+            from = mid,
+            to = end,
+            kept = mid - self.received[i],
+            "work stealing: a free connection takes the end of a range"
+        );
         Some(new)
     }
 
@@ -424,8 +715,9 @@ enum End {
     Cancelled,
 }
 
-/// Runs (or resumes) a segmented download of `source`. `first` is the single path's answer to a
-/// plain GET of a fresh download (used as the first segment's stream) with the file's size.
+/// Runs (or resumes) a segmented download of `source`. `first` is a fresh download the single
+/// path hands over (its probe found it slow): the rest of its body becomes the first range's
+/// stream, what it wrote the start of that range, its hash the start of the in-order hash.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run<O: Observer>(
     client: &reqwest::Client,
@@ -433,7 +725,7 @@ pub(super) async fn run<O: Observer>(
     source: &JobUrl,
     part: &mut Option<Part>,
     plan: &mut Plan,
-    first: Option<(reqwest::Response, u64)>,
+    first: Option<Handover>,
     observer: &mut O,
     cancel: &CancellationToken,
     fetched: &mut u64,
@@ -467,33 +759,30 @@ pub(super) async fn run<O: Observer>(
         .open(&p.path)
         .map_err(|e| io_fatal(&p.path, e))?;
     super::lock_part(&file, &p.path)?;
+    let no_space = |e: io::Error, bytes: u64| match is_disk_full(&e) {
+        true => TryError::Fatal(TransferError::NoSpace {
+            dir: job.dir.display().to_string(),
+            bytes,
+        }),
+        false => io_fatal(&p.path, e),
+    };
     let mut first_stream = None;
-    if let Some((response, total)) = first {
-        // One range first: the extra connections split it after a short probe, and only when
-        // the first connection alone would take a while (an uncapped server gains nothing).
-        let n = 1u64;
-        let piece = total.div_ceil(n);
-        plan.segments = (0..n)
-            .map(|i| Segment {
-                start: (i * piece).min(total),
-                end: ((i + 1) * piece).min(total),
-                done: 0,
-            })
-            .filter(|s| s.end > s.start)
-            .collect();
-        // Stored before the part is preallocated and the first byte written at an offset.
+    if let Some(handover) = first {
+        // One range, started by the single path; cut for the other connections below.
+        plan.segments = vec![Segment {
+            start: 0,
+            end: handover.total,
+            done: handover.written.min(handover.total),
+        }];
+        // Stored before the part is sized and the first byte written at an offset.
         observer
             .segments(&plan.segments)
             .await
             .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
-        size_part(&file, total).map_err(|e| match is_disk_full(&e) {
-            true => TryError::Fatal(TransferError::NoSpace {
-                dir: job.dir.display().to_string(),
-                bytes: 0,
-            }),
-            false => io_fatal(&p.path, e),
-        })?;
-        first_stream = Some(response);
+        // Sized at once (sparse): positioned writes land anywhere in it.
+        file.set_len(handover.total)
+            .map_err(|e| no_space(e, handover.written))?;
+        first_stream = Some(handover.body);
     }
     let total = plan.total();
     if !fresh {
@@ -512,6 +801,11 @@ pub(super) async fn run<O: Observer>(
         "segmented download"
     );
 
+    let file = Arc::new(file);
+    // The hash known so far (the single path's, or an earlier try's) if it is of bytes on disk.
+    let prefix = p.hasher.take().filter(|(_, n)| *n <= plan.contiguous());
+    let hasher = Hasher::start(file.clone(), prefix).map_err(|e| io_fatal(&p.path, e))?;
+    hasher.follow.advance(plan.contiguous());
     let stop = cancel.child_token();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -519,42 +813,43 @@ pub(super) async fn run<O: Observer>(
         headers: source.headers.clone(),
         validator: validator.clone(),
         total,
-        file: Arc::new(file),
+        file: file.clone(),
         state: Mutex::new(Shared::new(plan.segments.clone())),
         cancel: stop.clone(),
-        prefix: Mutex::new(fresh.then(|| (Sha256::new(), 0))),
+        follow: hasher.follow.clone(),
         inline: job.inline_writes,
     });
     let mut workers: JoinSet<(End, Option<HostSlot>, u64)> = JoinSet::new();
-    let mut waiting_slots = Vec::new();
-    for slot in slots {
-        if fresh && first_stream.is_none() {
-            waiting_slots.push(slot);
-            continue;
-        }
-        let claimed = lock(&ctx).claim(None);
-        let Some(index) = claimed else { break };
-        let stream = if index == 0 {
-            first_stream.take()
-        } else {
-            None
-        };
-        workers.spawn(connection(ctx.clone(), index, stream, slot, Duration::ZERO));
-    }
-    drop(first_stream);
-    let probe_started = Instant::now();
-    // Looked at every `PROBE_EVERY` until `PROBE`: a slow connection is split at once.
     let mut reserving: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
-    let mut probe =
-        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
-    if !fresh && plan.segments.len() > 1 {
-        reserve(&ctx.file, total).map_err(|e| match is_disk_full(&e) {
-            true => TryError::Fatal(TransferError::NoSpace {
-                dir: job.dir.display().to_string(),
-                bytes: plan.done(),
-            }),
-            false => io_fatal(&p.path, e),
-        })?;
+    if let Some(stream) = first_stream {
+        let mut slots = slots.into_iter();
+        let own = slots.next().flatten();
+        let extra: Vec<Option<HostSlot>> = slots.collect();
+        lock(&ctx).start(0);
+        let ranges = lock(&ctx).spread(extra.len());
+        workers.spawn(connection(
+            ctx.clone(),
+            0,
+            Some(stream),
+            own,
+            Duration::ZERO,
+        ));
+        for (index, slot) in ranges.into_iter().zip(extra) {
+            workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
+        }
+        // Blocks reserved beside the transfer (a full disk fails now, not half-way): on tmpfs
+        // that writes zeros over the whole file, which must not delay the connections.
+        let file = ctx.file.clone();
+        reserving = Some(tokio::task::spawn_blocking(move || reserve(&file, total)));
+    } else {
+        if plan.segments.len() > 1 {
+            reserve(&ctx.file, total).map_err(|e| no_space(e, plan.done()))?;
+        }
+        for slot in slots {
+            let claimed = lock(&ctx).claim(None);
+            let Some(index) = claimed else { break };
+            workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
+        }
     }
 
     let mut reopens = REOPENS_PER_SEGMENT * job.segments.count as u32;
@@ -601,28 +896,6 @@ pub(super) async fn run<O: Observer>(
                     stop.cancel();
                 }
             }
-            _ = probe.tick(), if !waiting_slots.is_empty() => {
-                // Received (written or still buffered) by the first connection so far.
-                let received: u64 = {
-                    let s = lock(&ctx);
-                    s.received.iter().zip(&s.segments).map(|(r, g)| r.saturating_sub(g.start)).sum()
-                };
-                let speed = received as f64 / probe_started.elapsed().as_secs_f64();
-                let left_s = total.saturating_sub(received) as f64 / speed.max(1.0);
-                if left_s >= WORTH_SPLITTING_S {
-                    tracing::debug!(after_ms = probe_started.elapsed().as_millis() as u64, received, "opening the other connections");
-                    // Reserved beside the transfer: on tmpfs it writes zeros over the whole file.
-                    let file = ctx.file.clone();
-                    reserving = Some(tokio::task::spawn_blocking(move || reserve(&file, total)));
-                    for slot in waiting_slots.drain(..) {
-                        let claimed = lock(&ctx).claim(None);
-                        let Some(index) = claimed else { break };
-                        workers.spawn(connection(ctx.clone(), index, None, slot, Duration::ZERO));
-                    }
-                } else if probe_started.elapsed() >= PROBE {
-                    waiting_slots.clear(); // fast enough alone: the slots go back
-                }
-            }
             _ = ticker.tick() => {
                 let (done, active) = {
                     let s = lock(&ctx);
@@ -638,6 +911,7 @@ pub(super) async fn run<O: Observer>(
             }
         }
     }
+    let last_byte = Instant::now();
     // Every connection has ended: what is in `ctx` is final for this try.
     plan.segments = lock(&ctx).segments.clone();
     save(&ctx, observer).await?;
@@ -649,70 +923,86 @@ pub(super) async fn run<O: Observer>(
         })
         .await;
 
-    match fatal {
-        Some(End::Changed(message)) => {
-            start_over(p, plan, observer).await?;
-            return Err(TryError::Retry(format!(
-                "{message}; the file changed on the server, starting over"
-            )));
-        }
-        Some(End::NoRanges) => {
-            plan.disabled = true;
-            back_to_one_connection(p, plan, observer).await?;
-            return Err(TryError::Retry(
-                "the server ignores ranges; continuing over one connection".into(),
-            ));
-        }
-        Some(End::NextUrl(message)) => {
-            back_to_one_connection(p, plan, observer).await?;
-            return Err(TryError::NextUrl(message));
-        }
-        Some(End::Write(e)) => {
-            if is_disk_full(&e) {
-                return Err(TryError::Fatal(TransferError::NoSpace {
-                    dir: job.dir.display().to_string(),
-                    bytes: done,
-                }));
-            }
-            return Err(io_fatal(&p.path, e));
-        }
-        _ => {}
-    }
-    if cancel.is_cancelled() {
-        return Err(TryError::Fatal(TransferError::Cancelled));
-    }
-    if !plan.complete() {
-        return Err(TryError::Retry(format!(
-            "{done} of {total} bytes after every connection ended: {}",
-            last_error.unwrap_or_else(|| "connections closed".into())
-        )));
+    if fatal.is_some() || cancel.is_cancelled() || !plan.complete() {
+        // The hash of the prefix stays valid for the next try (segmented or not).
+        p.hasher = tokio::task::spawn_blocking(move || hasher.stop())
+            .await
+            .ok()
+            .flatten();
+        return Err(unfinished(&job.dir, p, plan, observer, fatal, cancel, done, last_error).await);
     }
 
-    let file = ctx.file.clone();
-    let path = p.path.clone();
-    let prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let hashed_before = hasher.follow.hashed.load(Ordering::Relaxed);
     let hashed = tokio::task::spawn_blocking(move || {
-        let prefix = prefix;
-        let inline = prefix.as_ref().map_or(0, |(_, upto)| *upto);
-        file.sync_all()?;
-        let started = Instant::now();
-        let sha = hash_file(&path, prefix, total)?;
-        Ok::<_, io::Error>((sha, started.elapsed(), inline))
+        // The sync and the end of the hash run side by side.
+        let synced = file.sync_all();
+        let hash = hasher.finish(total);
+        synced?;
+        hash
     })
     .await
     .map_err(|e| TryError::Retry(format!("hashing the file: {e}")))?;
-    let (sha256, took, inline) = hashed.map_err(|e| io_fatal(&p.path, e))?;
+    let (sha, upto) = hashed.map_err(|e| io_fatal(&p.path, e))?;
+    if upto != total {
+        return Err(TryError::Fatal(TransferError::Internal(
+            "the hash does not cover the whole file",
+        )));
+    }
+    let sha256 = hex::encode(sha.finalize());
     tracing::info!(
         bytes = total,
-        hash_ms = took.as_millis() as u64,
-        hashed_while_receiving = inline,
+        after_last_byte_ms = last_byte.elapsed().as_millis() as u64,
+        hashed_before_last_byte = hashed_before,
         fresh,
-        "segmented download complete; the rest hashed after the last byte"
+        "segmented download complete"
     );
     let final_path = finalize(&job.dir, p, &sha256, total, observer).await?;
     plan.segments.clear();
     let _ = observer.segments(&[]).await;
     Ok((final_path, sha256, total))
+}
+
+/// Why a try ended without the whole file, once its connections have all ended; the part and
+/// the plan are made ready for the next try (started over, or back to one connection).
+#[allow(clippy::too_many_arguments)]
+async fn unfinished<O: Observer>(
+    job_dir: &std::path::Path,
+    p: &mut Part,
+    plan: &mut Plan,
+    observer: &mut O,
+    fatal: Option<End>,
+    cancel: &CancellationToken,
+    done: u64,
+    last_error: Option<String>,
+) -> TryError {
+    let ready = match fatal {
+        Some(End::Changed(message)) => start_over(p, plan, observer).await.map(|()| {
+            TryError::Retry(format!(
+                "{message}; the file changed on the server, starting over"
+            ))
+        }),
+        Some(End::NoRanges) => {
+            plan.disabled = true;
+            back_to_one_connection(p, plan, observer).await.map(|()| {
+                TryError::Retry("the server ignores ranges; continuing over one connection".into())
+            })
+        }
+        Some(End::NextUrl(message)) => back_to_one_connection(p, plan, observer)
+            .await
+            .map(|()| TryError::NextUrl(message)),
+        Some(End::Write(e)) if is_disk_full(&e) => Ok(TryError::Fatal(TransferError::NoSpace {
+            dir: job_dir.display().to_string(),
+            bytes: done,
+        })),
+        Some(End::Write(e)) => Ok(io_fatal(&p.path, e)),
+        _ if cancel.is_cancelled() => Ok(TryError::Fatal(TransferError::Cancelled)),
+        _ => Ok(TryError::Retry(format!(
+            "{done} of {} bytes after every connection ended: {}",
+            plan.total(),
+            last_error.unwrap_or_else(|| "connections closed".into())
+        ))),
+    };
+    ready.unwrap_or_else(|e| e)
 }
 
 fn lock(ctx: &Ctx) -> std::sync::MutexGuard<'_, Shared> {
@@ -758,7 +1048,6 @@ async fn back_to_one_connection<O: Observer>(
 ) -> Result<(), TryError> {
     let prefix = plan.contiguous();
     plan.segments.clear();
-    p.hasher = None;
     std::fs::OpenOptions::new()
         .write(true)
         .open(&p.path)
@@ -770,12 +1059,6 @@ async fn back_to_one_connection<O: Observer>(
         .map_err(|e| TryError::Fatal(TransferError::Observer(e)))
 }
 
-/// A fresh part at its final size, sparse (positioned writes land anywhere in it).
-fn size_part(file: &std::fs::File, total: u64) -> io::Result<()> {
-    file.set_len(0)?;
-    file.set_len(total)
-}
-
 /// Reserves the blocks not written yet (a full disk fails now, not half-way; what is written
 /// stays): done when several connections start writing at their offsets.
 fn reserve(file: &std::fs::File, total: u64) -> io::Result<()> {
@@ -785,19 +1068,11 @@ fn reserve(file: &std::fs::File, total: u64) -> io::Result<()> {
     }
 }
 
-/// SHA-256 of the whole file: `prefix` (hashed in order while receiving)
-/// continued over the rest in one sequential pass, right after the last byte (still in the page
-/// cache). Measured (BENCHMARKS.md): a pass over the whole file at the end made an uncapped
-/// download ~10% slower than the single-connection path, which hashes while streaming.
-fn hash_file(path: &Path, prefix: Option<(Sha256, u64)>, len: u64) -> io::Result<String> {
-    Ok(hex::encode(hash_part(path, prefix, len)?.finalize()))
-}
-
 /// One connection: serves segment `index`, then claims another, until none is left.
 async fn connection(
     ctx: Arc<Ctx>,
     mut index: usize,
-    mut stream: Option<reqwest::Response>,
+    mut stream: Option<Body>,
     slot: Option<HostSlot>,
     delay: Duration,
 ) -> (End, Option<HostSlot>, u64) {
@@ -812,7 +1087,7 @@ async fn connection(
         let response = match stream.take() {
             Some(r) => r,
             None => match open_range(&ctx, index).await {
-                Ok(r) => r,
+                Ok(r) => Box::pin(r.bytes_stream()),
                 Err(end) => return (release(&ctx, index, end), slot, received),
             },
         };
@@ -905,19 +1180,13 @@ async fn open_range(ctx: &Ctx, index: usize) -> Result<reqwest::Response, End> {
 /// Streams the body into the segment's range until the range (which may shrink) is full,
 /// reading on while the previous batch is written (one write in flight). `None` when the range
 /// is done.
-async fn fill(
-    ctx: &Ctx,
-    index: usize,
-    response: reqwest::Response,
-    received: &mut u64,
-) -> Option<End> {
-    let mut body = response.bytes_stream();
+async fn fill(ctx: &Ctx, index: usize, mut body: Body, received: &mut u64) -> Option<End> {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     // On disk up to `written`; up to `queued` once the write in flight is done.
     let mut written = lock(ctx).segments[index].next();
     let mut queued = written;
-    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>> = None;
+    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>> = None;
     let mut last_write = Instant::now();
     // `Some` once the body ended: with the error, if any.
     let mut ended: Option<Option<End>> = None;
@@ -938,24 +1207,15 @@ async fn fill(
             batch_len = 0;
             let file = ctx.file.clone();
             let at = written;
-            // The connection writing right after the hashed prefix extends the hash.
-            let hasher = {
-                let mut prefix = ctx.prefix.lock().unwrap_or_else(|e| e.into_inner());
-                match prefix.as_ref() {
-                    Some((_, upto)) if *upto == at => prefix.take(),
-                    _ => None,
-                }
-            };
             if ctx.inline {
-                // The one-shot CLI: written and hashed here, while the bytes are in cache (as
-                // its single-connection path does).
-                let result = write_and_hash(&file, &chunks, at, room, hasher);
+                // The one-shot CLI: written here (as its single-connection path does).
+                let result = write_at(&file, &chunks, at, room);
                 if let Some(end) = wrote(ctx, index, &mut written, result) {
                     return end;
                 }
             } else {
                 in_flight = Some(tokio::task::spawn_blocking(move || {
-                    write_and_hash(&file, &chunks, at, room, hasher)
+                    write_at(&file, &chunks, at, room)
                 }));
             }
         }
@@ -1003,56 +1263,31 @@ async fn fill(
     }
 }
 
-/// Bytes written by one write task, and the prefix hash it extended (if it held it).
-type Written = (u64, Option<(Sha256, u64)>);
-
-/// Writes the chunks at `at` (at most `room` bytes) and extends `hasher` (the prefix hash, when
-/// this write continues it) with what was written.
-fn write_and_hash(
-    file: &std::fs::File,
-    chunks: &[Bytes],
-    at: u64,
-    room: u64,
-    hasher: Option<(Sha256, u64)>,
-) -> io::Result<Written> {
-    let n = write_at(file, chunks, at, room)?;
-    let hasher = hasher.map(|(mut h, upto)| {
-        let mut left = n;
-        for chunk in chunks {
-            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            h.update(&chunk[..take]);
-            left -= take as u64;
-        }
-        (h, upto + n)
-    });
-    Ok((n, hasher))
-}
-
-/// A write ended: the prefix hash goes back, the segment's `done` moves on. `Some` when the
-/// connection's range is over (`Some(None)`: done; `Some(Some(end))`: failed).
+/// A write ended: the segment's `done` moves on, and the hashing thread is told when the
+/// contiguous prefix grew. `Some` when the connection's range is over (`Some(None)`: done;
+/// `Some(Some(end))`: failed).
 fn wrote(
     ctx: &Ctx,
     index: usize,
     written: &mut u64,
-    result: io::Result<Written>,
+    result: io::Result<u64>,
 ) -> Option<Option<End>> {
-    let (n, hasher) = match result {
-        Ok(r) => r,
+    let n = match result {
+        Ok(n) => n,
         Err(e) => return Some(Some(End::Write(e))),
     };
-    if hasher.is_some() {
-        *ctx.prefix.lock().unwrap_or_else(|e| e.into_inner()) = hasher;
-    }
     *written += n;
     let mut state = lock(ctx);
     let s = &mut state.segments[index];
     s.done = (*written - s.start).min(s.end - s.start);
-    (s.left() == 0).then_some(None)
+    let over = s.left() == 0;
+    ctx.follow.advance(contiguous(&state.segments));
+    over.then_some(None)
 }
 
 /// Waits for a write still in flight (so that nothing lands in the file after this connection
 /// has ended, e.g. after the part was emptied to start over).
-async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<Written>>>) {
+async fn settle(in_flight: Option<tokio::task::JoinHandle<io::Result<u64>>>) {
     if let Some(handle) = in_flight {
         let _ = handle.await;
     }
@@ -1118,6 +1353,67 @@ mod tests {
     }
 
     #[test]
+    fn a_range_its_connection_is_about_to_finish_is_not_split() {
+        let mut s = Shared::new(vec![seg(0, 10 << 20, 0)]);
+        s.start(0);
+        s.since[0] = (Instant::now() - Duration::from_secs(1), 0);
+        // 4 MiB/s with 1 MiB left: done in a quarter of a second, not worth a request.
+        s.received[0] = 9 << 20;
+        s.segments[0].done = 9 << 20;
+        s.since[0] = (Instant::now() - Duration::from_secs(1), 5 << 20);
+        assert_eq!(s.claim(None), None);
+        // With 3 MiB left (0.75 s), it is.
+        s.received[0] = 7 << 20;
+        s.segments[0].done = 7 << 20;
+        s.since[0] = (Instant::now() - Duration::from_secs(1), 3 << 20);
+        assert!(s.claim(None).is_some());
+    }
+
+    #[test]
+    fn the_probe_splits_a_slow_connection_not_a_fast_or_nearly_done_one() {
+        let probe = |total: u64| Probe {
+            started: Instant::now() - Duration::from_secs(1),
+            next: Instant::now(),
+            total,
+            count: 4,
+            host: Arc::new(Host {
+                slots: Arc::new(Semaphore::new(3)),
+                waiting: AtomicUsize::new(0),
+            }),
+            slow_looks: 0,
+        };
+        // Three looks in a row must find it slow.
+        let thrice = |mut p: Probe, received: u64| {
+            (0..SLOW_LOOKS)
+                .map(|_| p.split_now(received))
+                .collect::<Vec<_>>()
+        };
+        // 4 MB/s, 100 MB left: 25 s alone, a fraction of what the CPU hashes.
+        assert_eq!(
+            thrice(probe(104_000_000), 4_000_000),
+            vec![false, false, true]
+        );
+        // 4 MB/s but 6 MB left: done in 1.5 s.
+        assert!(!thrice(probe(10_000_000), 4_000_000).contains(&true));
+        // As fast as this machine hashes: bound by the CPU, not by a cap.
+        let fast = hash_speed() as u64;
+        assert!(!thrice(probe(fast * 100), fast).contains(&true));
+        // No free slot for the host: stays alone.
+        let mut full = probe(104_000_000);
+        full.host = Arc::new(Host {
+            slots: Arc::new(Semaphore::new(0)),
+            waiting: AtomicUsize::new(0),
+        });
+        assert!(!thrice(full, 4_000_000).contains(&true));
+        // A fast look in between starts the count again.
+        let mut p = probe(104_000_000);
+        assert!(!p.split_now(4_000_000));
+        assert!(!p.split_now(fast * 2));
+        assert!(!p.split_now(4_000_000));
+        assert!(!p.split_now(4_000_000));
+    }
+
+    #[test]
     fn contiguous_prefix_stops_at_the_first_gap() {
         let plan = Plan {
             segments: vec![
@@ -1131,5 +1427,95 @@ mod tests {
         assert_eq!(plan.contiguous(), 24);
         assert_eq!(plan.total(), 40);
         assert!(!plan.complete());
+    }
+
+    #[test]
+    fn spread_lays_out_staggered_ranges_that_cover_the_rest() {
+        let total = 400 << 20;
+        let mut s = Shared::new(vec![seg(0, total, 0)]);
+        s.start(0);
+        s.received[0] = 8 << 20;
+        let new = s.spread(3);
+        assert_eq!(new, vec![1, 2, 3]);
+        assert!(new.iter().all(|&i| s.active[i]));
+        // Contiguous, in file order, covering the file.
+        for w in s.segments.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        assert_eq!(s.segments[3].end, total);
+        // Each longer than the one before (the first completes first), by about STAGGER.
+        let first = s.segments[0].end - s.received[0];
+        let lens: Vec<u64> = std::iter::once(first)
+            .chain(s.segments[1..].iter().map(|g| g.end - g.start))
+            .collect();
+        let average = (total - (8 << 20)) as f64 / 4.0;
+        for w in lens.windows(2) {
+            assert!(w[0] < w[1], "{lens:?}");
+            let step = (w[1] - w[0]) as f64 / average;
+            assert!((step - STAGGER).abs() < 0.001, "{lens:?}");
+        }
+        // Too little left for four: not cut.
+        let mut small = Shared::new(vec![seg(0, MIN_SPLIT * 3, 0)]);
+        small.start(0);
+        assert!(small.spread(3).is_empty());
+        assert_eq!(small.segments.len(), 1);
+    }
+
+    #[test]
+    fn a_free_connection_splits_the_earliest_range_with_enough_left() {
+        let mut s = Shared::new(vec![
+            seg(0, 100 << 20, 100 << 20),
+            seg(100 << 20, 200 << 20, 90 << 20),
+            seg(200 << 20, 300 << 20, 80 << 20),
+            seg(300 << 20, 400 << 20, 50 << 20),
+        ]);
+        for i in 1..4 {
+            s.start(i);
+        }
+        // 10, 20 and 50 MiB left: the first with at least a quarter of the most (12.5 MiB).
+        let i = s.claim(None).expect("a split");
+        assert_eq!(s.segments[i].end, 300 << 20, "{:?}", s.segments);
+        // Then the earliest again: range 1 (10 MiB) is now a fifth of the most (50 MiB).
+        let j = s.claim(None).expect("a split");
+        assert_eq!(s.segments[j].end, 400 << 20, "{:?}", s.segments);
+    }
+
+    #[test]
+    fn the_hashing_thread_follows_the_prefix_and_stops_on_a_valid_prefix() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("f.part");
+        let body: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let file = Arc::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(&path)?,
+        );
+        file.set_len(body.len() as u64)?;
+        // The second half first (out of order), then the first: hashed in order all the same.
+        let half = body.len() / 2;
+        file.write_all_at(&body[half..], half as u64)?;
+        let mut known = Sha256::new();
+        known.update(&body[..10]);
+        let hasher = Hasher::start(file.clone(), Some((known, 10)))?;
+        file.write_all_at(&body[..half], 0)?;
+        hasher.follow.advance(half as u64);
+        let (sha, upto) = hasher.finish(body.len() as u64)?;
+        assert_eq!(upto, body.len() as u64);
+        assert_eq!(sha.finalize().as_slice(), Sha256::digest(&body).as_slice());
+
+        // Stopped: whatever it covers is the hash of that many first bytes.
+        let hasher = Hasher::start(file.clone(), None)?;
+        hasher.follow.advance(half as u64);
+        let (sha, upto) = hasher.stop().expect("a prefix");
+        assert!(upto <= half as u64);
+        let upto = usize::try_from(upto).unwrap_or(usize::MAX);
+        assert_eq!(
+            sha.finalize().as_slice(),
+            Sha256::digest(&body[..upto]).as_slice()
+        );
+        Ok(())
     }
 }
