@@ -2,10 +2,13 @@
 //! write lock (WAL), so a health check that only reads says "ok" while every poll and download
 //! stalls. The probe takes the write lock (`BEGIN IMMEDIATE`, then `ROLLBACK`: nothing is
 //! written), waited for a short time; it keeps running in the background if the lock outlasts
-//! the wait, and no second probe starts meanwhile. A success is trusted for a second, so a busy
-//! health checker costs at most one probe per second.
+//! the wait, and no second probe starts meanwhile: a check that comes while one runs waits for
+//! it (within its own wait) and takes its answer, rather than reporting the database locked
+//! because another checker asked first. A success is trusted for a second, so a busy health
+//! checker costs at most one probe per second.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Backend, Store};
@@ -16,7 +19,8 @@ const TRUSTED_FOR: Duration = Duration::from_secs(1);
 /// State of the write probe, shared by the clones of one `Store`.
 #[derive(Debug)]
 pub(crate) struct Probe {
-    running: AtomicBool,
+    /// Held by the running probe (one at a time).
+    running: Arc<tokio::sync::Mutex<()>>,
     epoch: Instant,
     /// Milliseconds since `epoch` of the last success, plus one (0 = never).
     last_ok: AtomicU64,
@@ -25,7 +29,7 @@ pub(crate) struct Probe {
 impl Default for Probe {
     fn default() -> Self {
         Self {
-            running: AtomicBool::new(false),
+            running: Arc::default(),
             epoch: Instant::now(),
             last_ok: AtomicU64::new(0),
         }
@@ -36,25 +40,44 @@ impl Probe {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+
+    /// A success less than [`TRUSTED_FOR`] ago.
+    fn trusted(&self) -> bool {
+        let last = self.last_ok.load(Ordering::Acquire);
+        last > 0 && self.now_ms().saturating_sub(last - 1) < TRUSTED_FOR.as_millis() as u64
+    }
 }
 
 impl Store {
     /// `Ok(())` when the write lock was had within `wait` (or was, less than a second ago).
     pub async fn writable_within(&self, wait: Duration) -> Result<(), String> {
         let probe_state = self.probing.clone();
-        let last = probe_state.last_ok.load(Ordering::Acquire);
-        if last > 0
-            && probe_state.now_ms().saturating_sub(last - 1) < TRUSTED_FOR.as_millis() as u64
-        {
+        if probe_state.trusted() {
             return Ok(());
         }
-        if probe_state.running.swap(true, Ordering::AcqRel) {
-            return Err("the database is locked (an earlier write is still waiting)".into());
+        let started = Instant::now();
+        let locked = || {
+            format!(
+                "the database is locked: a write waited more than {} s",
+                wait.as_secs_f32()
+            )
+        };
+        // One probe at a time; a check that finds one running waits for it.
+        let Ok(running) =
+            tokio::time::timeout(wait, probe_state.running.clone().lock_owned()).await
+        else {
+            return Err(locked());
+        };
+        if probe_state.trusted() {
+            return Ok(()); // the probe waited for succeeded
         }
+        let wait = wait.saturating_sub(started.elapsed());
         let pool = self.pool.clone();
         let backend = self.backend;
         let writers = self.writers.clone();
         let probe = tokio::spawn(async move {
+            // Held until the probe ends, also when the caller stopped waiting.
+            let _running = running;
             let result = match backend {
                 // In turn with this process's writers (a large feed ingest holds the database
                 // for up to a quarter of a second per transaction): waiting in line answers as
@@ -83,17 +106,13 @@ impl Store {
                     .last_ok
                     .store(probe_state.now_ms() + 1, Ordering::Release);
             }
-            probe_state.running.store(false, Ordering::Release);
             result
         });
         match tokio::time::timeout(wait, probe).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(format!("the database refuses writes: {e}")),
             Ok(Err(e)) => Err(format!("the write probe failed: {e}")),
-            Err(_) => Err(format!(
-                "the database is locked: a write waited more than {} s",
-                wait.as_secs_f32()
-            )),
+            Err(_) => Err(locked()),
         }
     }
 }
