@@ -74,11 +74,14 @@ impl Auth {
     }
 
     /// A bearer token; `force` asks IMS for a new one even if the cached one looks valid.
+    /// `gate` is asked right before a grant, once this caller's turn has come: a grant refused
+    /// while it waited behind another caller must not be asked again (no retry storm).
     pub(super) async fn token(
         &self,
         http: &reqwest::Client,
         store: Option<&Store>,
         force: bool,
+        gate: &(dyn Fn() -> Result<(), ClientError> + Sync),
     ) -> Result<SecretString, ClientError> {
         let (url, client_id, client_secret, refresh_token, cached) = match self {
             Self::Static(token) => return Ok(token.clone()),
@@ -97,6 +100,7 @@ impl Auth {
         {
             return Ok(c.token.clone());
         }
+        gate()?;
         // Several instances on one database share the rotated refresh token: one refreshes at a
         // time (the others then read the token it stored), or two grants would race and one
         // instance would be left with a spent token.

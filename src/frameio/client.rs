@@ -253,7 +253,9 @@ impl Client {
             }
             let token = match self
                 .auth
-                .token(&self.http, self.store.as_ref(), false)
+                .token(&self.http, self.store.as_ref(), false, &|| {
+                    self.check_blocked()
+                })
                 .await
             {
                 Ok(t) => t,
@@ -285,8 +287,12 @@ impl Client {
                         if !refreshed && self.auth.refreshable() {
                             refreshed = true;
                             tracing::info!(%path, "Frame.io: 401, refreshing the token once");
-                            if let Err(e) =
-                                self.auth.token(&self.http, self.store.as_ref(), true).await
+                            if let Err(e) = self
+                                .auth
+                                .token(&self.http, self.store.as_ref(), true, &|| {
+                                    self.check_blocked()
+                                })
+                                .await
                             {
                                 return Err(self.note_failure(e).await);
                             }
