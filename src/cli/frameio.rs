@@ -108,13 +108,7 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
                 .await
         }
         FrameioCommand::Doctor { url } => {
-            let base = url.unwrap_or_else(|| {
-                let mut addr = config.bind;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                format!("http://{addr}")
-            });
+            let base = url.unwrap_or_else(|| super::local_url(config.bind));
             super::frameio_inspect::doctor(&config, &base).await
         }
     }

@@ -271,6 +271,15 @@ impl Cli {
     }
 }
 
+/// Where the running service answers a command: `http://` and its bind address (an
+/// unspecified address, `0.0.0.0`, is asked on loopback).
+fn local_url(mut addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

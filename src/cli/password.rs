@@ -17,14 +17,7 @@ pub(super) async fn password(id: i64, url: Option<String>) -> anyhow::Result<Exi
     logging::init_command();
     let base = match url {
         Some(url) => url,
-        None => {
-            let config = Config::load(&Overrides::default())?;
-            let mut addr = config.bind;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{addr}")
-        }
+        None => super::local_url(Config::load(&Overrides::default())?.bind),
     };
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!("Transfer password for delivery {id} (one line; it is not shown):");

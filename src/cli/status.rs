@@ -14,14 +14,7 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
     logging::init_command();
     let base = match url {
         Some(url) => url,
-        None => {
-            let config = Config::load(&Overrides::default())?;
-            let mut addr = config.bind;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{addr}")
-        }
+        None => super::local_url(Config::load(&Overrides::default())?.bind),
     };
     let endpoint = format!("{}/api/csv_monitor_status", base.trim_end_matches('/'));
     let client = net::client(net::Timeouts {
