@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::support::fake_frameio::delivery;
-use crate::support::service::{ChildService, temp_dir};
+use crate::support::feed_server::FeedServer;
+use crate::support::service::{ChildService, TestApp, config_for, temp_dir};
 use crate::support::{db, wait_for};
 
 const SECRET: &str = "whsec-round3-s3cret";
@@ -106,5 +109,72 @@ async fn a_flood_of_refused_webhooks_writes_almost_nothing() {
         summed as usize + 1,
         refused,
         "the first line and the summaries count every call:\n{log}"
+    );
+}
+
+/// 9. A signed query never shows in the API, the dedupe key included.
+#[tokio::test]
+async fn a_signed_query_shows_nowhere_in_the_api() {
+    let signed = "https://files.example.com/rush/clip.mov?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+                  &X-Amz-Credential=AKIA%2F20260101&X-Amz-Signature=s3cretsignature0123";
+    let feed = FeedServer::start(
+        &json!([{
+            "source_url": signed,
+            "provider": "dropbox",
+            "created_at": "2026-01-08T20:19:38+00:00",
+            "original_filename": "clip.mov",
+        }])
+        .to_string(),
+    )
+    .await;
+    let dir = temp_dir();
+    let mut config = config_for(dir.path(), &feed.url());
+    config.monitor_interval = Duration::from_secs(3600);
+    config.dry_run_downloads = true;
+    let app = TestApp::spawn(config).await;
+    let body = wait_for("the delivery", Duration::from_secs(20), || async {
+        let (_, body) = app.get_text("/api/deliveries").await;
+        body.contains("clip.mov").then_some(body)
+    })
+    .await;
+    assert!(!body.contains("s3cretsignature"), "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let key = list["deliveries"][0]["dedupe_key"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(key.ends_with("?…"), "{key}");
+    let (_, one) = app.get_text("/api/deliveries/1").await;
+    assert!(!one.contains("s3cretsignature"), "{one}");
+    let (_, asked) = app.get_text("/api/deliveries?show_signed=1").await;
+    assert!(asked.contains("s3cretsignature"), "asked for: {asked}");
+    app.stop().await;
+}
+
+/// 12. A data folder that is a file (or cannot be written) is a configuration mistake naming
+/// RUSHES_DATA_DIR, exit 2.
+#[tokio::test]
+async fn a_data_dir_that_is_a_file_exits_2_naming_the_variable() {
+    let dir = temp_dir();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, "x").expect("file");
+    let output = tokio::task::spawn_blocking(move || {
+        let mut cmd = crate::support::service::bin();
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env("RUSHES_DATA_DIR", &file)
+            .env("RUSHES_BIND", "127.0.0.1:0")
+            .env("LOCAL_DOWNLOADS_DIR", dir.path().join("downloads"))
+            .env("RUSHES_LOG_DIR", dir.path().join("logs"));
+        let out = cmd.output().expect("run rushes");
+        drop(dir);
+        out
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("RUSHES_DATA_DIR") && stderr.contains("not a folder"),
+        "{stderr}"
     );
 }
