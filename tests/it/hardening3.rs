@@ -178,3 +178,56 @@ async fn a_data_dir_that_is_a_file_exits_2_naming_the_variable() {
         "{stderr}"
     );
 }
+
+/// Frame.io's real rate limits: calls slow to the refill pace that `x-ratelimit-limit`,
+/// `-remaining` and `-window` describe instead of running into 429s; a 5xx is retried after the
+/// guide's wait, not at once.
+#[tokio::test]
+async fn frameio_calls_follow_the_rate_limit_headers_and_wait_after_a_5xx() {
+    use crate::support::fake_frameio::{ACCOUNT, FakeFrameio, STATIC_TOKEN};
+    use rushes::config::FrameioConfig;
+    use rushes::frameio::client::Client;
+    let fake = FakeFrameio::start().await;
+    fake.add_file("f");
+    // 5 requests a second: 20 calls take about three seconds and meet no 429.
+    fake.set_rate_limit(5, 1000);
+    let vars = [
+        ("FRAMEIO_API_BASE", fake.base()),
+        ("FRAMEIO_TOKEN", STATIC_TOKEN.to_string()),
+        ("FRAMEIO_ACCOUNT_ID", ACCOUNT.to_string()),
+    ];
+    let config = FrameioConfig::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("config");
+    let mut client = Client::from_config(&config, None).expect("client");
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        client.file(ACCOUNT, "f").await.expect("file");
+    }
+    assert_eq!(fake.bucket_refused(), 0, "paced below the limit");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A 503: the retry waits the server-error wait (30 s by default; 2 s here), not the
+    // transport backoff.
+    fake.set_rate_limit(100, 1000);
+    assert_eq!(
+        rushes::frameio::client::SERVER_ERROR_WAIT,
+        Duration::from_secs(30)
+    );
+    client.server_error_wait = Duration::from_secs(2);
+    fake.server_error_next(1);
+    let started = std::time::Instant::now();
+    client.file(ACCOUNT, "f").await.expect("file after a 503");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
