@@ -231,3 +231,59 @@ async fn frameio_calls_follow_the_rate_limit_headers_and_wait_after_a_5xx() {
         started.elapsed()
     );
 }
+
+/// 8. Past the connection cap, half-sent requests cannot sit on the /healthz reserve: while
+/// 1,100 of them arrive and stay open, /healthz answers.
+#[tokio::test]
+async fn healthz_answers_during_a_flood_of_half_sent_requests() {
+    use tokio::io::AsyncWriteExt as _;
+    let feed = FeedServer::start("[]").await;
+    let dir = temp_dir();
+    let mut config = config_for(dir.path(), &feed.url());
+    config.monitor_interval = Duration::from_secs(3600);
+    config.server.max_connections = 32;
+    config.server.healthz_reserve = 4;
+    let app = TestApp::spawn(config).await;
+    let addr = app.addr;
+    let attack = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for i in 0..1100 {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                // Half a request: the request line and one header, never the blank line.
+                let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await;
+                held.push(s);
+            }
+            if i % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        held
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut answered = 0;
+    let started = std::time::Instant::now();
+    while !attack.is_finished() || answered == 0 {
+        let ok = client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            answered += 1;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "/healthz never answered during the flood"
+        );
+        tokio::task::yield_now().await;
+    }
+    let held = attack.await.expect("attack");
+    assert!(held.len() >= 1000, "the flood ran: {}", held.len());
+    assert!(answered > 0);
+    drop(held);
+    app.stop().await;
+}
