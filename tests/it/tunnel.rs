@@ -969,3 +969,64 @@ async fn the_agents_children_die_with_rushes() {
         .await;
     }
 }
+
+// Issue 22, item 10: replays at once from many clients never fail with "database is locked".
+#[tokio::test]
+async fn concurrent_replays_never_fail_on_a_locked_database() {
+    let fake = FakeFrameio::start().await;
+    fake.add_file("file-r");
+    let dir = temp_dir();
+    let mut vars = frameio_vars(&fake);
+    vars.push(("FRAMEIO_WEBHOOK_SECRET", SECRET.to_string()));
+    let app = TestApp::spawn(config(dir.path(), &vars)).await;
+    let (code, _) = app
+        .post_json(
+            "/api/uploads",
+            &serde_json::json!({"file_id": "file-r", "upload_id": "up-r"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let hook = app.url("/webhooks/frameio");
+    let mut ids = Vec::new();
+    for kind in ["file.ready", "file.upload.completed", "comment.created"] {
+        let body = delivery(kind, "file", "file-r");
+        assert_eq!(deliver(&app.client, &hook, SECRET, &body).await, 200);
+    }
+    let events = wait_for("the events to be processed", WAIT, || async {
+        let (_, body) = app.get("/api/frameio/events").await;
+        let list = body["events"].as_array()?.clone();
+        (list.len() == 3 && list.iter().all(|e| e["outcome"].is_string())).then_some(list)
+    })
+    .await;
+    for e in &events {
+        ids.push(e["event_id"].as_i64().expect("event id"));
+    }
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let client = app.client.clone();
+        let base = app.url("/api/frameio/events");
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for i in 0..32 {
+                let id = ids[(t + i) % ids.len()];
+                let r = client
+                    .post(format!("{base}/{id}/replay"))
+                    .send()
+                    .await
+                    .expect("replay");
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or_default();
+                if status != 200 || body["outcome"] == "failed" {
+                    failed.push(format!("{status} {body}"));
+                }
+            }
+            failed
+        }));
+    }
+    for task in tasks {
+        let failed = task.await.expect("task");
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    app.stop().await;
+}
