@@ -11,7 +11,8 @@ use url::Url;
 
 use crate::config::{ResolverSettings, SegmentSettings};
 use crate::domain::UrlRole;
-use crate::download::resolve::{self, ResolveError, Resolved};
+use crate::download::resolve;
+use crate::download::resolved::{self, Fetch, Target};
 use crate::download::transfer::{
     self, Job, JobUrl, Observer, Progress, Segment, Segmenting, TransferError,
 };
@@ -102,17 +103,8 @@ pub async fn run(
         trigger.cancel();
     });
     let resolvers = ResolverSettings::from_process_env()?;
-    let password = {
-        use secrecy::ExposeSecret;
-        resolvers
-            .swisstransfer_password
-            .as_ref()
-            .map(|p| p.expose_secret().to_string())
-    };
-    if let Some(resolved) =
-        resolve::resolve(&client, &resolvers, &primary, password.as_deref()).await
-    {
-        return download_resolved(&args, &primary, resolved, &client, &settings, &cancel).await;
+    if resolve::for_link(&resolvers, &primary).is_some() {
+        return download_resolved(&args, &primary, &resolvers, &settings, &cancel).await;
     }
     Ok(fetch(&client, &job, resume, &cancel).await)
 }
@@ -157,94 +149,87 @@ async fn fetch(
     }
 }
 
-/// A share link resolved into files (SwissTransfer): each one downloaded in turn into a folder
-/// named after the transfer (`--name`, else its message, else its link id), resumable like any.
+/// A share link resolved into files (SwissTransfer): each one downloaded in turn into the
+/// transfer's own folder (`--name`, else its message, else its link id; numbered when another
+/// transfer has that folder), resumable like any.
 async fn download_resolved(
     args: &DownloadArgs,
     link: &Url,
-    resolved: Result<Resolved, ResolveError>,
-    client: &reqwest::Client,
+    resolvers: &ResolverSettings,
     settings: &SegmentSettings,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let resolved = match resolved {
-        Ok(r) => r,
+    let retry = RetryPolicy::default();
+    let fetch = Fetch {
+        settings: resolvers,
+        segments: settings,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        retry: &retry,
+        cancel,
+        inline_writes: true,
+    };
+    let target = Target {
+        link,
+        password: None,
+        parent: &args.out,
+        forced_name: args.name.as_deref(),
+        fallback_name: link
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .map_or_else(|| "transfer".into(), |s| format!("transfer-{s}")),
+        owner: resolved::owner_key("link", link.as_str()),
+        hint: None,
+    };
+    let transfer = match resolved::open(&fetch, &target).await {
+        Ok(t) => t,
         Err(e) => {
-            let later = if e.retry_later() {
-                " (retry later)"
-            } else {
-                ""
-            };
-            eprintln!("cannot resolve {}: {e}{later}", crate::net::redact(link));
+            eprintln!("cannot resolve {}: {e}", crate::net::redact(link));
             return Ok(ExitCode::from(1));
         }
     };
-    let folder = args
-        .name
-        .clone()
-        .or(resolved.title.clone())
-        .or_else(|| {
-            link.path_segments()
-                .and_then(|mut s| s.next_back())
-                .map(|s| format!("transfer-{s}"))
-        })
-        .and_then(|n| SafeFileName::new(&n))
-        .map_or_else(|| "transfer".to_string(), |n| n.as_str().to_string());
-    let dir = args.out.join(folder);
-    if let Some(left) = resolved.credits_left {
-        eprintln!(
+    match transfer.credits_left() {
+        Some(left) => eprintln!(
             "{} file(s) into {}; this download uses one of the transfer's {left} download credits",
-            resolved.files.len(),
-            dir.display()
-        );
+            transfer.files(),
+            transfer.dir().display()
+        ),
+        None => eprintln!(
+            "{} file(s) into {}",
+            transfer.files(),
+            transfer.dir().display()
+        ),
     }
-    for (i, file) in resolved.files.iter().enumerate() {
-        let mut file_dir = dir.clone();
-        for part in file.path.iter().flat_map(|p| p.split('/')) {
-            if let Some(safe) = SafeFileName::new(part) {
-                file_dir.push(safe.as_str());
+    let resume = |part: &Path| Some((read_validator(part), read_segments(part)));
+    let mut observer = CliObserver::new(std::io::stderr().is_terminal());
+    let result = transfer.fetch(&fetch, &resume, &mut observer).await;
+    observer.end_line();
+    match result {
+        Ok(f) => {
+            observer.forget_sidecars();
+            let sums = std::fs::read_to_string(f.path.join("SHA256SUMS")).unwrap_or_default();
+            for line in sums.lines() {
+                println!("{line}");
             }
+            println!(
+                "saved {} ({} bytes in all; SHA256SUMS sha256 {})",
+                f.path.display(),
+                f.bytes,
+                f.sha256
+            );
+            Ok(ExitCode::SUCCESS)
         }
-        std::fs::create_dir_all(&file_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", file_dir.display()))?;
-        let name = crate::naming::download_name(Some(&file.name), None, &file.url, "file", false);
-        if file_dir.join(name.as_str()).is_file()
-            && file.size.is_some_and(|s| {
-                std::fs::metadata(file_dir.join(name.as_str())).is_ok_and(|m| m.len() == s)
-            })
-        {
-            eprintln!("{name}: already there");
-            continue;
+        Err(resolved::ResolvedError::File {
+            source: TransferError::Cancelled,
+            ..
+        }) => {
+            eprintln!("interrupted{}", kept(&observer.part));
+            Ok(ExitCode::from(130))
         }
-        let resume = Some(file_dir.join(format!("{name}.part"))).filter(|p| p.is_file());
-        let job = Job {
-            urls: vec![JobUrl {
-                role: UrlRole::Primary,
-                url: file.url.clone(),
-                headers: file.header_map().map_err(anyhow::Error::new)?,
-            }],
-            forced_name: Some(file.name.clone()),
-            name_link: file.url.clone(),
-            fallback_name: format!("file-{}", i + 1),
-            dir: file_dir,
-            resume: resume.clone().map(|part| transfer::Resume {
-                validator: read_validator(&part),
-                total: None,
-                part,
-            }),
-            inline_writes: true,
-            segments: Segmenting {
-                count: settings.count,
-                min_size: settings.min_size,
-                resume: resume.as_deref().map(read_segments).unwrap_or_default(),
-            },
-        };
-        let code = fetch(client, &job, resume, cancel).await;
-        if code != ExitCode::SUCCESS {
-            return Ok(code);
+        Err(e) => {
+            eprintln!("download failed: {e}{}", kept(&observer.part));
+            Ok(ExitCode::from(1))
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Beside `x.part`, `x.part.validator` holds the ETag or Last-Modified of the response it came from,
@@ -324,6 +309,8 @@ fn eta(seconds: Option<u64>) -> String {
 struct CliObserver {
     tty: bool,
     part: Option<PathBuf>,
+    /// Every part of this run (a resolved transfer has one per file).
+    parts: Vec<PathBuf>,
     last_line: Option<Instant>,
     drawn: bool,
 }
@@ -333,8 +320,17 @@ impl CliObserver {
         Self {
             tty,
             part: None,
+            parts: Vec::new(),
             last_line: None,
             drawn: false,
+        }
+    }
+
+    /// The validator and segments kept beside the parts, once the files are complete.
+    fn forget_sidecars(&self) {
+        for part in &self.parts {
+            let _ = std::fs::remove_file(validator_path(part));
+            let _ = std::fs::remove_file(sidecar(part, "segments"));
         }
     }
 
@@ -364,7 +360,7 @@ impl Observer for CliObserver {
                 let _ = std::fs::remove_file(&sidecar);
             }
         }
-        if self.part.is_none() {
+        if self.part.as_deref() != Some(part) {
             self.end_line();
             eprintln!(
                 "downloading {name} ({})",
@@ -372,6 +368,9 @@ impl Observer for CliObserver {
             );
         }
         self.part = Some(part.to_path_buf());
+        if !self.parts.iter().any(|p| p == part) {
+            self.parts.push(part.to_path_buf());
+        }
         // Plain lines start after a first interval, once the speed means something.
         self.last_line.get_or_insert_with(Instant::now);
         Ok(())

@@ -297,26 +297,17 @@ impl Engine {
                 return started;
             }
         };
-        if self.config.resolvers.swisstransfer {
-            match self
-                .store
-                .manual_deliveries_of(crate::domain::LinkKind::Swisstransfer, 50)
-                .await
-            {
-                Ok(more) => candidates.extend(more),
-                Err(e) => tracing::error!(error = %e, "cannot list SwissTransfer deliveries"),
-            }
-        }
-        if self.config.resolvers.smash {
-            // Experimental: tried once; a delivery that went back to manual (with its reason in
-            // `error`) is left to a person.
-            match self
-                .store
-                .manual_deliveries_of(crate::domain::LinkKind::Fromsmash, 50)
-                .await
-            {
-                Ok(more) => candidates.extend(more.into_iter().filter(|d| d.error.is_none())),
-                Err(e) => tracing::error!(error = %e, "cannot list FromSmash deliveries"),
+        for resolver in super::resolve::enabled(&self.config.resolvers) {
+            match self.store.manual_deliveries_of(resolver.kind(), 50).await {
+                // An experimental resolver tries once: a delivery that went back to manual (with
+                // its reason in `error`) is left to a person.
+                Ok(more) => candidates.extend(
+                    more.into_iter()
+                        .filter(|d| !resolver.experimental() || d.error.is_none()),
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, provider = resolver.name(), "cannot list deliveries to resolve")
+                }
             }
         }
         let mut skipped_hosts = HashSet::new();
@@ -416,10 +407,8 @@ impl Worker {
                 tracing::info!(id, "download stopped");
             }
             Err(e)
-                if super::resolved::manual_on_error(
-                    &self.config.resolvers,
-                    &delivery.source_url,
-                ) =>
+                if super::resolve::for_raw_link(&self.config.resolvers, &delivery.source_url)
+                    .is_some_and(|r| r.experimental()) =>
             {
                 let message =
                     format!("automatic download (experimental) did not work: {e}; open the link");
@@ -500,44 +489,13 @@ impl Worker {
         if current.is_none_or(|d| d.state != DeliveryState::Downloading) {
             return Ok(());
         }
+        if super::resolve::for_raw_link(&self.config.resolvers, &delivery.source_url).is_some() {
+            // Its files are recognised in its folder (`resolved/layout.rs`), not by `final_path`.
+            return self.fetch_resolved(delivery, cancel).await;
+        }
         // Died between the rename and the store update: the file is there and verified.
         if let Some(done) = self.already_renamed(delivery).await {
             return self.finish(delivery, done, cancel).await;
-        }
-        if super::resolved::applies(&self.config.resolvers, &delivery.source_url) {
-            if delivery.wait_reason.is_some() {
-                self.store.end_wait(id).await?;
-            }
-            let password = self.handle.password(id);
-            let mut observer = StoreObserver {
-                store: self.store.clone(),
-                events: self.events.clone(),
-                id,
-                last_store: None,
-            };
-            let finished = super::resolved::fetch_all(
-                &self.client,
-                &self.config.resolvers,
-                &self.config.segments,
-                delivery,
-                password.as_ref(),
-                self.stored_segments(delivery).await?,
-                &self.config.dir,
-                &mut observer,
-                &self.config.retry,
-                cancel,
-            )
-            .await
-            .map_err(|e| match e {
-                super::resolved::ResolvedError::File {
-                    source: TransferError::Cancelled,
-                    ..
-                } => WorkerError::Transfer(TransferError::Cancelled),
-                super::resolved::ResolvedError::Resolve { error } => WorkerError::Resolve(error),
-                e => WorkerError::Message(e.to_string()),
-            })?;
-            self.handle.forget_password(id);
-            return self.finish(delivery, finished, cancel).await;
         }
         let mut urls = Vec::new();
         let mut bad = Vec::new();
@@ -592,6 +550,68 @@ impl Worker {
             cancel,
         )
         .await?;
+        self.finish(delivery, finished, cancel).await
+    }
+
+    /// A delivery whose link resolves to files (`resolved/`), into its own folder.
+    async fn fetch_resolved(
+        &self,
+        delivery: &Delivery,
+        cancel: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        use super::resolved::{self, Fetch, Target};
+        use secrecy::ExposeSecret as _;
+        let id = delivery.id;
+        if delivery.wait_reason.is_some() {
+            self.store.end_wait(id).await?;
+        }
+        let link = Url::parse(&delivery.source_url)
+            .map_err(|e| WorkerError::Message(format!("the link is not a URL ({e})")))?;
+        let password = self.handle.password(id);
+        let stored = self.stored_segments(delivery).await?;
+        let fetch = Fetch {
+            settings: &self.config.resolvers,
+            segments: &self.config.segments,
+            timeout: self.config.timeout,
+            retry: &self.config.retry,
+            cancel,
+            inline_writes: false,
+        };
+        let target = Target {
+            link: &link,
+            password: password.as_ref().map(|p| p.expose_secret()),
+            parent: &self.config.dir,
+            forced_name: delivery.original_filename.as_deref(),
+            fallback_name: format!("transfer-{id}"),
+            owner: resolved::owner_key("delivery", &format!("{id} {}", delivery.source_url)),
+            hint: delivery.part_path.as_deref().map(Path::new),
+        };
+        let transfer = resolved::open(&fetch, &target)
+            .await
+            .map_err(WorkerError::from)?;
+        tracing::info!(
+            id,
+            provider = transfer.provider(),
+            files = transfer.files(),
+            credits_left = ?transfer.credits_left(),
+            folder = %transfer.dir().display(),
+            "transfer resolved; each automatic download uses one of its download credits"
+        );
+        let resume = |part: &Path| {
+            (delivery.part_path.as_deref().map(Path::new) == Some(part))
+                .then(|| (delivery.validator.clone(), stored.clone()))
+        };
+        let mut observer = StoreObserver {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            id,
+            last_store: None,
+        };
+        let finished = transfer
+            .fetch(&fetch, &resume, &mut observer)
+            .await
+            .map_err(WorkerError::from)?;
+        self.handle.forget_password(id);
         self.finish(delivery, finished, cancel).await
     }
 
@@ -729,6 +749,20 @@ enum WorkerError {
     Message(String),
     #[error("{}", super::resolved::shown(.0))]
     Resolve(super::resolve::ResolveError),
+}
+
+impl From<super::resolved::ResolvedError> for WorkerError {
+    fn from(e: super::resolved::ResolvedError) -> Self {
+        use super::resolved::ResolvedError;
+        match e {
+            ResolvedError::File {
+                source: TransferError::Cancelled,
+                ..
+            } => Self::Transfer(TransferError::Cancelled),
+            ResolvedError::Resolve { error } => Self::Resolve(error),
+            e => Self::Message(e.to_string()),
+        }
+    }
 }
 
 /// Persists a download's progress (throttled) and announces it on the bus.

@@ -21,5 +21,6 @@ mod resolver_waits;
 mod scale_out;
 mod segmented;
 mod swisstransfer;
+mod transfer_folders;
 mod tunnel;
 mod verdicts;

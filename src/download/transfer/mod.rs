@@ -14,6 +14,7 @@ mod segmented;
 mod sink;
 
 pub use attempt::parse_content_range;
+pub use place::part_path;
 
 use std::future::Future;
 use std::io;

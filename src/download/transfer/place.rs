@@ -37,7 +37,7 @@ impl Drop for Reservation {
 }
 
 /// `<name>.part`, the name cut if needed so the whole stays within 255 bytes.
-pub(super) fn part_path(dir: &Path, name: &SafeFileName) -> PathBuf {
+pub fn part_path(dir: &Path, name: &SafeFileName) -> PathBuf {
     let mut base = name.as_str();
     let room = naming::MAX_NAME_BYTES - ".part".len();
     if base.len() > room {
