@@ -358,4 +358,21 @@ mod tests {
         assert_eq!(c.dir, parent.path().join("Other (2)"), "an unmarked folder");
         Ok(())
     }
+
+    #[tokio::test]
+    async fn a_file_is_adopted_only_with_its_recorded_sha256() -> io::Result<()> {
+        let parent = tempfile::tempdir()?;
+        let base = SafeFileName::new("T").expect("name");
+        let mut folder = Folder::claim(parent.path(), &base, "delivery x", None)?;
+        let path = folder.dir.join("a.mov");
+        std::fs::write(&path, b"first version")?;
+        let sha = sha256_of(&path)?;
+        folder.record("k1", &path, &sha, 13)?;
+        let again = Folder::claim(parent.path(), &base, "delivery x", None)?;
+        assert_eq!(again.landed("k1").await, Some((path.clone(), sha, 13)));
+        assert_eq!(again.landed("k2").await, None, "never recorded");
+        std::fs::write(&path, b"other version")?; // same size, other bytes
+        assert_eq!(again.landed("k1").await, None);
+        Ok(())
+    }
 }

@@ -153,7 +153,11 @@ async fn request(
         () = cancel.cancelled() => return Err(TryError::Fatal(TransferError::Cancelled)),
         r = request.send() => r,
     };
-    let response = response.map_err(|e| TryError::Retry(net::error_text(&e)))?;
+    // A refused redirect (a resolver's file sent off the provider's hosts) will not change.
+    let response = response.map_err(|e| match e.is_redirect() {
+        true => TryError::NextUrl(net::error_text(&e)),
+        false => TryError::Retry(net::error_text(&e)),
+    })?;
     Ok((response, resume_validator, have))
 }
 
