@@ -67,12 +67,21 @@ pub async fn run(
     let settings = SegmentSettings::from_process_env()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.out.display()))?;
-    let resume = args
-        .name
-        .as_deref()
-        .map(|n| crate::naming::download_name(Some(n), None, &primary, "download", false))
+    // The part of an interrupted run: by `--name` when given, else the one this URL left in
+    // this folder (its `.source` sidecar holds a digest of the URL).
+    let source = source_key(&primary);
+    let resume = match args.name.as_deref() {
+        Some(n) => Some(crate::naming::download_name(
+            Some(n),
+            None,
+            &primary,
+            "download",
+            false,
+        ))
         .map(|n| args.out.join(format!("{n}.part")))
-        .filter(|p| p.is_file());
+        .filter(|p| p.is_file()),
+        None => part_of_source(&args.out, &source),
+    };
     let job = Job {
         urls,
         forced_name: args.name.clone(),
@@ -117,6 +126,7 @@ async fn fetch(
     cancel: &CancellationToken,
 ) -> ExitCode {
     let mut observer = CliObserver::new(std::io::stderr().is_terminal());
+    observer.source = Some(source_key(&job.name_link));
     let result =
         transfer::download(client, job, &mut observer, &RetryPolicy::default(), cancel).await;
     observer.end_line();
@@ -125,6 +135,7 @@ async fn fetch(
             for part in observer.part.iter().chain(resume.iter()) {
                 let _ = std::fs::remove_file(validator_path(part));
                 let _ = std::fs::remove_file(sidecar(part, "segments"));
+                let _ = std::fs::remove_file(sidecar(part, "source"));
             }
             let secs = f.elapsed.as_secs_f64().max(0.001);
             println!(
@@ -294,9 +305,38 @@ fn read_validator(part: &Path) -> Option<String> {
 
 fn kept(part: &Option<PathBuf>) -> String {
     match part {
-        Some(p) if p.exists() => format!(" (partial file kept: {})", p.display()),
+        Some(p) if p.exists() => format!(
+            " (partial file kept: {}); run the same command again (same URL and --out) to resume",
+            p.display()
+        ),
         _ => String::new(),
     }
+}
+
+/// What identifies a download's source in its `.source` sidecar: a digest of the URL, never the
+/// URL itself (a signed query string is a credential).
+fn source_key(url: &Url) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(url.as_str().as_bytes()))
+}
+
+/// The `.part` in `dir` an interrupted download of the same URL left (the newest, if several).
+fn part_of_source(dir: &Path, key: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .flatten()
+        .take(100_000)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let part = dir.join(name.strip_suffix(".source")?);
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            (text.trim() == key && part.is_file() && part.extension()? == "part").then(|| {
+                let modified = part.metadata().and_then(|m| m.modified()).ok();
+                (modified, part)
+            })
+        })
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, part)| part)
 }
 
 fn eta(seconds: Option<u64>) -> String {
@@ -311,6 +351,8 @@ struct CliObserver {
     part: Option<PathBuf>,
     /// Every part of this run (a resolved transfer has one per file).
     parts: Vec<PathBuf>,
+    /// `source_key` of the URL, written beside a part so that the same command finds it again.
+    source: Option<String>,
     last_line: Option<Instant>,
     drawn: bool,
 }
@@ -321,6 +363,7 @@ impl CliObserver {
             tty,
             part: None,
             parts: Vec::new(),
+            source: None,
             last_line: None,
             drawn: false,
         }
@@ -331,6 +374,7 @@ impl CliObserver {
         for part in &self.parts {
             let _ = std::fs::remove_file(validator_path(part));
             let _ = std::fs::remove_file(sidecar(part, "segments"));
+            let _ = std::fs::remove_file(sidecar(part, "source"));
         }
     }
 
@@ -350,7 +394,10 @@ impl Observer for CliObserver {
         validator: Option<&str>,
         total: Option<u64>,
     ) -> Result<(), String> {
-        // Best effort: without it the next run restarts from zero instead of resuming.
+        // Best effort: without these the next run restarts from zero instead of resuming.
+        if let Some(key) = &self.source {
+            let _ = std::fs::write(sidecar(part, "source"), key);
+        }
         let sidecar = validator_path(part);
         match validator {
             Some(v) => {
