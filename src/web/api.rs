@@ -403,7 +403,7 @@ pub async fn cancel_delivery(
         "cancelled",
     )
     .await?;
-    state.downloads.cancel(id);
+    state.downloads.cancel(crate::domain::DeliveryId(id));
     Ok(Json(moved))
 }
 

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::DeliveryId;
+
 #[derive(Debug, Default)]
 pub(super) struct Shared {
-    pub(super) running: Mutex<HashMap<i64, CancellationToken>>,
+    pub(super) running: Mutex<HashMap<DeliveryId, CancellationToken>>,
     pub(super) wake: Notify,
     /// Transfer passwords given from the page, the API or `rushes password`, per delivery: in
     /// memory only (never written to disk or logged), forgotten once used successfully or refused.
-    passwords: Mutex<HashMap<i64, secrecy::SecretString>>,
+    passwords: Mutex<HashMap<DeliveryId, secrecy::SecretString>>,
 }
 
 /// Talks to a running engine: wake it up, cancel one download. Cheap to clone.
@@ -29,19 +31,19 @@ impl DownloadHandle {
     }
 
     /// Keeps `password` for delivery `id`'s next try (see `Shared::passwords`).
-    pub fn set_password(&self, id: i64, password: secrecy::SecretString) {
+    pub fn set_password(&self, id: DeliveryId, password: secrecy::SecretString) {
         self.passwords().insert(id, password);
     }
 
-    pub(super) fn password(&self, id: i64) -> Option<secrecy::SecretString> {
+    pub(super) fn password(&self, id: DeliveryId) -> Option<secrecy::SecretString> {
         self.passwords().get(&id).cloned()
     }
 
-    pub(super) fn forget_password(&self, id: i64) {
+    pub(super) fn forget_password(&self, id: DeliveryId) {
         self.passwords().remove(&id);
     }
 
-    fn passwords(&self) -> std::sync::MutexGuard<'_, HashMap<i64, secrecy::SecretString>> {
+    fn passwords(&self) -> std::sync::MutexGuard<'_, HashMap<DeliveryId, secrecy::SecretString>> {
         self.shared
             .passwords
             .lock()
@@ -50,7 +52,7 @@ impl DownloadHandle {
 
     /// Stops the running download of `id`, if any (its `.part` is kept). The caller has
     /// already moved the delivery out of `downloading`.
-    pub fn cancel(&self, id: i64) -> bool {
+    pub fn cancel(&self, id: DeliveryId) -> bool {
         let running = self
             .shared
             .running

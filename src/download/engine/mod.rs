@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::transfer;
-use crate::domain::DeliveryState;
+use crate::domain::{DeliveryId, DeliveryState};
 use crate::events::{Event, EventBus};
 use crate::store::{Delivery, Store};
 use worker::Worker;
@@ -120,7 +120,7 @@ impl Engine {
                     };
                     if let Some(id) = id {
                         active.remove(&id);
-                        self.running().remove(&id);
+                        self.running().remove(&DeliveryId(id));
                     }
                 }
                 event = bus.recv() => {
@@ -166,7 +166,7 @@ impl Engine {
         match self.store.renew_download_leases(&ids).await {
             Ok(held) => {
                 for id in ids.iter().filter(|id| !held.contains(id)) {
-                    if let Some(token) = self.running().get(id) {
+                    if let Some(token) = self.running().get(&DeliveryId(*id)) {
                         tracing::warn!(
                             id,
                             "download taken over by another instance: stopping it here"
@@ -179,7 +179,7 @@ impl Engine {
         }
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<DeliveryId, CancellationToken>> {
         self.handle
             .shared
             .running
@@ -290,7 +290,7 @@ impl Engine {
     ) -> (tokio::task::Id, i64) {
         let id = delivery.id;
         let token = cancel.child_token();
-        self.running().insert(id, token.clone());
+        self.running().insert(DeliveryId(id), token.clone());
         active.insert(id, host);
         let ctx = ctx.clone();
         let task = workers.spawn(async move {

@@ -10,7 +10,7 @@ use url::Url;
 use super::handle::DownloadHandle;
 use super::observer::StoreObserver;
 use super::settings::EngineConfig;
-use crate::domain::{DeliveryState, UrlRole};
+use crate::domain::{DeliveryId, DeliveryState, UrlRole};
 use crate::download::hook::{self, HookInput};
 use crate::download::transfer::{
     self, Finished, Job, JobUrl, Resume, Segment, Segmenting, TransferError,
@@ -92,7 +92,7 @@ impl Worker {
             return;
         };
         let waited = if reason.needs_password() {
-            self.handle.forget_password(id);
+            self.handle.forget_password(DeliveryId(id));
             tracing::info!(id, reason = %reason, "transfer waits for a password");
             self.store
                 .wait_for_password(id, reason, &error.to_string())
@@ -209,7 +209,7 @@ impl Worker {
         }
         let link = Url::parse(&delivery.source_url)
             .map_err(|e| WorkerError::Message(format!("the link is not a URL ({e})")))?;
-        let password = self.handle.password(id);
+        let password = self.handle.password(DeliveryId(id));
         let stored = self.stored_segments(delivery).await?;
         let fetch = Fetch {
             settings: &self.config.resolvers,
@@ -253,7 +253,7 @@ impl Worker {
             .fetch(&fetch, &resume, &mut observer)
             .await
             .map_err(WorkerError::from)?;
-        self.handle.forget_password(id);
+        self.handle.forget_password(DeliveryId(id));
         self.finish(delivery, finished, cancel).await
     }
 
