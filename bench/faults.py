@@ -678,11 +678,88 @@ def collision(root):
             f"every file its own bytes: {clips == sorted([sha(a), sha(b)]) and landed == sorted(sha(x) for x in four)}, "
             f"SHA256SUMS complete: {sums_ok}, each file asked once: {sorted(st.asked.values())}", ok)
 
+@fault("anonymous flood: 6 connections POST 3 KB unsigned to /webhooks/frameio for 15 s (round 3, 1)")
+def webhook_flood(root):
+    r = Rushes(root, Feed().url, {"FRAMEIO_WEBHOOK_SECRET": "whs3cret-flood"})
+    body = json.dumps({"type": "comment.created", "resource": {"type": "comment", "id": "x"},
+                       "pad": "p" * 3000}).encode()
+    count, lock, stop = [0], threading.Lock(), threading.Event()
+
+    def sender():
+        conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=5)
+        while not stop.is_set():
+            try:
+                conn.request("POST", "/webhooks/frameio", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 401:
+                    with lock:
+                        count[0] += 1
+            except OSError:
+                conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=5)
+
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(15)  # the flood runs for a set time: this is the fault being staged
+    stop.set()
+    for t in threads:
+        t.join()
+    wal = os.path.join(root, "data", "rushes.db-wal")
+    wal_mb = os.path.getsize(wal) / 1e6 if os.path.exists(wal) else 0.0
+    counted = (r.json("/api/frameio/status") or {}).get("rejected_calls")
+    up = r.status("/healthz") == 200
+    r.stop()
+    log = open(os.path.join(root, "logs", "app.log"), errors="replace").read()
+    lines = sum(1 for l in log.splitlines() if "refused" in l)
+    return (f"{count[0]} calls answered 401; WAL {wal_mb:.1f} MB after; {lines} log lines about them; "
+            f"counted {counted}", f"service up: {up}",
+            up and wal_mb < 16 and lines < 10 and counted == count[0])
+
+
+@fault("tunnel agent behind a wrapper without exec, with a child of its own; SIGKILL of rushes (round 3, 4)")
+def tunnel_children(root):
+    api_port = free_port()
+    agent = os.path.join(root, "ngrok")
+    with open(agent, "w") as f:
+        f.write("#!/bin/sh\n# wrapper without exec: the agent (and a helper) are its children\n"
+                f"echo $$ > {root}/wrapper.pid\nsleep 3600 &\necho $! > {root}/helper.pid\n"
+                f"exec python3 -c 'import http.server,json,os,sys;"
+                f"open(\"{root}/agent.pid\",\"w\").write(str(os.getpid()));"
+                "b=json.dumps({\"tunnels\":[{\"public_url\":\"https://f1.ngrok-free.app\",\"proto\":\"https\","
+                "\"config\":{\"addr\":\"http://localhost:\"+sys.argv[2]}}]}).encode();"
+                "H=type(\"H\",(http.server.BaseHTTPRequestHandler,),{\"do_GET\":lambda s:(s.send_response(200),s.end_headers(),s.wfile.write(b)),\"log_message\":lambda *a:None});"
+                f"http.server.HTTPServer((\"127.0.0.1\",{api_port}),H).serve_forever()' \"$@\"\n")
+    os.chmod(agent, 0o755)
+    r = Rushes(root, Feed().url, {"RUSHES_TUNNEL": "ngrok", "NGROK_BIN": agent,
+                                  "NGROK_API_ADDR": f"127.0.0.1:{api_port}"})
+    wait("the agent", lambda: ((r.json("/api/frameio/status") or {}).get("tunnel") or {}).get("agent_state") == "running")
+    pids = [int(open(os.path.join(root, n)).read().strip()) for n in ("wrapper.pid", "helper.pid", "agent.pid")]
+
+    def alive(pid):
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1][0]
+            return state not in "ZX"
+        except (OSError, IndexError):
+            return False
+
+    before = [alive(p) for p in pids]
+    r.kill9()
+    try:
+        wait("the agent's processes to die", lambda: not any(alive(p) for p in pids), timeout=15)
+    except Exception:
+        pass
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    return (f"{sum(before)} processes (wrapper, helper, agent) running; rushes SIGKILLed; left after 15 s: {len(left)}",
+            "-", all(before) and not left)
+
 
 def main():
     for f in [feed_down, feed_slow, feed_garbage, feed_huge, feed_error, feed_utf8, drops, spliced,
               kill_downloads, disk_full, kill_webhooks, second_instance, rebinding, slowloris,
-              brute, db_locked, hook_env, collision]:
+              brute, db_locked, hook_env, webhook_flood, tunnel_children, collision]:
         if len(sys.argv) > 1 and not any(a in f.__name__ for a in sys.argv[1:]):
             continue
         f()
