@@ -678,6 +678,7 @@ def collision(root):
             f"every file its own bytes: {clips == sorted([sha(a), sha(b)]) and landed == sorted(sha(x) for x in four)}, "
             f"SHA256SUMS complete: {sums_ok}, each file asked once: {sorted(st.asked.values())}", ok)
 
+
 @fault("anonymous flood: 6 connections POST 3 KB unsigned to /webhooks/frameio for 15 s (round 3, 1)")
 def webhook_flood(root):
     r = Rushes(root, Feed().url, {"FRAMEIO_WEBHOOK_SECRET": "whs3cret-flood"})
