@@ -157,6 +157,57 @@ class Files:
         return f"{self.base}{path}?X-Amz-Signature=s3cret-sig"
 
 
+class SwissTransfer:
+    """A fake SwissTransfer API (the routes its open-source client uses): GET /api/links/<uuid>
+    answers the container (files with UUID, fileName, fileSizeInBytes, path), GET
+    /api/download/<uuid>/<file> serves a file. `downloadHost` is the host the API was asked on."""
+
+    def __init__(self):
+        self.transfers = {}
+        self.asked = {}
+        st = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def answer(self, status, body, kind="application/json"):
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if parts[:2] == ["api", "links"] and len(parts) == 3 and parts[2] in st.transfers:
+                    t = st.transfers[parts[2]]
+                    files = [{"UUID": fid, "fileName": name, "fileSizeInBytes": len(body), "path": path}
+                             for fid, name, path, body in t["files"]]
+                    data = {"linkUUID": parts[2], "containerUUID": "c-" + parts[2],
+                            "downloadHost": self.headers.get("Host"), "downloadCounterCredit": 250,
+                            "container": {"needPassword": 0, "message": t["message"], "files": files}}
+                    return self.answer(200, json.dumps({"data": data}).encode())
+                if parts[:2] == ["api", "download"] and len(parts) == 4 and parts[2] in st.transfers:
+                    for fid, _, _, body in st.transfers[parts[2]]["files"]:
+                        if fid == parts[3]:
+                            st.asked[fid] = st.asked.get(fid, 0) + 1
+                            return self.answer(200, body, "application/octet-stream")
+                self.answer(404, b'{"data":{"type":"not_found"}}')
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.api = f"http://127.0.0.1:{self.server.server_port}/api"
+
+    def add(self, uuid, message, files):
+        """files: (file UUID, name, path, bytes)"""
+        self.transfers[uuid] = {"message": message, "files": files}
+        return f"https://www.swisstransfer.com/d/{uuid}"
+
+
 def record(url, name):
     return {"source_url": url, "provider": "dropbox",
             "created_at": "2026-01-08T20:19:38+00:00", "original_filename": name}
@@ -585,6 +636,49 @@ def hook_env(root):
             d["hook_exit_code"] == 0 and not leaked)
 
 
+@fault("two SwissTransfer deliveries named alike + four files named clip.mov (issue 22, 2-3)")
+def collision(root):
+    feed, st = Feed(), SwissTransfer()
+    a, b = os.urandom(300_000), os.urandom(300_000)  # same size, other bytes
+    four = [os.urandom(200_000) for _ in range(4)]
+    items = [
+        {"source_url": st.add("aaaaaaaa-0000-0000-0000-000000000001", "x", [("a-1", "clip.mov", "", a)]),
+         "provider": "swisstransfer", "created_at": "2026-01-08T20:19:38+00:00", "original_filename": "Clips"},
+        {"source_url": st.add("aaaaaaaa-0000-0000-0000-000000000002", "x", [("b-1", "clip.mov", "", b)]),
+         "provider": "swisstransfer", "created_at": "2026-01-08T20:19:38+00:00", "original_filename": "Clips"},
+        {"url": st.add("aaaaaaaa-0000-0000-0000-000000000003", "Rushes", [
+            (f"c-{i}", "clip.mov", path, body) for i, (path, body) in enumerate(zip(["", "", "sub", "sub/"], four))]),
+         "timestamp": "2026-01-08T20:19:38+00:00", "source": "swisstransfer"},
+    ]
+    feed.records(items)
+    r = Rushes(root, feed.url, env={"SWISSTRANSFER_API_BASE": st.api})
+    d = settled(r, 3)
+    r.stop()
+    folders = sorted(x.get("final_path") or "" for x in d)
+    def tree(folder):
+        out = {}
+        for base, _, names in os.walk(folder):
+            for n in names:
+                if not n.startswith("."):
+                    p = os.path.join(base, n)
+                    out[os.path.relpath(p, folder)] = sha(open(p, "rb").read())
+        return out
+    trees = {f: tree(f) for f in folders if f}
+    clips = sorted(t.get("clip.mov") for f, t in trees.items() if os.path.basename(f).startswith("Clips"))
+    rushes = next((t for f, t in trees.items() if os.path.basename(f) == "Rushes"), {})
+    landed = sorted(v for k, v in rushes.items() if k != "SHA256SUMS")
+    sums_ok = all(
+        sorted(l.split("  ", 1)[0] for l in open(os.path.join(f, "SHA256SUMS")).read().splitlines())
+        == sorted(v for k, v in t.items() if k != "SHA256SUMS") for f, t in trees.items())
+    ok = (all(x["state"] == "done" for x in d) and len(set(folders)) == 3
+          and clips == sorted([sha(a), sha(b)]) and landed == sorted(sha(x) for x in four) and sums_ok
+          and all(n == 1 for n in st.asked.values()) and len(st.asked) == 6)
+    names = sorted(k for k in rushes if k != "SHA256SUMS")
+    return (f"{[x['state'] for x in d]}; folders {[os.path.basename(f) for f in folders]}; the four: {names}",
+            f"every file its own bytes: {clips == sorted([sha(a), sha(b)]) and landed == sorted(sha(x) for x in four)}, "
+            f"SHA256SUMS complete: {sums_ok}, each file asked once: {sorted(st.asked.values())}", ok)
+
+
 @fault("anonymous flood: 6 connections POST 3 KB unsigned to /webhooks/frameio for 15 s (round 3, 1)")
 def webhook_flood(root):
     r = Rushes(root, Feed().url, {"FRAMEIO_WEBHOOK_SECRET": "whs3cret-flood"})
@@ -666,7 +760,7 @@ def tunnel_children(root):
 def main():
     for f in [feed_down, feed_slow, feed_garbage, feed_huge, feed_error, feed_utf8, drops, spliced,
               kill_downloads, disk_full, kill_webhooks, second_instance, rebinding, slowloris,
-              brute, db_locked, hook_env, webhook_flood, tunnel_children]:
+              brute, db_locked, hook_env, webhook_flood, tunnel_children, collision]:
         if len(sys.argv) > 1 and not any(a in f.__name__ for a in sys.argv[1:]):
             continue
         f()

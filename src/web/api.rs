@@ -421,7 +421,7 @@ pub async fn cancel_delivery(
         "cancelled",
     )
     .await?;
-    state.downloads.cancel(id);
+    state.downloads.cancel(crate::domain::DeliveryId(id));
     Ok(Json(moved))
 }
 
