@@ -176,7 +176,25 @@ fn status_reports_an_unreachable_service() {
         .output()
         .expect("rushes status");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not reachable"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("not reachable"), "{text}");
+    assert!(text.contains("is `rushes serve` running?"), "{text}");
+    // `feed check` without a URL names what to do, not a flag it rejects.
+    let out = bin()
+        .args(["feed", "check"])
+        .env(
+            "RUSHES_DATA_DIR",
+            std::env::temp_dir().join("rushes-no-feed"),
+        )
+        .output()
+        .expect("rushes feed check");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("WEBHOOK_JSON_URL") && text.contains("rushes feed check URL"),
+        "{text}"
+    );
+    assert!(!text.contains("--feed-url"), "{text}");
 }
 
 async fn feed_check(url: String) -> std::process::Output {
