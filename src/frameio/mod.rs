@@ -3,6 +3,7 @@
 //! polling as a safety net.
 
 mod auth;
+mod batch;
 pub mod client;
 pub(crate) mod inspector;
 pub(crate) mod keeper;

@@ -1,0 +1,151 @@
+//! Running for months (issue 28), with rushes as a child process: review events that keep up
+//! with a burst, metrics, retention, backups.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::fake_frameio::{
+    ACCOUNT, FakeFrameio, STATIC_TOKEN, WORKSPACE, deliver, delivery,
+};
+use crate::support::service::{ChildService, temp_dir};
+use crate::support::wait_for;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+const SECRET: &str = "whsec-ops-s3cret";
+
+fn frameio_envs(fake: &FakeFrameio, dir: &Path) -> Vec<(&'static str, String)> {
+    let feed = dir.join("feed.json");
+    std::fs::write(&feed, "[]").expect("write feed");
+    vec![
+        ("WEBHOOK_JSON_URL", feed.display().to_string()),
+        ("WEBHOOK_MONITOR_INTERVAL", "3600".into()),
+        ("FRAMEIO_API_BASE", fake.base()),
+        ("FRAMEIO_TOKEN", STATIC_TOKEN.into()),
+        ("FRAMEIO_ACCOUNT_ID", ACCOUNT.into()),
+        ("FRAMEIO_WORKSPACE_ID", WORKSPACE.into()),
+        ("FRAMEIO_WEBHOOK_SECRET", SECRET.into()),
+        // No poll within the test: every comment listing comes from an event.
+        ("FRAMEIO_POLL_INTERVAL", "31536000".into()),
+    ]
+}
+
+async fn start(dir: &Path, envs: &[(&'static str, String)]) -> ChildService {
+    let refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ChildService::start(dir, &refs).await
+}
+
+async fn track(client: &reqwest::Client, service: &ChildService, file: &str) {
+    let r = client
+        .post(service.url("/api/uploads"))
+        .json(&json!({"file_id": file}))
+        .send()
+        .await
+        .expect("track");
+    assert_eq!(r.status().as_u16(), 201, "tracking {file}");
+}
+
+async fn wait_state(
+    client: &reqwest::Client,
+    service: &ChildService,
+    id: &str,
+    state: &str,
+) -> Value {
+    let url = service.url(&format!("/api/uploads/{id}"));
+    wait_for(&format!("{id} to be {state}"), WAIT, || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let u: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+            (u["state"] == state).then_some(u)
+        }
+    })
+    .await
+}
+
+async fn all_processed(dir: &Path, expected: usize) -> Vec<rushes::store::FrameioEvent> {
+    let store = crate::support::db::open_store(&dir.join("data/rushes.db")).await;
+    let events = wait_for("every event to be processed", WAIT, || {
+        let store = store.clone();
+        async move {
+            let events = store.frameio_events(1000).await.ok()?;
+            (events.len() == expected && events.iter().all(|e| e.processed_at.is_some()))
+                .then_some(events)
+        }
+    })
+    .await;
+    store.close().await;
+    events
+}
+
+#[tokio::test]
+async fn a_burst_of_comments_on_one_file_is_answered_by_one_listing() {
+    const PER_FILE: usize = 20;
+    let fake = FakeFrameio::start().await;
+    for file in ["file-a", "file-b", "file-z"] {
+        fake.add_file(file);
+    }
+    for i in 1..=PER_FILE {
+        let at = format!("2026-01-10T10:{i:02}:00Z");
+        let (a, b) = if i == PER_FILE {
+            (
+                "Retouche sur le plan 2 svp",
+                "Validé, parfait, on part là-dessus",
+            )
+        } else {
+            ("Joli plan", "On regarde demain")
+        };
+        fake.add_comment("file-a", &format!("a{i}"), a, &at);
+        fake.add_comment("file-b", &format!("b{i}"), b, &at);
+    }
+    fake.add_comment("file-z", "z1", "Noté", "2026-01-10T10:00:00Z");
+    let dir = temp_dir();
+    let service = start(dir.path(), &frameio_envs(&fake, dir.path())).await;
+    let client = reqwest::Client::new();
+    for file in ["file-a", "file-b", "file-z"] {
+        track(&client, &service, file).await;
+    }
+    // The processor is held on file-z's listing while the burst arrives and is acknowledged.
+    fake.close_comments();
+    let hook = service.url("/webhooks/frameio");
+    let z = delivery("comment.created", "comment", "z1");
+    assert_eq!(deliver(&client, &hook, SECRET, &z).await, 200);
+    wait_for("file-z's listing to be asked for", WAIT, || async {
+        (fake.count("GET", "/files/file-z/comments") == 1).then_some(())
+    })
+    .await;
+    for i in 1..=PER_FILE {
+        for file in ["a", "b"] {
+            let body = delivery("comment.created", "comment", &format!("{file}{i}"));
+            assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
+        }
+    }
+    fake.open_comments();
+
+    wait_state(&client, &service, "file-a", "changes_requested").await;
+    wait_state(&client, &service, "file-b", "approved").await;
+    let events = all_processed(dir.path(), 2 * PER_FILE + 1).await;
+    // 20 events per file: one lookup of the first comment, one listing for all of them.
+    assert_eq!(fake.count("GET", "/files/file-a/comments"), 1);
+    assert_eq!(fake.count("GET", "/files/file-b/comments"), 1);
+    assert_eq!(fake.count("GET", "/comments/a"), 1);
+    assert_eq!(fake.count("GET", "/comments/b"), 1);
+    // In order: the first event of each file applied the listing, the others found it applied.
+    for file in ["file-a", "file-b"] {
+        let mine: Vec<_> = events
+            .iter()
+            .filter(|e| e.upload_id.as_deref() == Some(file))
+            .collect();
+        assert_eq!(mine.len(), PER_FILE, "{file}");
+        let first = mine.iter().min_by_key(|e| e.id).expect("events");
+        assert_eq!(first.outcome.map(|o| o.as_str()), Some("applied"), "{file}");
+        let applied = mine
+            .iter()
+            .filter(|e| e.outcome.map(|o| o.as_str()) == Some("applied"))
+            .count();
+        assert_eq!(applied, 1, "{file}");
+        assert!(mine.iter().all(|e| e.error.is_none()));
+    }
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
