@@ -2,6 +2,7 @@
 //! poller (the safety net for missed webhooks). Their schedules live in the store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -40,9 +41,38 @@ fn shared_wait(store: &Store) -> Duration {
     }
 }
 
-async fn finish_all(store: &Store, finished: &[FinishedEvent]) {
-    if let Err(e) = store.finish_frameio_events(finished).await {
-        tracing::error!(events = finished.len(), error = %e, "Frame.io: cannot record the outcome of processed events");
+/// Events this process finished, by outcome, and those it put back for a later attempt (for
+/// `rushes_frameio_events_total`).
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    finished: [AtomicU64; EventOutcome::ALL.len()],
+    retried: AtomicU64,
+}
+
+impl Outcomes {
+    /// `(label, count)`: every outcome, then `retried`.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        EventOutcome::ALL
+            .iter()
+            .zip(&self.finished)
+            .map(|(o, n)| (o.as_str(), n.load(Ordering::Relaxed)))
+            .chain([("retried", self.retried.load(Ordering::Relaxed))])
+            .collect()
+    }
+
+    fn add(&self, outcome: EventOutcome) {
+        if let Some(i) = EventOutcome::ALL.iter().position(|o| *o == outcome) {
+            self.finished[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn finish_all(store: &Store, finished: &[FinishedEvent], outcomes: &Outcomes) {
+    match store.finish_frameio_events(finished).await {
+        Ok(()) => finished.iter().for_each(|f| outcomes.add(f.outcome)),
+        Err(e) => {
+            tracing::error!(events = finished.len(), error = %e, "Frame.io: cannot record the outcome of processed events")
+        }
     }
 }
 
@@ -50,6 +80,7 @@ async fn finish_all(store: &Store, finished: &[FinishedEvent]) {
 pub struct EventProcessor {
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) written: Arc<Notify>,
+    pub(crate) outcomes: Arc<Outcomes>,
 }
 
 impl EventProcessor {
@@ -100,8 +131,13 @@ impl EventProcessor {
         let stored = store
             .defer_frameio_event(event.id, &e.to_string(), Timestamp::now().plus(wait))
             .await;
-        if let Err(e) = stored {
-            tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
+        match stored {
+            Ok(()) => {
+                self.outcomes.retried.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome")
+            }
         }
     }
 
@@ -128,7 +164,7 @@ impl EventProcessor {
             for (event, result) in pending.iter().zip(results) {
                 self.settle(&store, event, result, &mut finished).await;
             }
-            finish_all(&store, &finished).await;
+            finish_all(&store, &finished, &self.outcomes).await;
             if busy {
                 continue;
             }

@@ -13,6 +13,7 @@ mod health;
 mod ingest;
 mod inspector;
 mod notify;
+mod ops;
 mod segments;
 mod waits;
 mod writes;
@@ -39,6 +40,7 @@ pub use frameio::{
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
+pub use ops::EventBacklog;
 pub use segments::SegmentRow;
 
 #[derive(Debug, thiserror::Error)]

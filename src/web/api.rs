@@ -1,18 +1,17 @@
 //! JSON API handlers.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{DeliveryState, FeedFetchOutcome};
+use crate::domain::DeliveryState;
 use crate::events::Event;
 use crate::feed::PollOutcome;
 use crate::status::MonitorStatus;
@@ -256,68 +255,6 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
-}
-
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let fetches = state.store.feed_fetch_counts().await?;
-    let feed = state.store.feed_state().await?;
-    let deliveries = state.store.delivery_counts().await?;
-    let mut out = String::new();
-    let total: i64 = fetches.iter().map(|(_, n)| n).sum();
-    let failures: i64 = fetches
-        .iter()
-        .filter(|(outcome, _)| *outcome == FeedFetchOutcome::Error)
-        .map(|(_, n)| n)
-        .sum();
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_fetches_total Feed polls that asked the feed, by outcome."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_fetches_total counter");
-    for outcome in FeedFetchOutcome::ALL {
-        let n = fetches
-            .iter()
-            .find(|(o, _)| o == outcome)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(
-            out,
-            "rushes_feed_fetches_total{{outcome=\"{outcome}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_failures_total Feed polls that failed after all retries."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_failures_total counter");
-    let _ = writeln!(out, "rushes_feed_failures_total {failures}");
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_polls_total Feed polls of any outcome."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_polls_total counter");
-    let _ = writeln!(out, "rushes_feed_polls_total {total}");
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_records Valid records in the last successful fetch."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_records gauge");
-    let _ = writeln!(out, "rushes_feed_records {}", feed.records_processed);
-    let _ = writeln!(out, "# HELP rushes_deliveries Deliveries by state.");
-    let _ = writeln!(out, "# TYPE rushes_deliveries gauge");
-    for s in DeliveryState::ALL {
-        let n = deliveries
-            .iter()
-            .find(|(state, _)| state == s)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "rushes_deliveries{{state=\"{s}\"}} {n}");
-    }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    ))
 }
 
 /// An optional query value from a vocabulary; an unknown one is a 400 that lists the choices.

@@ -149,3 +149,115 @@ async fn a_burst_of_comments_on_one_file_is_answered_by_one_listing() {
     let status = service.terminate().await;
     assert!(status.success(), "{status:?}");
 }
+
+/// The value of the sample `name` (with its labels, as printed) in a `/metrics` page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+async fn scrape(client: &reqwest::Client, service: &ChildService) -> String {
+    let r = client
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status().as_u16(), 200);
+    r.text().await.expect("metrics text")
+}
+
+#[tokio::test]
+async fn metrics_report_the_event_backlog_its_lag_uploads_database_and_log() {
+    let fake = FakeFrameio::start().await;
+    fake.add_file("file-m");
+    for (i, text) in ["Joli", "Bien", "Retouche sur le plan 2 svp"]
+        .iter()
+        .enumerate()
+    {
+        let at = format!("2026-01-10T10:0{i}:00Z");
+        fake.add_comment("file-m", &format!("m{i}"), text, &at);
+    }
+    let dir = temp_dir();
+    let service = start(dir.path(), &frameio_envs(&fake, dir.path())).await;
+    let client = reqwest::Client::new();
+    track(&client, &service, "file-m").await;
+    let page = scrape(&client, &service).await;
+    assert_eq!(sample(&page, "rushes_database_up"), Some(1.0), "{page}");
+    assert_eq!(
+        sample(&page, "rushes_frameio_events_pending"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_frameio_event_lag_seconds"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_uploads{state=\"uploading\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert!(
+        sample(&page, "rushes_log_bytes").unwrap_or(0.0) > 0.0,
+        "{page}"
+    );
+
+    // Processing is held on the comment listing: the events wait and grow older.
+    fake.close_comments();
+    let hook = service.url("/webhooks/frameio");
+    for i in 0..3 {
+        let body = delivery("comment.created", "comment", &format!("m{i}"));
+        assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
+    }
+    let page = wait_for("a second of lag on 3 pending events", WAIT, || async {
+        let page = scrape(&client, &service).await;
+        let lagging = sample(&page, "rushes_frameio_event_lag_seconds").unwrap_or(0.0) >= 1.0;
+        (lagging && sample(&page, "rushes_frameio_events_pending") == Some(3.0)).then_some(page)
+    })
+    .await;
+    assert_eq!(
+        sample(&page, "rushes_frameio_events_total{outcome=\"applied\"}"),
+        Some(0.0),
+        "{page}"
+    );
+
+    fake.open_comments();
+    let page = wait_for("the backlog to be worked off", WAIT, || async {
+        let page = scrape(&client, &service).await;
+        (sample(&page, "rushes_frameio_events_pending") == Some(0.0)).then_some(page)
+    })
+    .await;
+    assert_eq!(
+        sample(&page, "rushes_frameio_event_lag_seconds"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_frameio_events_total{outcome=\"applied\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_frameio_events_total{outcome=\"unchanged\"}"),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_frameio_events_total{outcome=\"failed\"}"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_uploads{state=\"changes_requested\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_uploads{state=\"uploading\"}"),
+        Some(0.0),
+        "{page}"
+    );
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
