@@ -40,7 +40,7 @@ pub use frameio::{
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
-pub use ops::EventBacklog;
+pub use ops::{EventBacklog, PRUNE_BATCH, prune_events};
 pub use segments::SegmentRow;
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use crate::domain::{DeliveryState, FeedFetchOutcome, ReviewState, Timestamp};
+use crate::domain::{DeliveryState, FeedFetchOutcome, ReviewState};
 use crate::store::StoreError;
 
 /// How long the database queries of one scrape may take together.
@@ -142,11 +142,7 @@ async fn database_metrics(state: &AppState, out: &mut String) -> Result<(), Stor
         "Acknowledged Frame.io events not processed yet.",
     );
     let _ = writeln!(out, "rushes_frameio_events_pending {}", backlog.pending);
-    let lag = backlog.oldest.map_or(0.0, |at| {
-        (Timestamp::now().as_datetime() - at.as_datetime())
-            .to_std()
-            .map_or(0.0, |d| d.as_secs_f64())
-    });
+    let lag = backlog.oldest.map_or(0.0, |at| at.elapsed().as_secs_f64());
     family(
         out,
         "rushes_frameio_event_lag_seconds",

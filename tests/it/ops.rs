@@ -261,3 +261,169 @@ async fn metrics_report_the_event_backlog_its_lag_uploads_database_and_log() {
     let status = service.terminate().await;
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn processed_events_past_their_retention_are_pruned_and_pending_ones_kept() {
+    let fake = FakeFrameio::start().await;
+    fake.add_file("file-r");
+    fake.add_comment(
+        "file-r",
+        "r1",
+        "Retouche sur le plan 2 svp",
+        "2026-01-10T10:00:00Z",
+    );
+    let dir = temp_dir();
+    let mut envs = frameio_envs(&fake, dir.path());
+    envs.push(("RUSHES_EVENT_RETENTION", "2s".into()));
+    let service = start(dir.path(), &envs).await;
+    let client = reqwest::Client::new();
+    track(&client, &service, "file-r").await;
+    // Refused credentials: the comment event waits (deferred, unprocessed) however old it gets.
+    fake.expire_tokens();
+    let hook = service.url("/webhooks/frameio");
+    let waiting = delivery("comment.created", "comment", "r1");
+    assert_eq!(deliver(&client, &hook, SECRET, &waiting).await, 200);
+    service
+        .wait_for_log("Frame.io: event waits for valid credentials")
+        .await;
+    // Processed at once (no upload tracks this file), then past its retention.
+    let done = delivery("file.ready", "file", "file-untracked");
+    assert_eq!(deliver(&client, &hook, SECRET, &done).await, 200);
+
+    let store = crate::support::db::open_store(&dir.path().join("data/rushes.db")).await;
+    let events = store.frameio_events(10).await.expect("events");
+    assert_eq!(events.len(), 2, "{events:?}");
+    let left = wait_for("the processed event to be pruned", WAIT, || {
+        let store = store.clone();
+        async move {
+            let events = store.frameio_events(10).await.ok()?;
+            (events.len() == 1).then_some(events)
+        }
+    })
+    .await;
+    // The pass that pruned it had a cutoff past the waiting event's arrival too.
+    assert_eq!(left[0].event_type, "comment.created");
+    assert_eq!(left[0].processed_at, None);
+    store.close().await;
+    service
+        .wait_for_log("processed events past RUSHES_EVENT_RETENTION deleted")
+        .await;
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn app_log_is_rotated_by_size_keeps_n_files_and_is_reopened_on_sighup() {
+    const MAX: u64 = 64 * 1024;
+    let dir = temp_dir();
+    let feed = dir.path().join("feed.json");
+    std::fs::write(&feed, "[]").expect("write feed");
+    let envs = vec![
+        ("WEBHOOK_JSON_URL", feed.display().to_string()),
+        ("RUSHES_LOG_MAX_SIZE", "64KiB".into()),
+        ("RUSHES_LOG_KEEP", "2".into()),
+        // Every request logged, so that requests fill the log.
+        ("RUST_LOG", "debug".into()),
+    ];
+    let service = start(dir.path(), &envs).await;
+    let client = reqwest::Client::new();
+    let logs = dir.path().join("logs");
+    let exists = |name: &str| logs.join(name).exists();
+    let hit = || async {
+        for _ in 0..20 {
+            let _ = client.get(service.url("/healthz")).send().await;
+        }
+    };
+    // Enough for several rotations: app.log.2 is replaced at least once.
+    let mut rotations_seen = 0;
+    let mut last_first = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rotations_seen < 3 || !exists("app.log.2") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for three rotations"
+        );
+        hit().await;
+        let first = std::fs::read(logs.join("app.log.1")).unwrap_or_default();
+        if !first.is_empty() && first != last_first {
+            rotations_seen += 1;
+            last_first = first;
+        }
+    }
+    assert!(
+        !exists("app.log.3"),
+        "RUSHES_LOG_KEEP=2 keeps two old files"
+    );
+    for name in ["app.log", "app.log.1", "app.log.2"] {
+        let size = std::fs::metadata(logs.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size <= MAX, "{name} is {size} bytes");
+    }
+    let page = scrape(&client, &service).await;
+    let bytes = sample(&page, "rushes_log_bytes").unwrap_or(0.0);
+    assert!(bytes > MAX as f64 && bytes <= 3.0 * MAX as f64, "{page}");
+
+    // An outside logrotate moves app.log away and sends SIGHUP: a new app.log is written.
+    std::fs::rename(logs.join("app.log"), logs.join("moved.log")).expect("move app.log");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &service.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    wait_for("app.log to be written again", WAIT, || async {
+        hit().await;
+        let size = std::fs::metadata(logs.join("app.log"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        (size > 0).then_some(())
+    })
+    .await;
+    let r = client
+        .get(service.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status().as_u16(), 200, "SIGHUP does not stop rushes");
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn dashboard_and_metrics_queries_use_an_index() {
+    use sqlx::Connection as _;
+    if crate::support::db::on_postgres() {
+        return; // the plans checked are SQLite's; the same migration adds the indexes there
+    }
+    let dir = temp_dir();
+    let db = dir.path().join("data/rushes.db");
+    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+    let store = crate::support::db::open_store(&db).await;
+    store.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open");
+    for query in [
+        "SELECT MAX(received_at) FROM frameio_events",
+        "SELECT MAX(received_at) FROM frameio_rejected",
+        "SELECT MAX(last_polled_at) FROM frameio_uploads",
+        "SELECT COUNT(*), MIN(received_at) FROM frameio_events WHERE processed_at IS NULL",
+        "SELECT id FROM frameio_events WHERE processed_at IS NOT NULL AND processed_at < 'x' ORDER BY processed_at LIMIT 500",
+        "SELECT * FROM frameio_uploads ORDER BY updated_at DESC, id",
+        "SELECT * FROM deliveries WHERE mode = 'auto' ORDER BY state_changed_at DESC, id DESC LIMIT 50",
+        "SELECT * FROM deliveries ORDER BY state_changed_at DESC, id DESC LIMIT 50",
+    ] {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}"))
+                .fetch_all(&mut conn)
+                .await
+                .expect("plan");
+        let text: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
+        assert!(
+            text.iter()
+                .all(|d| !d.starts_with("SCAN") || d.contains("INDEX"))
+                && !text.iter().any(|d| d.contains("TEMP B-TREE")),
+            "{query}: {text:?}"
+        );
+    }
+}
