@@ -49,6 +49,7 @@ impl AppError {
         matches!(
             self,
             Self::Config(_)
+                | Self::Store(StoreError::NewerDatabase { .. })
                 | Self::Locked(
                     crate::instance::LockError::InUse { .. }
                         | crate::instance::LockError::Unusable { .. }

@@ -427,3 +427,139 @@ async fn dashboard_and_metrics_queries_use_an_index() {
         );
     }
 }
+
+async fn rushes_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = crate::support::service::bin();
+    cmd.current_dir(dir)
+        .args(args)
+        .env("RUSHES_DATA_DIR", dir.join("data"))
+        .env("RUSHES_LOG_DIR", dir.join("logs"))
+        .env("LOCAL_DOWNLOADS_DIR", dir.join("downloads"))
+        .env(
+            "RUSHES_BIND",
+            format!("127.0.0.1:{}", crate::support::service::free_port()),
+        );
+    cmd.envs(crate::support::db::env_for(&dir.join("data")));
+    let out = tokio::time::timeout(WAIT, tokio::process::Command::from(cmd).output())
+        .await
+        .expect("rushes to finish")
+        .expect("run rushes");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn upload_ids(client: &reqwest::Client, service: &ChildService) -> Vec<String> {
+    let v: Value = client
+        .get(service.url("/api/uploads"))
+        .send()
+        .await
+        .expect("uploads")
+        .json()
+        .await
+        .expect("json");
+    let list = v
+        .as_array()
+        .or_else(|| v["uploads"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut ids: Vec<String> = list
+        .iter()
+        .filter_map(|u| u["id"].as_str().map(String::from))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn backup_while_serving_restores_and_a_newer_database_is_refused() {
+    let fake = FakeFrameio::start().await;
+    let dir = temp_dir();
+    let envs = frameio_envs(&fake, dir.path());
+    let service = start(dir.path(), &envs).await;
+    let client = reqwest::Client::new();
+    for file in ["file-1", "file-2", "file-3"] {
+        track(&client, &service, file).await;
+    }
+    if crate::support::db::on_postgres() {
+        let (code, _, err) = rushes_cli(dir.path(), &["backup", "copy.db"]).await;
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("pg_dump"), "{err}");
+        return;
+    }
+    // Webhooks keep arriving while the copy is made.
+    let hook = service.url("/webhooks/frameio");
+    let writer = {
+        let client = client.clone();
+        let hook = hook.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = 0;
+            for i in 0..200 {
+                let body = delivery("file.ready", "file", &format!("other-{i}"));
+                if deliver(&client, &hook, SECRET, &body).await == 200 {
+                    acknowledged += 1;
+                }
+            }
+            acknowledged
+        })
+    };
+    let (code, out, err) = rushes_cli(dir.path(), &["backup", "copy.db"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 tracked uploads"), "{out}");
+    assert_eq!(writer.await.expect("writer"), 200);
+    let copy = dir.path().join("copy.db");
+    let copied = std::fs::read(&copy).expect("backup file");
+    // Never replaces a file.
+    let (code, _, err) = rushes_cli(dir.path(), &["backup", "copy.db"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(&copy).expect("backup file"), copied);
+
+    // Restore (README): stop rushes, put the copy in place of rushes.db, start again.
+    track(&client, &service, "file-after-backup").await;
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+    let data = dir.path().join("data");
+    for stale in ["rushes.db-wal", "rushes.db-shm"] {
+        let _ = std::fs::remove_file(data.join(stale));
+    }
+    std::fs::copy(&copy, data.join("rushes.db")).expect("restore");
+    let service = start(dir.path(), &envs).await;
+    assert_eq!(
+        upload_ids(&client, &service).await,
+        ["file-1", "file-2", "file-3"]
+    );
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+
+    // A database a newer rushes migrated: refused before any migration runs.
+    let db = data.join("rushes.db");
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (99990101, 'from the future', TRUE, x'00', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("insert");
+        conn.close().await.expect("close");
+    }
+    let before = std::fs::read(&db).expect("db");
+    let (code, _, err) = rushes_cli(dir.path(), &["serve"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("newer rushes") && err.contains("99990101"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&db).expect("db"),
+        before,
+        "nothing was changed"
+    );
+}
