@@ -102,6 +102,7 @@ pub fn build(
                 tracker,
                 written,
                 outcomes,
+                has_client,
             },
             poller,
             keeper,

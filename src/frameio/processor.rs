@@ -81,6 +81,9 @@ pub struct EventProcessor {
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) written: Arc<Notify>,
     pub(crate) outcomes: Arc<Outcomes>,
+    /// Whether this rushes has API credentials: then events that waited for them (or for a
+    /// retry) are taken up at once.
+    pub(crate) has_client: bool,
 }
 
 impl EventProcessor {
@@ -102,6 +105,16 @@ impl EventProcessor {
                     upload_id: outcome.upload_id,
                     error: None,
                 });
+                return;
+            }
+            // Started without the Frame.io settings: kept as they are (no attempt spent) until
+            // rushes starts with them again.
+            Err(e) if e.is_missing_settings() => {
+                tracing::warn!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event waits for the Frame.io settings (processed when rushes starts with them)");
+                let reason = format!("waits for the Frame.io settings: {e}");
+                if let Err(e) = store.wait_frameio_event(event.id, &reason).await {
+                    tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
+                }
                 return;
             }
             // Expired or revoked credentials: kept, tried again at the next poll interval (the
@@ -143,6 +156,16 @@ impl EventProcessor {
 
     pub async fn run(self, cancel: CancellationToken) {
         let store = self.tracker.store().clone();
+        if self.has_client {
+            match store.release_waiting_frameio_events().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    events = n,
+                    "Frame.io: events that waited for the settings or a retry are processed now"
+                ),
+                Err(e) => tracing::error!(error = %e, "Frame.io: cannot release waiting events"),
+            }
+        }
         loop {
             let pending = match store.pending_frameio_events(Timestamp::now(), BATCH).await {
                 Ok(p) => p,

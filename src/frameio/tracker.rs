@@ -39,6 +39,12 @@ impl ProcessError {
         matches!(self, Self::Api(e) if e.is_credentials())
     }
 
+    /// A setting is missing (API credentials, account id): the event waits until rushes starts
+    /// with it; no attempt is spent.
+    pub fn is_missing_settings(&self) -> bool {
+        matches!(self, Self::NoClient(_) | Self::NoAccount)
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Api(e) => e.is_transient(),

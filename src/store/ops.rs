@@ -108,3 +108,42 @@ pub async fn prune_events(store: Store, retention: Duration, cancel: Cancellatio
         }
     }
 }
+
+/// `next_attempt_at` of an event that waits for the Frame.io settings: never due by itself.
+fn waiting() -> Timestamp {
+    use chrono::TimeZone as _;
+    Timestamp::from(
+        chrono::Utc
+            .with_ymd_and_hms(9999, 12, 31, 0, 0, 0)
+            .single()
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+    )
+}
+
+impl Store {
+    /// Keeps event `id` unprocessed, with `reason`, until [`Store::release_waiting_frameio_events`]
+    /// (no attempt counted).
+    pub async fn wait_frameio_event(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE frameio_events SET error = $1, next_attempt_at = $2 WHERE id = $3")
+            .bind(reason)
+            .bind(waiting())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Makes every unprocessed event that waits (for the settings, or for a retry) due now;
+    /// returns how many.
+    pub async fn release_waiting_frameio_events(&self) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE frameio_events SET next_attempt_at = NULL
+             WHERE processed_at IS NULL AND next_attempt_at IS NOT NULL",
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

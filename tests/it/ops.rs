@@ -563,3 +563,71 @@ async fn backup_while_serving_restores_and_a_newer_database_is_refused() {
         "nothing was changed"
     );
 }
+
+#[tokio::test]
+async fn without_frameio_settings_acknowledged_events_wait_until_they_come_back() {
+    let fake = FakeFrameio::start().await;
+    fake.add_file("file-w");
+    fake.add_comment(
+        "file-w",
+        "w1",
+        "Retouche sur le plan 2 svp",
+        "2026-01-10T10:00:00Z",
+    );
+    // Processing hangs on the comment listing: the kill lands before it can finish.
+    fake.close_comments();
+    let dir = temp_dir();
+    let envs = frameio_envs(&fake, dir.path());
+    let mut service = start(dir.path(), &envs).await;
+    let client = reqwest::Client::new();
+    track(&client, &service, "file-w").await;
+    let hook = service.url("/webhooks/frameio");
+    let body = delivery("comment.created", "comment", "w1");
+    assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
+    wait_for("the listing to be asked for", WAIT, || async {
+        (fake.count("GET", "/files/file-w/comments") == 1).then_some(())
+    })
+    .await;
+    service.kill();
+
+    // Restarted with every Frame.io setting removed: the event waits, and says so.
+    let bare: Vec<(&'static str, String)> = envs
+        .iter()
+        .filter(|(k, _)| !k.starts_with("FRAMEIO_"))
+        .cloned()
+        .collect();
+    let service = start(dir.path(), &bare).await;
+    service
+        .wait_for_log("event waits for the Frame.io settings")
+        .await;
+    let page = scrape(&client, &service).await;
+    assert_eq!(
+        sample(&page, "rushes_frameio_events_pending"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "rushes_frameio_events_total{outcome=\"failed\"}"),
+        Some(0.0),
+        "{page}"
+    );
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+    let store = crate::support::db::open_store(&dir.path().join("data/rushes.db")).await;
+    let events = store.frameio_events(10).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].processed_at, None);
+    assert_eq!(events[0].outcome, None);
+    let error = events[0].error.clone().unwrap_or_default();
+    assert!(error.contains("waits for the Frame.io settings"), "{error}");
+    store.close().await;
+
+    // The settings are back: the event is processed at once.
+    fake.open_comments();
+    let service = start(dir.path(), &envs).await;
+    wait_state(&client, &service, "file-w", "changes_requested").await;
+    let events = all_processed(dir.path(), 1).await;
+    assert_eq!(events[0].outcome.map(|o| o.as_str()), Some("applied"));
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
