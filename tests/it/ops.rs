@@ -631,3 +631,138 @@ async fn without_frameio_settings_acknowledged_events_wait_until_they_come_back(
     let status = service.terminate().await;
     assert!(status.success(), "{status:?}");
 }
+
+/// A PostgreSQL of this test's own (scripts/pg.sh), stopped and started by the test.
+struct OwnPostgres {
+    url: String,
+    tmp: String,
+    port: String,
+    bin: String,
+    run_as: Vec<String>,
+}
+
+impl OwnPostgres {
+    fn start() -> Option<Self> {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let out = std::process::Command::new("bash")
+            .current_dir(root)
+            .args([
+                "-c",
+                "source scripts/pg.sh && pg_start >/dev/null 2>&1 && \
+                 echo \"$RUSHES_TEST_DATABASE_URL|$PG_TMP|$PG_PORT|$PG_BIN|${PG_AS[*]}\"",
+            ])
+            .output()
+            .ok()?;
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let parts: Vec<&str> = line.split('|').collect();
+        if !out.status.success() || parts.len() != 5 {
+            return None;
+        }
+        Some(Self {
+            url: parts[0].replace("/postgres", "/rushes_away"),
+            tmp: parts[1].into(),
+            port: parts[2].into(),
+            bin: parts[3].into(),
+            run_as: parts[4].split_whitespace().map(String::from).collect(),
+        })
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> bool {
+        let ctl = format!("{}/pg_ctl", self.bin);
+        let mut all: Vec<String> = self.run_as.clone();
+        all.push(ctl);
+        all.extend(args.iter().map(|a| a.to_string()));
+        std::process::Command::new(&all[0])
+            .args(&all[1..])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn stop(&self) -> bool {
+        let data = format!("{}/data", self.tmp);
+        self.pg_ctl(&["-D", &data, "-m", "immediate", "-w", "stop"])
+    }
+
+    fn start_again(&self) -> bool {
+        let data = format!("{}/data", self.tmp);
+        let log = format!("{}/server.log", self.tmp);
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port, self.tmp
+        );
+        self.pg_ctl(&[
+            "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
+        ])
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+#[tokio::test]
+async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
+    let Some(pg) = OwnPostgres::start() else {
+        eprintln!("no PostgreSQL server binaries (initdb): skipped");
+        return;
+    };
+    let fake = FakeFrameio::start().await;
+    let dir = temp_dir();
+    let mut envs = frameio_envs(&fake, dir.path());
+    envs.push(("RUSHES_DATABASE_URL", pg.url.clone()));
+    let service = start(dir.path(), &envs).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let hook = service.url("/webhooks/frameio");
+    let body = delivery("file.ready", "file", "file-before");
+    assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
+
+    assert!(pg.stop(), "pg_ctl stop");
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let r = client
+            .get(service.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz");
+        let took = started.elapsed();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or_default();
+        assert_eq!(status, 503, "{v}");
+        assert!(took < Duration::from_secs(2), "/healthz took {took:?}");
+        assert_eq!(v["status"], "degraded", "{v}");
+        assert!(
+            v["database"].as_str().unwrap_or("").contains("unreachable"),
+            "{v}"
+        );
+
+        let started = std::time::Instant::now();
+        let body = delivery("file.ready", "file", "file-away");
+        let status = deliver(&client, &hook, SECRET, &body).await;
+        let took = started.elapsed();
+        assert_eq!(status, 503);
+        assert!(took < Duration::from_secs(3), "the webhook took {took:?}");
+    }
+    let page = scrape(&client, &service).await;
+    assert_eq!(sample(&page, "rushes_database_up"), Some(0.0), "{page}");
+
+    assert!(pg.start_again(), "pg_ctl start");
+    wait_for("/healthz to be ok again", WAIT, || async {
+        let r = client.get(service.url("/healthz")).send().await.ok()?;
+        (r.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    let body = delivery("file.ready", "file", "file-after");
+    assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
+    let page = scrape(&client, &service).await;
+    assert_eq!(sample(&page, "rushes_database_up"), Some(1.0), "{page}");
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
