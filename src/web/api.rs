@@ -372,7 +372,7 @@ pub async fn cancel_delivery(
         "cancelled",
     )
     .await?;
-    state.downloads.cancel(id);
+    state.downloads.cancel(crate::domain::DeliveryId(id));
     Ok(Json(moved))
 }
 
