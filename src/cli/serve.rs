@@ -11,7 +11,12 @@ use crate::logging;
 
 pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let config = Config::load(overrides)?;
-    let _guard = logging::init_service(&config.log_dir).with_context(|| {
+    let _guard = logging::init_service_rotated(
+        &config.log_dir,
+        config.upkeep.log_max_size,
+        config.upkeep.log_keep,
+    )
+    .with_context(|| {
         format!(
             "cannot write logs to {} (set RUSHES_LOG_DIR)",
             config.log_dir.display()

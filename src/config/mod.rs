@@ -13,6 +13,7 @@ pub mod lexicon;
 mod service;
 mod transfers;
 pub mod tunnel;
+mod upkeep;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use frameio::{
 };
 pub use hardening::ServerLimits;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
+pub use upkeep::{DEFAULT_EVENT_RETENTION, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_SIZE, UpkeepSettings};
 
 /// A configuration mistake. The binary turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +133,8 @@ pub struct Config {
     pub server: ServerLimits,
     /// `RUSHES_DATABASE_URL`, `RUSHES_INSTANCE_NAME`, `RUSHES_LEASE` (database.rs).
     pub database: DatabaseSettings,
+    /// `RUSHES_EVENT_RETENTION`, `RUSHES_LOG_MAX_SIZE`, `RUSHES_LOG_KEEP` (upkeep.rs).
+    pub upkeep: UpkeepSettings,
 }
 
 impl Config {
@@ -175,6 +179,7 @@ impl Config {
         } = hardening::read(&env)?;
         let database = database::read(&env, &data_dir)?;
         Ok(Self {
+            upkeep: upkeep::read(&env)?,
             database,
             hook_env,
             allowed_hosts,
@@ -245,6 +250,7 @@ impl Config {
             feed_auth_token: None,
             server: ServerLimits::default(),
             database: DatabaseSettings::local(&root.join("data")),
+            upkeep: UpkeepSettings::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod frameio;
 mod fromsmash;
 mod hardening;
 mod hardening3;
+mod ops;
 mod resolver_headers;
 mod resolver_waits;
 mod scale_out;
