@@ -1,8 +1,10 @@
 //! `rushes frameio verdict [TEXT]`: the comment analysis on the command line. With TEXT, prints
-//! the verdict and its reason; without, reads one comment a line from stdin and writes one JSON
-//! object a line (`{"text", "verdict", "reason"}`, `verdict` null when there is no decision).
+//! the verdict, whether the reader is sure and its reason; without, reads one comment a line from
+//! stdin and writes one JSON object a line (`{"text", "verdict", "confident", "reason"}`,
+//! `verdict` null when there is no decision). `--eval FILE.json` scores a labelled set.
 
 use std::io::{BufRead, IsTerminal as _, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::lexicon::Lexicon;
@@ -16,6 +18,7 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 struct Line<'a> {
     text: &'a str,
     verdict: Option<Verdict>,
+    confident: bool,
     reason: &'a str,
 }
 
@@ -38,6 +41,7 @@ fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
             "verdict: {}",
             a.verdict.map_or("none", Verdict::as_str)
         )?;
+        writeln!(out, "sure:    {}", if a.confident { "yes" } else { "no" })?;
         writeln!(out, "reason:  {}", a.reason)?;
         return out.flush();
     }
@@ -57,6 +61,7 @@ fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
             &Line {
                 text,
                 verdict: a.verdict,
+                confident: a.confident,
                 reason: &a.reason,
             },
         )?;
@@ -66,6 +71,41 @@ fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// `--eval FILE.json`: the score of the reader on a labelled set; exit 1 below the targets.
+pub fn eval(path: &Path, show_misses: bool, lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
+    if meta.len() > review::eval::MAX_SET_BYTES as u64 {
+        anyhow::bail!("{shown}: {}", review::eval::SetError::TooLarge);
+    }
+    let raw =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
+    let set = review::eval::parse_set(&raw).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let mut score = review::eval::Score::default();
+    let mut out = std::io::stdout().lock();
+    for item in &set {
+        let a = review::analyse_text(&item.text, lexicon);
+        if !score.add(item.expected, &a) && show_misses {
+            writeln!(
+                out,
+                "miss: expected {:<17} got {:<17} {} {:?} ({})",
+                item.expected.map_or("none", Verdict::as_str),
+                a.verdict.map_or("none", Verdict::as_str),
+                if a.confident { "sure    " } else { "not sure" },
+                item.text,
+                a.reason
+            )?;
+        }
+    }
+    write!(out, "{}", score.report())?;
+    out.flush()?;
+    Ok(if score.meets_targets() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Reads one line into `buf` (at most MAX_LINE_BYTES kept); false at the end of input.

@@ -14,7 +14,7 @@ pub(crate) mod tracker;
 pub mod webhook;
 
 /// The comment analysis, for `rushes frameio verdict` and the benchmark.
-pub use review::{Analysis, analyse_text};
+pub use review::{Analysis, analyse_text, eval};
 
 use std::sync::Arc;
 

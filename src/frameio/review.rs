@@ -21,10 +21,13 @@ use crate::domain::Verdict;
 /// Longest comment analysed (characters); the rest is ignored.
 pub const MAX_ANALYSED_CHARS: usize = 4000;
 
-/// A comment's verdict (none: no decision) and the cues that decided it.
+/// A comment's verdict (none: no decision), whether the reader is sure of it, and the cues
+/// that decided it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Analysis {
     pub verdict: Option<Verdict>,
+    /// False: the verdict is a guess; an unsure approval never approves an upload.
+    pub confident: bool,
     pub reason: String,
 }
 
@@ -355,13 +358,42 @@ pub fn analyse_text(text: &str, lexicon: &Lexicon) -> Analysis {
         None => text,
     };
     let mut cues: Vec<Cue> = Vec::new();
+    let mut unexplained = 0;
     for sentence in clauses(text, lexicon) {
         for clause in split_at_connectives(sentence, lexicon) {
             let approved_before = cues.iter().any(|c| c.kind == Kind::Approval);
-            cues.extend(read_clause(&clause, lexicon, approved_before).cues);
+            let read = read_clause(&clause, lexicon, approved_before).cues;
+            if read.is_empty() && clause.tokens.len() >= 2 {
+                unexplained += 1;
+            }
+            cues.extend(read);
         }
     }
-    decide(text, &cues)
+    let mut a = decide(text, &cues);
+    a.confident = confident(text, &cues, a.verdict, unexplained);
+    a
+}
+
+/// Whether the rules alone are sure: an approval only when every clause of more than one word
+/// carries a cue (a clause the rules cannot read may report a problem), nothing is conceded; no
+/// decision only when the comment has a cue that says so (thanks, waiting, a question about an
+/// approval) or is short and holds no figure (a timecode, a quote, an arrow often report a fault).
+fn confident(text: &str, cues: &[Cue], verdict: Option<Verdict>, unexplained: usize) -> bool {
+    let has = |k: Kind| cues.iter().any(|c| c.kind == k);
+    let factual = text
+        .chars()
+        .any(|c| c.is_ascii_digit() || matches!(c, '"' | '«' | '»' | '“' | '”' | '→'))
+        || text.contains("->");
+    match verdict {
+        Some(Verdict::Rejected) => true,
+        Some(Verdict::ChangesRequested) => true,
+        Some(Verdict::Approved) => unexplained == 0 && !has(Kind::Concession),
+        None if cues.is_empty() => {
+            let words = text.split_whitespace().count();
+            !factual && words <= 6 && !text.contains('?')
+        }
+        None => unexplained == 0 || !factual,
+    }
 }
 
 fn quote(text: &str, cues: &[&Cue]) -> String {
@@ -404,6 +436,7 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
     if has(Kind::Rejection) {
         return Analysis {
             verdict: Some(Verdict::Rejected),
+            confident: true,
             reason: describe(text, cues, &[Kind::Rejection]),
         };
     }
@@ -426,11 +459,13 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
         };
         return Analysis {
             verdict: Some(Verdict::ChangesRequested),
+            confident: true,
             reason,
         };
     }
     let none = |reason: String| Analysis {
         verdict: None,
+        confident: true,
         reason: format!("no decision: {reason}"),
     };
     if waiting {
@@ -458,6 +493,7 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
         }
         return Analysis {
             verdict: Some(Verdict::Approved),
+            confident: true,
             reason,
         };
     }
@@ -519,6 +555,8 @@ fn parse_instant(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
 }
+
+pub mod eval;
 
 #[cfg(test)]
 mod tests;
