@@ -136,9 +136,10 @@ fn verdict(
     show_misses: bool,
 ) -> anyhow::Result<ExitCode> {
     let settings = crate::config::FrameioConfig::from_lookup(|name| std::env::var(name).ok())?;
+    let reader = crate::frameio::Reader::from_settings(&settings.review)?;
     match eval {
-        Some(path) => super::verdict::eval(path, show_misses, &settings.lexicon),
-        None => super::verdict::run(text, &settings.lexicon),
+        Some(path) => super::verdict::eval(path, show_misses, &reader),
+        None => super::verdict::run(text, &reader),
     }
 }
 

@@ -7,9 +7,8 @@ use std::io::{BufRead, IsTerminal as _, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::lexicon::Lexicon;
 use crate::domain::Verdict;
-use crate::frameio::review;
+use crate::frameio::{Reader, eval as review_eval};
 
 /// Longest line kept from stdin (bytes); the rest of a longer line is skipped.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -22,8 +21,8 @@ struct Line<'a> {
     reason: &'a str,
 }
 
-pub fn run(text: &[String], lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
-    match write_verdicts(text, lexicon) {
+pub fn run(text: &[String], reader: &Reader) -> anyhow::Result<ExitCode> {
+    match write_verdicts(text, reader) {
         // The reader went away (`| head`): not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
@@ -31,11 +30,11 @@ pub fn run(text: &[String], lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
+fn write_verdicts(text: &[String], reader: &Reader) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !text.is_empty() {
         let text = text.join(" ");
-        let a = review::analyse_text(&text, lexicon);
+        let a = reader.analyse_text(&text);
         writeln!(
             out,
             "verdict: {}",
@@ -55,7 +54,7 @@ fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
     while read_line(&mut input, &mut buf)? {
         let raw = String::from_utf8_lossy(&buf);
         let text = raw.trim_end_matches(['\n', '\r']);
-        let a = review::analyse_text(text, lexicon);
+        let a = reader.analyse_text(text);
         serde_json::to_writer(
             &mut out,
             &Line {
@@ -74,19 +73,19 @@ fn write_verdicts(text: &[String], lexicon: &Lexicon) -> std::io::Result<()> {
 }
 
 /// `--eval FILE.json`: the score of the reader on a labelled set; exit 1 below the targets.
-pub fn eval(path: &Path, show_misses: bool, lexicon: &Lexicon) -> anyhow::Result<ExitCode> {
+pub fn eval(path: &Path, show_misses: bool, reader: &Reader) -> anyhow::Result<ExitCode> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
-    if meta.len() > review::eval::MAX_SET_BYTES as u64 {
-        anyhow::bail!("{shown}: {}", review::eval::SetError::TooLarge);
+    if meta.len() > review_eval::MAX_SET_BYTES as u64 {
+        anyhow::bail!("{shown}: {}", review_eval::SetError::TooLarge);
     }
     let raw =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
-    let set = review::eval::parse_set(&raw).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
-    let mut score = review::eval::Score::default();
+    let set = review_eval::parse_set(&raw).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let mut score = review_eval::Score::default();
     let mut out = std::io::stdout().lock();
     for item in &set {
-        let a = review::analyse_text(&item.text, lexicon);
+        let a = reader.analyse_text(&item.text);
         if !score.add(item.expected, &a) && show_misses {
             writeln!(
                 out,

@@ -7,10 +7,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use super::lexicon::{Cat, Lexicon};
 use super::{ConfigError, Env};
 use crate::domain::ReviewState;
 use crate::text::{fold_text, words};
@@ -109,9 +107,20 @@ pub struct FrameioConfig {
     pub webhook_name: String,
     pub poll_interval: Duration,
     pub status_map: StatusMap,
-    /// The review lexicon: built-in, `FRAMEIO_REVIEW_LEXICON` applied over it, then the
-    /// `FRAMEIO_KEYWORDS_*` lists.
-    pub lexicon: Arc<Lexicon>,
+    /// What the review reader is built from (frameio's review builds it).
+    pub review: ReviewSettings,
+}
+
+/// The review reader's settings: where a studio's lexicon is and the keyword lists that replace
+/// built-in ones. Only read and checked here; the lexicon is loaded by the review reader.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReviewSettings {
+    /// `FRAMEIO_REVIEW_LEXICON`: a JSON lexicon applied over the built-in one.
+    pub lexicon_file: Option<PathBuf>,
+    /// `FRAMEIO_KEYWORDS_APPROVED`, `_CHANGES`, `_REJECTED`: replace one built-in list each.
+    pub keywords_approved: Option<Vec<Phrase>>,
+    pub keywords_changes: Option<Vec<Phrase>>,
+    pub keywords_rejected: Option<Vec<Phrase>>,
 }
 
 impl FrameioConfig {
@@ -132,7 +141,7 @@ impl FrameioConfig {
             webhook_name: "rushes".into(),
             poll_interval: Duration::from_secs(300),
             status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
-            lexicon: Arc::new(Lexicon::builtin()),
+            review: ReviewSettings::default(),
         }
     }
 }
@@ -186,30 +195,25 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         value: DEFAULT_STATUS_MAP.into(),
         reason,
     })?;
-    let mut lexicon = match env.get("FRAMEIO_REVIEW_LEXICON") {
-        Some(path) => Lexicon::load(Path::new(path.trim())).map_err(|e| ConfigError::Invalid {
-            var: "FRAMEIO_REVIEW_LEXICON",
-            value: path.to_string(),
-            reason: e.to_string(),
-        })?,
-        None => Lexicon::builtin(),
-    };
-    for (var, cat) in [
-        ("FRAMEIO_KEYWORDS_APPROVED", Cat::Approval),
-        ("FRAMEIO_KEYWORDS_CHANGES", Cat::Change),
-        ("FRAMEIO_KEYWORDS_REJECTED", Cat::Rejection),
-    ] {
-        if let Some(parsed) = Env::parse(var, env.get(var), |raw| {
+    let keywords = |var: &'static str| {
+        Env::parse(var, env.get(var), |raw| {
             let parsed = parse_list(raw);
             if parsed.is_empty() {
                 Err("expected a comma-separated list of words or phrases".to_string())
             } else {
                 Ok(parsed)
             }
-        })? {
-            lexicon.replace_list(cat, &parsed);
-        }
-    }
+        })
+    };
+    let lexicon_file = env
+        .get("FRAMEIO_REVIEW_LEXICON")
+        .map(|path| PathBuf::from(path.trim()));
+    let review = ReviewSettings {
+        lexicon_file,
+        keywords_approved: keywords("FRAMEIO_KEYWORDS_APPROVED")?,
+        keywords_changes: keywords("FRAMEIO_KEYWORDS_CHANGES")?,
+        keywords_rejected: keywords("FRAMEIO_KEYWORDS_REJECTED")?,
+    };
     Ok(FrameioConfig {
         api_base: env.http_url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,
         ims_url: env.http_url("FRAMEIO_IMS_URL", DEFAULT_IMS_URL)?,
@@ -227,7 +231,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
             false,
         )?,
         status_map,
-        lexicon: Arc::new(lexicon),
+        review,
     })
 }
 

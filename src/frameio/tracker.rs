@@ -9,14 +9,14 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Comment};
-use super::review::{self, CommentText};
+use super::review::{CommentText, Reader};
 use super::route::Route;
 use crate::config::FrameioConfig;
 use crate::domain::{EventKind, EventOutcome, ReviewState, Timestamp, TransitionCause};
 use crate::events::{Event, EventBus};
 use crate::store::{
-    FrameioEvent, RegisterError, Registered, StateChange, Store, StoreError, StoredComment,
-    Transition, Upload, UploadUpdate,
+    FrameioEvent, NeedsLook, RegisterError, Registered, StateChange, Store, StoreError,
+    StoredComment, Transition, Upload, UploadUpdate,
 };
 
 /// Comments kept per upload for display.
@@ -78,6 +78,8 @@ pub struct Tracker {
     events: EventBus,
     client: Option<Arc<Client>>,
     config: Arc<FrameioConfig>,
+    /// Reads the comments (built-in unless [`Tracker::with_reader`] says otherwise).
+    reader: Arc<Reader>,
     /// Wakes the poller when an upload is registered.
     pub(crate) poll_wake: Arc<Notify>,
 }
@@ -108,8 +110,15 @@ impl Tracker {
             events,
             client,
             config,
+            reader: Arc::new(Reader::builtin()),
             poll_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The review reader built from the settings (a studio's lexicon, keyword lists).
+    pub fn with_reader(mut self, reader: Arc<Reader>) -> Self {
+        self.reader = reader;
+        self
     }
 
     /// `FRAMEIO_POLL_INTERVAL`.
@@ -364,7 +373,6 @@ impl Tracker {
         cause: TransitionCause,
         event_id: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let lexicon = &self.config.lexicon;
         let texts: Vec<CommentText<'_>> = comments
             .iter()
             .map(|c| CommentText {
@@ -374,7 +382,7 @@ impl Tracker {
                 completed: c.completed_at.is_some(),
             })
             .collect();
-        let decision = review::analyse(&texts, lexicon);
+        let decision = self.reader.analyse(&texts);
         let mut stored: Vec<StoredComment> = comments
             .iter()
             .map(|c| StoredComment {
@@ -384,7 +392,7 @@ impl Tracker {
                 created_at: c.created_at.clone(),
                 updated_at: c.updated_at.clone(),
                 completed_at: c.completed_at.clone(),
-                verdict: review::verdict(c.text.as_deref().unwrap_or(""), lexicon),
+                verdict: self.reader.verdict(c.text.as_deref().unwrap_or("")),
             })
             .collect();
         stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
@@ -394,6 +402,7 @@ impl Tracker {
             ..Default::default()
         };
         let Some(d) = decision else {
+            update.needs_look = Some(None);
             if !comments.is_empty() && upload.state.lifecycle_rank().is_some() {
                 return self
                     .change(
@@ -445,17 +454,80 @@ impl Tracker {
         if d.completed {
             reason.push_str(" (marked completed)");
         }
-        self.change(
-            upload,
-            StateChange {
-                to: d.verdict.state(),
-                cause,
-                reason,
-                event_id,
-            },
-            update,
-        )
-        .await
+        match d.verdict {
+            Some(verdict) if d.confident => {
+                update.needs_look = Some(None);
+                self.change(
+                    upload,
+                    StateChange {
+                        to: verdict.state(),
+                        cause,
+                        reason,
+                        event_id,
+                    },
+                    update,
+                )
+                .await
+            }
+            guess => {
+                self.needs_look(
+                    upload,
+                    guess,
+                    &d.comment_id,
+                    reason,
+                    cause,
+                    event_id,
+                    update,
+                )
+                .await
+            }
+        }
+    }
+
+    /// The reader is not sure of the deciding comment: the upload is flagged for a person with
+    /// the guess and its reason, and stays (or goes back) in review, so polling continues. An
+    /// unsure comment never approves.
+    #[allow(clippy::too_many_arguments)]
+    async fn needs_look(
+        &self,
+        upload: &Upload,
+        guess: Option<crate::domain::Verdict>,
+        comment_id: &str,
+        reason: String,
+        cause: TransitionCause,
+        event_id: Option<i64>,
+        mut update: UploadUpdate,
+    ) -> Result<bool, StoreError> {
+        let flag = NeedsLook {
+            guess,
+            reason: reason.clone(),
+            comment_id: comment_id.to_string(),
+        };
+        let new_flag = upload.needs_look.as_ref() != Some(&flag);
+        update.needs_look = Some(Some(flag));
+        tracing::info!(upload = %upload.id, comment = %comment_id, guess = guess.map_or("none", |v| v.as_str()), "Frame.io: not sure of a comment, the upload needs a look");
+        let changed = if upload.state == ReviewState::InReview {
+            self.store.update_upload(&upload.id, &update).await?
+        } else {
+            let guessed = guess.map_or("no decision", |v| v.as_str());
+            self.change(
+                upload,
+                StateChange {
+                    to: ReviewState::InReview,
+                    cause,
+                    reason: format!("needs a look (guess: {guessed}): {reason}"),
+                    event_id,
+                },
+                update,
+            )
+            .await?
+        };
+        if new_flag && !changed {
+            self.events.send(Event::UploadChanged {
+                id: upload.id.clone(),
+            });
+        }
+        Ok(changed || new_flag)
     }
 
     /// Asks Frame.io for the file, its Status and its comments: catches what webhooks missed.
