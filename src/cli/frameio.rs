@@ -209,7 +209,15 @@ async fn uploads(config: &Config) -> anyhow::Result<ExitCode> {
         "upload", "file", "state", "since"
     );
     for u in list {
-        let mut reason = u.state_reason.clone();
+        let mut reason = match &u.needs_look {
+            Some(look) => format!(
+                "NEEDS A LOOK (not sure of comment {}, guess: {}): {}",
+                look.comment_id,
+                look.guess.map_or("no decision", |v| v.as_str()),
+                look.reason
+            ),
+            None => u.state_reason.clone(),
+        };
         if reason.chars().count() > 160 {
             reason = reason.chars().take(159).collect::<String>() + "…";
         }
