@@ -106,7 +106,7 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
         show_misses,
     } = &command
     {
-        return verdict(text, eval.as_deref(), *show_misses);
+        return verdict(text, eval.as_deref(), *show_misses).await;
     }
     let config = Config::load(&Overrides::default())?;
     match command {
@@ -130,7 +130,7 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Only the Frame.io settings matter here (the lexicon), not the feed's.
-fn verdict(
+async fn verdict(
     text: &[String],
     eval: Option<&std::path::Path>,
     show_misses: bool,
@@ -138,8 +138,8 @@ fn verdict(
     let settings = crate::config::FrameioConfig::from_lookup(|name| std::env::var(name).ok())?;
     let reader = crate::frameio::Reader::from_settings(&settings.review)?;
     match eval {
-        Some(path) => super::verdict::eval(path, show_misses, &reader),
-        None => super::verdict::run(text, &reader),
+        Some(path) => super::verdict::eval(path, show_misses, &reader).await,
+        None => super::verdict::run(text, &reader).await,
     }
 }
 

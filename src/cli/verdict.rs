@@ -21,8 +21,8 @@ struct Line<'a> {
     reason: &'a str,
 }
 
-pub fn run(text: &[String], reader: &Reader) -> anyhow::Result<ExitCode> {
-    match write_verdicts(text, reader) {
+pub async fn run(text: &[String], reader: &Reader) -> anyhow::Result<ExitCode> {
+    match write_verdicts(text, reader).await {
         // The reader went away (`| head`): not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
@@ -30,11 +30,11 @@ pub fn run(text: &[String], reader: &Reader) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn write_verdicts(text: &[String], reader: &Reader) -> std::io::Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+async fn write_verdicts(text: &[String], reader: &Reader) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout());
     if !text.is_empty() {
         let text = text.join(" ");
-        let a = reader.analyse_text(&text);
+        let a = reader.analyse_text_with_opinion(&text).await;
         writeln!(
             out,
             "verdict: {}",
@@ -54,7 +54,7 @@ fn write_verdicts(text: &[String], reader: &Reader) -> std::io::Result<()> {
     while read_line(&mut input, &mut buf)? {
         let raw = String::from_utf8_lossy(&buf);
         let text = raw.trim_end_matches(['\n', '\r']);
-        let a = reader.analyse_text(text);
+        let a = reader.analyse_text_with_opinion(text).await;
         serde_json::to_writer(
             &mut out,
             &Line {
@@ -73,7 +73,7 @@ fn write_verdicts(text: &[String], reader: &Reader) -> std::io::Result<()> {
 }
 
 /// `--eval FILE.json`: the score of the reader on a labelled set; exit 1 below the targets.
-pub fn eval(path: &Path, show_misses: bool, reader: &Reader) -> anyhow::Result<ExitCode> {
+pub async fn eval(path: &Path, show_misses: bool, reader: &Reader) -> anyhow::Result<ExitCode> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
     if meta.len() > review_eval::MAX_SET_BYTES as u64 {
@@ -83,9 +83,9 @@ pub fn eval(path: &Path, show_misses: bool, reader: &Reader) -> anyhow::Result<E
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {shown}: {e}"))?;
     let set = review_eval::parse_set(&raw).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let mut score = review_eval::Score::default();
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     for item in &set {
-        let a = reader.analyse_text(&item.text);
+        let a = reader.analyse_text_with_opinion(&item.text).await;
         if !score.add(item.expected, &a) && show_misses {
             writeln!(
                 out,

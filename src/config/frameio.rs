@@ -121,6 +121,56 @@ pub struct ReviewSettings {
     pub keywords_approved: Option<Vec<Phrase>>,
     pub keywords_changes: Option<Vec<Phrase>>,
     pub keywords_rejected: Option<Vec<Phrase>>,
+    /// The optional second opinion of a language model (off without `FRAMEIO_REVIEW_LLM_URL`).
+    pub llm: Option<LlmSettings>,
+}
+
+/// `FRAMEIO_REVIEW_LLM_*`: an OpenAI-compatible chat completions endpoint asked about the
+/// comments the local reader is not sure of.
+#[derive(Clone)]
+pub struct LlmSettings {
+    /// `FRAMEIO_REVIEW_LLM_URL`: the full `/v1/chat/completions` URL.
+    pub url: Url,
+    /// `FRAMEIO_REVIEW_LLM_MODEL`.
+    pub model: String,
+    /// `FRAMEIO_REVIEW_LLM_KEY`: sent as a bearer token, never logged.
+    pub key: Option<SecretString>,
+}
+
+impl fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field("url", &crate::net::redact(&self.url))
+            .field("model", &self.model)
+            .field("key", &self.key.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl PartialEq for LlmSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url && self.model == other.model
+    }
+}
+
+fn read_llm(env: &Env<'_>) -> Result<Option<LlmSettings>, ConfigError> {
+    let key = env.secret("FRAMEIO_REVIEW_LLM_KEY");
+    let model = env.text("FRAMEIO_REVIEW_LLM_MODEL");
+    if env.get("FRAMEIO_REVIEW_LLM_URL").is_none() {
+        if key.is_some() || model.is_some() {
+            return Err(ConfigError::Missing {
+                var: "FRAMEIO_REVIEW_LLM_URL",
+                hint: "FRAMEIO_REVIEW_LLM_MODEL / FRAMEIO_REVIEW_LLM_KEY need the chat completions URL (http://localhost:11434/v1/chat/completions for Ollama)".into(),
+            });
+        }
+        return Ok(None);
+    }
+    let url = env.http_url("FRAMEIO_REVIEW_LLM_URL", "")?;
+    let model = model.ok_or_else(|| ConfigError::Missing {
+        var: "FRAMEIO_REVIEW_LLM_MODEL",
+        hint: "FRAMEIO_REVIEW_LLM_URL is set; name the model to ask (e.g. llama3.1:8b)".into(),
+    })?;
+    Ok(Some(LlmSettings { url, model, key }))
 }
 
 impl FrameioConfig {
@@ -213,6 +263,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         keywords_approved: keywords("FRAMEIO_KEYWORDS_APPROVED")?,
         keywords_changes: keywords("FRAMEIO_KEYWORDS_CHANGES")?,
         keywords_rejected: keywords("FRAMEIO_KEYWORDS_REJECTED")?,
+        llm: read_llm(env)?,
     };
     Ok(FrameioConfig {
         api_base: env.http_url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,

@@ -24,8 +24,8 @@ pub use download::{DEFAULT_MAX_AGE, HookCommand};
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
-    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, ReviewSettings,
-    S2S_SCOPE, StatusMap, parse_list,
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, LlmSettings, Phrase,
+    ReviewSettings, S2S_SCOPE, StatusMap, parse_list,
 };
 pub use hardening::ServerLimits;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};

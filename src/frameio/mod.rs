@@ -14,7 +14,7 @@ pub(crate) mod tracker;
 pub mod webhook;
 
 /// The review reader, for `rushes frameio verdict`, the trainer and the benchmark.
-pub use review::{Analysis, Policy, Reader, Votes, corpus, eval, lexicon, model, words};
+pub use review::{Analysis, Policy, Reader, Votes, corpus, eval, lexicon, llm, model, words};
 
 /// A vote policy with the given thresholds (the trainer's sweep).
 pub fn review_policy(agree_min: f32, alone_min: f32) -> Policy {

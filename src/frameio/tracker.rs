@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Comment};
-use super::review::{CommentText, Reader};
+use super::review::{Analysis, CommentText, Decision, Reader};
 use super::route::Route;
 use crate::config::FrameioConfig;
 use crate::domain::{EventKind, EventOutcome, ReviewState, Timestamp, TransitionCause};
@@ -445,6 +445,23 @@ impl Tracker {
             return Ok(false);
         }
         update.decided_comment = Some(key);
+        // Only a new deciding comment the local reader is unsure of goes to the second opinion.
+        let d = if d.confident {
+            d
+        } else {
+            let local = Analysis {
+                verdict: d.verdict,
+                confident: false,
+                reason: d.reason.clone(),
+            };
+            let a = self.reader.second_opinion(&d.text, local).await;
+            Decision {
+                verdict: a.verdict,
+                confident: a.confident,
+                reason: a.reason,
+                ..d
+            }
+        };
         let author = deciding.and_then(Comment::author);
         let quoted = short(&d.text, 80);
         let mut reason = match author {

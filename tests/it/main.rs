@@ -18,6 +18,7 @@ mod fromsmash;
 mod hardening;
 mod resolver_headers;
 mod resolver_waits;
+mod review_llm;
 mod scale_out;
 mod segmented;
 mod swisstransfer;

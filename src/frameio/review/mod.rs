@@ -11,11 +11,13 @@
 pub mod corpus;
 pub mod eval;
 pub mod lexicon;
+pub mod llm;
 pub mod model;
 mod rules;
 mod tokens;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -174,6 +176,8 @@ pub struct Reader {
     lexicon: Lexicon,
     model: Model,
     pub policy: Policy,
+    /// The optional second opinion on unsure comments.
+    llm: Option<Arc<llm::SecondOpinion>>,
 }
 
 impl Default for Reader {
@@ -193,6 +197,7 @@ impl Reader {
             lexicon,
             model,
             policy: Policy::default(),
+            llm: None,
         }
     }
 
@@ -216,7 +221,37 @@ impl Reader {
                 lexicon.replace_list(cat, phrases);
             }
         }
-        Ok(Self::new(lexicon, Model::embedded()))
+        let mut reader = Self::new(lexicon, Model::embedded());
+        if let Some(llm) = &settings.llm {
+            let opinion = llm::SecondOpinion::new(llm).map_err(|e| ConfigError::Invalid {
+                var: "FRAMEIO_REVIEW_LLM_URL",
+                value: crate::net::redact(&llm.url),
+                reason: format!("cannot build its HTTP client: {e}"),
+            })?;
+            reader.llm = Some(Arc::new(opinion));
+        }
+        Ok(reader)
+    }
+
+    /// With a second opinion (tests; the settings give it otherwise).
+    pub fn with_second_opinion(mut self, opinion: llm::SecondOpinion) -> Self {
+        self.llm = Some(Arc::new(opinion));
+        self
+    }
+
+    /// The local analysis, with the language model's opinion when it is configured and the
+    /// local reader is not sure.
+    pub async fn second_opinion(&self, text: &str, local: Analysis) -> Analysis {
+        match &self.llm {
+            Some(llm) if !local.confident => llm.review(text, local).await,
+            _ => local,
+        }
+    }
+
+    /// One comment, with the second opinion when configured.
+    pub async fn analyse_text_with_opinion(&self, text: &str) -> Analysis {
+        let local = self.analyse_text(text);
+        self.second_opinion(text, local).await
     }
 
     pub fn lexicon(&self) -> &Lexicon {
