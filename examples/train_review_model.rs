@@ -159,15 +159,19 @@ fn sweep(batches: &[Batch], featurer: &Reader, lexicon: &Lexicon) -> anyhow::Res
     for (k, n) in tally {
         println!("  {k:?}: {n}");
     }
-    for agree in [0.4f32, 0.5, 0.6, 0.7] {
-        for alone in [0.6f32, 0.7, 0.8, 0.85, 0.9, 0.95] {
-            let policy = rushes::frameio::review_policy(agree, alone);
+    for (agree, alone, approve) in [0.5f32, 0.6, 0.7]
+        .into_iter()
+        .flat_map(|a| [0.7f32, 0.8, 0.9].map(move |b| (a, b)))
+        .flat_map(|(a, b)| [0.8f32, 0.9, 0.95, 1.1].map(move |c| (a, b, c)))
+    {
+        {
+            let policy = rushes::frameio::review_policy(agree, alone, approve);
             let mut s = Score::default();
             for (v, e) in &votes {
                 s.add(*e, &policy.decide(v.clone()));
             }
             println!(
-                "agree {agree:.2} alone {alone:.2}: accuracy {:.1} %, confidently wrong {:.1} %, not confident {:.1} %, false approvals {} / {}",
+                "agree {agree:.2} alone {alone:.2} approve {approve:.2}: accuracy {:.1} %, confidently wrong {:.1} %, not confident {:.1} %, false approvals {} / {}",
                 s.accuracy() * 100.0,
                 s.confidently_wrong_share() * 100.0,
                 s.not_confident_share() * 100.0,

@@ -33,6 +33,8 @@ pub use tokens::words;
 pub const AGREE_MIN: f32 = 0.6;
 /// The model alone (the rules found no cue) must give at least this probability to be sure.
 pub const ALONE_MIN: f32 = 0.8;
+/// An approval the rules give but are unsure of is sure only with the model this sure of it.
+pub const APPROVE_MIN: f32 = 0.9;
 
 /// A comment's verdict (none: no decision, or the guess when not sure), whether the reader is
 /// sure of it, and why.
@@ -108,6 +110,9 @@ pub struct Policy {
     /// The model's least probability for a sure verdict when it agrees with unsure rules, or
     /// alone when the rules found no cue at all (never for an approval).
     pub alone_min: f32,
+    /// The model's least probability for a sure approval when the rules approve but are unsure
+    /// (a clause they could not read). Above 1: never.
+    pub approve_min: f32,
 }
 
 impl Default for Policy {
@@ -115,6 +120,7 @@ impl Default for Policy {
         Self {
             agree_min: AGREE_MIN,
             alone_min: ALONE_MIN,
+            approve_min: APPROVE_MIN,
         }
     }
 }
@@ -134,7 +140,8 @@ impl Policy {
         let model_says = format!("model {} {:.2}", name(verdict_of(m)), pm);
         if m == rule_class {
             let sure = (rule.confident && pm >= self.agree_min)
-                || (!rule.confident && m != 0 && pm >= self.alone_min);
+                || (!rule.confident && m != 0 && pm >= self.alone_min)
+                || (!rule.confident && m == 0 && pm >= self.approve_min);
             return Analysis {
                 verdict: rule.verdict,
                 confident: sure,
