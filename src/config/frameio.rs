@@ -323,6 +323,50 @@ mod tests {
     }
 
     #[test]
+    fn review_settings_are_read_and_checked() -> Result<(), ConfigError> {
+        let c = load(&[
+            ("FRAMEIO_REVIEW_LEXICON", " /etc/rushes/lexicon.json "),
+            (
+                "FRAMEIO_REVIEW_LLM_URL",
+                "http://127.0.0.1:11434/v1/chat/completions",
+            ),
+            ("FRAMEIO_REVIEW_LLM_MODEL", "llama3.1:8b"),
+            ("FRAMEIO_REVIEW_LLM_KEY", "sk-secret"),
+        ])?;
+        assert_eq!(
+            c.review.lexicon_file.as_deref(),
+            Some(std::path::Path::new("/etc/rushes/lexicon.json"))
+        );
+        let llm = c.review.llm.as_ref().expect("llm settings");
+        assert_eq!(llm.model, "llama3.1:8b");
+        assert!(!format!("{c:?}").contains("sk-secret"));
+        assert!(load(&[])?.review.llm.is_none());
+        let var = |vars: &[(&str, &str)]| match load(vars) {
+            Err(ConfigError::Missing { var, .. }) | Err(ConfigError::Invalid { var, .. }) => var,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert_eq!(
+            var(&[(
+                "FRAMEIO_REVIEW_LLM_URL",
+                "http://127.0.0.1:8080/v1/chat/completions"
+            )]),
+            "FRAMEIO_REVIEW_LLM_MODEL"
+        );
+        assert_eq!(
+            var(&[("FRAMEIO_REVIEW_LLM_MODEL", "m")]),
+            "FRAMEIO_REVIEW_LLM_URL"
+        );
+        assert_eq!(
+            var(&[
+                ("FRAMEIO_REVIEW_LLM_URL", "ftp://x/v1"),
+                ("FRAMEIO_REVIEW_LLM_MODEL", "m")
+            ]),
+            "FRAMEIO_REVIEW_LLM_URL"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn nothing_set_means_idle_with_defaults() -> Result<(), ConfigError> {
         let c = load(&[])?;
         assert!(c.auth.is_none());

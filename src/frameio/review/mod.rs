@@ -139,9 +139,12 @@ impl Policy {
         let abstains = rule.verdict.is_none() && !rule.confident;
         let model_says = format!("model {} {:.2}", name(verdict_of(m)), pm);
         if m == rule_class {
-            let sure = (rule.confident && pm >= self.agree_min)
-                || (!rule.confident && m != 0 && pm >= self.alone_min)
-                || (!rule.confident && m == 0 && pm >= self.approve_min);
+            let needed = match (rule.confident, m) {
+                (true, _) => self.agree_min,
+                (false, 0) => self.approve_min,
+                (false, _) => self.alone_min,
+            };
+            let sure = pm >= needed;
             return Analysis {
                 verdict: rule.verdict,
                 confident: sure,
