@@ -159,19 +159,20 @@ fn sweep(batches: &[Batch], featurer: &Reader, lexicon: &Lexicon) -> anyhow::Res
     for (k, n) in tally {
         println!("  {k:?}: {n}");
     }
-    for (agree, alone, approve) in [0.5f32, 0.6, 0.7]
+    for (agree, alone, approve, overrule) in [0.5f32, 0.6, 0.7]
         .into_iter()
         .flat_map(|a| [0.7f32, 0.8, 0.9].map(move |b| (a, b)))
-        .flat_map(|(a, b)| [0.8f32, 0.9, 0.95, 1.1].map(move |c| (a, b, c)))
+        .flat_map(|(a, b)| [0.9f32, 1.1].map(move |c| (a, b, c)))
+        .flat_map(|(a, b, c)| [0.7f32, 0.8, 0.9, 1.1].map(move |d| (a, b, c, d)))
     {
         {
-            let policy = rushes::frameio::review_policy(agree, alone, approve);
+            let policy = rushes::frameio::review_policy(agree, alone, approve, overrule);
             let mut s = Score::default();
             for (v, e) in &votes {
                 s.add(*e, &policy.decide(v.clone()));
             }
             println!(
-                "agree {agree:.2} alone {alone:.2} approve {approve:.2}: accuracy {:.1} %, confidently wrong {:.1} %, not confident {:.1} %, false approvals {} / {}",
+                "agree {agree:.2} alone {alone:.2} approve {approve:.2} overrule {overrule:.2}: accuracy {:.1} %, confidently wrong {:.1} %, not confident {:.1} %, false approvals {} / {}",
                 s.accuracy() * 100.0,
                 s.confidently_wrong_share() * 100.0,
                 s.not_confident_share() * 100.0,

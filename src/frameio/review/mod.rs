@@ -1,10 +1,12 @@
 //! The review reader: turns a comment into a verdict, says whether it is sure, and turns a file's
 //! comments into the decision of the newest decisive one. Two readers vote: the rules
 //! (`rules.rs`, the lexicon's cues, the precision guard) and a linear model trained on the corpus
-//! (`model.rs`). They must agree for a sure verdict; an approval needs the rules' own, sure
-//! approval. A rule that finds no cue at all abstains: the model alone may then be sure of
-//! anything but an approval. Otherwise the answer is "not sure", with the best guess. An optional
-//! language model (`llm.rs`) gives a second opinion on the comments left unsure.
+//! (`model.rs`). An approval is sure only when the rules give it (sure, or unsure with the model
+//! at least 0.9 sure of it too). Between verdicts that do not approve, agreement is sure; a rule
+//! that found no cue abstains and a model 0.8 sure decides; a model 0.8 sure overrules the rules
+//! (measured writer by writer: fewer "not sure" and no more confidently wrong). Otherwise the
+//! answer is "not sure", with the best guess. An optional language model (`llm.rs`) gives a
+//! second opinion on the comments left unsure.
 //!
 //! Pure apart from the optional second opinion: no I/O, no clock.
 
@@ -35,6 +37,8 @@ pub const AGREE_MIN: f32 = 0.6;
 pub const ALONE_MIN: f32 = 0.8;
 /// An approval the rules give but are unsure of is sure only with the model this sure of it.
 pub const APPROVE_MIN: f32 = 0.9;
+/// The model overrules the rules between verdicts that do not approve at this probability.
+pub const OVERRULE_MIN: f32 = 0.8;
 
 /// A comment's verdict (none: no decision, or the guess when not sure), whether the reader is
 /// sure of it, and why.
@@ -113,6 +117,10 @@ pub struct Policy {
     /// The model's least probability for a sure approval when the rules approve but are unsure
     /// (a clause they could not read). Above 1: never.
     pub approve_min: f32,
+    /// The model's least probability to overrule the rules between two verdicts that do not
+    /// approve (changes_requested, rejected, no decision); the rules still guard every approval.
+    /// Above 1: never (rules and model must agree).
+    pub overrule_min: f32,
 }
 
 impl Default for Policy {
@@ -121,6 +129,7 @@ impl Default for Policy {
             agree_min: AGREE_MIN,
             alone_min: ALONE_MIN,
             approve_min: APPROVE_MIN,
+            overrule_min: OVERRULE_MIN,
         }
     }
 }
@@ -153,6 +162,14 @@ impl Policy {
                 } else {
                     format!("not sure: {} ({model_says}, rules unsure)", rule.reason)
                 },
+            };
+        }
+        let overrules = rule_class != 0 && m != 0 && pm >= self.overrule_min;
+        if overrules {
+            return Analysis {
+                verdict: verdict_of(m),
+                confident: true,
+                reason: format!("{model_says} overrules the rules ({})", rule.reason),
             };
         }
         if abstains && m != 0 && pm >= self.alone_min {
