@@ -486,17 +486,9 @@ impl Tracker {
                 )
                 .await
             }
-            guess => {
-                self.needs_look(
-                    upload,
-                    guess,
-                    &d.comment_id,
-                    reason,
-                    cause,
-                    event_id,
-                    update,
-                )
-                .await
+            _ => {
+                self.needs_look(upload, &d, reason, (cause, event_id), update)
+                    .await
             }
         }
     }
@@ -504,17 +496,15 @@ impl Tracker {
     /// The reader is not sure of the deciding comment: the upload is flagged for a person with
     /// the guess and its reason, and stays (or goes back) in review, so polling continues. An
     /// unsure comment never approves.
-    #[allow(clippy::too_many_arguments)]
     async fn needs_look(
         &self,
         upload: &Upload,
-        guess: Option<crate::domain::Verdict>,
-        comment_id: &str,
+        d: &Decision,
         reason: String,
-        cause: TransitionCause,
-        event_id: Option<i64>,
+        (cause, event_id): (TransitionCause, Option<i64>),
         mut update: UploadUpdate,
     ) -> Result<bool, StoreError> {
+        let (guess, comment_id) = (d.verdict, d.comment_id.as_str());
         let flag = NeedsLook {
             guess,
             reason: reason.clone(),
