@@ -48,7 +48,11 @@ impl AppError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            Self::Config(_) | Self::Locked(crate::instance::LockError::InUse { .. })
+            Self::Config(_)
+                | Self::Locked(
+                    crate::instance::LockError::InUse { .. }
+                        | crate::instance::LockError::Unusable { .. }
+                )
         )
     }
 }

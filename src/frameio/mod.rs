@@ -8,6 +8,7 @@ pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;
 pub(crate) mod processor;
+pub(crate) mod refusals;
 pub(crate) mod review;
 mod route;
 pub(crate) mod tracker;
@@ -49,6 +50,8 @@ use webhook::{EventWriter, Receiver};
 #[derive(Clone)]
 pub struct FrameioHandle {
     pub receiver: Receiver,
+    /// Refused webhook calls not written yet (see `refusals.rs`).
+    pub refusals: refusals::Refusals,
     pub tracker: Arc<Tracker>,
     /// The workspace webhook as the keeper last saw it.
     pub webhook: keeper::WebhookState,
@@ -57,6 +60,8 @@ pub struct FrameioHandle {
 /// The background parts, not yet running.
 pub struct FrameioTasks {
     writer: EventWriter,
+    refusals: refusals::Refusals,
+    store: Store,
     processor: EventProcessor,
     poller: Option<UploadPoller>,
     keeper: keeper::WebhookKeeper,
@@ -81,6 +86,7 @@ pub fn build(
         store.clone(),
         written.clone(),
     );
+    let refusals = refusals::Refusals::default();
     let has_client = client.is_some();
     let keeper = keeper::WebhookKeeper {
         client: client.clone(),
@@ -89,18 +95,21 @@ pub fn build(
         state: webhook.clone(),
         cleanup,
     };
-    let tracker = Arc::new(Tracker::new(store, events, client, config).with_reader(reader));
+    let tracker = Arc::new(Tracker::new(store.clone(), events, client, config).with_reader(reader));
     let poller = has_client.then(|| UploadPoller {
         tracker: tracker.clone(),
     });
     Ok((
         FrameioHandle {
             receiver,
+            refusals: refusals.clone(),
             tracker: tracker.clone(),
             webhook,
         },
         FrameioTasks {
             writer,
+            refusals,
+            store,
             processor: EventProcessor { tracker, written },
             poller,
             keeper,
@@ -119,6 +128,7 @@ impl FrameioTasks {
         writer_stop: CancellationToken,
         public_urls: watch::Receiver<Option<String>>,
     ) {
+        tasks.spawn(self.refusals.run(self.store, writer_stop.clone()));
         tasks.spawn(self.writer.run(writer_stop));
         tasks.spawn(self.keeper.run(public_urls, cancel.clone()));
         tasks.spawn(self.processor.run(cancel.clone()));

@@ -162,8 +162,14 @@ impl Store {
             Location::Sqlite(_) => None,
         };
         let writers: Arc<tokio::sync::Mutex<()>> = Default::default();
-        let checkpoints =
-            (backend == Backend::Sqlite).then(|| writes::start_checkpoints(&pool, writers.clone()));
+        let checkpoints = match location {
+            Location::Sqlite(path) => Some(writes::start_checkpoints(
+                &pool,
+                writers.clone(),
+                wal_path(path),
+            )),
+            Location::Postgres(_) => None,
+        };
         Ok(Self {
             pool,
             backend,
@@ -214,6 +220,13 @@ pub(crate) fn storable(text: &str) -> String {
     text.replace('\0', "")
 }
 
+/// SQLite's write-ahead log beside the database file `path`.
+pub(crate) fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    std::path::PathBuf::from(name)
+}
+
 async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -243,7 +256,7 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
                      PRAGMA temp_store = MEMORY;",
                 )
                 .await?;
-                conn.execute(writes::NO_AUTO_CHECKPOINT).await?;
+                conn.execute(writes::checkpoint_pragmas().as_str()).await?;
                 Ok(())
             })
         })

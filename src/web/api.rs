@@ -88,8 +88,26 @@ pub fn redact_delivery(mut d: Delivery, show_signed: bool) -> Delivery {
         d.r2_url = d.r2_url.map(|u| shown_link(&u, true));
         d.source_url = shown_link(&d.source_url, false);
         d.raw_source_url = shown_link(&d.raw_source_url, false);
+        d.served_url = d.served_url.map(|u| shown_link(&u, false));
+        d.dedupe_key = shown_key(&d.dedupe_key);
     }
     d
+}
+
+/// A dedupe key (a normalised link, often without its scheme) as the API shows it: a signed
+/// query string is replaced by `?…`, as in a link.
+pub fn shown_key(key: &str) -> String {
+    let Some((base, _)) = key.split_once('?') else {
+        return key.to_string();
+    };
+    let parsed = url::Url::parse(key)
+        .ok()
+        .filter(|u| u.has_host())
+        .or_else(|| url::Url::parse(&format!("https://{key}")).ok());
+    match parsed {
+        Some(url) if !is_signed(&url) => key.to_string(),
+        _ => format!("{base}?…"),
+    }
 }
 
 pub async fn list_deliveries(
@@ -403,7 +421,7 @@ pub async fn cancel_delivery(
         "cancelled",
     )
     .await?;
-    state.downloads.cancel(id);
+    state.downloads.cancel(crate::domain::DeliveryId(id));
     Ok(Json(moved))
 }
 

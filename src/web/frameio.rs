@@ -64,18 +64,12 @@ impl FromRequest<AppState> for StoredDelivery {
                         ApiError::Unavailable(e.to_string())
                     }
                 };
-                tracing::warn!(status = error.status().as_u16(), bytes = body.len(), reason = %e, "Frame.io webhook refused");
-                // The inspector shows refused calls: a wrong secret is visible at a glance.
-                if let Err(store_error) = crate::frameio::inspector::record_rejection(
-                    &state.store,
-                    error.status().as_u16(),
-                    &e,
-                    &body,
-                )
-                .await
-                {
-                    tracing::error!(error = %store_error, "Frame.io: cannot record a refused webhook call");
-                }
+                // Counted and sampled in memory: a refused call costs no disk write of its own
+                // (this route is the one a tunnel exposes to anybody).
+                state
+                    .frameio
+                    .refusals
+                    .note(error.status().as_u16(), &e, &body);
                 Err(error)
             }
         }

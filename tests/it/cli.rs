@@ -99,12 +99,12 @@ async fn logs_go_to_app_log_with_the_seed_messages_and_no_secrets() {
     )
     .await;
     let log = service
-        .wait_for_log("WebhookService: fetched 2 records from webhook")
+        .wait_for_log("FeedService: fetched 2 records from the feed")
         .await;
     assert_eq!(feed.requests(), 3);
     assert!(!log.contains("failed to fetch webhook JSON"), "{log}");
     assert!(
-        log.contains("WebhookService: skipping invalid item due to error:"),
+        log.contains("FeedService: skipping invalid item due to error:"),
         "{log}"
     );
     assert!(log.contains("unsupported timestamp"), "{log}");
@@ -123,7 +123,7 @@ async fn logs_go_to_app_log_with_the_seed_messages_and_no_secrets() {
         .expect("refresh");
     assert_eq!(refresh.status().as_u16(), 502);
     let log = service
-        .wait_for_log("WebhookService: failed to fetch webhook JSON after 3 attempts")
+        .wait_for_log("FeedService: failed to fetch the feed after 3 attempts")
         .await;
     assert!(log.contains("WARN"), "{log}");
     assert!(
