@@ -9,7 +9,6 @@ mod env;
 mod feed;
 mod frameio;
 mod hardening;
-pub mod lexicon;
 mod service;
 mod transfers;
 pub mod tunnel;
@@ -26,8 +25,8 @@ pub use download::{DEFAULT_MAX_AGE, HookCommand};
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
-    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
-    parse_list,
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, LlmSettings, Phrase,
+    ReviewSettings, S2S_SCOPE, StatusMap, parse_list,
 };
 pub use hardening::ServerLimits;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};

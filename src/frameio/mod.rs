@@ -15,8 +15,23 @@ mod route;
 pub(crate) mod tracker;
 pub mod webhook;
 
-/// The comment analysis, for `rushes frameio verdict` and the benchmark.
-pub use review::{Analysis, analyse_text};
+/// The review reader, for `rushes frameio verdict`, the trainer and the benchmark.
+pub use review::{Analysis, Policy, Reader, Votes, corpus, eval, lexicon, llm, model, words};
+
+/// A vote policy with the given thresholds (the trainer's sweep).
+pub fn review_policy(
+    agree_min: f32,
+    alone_min: f32,
+    approve_min: f32,
+    overrule_min: f32,
+) -> Policy {
+    Policy {
+        agree_min,
+        alone_min,
+        approve_min,
+        overrule_min,
+    }
+}
 
 use std::sync::Arc;
 
@@ -24,7 +39,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::FrameioConfig;
+use crate::config::{ConfigError, FrameioConfig};
 use crate::events::EventBus;
 use crate::store::Store;
 use client::Client;
@@ -56,13 +71,15 @@ pub struct FrameioTasks {
 }
 
 /// Builds the Frame.io side from its settings. Works with nothing configured. `cleanup`
-/// deactivates the webhook when rushes stops.
+/// deactivates the webhook when rushes stops. A review lexicon that cannot be read is a
+/// configuration mistake.
 pub fn build(
     config: &FrameioConfig,
     store: Store,
     events: EventBus,
     cleanup: bool,
-) -> (FrameioHandle, FrameioTasks) {
+) -> Result<(FrameioHandle, FrameioTasks), ConfigError> {
+    let reader = Arc::new(Reader::from_settings(&config.review)?);
     let client = Client::from_config(config, Some(store.clone())).map(Arc::new);
     let webhook = keeper::new_state(config);
     let config = Arc::new(config.clone());
@@ -81,12 +98,12 @@ pub fn build(
         state: webhook.clone(),
         cleanup,
     };
-    let tracker = Arc::new(Tracker::new(store.clone(), events, client, config));
+    let tracker = Arc::new(Tracker::new(store.clone(), events, client, config).with_reader(reader));
     let outcomes = Arc::new(processor::Outcomes::default());
     let poller = has_client.then(|| UploadPoller {
         tracker: tracker.clone(),
     });
-    (
+    Ok((
         FrameioHandle {
             receiver,
             refusals: refusals.clone(),
@@ -107,7 +124,7 @@ pub fn build(
             poller,
             keeper,
         },
-    )
+    ))
 }
 
 impl FrameioTasks {

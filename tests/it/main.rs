@@ -21,6 +21,7 @@ mod hardening3;
 mod ops;
 mod resolver_headers;
 mod resolver_waits;
+mod review_llm;
 mod scale_out;
 mod segmented;
 mod swisstransfer;
