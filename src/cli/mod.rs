@@ -218,6 +218,10 @@ impl Exit {
 }
 
 /// The exit code for an error that ended a command.
+/// What `status` and `password` add when nothing answers.
+pub(crate) const NOT_RUNNING_HINT: &str = "is `rushes serve` running? Start it with `rushes serve` \
+     (or `cargo run --release -- serve`), or give its address with --url";
+
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(exit) = e.downcast_ref::<Exit>() {
         return exit.code;

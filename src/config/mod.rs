@@ -210,7 +210,7 @@ impl Config {
     pub fn require_feed(&self) -> Result<&FeedLocation, ConfigError> {
         self.feed.as_ref().ok_or_else(|| ConfigError::Missing {
             var: "WEBHOOK_JSON_URL",
-            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or pass --feed-url".into(),
+            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or give the URL to the command: rushes feed check URL".into(),
         })
     }
 
