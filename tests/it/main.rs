@@ -19,6 +19,7 @@ mod fromsmash;
 mod hardening;
 mod hardening3;
 mod ops;
+mod ops_store;
 mod resolver_headers;
 mod resolver_waits;
 mod review_llm;
