@@ -49,6 +49,7 @@ impl AppError {
         matches!(
             self,
             Self::Config(_)
+                | Self::Store(StoreError::NewerDatabase { .. })
                 | Self::Locked(
                     crate::instance::LockError::InUse { .. }
                         | crate::instance::LockError::Unusable { .. }
@@ -200,6 +201,13 @@ impl App {
             self.state.tunnel.url_watch(),
         );
         tracker.spawn(self.downloads.run(cancel.clone()));
+        if let Some(retention) = self.state.config.upkeep.event_retention {
+            tracker.spawn(crate::store::prune_events(
+                self.state.store.clone(),
+                retention,
+                cancel.clone(),
+            ));
+        }
         tracker.spawn(crate::cluster::run(
             self.state.store.clone(),
             self.state.events.clone(),

@@ -12,6 +12,7 @@ mod hardening;
 mod service;
 mod transfers;
 pub mod tunnel;
+mod upkeep;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ pub use frameio::{
 };
 pub use hardening::ServerLimits;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
+pub use upkeep::{DEFAULT_EVENT_RETENTION, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_SIZE, UpkeepSettings};
 
 /// A configuration mistake. The binary turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,8 @@ pub struct Config {
     pub server: ServerLimits,
     /// `RUSHES_DATABASE_URL`, `RUSHES_INSTANCE_NAME`, `RUSHES_LEASE` (database.rs).
     pub database: DatabaseSettings,
+    /// `RUSHES_EVENT_RETENTION`, `RUSHES_LOG_MAX_SIZE`, `RUSHES_LOG_KEEP` (upkeep.rs).
+    pub upkeep: UpkeepSettings,
 }
 
 impl Config {
@@ -174,6 +178,7 @@ impl Config {
         } = hardening::read(&env)?;
         let database = database::read(&env, &data_dir)?;
         Ok(Self {
+            upkeep: upkeep::read(&env)?,
             database,
             hook_env,
             allowed_hosts,
@@ -204,7 +209,7 @@ impl Config {
     pub fn require_feed(&self) -> Result<&FeedLocation, ConfigError> {
         self.feed.as_ref().ok_or_else(|| ConfigError::Missing {
             var: "WEBHOOK_JSON_URL",
-            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or pass --feed-url".into(),
+            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or give the URL to the command: rushes feed check URL".into(),
         })
     }
 
@@ -244,6 +249,7 @@ impl Config {
             feed_auth_token: None,
             server: ServerLimits::default(),
             database: DatabaseSettings::local(&root.join("data")),
+            upkeep: UpkeepSettings::default(),
         }
     }
 }

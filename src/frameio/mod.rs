@@ -3,6 +3,7 @@
 //! polling as a safety net.
 
 mod auth;
+mod batch;
 pub mod client;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
@@ -55,6 +56,8 @@ pub struct FrameioHandle {
     pub tracker: Arc<Tracker>,
     /// The workspace webhook as the keeper last saw it.
     pub webhook: keeper::WebhookState,
+    /// Events processed by this process, by outcome.
+    pub outcomes: Arc<processor::Outcomes>,
 }
 
 /// The background parts, not yet running.
@@ -96,6 +99,7 @@ pub fn build(
         cleanup,
     };
     let tracker = Arc::new(Tracker::new(store.clone(), events, client, config).with_reader(reader));
+    let outcomes = Arc::new(processor::Outcomes::default());
     let poller = has_client.then(|| UploadPoller {
         tracker: tracker.clone(),
     });
@@ -105,12 +109,18 @@ pub fn build(
             refusals: refusals.clone(),
             tracker: tracker.clone(),
             webhook,
+            outcomes: outcomes.clone(),
         },
         FrameioTasks {
             writer,
             refusals,
             store,
-            processor: EventProcessor { tracker, written },
+            processor: EventProcessor {
+                tracker,
+                written,
+                outcomes,
+                has_client,
+            },
             poller,
             keeper,
         },

@@ -4,6 +4,7 @@
 //! `ON CONFLICT` and `RETURNING`, which both understand; the few places where they differ ask
 //! [`Store::backend`]. Migrations: `migrations/sqlite/` and `migrations/postgres/`.
 
+mod backup;
 mod cluster;
 mod deliveries;
 mod downloads;
@@ -13,6 +14,7 @@ mod health;
 mod ingest;
 mod inspector;
 mod notify;
+mod ops;
 mod segments;
 mod waits;
 mod writes;
@@ -28,6 +30,7 @@ use std::str::FromStr;
 
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use backup::{BackupSummary, backup_sqlite};
 pub use cluster::{FEED_LEASE, InstanceRow, LeaseRow, LeaseState};
 pub use deliveries::{Delivery, DeliveryFilter, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
@@ -39,6 +42,7 @@ pub use frameio::{
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
+pub use ops::{EventBacklog, PRUNE_BATCH, prune_events};
 pub use segments::SegmentRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,15 @@ pub enum StoreError {
     Open { path: String, source: sqlx::Error },
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database has a migration this binary does not know: nothing was run (exit 2).
+    #[error(
+        "the database was upgraded by a newer rushes (it has migration {found}, this rushes knows \
+         up to {known}); nothing was changed: run that newer rushes, or restore a backup made \
+         before the upgrade"
+    )]
+    NewerDatabase { found: i64, known: i64 },
+    #[error("cannot back up the database: {0}")]
+    Backup(String),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("invalid value in the database: {0}")]
@@ -153,10 +166,11 @@ impl Store {
             Location::Sqlite(path) => (open_sqlite(path).await?, Backend::Sqlite),
             Location::Postgres(url) => (open_postgres(url).await?, Backend::Postgres),
         };
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        backup::migrate(&migrator, &pool).await?;
         let url = match location {
             Location::Postgres(url) => Some(url.clone()),
             Location::Sqlite(_) => None,

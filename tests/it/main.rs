@@ -18,6 +18,8 @@ mod frameio;
 mod fromsmash;
 mod hardening;
 mod hardening3;
+mod ops;
+mod ops_store;
 mod resolver_headers;
 mod resolver_waits;
 mod review_llm;

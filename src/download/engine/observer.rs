@@ -19,6 +19,18 @@ pub(super) struct StoreObserver {
     pub(super) events: EventBus,
     pub(super) id: i64,
     pub(super) last_store: Option<Instant>,
+    /// The progress write under way: the transfer never waits for it (the database may be
+    /// away); the next write starts once it ended, with the newest figures. Other writes wait
+    /// for it first, so that they stay in order.
+    pub(super) progress_write: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl StoreObserver {
+    async fn settle_progress(&mut self) {
+        if let Some(write) = self.progress_write.take() {
+            let _ = write.await;
+        }
+    }
 }
 
 impl Observer for StoreObserver {
@@ -29,6 +41,7 @@ impl Observer for StoreObserver {
         validator: Option<&str>,
         total: Option<u64>,
     ) -> Result<(), String> {
+        self.settle_progress().await;
         self.store
             .set_download_part(
                 self.id,
@@ -48,6 +61,7 @@ impl Observer for StoreObserver {
         try_number: u32,
         error: Option<&str>,
     ) -> Result<(), String> {
+        self.settle_progress().await;
         self.store
             .record_download_attempt(self.id, role, shown_url, try_number, error)
             .await
@@ -64,22 +78,30 @@ impl Observer for StoreObserver {
             segments: p.segments,
         });
         let now = Instant::now();
-        if self
-            .last_store
-            .is_none_or(|t| now.duration_since(t) >= STORE_EVERY)
+        let busy = self
+            .progress_write
+            .as_ref()
+            .is_some_and(|w| !w.is_finished());
+        if !busy
+            && self
+                .last_store
+                .is_none_or(|t| now.duration_since(t) >= STORE_EVERY)
         {
             self.last_store = Some(now);
-            if let Err(e) = self
-                .store
-                .set_download_progress(self.id, p.bytes as i64, p.total.map(|t| t as i64))
-                .await
-            {
-                tracing::warn!(id = self.id, error = %e, "cannot store download progress");
-            }
+            let (store, id) = (self.store.clone(), self.id);
+            self.progress_write = Some(tokio::spawn(async move {
+                let stored = store
+                    .set_download_progress(id, p.bytes as i64, p.total.map(|t| t as i64))
+                    .await;
+                if let Err(e) = stored {
+                    tracing::warn!(id, error = %e, "cannot store download progress");
+                }
+            }));
         }
     }
 
     async fn segments(&mut self, segments: &[Segment]) -> Result<(), String> {
+        self.settle_progress().await;
         let rows: Vec<SegmentRow> = segments
             .iter()
             .map(|s| SegmentRow {
@@ -100,6 +122,7 @@ impl Observer for StoreObserver {
         sha256: &str,
         bytes: u64,
     ) -> Result<(), String> {
+        self.settle_progress().await;
         self.store
             .set_download_final(
                 self.id,

@@ -183,6 +183,7 @@ impl Worker {
             events: self.events.clone(),
             id,
             last_store: None,
+            progress_write: None,
         };
         let finished = transfer::download(
             &self.client,
@@ -248,6 +249,7 @@ impl Worker {
             events: self.events.clone(),
             id,
             last_store: None,
+            progress_write: None,
         };
         let finished = transfer
             .fetch(&fetch, &resume, &mut observer)
