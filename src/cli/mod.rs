@@ -8,6 +8,7 @@ mod feed;
 mod feed_proxy;
 mod frameio;
 mod frameio_inspect;
+mod frameio_upload;
 mod password;
 mod serve;
 mod status;

@@ -112,6 +112,8 @@ pub struct FrameioConfig {
     /// The review lexicon: built-in, `FRAMEIO_REVIEW_LEXICON` applied over it, then the
     /// `FRAMEIO_KEYWORDS_*` lists.
     pub lexicon: Arc<Lexicon>,
+    /// `FRAMEIO_UPLOAD_*`: where rushes sends files itself.
+    pub upload: super::frameio_upload::UploadSettings,
 }
 
 impl FrameioConfig {
@@ -133,6 +135,7 @@ impl FrameioConfig {
             poll_interval: Duration::from_secs(300),
             status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
             lexicon: Arc::new(Lexicon::builtin()),
+            upload: Default::default(),
         }
     }
 }
@@ -228,6 +231,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         )?,
         status_map,
         lexicon: Arc::new(lexicon),
+        upload: super::frameio_upload::UploadSettings::read(env)?,
     })
 }
 

@@ -8,6 +8,7 @@ mod download;
 mod env;
 mod feed;
 mod frameio;
+mod frameio_upload;
 mod hardening;
 pub mod lexicon;
 mod service;
@@ -28,6 +29,7 @@ pub use frameio::{
     DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
     parse_list,
 };
+pub use frameio_upload::{DEFAULT_SETTLE, UploadSettings};
 pub use hardening::ServerLimits;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
 

@@ -7,10 +7,14 @@ pub mod client;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;
+mod parts;
 pub(crate) mod processor;
 pub(crate) mod review;
 mod route;
 pub(crate) mod tracker;
+pub mod upload;
+mod upload_api;
+pub(crate) mod versions;
 pub mod webhook;
 
 /// The comment analysis, for `rushes frameio verdict` and the benchmark.

@@ -14,6 +14,7 @@ mod ingest;
 mod inspector;
 mod notify;
 mod segments;
+mod sends;
 mod waits;
 mod writes;
 
@@ -40,6 +41,7 @@ pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use segments::SegmentRow;
+pub use sends::{NewSend, Send, SendClaim, state as send_state};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

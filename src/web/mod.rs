@@ -10,6 +10,7 @@ pub(crate) mod frameio;
 pub(crate) mod inspector;
 pub(crate) mod passwords;
 pub(crate) mod router;
+mod sends;
 pub(crate) mod shield;
 
 use std::sync::Arc;

@@ -22,4 +22,5 @@ mod scale_out;
 mod segmented;
 mod swisstransfer;
 mod tunnel;
+mod uploads;
 mod verdicts;
