@@ -213,6 +213,10 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
             lexicon.replace_list(cat, &parsed);
         }
     }
+    let upload = super::frameio_upload::UploadSettings::read(
+        env,
+        auth.is_some() && env.text("FRAMEIO_ACCOUNT_ID").is_some(),
+    )?;
     Ok(FrameioConfig {
         api_base: env.http_url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,
         ims_url: env.http_url("FRAMEIO_IMS_URL", DEFAULT_IMS_URL)?,
@@ -231,7 +235,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         )?,
         status_map,
         lexicon: Arc::new(lexicon),
-        upload: super::frameio_upload::UploadSettings::read(env)?,
+        upload,
     })
 }
 

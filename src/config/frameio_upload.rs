@@ -29,7 +29,8 @@ impl Default for UploadSettings {
 }
 
 impl UploadSettings {
-    pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+    /// `has_api`: Frame.io credentials and an account id are configured (the watch folder needs them).
+    pub(super) fn read(env: &Env<'_>, has_api: bool) -> Result<Self, ConfigError> {
         let settle = Env::parse(
             "FRAMEIO_UPLOAD_SETTLE",
             env.get("FRAMEIO_UPLOAD_SETTLE"),
@@ -49,6 +50,12 @@ impl UploadSettings {
                     var: "FRAMEIO_UPLOAD_DIR",
                     value: dir.display().to_string(),
                     reason: "not an existing folder".into(),
+                });
+            }
+            if !has_api {
+                return Err(ConfigError::Missing {
+                    var: "FRAMEIO_ACCOUNT_ID",
+                    hint: "FRAMEIO_UPLOAD_DIR is set: it needs FRAMEIO_ACCOUNT_ID and Frame.io credentials (FRAMEIO_TOKEN or IMS)".into(),
                 });
             }
             if folder_id.is_none() {

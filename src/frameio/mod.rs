@@ -15,6 +15,7 @@ pub(crate) mod tracker;
 pub mod upload;
 mod upload_api;
 pub(crate) mod versions;
+pub(crate) mod watch_folder;
 pub mod webhook;
 
 /// The comment analysis, for `rushes frameio verdict` and the benchmark.
@@ -49,6 +50,8 @@ pub struct FrameioTasks {
     processor: EventProcessor,
     poller: Option<UploadPoller>,
     keeper: keeper::WebhookKeeper,
+    /// `FRAMEIO_UPLOAD_DIR`: files put there are sent to Frame.io.
+    watch: Option<watch_folder::WatchFolder>,
 }
 
 /// Builds the Frame.io side from its settings. Works with nothing configured. `cleanup`
@@ -76,7 +79,8 @@ pub fn build(
         state: webhook.clone(),
         cleanup,
     };
-    let tracker = Arc::new(Tracker::new(store, events, client, config));
+    let tracker = Arc::new(Tracker::new(store, events.clone(), client, config.clone()));
+    let watch = watch_folder(&config, &tracker, events);
     let poller = has_client.then(|| UploadPoller {
         tracker: tracker.clone(),
     });
@@ -91,8 +95,42 @@ pub fn build(
             processor: EventProcessor { tracker, written },
             poller,
             keeper,
+            watch,
         },
     )
+}
+
+/// The watch folder, when `FRAMEIO_UPLOAD_DIR` is set (the configuration made sure that the
+/// folder id, the account and credentials are there too).
+fn watch_folder(
+    config: &FrameioConfig,
+    tracker: &Arc<Tracker>,
+    events: EventBus,
+) -> Option<watch_folder::WatchFolder> {
+    let dir = config.upload.dir.clone()?;
+    let (Some(folder_id), Some(account)) =
+        (config.upload.folder_id.clone(), config.account_id.clone())
+    else {
+        tracing::error!(
+            "Frame.io: FRAMEIO_UPLOAD_DIR needs FRAMEIO_UPLOAD_FOLDER_ID and FRAMEIO_ACCOUNT_ID; not watching it"
+        );
+        return None;
+    };
+    match upload::Uploader::new(tracker.clone(), events, account) {
+        Ok(mut uploader) => {
+            uploader.wait_busy = false;
+            Some(watch_folder::WatchFolder {
+                dir,
+                folder_id,
+                settle: config.upload.settle,
+                uploader: Arc::new(uploader),
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Frame.io: cannot start the watch folder");
+            None
+        }
+    }
 }
 
 impl FrameioTasks {
@@ -109,6 +147,9 @@ impl FrameioTasks {
         tasks.spawn(self.writer.run(writer_stop));
         tasks.spawn(self.keeper.run(public_urls, cancel.clone()));
         tasks.spawn(self.processor.run(cancel.clone()));
+        if let Some(watch) = self.watch {
+            tasks.spawn(watch.run(cancel.clone()));
+        }
         match self.poller {
             Some(poller) => {
                 tasks.spawn(poller.run(cancel));

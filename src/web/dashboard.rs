@@ -177,6 +177,7 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                 }
             }
             (reach)
+            (super::sends::panel(&state.store).await?)
             h3 { "Tracked uploads" }
             @if rows.is_empty() {
                 p.sub { "No upload tracked yet: " code { "rushes frameio track FILE_ID" } " or POST /api/uploads." }

@@ -24,3 +24,4 @@ mod swisstransfer;
 mod tunnel;
 mod uploads;
 mod verdicts;
+mod watch_folder;

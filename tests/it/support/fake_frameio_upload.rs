@@ -497,6 +497,11 @@ impl FakeFrameio {
         })
     }
 
+    /// The name a file was made with.
+    pub fn name_of(&self, file: &str) -> Option<String> {
+        self.uploads(|u| u.files.get(file).map(|f| f.name.clone()))
+    }
+
     /// Folder of a made file.
     pub fn folder_of(&self, file: &str) -> Option<String> {
         self.uploads(|u| u.files.get(file).map(|f| f.folder.clone()))
