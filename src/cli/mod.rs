@@ -65,6 +65,9 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_WEBHOOK_SECRET      signing secret (else the one `webhook ensure` stored)
   FRAMEIO_WEBHOOK_NAME        webhook name [rushes]
   FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
+  FRAMEIO_UPLOAD_FOLDER_ID    Frame.io folder `frameio upload` and the watch folder send to
+  FRAMEIO_UPLOAD_DIR          watch folder of `serve`: files put there are sent to Frame.io
+  FRAMEIO_UPLOAD_SETTLE       quiet time before a watched file is sent (10s, 2m, 0) [10s]
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
   FRAMEIO_REVIEW_LEXICON      JSON lexicon extending the built-in comment cues (\"mode\": \"replace\" to replace lists)
   FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues
