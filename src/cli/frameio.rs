@@ -47,6 +47,8 @@ pub enum FrameioCommand {
     },
     /// List tracked uploads with their review state and its reason.
     Uploads,
+    /// Print the comment verdicts a person corrected, one {"text","expected"} JSON object a line.
+    Corrections,
     /// Print the verdict a comment gives and its reason; without TEXT, read one comment a line
     /// from stdin and write one JSON object a line: {"text", "verdict", "reason"}.
     Verdict {
@@ -130,6 +132,7 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
             super::frameio_upload::run(&config, args).await
         }
         FrameioCommand::Uploads => uploads(&config).await,
+        FrameioCommand::Corrections => super::frameio_review::corrections(&config).await,
         FrameioCommand::Webhook(cmd) => webhook(&config, cmd).await,
         FrameioCommand::Verdict { text } => verdict(&text),
         FrameioCommand::Events { follow, limit } => {

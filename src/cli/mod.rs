@@ -8,6 +8,7 @@ mod feed;
 mod feed_proxy;
 mod frameio;
 mod frameio_inspect;
+mod frameio_review;
 mod frameio_upload;
 mod password;
 mod serve;

@@ -13,6 +13,7 @@ mod health;
 mod ingest;
 mod inspector;
 mod notify;
+mod reviews;
 mod segments;
 mod sends;
 mod waits;
@@ -40,6 +41,7 @@ pub use frameio::{
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
+pub use reviews::CommentLabel;
 pub use segments::SegmentRow;
 pub use sends::{NewSend, Send, SendClaim, state as send_state};
 

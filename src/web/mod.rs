@@ -9,6 +9,7 @@ pub(crate) mod events;
 pub(crate) mod frameio;
 pub(crate) mod inspector;
 pub(crate) mod passwords;
+mod review;
 pub(crate) mod router;
 mod sends;
 pub(crate) mod shield;

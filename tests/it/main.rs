@@ -16,6 +16,7 @@ mod feeds;
 mod frameio;
 mod fromsmash;
 mod hardening;
+mod producer;
 mod resolver_headers;
 mod resolver_waits;
 mod scale_out;
