@@ -11,6 +11,7 @@ mod frameio;
 mod frameio_upload;
 mod hardening;
 pub mod lexicon;
+mod notify;
 mod service;
 mod transfers;
 pub mod tunnel;
@@ -31,6 +32,7 @@ pub use frameio::{
 };
 pub use frameio_upload::{DEFAULT_SETTLE, UploadSettings};
 pub use hardening::ServerLimits;
+pub use notify::NotifySettings;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
 
 /// A configuration mistake. The binary turns it into exit code 2.
@@ -133,6 +135,8 @@ pub struct Config {
     pub server: ServerLimits,
     /// `RUSHES_DATABASE_URL`, `RUSHES_INSTANCE_NAME`, `RUSHES_LEASE` (database.rs).
     pub database: DatabaseSettings,
+    /// `NOTIFY_*`, `ON_REVIEW_CHANGE`: messages and the review hook.
+    pub notify: NotifySettings,
 }
 
 impl Config {
@@ -200,6 +204,7 @@ impl Config {
             download_max_age,
             frameio: frameio::read(&env)?,
             tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
+            notify: NotifySettings::read(&env)?,
         })
     }
 
@@ -247,6 +252,7 @@ impl Config {
             feed_auth_token: None,
             server: ServerLimits::default(),
             database: DatabaseSettings::local(&root.join("data")),
+            notify: NotifySettings::default(),
         }
     }
 }

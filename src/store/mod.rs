@@ -13,6 +13,7 @@ mod health;
 mod ingest;
 mod inspector;
 mod notify;
+mod outbox;
 mod reviews;
 mod segments;
 mod sends;
@@ -41,6 +42,7 @@ pub use frameio::{
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
+pub use outbox::{FinishedDelivery, NewMessage, OutboxRow, VerdictChange};
 pub use reviews::CommentLabel;
 pub use segments::SegmentRow;
 pub use sends::{NewSend, Send, SendClaim, state as send_state};

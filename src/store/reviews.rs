@@ -28,7 +28,14 @@ impl Store {
         reason: &str,
     ) -> Result<bool, StoreError> {
         let now = Timestamp::now();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
+        // A write first: the transaction holds the write lock before it reads (no failed
+        // upgrade from a read snapshot when another writer committed in between).
+        sqlx::query("UPDATE frameio_uploads SET updated_at = updated_at WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let current: Option<ReviewState> =
             sqlx::query_scalar("SELECT state FROM frameio_uploads WHERE id = $1")
                 .bind(id)
@@ -94,6 +101,7 @@ impl Store {
         let Some((text, analysed)) = found else {
             return Ok(None);
         };
+        let _turn = self.write_turn().await;
         Ok(Some(
             sqlx::query_as(
                 "INSERT INTO frameio_comment_labels (upload_id, comment_id, text, analysed, expected,

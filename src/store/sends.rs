@@ -84,6 +84,7 @@ impl Store {
     /// was never seen, else takes the unfinished row over when no live claim holds it. A failed
     /// row is taken again too (sending the same file again retries it).
     pub async fn claim_send(&self, new: &NewSend, claimant: &str) -> Result<SendClaim, StoreError> {
+        let _turn = self.write_turn().await;
         let now = Timestamp::now();
         let until = now.plus(self.lease());
         let inserted: Option<Send> = sqlx::query_as(&format!(
@@ -193,6 +194,7 @@ impl Store {
         upload_urls: &str,
         urls_expire_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM frameio_send_parts WHERE send_id = $1")
             .bind(id)
@@ -219,6 +221,7 @@ impl Store {
 
     /// Forgets the Frame.io file of a send (deleted because its URLs expired).
     pub async fn clear_send_file(&self, id: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM frameio_send_parts WHERE send_id = $1")
             .bind(id)
@@ -252,6 +255,7 @@ impl Store {
 
     /// Records an accepted part (durably, before the next one counts on it).
     pub async fn mark_send_part(&self, id: &str, idx: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO frameio_send_parts (send_id, idx) VALUES ($1, $2)
              ON CONFLICT (send_id, idx) DO NOTHING",
@@ -270,6 +274,7 @@ impl Store {
         claimant: &str,
         bytes_sent: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let now = Timestamp::now();
         let held: Option<String> = sqlx::query_scalar(
             "UPDATE frameio_sends SET bytes_sent = $1, claim_until = $2, updated_at = $3
@@ -294,6 +299,7 @@ impl Store {
         bytes_sent: i64,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE frameio_sends SET state = $1, bytes_sent = $2, error = $3, claimed_by = NULL,
                  claim_until = NULL, upload_urls = CASE WHEN $1 = $4 THEN NULL ELSE upload_urls END,
@@ -313,6 +319,7 @@ impl Store {
 
     /// Lets go of an unfinished send (Ctrl-C, shutdown): the next run may take it at once.
     pub async fn release_send(&self, id: &str, claimant: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE frameio_sends SET claimed_by = NULL, claim_until = NULL, updated_at = $1
              WHERE id = $2 AND claimed_by = $3",
@@ -372,6 +379,7 @@ impl Store {
         file_ids: &[&str],
         stack_id: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         for file_id in file_ids {
             sqlx::query(
                 "UPDATE frameio_sends SET stack_id = $1, updated_at = $2 WHERE file_id = $3",
@@ -388,6 +396,7 @@ impl Store {
     /// Points a tracked upload at the Frame.io file made again for it (the first one, whose
     /// URLs expired, was deleted). `false` when no such upload is tracked.
     pub async fn repoint_upload(&self, upload_id: &str, file_id: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let moved: Option<String> = sqlx::query_scalar(
             "UPDATE frameio_uploads SET file_id = $1, updated_at = $2 WHERE id = $3 RETURNING id",
         )

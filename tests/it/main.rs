@@ -16,6 +16,7 @@ mod feeds;
 mod frameio;
 mod fromsmash;
 mod hardening;
+mod notify;
 mod producer;
 mod resolver_headers;
 mod resolver_waits;
