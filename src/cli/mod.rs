@@ -45,6 +45,10 @@ Environment (also read from ./.env; flags win over variables):
                             environment (PATH, HOME, LANG) with RUSHES_FILE, RUSHES_FILE_NAME,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
   ON_DOWNLOAD_COMPLETE_ENV  further variables the hook may see, comma-separated names
+  NOTIFY_URL                Slack-compatible incoming webhook: verdict changes, failed deliveries
+  NOTIFY_ON_DOWNLOAD        1 = also a message for each delivery downloaded [0]
+  ON_REVIEW_CHANGE          command run on each verdict change (RUSHES_UPLOAD_* set, clean
+                            environment like ON_DOWNLOAD_COMPLETE); ON_REVIEW_CHANGE_ENV as above
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
   RUSHES_TUNNEL             none | ngrok | cloudflared: be reachable by Frame.io [none]
   RUSHES_PUBLIC_URL         fixed public base URL (production, or a named cloudflared tunnel)
