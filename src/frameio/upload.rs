@@ -405,7 +405,7 @@ impl Uploader {
                     let now = sent.load(Ordering::Relaxed);
                     watch.progress(now, total);
                     ticks += 1;
-                    if ticks % 5 == 0 {
+                    if ticks.is_multiple_of(5) {
                         self.note_progress(send, now).await?;
                     }
                 }

@@ -89,7 +89,7 @@ pub async fn panel(store: &Store) -> Result<maud::Markup, StoreError> {
     for asset in assets.values_mut() {
         asset
             .versions
-            .sort_by(|a, b| (b.0.version, b.0.created_at).cmp(&(a.0.version, a.0.created_at)));
+            .sort_by_key(|v| std::cmp::Reverse((v.0.version, v.0.created_at)));
     }
     Ok(maud::html! {
         h3 { "Sent by rushes" }

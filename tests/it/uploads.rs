@@ -17,7 +17,7 @@ const FOLDER: &str = "folder-cuts";
 /// Bytes that differ from one position to the next (a misplaced part shows).
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| ((i as u64 * 2_654_435_761 >> 13) as u8).wrapping_add(seed))
+        .map(|i| (((i as u64 * 2_654_435_761) >> 13) as u8).wrapping_add(seed))
         .collect()
 }
 
