@@ -11,7 +11,7 @@ use crate::support::service::{TestApp, bin, config_for, temp_dir};
 use crate::support::{db, wait_for};
 use rushes::config::FrameioConfig;
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 const FOLDER: &str = "folder-cuts";
 
 /// Bytes that differ from one position to the next (a misplaced part shows).

@@ -11,7 +11,7 @@ use crate::support::{db, wait_for};
 use crate::uploads::{pattern, write_file};
 use rushes::config::{Config, FrameioConfig};
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 const FOLDER: &str = "folder-watch";
 
 fn app_config(root: &Path, watch: &Path, fake: &FakeFrameio, settle: &str) -> Config {
@@ -41,11 +41,15 @@ fn created(fake: &FakeFrameio) -> Vec<String> {
     fake.uploads(|u| u.created.clone())
 }
 
-/// Waits until `n` files were made and every one is complete; returns their ids.
-async fn wait_complete(fake: &FakeFrameio, n: usize) -> Vec<String> {
+/// Waits until `n` files were made, every one complete on Frame.io and in `app`'s store;
+/// returns their ids.
+async fn wait_complete(fake: &FakeFrameio, app: &TestApp, n: usize) -> Vec<String> {
     wait_for(&format!("{n} files sent"), WAIT, || async {
         let made = created(fake);
-        (made.len() == n && made.iter().all(|f| fake.uploaded_bytes(f).is_some())).then_some(made)
+        let sends = app.state.store.sends(100).await.ok()?;
+        let stored = sends.iter().filter(|s| s.state == "complete").count() >= n;
+        (made.len() == n && stored && made.iter().all(|f| fake.uploaded_bytes(f).is_some()))
+            .then_some(made)
     })
     .await
 }
@@ -74,7 +78,7 @@ async fn a_settled_file_is_sent_once_and_partial_files_are_skipped() {
         })
         .await;
     }
-    let made = wait_complete(&fake, 1).await;
+    let made = wait_complete(&fake, &app, 1).await;
     let first_put = fake.uploads(|u| u.puts.len());
     assert!(first_put > 0);
     assert!(
@@ -96,7 +100,7 @@ async fn a_settled_file_is_sent_once_and_partial_files_are_skipped() {
     // A restart does not send it again; a new file is sent.
     let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "1s")).await;
     write_file(&watch, "Other.mov", 5000, 7);
-    let made = wait_complete(&fake, 2).await;
+    let made = wait_complete(&fake, &app, 2).await;
     assert_eq!(made.len(), 2, "{made:?}");
     app.stop().await;
     assert_eq!(fake.uploads(|u| u.refusals.clone()), Vec::<String>::new());
@@ -110,11 +114,11 @@ async fn version_marks_make_a_version_stack_and_the_dashboard_groups_them() {
     std::fs::create_dir_all(&watch).expect("watch dir");
     let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
     write_file(&watch, "Spot.mov", 3000, 1);
-    let v1 = wait_complete(&fake, 1).await;
+    let v1 = wait_complete(&fake, &app, 1).await;
     write_file(&watch, "Spot_v2.mov", 3001, 2);
-    let v2 = wait_complete(&fake, 2).await;
+    let v2 = wait_complete(&fake, &app, 2).await;
     write_file(&watch, "SPOT-V03.mov", 3002, 3);
-    let v3 = wait_complete(&fake, 3).await;
+    let v3 = wait_complete(&fake, &app, 3).await;
     let stacks = wait_for("the version stack", WAIT, || async {
         let stacks = fake.uploads(|u| u.stacks.clone());
         let moves = fake.uploads(|u| u.moves.clone());
@@ -167,7 +171,7 @@ async fn two_instances_on_one_database_send_each_file_once() {
     for i in 0..6u8 {
         write_file(&watch, &format!("Clip {i}.mov"), 50_000 + usize::from(i), i);
     }
-    wait_complete(&fake, 6).await;
+    wait_complete(&fake, &app_a, 6).await;
     app_a.stop().await;
     app_b.stop().await;
     let made = created(&fake);
