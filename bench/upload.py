@@ -1,87 +1,161 @@
 """Upload benchmark: `rushes frameio upload` vs `curl -T` of the same bytes on loopback.
 
-Both send to bench/upload_standin.rs (a release build), which reads every body to its end and
-drops it: rushes through the v4 flow (local_upload, its parts PUT in parallel to presigned URLs,
-completion by status), curl as one PUT of the whole file. The file lies in /dev/shm (tmpfs), so
-the disk is not measured. Runs are interleaved; the ratio is curl's median time over rushes'
-(above 1: rushes is faster). Peak RSS of rushes comes from GNU time. Numbers go into
+The presigned-PUT endpoint is stood in for by nginx (WebDAV PUT, bodies written to tmpfs): rushes
+sends its parts there, 4 at a time, and curl sends the whole file there in one PUT. The v4 API
+calls (local_upload: one URL per 32 MiB part pointing at nginx; the upload status, complete once
+every part is on disk at its size) are answered by a small HTTP server in this script. The file
+lies in /dev/shm, so no disk is measured. Runs are interleaved; the ratio is curl's median time
+over rushes' (above 1: rushes is faster). Peak RSS of rushes comes from GNU time. Numbers go into
 BENCHMARKS.md between the `upload` markers.
 """
 
+import http.server
+import json
 import os
 import platform
-import re
 import shutil
+import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/rushes")
 SIZE_MIB = int(os.environ.get("SIZE_MIB", "3072"))
 RUNS = int(os.environ.get("RUNS", "3"))
+PART = 32 << 20
 TIME = "/usr/bin/time"
+WORK = tempfile.mkdtemp(prefix="rushes-upload-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+STORE = os.path.join(WORK, "store")
 
 
-def build():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "rushes"], cwd=ROOT, check=True)
-    out = subprocess.run(
-        ["cargo", "bench", "--bench", "upload_standin", "--no-run", "--message-format=short"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    )
-    found = re.findall(r"\(([^)]*upload_standin-[0-9a-f]+)\)", out.stderr + out.stdout)
-    if not found:
-        raise SystemExit("cannot find the upload_standin binary:\n" + out.stderr)
-    return found[-1]
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
-def start_standin(binary):
-    proc = subprocess.Popen([binary], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening "):
-        raise SystemExit(f"stand-in did not start: {line!r}")
-    return proc, line.split()[1]
+def start_nginx(port):
+    conf = os.path.join(WORK, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes 2;
+daemon off;
+error_log {WORK}/nginx-error.log;
+pid {WORK}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_max_body_size 0;
+    client_body_buffer_size 1m;
+    client_body_temp_path {WORK}/tmp;
+    proxy_temp_path {WORK}/tmp;
+    fastcgi_temp_path {WORK}/tmp;
+    uwsgi_temp_path {WORK}/tmp;
+    scgi_temp_path {WORK}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {STORE};
+        location / {{ dav_methods PUT; create_full_put_path on; }}
+    }}
+}}
+""")
+    os.makedirs(os.path.join(WORK, "tmp"), exist_ok=True)
+    os.makedirs(STORE, exist_ok=True)
+    # nginx's workers drop to an unprivileged user: they must be able to write the bodies.
+    for d in (WORK, os.path.join(WORK, "tmp"), STORE):
+        os.chmod(d, 0o777)
+    proc = subprocess.Popen(["nginx", "-p", WORK, "-c", conf])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("nginx did not start")
+
+
+def api_server(nginx_port):
+    """The v4 calls of an upload: local_upload and the upload status."""
+    files = {}
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def answer(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+            size = int(body["data"]["file_size"])
+            count = max(1, -(-size // PART))
+            fid = f"bench-{len(files) + 1}"
+            files[fid] = (size, count)
+            urls = [{"size": PART, "url": f"http://127.0.0.1:{nginx_port}/s3/{fid}/part_{i + 1}?X-Amz-Signature=x"}
+                    for i in range(count)]
+            self.answer(201, {"data": {"id": fid, "name": body["data"]["name"], "status": "created",
+                                       "file_size": size, "media_type": None, "upload_urls": urls,
+                                       "view_url": f"http://127.0.0.1/view/{fid}"}})
+
+        def do_GET(self):
+            fid = self.path.split("/files/")[1].split("/")[0].split("?")[0]
+            size, count = files.get(fid, (0, 1))
+            folder = os.path.join(STORE, "s3", fid)
+            on_disk = [os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)] if os.path.isdir(folder) else []
+            complete = len(on_disk) == count and sum(on_disk) == size
+            if self.path.rstrip("/").endswith("/status"):
+                self.answer(200, {"data": {"id": fid, "upload_complete": complete}})
+            else:
+                self.answer(200, {"data": {"id": fid, "status": "uploaded" if complete else "created"}})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def make_file(path):
+    # Random bytes (one random MiB repeated: nothing on the way compresses, and it is quick).
     block = os.urandom(1 << 20)
-    with open(path, "wb") as f:
+    with open(path, "wb") as dst:
         for _ in range(SIZE_MIB):
-            f.write(block)
+            dst.write(block)
 
 
-def curl_once(addr, path):
+def curl_once(port, path):
     start = time.monotonic()
-    subprocess.run(
-        ["curl", "-sS", "-f", "-o", "/dev/null", "-T", path, f"http://{addr}/sink/file"],
-        check=True,
-    )
-    return time.monotonic() - start
+    subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-T", path, f"http://127.0.0.1:{port}/sink/file"], check=True)
+    took = time.monotonic() - start
+    shutil.rmtree(os.path.join(STORE, "sink"), ignore_errors=True)
+    return took
 
 
-def rushes_once(addr, path, work):
-    data = tempfile.mkdtemp(dir=work)
+def rushes_once(api_port, path):
+    data = tempfile.mkdtemp(dir=WORK)
     env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", ""),
-        "RUSHES_DATA_DIR": os.path.join(data, "data"),
-        "RUSHES_LOG_DIR": os.path.join(data, "logs"),
-        "FRAMEIO_API_BASE": f"http://{addr}",
-        "FRAMEIO_TOKEN": "bench-token",
-        "FRAMEIO_ACCOUNT_ID": "acc",
-        "FRAMEIO_UPLOAD_FOLDER_ID": "folder",
+        "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""),
+        "RUSHES_DATA_DIR": os.path.join(data, "data"), "RUSHES_LOG_DIR": os.path.join(data, "logs"),
+        "FRAMEIO_API_BASE": f"http://127.0.0.1:{api_port}", "FRAMEIO_TOKEN": "bench-token",
+        "FRAMEIO_ACCOUNT_ID": "acc", "FRAMEIO_UPLOAD_FOLDER_ID": "folder",
     }
     rss_file = os.path.join(data, "rss")
     start = time.monotonic()
-    subprocess.run(
-        [TIME, "-f", "%M", "-o", rss_file, BIN, "frameio", "upload", path],
-        env=env, check=True, stdout=subprocess.DEVNULL,
-    )
+    subprocess.run([TIME, "-f", "%M", "-o", rss_file, BIN, "frameio", "upload", path],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
     took = time.monotonic() - start
     with open(rss_file) as f:
         rss_kib = int(f.read().strip().splitlines()[-1])
     shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(os.path.join(STORE, "s3"), ignore_errors=True)
     return took, rss_kib
 
 
@@ -100,33 +174,36 @@ def write_results(text):
 
 
 def main():
-    for tool in ("curl", TIME):
+    for tool in ("nginx", "curl", TIME):
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} is missing (apt-get install curl time)")
-    standin = build()
-    work = tempfile.mkdtemp(prefix="rushes-upload-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    proc, addr = start_standin(standin)
+            raise SystemExit(f"{tool} is missing (apt-get install nginx-light curl time)")
+    if os.environ.get("NO_BUILD") != "1":
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "rushes"], cwd=ROOT, check=True)
+    port = free_port()
+    nginx = start_nginx(port)
+    api = api_server(port)
     try:
-        path = os.path.join(work, "cut.mov")
+        path = os.path.join(WORK, "cut.mov")
         make_file(path)
         curl_times, rushes_times, rss = [], [], []
-        curl_once(addr, path)  # warm the page cache and the stand-in
+        curl_once(port, path)  # warm up
         for _ in range(RUNS):
-            curl_times.append(curl_once(addr, path))
-            took, kib = rushes_once(addr, path, work)
+            curl_times.append(curl_once(port, path))
+            took, kib = rushes_once(api.server_address[1], path)
             rushes_times.append(took)
             rss.append(kib)
     finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        api.shutdown()
+        nginx.terminate()
+        nginx.wait()
+        shutil.rmtree(WORK, ignore_errors=True)
     size = SIZE_MIB * (1 << 20)
     c, r = statistics.median(curl_times), statistics.median(rushes_times)
     load = os.getloadavg()[0]
     text = "\n".join([
-        f"{SIZE_MIB} MiB from /dev/shm to a local stand-in of the presigned-PUT endpoint "
-        f"(bench/upload_standin.rs, 32 MiB parts), {RUNS} interleaved runs, "
-        f"{os.cpu_count()} cores, {platform.system()} {platform.release()}, load {load:.1f} at the end.",
+        f"{SIZE_MIB} MiB from /dev/shm to nginx taking PUTs on loopback (the presigned-PUT stand-in; "
+        f"32 MiB parts for rushes), {RUNS} interleaved runs, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, load average {load:.1f} at the end.",
         "",
         "| | median time | throughput |",
         "| --- | --- | --- |",

@@ -392,29 +392,42 @@ impl Uploader {
                 }
             })
             .buffer_unordered(self.parallel.max(1));
+        // Progress is written (and the claim renewed) by a task of its own: awaiting a store
+        // write here would pause the parts, one of which may hold the store's write turn.
+        let lost = CancellationToken::new();
+        let writer_stop = CancellationToken::new();
+        let writer = tokio::spawn(progress_writer(
+            self.store().clone(),
+            self.events.clone(),
+            (send.id.clone(), self.claimant.clone()),
+            sent.clone(),
+            lost.clone(),
+            writer_stop.clone(),
+        ));
         let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut ticks = 0u32;
         watch.progress(already, total);
-        loop {
+        let outcome = loop {
             tokio::select! {
-                next = transfers.try_next() => match next? {
-                    Some(()) => {}
-                    None => break,
+                next = transfers.try_next() => match next {
+                    Ok(Some(())) => {}
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
                 },
-                _ = tick.tick() => {
-                    let now = sent.load(Ordering::Relaxed);
-                    watch.progress(now, total);
-                    ticks += 1;
-                    if ticks.is_multiple_of(5) {
-                        self.note_progress(send, now).await?;
-                    }
-                }
-                () = cancel.cancelled() => {
-                    drop(transfers);
-                    self.note_progress(send, sent.load(Ordering::Relaxed)).await.ok();
-                    return Err(UploadError::Cancelled);
-                }
+                _ = tick.tick() => watch.progress(sent.load(Ordering::Relaxed), total),
+                () = lost.cancelled() => break Err(UploadError::LostClaim(send.name.clone())),
+                () = cancel.cancelled() => break Err(UploadError::Cancelled),
             }
+        };
+        drop(transfers);
+        writer_stop.cancel();
+        let _ = writer.await;
+        if let Err(e) = outcome {
+            if matches!(e, UploadError::Cancelled) {
+                self.note_progress(send, sent.load(Ordering::Relaxed))
+                    .await
+                    .ok();
+            }
+            return Err(e);
         }
         watch.progress(total, total);
         self.note_progress(send, total).await
@@ -491,6 +504,39 @@ impl Uploader {
             id: upload_id.to_string(),
         });
         Ok(())
+    }
+}
+
+/// Writes a send's bytes once a second (renewing its claim) until `stop`; cancels `lost` when
+/// another process took the claim over.
+async fn progress_writer(
+    store: Store,
+    events: EventBus,
+    (id, claimant): (String, String),
+    sent: Arc<AtomicU64>,
+    lost: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        match store
+            .send_progress(&id, &claimant, sent.load(Ordering::Relaxed) as i64)
+            .await
+        {
+            Ok(true) => events.send(Event::UploadChanged { id: id.clone() }),
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(send = %id, error = %e, "Frame.io upload: cannot record the progress")
+            }
+        }
     }
 }
 

@@ -58,7 +58,10 @@ fn upload_cmd(fake: &FakeFrameio, root: &Path, args: &[&str]) -> tokio::process:
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    tokio::process::Command::from(cmd)
+    let mut cmd = tokio::process::Command::from(cmd);
+    // A test that fails does not leave the command running.
+    cmd.kill_on_drop(true);
+    cmd
 }
 
 /// Runs `rushes frameio upload ARGS` to its end: (status, stdout, stderr).
@@ -141,6 +144,26 @@ async fn upload_sends_every_part_once_and_tracks_the_file() {
     assert!(status.success());
     assert!(out.contains("already uploaded"), "{out}");
     assert_eq!(fake.uploads(|u| u.created.len()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_parts_at_once_while_progress_is_written() {
+    // Parts recorded in the store while the progress is written each second (they once waited
+    // for each other: the upload hung).
+    let fake = FakeFrameio::start().await;
+    fake.uploads(|u| u.parts_per_file = 160);
+    let root = temp_dir();
+    let (path, bytes) = write_file(root.path(), "Long.mov", 16_000_000, 6);
+    let (status, out, err) = run_upload(
+        &fake,
+        root.path(),
+        &[path.to_str().expect("path"), "--parallel", "8"],
+    )
+    .await;
+    assert!(status.success(), "{out}\n{err}");
+    let file = last_created(&fake);
+    assert_eq!(fake.uploaded_bytes(&file), Some(bytes));
+    assert!(fake.puts_per_part(&file).iter().all(|n| *n == 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
