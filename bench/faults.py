@@ -157,6 +157,57 @@ class Files:
         return f"{self.base}{path}?X-Amz-Signature=s3cret-sig"
 
 
+class SwissTransfer:
+    """A fake SwissTransfer API (the routes its open-source client uses): GET /api/links/<uuid>
+    answers the container (files with UUID, fileName, fileSizeInBytes, path), GET
+    /api/download/<uuid>/<file> serves a file. `downloadHost` is the host the API was asked on."""
+
+    def __init__(self):
+        self.transfers = {}
+        self.asked = {}
+        st = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def answer(self, status, body, kind="application/json"):
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if parts[:2] == ["api", "links"] and len(parts) == 3 and parts[2] in st.transfers:
+                    t = st.transfers[parts[2]]
+                    files = [{"UUID": fid, "fileName": name, "fileSizeInBytes": len(body), "path": path}
+                             for fid, name, path, body in t["files"]]
+                    data = {"linkUUID": parts[2], "containerUUID": "c-" + parts[2],
+                            "downloadHost": self.headers.get("Host"), "downloadCounterCredit": 250,
+                            "container": {"needPassword": 0, "message": t["message"], "files": files}}
+                    return self.answer(200, json.dumps({"data": data}).encode())
+                if parts[:2] == ["api", "download"] and len(parts) == 4 and parts[2] in st.transfers:
+                    for fid, _, _, body in st.transfers[parts[2]]["files"]:
+                        if fid == parts[3]:
+                            st.asked[fid] = st.asked.get(fid, 0) + 1
+                            return self.answer(200, body, "application/octet-stream")
+                self.answer(404, b'{"data":{"type":"not_found"}}')
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.api = f"http://127.0.0.1:{self.server.server_port}/api"
+
+    def add(self, uuid, message, files):
+        """files: (file UUID, name, path, bytes)"""
+        self.transfers[uuid] = {"message": message, "files": files}
+        return f"https://www.swisstransfer.com/d/{uuid}"
+
+
 def record(url, name):
     return {"source_url": url, "provider": "dropbox",
             "created_at": "2026-01-08T20:19:38+00:00", "original_filename": name}
@@ -585,10 +636,131 @@ def hook_env(root):
             d["hook_exit_code"] == 0 and not leaked)
 
 
+@fault("two SwissTransfer deliveries named alike + four files named clip.mov (issue 22, 2-3)")
+def collision(root):
+    feed, st = Feed(), SwissTransfer()
+    a, b = os.urandom(300_000), os.urandom(300_000)  # same size, other bytes
+    four = [os.urandom(200_000) for _ in range(4)]
+    items = [
+        {"source_url": st.add("aaaaaaaa-0000-0000-0000-000000000001", "x", [("a-1", "clip.mov", "", a)]),
+         "provider": "swisstransfer", "created_at": "2026-01-08T20:19:38+00:00", "original_filename": "Clips"},
+        {"source_url": st.add("aaaaaaaa-0000-0000-0000-000000000002", "x", [("b-1", "clip.mov", "", b)]),
+         "provider": "swisstransfer", "created_at": "2026-01-08T20:19:38+00:00", "original_filename": "Clips"},
+        {"url": st.add("aaaaaaaa-0000-0000-0000-000000000003", "Rushes", [
+            (f"c-{i}", "clip.mov", path, body) for i, (path, body) in enumerate(zip(["", "", "sub", "sub/"], four))]),
+         "timestamp": "2026-01-08T20:19:38+00:00", "source": "swisstransfer"},
+    ]
+    feed.records(items)
+    r = Rushes(root, feed.url, env={"SWISSTRANSFER_API_BASE": st.api})
+    d = settled(r, 3)
+    r.stop()
+    folders = sorted(x.get("final_path") or "" for x in d)
+    def tree(folder):
+        out = {}
+        for base, _, names in os.walk(folder):
+            for n in names:
+                if not n.startswith("."):
+                    p = os.path.join(base, n)
+                    out[os.path.relpath(p, folder)] = sha(open(p, "rb").read())
+        return out
+    trees = {f: tree(f) for f in folders if f}
+    clips = sorted(t.get("clip.mov") for f, t in trees.items() if os.path.basename(f).startswith("Clips"))
+    rushes = next((t for f, t in trees.items() if os.path.basename(f) == "Rushes"), {})
+    landed = sorted(v for k, v in rushes.items() if k != "SHA256SUMS")
+    sums_ok = all(
+        sorted(l.split("  ", 1)[0] for l in open(os.path.join(f, "SHA256SUMS")).read().splitlines())
+        == sorted(v for k, v in t.items() if k != "SHA256SUMS") for f, t in trees.items())
+    ok = (all(x["state"] == "done" for x in d) and len(set(folders)) == 3
+          and clips == sorted([sha(a), sha(b)]) and landed == sorted(sha(x) for x in four) and sums_ok
+          and all(n == 1 for n in st.asked.values()) and len(st.asked) == 6)
+    names = sorted(k for k in rushes if k != "SHA256SUMS")
+    return (f"{[x['state'] for x in d]}; folders {[os.path.basename(f) for f in folders]}; the four: {names}",
+            f"every file its own bytes: {clips == sorted([sha(a), sha(b)]) and landed == sorted(sha(x) for x in four)}, "
+            f"SHA256SUMS complete: {sums_ok}, each file asked once: {sorted(st.asked.values())}", ok)
+
+
+@fault("anonymous flood: 6 connections POST 3 KB unsigned to /webhooks/frameio for 15 s (round 3, 1)")
+def webhook_flood(root):
+    r = Rushes(root, Feed().url, {"FRAMEIO_WEBHOOK_SECRET": "whs3cret-flood"})
+    body = json.dumps({"type": "comment.created", "resource": {"type": "comment", "id": "x"},
+                       "pad": "p" * 3000}).encode()
+    count, lock, stop = [0], threading.Lock(), threading.Event()
+
+    def sender():
+        conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=5)
+        while not stop.is_set():
+            try:
+                conn.request("POST", "/webhooks/frameio", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 401:
+                    with lock:
+                        count[0] += 1
+            except OSError:
+                conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=5)
+
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(15)  # the flood runs for a set time: this is the fault being staged
+    stop.set()
+    for t in threads:
+        t.join()
+    wal = os.path.join(root, "data", "rushes.db-wal")
+    wal_mb = os.path.getsize(wal) / 1e6 if os.path.exists(wal) else 0.0
+    counted = (r.json("/api/frameio/status") or {}).get("rejected_calls")
+    up = r.status("/healthz") == 200
+    r.stop()
+    log = open(os.path.join(root, "logs", "app.log"), errors="replace").read()
+    lines = sum(1 for l in log.splitlines() if "refused" in l)
+    return (f"{count[0]} calls answered 401; WAL {wal_mb:.1f} MB after; {lines} log lines about them; "
+            f"counted {counted}", f"service up: {up}",
+            up and wal_mb < 16 and lines < 10 and counted == count[0])
+
+
+@fault("tunnel agent behind a wrapper without exec, with a child of its own; SIGKILL of rushes (round 3, 4)")
+def tunnel_children(root):
+    api_port = free_port()
+    agent = os.path.join(root, "ngrok")
+    with open(agent, "w") as f:
+        f.write("#!/bin/sh\n# wrapper without exec: the agent (and a helper) are its children\n"
+                f"echo $$ > {root}/wrapper.pid\nsleep 3600 &\necho $! > {root}/helper.pid\n"
+                f"exec python3 -c 'import http.server,json,os,sys;"
+                f"open(\"{root}/agent.pid\",\"w\").write(str(os.getpid()));"
+                "b=json.dumps({\"tunnels\":[{\"public_url\":\"https://f1.ngrok-free.app\",\"proto\":\"https\","
+                "\"config\":{\"addr\":\"http://localhost:\"+sys.argv[2]}}]}).encode();"
+                "H=type(\"H\",(http.server.BaseHTTPRequestHandler,),{\"do_GET\":lambda s:(s.send_response(200),s.end_headers(),s.wfile.write(b)),\"log_message\":lambda *a:None});"
+                f"http.server.HTTPServer((\"127.0.0.1\",{api_port}),H).serve_forever()' \"$@\"\n")
+    os.chmod(agent, 0o755)
+    r = Rushes(root, Feed().url, {"RUSHES_TUNNEL": "ngrok", "NGROK_BIN": agent,
+                                  "NGROK_API_ADDR": f"127.0.0.1:{api_port}"})
+    wait("the agent", lambda: ((r.json("/api/frameio/status") or {}).get("tunnel") or {}).get("agent_state") == "running")
+    pids = [int(open(os.path.join(root, n)).read().strip()) for n in ("wrapper.pid", "helper.pid", "agent.pid")]
+
+    def alive(pid):
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1][0]
+            return state not in "ZX"
+        except (OSError, IndexError):
+            return False
+
+    before = [alive(p) for p in pids]
+    r.kill9()
+    try:
+        wait("the agent's processes to die", lambda: not any(alive(p) for p in pids), timeout=15)
+    except Exception:
+        pass
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    return (f"{sum(before)} processes (wrapper, helper, agent) running; rushes SIGKILLed; left after 15 s: {len(left)}",
+            "-", all(before) and not left)
+
+
 def main():
     for f in [feed_down, feed_slow, feed_garbage, feed_huge, feed_error, feed_utf8, drops, spliced,
               kill_downloads, disk_full, kill_webhooks, second_instance, rebinding, slowloris,
-              brute, db_locked, hook_env]:
+              brute, db_locked, hook_env, webhook_flood, tunnel_children, collision]:
         if len(sys.argv) > 1 and not any(a in f.__name__ for a in sys.argv[1:]):
             continue
         f()

@@ -76,7 +76,7 @@ while time.perf_counter() < deadline:
     except OSError:
         pass
     with open(log_path, errors="replace") as f:
-        if re.search(r"fetched \d+ records from webhook", f.read()):
+        if re.search(r"fetched \d+ records from (the feed|webhook)", f.read()):
             done = time.perf_counter() - start
             break
     if proc.poll() is not None:

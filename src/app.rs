@@ -48,7 +48,12 @@ impl AppError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            Self::Config(_) | Self::Locked(crate::instance::LockError::InUse { .. })
+            Self::Config(_)
+                | Self::Store(StoreError::NewerDatabase { .. })
+                | Self::Locked(
+                    crate::instance::LockError::InUse { .. }
+                        | crate::instance::LockError::Unusable { .. }
+                )
         )
     }
 }
@@ -212,6 +217,13 @@ impl App {
         tracker.spawn(self.downloads.run(cancel.clone()));
         if let Some(alerts) = self.alerts {
             tracker.spawn(alerts.run(cancel.clone()));
+        }
+        if let Some(retention) = self.state.config.upkeep.event_retention {
+            tracker.spawn(crate::store::prune_events(
+                self.state.store.clone(),
+                retention,
+                cancel.clone(),
+            ));
         }
         tracker.spawn(crate::cluster::run(
             self.state.store.clone(),

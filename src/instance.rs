@@ -17,6 +17,11 @@ pub enum LockError {
         "another rushes (pid {pid}) uses this data folder ({dir}); stop it or set RUSHES_DATA_DIR to another folder"
     )]
     InUse { pid: String, dir: String },
+    #[error(
+        "RUSHES_DATA_DIR ({dir}) is not a folder rushes can write in: {reason}; set \
+         RUSHES_DATA_DIR to a writable folder"
+    )]
+    Unusable { dir: String, reason: String },
     #[error("cannot lock {path}: {source}")]
     Io {
         path: String,
@@ -39,14 +44,21 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, LockError> {
         path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io_error)?;
+    let unusable = |reason: String| LockError::Unusable {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(unusable("it is a file, not a folder".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| unusable(format!("cannot create it ({e})")))?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(io_error)?;
+        .map_err(|e| unusable(format!("cannot create {} in it ({e})", LOCK_FILE)))?;
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(e) if e == rustix::io::Errno::WOULDBLOCK => {

@@ -134,6 +134,29 @@ pub fn loopback_client(timeouts: Timeouts) -> reqwest::Result<reqwest::Client> {
     builder(timeouts).no_proxy().build()
 }
 
+/// The same, following a redirect (at most 10) only to a URL `allowed` accepts: a link
+/// resolver's files come from the provider's own hosts, and a redirect cannot take the download
+/// somewhere else (a service on this machine or the local network).
+pub fn guarded_client(
+    timeouts: Timeouts,
+    allowed: impl Fn(&Url) -> bool + Send + Sync + 'static,
+) -> reqwest::Result<reqwest::Client> {
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 10 {
+            attempt.error("too many redirects")
+        } else if allowed(attempt.url()) {
+            attempt.follow()
+        } else {
+            let refused = format!(
+                "redirect to {} refused: not one of the provider's hosts",
+                redact(attempt.url())
+            );
+            attempt.error(refused)
+        }
+    });
+    builder(timeouts).redirect(policy).build()
+}
+
 fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("rushes/", env!("CARGO_PKG_VERSION")))

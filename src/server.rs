@@ -3,7 +3,10 @@
 //! - a request header must arrive within `header_timeout` (HTTP/1),
 //! - a connection with no request running and no byte moving for `idle_timeout` is closed,
 //! - at most `max_connections` are served; beyond that a small reserve answers only `/healthz`
-//!   (anything else gets 503), and beyond the reserve a connection is closed at once,
+//!   (anything else gets 503), and beyond the reserve a connection is closed at once. A reserve
+//!   slot is held only by a client that says at once what it wants: its request line must
+//!   arrive within [`RESERVE_LINE_WAIT`] (else it is closed), and only `GET /healthz` is served,
+//!   once, so half-sent requests cannot sit on the reserve,
 //! - on shutdown, connections finish their requests, then close.
 
 use std::convert::Infallible;
@@ -31,6 +34,9 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::ServerLimits;
+
+/// How long a connection over the cap has to send its request line.
+pub const RESERVE_LINE_WAIT: Duration = Duration::from_millis(500);
 
 /// Connections served when the descriptor limit is unknown.
 const FALLBACK_CAP: usize = 512;
@@ -112,7 +118,11 @@ pub async fn serve(
         let router = router.clone();
         let stop = stop.clone();
         tracker.spawn(async move {
-            connection(stream, peer, router, limits, healthz_only, stop).await;
+            if healthz_only {
+                reserve_connection(stream, peer, router, limits, stop).await;
+            } else {
+                connection(stream, peer, router, limits, false, stop).await;
+            }
             drop(permit);
         });
     }
@@ -188,6 +198,68 @@ async fn connection(
             }
         }
     }
+}
+
+/// A connection over the cap: served only when its request line, sent at once, asks for
+/// `/healthz`; anything else gets a 503 written directly; a silent or slow client is closed.
+async fn reserve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: ServerLimits,
+    stop: CancellationToken,
+) {
+    match tokio::time::timeout(RESERVE_LINE_WAIT, request_line(&stream)).await {
+        Ok(Some(line)) if is_healthz(&line) => {
+            let limits = ServerLimits {
+                header_timeout: limits.header_timeout.min(Duration::from_secs(1)),
+                idle_timeout: limits.idle_timeout.min(Duration::from_secs(1)),
+                ..limits
+            };
+            connection(stream, peer, router, limits, true, stop).await;
+        }
+        Ok(Some(_)) => {
+            use tokio::io::AsyncWriteExt as _;
+            let body = r#"{"error":"too many connections; only /healthz is answered"}"#;
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                 retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut stream = stream;
+            let _ =
+                tokio::time::timeout(RESERVE_LINE_WAIT, stream.write_all(answer.as_bytes())).await;
+        }
+        _ => tracing::debug!(%peer, "over the connection cap and no request line: closed"),
+    }
+}
+
+/// The first line of the request, once it has arrived whole (`None`: closed or too long).
+async fn request_line(stream: &TcpStream) -> Option<String> {
+    let mut buf = [0u8; 256];
+    loop {
+        stream.readable().await.ok()?;
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].iter().position(|b| *b == b'\n') {
+            return Some(String::from_utf8_lossy(&buf[..end]).into_owned());
+        }
+        if n == buf.len() {
+            return None;
+        }
+        // Part of the line is there: peeking again at once would see the same bytes.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn is_healthz(line: &str) -> bool {
+    let mut parts = line.split_ascii_whitespace();
+    matches!(parts.next(), Some("GET" | "HEAD"))
+        && parts
+            .next()
+            .is_some_and(|path| path == "/healthz" || path.starts_with("/healthz?"))
 }
 
 fn busy() -> Response<Body> {

@@ -11,7 +11,8 @@ use url::Url;
 
 use crate::config::{ResolverSettings, SegmentSettings};
 use crate::domain::UrlRole;
-use crate::download::resolve::{self, ResolveError, Resolved};
+use crate::download::resolve;
+use crate::download::resolved::{self, Fetch, Target};
 use crate::download::transfer::{
     self, Job, JobUrl, Observer, Progress, Segment, Segmenting, TransferError,
 };
@@ -66,12 +67,21 @@ pub async fn run(
     let settings = SegmentSettings::from_process_env()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.out.display()))?;
-    let resume = args
-        .name
-        .as_deref()
-        .map(|n| crate::naming::download_name(Some(n), None, &primary, "download", false))
+    // The part of an interrupted run: by `--name` when given, else the one this URL left in
+    // this folder (its `.source` sidecar holds a digest of the URL).
+    let source = source_key(&primary);
+    let resume = match args.name.as_deref() {
+        Some(n) => Some(crate::naming::download_name(
+            Some(n),
+            None,
+            &primary,
+            "download",
+            false,
+        ))
         .map(|n| args.out.join(format!("{n}.part")))
-        .filter(|p| p.is_file());
+        .filter(|p| p.is_file()),
+        None => part_of_source(&args.out, &source),
+    };
     let job = Job {
         urls,
         forced_name: args.name.clone(),
@@ -102,17 +112,8 @@ pub async fn run(
         trigger.cancel();
     });
     let resolvers = ResolverSettings::from_process_env()?;
-    let password = {
-        use secrecy::ExposeSecret;
-        resolvers
-            .swisstransfer_password
-            .as_ref()
-            .map(|p| p.expose_secret().to_string())
-    };
-    if let Some(resolved) =
-        resolve::resolve(&client, &resolvers, &primary, password.as_deref()).await
-    {
-        return download_resolved(&args, &primary, resolved, &client, &settings, &cancel).await;
+    if resolve::for_link(&resolvers, &primary).is_some() {
+        return download_resolved(&args, &primary, &resolvers, &settings, &cancel).await;
     }
     Ok(fetch(&client, &job, resume, &cancel).await)
 }
@@ -125,6 +126,7 @@ async fn fetch(
     cancel: &CancellationToken,
 ) -> ExitCode {
     let mut observer = CliObserver::new(std::io::stderr().is_terminal());
+    observer.source = Some(source_key(&job.name_link));
     let result =
         transfer::download(client, job, &mut observer, &RetryPolicy::default(), cancel).await;
     observer.end_line();
@@ -133,6 +135,7 @@ async fn fetch(
             for part in observer.part.iter().chain(resume.iter()) {
                 let _ = std::fs::remove_file(validator_path(part));
                 let _ = std::fs::remove_file(sidecar(part, "segments"));
+                let _ = std::fs::remove_file(sidecar(part, "source"));
             }
             let secs = f.elapsed.as_secs_f64().max(0.001);
             println!(
@@ -157,94 +160,87 @@ async fn fetch(
     }
 }
 
-/// A share link resolved into files (SwissTransfer): each one downloaded in turn into a folder
-/// named after the transfer (`--name`, else its message, else its link id), resumable like any.
+/// A share link resolved into files (SwissTransfer): each one downloaded in turn into the
+/// transfer's own folder (`--name`, else its message, else its link id; numbered when another
+/// transfer has that folder), resumable like any.
 async fn download_resolved(
     args: &DownloadArgs,
     link: &Url,
-    resolved: Result<Resolved, ResolveError>,
-    client: &reqwest::Client,
+    resolvers: &ResolverSettings,
     settings: &SegmentSettings,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let resolved = match resolved {
-        Ok(r) => r,
+    let retry = RetryPolicy::default();
+    let fetch = Fetch {
+        settings: resolvers,
+        segments: settings,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        retry: &retry,
+        cancel,
+        inline_writes: true,
+    };
+    let target = Target {
+        link,
+        password: None,
+        parent: &args.out,
+        forced_name: args.name.as_deref(),
+        fallback_name: link
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .map_or_else(|| "transfer".into(), |s| format!("transfer-{s}")),
+        owner: resolved::owner_key("link", link.as_str()),
+        hint: None,
+    };
+    let transfer = match resolved::open(&fetch, &target).await {
+        Ok(t) => t,
         Err(e) => {
-            let later = if e.retry_later() {
-                " (retry later)"
-            } else {
-                ""
-            };
-            eprintln!("cannot resolve {}: {e}{later}", crate::net::redact(link));
+            eprintln!("cannot resolve {}: {e}", crate::net::redact(link));
             return Ok(ExitCode::from(1));
         }
     };
-    let folder = args
-        .name
-        .clone()
-        .or(resolved.title.clone())
-        .or_else(|| {
-            link.path_segments()
-                .and_then(|mut s| s.next_back())
-                .map(|s| format!("transfer-{s}"))
-        })
-        .and_then(|n| SafeFileName::new(&n))
-        .map_or_else(|| "transfer".to_string(), |n| n.as_str().to_string());
-    let dir = args.out.join(folder);
-    if let Some(left) = resolved.credits_left {
-        eprintln!(
+    match transfer.credits_left() {
+        Some(left) => eprintln!(
             "{} file(s) into {}; this download uses one of the transfer's {left} download credits",
-            resolved.files.len(),
-            dir.display()
-        );
+            transfer.files(),
+            transfer.dir().display()
+        ),
+        None => eprintln!(
+            "{} file(s) into {}",
+            transfer.files(),
+            transfer.dir().display()
+        ),
     }
-    for (i, file) in resolved.files.iter().enumerate() {
-        let mut file_dir = dir.clone();
-        for part in file.path.iter().flat_map(|p| p.split('/')) {
-            if let Some(safe) = SafeFileName::new(part) {
-                file_dir.push(safe.as_str());
+    let resume = |part: &Path| Some((read_validator(part), read_segments(part)));
+    let mut observer = CliObserver::new(std::io::stderr().is_terminal());
+    let result = transfer.fetch(&fetch, &resume, &mut observer).await;
+    observer.end_line();
+    match result {
+        Ok(f) => {
+            observer.forget_sidecars();
+            let sums = std::fs::read_to_string(f.path.join("SHA256SUMS")).unwrap_or_default();
+            for line in sums.lines() {
+                println!("{line}");
             }
+            println!(
+                "saved {} ({} bytes in all; SHA256SUMS sha256 {})",
+                f.path.display(),
+                f.bytes,
+                f.sha256
+            );
+            Ok(ExitCode::SUCCESS)
         }
-        std::fs::create_dir_all(&file_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", file_dir.display()))?;
-        let name = crate::naming::download_name(Some(&file.name), None, &file.url, "file", false);
-        if file_dir.join(name.as_str()).is_file()
-            && file.size.is_some_and(|s| {
-                std::fs::metadata(file_dir.join(name.as_str())).is_ok_and(|m| m.len() == s)
-            })
-        {
-            eprintln!("{name}: already there");
-            continue;
+        Err(resolved::ResolvedError::File {
+            source: TransferError::Cancelled,
+            ..
+        }) => {
+            eprintln!("interrupted{}", kept(&observer.part));
+            Ok(ExitCode::from(130))
         }
-        let resume = Some(file_dir.join(format!("{name}.part"))).filter(|p| p.is_file());
-        let job = Job {
-            urls: vec![JobUrl {
-                role: UrlRole::Primary,
-                url: file.url.clone(),
-                headers: file.header_map().map_err(anyhow::Error::new)?,
-            }],
-            forced_name: Some(file.name.clone()),
-            name_link: file.url.clone(),
-            fallback_name: format!("file-{}", i + 1),
-            dir: file_dir,
-            resume: resume.clone().map(|part| transfer::Resume {
-                validator: read_validator(&part),
-                total: None,
-                part,
-            }),
-            inline_writes: true,
-            segments: Segmenting {
-                count: settings.count,
-                min_size: settings.min_size,
-                resume: resume.as_deref().map(read_segments).unwrap_or_default(),
-            },
-        };
-        let code = fetch(client, &job, resume, cancel).await;
-        if code != ExitCode::SUCCESS {
-            return Ok(code);
+        Err(e) => {
+            eprintln!("download failed: {e}{}", kept(&observer.part));
+            Ok(ExitCode::from(1))
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Beside `x.part`, `x.part.validator` holds the ETag or Last-Modified of the response it came from,
@@ -309,9 +305,38 @@ fn read_validator(part: &Path) -> Option<String> {
 
 fn kept(part: &Option<PathBuf>) -> String {
     match part {
-        Some(p) if p.exists() => format!(" (partial file kept: {})", p.display()),
+        Some(p) if p.exists() => format!(
+            " (partial file kept: {}); run the same command again (same URL and --out) to resume",
+            p.display()
+        ),
         _ => String::new(),
     }
+}
+
+/// What identifies a download's source in its `.source` sidecar: a digest of the URL, never the
+/// URL itself (a signed query string is a credential).
+fn source_key(url: &Url) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(url.as_str().as_bytes()))
+}
+
+/// The `.part` in `dir` an interrupted download of the same URL left (the newest, if several).
+fn part_of_source(dir: &Path, key: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .flatten()
+        .take(100_000)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let part = dir.join(name.strip_suffix(".source")?);
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            (text.trim() == key && part.is_file() && part.extension()? == "part").then(|| {
+                let modified = part.metadata().and_then(|m| m.modified()).ok();
+                (modified, part)
+            })
+        })
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, part)| part)
 }
 
 fn eta(seconds: Option<u64>) -> String {
@@ -324,6 +349,10 @@ fn eta(seconds: Option<u64>) -> String {
 struct CliObserver {
     tty: bool,
     part: Option<PathBuf>,
+    /// Every part of this run (a resolved transfer has one per file).
+    parts: Vec<PathBuf>,
+    /// `source_key` of the URL, written beside a part so that the same command finds it again.
+    source: Option<String>,
     last_line: Option<Instant>,
     drawn: bool,
 }
@@ -333,8 +362,19 @@ impl CliObserver {
         Self {
             tty,
             part: None,
+            parts: Vec::new(),
+            source: None,
             last_line: None,
             drawn: false,
+        }
+    }
+
+    /// The validator and segments kept beside the parts, once the files are complete.
+    fn forget_sidecars(&self) {
+        for part in &self.parts {
+            let _ = std::fs::remove_file(validator_path(part));
+            let _ = std::fs::remove_file(sidecar(part, "segments"));
+            let _ = std::fs::remove_file(sidecar(part, "source"));
         }
     }
 
@@ -354,7 +394,10 @@ impl Observer for CliObserver {
         validator: Option<&str>,
         total: Option<u64>,
     ) -> Result<(), String> {
-        // Best effort: without it the next run restarts from zero instead of resuming.
+        // Best effort: without these the next run restarts from zero instead of resuming.
+        if let Some(key) = &self.source {
+            let _ = std::fs::write(sidecar(part, "source"), key);
+        }
         let sidecar = validator_path(part);
         match validator {
             Some(v) => {
@@ -364,7 +407,7 @@ impl Observer for CliObserver {
                 let _ = std::fs::remove_file(&sidecar);
             }
         }
-        if self.part.is_none() {
+        if self.part.as_deref() != Some(part) {
             self.end_line();
             eprintln!(
                 "downloading {name} ({})",
@@ -372,6 +415,9 @@ impl Observer for CliObserver {
             );
         }
         self.part = Some(part.to_path_buf());
+        if !self.parts.iter().any(|p| p == part) {
+            self.parts.push(part.to_path_buf());
+        }
         // Plain lines start after a first interval, once the speed means something.
         self.last_line.get_or_insert_with(Instant::now);
         Ok(())

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure (a fetch, a download, an unreachable service), 2 a
 //! configuration mistake (the message names the variable), and what a command sets with [`Exit`].
 
+mod backup;
 mod download;
 mod feed;
 mod feed_proxy;
@@ -158,6 +159,13 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Write a consistent copy of the SQLite database to FILE, also while `rushes serve` runs
+    /// (VACUUM INTO; checked, never replacing a file). On PostgreSQL use pg_dump (see README).
+    #[command(after_help = ENV_HELP)]
+    Backup {
+        /// The new file (must not exist)
+        file: std::path::PathBuf,
+    },
     /// Ask a running rushes how the feed is doing (what /api/csv_monitor_status says), readably.
     #[command(after_help = ENV_HELP)]
     Status {
@@ -219,6 +227,10 @@ impl Exit {
 }
 
 /// The exit code for an error that ended a command.
+/// What `status` and `password` add when nothing answers.
+pub(crate) const NOT_RUNNING_HINT: &str = "is `rushes serve` running? Start it with `rushes serve` \
+     (or `cargo run --release -- serve`), or give its address with --url";
+
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(exit) = e.downcast_ref::<Exit>() {
         return exit.code;
@@ -227,7 +239,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         || e.downcast_ref::<AppError>()
             .is_some_and(AppError::is_config)
         || e.downcast_ref::<crate::proxy::ProxyError>()
-            .is_some_and(crate::proxy::ProxyError::is_config);
+            .is_some_and(crate::proxy::ProxyError::is_config)
+        || e.chain().any(|cause| {
+            cause
+                .downcast_ref::<crate::store::StoreError>()
+                .is_some_and(crate::store::StoreError::is_config)
+        });
     if config_error {
         Exit::CONFIG
     } else {
@@ -259,6 +276,7 @@ impl Cli {
                 .await
             }
             Command::FeedProxy => feed_proxy::run().await,
+            Command::Backup { file } => backup::run(&file).await,
             Command::Status { url } => status::status(url).await,
             Command::Password { id, url } => password::password(id, url).await,
             Command::Frameio(command) => frameio::run(command).await,

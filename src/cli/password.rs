@@ -55,6 +55,7 @@ pub(super) async fn password(id: i64, url: Option<String>) -> anyhow::Result<Exi
         Ok(r) => r,
         Err(e) => {
             println!("rushes is not reachable at {base}: {}", net::error_text(&e));
+            println!("{}", super::NOT_RUNNING_HINT);
             return Ok(ExitCode::from(1));
         }
     };

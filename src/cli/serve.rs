@@ -11,7 +11,12 @@ use crate::logging;
 
 pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let config = Config::load(overrides)?;
-    let _guard = logging::init_service(&config.log_dir).with_context(|| {
+    let _guard = logging::init_service_rotated(
+        &config.log_dir,
+        config.upkeep.log_max_size,
+        config.upkeep.log_keep,
+    )
+    .with_context(|| {
         format!(
             "cannot write logs to {} (set RUSHES_LOG_DIR)",
             config.log_dir.display()
@@ -49,8 +54,10 @@ pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode>
     let sample = crate::demo::SampleServer::start(Vec::new()).await?;
     let config = crate::demo::demo_config(root.path(), &sample.feed_url(), bind);
     let _guard = logging::init_service(&config.log_dir).context("cannot write the demo's logs")?;
+    let mut moved_from = None;
     let app = match App::build(config.clone()).await {
         Err(AppError::Bind { .. }) => {
+            moved_from = Some(config.bind);
             let mut fallback = config;
             fallback.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
             App::build(fallback).await?
@@ -60,6 +67,13 @@ pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode>
     let addr = app.local_addr();
     println!();
     println!("  rushes demo is running");
+    if let Some(wanted) = moved_from {
+        println!();
+        println!(
+            "  {wanted} is taken (another rushes?), so the demo took port {} instead",
+            addr.port()
+        );
+    }
     println!();
     println!("  dashboard    http://{addr}/");
     println!("  sample feed  {}", sample.feed_url());

@@ -27,6 +27,7 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => {
             println!("rushes is not reachable at {base}: {}", e.without_url());
+            println!("{}", super::NOT_RUNNING_HINT);
             return Ok(ExitCode::from(1));
         }
     };

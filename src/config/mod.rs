@@ -15,6 +15,7 @@ mod notify;
 mod service;
 mod transfers;
 pub mod tunnel;
+mod upkeep;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use frameio_upload::{DEFAULT_SETTLE, UploadSettings};
 pub use hardening::ServerLimits;
 pub use notify::NotifySettings;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
+pub use upkeep::{DEFAULT_EVENT_RETENTION, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_SIZE, UpkeepSettings};
 
 /// A configuration mistake. The binary turns it into exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,8 @@ pub struct Config {
     pub database: DatabaseSettings,
     /// `NOTIFY_*`, `ON_REVIEW_CHANGE`: messages and the review hook.
     pub notify: NotifySettings,
+    /// `RUSHES_EVENT_RETENTION`, `RUSHES_LOG_MAX_SIZE`, `RUSHES_LOG_KEEP` (upkeep.rs).
+    pub upkeep: UpkeepSettings,
 }
 
 impl Config {
@@ -181,6 +185,7 @@ impl Config {
         } = hardening::read(&env)?;
         let database = database::read(&env, &data_dir)?;
         Ok(Self {
+            upkeep: upkeep::read(&env)?,
             database,
             hook_env,
             allowed_hosts,
@@ -212,7 +217,7 @@ impl Config {
     pub fn require_feed(&self) -> Result<&FeedLocation, ConfigError> {
         self.feed.as_ref().ok_or_else(|| ConfigError::Missing {
             var: "WEBHOOK_JSON_URL",
-            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or pass --feed-url".into(),
+            hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or give the URL to the command: rushes feed check URL".into(),
         })
     }
 
@@ -253,6 +258,7 @@ impl Config {
             server: ServerLimits::default(),
             database: DatabaseSettings::local(&root.join("data")),
             notify: NotifySettings::default(),
+            upkeep: UpkeepSettings::default(),
         }
     }
 }

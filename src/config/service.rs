@@ -16,12 +16,26 @@ pub(super) struct ServiceSettings {
     pub api_token: Option<SecretString>,
 }
 
+/// `IP:PORT`, or `localhost:PORT` (people type it): the loopback address.
+pub(super) fn parse_bind(raw: &str) -> Result<SocketAddr, String> {
+    let raw = raw.trim();
+    if let Some(port) = raw
+        .strip_prefix("localhost:")
+        .or_else(|| raw.strip_prefix("LOCALHOST:"))
+    {
+        return port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .map_err(|e| format!("expected localhost:PORT such as localhost:5000 ({e})"));
+    }
+    raw.parse::<SocketAddr>().map_err(|e| {
+        format!("expected IP:PORT such as 127.0.0.1:5000, [::1]:5000 or localhost:5000 ({e})")
+    })
+}
+
 pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<ServiceSettings, ConfigError> {
-    let bind = Env::parse("RUSHES_BIND", env.pick(&o.bind, "RUSHES_BIND"), |raw| {
-        raw.parse::<SocketAddr>()
-            .map_err(|e| format!("expected IP:PORT such as 127.0.0.1:5000 ({e})"))
-    })?
-    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000)));
+    let bind = Env::parse("RUSHES_BIND", env.pick(&o.bind, "RUSHES_BIND"), parse_bind)?
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000)));
     let api_token = env.secret("RUSHES_API_TOKEN");
     if api_token.is_none() && !bind.ip().is_loopback() {
         return Err(ConfigError::Missing {
@@ -42,4 +56,28 @@ pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<ServiceSettings, Conf
         log_dir: dir(&o.log_dir, "RUSHES_LOG_DIR", "./logs"),
         api_token,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bind;
+
+    #[test]
+    fn bind_addresses_people_type() {
+        assert_eq!(
+            parse_bind("localhost:5000"),
+            Ok(([127, 0, 0, 1], 5000).into())
+        );
+        assert_eq!(
+            parse_bind(" 127.0.0.1:8080 "),
+            Ok(([127, 0, 0, 1], 8080).into())
+        );
+        assert_eq!(
+            parse_bind("[::1]:5000").map(|a| a.ip().is_loopback()),
+            Ok(true)
+        );
+        assert!(parse_bind("localhost").is_err());
+        assert!(parse_bind("localhost:99999").is_err());
+        assert!(parse_bind("example.com:80").is_err());
+    }
 }

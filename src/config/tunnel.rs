@@ -74,7 +74,19 @@ pub struct TunnelSettings {
     pub grace: Duration,
     /// How often ngrok's API is asked whether the URL changed.
     pub recheck_every: Duration,
+    /// Host names (and their subdomains) a public URL read from ngrok's API may have: ngrok's
+    /// own domains, or `RUSHES_TUNNEL_DOMAINS` for custom ones. Anything else is refused.
+    pub tunnel_domains: Vec<String>,
 }
+
+/// ngrok's domains for free and paid endpoints.
+pub const NGROK_DOMAINS: &[&str] = &[
+    "ngrok-free.app",
+    "ngrok-free.dev",
+    "ngrok.app",
+    "ngrok.dev",
+    "ngrok.io",
+];
 
 impl fmt::Debug for TunnelSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,6 +127,7 @@ impl Default for TunnelSettings {
             discovery_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(5),
             recheck_every: Duration::from_secs(5),
+            tunnel_domains: NGROK_DOMAINS.iter().map(|d| (*d).to_string()).collect(),
         }
     }
 }
@@ -181,6 +194,14 @@ pub(super) fn read(
     if let Some(addr) = api_addr {
         settings.ngrok_api_addr = addr;
     }
+    let domains = Env::parse(
+        "RUSHES_TUNNEL_DOMAINS",
+        env.get("RUSHES_TUNNEL_DOMAINS"),
+        parse_domains,
+    )?;
+    if let Some(domains) = domains {
+        settings.tunnel_domains = domains;
+    }
     if settings.mode == TunnelMode::Cloudflared
         && settings.cloudflared_token.is_some()
         && settings.public_url.is_none()
@@ -193,6 +214,29 @@ pub(super) fn read(
         });
     }
     Ok(settings)
+}
+
+/// `RUSHES_TUNNEL_DOMAINS`: comma-separated host names such as `tunnel.example.com`.
+fn parse_domains(raw: &str) -> Result<Vec<String>, String> {
+    let domains: Vec<String> = raw
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .trim_start_matches("*.")
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        })
+        .filter(|d| !d.is_empty())
+        .collect();
+    let valid = |d: &String| {
+        d.contains('.')
+            && d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    };
+    if domains.is_empty() || !domains.iter().all(valid) {
+        return Err("expected host names separated by commas, such as tunnel.example.com".into());
+    }
+    Ok(domains)
 }
 
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {

@@ -187,7 +187,7 @@ impl FeedService {
                 tracing::warn!(
                     feed = %self.source.location(),
                     error = %text,
-                    "WebhookService: failed to fetch webhook JSON after {attempts} attempts"
+                    "FeedService: failed to fetch the feed after {attempts} attempts"
                 );
                 fetch.error = Some(text);
                 self.store.record_feed_fetch(&fetch).await?;
@@ -195,7 +195,7 @@ impl FeedService {
                 Err(e.into())
             }
             Ok(FetchResult::NotModified) => {
-                tracing::info!("WebhookService: feed not modified (304)");
+                tracing::info!("FeedService: feed not modified (304)");
                 fetch.outcome = FeedFetchOutcome::NotModified;
                 fetch.records_valid = state.records_processed;
                 self.store.record_feed_fetch(&fetch).await?;
@@ -216,7 +216,7 @@ impl FeedService {
                 tracing::info!(
                     invalid,
                     new,
-                    "WebhookService: fetched {valid} records from webhook"
+                    "FeedService: fetched {valid} records from the feed"
                 );
                 self.events.send(Event::FeedUpdated);
                 Ok(PollOutcome::Fetched {

@@ -78,7 +78,7 @@ impl Poller {
             self.poll_for(current, force, &cancel, &mut ticker, None)
                 .await;
         }
-        tracing::info!("WebhookService: feed poller stopped");
+        tracing::info!("FeedService: feed poller stopped");
     }
 }
 
@@ -111,7 +111,7 @@ impl Poller {
             let lease = match store.hold_lease(FEED_LEASE).await {
                 Ok(lease) => lease,
                 Err(e) => {
-                    tracing::error!(error = %e, "WebhookService: cannot read the feed lease");
+                    tracing::error!(error = %e, "FeedService: cannot read the feed lease");
                     for reply in waiters {
                         let _ = reply.send(Err(format!("cannot read the feed lease: {e}")));
                     }
@@ -123,14 +123,14 @@ impl Poller {
                 if holding {
                     tracing::info!(
                         instance = store.instance(),
-                        "WebhookService: this instance now polls the feed"
+                        "FeedService: this instance now polls the feed"
                     );
                     refresh_seen = lease.refresh_requested_at;
                     last_poll = None;
                     // Others wrote meanwhile: what this instance took in before is not enough.
                     self.service.forget().await;
                 } else {
-                    tracing::info!(poller = %lease.holder, "WebhookService: another instance polls the feed");
+                    tracing::info!(poller = %lease.holder, "FeedService: another instance polls the feed");
                 }
             }
             if !lease.held {
@@ -160,9 +160,9 @@ impl Poller {
                 .await;
         }
         if holding && let Err(e) = store.release_lease(FEED_LEASE).await {
-            tracing::warn!(error = %e, "WebhookService: cannot release the feed lease");
+            tracing::warn!(error = %e, "FeedService: cannot release the feed lease");
         }
-        tracing::info!("WebhookService: feed poller stopped");
+        tracing::info!("FeedService: feed poller stopped");
     }
 }
 
@@ -191,14 +191,14 @@ impl Poller {
                         if let Some(store) = lease
                             && let Err(e) = store.hold_lease(FEED_LEASE).await
                         {
-                            tracing::warn!(error = %e, "WebhookService: cannot renew the feed lease");
+                            tracing::warn!(error = %e, "FeedService: cannot renew the feed lease");
                         }
                     }
                 }
             };
             // Failures are logged and stored by `poll`; the next tick tries again.
             if let Err(PollError::Store(e)) = &outcome {
-                tracing::error!(error = %e, "WebhookService: cannot record the feed poll");
+                tracing::error!(error = %e, "FeedService: cannot record the feed poll");
             }
             let shared = outcome.map_err(|e| e.to_string());
             for reply in current.drain(..) {

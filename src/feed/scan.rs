@@ -175,7 +175,7 @@ fn log_invalid(invalid: &[(usize, InvalidItem)]) {
     for (index, reason) in invalid {
         tracing::debug!(
             index,
-            "WebhookService: skipping invalid item due to error: {reason}"
+            "FeedService: skipping invalid item due to error: {reason}"
         );
     }
 }

@@ -178,7 +178,7 @@ impl FeedSource {
                     let Some(wait) = backoff.next_wait(None) else {
                         return (Err(e), attempt);
                     };
-                    tracing::debug!(attempt, error = %e, "WebhookService: fetch attempt failed, retrying");
+                    tracing::debug!(attempt, error = %e, "FeedService: fetch attempt failed, retrying");
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = cancel.cancelled() => return (Err(FeedError::Cancelled), attempt),

@@ -90,6 +90,8 @@ pub struct Client {
     pub retry: RetryPolicy,
     /// First wait after a 429 that gives no wait of its own (doubles; the API asks for ≥ 1 s).
     pub rate_limit_base: Duration,
+    /// Least wait before retrying a 5xx (Frame.io's guide asks for at least 30 s).
+    pub server_error_wait: Duration,
     /// After a credentials failure: no request before this instant (the next poll interval).
     blocked: std::sync::Mutex<Option<(Instant, String)>>,
     block_for: Duration,
@@ -206,6 +208,7 @@ impl Client {
                 ..RetryPolicy::default()
             },
             rate_limit_base: Duration::from_secs(1),
+            server_error_wait: SERVER_ERROR_WAIT,
             blocked: std::sync::Mutex::new(None),
             block_for: config.poll_interval,
             not_before: std::sync::Mutex::new(None),
@@ -243,6 +246,7 @@ impl Client {
         self.check_blocked()?;
         loop {
             attempt += 1;
+            let mut server_error = false;
             let pause = self
                 .not_before
                 .lock()
@@ -274,10 +278,13 @@ impl Client {
                 Err(e) => net::error_text(&e),
                 Ok(response) => {
                     let status = response.status();
-                    if let Some(reset) = exhausted_until(response.headers())
+                    let paced = pace(response.headers())
+                        .map(|wait| Instant::now() + wait)
+                        .or_else(|| exhausted_until(response.headers()));
+                    if let Some(next) = paced
                         && let Ok(mut n) = self.not_before.lock()
                     {
-                        *n = Some(reset);
+                        *n = Some(n.map_or(next, |t| t.max(next)));
                     }
                     if status.is_success() {
                         self.note_success().await;
@@ -316,7 +323,7 @@ impl Client {
                             });
                         }
                         let asked = net::retry_after(response.headers());
-                        let wait = asked.map_or(rate_wait, |r| r.max(rate_wait));
+                        let wait = jitter(asked.map_or(rate_wait, |r| r.max(rate_wait)));
                         rate_wait *= 2;
                         tracing::warn!(%path, wait_ms = wait.as_millis() as u64, "Frame.io: rate limited (429), waiting");
                         tokio::time::sleep(wait).await;
@@ -331,6 +338,7 @@ impl Client {
                             message,
                         });
                     }
+                    server_error = true;
                     format!("HTTP {status}: {message}")
                 }
             };
@@ -340,6 +348,12 @@ impl Client {
                     attempts: attempt,
                     last,
                 });
+            };
+            // A 5xx: the service is in trouble; Frame.io's guide asks for 30 s before a retry.
+            let wait = if server_error {
+                wait.max(self.server_error_wait)
+            } else {
+                wait
             };
             tracing::warn!(%path, attempt, wait_ms = wait.as_millis() as u64, error = %last, "Frame.io: retrying");
             tokio::time::sleep(wait).await;
@@ -626,6 +640,41 @@ impl Client {
     }
 }
 
+/// Least wait before retrying after a 5xx.
+pub const SERVER_ERROR_WAIT: Duration = Duration::from_secs(30);
+
+/// Frame.io reports its leaky bucket on every answer: `x-ratelimit-limit` requests per
+/// `x-ratelimit-window` milliseconds, `x-ratelimit-remaining` left. When a tenth or less is
+/// left, the next call waits one refill interval (window / limit), so calls slow down to the
+/// refill pace instead of running into 429s. The guide documents neither `Retry-After` nor
+/// `x-ratelimit-reset`: these headers are all there is.
+pub fn pace(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let number = |name: &str| -> Option<f64> {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    let limit = number("x-ratelimit-limit").filter(|l| *l >= 1.0)?;
+    let window_ms = number("x-ratelimit-window").filter(|w| *w > 0.0)?;
+    let remaining = number("x-ratelimit-remaining")?;
+    if remaining > (limit / 10.0).max(1.0) {
+        return None;
+    }
+    let per_call = Duration::from_secs_f64(window_ms / 1000.0 / limit);
+    Some(per_call.min(MAX_RATE_WAIT))
+}
+
+/// A wait stretched by up to a quarter at random, so that two clients told to wait the same
+/// time do not come back together.
+fn jitter(wait: Duration) -> Duration {
+    wait.mul_f64(1.0 + rand::random::<f64>() * 0.25)
+}
+
 /// `x-ratelimit-reset`: a Unix time when large, else seconds to wait.
 fn reset_wait(raw: &str) -> Option<Duration> {
     let v = raw
@@ -728,6 +777,36 @@ fn option_name(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_slow_to_the_refill_pace_when_little_is_left() {
+        let headers = |limit: &str, remaining: &str, window: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            for (k, v) in [
+                ("x-ratelimit-limit", limit),
+                ("x-ratelimit-remaining", remaining),
+                ("x-ratelimit-window", window),
+            ] {
+                h.insert(k, v.parse().expect("header"));
+            }
+            h
+        };
+        // 40 a minute (the guide's example): plenty left, no pause.
+        assert_eq!(pace(&headers("40", "39", "60000")), None);
+        // 4 left of 40: one refill interval, 1.5 s.
+        assert_eq!(
+            pace(&headers("40", "4", "60000")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            pace(&headers("100", "0", "1000")),
+            Some(Duration::from_millis(10))
+        );
+        // Missing or nonsense headers: no pacing.
+        assert_eq!(pace(&headers("0", "0", "1000")), None);
+        assert_eq!(pace(&headers("10", "x", "1000")), None);
+        assert_eq!(pace(&reqwest::header::HeaderMap::new()), None);
+    }
 
     #[test]
     fn a_spent_budget_pauses_until_the_reset() {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::tracker::Tracker;
 use super::webhook::{ReceiveError, SignatureError};
 use crate::domain::EventOutcome;
-use crate::store::{NewRejectedCall, ReceivedCall, Store, StoreError};
+use crate::store::{NewRejectedCall, ReceivedCall, StoreError};
 
 /// Most of a refused body kept.
 const KEPT_BODY: usize = 4096;
@@ -25,13 +25,9 @@ pub fn verdict(error: &ReceiveError) -> &'static str {
     }
 }
 
-/// Records a refused delivery (the last 100 are kept, all are counted).
-pub async fn record_rejection(
-    store: &Store,
-    status: u16,
-    error: &ReceiveError,
-    body: &[u8],
-) -> Result<i64, StoreError> {
+/// What the inspector keeps of a refused delivery (written later, in a sample: see
+/// `refusals.rs`).
+pub fn rejected_call(status: u16, error: &ReceiveError, body: &[u8]) -> NewRejectedCall {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let text = |v: Option<&serde_json::Value>| {
         v.and_then(|v| v.as_str())
@@ -41,21 +37,20 @@ pub async fn record_rejection(
     if body.len() > KEPT_BODY {
         kept.push_str(&format!("… ({} bytes in all)", body.len()));
     }
-    store
-        .record_rejected_call(&NewRejectedCall {
-            status,
-            verdict: verdict(error),
-            reason: error.to_string(),
-            event_type: text(parsed.as_ref().and_then(|p| p.get("type"))),
-            resource_id: text(
-                parsed
-                    .as_ref()
-                    .and_then(|p| p.get("resource"))
-                    .and_then(|r| r.get("id")),
-            ),
-            body: kept,
-        })
-        .await
+    NewRejectedCall {
+        status,
+        verdict: verdict(error),
+        reason: error.to_string(),
+        event_type: text(parsed.as_ref().and_then(|p| p.get("type"))),
+        resource_id: text(
+            parsed
+                .as_ref()
+                .and_then(|p| p.get("resource"))
+                .and_then(|r| r.get("id")),
+        ),
+        body: kept,
+        received_at: crate::domain::Timestamp::now(),
+    }
 }
 
 /// What processing did, in words (for the dashboard and the CLI).

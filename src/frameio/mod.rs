@@ -3,12 +3,14 @@
 //! polling as a safety net.
 
 mod auth;
+mod batch;
 pub mod client;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;
 mod parts;
 pub(crate) mod processor;
+pub(crate) mod refusals;
 pub(crate) mod review;
 mod route;
 pub(crate) mod tracker;
@@ -39,14 +41,20 @@ use webhook::{EventWriter, Receiver};
 #[derive(Clone)]
 pub struct FrameioHandle {
     pub receiver: Receiver,
+    /// Refused webhook calls not written yet (see `refusals.rs`).
+    pub refusals: refusals::Refusals,
     pub tracker: Arc<Tracker>,
     /// The workspace webhook as the keeper last saw it.
     pub webhook: keeper::WebhookState,
+    /// Events processed by this process, by outcome.
+    pub outcomes: Arc<processor::Outcomes>,
 }
 
 /// The background parts, not yet running.
 pub struct FrameioTasks {
     writer: EventWriter,
+    refusals: refusals::Refusals,
+    store: Store,
     processor: EventProcessor,
     poller: Option<UploadPoller>,
     keeper: keeper::WebhookKeeper,
@@ -71,6 +79,7 @@ pub fn build(
         store.clone(),
         written.clone(),
     );
+    let refusals = refusals::Refusals::default();
     let has_client = client.is_some();
     let keeper = keeper::WebhookKeeper {
         client: client.clone(),
@@ -79,20 +88,35 @@ pub fn build(
         state: webhook.clone(),
         cleanup,
     };
-    let tracker = Arc::new(Tracker::new(store, events.clone(), client, config.clone()));
+    let tracker = Arc::new(Tracker::new(
+        store.clone(),
+        events.clone(),
+        client,
+        config.clone(),
+    ));
     let watch = watch_folder(&config, &tracker, events);
+    let outcomes = Arc::new(processor::Outcomes::default());
     let poller = has_client.then(|| UploadPoller {
         tracker: tracker.clone(),
     });
     (
         FrameioHandle {
             receiver,
+            refusals: refusals.clone(),
             tracker: tracker.clone(),
             webhook,
+            outcomes: outcomes.clone(),
         },
         FrameioTasks {
             writer,
-            processor: EventProcessor { tracker, written },
+            refusals,
+            store,
+            processor: EventProcessor {
+                tracker,
+                written,
+                outcomes,
+                has_client,
+            },
             poller,
             keeper,
             watch,
@@ -144,6 +168,7 @@ impl FrameioTasks {
         writer_stop: CancellationToken,
         public_urls: watch::Receiver<Option<String>>,
     ) {
+        tasks.spawn(self.refusals.run(self.store, writer_stop.clone()));
         tasks.spawn(self.writer.run(writer_stop));
         tasks.spawn(self.keeper.run(public_urls, cancel.clone()));
         tasks.spawn(self.processor.run(cancel.clone()));

@@ -2,17 +2,20 @@
 //! poller (the safety net for missed webhooks). Their schedules live in the store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::tracker::Tracker;
+use super::tracker::{Handled, ProcessError, Tracker};
 use crate::domain::{EventOutcome, Timestamp};
-use crate::store::{FinishedEvent, Store};
+use crate::store::{FinishedEvent, FrameioEvent, Store};
 
 /// Attempts before an event whose processing keeps failing is given up.
 const MAX_ATTEMPTS: i64 = 8;
+/// Stored events read and handled together (grouped by file, see `batch.rs`).
+const BATCH: i64 = 200;
 /// Calls a minute the poller may spend.
 pub const POLL_CALLS_PER_MINUTE: u32 = 50;
 const POLL_CALL_SPACING: Duration = Duration::from_millis(60_000 / POLL_CALLS_PER_MINUTE as u64);
@@ -38,9 +41,38 @@ fn shared_wait(store: &Store) -> Duration {
     }
 }
 
-async fn finish_all(store: &Store, finished: &[FinishedEvent]) {
-    if let Err(e) = store.finish_frameio_events(finished).await {
-        tracing::error!(events = finished.len(), error = %e, "Frame.io: cannot record the outcome of processed events");
+/// Events this process finished, by outcome, and those it put back for a later attempt (for
+/// `rushes_frameio_events_total`).
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    finished: [AtomicU64; EventOutcome::ALL.len()],
+    retried: AtomicU64,
+}
+
+impl Outcomes {
+    /// `(label, count)`: every outcome, then `retried`.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        EventOutcome::ALL
+            .iter()
+            .zip(&self.finished)
+            .map(|(o, n)| (o.as_str(), n.load(Ordering::Relaxed)))
+            .chain([("retried", self.retried.load(Ordering::Relaxed))])
+            .collect()
+    }
+
+    fn add(&self, outcome: EventOutcome) {
+        if let Some(i) = EventOutcome::ALL.iter().position(|o| *o == outcome) {
+            self.finished[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn finish_all(store: &Store, finished: &[FinishedEvent], outcomes: &Outcomes) {
+    match store.finish_frameio_events(finished).await {
+        Ok(()) => finished.iter().for_each(|f| outcomes.add(f.outcome)),
+        Err(e) => {
+            tracing::error!(events = finished.len(), error = %e, "Frame.io: cannot record the outcome of processed events")
+        }
     }
 }
 
@@ -48,13 +80,94 @@ async fn finish_all(store: &Store, finished: &[FinishedEvent]) {
 pub struct EventProcessor {
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) written: Arc<Notify>,
+    pub(crate) outcomes: Arc<Outcomes>,
+    /// Whether this rushes has API credentials: then events that waited for them (or for a
+    /// retry) are taken up at once.
+    pub(crate) has_client: bool,
 }
 
 impl EventProcessor {
+    /// Records what handling `event` gave: finished (applied, unchanged, failed for good) into
+    /// `finished`, or deferred to a later attempt.
+    async fn settle(
+        &self,
+        store: &Store,
+        event: &FrameioEvent,
+        result: Result<Handled, ProcessError>,
+        finished: &mut Vec<FinishedEvent>,
+    ) {
+        let retry = match result {
+            Ok(outcome) => {
+                tracing::debug!(event = event.id, kind = %event.event_type, outcome = %outcome.outcome, "Frame.io: event processed");
+                finished.push(FinishedEvent {
+                    id: event.id,
+                    outcome: outcome.outcome,
+                    upload_id: outcome.upload_id,
+                    error: None,
+                });
+                return;
+            }
+            // Started without the Frame.io settings: kept as they are (no attempt spent) until
+            // rushes starts with them again.
+            Err(e) if e.is_missing_settings() => {
+                tracing::warn!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event waits for the Frame.io settings (processed when rushes starts with them)");
+                let reason = format!("waits for the Frame.io settings: {e}");
+                if let Err(e) = store.wait_frameio_event(event.id, &reason).await {
+                    tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
+                }
+                return;
+            }
+            // Expired or revoked credentials: kept, tried again at the next poll interval (the
+            // client refuses at once until then: no retry storm).
+            Err(e) if e.is_credentials() && event.attempts + 1 < MAX_ATTEMPTS => {
+                let wait = self.tracker.poll_interval();
+                tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event waits for valid credentials");
+                (e, wait)
+            }
+            Err(e) if e.is_transient() && event.attempts + 1 < MAX_ATTEMPTS => {
+                let wait = Duration::from_secs(1 << (event.attempts + 1).min(9));
+                tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event processing failed, will retry");
+                (e, wait)
+            }
+            Err(e) => {
+                tracing::error!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
+                finished.push(FinishedEvent {
+                    id: event.id,
+                    outcome: EventOutcome::Failed,
+                    upload_id: None,
+                    error: Some(e.to_string()),
+                });
+                return;
+            }
+        };
+        let (e, wait) = retry;
+        let stored = store
+            .defer_frameio_event(event.id, &e.to_string(), Timestamp::now().plus(wait))
+            .await;
+        match stored {
+            Ok(()) => {
+                self.outcomes.retried.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome")
+            }
+        }
+    }
+
     pub async fn run(self, cancel: CancellationToken) {
         let store = self.tracker.store().clone();
+        if self.has_client {
+            match store.release_waiting_frameio_events().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    events = n,
+                    "Frame.io: events that waited for the settings or a retry are processed now"
+                ),
+                Err(e) => tracing::error!(error = %e, "Frame.io: cannot release waiting events"),
+            }
+        }
         loop {
-            let pending = match store.pending_frameio_events(Timestamp::now(), 100).await {
+            let pending = match store.pending_frameio_events(Timestamp::now(), BATCH).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "Frame.io: cannot read pending events");
@@ -62,70 +175,19 @@ impl EventProcessor {
                 }
             };
             let busy = !pending.is_empty();
+            // Events of one file are handled together, files in parallel (see `batch.rs`).
             // Outcomes are written together after the batch: one transaction instead of one per
             // event, so the receiver's group commits rarely wait for the write lock. An event
             // handled again after a crash before that write is applied idempotently.
             let mut finished: Vec<FinishedEvent> = Vec::with_capacity(pending.len());
-            for event in pending {
-                let result = tokio::select! {
-                    () = cancel.cancelled() => {
-                        finish_all(&store, &finished).await;
-                        return;
-                    }
-                    r = self.tracker.handle_event(&event) => r,
-                };
-                match result {
-                    Ok(outcome) => {
-                        tracing::debug!(event = event.id, kind = %event.event_type, outcome = %outcome.outcome, "Frame.io: event processed");
-                        finished.push(FinishedEvent {
-                            id: event.id,
-                            outcome: outcome.outcome,
-                            upload_id: outcome.upload_id,
-                            error: None,
-                        });
-                    }
-                    // Expired or revoked credentials: kept, tried again at the next poll
-                    // interval (the client refuses at once until then: no retry storm).
-                    Err(e) if e.is_credentials() && event.attempts + 1 < MAX_ATTEMPTS => {
-                        let wait = self.tracker.poll_interval();
-                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event waits for valid credentials");
-                        let stored = store
-                            .defer_frameio_event(
-                                event.id,
-                                &e.to_string(),
-                                Timestamp::now().plus(wait),
-                            )
-                            .await;
-                        if let Err(e) = stored {
-                            tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
-                        }
-                    }
-                    Err(e) if e.is_transient() && event.attempts + 1 < MAX_ATTEMPTS => {
-                        let wait = Duration::from_secs(1 << (event.attempts + 1).min(9));
-                        tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event processing failed, will retry");
-                        let stored = store
-                            .defer_frameio_event(
-                                event.id,
-                                &e.to_string(),
-                                Timestamp::now().plus(wait),
-                            )
-                            .await;
-                        if let Err(e) = stored {
-                            tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
-                        finished.push(FinishedEvent {
-                            id: event.id,
-                            outcome: EventOutcome::Failed,
-                            upload_id: None,
-                            error: Some(e.to_string()),
-                        });
-                    }
-                }
+            let results = tokio::select! {
+                () = cancel.cancelled() => return,
+                r = self.tracker.handle_batch(&pending) => r,
+            };
+            for (event, result) in pending.iter().zip(results) {
+                self.settle(&store, event, result, &mut finished).await;
             }
-            finish_all(&store, &finished).await;
+            finish_all(&store, &finished, &self.outcomes).await;
             if busy {
                 continue;
             }

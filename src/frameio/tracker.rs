@@ -10,13 +10,12 @@ use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Comment};
 use super::review::{self, CommentText};
-use super::route::Route;
 use crate::config::FrameioConfig;
-use crate::domain::{EventKind, EventOutcome, ReviewState, Timestamp, TransitionCause};
+use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause};
 use crate::events::{Event, EventBus};
 use crate::store::{
-    FrameioEvent, RegisterError, Registered, StateChange, Store, StoreError, StoredComment,
-    Transition, Upload, UploadUpdate,
+    RegisterError, Registered, StateChange, Store, StoreError, StoredComment, Transition, Upload,
+    UploadUpdate,
 };
 
 /// Comments kept per upload for display.
@@ -38,6 +37,12 @@ impl ProcessError {
     /// Frame.io refused the credentials: wait for the next poll interval (or a new configuration).
     pub fn is_credentials(&self) -> bool {
         matches!(self, Self::Api(e) if e.is_credentials())
+    }
+
+    /// A setting is missing (API credentials, account id): the event waits until rushes starts
+    /// with it; no attempt is spent.
+    pub fn is_missing_settings(&self) -> bool {
+        matches!(self, Self::NoClient(_) | Self::NoAccount)
     }
 
     pub fn is_transient(&self) -> bool {
@@ -183,82 +188,6 @@ impl Tracker {
         self.client.as_deref().ok_or(ProcessError::NoClient(doing))
     }
 
-    /// Routes one stored event to its upload and applies it.
-    pub async fn handle_event(&self, event: &FrameioEvent) -> Result<Handled, ProcessError> {
-        let kind = EventKind::of(&event.event_type);
-        let (upload, file_id) = match self.route(event, kind).await? {
-            Route::Upload { upload, file_id } => (*upload, file_id),
-            Route::Skip(outcome) => {
-                return Ok(Handled {
-                    outcome,
-                    upload_id: None,
-                });
-            }
-        };
-        let mut changed = false;
-        let account_update = UploadUpdate {
-            account_id: event.account_id.clone(),
-            ..Default::default()
-        };
-        self.store
-            .update_upload(&upload.id, &account_update)
-            .await?;
-        let name = event.event_type.as_str();
-        match kind {
-            EventKind::FileUploadCompleted | EventKind::FileReady => {
-                let to = if kind == EventKind::FileReady {
-                    ReviewState::Ready
-                } else {
-                    ReviewState::Processing
-                };
-                changed |= self
-                    .advance_lifecycle(
-                        &upload,
-                        to,
-                        TransitionCause::Event,
-                        name.to_string(),
-                        Some(event.id),
-                    )
-                    .await?;
-            }
-            EventKind::Metadata => {
-                let account = self.account(event.account_id.as_deref())?;
-                let status = self
-                    .api("read the Status field")?
-                    .file_status(account, &file_id)
-                    .await?;
-                changed |= self
-                    .apply_status(
-                        &upload,
-                        status,
-                        TransitionCause::Metadata,
-                        ("", &format!(" ({name}, event #{})", event.id)),
-                        Some(event.id),
-                    )
-                    .await?;
-            }
-            EventKind::Comment => {
-                let account = self.account(event.account_id.as_deref())?;
-                let comments = self
-                    .api("fetch comments")?
-                    .comments(account, &file_id)
-                    .await?;
-                changed |= self
-                    .apply_comments(&upload, &comments, TransitionCause::Comment, Some(event.id))
-                    .await?;
-            }
-            EventKind::File | EventKind::Other => {}
-        }
-        Ok(Handled {
-            outcome: if changed {
-                EventOutcome::Applied
-            } else {
-                EventOutcome::Unchanged
-            },
-            upload_id: Some(upload.id),
-        })
-    }
-
     async fn change(
         &self,
         upload: &Upload,
@@ -287,7 +216,7 @@ impl Tracker {
     }
 
     /// uploading -> processing -> ready only moves forward, and never over a review state.
-    async fn advance_lifecycle(
+    pub(super) async fn advance_lifecycle(
         &self,
         upload: &Upload,
         to: ReviewState,
@@ -316,7 +245,7 @@ impl Tracker {
     }
 
     /// Applies the "Status" option when it differs from the last one seen (newest signal wins).
-    async fn apply_status(
+    pub(super) async fn apply_status(
         &self,
         upload: &Upload,
         status: Option<String>,
@@ -357,7 +286,7 @@ impl Tracker {
     }
 
     /// Stores the comments and applies the newest decisive one when it is new.
-    async fn apply_comments(
+    pub(super) async fn apply_comments(
         &self,
         upload: &Upload,
         comments: &[Comment],

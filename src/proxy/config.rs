@@ -32,6 +32,11 @@ pub struct ProxyConfig {
     pub rate_per_client: NonZeroU32,
     /// `FEED_PROXY_AUDIT_LOG`: JSON-lines audit file (default `$RUSHES_LOG_DIR/feed-proxy-audit.jsonl`).
     pub audit_log: PathBuf,
+    /// `FEED_PROXY_AUDIT_MAX_BYTES`: the audit log is rotated past this size (default 10 MiB).
+    pub audit_max_bytes: u64,
+    /// `FEED_PROXY_MAX_STALE` seconds: how old the last good body may be to be served (marked
+    /// stale) when upstream fails (default 300; 0 = never).
+    pub max_stale: Duration,
     pub log_dir: PathBuf,
 }
 
@@ -138,6 +143,15 @@ impl ProxyConfig {
             rate_per_token,
             rate_per_client,
             audit_log,
+            audit_max_bytes: u64::from(
+                number("FEED_PROXY_AUDIT_MAX_BYTES", 10 * 1024 * 1024)?.get(),
+            ),
+            max_stale: Env::seconds(
+                "FEED_PROXY_MAX_STALE",
+                get("FEED_PROXY_MAX_STALE"),
+                300,
+                true,
+            )?,
             log_dir,
         })
     }

@@ -7,12 +7,14 @@
 //!
 //! Middle floor: imports nothing from `feed`, `download` or `frameio`.
 
+mod audit;
 pub mod config;
 pub mod tokens;
+mod upstream;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,14 +23,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
-use futures::StreamExt;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+
+use audit::{Audit, AuditLine, RefusedCount};
 use tokio::sync::mpsc;
+use upstream::{Served, Upstream, UpstreamError};
 
 pub use config::ProxyConfig;
 use config::shown_upstream;
@@ -61,157 +62,6 @@ impl ProxyError {
     }
 }
 
-/// One upstream answer, as served to clients.
-struct Cached {
-    body: Bytes,
-    content_type: HeaderValue,
-    /// Our ETag: a digest of the body.
-    etag: String,
-    /// The upstream's validator, for a conditional refresh.
-    upstream_etag: Option<HeaderValue>,
-    at: Instant,
-}
-
-struct Upstream {
-    client: reqwest::Client,
-    url: url::Url,
-    timeout: Duration,
-    max_bytes: usize,
-    ttl: Duration,
-    cache: RwLock<Option<Arc<Cached>>>,
-    /// One refresh at a time: a burst waits for it and shares its answer.
-    refresh: tokio::sync::Mutex<()>,
-}
-
-/// What a client is told when the upstream fails (never its URL or body).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct UpstreamError(String);
-
-impl Upstream {
-    fn cached_since(&self, arrived: Instant) -> Option<Arc<Cached>> {
-        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-        cache
-            .as_ref()
-            .filter(|c| c.at >= arrived || c.at.elapsed() < self.ttl)
-            .cloned()
-    }
-
-    /// The feed, from the cache when fresh; the latency when upstream was asked.
-    async fn feed(
-        &self,
-        arrived: Instant,
-    ) -> Result<(Arc<Cached>, Option<Duration>), UpstreamError> {
-        if let Some(c) = self.cached_since(arrived) {
-            return Ok((c, None));
-        }
-        let _turn = self.refresh.lock().await;
-        // Someone may have refreshed while this request waited its turn.
-        if let Some(c) = self.cached_since(arrived) {
-            return Ok((c, None));
-        }
-        let previous = self.cache.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let started = Instant::now();
-        let fetched = tokio::time::timeout(self.timeout, self.fetch(previous.as_deref()))
-            .await
-            .unwrap_or_else(|_| {
-                Err(UpstreamError(format!(
-                    "the upstream feed did not answer within {} s",
-                    self.timeout.as_secs()
-                )))
-            });
-        let latency = started.elapsed();
-        let fresh = Arc::new(fetched?);
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
-        Ok((fresh, Some(latency)))
-    }
-
-    async fn fetch(&self, previous: Option<&Cached>) -> Result<Cached, UpstreamError> {
-        let shown = shown_upstream(&self.url);
-        let mut request = self
-            .client
-            .get(self.url.clone())
-            .header(header::ACCEPT, "application/json");
-        if let Some(etag) = previous.and_then(|p| p.upstream_etag.clone()) {
-            request = request.header(header::IF_NONE_MATCH, etag);
-        }
-        let response = request.send().await.map_err(|e| {
-            tracing::warn!(upstream = %shown, error = %e.without_url(), "feed-proxy: upstream unreachable");
-            UpstreamError("the upstream feed could not be reached".into())
-        })?;
-        let status = response.status();
-        if status == StatusCode::NOT_MODIFIED
-            && let Some(p) = previous
-        {
-            return Ok(Cached {
-                body: p.body.clone(),
-                content_type: p.content_type.clone(),
-                etag: p.etag.clone(),
-                upstream_etag: p.upstream_etag.clone(),
-                at: Instant::now(),
-            });
-        }
-        if !status.is_success() {
-            tracing::warn!(upstream = %shown, %status, "feed-proxy: upstream failed");
-            return Err(UpstreamError(format!(
-                "the upstream feed answered HTTP {}",
-                status.as_u16()
-            )));
-        }
-        let too_large = || {
-            tracing::warn!(upstream = %shown, limit = self.max_bytes, "feed-proxy: upstream body too large");
-            UpstreamError(format!(
-                "the upstream feed is larger than {} bytes",
-                self.max_bytes
-            ))
-        };
-        if response
-            .content_length()
-            .is_some_and(|l| l > self.max_bytes as u64)
-        {
-            return Err(too_large());
-        }
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .cloned()
-            .unwrap_or_else(|| HeaderValue::from_static("application/json"));
-        let upstream_etag = response.headers().get(header::ETAG).cloned();
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                tracing::warn!(upstream = %shown, error = %e.without_url(), "feed-proxy: upstream body interrupted");
-                UpstreamError("the upstream feed's answer was interrupted".into())
-            })?;
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let digest = Sha256::digest(&body);
-        Ok(Cached {
-            etag: format!("\"{}\"", hex::encode(&digest[..16])),
-            body: Bytes::from(body),
-            content_type,
-            upstream_etag,
-            at: Instant::now(),
-        })
-    }
-}
-
-/// One line of the audit log. Never holds a token.
-#[derive(serde::Serialize)]
-struct AuditLine<'a> {
-    time: String,
-    client: String,
-    token: Option<&'a str>,
-    method: &'a str,
-    status: u16,
-    bytes: usize,
-    /// Milliseconds upstream took, when this request asked it (else served from the cache).
-    upstream_ms: Option<u128>,
-}
-
 struct Shared {
     upstream: Upstream,
     tokens: TokenStore,
@@ -219,7 +69,7 @@ struct Shared {
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     cors_origins: Vec<String>,
     ttl: Duration,
-    audit: mpsc::Sender<String>,
+    audit: Audit,
 }
 
 /// A bound, not yet running, feed proxy.
@@ -228,6 +78,9 @@ pub struct FeedProxy {
     shared: Arc<Shared>,
     audit_rx: mpsc::Receiver<String>,
     audit_file: tokio::fs::File,
+    audit_path: std::path::PathBuf,
+    audit_max_bytes: u64,
+    refused: RefusedCount,
 }
 
 fn per_minute(n: std::num::NonZeroU32) -> Quota {
@@ -279,22 +132,22 @@ impl FeedProxy {
             .build()
             .unwrap_or_default();
         let (audit, audit_rx) = mpsc::channel(8192);
+        let refused = RefusedCount::default();
         let shared = Arc::new(Shared {
-            upstream: Upstream {
+            upstream: Upstream::new(
                 client,
-                url: config.upstream.clone(),
-                timeout: config.upstream_timeout,
-                max_bytes: config.max_bytes,
-                ttl: config.cache_ttl,
-                cache: RwLock::new(None),
-                refresh: tokio::sync::Mutex::new(()),
-            },
+                config.upstream.clone(),
+                config.upstream_timeout,
+                config.max_bytes,
+                config.cache_ttl,
+                config.max_stale,
+            ),
             tokens,
             per_token: RateLimiter::keyed(per_minute(config.rate_per_token)),
             per_client: RateLimiter::keyed(per_minute(config.rate_per_client)),
             cors_origins: config.cors_origins.clone(),
             ttl: config.cache_ttl,
-            audit,
+            audit: Audit::new(audit, refused.clone()),
         });
         tracing::info!(
             upstream = %shown_upstream(&config.upstream),
@@ -306,6 +159,9 @@ impl FeedProxy {
             shared,
             audit_rx,
             audit_file,
+            audit_path: config.audit_log.clone(),
+            audit_max_bytes: config.audit_max_bytes,
+            refused,
         })
     }
 
@@ -325,9 +181,18 @@ impl FeedProxy {
             shared,
             audit_rx,
             audit_file,
+            audit_path,
+            audit_max_bytes,
+            refused,
         } = self;
         let watcher = tokio::spawn(watch_tokens(shared.tokens.clone()));
-        let writer = tokio::spawn(write_audit(audit_rx, audit_file));
+        let writer = tokio::spawn(audit::write(
+            audit_rx,
+            audit_file,
+            audit_path,
+            audit_max_bytes,
+            refused,
+        ));
         let router = Router::new()
             .route("/feed", get(serve_feed).options(preflight))
             .fallback(not_found)
@@ -366,22 +231,6 @@ async fn watch_tokens(tokens: TokenStore) {
             tokens.reload_if_changed();
         }
     }
-}
-
-async fn write_audit(mut rx: mpsc::Receiver<String>, file: tokio::fs::File) {
-    let mut out = tokio::io::BufWriter::new(file);
-    while let Some(line) = rx.recv().await {
-        let mut ok = out.write_all(line.as_bytes()).await.is_ok();
-        // Write what else is waiting, then flush once.
-        while let Ok(more) = rx.try_recv() {
-            ok &= out.write_all(more.as_bytes()).await.is_ok();
-        }
-        ok &= out.flush().await.is_ok();
-        if !ok {
-            tracing::error!("feed-proxy: cannot write the audit log");
-        }
-    }
-    let _ = out.flush().await;
 }
 
 fn client_ip(request: &Request) -> IpAddr {
@@ -493,10 +342,7 @@ async fn serve_feed(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         bytes,
         upstream_ms,
     };
-    if let Ok(mut text) = serde_json::to_string(&line) {
-        text.push('\n');
-        let _ = shared.audit.send(text).await;
-    }
+    shared.audit.record(&line).await;
     response
 }
 
@@ -533,11 +379,17 @@ async fn answer(
     if let Err(not_until) = shared.per_token.check_key(&name.to_string()) {
         return limited(not_until.wait_time_from(clock), "for this token");
     }
-    let (feed, latency) = match shared.upstream.feed(arrived).await {
+    let (feed, served) = match shared.upstream.feed(arrived).await {
         Ok(pair) => pair,
         Err(UpstreamError(message)) => return json_error(StatusCode::BAD_GATEWAY, &message),
     };
-    *upstream_ms = latency.map(|l| l.as_millis());
+    let stale = match served {
+        Served::Fresh(latency) => {
+            *upstream_ms = latency.map(|l| l.as_millis());
+            None
+        }
+        Served::Stale(UpstreamError(why)) => Some(why),
+    };
     let etag =
         HeaderValue::from_str(&feed.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
     let cache_control =
@@ -556,8 +408,10 @@ async fn answer(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut r = Response::new(Body::from(feed.body.clone()));
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, feed.content_type.clone());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         r.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(feed.body.len()));
         r
@@ -569,8 +423,23 @@ async fn answer(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if let Some(why) = stale {
+        // The last good body, said to be stale: how old, and why upstream was not used.
+        let age = feed.at.elapsed().as_secs();
+        h.insert(header::AGE, HeaderValue::from(age));
+        h.insert(
+            header::WARNING,
+            HeaderValue::from_static("111 - \"Revalidation Failed\""),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("age={age}s; {why}")) {
+            h.insert(STALE_HEADER, v);
+        }
+    }
     response
 }
+
+/// Set on a last good body served because upstream failed: its age and why.
+pub const STALE_HEADER: &str = "x-feed-proxy-stale";
 
 /// `rushes feed-proxy`: loads the configuration, serves until `shutdown`.
 pub async fn run(

@@ -58,7 +58,7 @@ impl Store {
     /// Records a poll in the history and updates the current state, in one transaction.
     pub async fn record_feed_fetch(&self, fetch: &FeedFetch) -> Result<(), StoreError> {
         let now = Timestamp::now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO feed_fetches (started_at, finished_at, outcome, attempts, records_valid,
                  records_invalid, records_new, error)

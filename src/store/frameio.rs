@@ -152,7 +152,7 @@ impl Store {
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let now = Timestamp::now();
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut ids = Vec::with_capacity(events.len());
         for e in events {
             let id: Option<i64> = sqlx::query_scalar(
@@ -259,7 +259,7 @@ impl Store {
         }
         let now = Timestamp::now();
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for d in done {
             sqlx::query(
                 "UPDATE frameio_events SET processed_at = $1, outcome = $2, upload_id = $3, error = $4,
@@ -322,7 +322,7 @@ impl Store {
     ) -> Result<Registered, RegisterError> {
         let now = Timestamp::now();
         let reason = "registered";
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted: Option<String> = sqlx::query_scalar(
             "INSERT INTO frameio_uploads (id, file_id, name, state, state_reason, state_changed_at,
                  created_at, updated_at, next_poll_at)
@@ -429,7 +429,7 @@ impl Store {
     /// Returns whether the state changed.
     pub async fn update_upload(&self, id: &str, update: &UploadUpdate) -> Result<bool, StoreError> {
         let now = Timestamp::now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let current: Option<ReviewState> =
             sqlx::query_scalar("SELECT state FROM frameio_uploads WHERE id = $1")
                 .bind(id)

@@ -472,7 +472,7 @@ impl Store {
         }
         let now = Timestamp::now();
         let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let mut params = Params::new(self.backend());
             let mut sql = String::from("UPDATE deliveries SET last_seen_at = ");
@@ -513,7 +513,7 @@ impl Store {
         let mut written = Vec::with_capacity(changes.len());
         for chunk in changes.chunks(CHANGES_PER_TRANSACTION) {
             let _turn = self.write_turn().await;
-            let mut tx = self.pool().begin().await?;
+            let mut tx = self.begin_write().await?;
             for c in chunk {
                 written.push(write_change(&mut *tx, c.id, c.read_state, c.after, c.change).await?);
             }

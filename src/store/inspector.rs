@@ -19,6 +19,8 @@ pub struct NewRejectedCall {
     pub event_type: Option<String>,
     pub resource_id: Option<String>,
     pub body: String,
+    /// When it arrived (it is written later, in a sample).
+    pub received_at: Timestamp,
 }
 
 /// One received call, accepted or refused, as the inspector lists it.
@@ -45,36 +47,48 @@ pub struct ReceivedCall {
 }
 
 impl Store {
-    /// Records a refused delivery, keeps the last [`KEPT_REJECTED`], counts it.
-    pub async fn record_rejected_call(&self, call: &NewRejectedCall) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO frameio_rejected (received_at, status, verdict, reason, event_type,
-                 resource_id, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(Timestamp::now())
-        .bind(i64::from(call.status))
-        .bind(call.verdict)
-        .bind(&call.reason)
-        .bind(&call.event_type)
-        .bind(&call.resource_id)
-        .bind(&call.body)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM frameio_rejected WHERE id <= $1")
-            .bind(id - KEPT_REJECTED)
-            .execute(&mut *tx)
+    /// Records a sample of refused deliveries (oldest first) and counts `count` refusals in
+    /// one transaction; keeps the last [`KEPT_REJECTED`].
+    pub async fn record_rejected_calls(
+        &self,
+        calls: &[NewRejectedCall],
+        count: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut last = None;
+        for call in calls {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO frameio_rejected (received_at, status, verdict, reason, event_type,
+                     resource_id, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(call.received_at)
+            .bind(i64::from(call.status))
+            .bind(call.verdict)
+            .bind(super::storable(&call.reason))
+            .bind(call.event_type.as_deref().map(super::storable))
+            .bind(call.resource_id.as_deref().map(super::storable))
+            .bind(super::storable(&call.body))
+            .fetch_one(&mut *tx)
             .await?;
+            last = Some(id);
+        }
+        if let Some(last) = last {
+            sqlx::query("DELETE FROM frameio_rejected WHERE id <= $1")
+                .bind(last - KEPT_REJECTED)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
-            "INSERT INTO frameio_counters (name, value) VALUES ($1, 1)
-             ON CONFLICT (name) DO UPDATE SET value = frameio_counters.value + 1",
+            "INSERT INTO frameio_counters (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = frameio_counters.value + $2",
         )
         .bind(REJECTED_COUNTER)
+        .bind(i64::try_from(count).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(())
     }
 
     /// One stored event (what a replay processes again).

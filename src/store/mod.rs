@@ -4,6 +4,7 @@
 //! `ON CONFLICT` and `RETURNING`, which both understand; the few places where they differ ask
 //! [`Store::backend`]. Migrations: `migrations/sqlite/` and `migrations/postgres/`.
 
+mod backup;
 mod cluster;
 mod deliveries;
 mod downloads;
@@ -15,6 +16,7 @@ mod inspector;
 mod notify;
 mod outbox;
 mod reviews;
+mod ops;
 mod segments;
 mod sends;
 mod waits;
@@ -31,6 +33,7 @@ use std::str::FromStr;
 
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use backup::{BackupSummary, backup_sqlite};
 pub use cluster::{FEED_LEASE, InstanceRow, LeaseRow, LeaseState};
 pub use deliveries::{Delivery, DeliveryFilter, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
@@ -44,6 +47,7 @@ pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use outbox::{FinishedDelivery, NewMessage, OutboxRow, VerdictChange};
 pub use reviews::CommentLabel;
+pub use ops::{EventBacklog, PRUNE_BATCH, prune_events};
 pub use segments::SegmentRow;
 pub use sends::{NewSend, Send, SendClaim, state as send_state};
 
@@ -58,6 +62,15 @@ pub enum StoreError {
     Open { path: String, source: sqlx::Error },
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database has a migration this binary does not know: nothing was run (exit 2).
+    #[error(
+        "the database was upgraded by a newer rushes (it has migration {found}, this rushes knows \
+         up to {known}); nothing was changed: run that newer rushes, or restore a backup made \
+         before the upgrade"
+    )]
+    NewerDatabase { found: i64, known: i64 },
+    #[error("cannot back up the database: {0}")]
+    Backup(String),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("invalid value in the database: {0}")]
@@ -159,17 +172,24 @@ impl Store {
             Location::Sqlite(path) => (open_sqlite(path).await?, Backend::Sqlite),
             Location::Postgres(url) => (open_postgres(url).await?, Backend::Postgres),
         };
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        backup::migrate(&migrator, &pool).await?;
         let url = match location {
             Location::Postgres(url) => Some(url.clone()),
             Location::Sqlite(_) => None,
         };
         let writers: Arc<tokio::sync::Mutex<()>> = Default::default();
-        let checkpoints =
-            (backend == Backend::Sqlite).then(|| writes::start_checkpoints(&pool, writers.clone()));
+        let checkpoints = match location {
+            Location::Sqlite(path) => Some(writes::start_checkpoints(
+                &pool,
+                writers.clone(),
+                wal_path(path),
+            )),
+            Location::Postgres(_) => None,
+        };
         Ok(Self {
             pool,
             backend,
@@ -220,6 +240,13 @@ pub(crate) fn storable(text: &str) -> String {
     text.replace('\0', "")
 }
 
+/// SQLite's write-ahead log beside the database file `path`.
+pub(crate) fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    std::path::PathBuf::from(name)
+}
+
 async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -249,7 +276,7 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
                      PRAGMA temp_store = MEMORY;",
                 )
                 .await?;
-                conn.execute(writes::NO_AUTO_CHECKPOINT).await?;
+                conn.execute(writes::checkpoint_pragmas().as_str()).await?;
                 Ok(())
             })
         })

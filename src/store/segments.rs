@@ -28,7 +28,7 @@ impl Store {
         id: i64,
         segments: &[SegmentRow],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM download_segments WHERE delivery_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -14,7 +14,17 @@
 //! background task runs a passive checkpoint (which never blocks writers nor readers) every
 //! [`CHECKPOINT_EVERY`], put off (up to 5 s) while a writer holds its turn. Closing the last
 //! connection still checkpoints and removes the WAL.
+//!
+//! A passive checkpoint alone does not bound the WAL: SQLite rewinds the WAL only when a writer
+//! starts after a checkpoint copied every frame, and under a steady stream of commits (a flood of
+//! webhooks, a long first ingest) there is always a newer frame, so the file grows without end.
+//! Two bounds hold it: each connection sets `journal_size_limit` (a rewound WAL is cut back to
+//! [`WAL_LIMIT_BYTES`]), and when the file passes [`WAL_TRUNCATE_AT`] the task runs a
+//! `TRUNCATE` checkpoint, which waits for the writers of the moment, holds new ones back for the
+//! copy and empties the file. It takes this process's writer turn first, so it cannot be starved by
+//! them, and it is never put off.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,10 +36,32 @@ use super::Store;
 /// How often the background task checkpoints the WAL.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// Pragma for each SQLite connection of the pool: no checkpoint inside a commit.
-pub(super) const NO_AUTO_CHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0;";
+/// A WAL rewound by SQLite is cut back to this size (`journal_size_limit`).
+pub(super) const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Past this size the background task empties the WAL with a `TRUNCATE` checkpoint.
+pub(super) const WAL_TRUNCATE_AT: u64 = 128 * 1024 * 1024;
+
+/// Pragmas for each SQLite connection of the pool: no checkpoint inside a commit, and a rewound
+/// WAL cut back to [`WAL_LIMIT_BYTES`].
+pub(super) fn checkpoint_pragmas() -> String {
+    format!("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};")
+}
 
 impl Store {
+    /// Starts a write transaction. On SQLite it takes the write lock first (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads and then writes cannot wait for the lock in the busy
+    /// handler when another connection wrote meanwhile, it fails at once with "database is
+    /// locked". An immediate one waits its turn (`busy_timeout`) before reading.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            super::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            super::Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Waits for this process's turn to write (held until the transaction is committed).
     pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.writers.lock().await
@@ -45,6 +77,7 @@ const MAX_PUT_OFF: u32 = 10;
 pub(super) fn start_checkpoints(
     pool: &AnyPool,
     writers: Arc<tokio::sync::Mutex<()>>,
+    wal: PathBuf,
 ) -> Arc<DropGuard> {
     let stop = CancellationToken::new();
     let pool = pool.clone();
@@ -60,6 +93,12 @@ pub(super) fn start_checkpoints(
             }
             if pool.is_closed() {
                 break;
+            }
+            let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            if wal_bytes > WAL_TRUNCATE_AT {
+                put_off = 0;
+                truncate(&pool, &writers, wal_bytes).await;
+                continue;
             }
             // A writer in the middle of its transaction: the checkpoint would copy pages it is
             // still rewriting; wait for a quiet moment (not holding the turn: a passive
@@ -78,4 +117,23 @@ pub(super) fn start_checkpoints(
         }
     });
     Arc::new(stop.drop_guard())
+}
+
+/// Empties a WAL that passed [`WAL_TRUNCATE_AT`]: this process's writers wait for their turn
+/// meanwhile; other connections wait in their busy handler.
+async fn truncate(pool: &AnyPool, writers: &tokio::sync::Mutex<()>, wal_bytes: u64) {
+    let _turn = writers.lock().await;
+    match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await
+    {
+        Ok(_) => tracing::info!(
+            wal_bytes,
+            "SQLite: the WAL passed {} MiB; checkpointed and emptied",
+            WAL_TRUNCATE_AT / (1024 * 1024)
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, wal_bytes, "SQLite: cannot empty the WAL (tried again later)")
+        }
+    }
 }

@@ -12,6 +12,8 @@ use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::{Child, ChildStdin, Command};
+
+use super::group::Group;
 use tokio::sync::mpsc;
 
 use crate::config::tunnel::{TunnelMode, TunnelSettings};
@@ -40,6 +42,12 @@ pub enum AgentError {
         status: String,
         said: String,
     },
+    #[error(
+        "something already answers on {addr} (NGROK_API_ADDR) before ngrok started: it is not \
+         the agent rushes runs, so its answers are not trusted; stop it or set NGROK_API_ADDR \
+         to a free address"
+    )]
+    ApiTaken { addr: String },
     #[error("{agent} gave no public https URL within {secs} s ({where_})")]
     NoUrl {
         agent: &'static str,
@@ -53,7 +61,10 @@ impl AgentError {
     pub fn is_setup_problem(&self) -> bool {
         matches!(
             self,
-            Self::Missing { .. } | Self::Spawn { .. } | Self::AuthRefused { .. }
+            Self::Missing { .. }
+                | Self::Spawn { .. }
+                | Self::AuthRefused { .. }
+                | Self::ApiTaken { .. }
         )
     }
 
@@ -64,6 +75,7 @@ impl AgentError {
             Self::AuthRefused { .. } => "auth_refused",
             Self::Exited { .. } => "exited",
             Self::NoUrl { .. } => "no_url",
+            Self::ApiTaken { .. } => "api_taken",
         }
     }
 }
@@ -214,8 +226,9 @@ impl Agent {
                 c
             }
             None => {
+                // Its own process group, stopped as a whole (see `group.rs`).
                 let mut c = Command::new(&program);
-                c.args(&plan.args).stdin(Stdio::null());
+                c.args(&plan.args).stdin(Stdio::null()).process_group(0);
                 c
             }
         };
@@ -306,17 +319,31 @@ impl Agent {
         exit_error(self.agent, status, &self.tail())
     }
 
-    /// SIGTERM, then SIGKILL after `grace`.
+    /// SIGTERM, then SIGKILL after `grace`. Unguarded, the agent's whole process group.
     pub async fn stop(mut self, grace: Duration) {
+        let group = (!self.guarded)
+            .then(|| Group::of(self.child.id()))
+            .flatten();
         if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            match group {
+                Some(group) => group.terminate(),
+                None => {
+                    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                    }
+                }
             }
             // The guard gives the agent `grace`; leave it a little more before killing it.
             let wait = grace + Duration::from_millis(if self.guarded { 500 } else { 0 });
             if tokio::time::timeout(wait, self.child.wait()).await.is_ok() {
+                if let Some(group) = group {
+                    group.kill();
+                }
                 return;
             }
+        }
+        if let Some(group) = group {
+            group.kill();
         }
         let _ = self.child.kill().await;
     }
@@ -489,24 +516,84 @@ struct NgrokTunnelConfig {
     addr: String,
 }
 
-/// The public https URL in ngrok's `GET /api/tunnels` answer for the tunnel to `port`.
-pub fn ngrok_https_url(body: &[u8], port: u16) -> Option<String> {
+/// The public https URL in ngrok's `GET /api/tunnels` answer for the tunnel to `port`: only a
+/// tunnel that names rushes' port as its upstream, and only an https URL whose host is one of
+/// `domains` or below one (whatever answers on the API's port must not choose where Frame.io
+/// sends its events).
+pub fn ngrok_https_url(body: &[u8], port: u16, domains: &[String]) -> Option<String> {
     let list: TunnelList = serde_json::from_slice(body).ok()?;
     let suffix = format!(":{port}");
-    list.tunnels
+    let mut refused = None;
+    let found = list
+        .tunnels
         .into_iter()
         .filter(|t| {
-            t.config.as_ref().is_none_or(|c| {
-                c.addr.is_empty() || c.addr.trim_end_matches('/').ends_with(&suffix)
-            })
+            t.config
+                .as_ref()
+                .is_some_and(|c| c.addr.trim_end_matches('/').ends_with(&suffix))
         })
-        .find(|t| t.proto == "https" || t.public_url.starts_with("https://"))
+        .filter(|t| t.proto == "https" || t.public_url.starts_with("https://"))
         .map(|t| t.public_url.trim_end_matches('/').to_string())
-        .filter(|u| u.starts_with("https://"))
+        .find(|u| {
+            let allowed = allowed_https_url(u, domains);
+            if !allowed {
+                refused = Some(u.clone());
+            }
+            allowed
+        });
+    if found.is_none()
+        && let Some(url) = refused
+    {
+        tracing::warn!(
+            url = %url.split('?').next().unwrap_or_default(),
+            "tunnel: ngrok's API named a public URL outside ngrok's domains and \
+             RUSHES_TUNNEL_DOMAINS; not used"
+        );
+    }
+    found
+}
+
+/// An `https://` URL with no credentials, no port but 443, and a host equal to or below one of
+/// `domains`.
+fn allowed_https_url(raw: &str, domains: &[String]) -> bool {
+    let Ok(url) = url::Url::parse(raw) else {
+        return false;
+    };
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    url.scheme() == "https"
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.port().is_none()
+        && domains.iter().any(|d| {
+            host == *d
+                || host
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|h| h.ends_with('.'))
+        })
+}
+
+/// Whether something already listens on ngrok's API address (before rushes starts its agent:
+/// then it is not rushes' agent).
+pub async fn api_taken(api_addr: &str) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(api_addr)
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 /// Asks ngrok's local API once.
-pub async fn ask_ngrok(client: &reqwest::Client, api_addr: &str, port: u16) -> Option<String> {
+pub async fn ask_ngrok(
+    client: &reqwest::Client,
+    api_addr: &str,
+    port: u16,
+    domains: &[String],
+) -> Option<String> {
     let response = client
         .get(format!("http://{api_addr}/api/tunnels"))
         .send()
@@ -519,7 +606,7 @@ pub async fn ask_ngrok(client: &reqwest::Client, api_addr: &str, port: u16) -> O
     if body.len() > 1024 * 1024 {
         return None;
     }
-    ngrok_https_url(&body, port)
+    ngrok_https_url(&body, port, domains)
 }
 
 #[cfg(test)]
@@ -554,17 +641,63 @@ mod tests {
             {"name":"command_line (http)","uri":"/api/tunnels/command_line%20%28http%29","public_url":"http://ab12.ngrok-free.app","proto":"http","config":{"addr":"http://localhost:5000","inspect":true}},
             {"name":"command_line","uri":"/api/tunnels/command_line","public_url":"https://ab12.ngrok-free.app","proto":"https","config":{"addr":"http://localhost:5000","inspect":true},"metrics":{}}
         ],"uri":"/api/tunnels"}"#;
+        let ngrok = TunnelSettings::default().tunnel_domains;
         assert_eq!(
-            ngrok_https_url(body, 5000).as_deref(),
+            ngrok_https_url(body, 5000, &ngrok).as_deref(),
             Some("https://ab12.ngrok-free.app")
         );
         // Another agent's tunnel (another port) is not ours.
-        assert_eq!(ngrok_https_url(body, 5001), None);
+        assert_eq!(ngrok_https_url(body, 5001, &ngrok), None);
         assert_eq!(
-            ngrok_https_url(br#"{"tunnels":[],"uri":"/api/tunnels"}"#, 5000),
+            ngrok_https_url(br#"{"tunnels":[],"uri":"/api/tunnels"}"#, 5000, &ngrok),
             None
         );
-        assert_eq!(ngrok_https_url(b"not json", 5000), None);
+        assert_eq!(ngrok_https_url(b"not json", 5000, &ngrok), None);
+    }
+
+    #[test]
+    fn only_ngrok_domains_or_the_configured_ones_are_taken_from_the_api() {
+        let answer = |url: &str, addr: &str| {
+            format!(
+                r#"{{"tunnels":[{{"public_url":"{url}","proto":"https","config":{{"addr":"{addr}"}}}}]}}"#
+            )
+        };
+        let ngrok = TunnelSettings::default().tunnel_domains;
+        let ours = "http://localhost:5000";
+        for bad in [
+            "https://evil.example/x",
+            "https://ngrok-free.app.evil.example",
+            "https://evilngrok-free.app",
+            "https://user:pw@ab.ngrok-free.app",
+            "https://ab.ngrok-free.app:8443",
+            "http://ab.ngrok-free.app",
+        ] {
+            assert_eq!(
+                ngrok_https_url(answer(bad, ours).as_bytes(), 5000, &ngrok),
+                None,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            ngrok_https_url(
+                answer("https://AB.ngrok.app", ours).as_bytes(),
+                5000,
+                &ngrok
+            )
+            .as_deref(),
+            Some("https://AB.ngrok.app")
+        );
+        // A tunnel that does not say where it forwards is not taken as ours.
+        let no_config = r#"{"tunnels":[{"public_url":"https://ab.ngrok.app","proto":"https"}]}"#;
+        assert_eq!(ngrok_https_url(no_config.as_bytes(), 5000, &ngrok), None);
+        // A custom domain only when listed.
+        let custom = answer("https://hooks.studio.example", ours);
+        assert_eq!(ngrok_https_url(custom.as_bytes(), 5000, &ngrok), None);
+        let listed = vec!["studio.example".to_string()];
+        assert_eq!(
+            ngrok_https_url(custom.as_bytes(), 5000, &listed).as_deref(),
+            Some("https://hooks.studio.example")
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::group::Group;
+
 /// Runs the guard; never returns normally (exits the process with the agent's code).
 pub async fn run(grace: Duration, program: OsString, args: Vec<OsString>) -> ExitCode {
     let parent = rustix::process::getppid();
@@ -28,9 +30,12 @@ pub async fn run(grace: Duration, program: OsString, args: Vec<OsString>) -> Exi
     if rustix::process::getppid() != parent {
         return ExitCode::from(1);
     }
+    // The agent leads a process group of its own: what it starts (a wrapper script's child,
+    // a forked helper) is stopped with it.
     let mut child = match Command::new(&program)
         .args(&args)
         .stdin(std::process::Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
     {
@@ -54,8 +59,14 @@ pub async fn run(grace: Duration, program: OsString, args: Vec<OsString>) -> Exi
         }
         let _ = eof_tx.send(());
     });
+    let group = Group::of(child.id());
     tokio::select! {
         status = child.wait() => {
+            // An agent that forked and exited leaves its children in the group: not one more
+            // process per restart.
+            if let Some(group) = group {
+                group.kill();
+            }
             let code = status.ok().and_then(|s| s.code()).unwrap_or(1);
             return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
@@ -63,13 +74,12 @@ pub async fn run(grace: Duration, program: OsString, args: Vec<OsString>) -> Exi
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    if let Some(pid) = child
-        .id()
-        .and_then(|p| i32::try_from(p).ok())
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+    if let Some(group) = group {
+        group.terminate();
+        let stopped = tokio::time::timeout(grace, child.wait()).await.is_ok();
+        // The leader has stopped or the grace is over: whatever is left of the group goes.
+        group.kill();
+        if stopped {
             return ExitCode::SUCCESS;
         }
     }

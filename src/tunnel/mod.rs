@@ -7,6 +7,7 @@
 //! and the wiring (`app.rs`) hands that to whoever needs it.
 
 pub mod agent;
+mod group;
 pub mod guard;
 
 use std::sync::Arc;
@@ -253,6 +254,12 @@ impl Supervisor {
     /// the agent got as far as running.
     async fn run_once(&self, plan: &agent::Plan, cancel: &CancellationToken) -> RunEnd {
         let grace = self.settings.grace;
+        if self.settings.mode == TunnelMode::Ngrok
+            && agent::api_taken(&self.settings.ngrok_api_addr).await
+        {
+            let addr = self.settings.ngrok_api_addr.clone();
+            return RunEnd::Failed(AgentError::ApiTaken { addr }, false);
+        }
         let mut agent = match Agent::spawn(plan, self.settings.guard.as_deref(), grace) {
             Ok(a) => a,
             Err(e) => return RunEnd::Failed(e, false),
@@ -305,7 +312,7 @@ impl Supervisor {
                     }
                 }
                 _ = tick.tick(), if self.settings.mode == TunnelMode::Ngrok => {
-                    agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port()).await
+                    agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port(), &self.settings.tunnel_domains).await
                 }
             };
             if let Some(url) = found {
@@ -337,7 +344,7 @@ impl Supervisor {
                     }
                 }
                 _ = recheck.tick(), if self.settings.mode == TunnelMode::Ngrok => {
-                    if let Some(url) = agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port()).await {
+                    if let Some(url) = agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port(), &self.settings.tunnel_domains).await {
                         self.publish(&url);
                     }
                 }

@@ -1,18 +1,17 @@
 //! JSON API handlers.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{DeliveryState, FeedFetchOutcome};
+use crate::domain::DeliveryState;
 use crate::events::Event;
 use crate::feed::PollOutcome;
 use crate::status::MonitorStatus;
@@ -88,8 +87,26 @@ pub fn redact_delivery(mut d: Delivery, show_signed: bool) -> Delivery {
         d.r2_url = d.r2_url.map(|u| shown_link(&u, true));
         d.source_url = shown_link(&d.source_url, false);
         d.raw_source_url = shown_link(&d.raw_source_url, false);
+        d.served_url = d.served_url.map(|u| shown_link(&u, false));
+        d.dedupe_key = shown_key(&d.dedupe_key);
     }
     d
+}
+
+/// A dedupe key (a normalised link, often without its scheme) as the API shows it: a signed
+/// query string is replaced by `?…`, as in a link.
+pub fn shown_key(key: &str) -> String {
+    let Some((base, _)) = key.split_once('?') else {
+        return key.to_string();
+    };
+    let parsed = url::Url::parse(key)
+        .ok()
+        .filter(|u| u.has_host())
+        .or_else(|| url::Url::parse(&format!("https://{key}")).ok());
+    match parsed {
+        Some(url) if !is_signed(&url) => key.to_string(),
+        _ => format!("{base}?…"),
+    }
 }
 
 pub async fn list_deliveries(
@@ -212,22 +229,36 @@ pub async fn cluster(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     })))
 }
 
-/// How long `/healthz` waits for a database write before it reports `degraded`.
-pub const HEALTH_WRITE_WAIT: Duration = Duration::from_secs(2);
+/// How long `/healthz` waits for the database (a read, then the write lock) before it
+/// reports `degraded`: an answer within 2 s, also when the database is away.
+pub const HEALTH_WRITE_WAIT: Duration = Duration::from_millis(1500);
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
     // Healthy means the database answers reads and takes writes.
-    if let Err(e) = state.store.feed_state().await {
-        return ApiError::from(e).into_response();
-    }
-    match state.store.writable_within(HEALTH_WRITE_WAIT).await {
-        Ok(()) => Json(json!({
+    let started = std::time::Instant::now();
+    let problem = match tokio::time::timeout(HEALTH_WRITE_WAIT, state.store.feed_state()).await {
+        Err(_) => Some(format!(
+            "database unreachable: no answer within {} s",
+            HEALTH_WRITE_WAIT.as_secs_f32()
+        )),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "/healthz: the database did not answer");
+            Some("database unreachable".to_string())
+        }
+        Ok(Ok(_)) => state
+            .store
+            .writable_within(HEALTH_WRITE_WAIT.saturating_sub(started.elapsed()))
+            .await
+            .err(),
+    };
+    match problem {
+        None => Json(json!({
             "status": "ok",
             "backend": state.store.backend(),
             "instance": state.store.instance(),
         }))
         .into_response(),
-        Err(reason) => (
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": "degraded",
@@ -238,68 +269,6 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
-}
-
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let fetches = state.store.feed_fetch_counts().await?;
-    let feed = state.store.feed_state().await?;
-    let deliveries = state.store.delivery_counts().await?;
-    let mut out = String::new();
-    let total: i64 = fetches.iter().map(|(_, n)| n).sum();
-    let failures: i64 = fetches
-        .iter()
-        .filter(|(outcome, _)| *outcome == FeedFetchOutcome::Error)
-        .map(|(_, n)| n)
-        .sum();
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_fetches_total Feed polls that asked the feed, by outcome."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_fetches_total counter");
-    for outcome in FeedFetchOutcome::ALL {
-        let n = fetches
-            .iter()
-            .find(|(o, _)| o == outcome)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(
-            out,
-            "rushes_feed_fetches_total{{outcome=\"{outcome}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_failures_total Feed polls that failed after all retries."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_failures_total counter");
-    let _ = writeln!(out, "rushes_feed_failures_total {failures}");
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_polls_total Feed polls of any outcome."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_polls_total counter");
-    let _ = writeln!(out, "rushes_feed_polls_total {total}");
-    let _ = writeln!(
-        out,
-        "# HELP rushes_feed_records Valid records in the last successful fetch."
-    );
-    let _ = writeln!(out, "# TYPE rushes_feed_records gauge");
-    let _ = writeln!(out, "rushes_feed_records {}", feed.records_processed);
-    let _ = writeln!(out, "# HELP rushes_deliveries Deliveries by state.");
-    let _ = writeln!(out, "# TYPE rushes_deliveries gauge");
-    for s in DeliveryState::ALL {
-        let n = deliveries
-            .iter()
-            .find(|(state, _)| state == s)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "rushes_deliveries{{state=\"{s}\"}} {n}");
-    }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    ))
 }
 
 /// An optional query value from a vocabulary; an unknown one is a 400 that lists the choices.
@@ -403,7 +372,7 @@ pub async fn cancel_delivery(
         "cancelled",
     )
     .await?;
-    state.downloads.cancel(id);
+    state.downloads.cancel(crate::domain::DeliveryId(id));
     Ok(Json(moved))
 }
 

@@ -61,7 +61,7 @@ pub async fn frameio_status(state: &AppState) -> Result<FrameioStatus, ApiError>
         signing_secret,
         last_webhook_received_at: state.store.last_call_received_at().await?,
         last_poll_at: state.store.last_upload_poll_at().await?,
-        rejected_calls: state.store.rejected_call_count().await?,
+        rejected_calls: rejected_total(state).await?,
         feed_configured: state.config.feed.is_some(),
         tunnel,
     })
@@ -99,6 +99,7 @@ async fn events(
     };
     let page = number(q.page.as_deref(), 1, 1_000_000, "page")?;
     let per_page = number(q.per_page.as_deref(), 50, 200, "per_page")?;
+    state.frameio.refusals.write(&state.store).await?;
     let calls = state
         .store
         .received_calls(per_page + 1, (page - 1) * per_page)
@@ -117,7 +118,7 @@ async fn events(
         "page": page,
         "per_page": per_page,
         "next_page": more.then_some(page + 1),
-        "rejected_total": state.store.rejected_call_count().await?,
+        "rejected_total": rejected_total(&state).await?,
         "rejected_kept": KEPT_REJECTED,
     })))
 }
@@ -182,6 +183,7 @@ fn yes_no(v: Option<bool>) -> &'static str {
 
 /// The reachability grid and the inspector, inside the Frame.io panel.
 pub async fn sections(state: &AppState) -> Result<Markup, ApiError> {
+    state.frameio.refusals.write(&state.store).await?;
     let s = frameio_status(state).await?;
     let calls = state.store.received_calls(PANEL_CALLS, 0).await?;
     let t = &s.tunnel;
@@ -247,4 +249,11 @@ pub async fn sections(state: &AppState) -> Result<Markup, ApiError> {
             }
         }
     })
+}
+
+/// Refused calls since the start: those written, and those still in memory.
+async fn rejected_total(state: &AppState) -> Result<i64, ApiError> {
+    let written = state.store.rejected_call_count().await?;
+    let unwritten = i64::try_from(state.frameio.refusals.unwritten()).unwrap_or(i64::MAX);
+    Ok(written.saturating_add(unwritten))
 }

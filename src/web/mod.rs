@@ -8,6 +8,7 @@ pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod frameio;
 pub(crate) mod inspector;
+pub(crate) mod metrics;
 pub(crate) mod passwords;
 mod review;
 pub(crate) mod router;

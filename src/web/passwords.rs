@@ -78,7 +78,7 @@ pub async fn give_password(
     // Kept before the delivery is queued, so the worker that picks it up finds it.
     state
         .downloads
-        .set_password(id, SecretString::from(password));
+        .set_password(crate::domain::DeliveryId(id), SecretString::from(password));
     let Some(moved) = state.store.requeue_with_password(id).await? else {
         return Err(ApiError::Conflict(format!(
             "delivery {id} is not waiting for a password"

@@ -5,7 +5,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{AppState, access, api, compat, dashboard, events, passwords, shield};
+use super::{AppState, access, api, compat, dashboard, events, metrics, passwords, shield};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(pages)
         .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
+        .route("/metrics", get(metrics::metrics))
         .merge(super::frameio::routes())
         .merge(super::review::routes())
         .fallback(api::not_found)

@@ -99,12 +99,12 @@ async fn logs_go_to_app_log_with_the_seed_messages_and_no_secrets() {
     )
     .await;
     let log = service
-        .wait_for_log("WebhookService: fetched 2 records from webhook")
+        .wait_for_log("FeedService: fetched 2 records from the feed")
         .await;
     assert_eq!(feed.requests(), 3);
     assert!(!log.contains("failed to fetch webhook JSON"), "{log}");
     assert!(
-        log.contains("WebhookService: skipping invalid item due to error:"),
+        log.contains("FeedService: skipping invalid item due to error:"),
         "{log}"
     );
     assert!(log.contains("unsupported timestamp"), "{log}");
@@ -123,7 +123,7 @@ async fn logs_go_to_app_log_with_the_seed_messages_and_no_secrets() {
         .expect("refresh");
     assert_eq!(refresh.status().as_u16(), 502);
     let log = service
-        .wait_for_log("WebhookService: failed to fetch webhook JSON after 3 attempts")
+        .wait_for_log("FeedService: failed to fetch the feed after 3 attempts")
         .await;
     assert!(log.contains("WARN"), "{log}");
     assert!(
@@ -176,7 +176,25 @@ fn status_reports_an_unreachable_service() {
         .output()
         .expect("rushes status");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not reachable"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("not reachable"), "{text}");
+    assert!(text.contains("is `rushes serve` running?"), "{text}");
+    // `feed check` without a URL names what to do, not a flag it rejects.
+    let out = bin()
+        .args(["feed", "check"])
+        .env(
+            "RUSHES_DATA_DIR",
+            std::env::temp_dir().join("rushes-no-feed"),
+        )
+        .output()
+        .expect("rushes feed check");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("WEBHOOK_JSON_URL") && text.contains("rushes feed check URL"),
+        "{text}"
+    );
+    assert!(!text.contains("--feed-url"), "{text}");
 }
 
 async fn feed_check(url: String) -> std::process::Output {
@@ -321,4 +339,62 @@ async fn feed_check_quiet_counts_as_the_full_check() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("not valid JSON: EOF while parsing"), "{text}");
+}
+
+// Issue 26, item 8: the demo says when its port is taken and which one it took.
+#[test]
+fn the_demo_says_which_port_it_took_when_its_own_is_taken() {
+    use std::io::BufRead as _;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let mut child = bin()
+        .args(["demo", "--bind", &addr.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rushes demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut said = None;
+    let mut dashboard = None;
+    while (said.is_none() || dashboard.is_none()) && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            if line.contains("is taken") {
+                said = Some(line.clone());
+            }
+            if line.contains("dashboard") {
+                dashboard = Some(line);
+            }
+        }
+    }
+    // Ctrl-C, as a person stops it (the demo removes its temporary folder).
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let said = said.expect("the demo said its port was taken");
+    let dashboard = dashboard.expect("the dashboard line");
+    assert!(said.contains(&addr.to_string()), "{said}");
+    let port = dashboard
+        .rsplit(':')
+        .next()
+        .map(|p| p.trim_end_matches('/'))
+        .unwrap_or_default();
+    assert!(
+        said.contains(&format!("port {port}")),
+        "{said} / {dashboard}"
+    );
+    assert_ne!(port, addr.port().to_string());
+    drop(taken);
 }

@@ -472,6 +472,7 @@ async fn a_transfer_password_is_typed_into_the_page_and_leaves_it() {
                 "A009.mov".into(),
                 crate::support::file_server::content(100_000, 91),
             )],
+            ..Default::default()
         },
     );
     let feed = FeedServer::start(

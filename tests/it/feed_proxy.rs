@@ -116,16 +116,20 @@ async fn tokens_are_required_and_named_in_the_audit_log_never_shown() {
     let r = proxy.get(Some(ALICE), &[("if-none-match", &etag)]).await;
     assert_eq!(r.status(), 304);
     let lines = proxy.stop().await;
+    // The first refusal in full, the next one in the summary line written at the end.
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(lines[0]["status"], 401);
     assert_eq!(lines[0]["token"], Value::Null);
-    assert_eq!(lines[2]["token"], "alice");
-    assert_eq!(lines[2]["status"], 200);
-    assert_eq!(lines[2]["bytes"], feed_body().len());
-    assert!(lines[2]["upstream_ms"].is_number());
-    assert_eq!(lines[3]["status"], 304);
-    assert_eq!(lines[3]["client"], "127.0.0.1");
-    assert!(lines[3]["time"].is_string());
+    assert_eq!(lines[1]["token"], "alice");
+    assert_eq!(lines[1]["status"], 200);
+    assert_eq!(lines[1]["bytes"], feed_body().len());
+    assert!(lines[1]["upstream_ms"].is_number());
+    assert_eq!(lines[2]["status"], 304);
+    assert_eq!(lines[2]["client"], "127.0.0.1");
+    assert!(lines[2]["time"].is_string());
+    assert_eq!(lines[3]["summary"], "refused");
+    assert_eq!(lines[3]["count"], 1);
+    assert_eq!(lines[3]["by_client"]["127.0.0.1"], 1);
     let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default();
     assert!(
         !text.contains("token-0123456789"),
@@ -328,4 +332,140 @@ async fn rushes_reads_its_feed_through_the_proxy_with_its_token() {
             .any(|l| l["token"] == "alice" && l["status"] == 200),
         "{lines:?}"
     );
+}
+
+// Issue 22, item 5: everyone waiting behind a failed upstream gets that one failure.
+#[tokio::test]
+async fn clients_waiting_behind_a_hanging_upstream_share_its_failure() {
+    let upstream = FeedServer::start(&feed_body()).await;
+    upstream.set_delay(Duration::from_secs(30));
+    let dir = temp_dir();
+    let proxy = Proxy::start(
+        &upstream.url(),
+        dir.path(),
+        &[("FEED_PROXY_CACHE_TTL", "0"), ("FEED_PROXY_TIMEOUT", "1")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let request = client.get(&proxy.url).bearer_auth(ALICE).send();
+            tokio::spawn(async move {
+                let r = request.await.expect("GET");
+                (r.status().as_u16(), started.elapsed())
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for r in requests {
+        let (status, took) = r.await.expect("join");
+        assert_eq!(status, 502);
+        slowest = slowest.max(took);
+    }
+    // One wait of the 1 s timeout for all six (one after the other: 6 s).
+    assert!(
+        slowest < Duration::from_millis(2500),
+        "the last 502 after {slowest:?}"
+    );
+    assert_eq!(upstream.requests(), 1, "upstream asked once");
+    proxy.stop().await;
+}
+
+// Issue 22, item 5: the last good body, fresh enough, is served when upstream fails, said so.
+#[tokio::test]
+async fn the_last_good_feed_is_served_marked_stale_when_upstream_fails() {
+    let upstream = FeedServer::start(&feed_body()).await;
+    let dir = temp_dir();
+    let proxy = Proxy::start(
+        &upstream.url(),
+        dir.path(),
+        &[("FEED_PROXY_CACHE_TTL", "0")],
+    )
+    .await;
+    let r = proxy.get(Some(ALICE), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get(rushes::proxy::STALE_HEADER).is_none());
+    upstream.fail_next(1, 503, "down for maintenance");
+    let r = proxy.get(Some(ALICE), &[]).await;
+    assert_eq!(r.status(), 200);
+    let stale = r.headers()[rushes::proxy::STALE_HEADER]
+        .to_str()
+        .expect("header")
+        .to_string();
+    assert!(stale.contains("HTTP 503"), "{stale}");
+    assert!(r.headers().get("warning").is_some());
+    assert_eq!(r.text().await.expect("body"), feed_body());
+    // Not when stale serving is off.
+    let strict = Proxy::start(
+        &upstream.url(),
+        dir.path(),
+        &[("FEED_PROXY_CACHE_TTL", "0"), ("FEED_PROXY_MAX_STALE", "0")],
+    )
+    .await;
+    assert_eq!(strict.get(Some(ALICE), &[]).await.status(), 200);
+    upstream.fail_next(1, 503, "down");
+    assert_eq!(strict.get(Some(ALICE), &[]).await.status(), 502);
+    strict.stop().await;
+    proxy.stop().await;
+}
+
+// Issue 22, item 11: only JSON is relayed; refused requests are summed up; the audit rotates.
+#[tokio::test]
+async fn a_non_json_upstream_is_refused_and_the_audit_log_stays_small() {
+    let upstream = FeedServer::start("<html><script>alert(1)</script></html>").await;
+    let dir = temp_dir();
+    let proxy = Proxy::start(
+        &upstream.url(),
+        dir.path(),
+        &[
+            ("FEED_PROXY_CACHE_TTL", "0"),
+            ("FEED_PROXY_AUDIT_MAX_BYTES", "4000"),
+        ],
+    )
+    .await;
+    let r = proxy.get(Some(ALICE), &[]).await;
+    assert_eq!(r.status(), 502);
+    let text = r.text().await.expect("body");
+    assert!(
+        text.contains("not JSON") && !text.contains("script"),
+        "{text}"
+    );
+    upstream.set_body(feed_body());
+    let r = proxy.get(Some(ALICE), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    for i in 0..300 {
+        let guess = format!("guess-{i:04}-0123456789abcdef");
+        assert_eq!(proxy.get(Some(&guess), &[]).await.status(), 401);
+    }
+    for _ in 0..40 {
+        assert_eq!(proxy.get(Some(ALICE), &[]).await.status(), 200);
+    }
+    let audit = proxy.audit.clone();
+    let current = proxy.stop().await;
+    let rotated: Vec<Value> = (1..=3)
+        .filter_map(|n| std::fs::read_to_string(format!("{}.{n}", audit.display())).ok())
+        .flat_map(|t| {
+            t.lines()
+                .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                .collect::<Vec<Value>>()
+        })
+        .collect();
+    assert!(!rotated.is_empty(), "the audit log was rotated");
+    assert!(
+        std::fs::metadata(format!("{}.4", audit.display())).is_err(),
+        "three old files at most"
+    );
+    let size = std::fs::metadata(&audit).map(|m| m.len()).unwrap_or(0);
+    assert!(size <= 4000, "current audit file of {size} bytes");
+    let all: Vec<&Value> = rotated.iter().chain(current.iter()).collect();
+    let refused_lines = all.iter().filter(|l| l["status"] == 401).count();
+    let summed: u64 = all
+        .iter()
+        .filter(|l| l["summary"] == "refused")
+        .filter_map(|l| l["count"].as_u64())
+        .sum();
+    assert_eq!(refused_lines, 1, "the first refusal in full");
+    assert_eq!(summed, 299, "the others summed up");
 }

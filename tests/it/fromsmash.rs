@@ -56,6 +56,7 @@ async fn a_fromsmash_link_is_fetched_file_by_file_and_an_error_goes_back_to_manu
         title: "Jour 10".into(),
         status: "Uploaded".into(),
         files: files.clone(),
+        download_base: None,
     });
     smash.add(SmashTransfer {
         link_id: "Rush-11_busy".into(),
@@ -63,6 +64,7 @@ async fn a_fromsmash_link_is_fetched_file_by_file_and_an_error_goes_back_to_manu
         title: "Jour 11".into(),
         status: "Processing".into(),
         files: files.clone(),
+        download_base: None,
     });
     let root = temp_dir();
     let (app, _feed) = app_for(
@@ -126,6 +128,7 @@ async fn fromsmash_stays_manual_unless_smash_auto_is_set() {
         title: "Jour 13".into(),
         status: "Uploaded".into(),
         files: vec![("A013.mov".into(), content(10_000, 103))],
+        download_base: None,
     });
     let files = crate::support::file_server::FileServer::start().await;
     let url = files.add("plain/b.mov", content(10_000, 104));

@@ -52,6 +52,7 @@ impl Observer for Quiet {
 
 fn file_headers(url: &str) -> HeaderMap {
     let file = RemoteFile {
+        id: "file-1".into(),
         url: Url::parse(url).expect("url"),
         name: "x".into(),
         size: None,
@@ -160,6 +161,7 @@ async fn every_ranged_request_of_a_segmented_download_carries_them() {
 #[test]
 fn a_header_that_cannot_be_sent_is_the_resolvers_error() {
     let file = RemoteFile {
+        id: "file-1".into(),
         url: Url::parse("https://example.test/f").expect("url"),
         name: "x".into(),
         size: None,

@@ -23,6 +23,7 @@ fn transfer(state: TransferState, password: Option<&str>) -> FakeTransfer {
         credit: 250,
         message: "Rushes jour 7".into(),
         files: vec![("f-1".into(), "A007_C001.mov".into(), content(200_000, 81))],
+        ..Default::default()
     }
 }
 

@@ -18,6 +18,7 @@ fn transfer(state: TransferState, password: Option<&str>, credit: i64) -> FakeTr
             ("f-1".into(), "A001_C002.mov".into(), content(300_000, 61)),
             ("f-2".into(), "son/A001.wav".into(), content(200_000, 62)),
         ],
+        ..Default::default()
     }
 }
 

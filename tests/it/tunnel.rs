@@ -827,3 +827,206 @@ async fn an_ngrok_url_that_changes_without_a_restart_moves_the_webhook() {
     assert_eq!(fake.count("POST", "/webhooks"), 1);
     app.stop().await;
 }
+
+// Issue 22, item 7: whatever answers on ngrok's API port must not choose where Frame.io sends
+// its events.
+#[tokio::test]
+async fn an_ngrok_api_naming_a_foreign_url_is_not_followed() {
+    let fake = FakeFrameio::start().await;
+    let dir = temp_dir();
+    let api_port = agent_api_port();
+    let ngrok = FakeAgent::ngrok(dir.path(), api_port);
+    let mut vars = frameio_vars(&fake);
+    vars.extend([
+        ("RUSHES_TUNNEL", "ngrok".to_string()),
+        ("NGROK_BIN", ngrok.program.display().to_string()),
+        ("NGROK_API_ADDR", format!("127.0.0.1:{api_port}")),
+        ("FRAMEIO_WEBHOOK_SECRET", SECRET.to_string()),
+    ]);
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let service = ChildService::start(dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let url = service.url("/api/frameio/status");
+    let status = || async {
+        let s: Value = client
+            .get(&url)
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        s
+    };
+    let s = wait_for("the first URL", WAIT, || async {
+        let s = status().await;
+        (s["webhook"]["state"] == "in_sync").then_some(s)
+    })
+    .await;
+    let first = s["public_url"].as_str().unwrap_or_default().to_string();
+    assert!(is_fake_ngrok_url(&first), "{s}");
+    ngrok.move_url("https://evil.example/x");
+    service.wait_for_log("outside ngrok's domains").await;
+    let s = status().await;
+    assert_eq!(s["public_url"], first.as_str(), "{s}");
+    assert_eq!(hook_urls(&fake), vec![format!("{first}/webhooks/frameio")]);
+}
+
+// Issue 22, item 7: an API port that answers before rushes started its agent is not its agent.
+#[tokio::test]
+async fn an_ngrok_api_port_taken_before_the_start_is_refused() {
+    let dir = temp_dir();
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let api = squatter.local_addr().expect("addr").to_string();
+    let ngrok = FakeAgent::ngrok(dir.path(), agent_api_port());
+    let vars = vec![
+        ("RUSHES_TUNNEL", "ngrok".to_string()),
+        ("NGROK_BIN", ngrok.program.display().to_string()),
+        ("NGROK_API_ADDR", api.clone()),
+    ];
+    let app = TestApp::spawn(config(dir.path(), &vars)).await;
+    let s = wait_status(&app, "the refusal", |s| {
+        s["tunnel"]["last_error_kind"] == "api_taken"
+    })
+    .await;
+    let error = s["tunnel"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&api) && error.contains("NGROK_API_ADDR"),
+        "{s}"
+    );
+    assert!(s["public_url"].is_null(), "{s}");
+    assert_eq!(ngrok.starts(), 0, "no agent started against a squatted API");
+    app.stop().await;
+    drop(squatter);
+}
+
+/// An ngrok behind a wrapper script without `exec` (the script's child is the agent), which
+/// also starts a helper of its own.
+fn wrapped_ngrok(dir: &Path, api_port: u16) -> (FakeAgent, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ngrok = FakeAgent::ngrok(dir, api_port);
+    let wrapper = dir.join("ngrok-wrapper");
+    let helper_pid = dir.join("helper.pid");
+    let script = format!(
+        "#!/bin/sh\necho $$ > '{}'\nsleep 3600 &\necho $! > '{}'\n'{}' \"$@\"\n",
+        dir.join("wrapper.pid").display(),
+        helper_pid.display(),
+        ngrok.program.display()
+    );
+    std::fs::write(&wrapper, script).expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (ngrok, wrapper)
+}
+
+fn pid_in(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("pid file")
+}
+
+// Issue 22, item 4: nothing the agent started outlives rushes, SIGKILL or SIGTERM.
+#[tokio::test]
+async fn the_agents_children_die_with_rushes() {
+    for signal in ["KILL", "TERM"] {
+        let dir = temp_dir();
+        let api_port = agent_api_port();
+        let (ngrok, wrapper) = wrapped_ngrok(dir.path(), api_port);
+        let api = format!("127.0.0.1:{api_port}");
+        let service = ChildService::start(
+            dir.path(),
+            &[
+                ("RUSHES_TUNNEL", "ngrok"),
+                ("NGROK_BIN", &wrapper.display().to_string()),
+                ("NGROK_API_ADDR", &api),
+            ],
+        )
+        .await;
+        let client = reqwest::Client::new();
+        let url = service.url("/api/frameio/status");
+        wait_for("the agent to run", WAIT, || async {
+            let s: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+            (s["tunnel"]["agent_state"] == "running").then_some(())
+        })
+        .await;
+        let pids = [
+            pid_in(&dir.path().join("wrapper.pid")),
+            pid_in(&dir.path().join("helper.pid")),
+            ngrok.pid().expect("agent pid"),
+        ];
+        assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
+        if signal == "KILL" {
+            let mut service = service;
+            service.kill();
+        } else {
+            assert!(service.terminate().await.success());
+        }
+        wait_for(
+            &format!("the agent's processes to die with rushes (SIG{signal})"),
+            WAIT,
+            || async { pids.iter().all(|p| !alive(*p)).then_some(()) },
+        )
+        .await;
+    }
+}
+
+// Issue 22, item 10: replays at once from many clients never fail with "database is locked".
+#[tokio::test]
+async fn concurrent_replays_never_fail_on_a_locked_database() {
+    let fake = FakeFrameio::start().await;
+    fake.add_file("file-r");
+    let dir = temp_dir();
+    let mut vars = frameio_vars(&fake);
+    vars.push(("FRAMEIO_WEBHOOK_SECRET", SECRET.to_string()));
+    let app = TestApp::spawn(config(dir.path(), &vars)).await;
+    let (code, _) = app
+        .post_json(
+            "/api/uploads",
+            &serde_json::json!({"file_id": "file-r", "upload_id": "up-r"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let hook = app.url("/webhooks/frameio");
+    let mut ids = Vec::new();
+    for kind in ["file.ready", "file.upload.completed", "comment.created"] {
+        let body = delivery(kind, "file", "file-r");
+        assert_eq!(deliver(&app.client, &hook, SECRET, &body).await, 200);
+    }
+    let events = wait_for("the events to be processed", WAIT, || async {
+        let (_, body) = app.get("/api/frameio/events").await;
+        let list = body["events"].as_array()?.clone();
+        (list.len() == 3 && list.iter().all(|e| e["outcome"].is_string())).then_some(list)
+    })
+    .await;
+    for e in &events {
+        ids.push(e["event_id"].as_i64().expect("event id"));
+    }
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let client = app.client.clone();
+        let base = app.url("/api/frameio/events");
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for i in 0..32 {
+                let id = ids[(t + i) % ids.len()];
+                let r = client
+                    .post(format!("{base}/{id}/replay"))
+                    .send()
+                    .await
+                    .expect("replay");
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or_default();
+                if status != 200 || body["outcome"] == "failed" {
+                    failed.push(format!("{status} {body}"));
+                }
+            }
+            failed
+        }));
+    }
+    for task in tasks {
+        let failed = task.await.expect("task");
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    app.stop().await;
+}

@@ -17,12 +17,59 @@
 //! `SMASH_API_BASE` (tests) puts every service under one base: `<base>/iam/<region>/…`,
 //! `<base>/link/…`, `<base>/transfer/<region>/…`.
 
+use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header;
 use serde::Deserialize;
 use url::Url;
 
-use super::{RemoteFile, ResolveError, Resolved};
+use super::resolver::{AllowedHosts, RemoteFile, ResolveError, Resolved, Resolver};
+use crate::config::ResolverSettings;
+use crate::domain::LinkKind;
+
+/// FromSmash in the registry.
+pub struct FromSmash;
+
+impl Resolver for FromSmash {
+    fn name(&self) -> &'static str {
+        "FromSmash"
+    }
+
+    fn kind(&self) -> LinkKind {
+        LinkKind::Fromsmash
+    }
+
+    fn enabled(&self, settings: &ResolverSettings) -> bool {
+        settings.smash
+    }
+
+    fn experimental(&self) -> bool {
+        true
+    }
+
+    /// FromSmash's own domains (its services and signed file URLs), or `SMASH_API_BASE`.
+    fn hosts(&self, settings: &ResolverSettings) -> AllowedHosts {
+        let bases: Vec<&Url> = settings.smash_api.iter().collect();
+        AllowedHosts::new(&["fromsmash.co", "fromsmash.com"], &bases)
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        settings: &'a ResolverSettings,
+        link: &'a Url,
+        password: Option<&'a str>,
+    ) -> BoxFuture<'a, Option<Result<Resolved, ResolveError>>> {
+        Box::pin(async move {
+            use secrecy::ExposeSecret as _;
+            let hosts = Hosts {
+                base: settings.smash_api.clone(),
+            };
+            let token = settings.smash_token.as_ref().map(|t| t.expose_secret());
+            Some(resolve(client, &hosts, token, link, password).await)
+        })
+    }
+}
 
 /// Answers larger than this are refused.
 const MAX_ANSWER: usize = 4 << 20;
@@ -130,6 +177,7 @@ struct FilesAnswer {
 }
 #[derive(Deserialize)]
 struct File {
+    id: String,
     name: String,
     size: Option<u64>,
     download: String,
@@ -263,6 +311,7 @@ pub async fn resolve(
                     ResolveError::Api(format!("no usable download URL for {}", f.name))
                 })?;
             files.push(RemoteFile {
+                id: f.id,
                 url,
                 name: f.name,
                 size: f.size,

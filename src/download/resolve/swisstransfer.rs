@@ -8,12 +8,56 @@
 //! scheme: https in production).
 
 use base64::Engine as _;
+use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header;
 use serde::Deserialize;
 use url::Url;
 
-use super::{RemoteFile, ResolveError, Resolved};
+use super::resolver::{AllowedHosts, RemoteFile, ResolveError, Resolved, Resolver};
+use crate::config::ResolverSettings;
+use crate::domain::LinkKind;
+
+/// SwissTransfer in the registry.
+pub struct SwissTransfer;
+
+impl Resolver for SwissTransfer {
+    fn name(&self) -> &'static str {
+        "SwissTransfer"
+    }
+
+    fn kind(&self) -> LinkKind {
+        LinkKind::Swisstransfer
+    }
+
+    fn enabled(&self, settings: &ResolverSettings) -> bool {
+        settings.swisstransfer
+    }
+
+    /// `*.swisstransfer.com` (its API and its `dl-…` download hosts), or the configured API base.
+    fn hosts(&self, settings: &ResolverSettings) -> AllowedHosts {
+        AllowedHosts::new(&["swisstransfer.com"], &[&settings.swisstransfer_api])
+    }
+
+    /// The delivery's own password, else `SWISSTRANSFER_PASSWORD`.
+    fn resolve<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        settings: &'a ResolverSettings,
+        link: &'a Url,
+        password: Option<&'a str>,
+    ) -> BoxFuture<'a, Option<Result<Resolved, ResolveError>>> {
+        Box::pin(async move {
+            use secrecy::ExposeSecret as _;
+            let uuid = link_uuid(link)?;
+            let password = password.or(settings
+                .swisstransfer_password
+                .as_ref()
+                .map(|p| p.expose_secret()));
+            Some(resolve(client, &settings.swisstransfer_api, &uuid, password).await)
+        })
+    }
+}
 
 /// API answers larger than this are refused.
 const MAX_ANSWER: usize = 4 << 20;
@@ -183,6 +227,7 @@ pub async fn resolve(
             url.query_pairs_mut().append_pair("token", &token);
         }
         files.push(RemoteFile {
+            id: f.uuid,
             url,
             name: f.file_name,
             size: f.file_size_in_bytes,

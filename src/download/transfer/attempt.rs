@@ -11,70 +11,26 @@ use reqwest::header::{self, HeaderMap};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::job::{Job, JobUrl, Observer, TransferError};
 use super::meter::Meter;
-use super::place::{
-    available_space, choose_name, finalize, is_disk_full, part_path, reset_part, truncate_part,
+use super::part::{
+    Body, Handover, Part, Try, TryError, finalize, io_fatal, lock_part, reset_part, truncate_part,
 };
+use super::place::{available_space, choose_name, is_disk_full, part_path};
+use super::ranged::{header_str, spliced, validator_of};
 use super::sink::{Sink, hash_part};
-use super::{Job, JobUrl, Observer, Part, TransferError, TryError, io_fatal};
 use super::{pages, segmented};
 use crate::{links, naming, net};
 
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// A strong ETag, else Last-Modified: what `If-Range` may carry.
-fn validator_of(headers: &HeaderMap) -> Option<String> {
-    header_str(headers, header::ETAG)
-        .filter(|e| !e.starts_with("W/"))
-        .or_else(|| header_str(headers, header::LAST_MODIFIED))
-        .map(str::to_string)
-}
-
-/// Why a 206 answer may hold bytes of another version than the partial file, if it may:
-/// its validator (the ETag when `sent` was one, else Last-Modified) is missing or differs.
-fn spliced(sent: &str, headers: &HeaderMap) -> Option<String> {
-    let sent_is_etag = sent.starts_with('"') || sent.starts_with("W/");
-    let (name, got) = if sent_is_etag {
-        ("ETag", header_str(headers, header::ETAG))
-    } else {
-        ("Last-Modified", header_str(headers, header::LAST_MODIFIED))
-    };
-    match got {
-        Some(got) if got == sent => None,
-        Some(_) => Some(format!(
-            "the resumed answer has another {name} than the partial file (a new version)"
-        )),
-        None => Some(format!(
-            "the resumed answer has no {name} to prove it is the same version"
-        )),
-    }
-}
-
-/// `bytes START-END/TOTAL` -> (START, TOTAL).
-pub fn parse_content_range(raw: &str) -> Option<(u64, Option<u64>)> {
-    let rest = raw.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (start, _end) = range.split_once('-')?;
-    let start = start.trim().parse().ok()?;
-    let total = total.trim().parse().ok();
-    Some((start, total))
-}
-
 /// One GET of one URL. On success returns the final path, its SHA-256 and size.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn try_once<O: Observer>(
-    client: &reqwest::Client,
-    job: &Job,
+    t: &mut Try<'_, O>,
     source: &JobUrl,
     part: &mut Option<Part>,
     plan: &segmented::Plan,
-    observer: &mut O,
-    cancel: &CancellationToken,
-    fetched: &mut u64,
 ) -> Result<(PathBuf, String, u64), TryError> {
-    let (response, resume_validator, have) = request(client, source, part, cancel).await?;
+    let job = t.job;
+    let (response, resume_validator, have) = request(t.client, source, part, t.cancel).await?;
     let response = pages::check(response, pages::expects_html(job, part)).await?;
     let headers = response.headers().clone();
     let (offset, total) = accepted_range(
@@ -90,7 +46,7 @@ pub(super) async fn try_once<O: Observer>(
     if total.is_some() {
         p.total = total;
     }
-    observer
+    t.observer
         .part_chosen(&p.path, &p.name, p.validator.as_deref(), total)
         .await
         .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
@@ -100,14 +56,16 @@ pub(super) async fn try_once<O: Observer>(
     let probe = (offset == 0 && segmented::wanted(job, plan, &headers, total))
         .then(|| segmented::Probe::new(job, &source.url, total.unwrap_or(0)));
     let (file, hasher) = open_part(p, offset).await?;
-    let (written, outcome) = stream_body(
-        job, response, file, hasher, p, offset, total, observer, cancel, fetched, probe,
-    )
-    .await?;
+    let sink = if job.inline_writes {
+        Sink::inline(file, hasher)
+    } else {
+        Sink::thread(file, hasher)
+    };
+    let (written, outcome) = stream_body(t, response, sink, p, (offset, total), probe).await?;
     let size = offset + written;
     match outcome {
         StreamEnd::Split(body) => {
-            return Err(TryError::Segmented(Box::new(segmented::Handover {
+            return Err(TryError::Segmented(Box::new(Handover {
                 body,
                 total: total.unwrap_or(0),
                 written,
@@ -121,7 +79,7 @@ pub(super) async fn try_once<O: Observer>(
         }
         StreamEnd::Complete => {}
     }
-    finish_part(job, p, size, total, observer).await
+    finish_part(job, p, size, total, t.observer).await
 }
 
 /// Sends the GET, with `Range` + `If-Range` when a part with a validator can be resumed.
@@ -153,7 +111,11 @@ async fn request(
         () = cancel.cancelled() => return Err(TryError::Fatal(TransferError::Cancelled)),
         r = request.send() => r,
     };
-    let response = response.map_err(|e| TryError::Retry(net::error_text(&e)))?;
+    // A refused redirect (a resolver's file sent off the provider's hosts) will not change.
+    let response = response.map_err(|e| match e.is_redirect() {
+        true => TryError::NextUrl(net::error_text(&e)),
+        false => TryError::Retry(net::error_text(&e)),
+    })?;
     Ok((response, resume_validator, have))
 }
 
@@ -170,8 +132,8 @@ fn accepted_range(
     let total;
     match status {
         StatusCode::PARTIAL_CONTENT if resume_validator.is_some() => {
-            let Some((start, announced)) =
-                header_str(headers, header::CONTENT_RANGE).and_then(parse_content_range)
+            let Some((start, announced)) = header_str(headers, header::CONTENT_RANGE)
+                .and_then(super::ranged::parse_content_range)
             else {
                 truncate_part(part)?;
                 return Err(TryError::Retry(
@@ -294,7 +256,7 @@ async fn open_part(p: &mut Part, offset: u64) -> Result<(std::fs::File, Sha256),
         .truncate(false)
         .open(&p.path)
         .map_err(|e| io_fatal(&p.path, e))?;
-    super::lock_part(&file, &p.path)?;
+    lock_part(&file, &p.path)?;
     file.set_len(offset).map_err(|e| io_fatal(&p.path, e))?;
     file.seek(SeekFrom::Start(offset))
         .map_err(|e| io_fatal(&p.path, e))?;
@@ -320,31 +282,23 @@ enum StreamEnd {
     Cancelled,
     NetworkError(String),
     /// The probe found the connection slow: the rest of the body goes to `segmented::run`.
-    Split(segmented::Body),
+    Split(Body),
 }
 
 /// Streams the body into the sink (written and hashed), reporting progress. What arrived before
 /// an error or a cancel is still written: a valid prefix to resume from.
-#[allow(clippy::too_many_arguments)]
+/// `at`: where the body starts in the file, and the file's announced size.
 async fn stream_body<O: Observer>(
-    job: &Job,
+    t: &mut Try<'_, O>,
     response: reqwest::Response,
-    file: std::fs::File,
-    hasher: Sha256,
+    mut sink: Sink,
     p: &mut Part,
-    offset: u64,
-    total: Option<u64>,
-    observer: &mut O,
-    cancel: &CancellationToken,
-    fetched: &mut u64,
+    at: (u64, Option<u64>),
     mut probe: Option<segmented::Probe>,
 ) -> Result<(u64, StreamEnd), TryError> {
-    let mut sink = if job.inline_writes {
-        Sink::inline(file, hasher)
-    } else {
-        Sink::thread(file, hasher)
-    };
-    let mut stream: segmented::Body = Box::pin(response.bytes_stream());
+    let (offset, total) = at;
+    let (job, cancel) = (t.job, t.cancel);
+    let mut stream: Body = Box::pin(response.bytes_stream());
     let mut received = 0u64;
     let mut network_error = None;
     let mut meter = Meter::new(offset);
@@ -385,13 +339,13 @@ async fn stream_body<O: Observer>(
                     break; // the write failed; its error is reported below
                 }
                 if let Some(progress) = meter.tick(offset + received, total) {
-                    observer.progress(progress).await;
+                    t.observer.progress(progress).await;
                 }
             }
         }
     }
     let rest = split.then_some(stream);
-    *fetched += received;
+    t.fetched += received;
     let (hasher, written, result) = sink.finish().await.map_err(TryError::Retry)?;
     if let Err(e) = result {
         p.hasher = None;
@@ -405,7 +359,7 @@ async fn stream_body<O: Observer>(
     }
     let size = offset + written;
     p.hasher = Some((hasher, size));
-    observer.progress(meter.last(size, total)).await;
+    t.observer.progress(meter.last(size, total)).await;
     let end = if let Some(body) = rest {
         StreamEnd::Split(body)
     } else if cancelled {
@@ -448,19 +402,4 @@ async fn finish_part<O: Observer>(
     let sha256 = hex::encode(hasher.finalize());
     let final_path = finalize(&job.dir, p, &sha256, size, observer).await?;
     Ok((final_path, sha256, size))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_parsing() {
-        assert_eq!(
-            parse_content_range("bytes 100-199/200"),
-            Some((100, Some(200)))
-        );
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
-        assert_eq!(parse_content_range("items 1-2/3"), None);
-    }
 }

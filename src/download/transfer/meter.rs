@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{PROGRESS_EVERY, Progress};
+use super::job::{PROGRESS_EVERY, Progress};
 
 /// Speed over the last couple of seconds and progress throttling.
 pub(super) struct Meter {

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header;
 
-use super::TryError;
+use super::part::{Part, TryError};
 
 /// At most this much of an error page is read.
 const PAGE_LIMIT: usize = 256 << 10;
@@ -131,7 +131,7 @@ pub fn classify(
 
 /// Whether the file itself is an HTML page (by its chosen, forced or link name): then an HTML
 /// answer is the file.
-pub(super) fn expects_html(job: &super::Job, part: &Option<super::Part>) -> bool {
+pub(super) fn expects_html(job: &super::job::Job, part: &Option<Part>) -> bool {
     let name = match part {
         Some(p) => p.name.as_str().to_string(),
         None => job.forced_name.clone().unwrap_or_else(|| {

@@ -6,7 +6,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
-use super::{Observer, Part, TransferError, TryError, io_fatal};
 use crate::naming::{self, SafeFileName};
 
 /// Final names and `.part` files in use by downloads of this process.
@@ -37,7 +36,7 @@ impl Drop for Reservation {
 }
 
 /// `<name>.part`, the name cut if needed so the whole stays within 255 bytes.
-pub(super) fn part_path(dir: &Path, name: &SafeFileName) -> PathBuf {
+pub fn part_path(dir: &Path, name: &SafeFileName) -> PathBuf {
     let mut base = name.as_str();
     let room = naming::MAX_NAME_BYTES - ".part".len();
     if base.len() > room {
@@ -84,76 +83,8 @@ pub(super) fn is_disk_full(e: &io::Error) -> bool {
     )
 }
 
-pub(super) fn truncate_part(part: &mut Option<Part>) -> Result<(), TryError> {
-    match part.as_mut() {
-        Some(p) => reset_part(p),
-        None => Ok(()),
-    }
-}
-
-/// Empties the part: the next try starts from zero.
-pub(super) fn reset_part(p: &mut Part) -> Result<(), TryError> {
-    p.hasher = None;
-    p.validator = None;
-    p.total = None;
-    if p.path.exists() {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&p.path)
-            .and_then(|f| f.set_len(0))
-            .map_err(|e| io_fatal(&p.path, e))?;
-    }
-    Ok(())
-}
-
-/// Renames the synced part to its final name, numbering the name if a file took it meanwhile.
-pub(super) async fn finalize<O: Observer>(
-    dir: &Path,
-    p: &Part,
-    sha256: &str,
-    size: u64,
-    observer: &mut O,
-) -> Result<PathBuf, TryError> {
-    let mut n = 0;
-    loop {
-        let name = if n == 0 {
-            p.name.clone()
-        } else {
-            p.name.numbered(n)
-        };
-        n += 1;
-        let target = dir.join(name.as_str());
-        if target.symlink_metadata().is_ok() {
-            continue;
-        }
-        let reservation = if n == 1 {
-            None // our own name, reserved since the part was chosen
-        } else {
-            match Reservation::try_take(std::slice::from_ref(&target)) {
-                Some(r) => Some(r),
-                None => continue,
-            }
-        };
-        observer
-            .before_rename(&target, sha256, size)
-            .await
-            .map_err(|e| TryError::Fatal(TransferError::Observer(e)))?;
-        match rename_no_replace(&p.path, &target) {
-            Ok(()) => {
-                drop(reservation);
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-                return Ok(target);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_fatal(&target, e)),
-        }
-    }
-}
-
 /// `rename` that fails with `AlreadyExists` instead of replacing `to`.
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+pub(super) fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),

@@ -49,11 +49,88 @@ pub(super) struct Fake {
     webhooks: Vec<Value>,
     next_webhook: u32,
     rate_limit_next: u32,
+    server_error_next: u32,
     requests: Vec<(String, String)>,
     unauthorized: u32,
     rate_limited: u32,
+    bucket_refused: u32,
+    bucket: Bucket,
     /// Uploads, version stacks and moves (see fake_frameio_upload.rs).
     pub(super) uploads: super::fake_frameio_upload::Uploads,
+}
+
+/// Frame.io's rate limit as its guide describes it: a leaky bucket per user, reported on every
+/// response as `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-ratelimit-window` (ms); no
+/// `Retry-After`, no `x-ratelimit-reset`. A request over the limit answers 429.
+struct Bucket {
+    limit: f64,
+    window_ms: f64,
+    level: f64,
+    at: std::time::Instant,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        // The guide's highest limit: 100 requests a second.
+        Self {
+            limit: 100.0,
+            window_ms: 1000.0,
+            level: 0.0,
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Bucket {
+    /// Takes one request; `None` when the bucket is full (429). Returns what remains.
+    fn take(&mut self) -> Option<u32> {
+        let leaked = self.at.elapsed().as_secs_f64() * 1000.0 * self.limit / self.window_ms;
+        self.at = std::time::Instant::now();
+        self.level = (self.level - leaked).max(0.0);
+        if self.level + 1.0 > self.limit {
+            return None;
+        }
+        self.level += 1.0;
+        Some((self.limit - self.level).floor() as u32)
+    }
+
+    fn headers(&self, remaining: u32) -> [(&'static str, String); 3] {
+        [
+            ("x-ratelimit-limit", format!("{}", self.limit as u32)),
+            ("x-ratelimit-remaining", remaining.to_string()),
+            ("x-ratelimit-window", format!("{}", self.window_ms as u64)),
+        ]
+    }
+}
+
+/// Every `/v4` answer carries the rate-limit headers; a full bucket answers 429.
+async fn rate_limit(
+    State((state, _)): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !request.uri().path().starts_with("/v4/") {
+        return next.run(request).await;
+    }
+    let taken = {
+        let mut s = state.lock().expect("lock");
+        let taken = s.bucket.take();
+        if taken.is_none() {
+            s.rate_limited += 1;
+            s.bucket_refused += 1;
+        }
+        (taken, s.bucket.headers(taken.unwrap_or(0)))
+    };
+    let mut response = match taken.0 {
+        Some(_) => next.run(request).await,
+        None => errors(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+    };
+    for (name, value) in taken.1 {
+        if let Ok(v) = value.parse() {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
 }
 
 #[derive(Clone)]
@@ -104,6 +181,10 @@ impl FakeFrameio {
                     .patch(patch_webhook)
                     .delete(delete_webhook),
             )
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                rate_limit,
+            ))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -218,7 +299,7 @@ impl FakeFrameio {
         self.with(|s| s.valid_tokens.clear());
     }
 
-    /// The next `n` API requests answer 429 (with `Retry-After: 1` on the first).
+    /// The next `n` API requests answer 429 (as Frame.io does: no `Retry-After`).
     pub fn rate_limit_next(&self, n: u32) {
         self.with(|s| s.rate_limit_next = n);
     }
@@ -252,6 +333,27 @@ impl FakeFrameio {
 
     pub fn unauthorized(&self) -> u32 {
         self.with(|s| s.unauthorized)
+    }
+
+    /// The next `n` API requests answer 503.
+    pub fn server_error_next(&self, n: u32) {
+        self.with(|s| s.server_error_next = n);
+    }
+
+    /// This account's limit from now on: `limit` requests per `window_ms` (a leaky bucket).
+    pub fn set_rate_limit(&self, limit: u32, window_ms: u64) {
+        self.with(|s| {
+            s.bucket = Bucket {
+                limit: f64::from(limit),
+                window_ms: window_ms as f64,
+                ..Bucket::default()
+            }
+        });
+    }
+
+    /// Requests refused because the bucket was full (not the injected 429s).
+    pub fn bucket_refused(&self) -> u32 {
+        self.with(|s| s.bucket_refused)
     }
 
     pub fn rate_limited(&self) -> u32 {
@@ -318,17 +420,17 @@ pub(super) fn gate(
         s.unauthorized += 1;
         return Err(errors(StatusCode::UNAUTHORIZED, "Unauthorized"));
     }
+    if s.server_error_next > 0 {
+        s.server_error_next -= 1;
+        return Err(errors(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+        ));
+    }
     if s.rate_limit_next > 0 {
         s.rate_limit_next -= 1;
         s.rate_limited += 1;
-        let mut r = errors(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        r.headers_mut()
-            .insert("x-ratelimit-remaining", "0".parse().expect("header"));
-        if s.rate_limited == 1 {
-            r.headers_mut()
-                .insert("retry-after", "1".parse().expect("header"));
-        }
-        return Err(r);
+        return Err(errors(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"));
     }
     Ok(())
 }

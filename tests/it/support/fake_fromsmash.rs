@@ -29,6 +29,8 @@ pub struct SmashTransfer {
     pub title: String,
     pub status: String,
     pub files: Vec<(String, Vec<u8>)>,
+    /// Where the signed `download` URLs point (default: this fake's own `/files/…`).
+    pub download_base: Option<String>,
 }
 
 #[derive(Default)]
@@ -193,7 +195,11 @@ async fn files(
             json!({
                 "id": format!("file-{n}"), "ext": "mov", "size": body.len(), "name": name, "crc32": 0,
                 "preview": "", "thumbnail": "",
-                "download": format!("http://{addr}/files/{}/{n}?sig=signed-{n}", t.transfer_id),
+                "download": format!(
+                    "{}/files/{}/{n}?sig=signed-{n}",
+                    t.download_base.clone().unwrap_or_else(|| format!("http://{addr}")),
+                    t.transfer_id
+                ),
             })
         })
         .collect();

@@ -23,14 +23,15 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 /// What the fake answers for one transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransferState {
+    #[default]
     Ready,
     Expired,
     VirusCheck,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FakeTransfer {
     pub state: TransferState,
     pub password: Option<String>,
@@ -38,12 +39,20 @@ pub struct FakeTransfer {
     pub message: String,
     /// (file UUID, name, bytes)
     pub files: Vec<(String, String, Vec<u8>)>,
+    /// `path` of a file in the container, by file UUID (default "").
+    pub paths: HashMap<String, String>,
+    /// `downloadHost` as answered (default: the `Host` the API was asked on).
+    pub download_host: Option<String>,
+    /// Downloads answer `302 Location: <this>` instead of the file.
+    pub redirect: Option<String>,
 }
 
 #[derive(Default)]
 struct Inner {
     transfers: HashMap<String, FakeTransfer>,
     downloads: u32,
+    /// Download requests per file UUID.
+    asked: HashMap<String, u32>,
     tokens_asked: u32,
     link_requests: u32,
 }
@@ -105,6 +114,17 @@ impl FakeSwissTransfer {
         self.inner.lock().expect("lock").downloads
     }
 
+    /// Download requests for the file `uuid` (served or not).
+    pub fn asked_for(&self, uuid: &str) -> u32 {
+        self.inner
+            .lock()
+            .expect("lock")
+            .asked
+            .get(uuid)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn tokens_asked(&self) -> u32 {
         self.inner.lock().expect("lock").tokens_asked
     }
@@ -164,7 +184,7 @@ async fn link(
                 "fileName": name,
                 "fileSizeInBytes": body.len(),
                 "downloadCounter": 0,
-                "path": "",
+                "path": t.paths.get(id).cloned().unwrap_or_default(),
                 "mimeType": "application/octet-stream",
                 "createdDate": "2026-01-08T20:19:38+00:00",
                 "expiredDate": "2026-02-08T20:19:38+00:00",
@@ -175,7 +195,7 @@ async fn link(
         "data": {
             "linkUUID": uuid,
             "containerUUID": format!("container-{uuid}"),
-            "downloadHost": host,
+            "downloadHost": t.download_host.clone().unwrap_or(host),
             "downloadCounterCredit": t.credit,
             "createdDate": "2026-01-08T20:19:38+00:00",
             "expiredDate": "2026-02-08T20:19:38+00:00",
@@ -220,6 +240,7 @@ async fn download(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mut inner = inner.lock().expect("lock");
+    *inner.asked.entry(file.clone()).or_default() += 1;
     let Some(t) = inner.transfers.get_mut(&link) else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };
@@ -232,6 +253,13 @@ async fn download(
     let Some((_, name, body)) = t.files.iter().find(|(id, _, _)| *id == file).cloned() else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };
+    if let Some(to) = t.redirect.clone() {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, to)
+            .body(Body::empty())
+            .expect("response");
+    }
     t.credit -= 1;
     inner.downloads += 1;
     Response::builder()
