@@ -14,9 +14,9 @@ mod health;
 mod ingest;
 mod inspector;
 mod notify;
+mod ops;
 mod outbox;
 mod reviews;
-mod ops;
 mod segments;
 mod sends;
 mod waits;
@@ -45,9 +45,9 @@ pub use frameio::{
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
+pub use ops::{EventBacklog, PRUNE_BATCH, prune_events};
 pub use outbox::{FinishedDelivery, NewMessage, OutboxRow, VerdictChange};
 pub use reviews::CommentLabel;
-pub use ops::{EventBacklog, PRUNE_BATCH, prune_events};
 pub use segments::SegmentRow;
 pub use sends::{NewSend, Send, SendClaim, state as send_state};
 
