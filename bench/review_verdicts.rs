@@ -1,4 +1,4 @@
-//! Verdicts per second of the comment analysis (`rushes::frameio::analyse_text`), over the
+//! Verdicts per second of the review reader (`rushes::frameio::Reader`: rules + model), over the
 //! comment table in tests/data, next to a reference measured in the same run: the analysis it
 //! replaced (whole-word keyword lists, re-implemented here as it was). Also the cost of analysing
 //! a poll's worth of comments (100). Writes the numbers into BENCHMARKS.md.
@@ -9,9 +9,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use rushes::config::lexicon::Lexicon;
-use rushes::config::lexicon::words;
-use rushes::frameio::analyse_text;
+use rushes::frameio::Reader;
+use rushes::frameio::words;
 
 #[path = "common.rs"]
 mod common;
@@ -70,12 +69,12 @@ fn main() -> anyhow::Result<()> {
         .filter_map(|l| l.splitn(3, '\t').nth(2))
         .collect();
     anyhow::ensure!(texts.len() >= 200, "the comment table is missing");
-    let lexicon = Lexicon::builtin();
+    let lexicon = Reader::builtin();
     let old = [list(OLD_APPROVED), list(OLD_CHANGES), list(OLD_REJECTED)];
 
     // Warm up both, then measure them alternately (reference, analysis, reference, analysis).
     run(&texts, budget / 4, |t| {
-        black_box(analyse_text(t, &lexicon));
+        black_box(lexicon.analyse_text(t));
     });
     let mut old_rates = Vec::new();
     let mut new_rates = Vec::new();
@@ -85,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         });
         old_rates.push(n as f64 / d.as_secs_f64());
         let (n, d) = run(&texts, budget / 2, |t| {
-            black_box(analyse_text(t, &lexicon));
+            black_box(lexicon.analyse_text(t));
         });
         new_rates.push(n as f64 / d.as_secs_f64());
     }
@@ -97,12 +96,12 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     for _ in 0..rounds {
         for t in &poll {
-            black_box(analyse_text(t, &lexicon));
+            black_box(lexicon.analyse_text(t));
         }
     }
     let per_poll = started.elapsed() / rounds;
     let lexicon_started = Instant::now();
-    black_box(Lexicon::builtin());
+    black_box(Reader::builtin());
     let lexicon_load = lexicon_started.elapsed();
 
     let mean_chars =
@@ -112,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         new_rate / old_rate
     );
     println!(
-        "100 comments (one poll page): {:.2} ms; lexicon load: {:.2} ms",
+        "100 comments (one poll page): {:.2} ms; reader load: {:.2} ms",
         per_poll.as_secs_f64() * 1000.0,
         lexicon_load.as_secs_f64() * 1000.0
     );
@@ -139,9 +138,9 @@ phase, the two analyses measured alternately. The reference is the analysis this
 (whole-word keyword lists), re-implemented in the bench and measured in the same run.\n\n\
 | measure | value | vs old keyword lists |\n|---|---|---|\n\
 | old keyword lists (reference) | {old_rate:.0} verdicts/s | 1.00 |\n\
-| clause/negation/request analysis | **{new_rate:.0} verdicts/s** | {ratio:.2} |\n\
+| reader: rules (clauses, negation, requests) + linear model | **{new_rate:.0} verdicts/s** | {ratio:.2} |\n\
 | one poll page (100 comments) | {poll_ms:.2} ms | |\n\
-| lexicon load (embedded JSON, compiled) | {lex_ms:.2} ms | once at start |\n\n\
+| reader load (embedded lexicon JSON compiled, embedded model read) | {lex_ms:.2} ms | once at start |\n\n\
 A poll's HTTP round trips to Frame.io take tens to hundreds of milliseconds each: the analysis is \
 not the bottleneck of a poll.\n\
 <!-- review_verdicts:end -->\n",

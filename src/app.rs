@@ -122,7 +122,7 @@ impl App {
             store.clone(),
             events.clone(),
             config.tunnel.cleanup,
-        );
+        )?;
         let (downloads, downloads_handle) = Engine::new(
             store.clone(),
             events.clone(),

@@ -49,9 +49,19 @@ pub enum FrameioCommand {
     Uploads,
     /// Print the comment verdicts a person corrected, one {"text","expected"} JSON object a line.
     Corrections,
-    /// Print the verdict a comment gives and its reason; without TEXT, read one comment a line
-    /// from stdin and write one JSON object a line: {"text", "verdict", "reason"}.
+    /// Print the verdict a comment gives, whether the reader is sure, and its reason; without
+    /// TEXT, read one comment a line from stdin and write one JSON object a line:
+    /// {"text", "verdict", "confident", "reason"}. With --eval, score a labelled set.
     Verdict {
+        /// Score the reader on FILE.json, a list of {"text", "expected"} (expected: approved,
+        /// changes_requested, rejected or null): confusion matrix, confidently wrong %, not
+        /// confident %, false approvals. Exit code 1 below the targets (confidently wrong ≤ 3 %,
+        /// not confident ≤ 12 %, no confident false approval)
+        #[arg(long, value_name = "FILE.json", conflicts_with = "text")]
+        eval: Option<std::path::PathBuf>,
+        /// With --eval: also print each miss (expected, verdict, sure or not, reason, text)
+        #[arg(long, requires = "eval")]
+        show_misses: bool,
         /// The comment (several words are joined with spaces)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         text: Vec<String>,
@@ -107,8 +117,13 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
     logging::init_command();
-    if let FrameioCommand::Verdict { text } = &command {
-        return verdict(text);
+    if let FrameioCommand::Verdict {
+        text,
+        eval,
+        show_misses,
+    } = &command
+    {
+        return verdict(text, eval.as_deref(), *show_misses).await;
     }
     let config = Config::load(&Overrides::default())?;
     match command {
@@ -134,7 +149,7 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
         FrameioCommand::Uploads => uploads(&config).await,
         FrameioCommand::Corrections => super::frameio_review::corrections(&config).await,
         FrameioCommand::Webhook(cmd) => webhook(&config, cmd).await,
-        FrameioCommand::Verdict { text } => verdict(&text),
+        FrameioCommand::Verdict { .. } => unreachable!("handled above"),
         FrameioCommand::Events { follow, limit } => {
             super::frameio_inspect::events(&config, limit, follow, crate::cli::shutdown_signal())
                 .await
@@ -147,9 +162,17 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Only the Frame.io settings matter here (the lexicon), not the feed's.
-fn verdict(text: &[String]) -> anyhow::Result<ExitCode> {
+async fn verdict(
+    text: &[String],
+    eval: Option<&std::path::Path>,
+    show_misses: bool,
+) -> anyhow::Result<ExitCode> {
     let settings = crate::config::FrameioConfig::from_lookup(|name| std::env::var(name).ok())?;
-    super::verdict::run(text, &settings.lexicon)
+    let reader = crate::frameio::Reader::from_settings(&settings.review)?;
+    match eval {
+        Some(path) => super::verdict::eval(path, show_misses, &reader).await,
+        None => super::verdict::run(text, &reader).await,
+    }
 }
 
 async fn track(
@@ -218,7 +241,15 @@ async fn uploads(config: &Config) -> anyhow::Result<ExitCode> {
         "upload", "file", "state", "since"
     );
     for u in list {
-        let mut reason = u.state_reason.clone();
+        let mut reason = match &u.needs_look {
+            Some(look) => format!(
+                "NEEDS A LOOK (not sure of comment {}, guess: {}): {}",
+                look.comment_id,
+                look.guess.map_or("no decision", |v| v.as_str()),
+                look.reason
+            ),
+            None => u.state_reason.clone(),
+        };
         if reason.chars().count() > 160 {
             reason = reason.chars().take(159).collect::<String>() + "…";
         }

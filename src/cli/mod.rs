@@ -77,6 +77,7 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
   FRAMEIO_REVIEW_LEXICON      JSON lexicon extending the built-in comment cues (\"mode\": \"replace\" to replace lists)
   FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues
+  FRAMEIO_REVIEW_LLM_URL, FRAMEIO_REVIEW_LLM_MODEL [, FRAMEIO_REVIEW_LLM_KEY]  optional second opinion on unsure comments (OpenAI-compatible chat completions) [off]
   RUSHES_TUNNEL, RUSHES_PUBLIC_URL, NGROK_*, CLOUDFLARED_*  see `rushes serve --help`";
 
 const PROXY_ENV_HELP: &str = "\

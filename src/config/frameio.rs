@@ -7,10 +7,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use super::lexicon::{Cat, Lexicon};
 use super::{ConfigError, Env};
 use crate::domain::ReviewState;
 use crate::text::{fold_text, words};
@@ -109,11 +107,72 @@ pub struct FrameioConfig {
     pub webhook_name: String,
     pub poll_interval: Duration,
     pub status_map: StatusMap,
-    /// The review lexicon: built-in, `FRAMEIO_REVIEW_LEXICON` applied over it, then the
-    /// `FRAMEIO_KEYWORDS_*` lists.
-    pub lexicon: Arc<Lexicon>,
+    /// What the review reader is built from (frameio's review builds it).
+    pub review: ReviewSettings,
     /// `FRAMEIO_UPLOAD_*`: where rushes sends files itself.
     pub upload: super::frameio_upload::UploadSettings,
+}
+
+/// The review reader's settings: where a studio's lexicon is and the keyword lists that replace
+/// built-in ones. Only read and checked here; the lexicon is loaded by the review reader.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReviewSettings {
+    /// `FRAMEIO_REVIEW_LEXICON`: a JSON lexicon applied over the built-in one.
+    pub lexicon_file: Option<PathBuf>,
+    /// `FRAMEIO_KEYWORDS_APPROVED`, `_CHANGES`, `_REJECTED`: replace one built-in list each.
+    pub keywords_approved: Option<Vec<Phrase>>,
+    pub keywords_changes: Option<Vec<Phrase>>,
+    pub keywords_rejected: Option<Vec<Phrase>>,
+    /// The optional second opinion of a language model (off without `FRAMEIO_REVIEW_LLM_URL`).
+    pub llm: Option<LlmSettings>,
+}
+
+/// `FRAMEIO_REVIEW_LLM_*`: an OpenAI-compatible chat completions endpoint asked about the
+/// comments the local reader is not sure of.
+#[derive(Clone)]
+pub struct LlmSettings {
+    /// `FRAMEIO_REVIEW_LLM_URL`: the full `/v1/chat/completions` URL.
+    pub url: Url,
+    /// `FRAMEIO_REVIEW_LLM_MODEL`.
+    pub model: String,
+    /// `FRAMEIO_REVIEW_LLM_KEY`: sent as a bearer token, never logged.
+    pub key: Option<SecretString>,
+}
+
+impl fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field("url", &crate::net::redact(&self.url))
+            .field("model", &self.model)
+            .field("key", &self.key.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl PartialEq for LlmSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url && self.model == other.model
+    }
+}
+
+fn read_llm(env: &Env<'_>) -> Result<Option<LlmSettings>, ConfigError> {
+    let key = env.secret("FRAMEIO_REVIEW_LLM_KEY");
+    let model = env.text("FRAMEIO_REVIEW_LLM_MODEL");
+    if env.get("FRAMEIO_REVIEW_LLM_URL").is_none() {
+        if key.is_some() || model.is_some() {
+            return Err(ConfigError::Missing {
+                var: "FRAMEIO_REVIEW_LLM_URL",
+                hint: "FRAMEIO_REVIEW_LLM_MODEL / FRAMEIO_REVIEW_LLM_KEY need the chat completions URL (http://localhost:11434/v1/chat/completions for Ollama)".into(),
+            });
+        }
+        return Ok(None);
+    }
+    let url = env.http_url("FRAMEIO_REVIEW_LLM_URL", "")?;
+    let model = model.ok_or_else(|| ConfigError::Missing {
+        var: "FRAMEIO_REVIEW_LLM_MODEL",
+        hint: "FRAMEIO_REVIEW_LLM_URL is set; name the model to ask (e.g. llama3.1:8b)".into(),
+    })?;
+    Ok(Some(LlmSettings { url, model, key }))
 }
 
 impl FrameioConfig {
@@ -134,7 +193,7 @@ impl FrameioConfig {
             webhook_name: "rushes".into(),
             poll_interval: Duration::from_secs(300),
             status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
-            lexicon: Arc::new(Lexicon::builtin()),
+            review: ReviewSettings::default(),
             upload: Default::default(),
         }
     }
@@ -189,30 +248,26 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         value: DEFAULT_STATUS_MAP.into(),
         reason,
     })?;
-    let mut lexicon = match env.get("FRAMEIO_REVIEW_LEXICON") {
-        Some(path) => Lexicon::load(Path::new(path.trim())).map_err(|e| ConfigError::Invalid {
-            var: "FRAMEIO_REVIEW_LEXICON",
-            value: path.to_string(),
-            reason: e.to_string(),
-        })?,
-        None => Lexicon::builtin(),
-    };
-    for (var, cat) in [
-        ("FRAMEIO_KEYWORDS_APPROVED", Cat::Approval),
-        ("FRAMEIO_KEYWORDS_CHANGES", Cat::Change),
-        ("FRAMEIO_KEYWORDS_REJECTED", Cat::Rejection),
-    ] {
-        if let Some(parsed) = Env::parse(var, env.get(var), |raw| {
+    let keywords = |var: &'static str| {
+        Env::parse(var, env.get(var), |raw| {
             let parsed = parse_list(raw);
             if parsed.is_empty() {
                 Err("expected a comma-separated list of words or phrases".to_string())
             } else {
                 Ok(parsed)
             }
-        })? {
-            lexicon.replace_list(cat, &parsed);
-        }
-    }
+        })
+    };
+    let lexicon_file = env
+        .get("FRAMEIO_REVIEW_LEXICON")
+        .map(|path| PathBuf::from(path.trim()));
+    let review = ReviewSettings {
+        lexicon_file,
+        keywords_approved: keywords("FRAMEIO_KEYWORDS_APPROVED")?,
+        keywords_changes: keywords("FRAMEIO_KEYWORDS_CHANGES")?,
+        keywords_rejected: keywords("FRAMEIO_KEYWORDS_REJECTED")?,
+        llm: read_llm(env)?,
+    };
     let upload = super::frameio_upload::UploadSettings::read(
         env,
         auth.is_some() && env.text("FRAMEIO_ACCOUNT_ID").is_some(),
@@ -234,7 +289,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
             false,
         )?,
         status_map,
-        lexicon: Arc::new(lexicon),
+        review,
         upload,
     })
 }
@@ -273,6 +328,50 @@ mod tests {
                 .map(|(_, v)| v.to_string())
         };
         read(&Env::new(&lookup))
+    }
+
+    #[test]
+    fn review_settings_are_read_and_checked() -> Result<(), ConfigError> {
+        let c = load(&[
+            ("FRAMEIO_REVIEW_LEXICON", " /etc/rushes/lexicon.json "),
+            (
+                "FRAMEIO_REVIEW_LLM_URL",
+                "http://127.0.0.1:11434/v1/chat/completions",
+            ),
+            ("FRAMEIO_REVIEW_LLM_MODEL", "llama3.1:8b"),
+            ("FRAMEIO_REVIEW_LLM_KEY", "sk-secret"),
+        ])?;
+        assert_eq!(
+            c.review.lexicon_file.as_deref(),
+            Some(std::path::Path::new("/etc/rushes/lexicon.json"))
+        );
+        let llm = c.review.llm.as_ref().expect("llm settings");
+        assert_eq!(llm.model, "llama3.1:8b");
+        assert!(!format!("{c:?}").contains("sk-secret"));
+        assert!(load(&[])?.review.llm.is_none());
+        let var = |vars: &[(&str, &str)]| match load(vars) {
+            Err(ConfigError::Missing { var, .. }) | Err(ConfigError::Invalid { var, .. }) => var,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert_eq!(
+            var(&[(
+                "FRAMEIO_REVIEW_LLM_URL",
+                "http://127.0.0.1:8080/v1/chat/completions"
+            )]),
+            "FRAMEIO_REVIEW_LLM_MODEL"
+        );
+        assert_eq!(
+            var(&[("FRAMEIO_REVIEW_LLM_MODEL", "m")]),
+            "FRAMEIO_REVIEW_LLM_URL"
+        );
+        assert_eq!(
+            var(&[
+                ("FRAMEIO_REVIEW_LLM_URL", "ftp://x/v1"),
+                ("FRAMEIO_REVIEW_LLM_MODEL", "m")
+            ]),
+            "FRAMEIO_REVIEW_LLM_URL"
+        );
+        Ok(())
     }
 
     #[test]

@@ -10,7 +10,6 @@ mod feed;
 mod frameio;
 mod frameio_upload;
 mod hardening;
-pub mod lexicon;
 mod notify;
 mod service;
 mod transfers;
@@ -28,8 +27,8 @@ pub use download::{DEFAULT_MAX_AGE, HookCommand};
 pub use env::Env;
 pub use feed::FeedLocation;
 pub use frameio::{
-    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, Phrase, S2S_SCOPE, StatusMap,
-    parse_list,
+    DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, LlmSettings, Phrase,
+    ReviewSettings, S2S_SCOPE, StatusMap, parse_list,
 };
 pub use frameio_upload::{DEFAULT_SETTLE, UploadSettings};
 pub use hardening::ServerLimits;

@@ -20,8 +20,23 @@ pub(crate) mod versions;
 pub(crate) mod watch_folder;
 pub mod webhook;
 
-/// The comment analysis, for `rushes frameio verdict` and the benchmark.
-pub use review::{Analysis, analyse_text};
+/// The review reader, for `rushes frameio verdict`, the trainer and the benchmark.
+pub use review::{Analysis, Policy, Reader, Votes, corpus, eval, lexicon, llm, model, words};
+
+/// A vote policy with the given thresholds (the trainer's sweep).
+pub fn review_policy(
+    agree_min: f32,
+    alone_min: f32,
+    approve_min: f32,
+    overrule_min: f32,
+) -> Policy {
+    Policy {
+        agree_min,
+        alone_min,
+        approve_min,
+        overrule_min,
+    }
+}
 
 use std::sync::Arc;
 
@@ -29,7 +44,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::FrameioConfig;
+use crate::config::{ConfigError, FrameioConfig};
 use crate::events::EventBus;
 use crate::store::Store;
 use client::Client;
@@ -63,13 +78,15 @@ pub struct FrameioTasks {
 }
 
 /// Builds the Frame.io side from its settings. Works with nothing configured. `cleanup`
-/// deactivates the webhook when rushes stops.
+/// deactivates the webhook when rushes stops. A review lexicon that cannot be read is a
+/// configuration mistake.
 pub fn build(
     config: &FrameioConfig,
     store: Store,
     events: EventBus,
     cleanup: bool,
-) -> (FrameioHandle, FrameioTasks) {
+) -> Result<(FrameioHandle, FrameioTasks), ConfigError> {
+    let reader = Arc::new(Reader::from_settings(&config.review)?);
     let client = Client::from_config(config, Some(store.clone())).map(Arc::new);
     let webhook = keeper::new_state(config);
     let config = Arc::new(config.clone());
@@ -88,18 +105,15 @@ pub fn build(
         state: webhook.clone(),
         cleanup,
     };
-    let tracker = Arc::new(Tracker::new(
-        store.clone(),
-        events.clone(),
-        client,
-        config.clone(),
-    ));
+    let tracker = Arc::new(
+        Tracker::new(store.clone(), events.clone(), client, config.clone()).with_reader(reader),
+    );
     let watch = watch_folder(&config, &tracker, events);
     let outcomes = Arc::new(processor::Outcomes::default());
     let poller = has_client.then(|| UploadPoller {
         tracker: tracker.clone(),
     });
-    (
+    Ok((
         FrameioHandle {
             receiver,
             refusals: refusals.clone(),
@@ -121,7 +135,7 @@ pub fn build(
             keeper,
             watch,
         },
-    )
+    ))
 }
 
 /// The watch folder, when `FRAMEIO_UPLOAD_DIR` is set (the configuration made sure that the

@@ -9,13 +9,13 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::client::{Client, ClientError, Comment};
-use super::review::{self, CommentText};
+use super::review::{Analysis, CommentText, Decision, Reader};
 use crate::config::FrameioConfig;
 use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause};
 use crate::events::{Event, EventBus};
 use crate::store::{
-    RegisterError, Registered, StateChange, Store, StoreError, StoredComment, Transition, Upload,
-    UploadUpdate,
+    NeedsLook, RegisterError, Registered, StateChange, Store, StoreError, StoredComment,
+    Transition, Upload, UploadUpdate,
 };
 
 /// Comments kept per upload for display.
@@ -83,6 +83,8 @@ pub struct Tracker {
     events: EventBus,
     client: Option<Arc<Client>>,
     config: Arc<FrameioConfig>,
+    /// Reads the comments (built-in unless [`Tracker::with_reader`] says otherwise).
+    reader: Arc<Reader>,
     /// Wakes the poller when an upload is registered.
     pub(crate) poll_wake: Arc<Notify>,
 }
@@ -113,8 +115,15 @@ impl Tracker {
             events,
             client,
             config,
+            reader: Arc::new(Reader::builtin()),
             poll_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The review reader built from the settings (a studio's lexicon, keyword lists).
+    pub fn with_reader(mut self, reader: Arc<Reader>) -> Self {
+        self.reader = reader;
+        self
     }
 
     /// `FRAMEIO_POLL_INTERVAL`.
@@ -293,7 +302,6 @@ impl Tracker {
         cause: TransitionCause,
         event_id: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let lexicon = &self.config.lexicon;
         let texts: Vec<CommentText<'_>> = comments
             .iter()
             .map(|c| CommentText {
@@ -303,7 +311,7 @@ impl Tracker {
                 completed: c.completed_at.is_some(),
             })
             .collect();
-        let decision = review::analyse(&texts, lexicon);
+        let decision = self.reader.analyse(&texts);
         let mut stored: Vec<StoredComment> = comments
             .iter()
             .map(|c| StoredComment {
@@ -313,7 +321,7 @@ impl Tracker {
                 created_at: c.created_at.clone(),
                 updated_at: c.updated_at.clone(),
                 completed_at: c.completed_at.clone(),
-                verdict: review::verdict(c.text.as_deref().unwrap_or(""), lexicon),
+                verdict: self.reader.verdict(c.text.as_deref().unwrap_or("")),
             })
             .collect();
         stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
@@ -323,6 +331,7 @@ impl Tracker {
             ..Default::default()
         };
         let Some(d) = decision else {
+            update.needs_look = Some(None);
             if !comments.is_empty() && upload.state.lifecycle_rank().is_some() {
                 return self
                     .change(
@@ -378,6 +387,23 @@ impl Tracker {
             return Ok(false);
         }
         update.decided_comment = Some(key);
+        // Only a new deciding comment the local reader is unsure of goes to the second opinion.
+        let d = if d.confident {
+            d
+        } else {
+            let local = Analysis {
+                verdict: d.verdict,
+                confident: false,
+                reason: d.reason.clone(),
+            };
+            let a = self.reader.second_opinion(&d.text, local).await;
+            Decision {
+                verdict: a.verdict,
+                confident: a.confident,
+                reason: a.reason,
+                ..d
+            }
+        };
         let author = deciding.and_then(Comment::author);
         let quoted = short(&d.text, 80);
         let mut reason = match author {
@@ -387,17 +413,70 @@ impl Tracker {
         if d.completed {
             reason.push_str(" (marked completed)");
         }
-        self.change(
-            upload,
-            StateChange {
-                to: d.verdict.state(),
-                cause,
-                reason,
-                event_id,
-            },
-            update,
-        )
-        .await
+        match d.verdict {
+            Some(verdict) if d.confident => {
+                update.needs_look = Some(None);
+                self.change(
+                    upload,
+                    StateChange {
+                        to: verdict.state(),
+                        cause,
+                        reason,
+                        event_id,
+                    },
+                    update,
+                )
+                .await
+            }
+            _ => {
+                self.needs_look(upload, &d, reason, (cause, event_id), update)
+                    .await
+            }
+        }
+    }
+
+    /// The reader is not sure of the deciding comment: the upload is flagged for a person with
+    /// the guess and its reason, and stays (or goes back) in review, so polling continues. An
+    /// unsure comment never approves.
+    async fn needs_look(
+        &self,
+        upload: &Upload,
+        d: &Decision,
+        reason: String,
+        (cause, event_id): (TransitionCause, Option<i64>),
+        mut update: UploadUpdate,
+    ) -> Result<bool, StoreError> {
+        let (guess, comment_id) = (d.verdict, d.comment_id.as_str());
+        let flag = NeedsLook {
+            guess,
+            reason: reason.clone(),
+            comment_id: comment_id.to_string(),
+        };
+        let new_flag = upload.needs_look.as_ref() != Some(&flag);
+        update.needs_look = Some(Some(flag));
+        tracing::info!(upload = %upload.id, comment = %comment_id, guess = guess.map_or("none", |v| v.as_str()), "Frame.io: not sure of a comment, the upload needs a look");
+        let changed = if upload.state == ReviewState::InReview {
+            self.store.update_upload(&upload.id, &update).await?
+        } else {
+            let guessed = guess.map_or("no decision", |v| v.as_str());
+            self.change(
+                upload,
+                StateChange {
+                    to: ReviewState::InReview,
+                    cause,
+                    reason: format!("needs a look (guess: {guessed}): {reason}"),
+                    event_id,
+                },
+                update,
+            )
+            .await?
+        };
+        if new_flag && !changed {
+            self.events.send(Event::UploadChanged {
+                id: upload.id.clone(),
+            });
+        }
+        Ok(changed || new_flag)
     }
 
     /// Asks Frame.io for the file, its Status and its comments: catches what webhooks missed.

@@ -65,6 +65,53 @@ pub struct Upload {
     pub last_polled_at: Option<Timestamp>,
     pub next_poll_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// The reader was not sure of the deciding comment: a person should look.
+    pub needs_look: Option<NeedsLook>,
+}
+
+/// Why an upload needs a person to look: the reader's guess for a comment and its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NeedsLook {
+    /// The verdict the reader would give (null: no decision).
+    pub guess: Option<Verdict>,
+    pub reason: String,
+    pub comment_id: String,
+}
+
+impl<DB: sqlx::Database> sqlx::Type<DB> for NeedsLook
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for NeedsLook
+where
+    String: sqlx::Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, DB>>::encode(serde_json::to_string(self)?, buf)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for NeedsLook
+where
+    &'r str: sqlx::Decode<'r, DB>,
+{
+    fn decode(
+        value: <DB as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        let raw = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+        Ok(serde_json::from_str(raw)?)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -108,6 +155,8 @@ pub struct UploadUpdate {
     /// `Some(None)` stops polling.
     pub next_poll_at: Option<Option<Timestamp>>,
     pub last_error: Option<Option<String>>,
+    /// `Some(None)` clears the flag.
+    pub needs_look: Option<Option<NeedsLook>>,
     /// Replaces the stored comments.
     pub comments: Option<Vec<StoredComment>>,
 }
@@ -137,7 +186,7 @@ impl From<sqlx::Error> for RegisterError {
 }
 
 const UPLOAD_COLUMNS: &str = "id, file_id, name, account_id, state, state_reason, state_changed_at, \
-    created_at, updated_at, metadata_status, decided_comment, last_polled_at, next_poll_at, last_error";
+    created_at, updated_at, metadata_status, decided_comment, last_polled_at, next_poll_at, last_error, needs_look";
 
 /// The columns of [`FrameioEvent`].
 pub(super) const EVENT_COLUMNS: &str = "id, received_at, request_timestamp, event_type, resource_type, \
@@ -474,8 +523,9 @@ impl Store {
                  decided_comment = COALESCE($4, decided_comment),
                  last_polled_at = COALESCE($5, last_polled_at),
                  next_poll_at = CASE WHEN $6 THEN $7 ELSE next_poll_at END,
-                 last_error = CASE WHEN $8 THEN $9 ELSE last_error END
-             WHERE id = $10",
+                 last_error = CASE WHEN $8 THEN $9 ELSE last_error END,
+                 needs_look = CASE WHEN $10 THEN $11 ELSE needs_look END
+             WHERE id = $12",
         )
         .bind(now)
         .bind(&update.account_id)
@@ -486,6 +536,8 @@ impl Store {
         .bind(update.next_poll_at.flatten())
         .bind(update.last_error.is_some())
         .bind(update.last_error.clone().flatten())
+        .bind(update.needs_look.is_some())
+        .bind(update.needs_look.clone().flatten())
         .bind(id)
         .execute(&mut *tx)
         .await?;

@@ -39,8 +39,8 @@ pub use deliveries::{Delivery, DeliveryFilter, NewDelivery, UpsertOutcome};
 pub use downloads::{DownloadAttempt, DownloadDone};
 pub use feed::{FeedFetch, FeedState};
 pub use frameio::{
-    FinishedEvent, FrameioEvent, NewFrameioEvent, RegisterError, Registered, StateChange,
-    StoredComment, Transition, Upload, UploadUpdate,
+    FinishedEvent, FrameioEvent, NeedsLook, NewFrameioEvent, RegisterError, Registered,
+    StateChange, StoredComment, Transition, Upload, UploadUpdate,
 };
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};

@@ -198,8 +198,18 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                                     div.name { (upload.name.as_deref().unwrap_or(&upload.file_id)) }
                                     div.sub { "file " (upload.file_id) }
                                 }
-                                td { span class={ "pill review " (upload.state.as_str()) } { (upload.state.as_str().replace('_', " ")) } }
-                                td { div.sub { (upload.state_reason) } }
+                                td {
+                                    span class={ "pill review " (upload.state.as_str()) } { (upload.state.as_str().replace('_', " ")) }
+                                    @if upload.needs_look.is_some() { " " span.pill.review.needs-look { "needs a look" } }
+                                }
+                                td {
+                                    @if let Some(look) = &upload.needs_look {
+                                        div.needs-look { "Not sure of comment " (look.comment_id) ", guess: " strong { (look.guess.map_or("no decision", |v| v.as_str()).replace('_', " ")) } }
+                                        div.sub { (look.reason) }
+                                    } @else {
+                                        div.sub { (upload.state_reason) }
+                                    }
+                                }
                                 td {
                                     @if let Some(c) = last {
                                         div { "“" (c.text) "”" }

@@ -11,10 +11,10 @@ use crate::support::service::{ChildService, temp_dir};
 use crate::support::wait_for;
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(30);
-const SECRET: &str = "whsec-ops-s3cret";
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const SECRET: &str = "whsec-ops-s3cret";
 
-fn frameio_envs(fake: &FakeFrameio, dir: &Path) -> Vec<(&'static str, String)> {
+pub(crate) fn frameio_envs(fake: &FakeFrameio, dir: &Path) -> Vec<(&'static str, String)> {
     let feed = dir.join("feed.json");
     std::fs::write(&feed, "[]").expect("write feed");
     vec![
@@ -30,12 +30,12 @@ fn frameio_envs(fake: &FakeFrameio, dir: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn start(dir: &Path, envs: &[(&'static str, String)]) -> ChildService {
+pub(crate) async fn start(dir: &Path, envs: &[(&'static str, String)]) -> ChildService {
     let refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     ChildService::start(dir, &refs).await
 }
 
-async fn track(client: &reqwest::Client, service: &ChildService, file: &str) {
+pub(crate) async fn track(client: &reqwest::Client, service: &ChildService, file: &str) {
     let r = client
         .post(service.url("/api/uploads"))
         .json(&json!({"file_id": file}))
@@ -45,7 +45,7 @@ async fn track(client: &reqwest::Client, service: &ChildService, file: &str) {
     assert_eq!(r.status().as_u16(), 201, "tracking {file}");
 }
 
-async fn wait_state(
+pub(crate) async fn wait_state(
     client: &reqwest::Client,
     service: &ChildService,
     id: &str,
@@ -63,7 +63,7 @@ async fn wait_state(
     .await
 }
 
-async fn all_processed(dir: &Path, expected: usize) -> Vec<rushes::store::FrameioEvent> {
+pub(crate) async fn all_processed(dir: &Path, expected: usize) -> Vec<rushes::store::FrameioEvent> {
     let store = crate::support::db::open_store(&dir.join("data/rushes.db")).await;
     let events = wait_for("every event to be processed", WAIT, || {
         let store = store.clone();
@@ -151,12 +151,12 @@ async fn a_burst_of_comments_on_one_file_is_answered_by_one_listing() {
 }
 
 /// The value of the sample `name` (with its labels, as printed) in a `/metrics` page.
-fn sample(page: &str, name: &str) -> Option<f64> {
+pub(crate) fn sample(page: &str, name: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-async fn scrape(client: &reqwest::Client, service: &ChildService) -> String {
+pub(crate) async fn scrape(client: &reqwest::Client, service: &ChildService) -> String {
     let r = client
         .get(service.url("/metrics"))
         .send()
@@ -426,343 +426,4 @@ async fn dashboard_and_metrics_queries_use_an_index() {
             "{query}: {text:?}"
         );
     }
-}
-
-async fn rushes_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = crate::support::service::bin();
-    cmd.current_dir(dir)
-        .args(args)
-        .env("RUSHES_DATA_DIR", dir.join("data"))
-        .env("RUSHES_LOG_DIR", dir.join("logs"))
-        .env("LOCAL_DOWNLOADS_DIR", dir.join("downloads"))
-        .env(
-            "RUSHES_BIND",
-            format!("127.0.0.1:{}", crate::support::service::free_port()),
-        );
-    cmd.envs(crate::support::db::env_for(&dir.join("data")));
-    let out = tokio::time::timeout(WAIT, tokio::process::Command::from(cmd).output())
-        .await
-        .expect("rushes to finish")
-        .expect("run rushes");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn upload_ids(client: &reqwest::Client, service: &ChildService) -> Vec<String> {
-    let v: Value = client
-        .get(service.url("/api/uploads"))
-        .send()
-        .await
-        .expect("uploads")
-        .json()
-        .await
-        .expect("json");
-    let list = v
-        .as_array()
-        .or_else(|| v["uploads"].as_array())
-        .cloned()
-        .unwrap_or_default();
-    let mut ids: Vec<String> = list
-        .iter()
-        .filter_map(|u| u["id"].as_str().map(String::from))
-        .collect();
-    ids.sort();
-    ids
-}
-
-#[tokio::test]
-async fn backup_while_serving_restores_and_a_newer_database_is_refused() {
-    let fake = FakeFrameio::start().await;
-    let dir = temp_dir();
-    let envs = frameio_envs(&fake, dir.path());
-    let service = start(dir.path(), &envs).await;
-    let client = reqwest::Client::new();
-    for file in ["file-1", "file-2", "file-3"] {
-        track(&client, &service, file).await;
-    }
-    if crate::support::db::on_postgres() {
-        let (code, _, err) = rushes_cli(dir.path(), &["backup", "copy.db"]).await;
-        assert_eq!(code, 2, "{err}");
-        assert!(err.contains("pg_dump"), "{err}");
-        return;
-    }
-    // Webhooks keep arriving while the copy is made.
-    let hook = service.url("/webhooks/frameio");
-    let writer = {
-        let client = client.clone();
-        let hook = hook.clone();
-        tokio::spawn(async move {
-            let mut acknowledged = 0;
-            for i in 0..200 {
-                let body = delivery("file.ready", "file", &format!("other-{i}"));
-                if deliver(&client, &hook, SECRET, &body).await == 200 {
-                    acknowledged += 1;
-                }
-            }
-            acknowledged
-        })
-    };
-    let (code, out, err) = rushes_cli(dir.path(), &["backup", "copy.db"]).await;
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("3 tracked uploads"), "{out}");
-    assert_eq!(writer.await.expect("writer"), 200);
-    let copy = dir.path().join("copy.db");
-    let copied = std::fs::read(&copy).expect("backup file");
-    // Never replaces a file.
-    let (code, _, err) = rushes_cli(dir.path(), &["backup", "copy.db"]).await;
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("already exists"), "{err}");
-    assert_eq!(std::fs::read(&copy).expect("backup file"), copied);
-
-    // Restore (README): stop rushes, put the copy in place of rushes.db, start again.
-    track(&client, &service, "file-after-backup").await;
-    let status = service.terminate().await;
-    assert!(status.success(), "{status:?}");
-    let data = dir.path().join("data");
-    for stale in ["rushes.db-wal", "rushes.db-shm"] {
-        let _ = std::fs::remove_file(data.join(stale));
-    }
-    std::fs::copy(&copy, data.join("rushes.db")).expect("restore");
-    let service = start(dir.path(), &envs).await;
-    assert_eq!(
-        upload_ids(&client, &service).await,
-        ["file-1", "file-2", "file-3"]
-    );
-    let status = service.terminate().await;
-    assert!(status.success(), "{status:?}");
-
-    // A database a newer rushes migrated: refused before any migration runs.
-    let db = data.join("rushes.db");
-    {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("open");
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES (99990101, 'from the future', TRUE, x'00', 0)",
-        )
-        .execute(&mut conn)
-        .await
-        .expect("insert");
-        conn.close().await.expect("close");
-    }
-    let before = std::fs::read(&db).expect("db");
-    let (code, _, err) = rushes_cli(dir.path(), &["serve"]).await;
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("newer rushes") && err.contains("99990101"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(&db).expect("db"),
-        before,
-        "nothing was changed"
-    );
-}
-
-#[tokio::test]
-async fn without_frameio_settings_acknowledged_events_wait_until_they_come_back() {
-    let fake = FakeFrameio::start().await;
-    fake.add_file("file-w");
-    fake.add_comment(
-        "file-w",
-        "w1",
-        "Retouche sur le plan 2 svp",
-        "2026-01-10T10:00:00Z",
-    );
-    // Processing hangs on the comment listing: the kill lands before it can finish.
-    fake.close_comments();
-    let dir = temp_dir();
-    let envs = frameio_envs(&fake, dir.path());
-    let mut service = start(dir.path(), &envs).await;
-    let client = reqwest::Client::new();
-    track(&client, &service, "file-w").await;
-    let hook = service.url("/webhooks/frameio");
-    let body = delivery("comment.created", "comment", "w1");
-    assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
-    wait_for("the listing to be asked for", WAIT, || async {
-        (fake.count("GET", "/files/file-w/comments") == 1).then_some(())
-    })
-    .await;
-    service.kill();
-
-    // Restarted with every Frame.io setting removed: the event waits, and says so.
-    let bare: Vec<(&'static str, String)> = envs
-        .iter()
-        .filter(|(k, _)| !k.starts_with("FRAMEIO_"))
-        .cloned()
-        .collect();
-    let service = start(dir.path(), &bare).await;
-    service
-        .wait_for_log("event waits for the Frame.io settings")
-        .await;
-    let page = scrape(&client, &service).await;
-    assert_eq!(
-        sample(&page, "rushes_frameio_events_pending"),
-        Some(1.0),
-        "{page}"
-    );
-    assert_eq!(
-        sample(&page, "rushes_frameio_events_total{outcome=\"failed\"}"),
-        Some(0.0),
-        "{page}"
-    );
-    let status = service.terminate().await;
-    assert!(status.success(), "{status:?}");
-    let store = crate::support::db::open_store(&dir.path().join("data/rushes.db")).await;
-    let events = store.frameio_events(10).await.expect("events");
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].processed_at, None);
-    assert_eq!(events[0].outcome, None);
-    let error = events[0].error.clone().unwrap_or_default();
-    assert!(error.contains("waits for the Frame.io settings"), "{error}");
-    store.close().await;
-
-    // The settings are back: the event is processed at once.
-    fake.open_comments();
-    let service = start(dir.path(), &envs).await;
-    wait_state(&client, &service, "file-w", "changes_requested").await;
-    let events = all_processed(dir.path(), 1).await;
-    assert_eq!(events[0].outcome.map(|o| o.as_str()), Some("applied"));
-    let status = service.terminate().await;
-    assert!(status.success(), "{status:?}");
-}
-
-/// A PostgreSQL of this test's own (scripts/pg.sh), stopped and started by the test.
-struct OwnPostgres {
-    url: String,
-    tmp: String,
-    port: String,
-    bin: String,
-    run_as: Vec<String>,
-}
-
-impl OwnPostgres {
-    fn start() -> Option<Self> {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let out = std::process::Command::new("bash")
-            .current_dir(root)
-            .args([
-                "-c",
-                "source scripts/pg.sh && pg_start >/dev/null 2>&1 && \
-                 echo \"$RUSHES_TEST_DATABASE_URL|$PG_TMP|$PG_PORT|$PG_BIN|${PG_AS[*]}\"",
-            ])
-            .output()
-            .ok()?;
-        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let parts: Vec<&str> = line.split('|').collect();
-        if !out.status.success() || parts.len() != 5 {
-            return None;
-        }
-        Some(Self {
-            url: parts[0].replace("/postgres", "/rushes_away"),
-            tmp: parts[1].into(),
-            port: parts[2].into(),
-            bin: parts[3].into(),
-            run_as: parts[4].split_whitespace().map(String::from).collect(),
-        })
-    }
-
-    fn pg_ctl(&self, args: &[&str]) -> bool {
-        let ctl = format!("{}/pg_ctl", self.bin);
-        let mut all: Vec<String> = self.run_as.clone();
-        all.push(ctl);
-        all.extend(args.iter().map(|a| a.to_string()));
-        std::process::Command::new(&all[0])
-            .args(&all[1..])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn stop(&self) -> bool {
-        let data = format!("{}/data", self.tmp);
-        self.pg_ctl(&["-D", &data, "-m", "immediate", "-w", "stop"])
-    }
-
-    fn start_again(&self) -> bool {
-        let data = format!("{}/data", self.tmp);
-        let log = format!("{}/server.log", self.tmp);
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port, self.tmp
-        );
-        self.pg_ctl(&[
-            "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
-        ])
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.tmp);
-    }
-}
-
-#[tokio::test]
-async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
-    let Some(pg) = OwnPostgres::start() else {
-        eprintln!("no PostgreSQL server binaries (initdb): skipped");
-        return;
-    };
-    let fake = FakeFrameio::start().await;
-    let dir = temp_dir();
-    let mut envs = frameio_envs(&fake, dir.path());
-    envs.push(("RUSHES_DATABASE_URL", pg.url.clone()));
-    let service = start(dir.path(), &envs).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-    let hook = service.url("/webhooks/frameio");
-    let body = delivery("file.ready", "file", "file-before");
-    assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
-
-    assert!(pg.stop(), "pg_ctl stop");
-    for _ in 0..3 {
-        let started = std::time::Instant::now();
-        let r = client
-            .get(service.url("/healthz"))
-            .send()
-            .await
-            .expect("healthz");
-        let took = started.elapsed();
-        let status = r.status().as_u16();
-        let v: Value = r.json().await.unwrap_or_default();
-        assert_eq!(status, 503, "{v}");
-        assert!(took < Duration::from_secs(2), "/healthz took {took:?}");
-        assert_eq!(v["status"], "degraded", "{v}");
-        assert!(
-            v["database"].as_str().unwrap_or("").contains("unreachable"),
-            "{v}"
-        );
-
-        let started = std::time::Instant::now();
-        let body = delivery("file.ready", "file", "file-away");
-        let status = deliver(&client, &hook, SECRET, &body).await;
-        let took = started.elapsed();
-        assert_eq!(status, 503);
-        assert!(took < Duration::from_secs(3), "the webhook took {took:?}");
-    }
-    let page = scrape(&client, &service).await;
-    assert_eq!(sample(&page, "rushes_database_up"), Some(0.0), "{page}");
-
-    assert!(pg.start_again(), "pg_ctl start");
-    wait_for("/healthz to be ok again", WAIT, || async {
-        let r = client.get(service.url("/healthz")).send().await.ok()?;
-        (r.status().as_u16() == 200).then_some(())
-    })
-    .await;
-    let body = delivery("file.ready", "file", "file-after");
-    assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
-    let page = scrape(&client, &service).await;
-    assert_eq!(sample(&page, "rushes_database_up"), Some(1.0), "{page}");
-    let status = service.terminate().await;
-    assert!(status.success(), "{status:?}");
 }

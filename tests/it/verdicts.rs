@@ -367,6 +367,8 @@ fn the_verdict_command_reads_text_or_lines() {
     );
     assert_eq!(lines[0]["text"], "Rien à modifier, c'est parfait");
     assert!(lines.iter().all(|l| l["reason"].is_string()));
+    assert_eq!(lines[0]["confident"], true, "{}", lines[0]);
+    assert!(lines.iter().all(|l| l["confident"].is_boolean()));
 
     // A studio's lexicon extends the built-in one; a bad path is a config error (exit 2).
     let dir = temp_dir();
@@ -398,4 +400,124 @@ fn the_verdict_command_reads_text_or_lines() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("FRAMEIO_REVIEW_LEXICON"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unsure_comment_flags_the_upload_and_never_approves() {
+    let fake = FakeFrameio::start().await;
+    fake.add_file("f4");
+    let dir = temp_dir();
+    let app = TestApp::spawn(app_config(
+        dir.path(),
+        &vars(&fake, &[("FRAMEIO_TOKEN", STATIC_TOKEN.into())]),
+    ))
+    .await;
+    track(&app, "f4").await;
+    // An approval followed by a clause the rules cannot read: the reader is not sure.
+    fake.add_comment_by(
+        "f4",
+        "u1",
+        "Validé. Le carton 00:42 affiche encore l'ancien numéro",
+        "2026-03-04T10:00:00Z",
+        "Claire",
+    );
+    comment_event(&app, "u1").await;
+    let u = wait_for("the upload to need a look", WAIT, || async {
+        let u = upload(&app, "f4").await;
+        u["needs_look"].is_object().then_some(u)
+    })
+    .await;
+    assert_ne!(u["state"], "approved", "{u}");
+    assert_eq!(u["state"], "in_review", "{u}");
+    assert_eq!(u["needs_look"]["comment_id"], "u1", "{u}");
+    let reason = u["needs_look"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("not sure"), "{u}");
+    assert!(reason.contains("by Claire"), "{u}");
+    assert!(u["next_poll_at"].is_string(), "polling continues: {u}");
+    // The list the API gives has the field too, and the dashboard says it.
+    let (_, list) = app.get("/api/uploads").await;
+    let listed = list["uploads"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["id"] == "f4"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(listed["needs_look"]["comment_id"], "u1", "{list}");
+    let (_, html) = app.get_text("/ui/frameio").await;
+    assert!(html.contains("needs a look"), "{html}");
+
+    // A later, sure approval approves and clears the flag.
+    fake.add_comment_by(
+        "f4",
+        "u2",
+        "Rien à modifier, c'est parfait",
+        "2026-03-04T11:00:00Z",
+        "Claire",
+    );
+    comment_event(&app, "u2").await;
+    let u = wait_state(&app, "f4", "approved").await;
+    assert_eq!(u["needs_look"], Value::Null, "{u}");
+    let data_dir = app.state.config.data_dir.clone();
+
+    // An unsure comment after the approval reopens it: polling resumes, the flag is back.
+    fake.add_comment_by(
+        "f4",
+        "u3",
+        "Validé. Le plan 00:55 montre encore l'ancien logo",
+        "2026-03-04T12:00:00Z",
+        "Claire",
+    );
+    comment_event(&app, "u3").await;
+    let u = wait_state(&app, "f4", "in_review").await;
+    assert_eq!(u["needs_look"]["comment_id"], "u3", "{u}");
+    app.stop().await;
+
+    let out = bin()
+        .env("RUSHES_DATA_DIR", &data_dir)
+        .envs(crate::support::db::env_for(&data_dir))
+        .current_dir(dir.path())
+        .args(["frameio", "uploads"])
+        .output()
+        .expect("run rushes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("NEEDS A LOOK (not sure of comment u3"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_verdict_command_scores_a_labelled_set() {
+    let dir = temp_dir();
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"[{"text": "Validé, merci !", "expected": "approved"},
+            {"text": "Refusé.", "expected": "rejected"},
+            {"text": "Merci !", "expected": null},
+            {"text": "Il faudrait raccourcir le plan d'ouverture", "expected": "changes_requested"}]"#,
+    )
+    .expect("write");
+    let path = good.display().to_string();
+    let (code, out, err) = verdict_cli(&["--eval", &path], "", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("accuracy 100.0 %"), "{out}");
+    assert!(out.contains("targets: met"), "{out}");
+    // A change request labelled approved: read as changes, a miss; sure of it, so below target.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"[{"text": "Il faudrait raccourcir le plan d'ouverture", "expected": "approved"}]"#,
+    )
+    .expect("write");
+    let bad_path = bad.display().to_string();
+    let (code, out, _) = verdict_cli(&["--eval", &bad_path, "--show-misses"], "", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("targets: NOT met"), "{out}");
+    assert!(out.contains("miss: expected approved"), "{out}");
+    // Not a set: a clear error, exit 1.
+    std::fs::write(&bad, r#"{"text": "x"}"#).expect("write");
+    let (code, _, err) = verdict_cli(&["--eval", &bad_path], "", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a list of"), "{err}");
 }

@@ -7,6 +7,7 @@ pub mod fake_agents;
 pub mod fake_frameio;
 pub mod fake_frameio_upload;
 pub mod fake_fromsmash;
+pub mod fake_llm;
 pub mod fake_swisstransfer;
 pub mod feed_server;
 pub mod file_server;

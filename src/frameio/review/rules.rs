@@ -1,5 +1,5 @@
-//! Comment analysis: reads a review comment the way a producer does and turns a file's comments
-//! into a verdict with its reason. Pure: no I/O, no clock.
+//! The rules: read a review comment the way a producer does, from the lexicon's cues. Pure: no
+//! I/O, no clock. They are the precision guard of the reader (mod.rs): an approval needs theirs.
 //!
 //! One comment: split into clauses (punctuation, "mais"/"but", "sauf"/"except"); in each clause
 //! find the lexicon's cues (longest phrase first), bind each negation ("pas", "not", "aucun",
@@ -9,47 +9,15 @@
 //! change, an exception to an approval, a negated approval) wins; else waiting holds an
 //! approval back; else an approval that is not a question, a condition or for later approves.
 //! Negated change words ("rien à modifier", "no changes") approve. When in doubt, not approved.
-//!
-//! Several comments: the newest decisive one wins.
 
-use serde::Serialize;
-
-pub use crate::config::lexicon::Cat;
-use crate::config::lexicon::{Cats, Clause, Lexicon, Token, clauses};
+use super::Analysis;
+pub use super::lexicon::Cat;
+use super::lexicon::{Cats, Lexicon};
+use super::tokens::{Clause, Token, clauses};
 use crate::domain::Verdict;
 
 /// Longest comment analysed (characters); the rest is ignored.
 pub const MAX_ANALYSED_CHARS: usize = 4000;
-
-/// A comment's verdict (none: no decision) and the cues that decided it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Analysis {
-    pub verdict: Option<Verdict>,
-    pub reason: String,
-}
-
-/// One comment as the analysis needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommentText<'a> {
-    pub id: &'a str,
-    pub text: &'a str,
-    /// RFC 3339; compared as instants. Missing sorts first (oldest).
-    pub created_at: Option<&'a str>,
-    pub completed: bool,
-}
-
-/// The deciding comment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
-    pub verdict: Verdict,
-    pub comment_id: String,
-    pub text: String,
-    /// The cues that decided the comment's verdict.
-    pub reason: String,
-    pub completed: bool,
-    /// How many comments are marked completed (noted, they do not change the verdict).
-    pub completed_count: usize,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -348,20 +316,61 @@ fn split_at_connectives(clause: Clause, lexicon: &Lexicon) -> Vec<Clause> {
     out
 }
 
-/// The verdict of one comment and its reason.
+/// The rules' verdict of one comment and its reason.
+#[cfg(test)]
 pub fn analyse_text(text: &str, lexicon: &Lexicon) -> Analysis {
+    read(text, lexicon).0
+}
+
+/// The rules' verdict and the kinds of cue they found (labels, each once).
+pub fn read(text: &str, lexicon: &Lexicon) -> (Analysis, Vec<&'static str>) {
     let text = match text.char_indices().nth(MAX_ANALYSED_CHARS) {
         Some((cut, _)) => &text[..cut],
         None => text,
     };
     let mut cues: Vec<Cue> = Vec::new();
+    let mut unexplained = 0;
     for sentence in clauses(text, lexicon) {
         for clause in split_at_connectives(sentence, lexicon) {
             let approved_before = cues.iter().any(|c| c.kind == Kind::Approval);
-            cues.extend(read_clause(&clause, lexicon, approved_before).cues);
+            let read = read_clause(&clause, lexicon, approved_before).cues;
+            if read.is_empty() && clause.tokens.len() >= 2 {
+                unexplained += 1;
+            }
+            cues.extend(read);
         }
     }
-    decide(text, &cues)
+    let mut a = decide(text, &cues);
+    a.confident = confident(text, &cues, a.verdict, unexplained);
+    let mut kinds: Vec<&'static str> = cues.iter().map(|c| c.kind.label()).collect();
+    if unexplained > 0 {
+        kinds.push("unexplained clause");
+    }
+    kinds.sort_unstable();
+    kinds.dedup();
+    (a, kinds)
+}
+
+/// Whether the rules alone are sure: an approval only when every clause of more than one word
+/// carries a cue (a clause the rules cannot read may report a problem), nothing is conceded; no
+/// decision only when the comment has a cue that says so (thanks, waiting, a question about an
+/// approval) or is short and holds no figure (a timecode, a quote, an arrow often report a fault).
+fn confident(text: &str, cues: &[Cue], verdict: Option<Verdict>, unexplained: usize) -> bool {
+    let has = |k: Kind| cues.iter().any(|c| c.kind == k);
+    let factual = text
+        .chars()
+        .any(|c| c.is_ascii_digit() || matches!(c, '"' | '«' | '»' | '“' | '”' | '→'))
+        || text.contains("->");
+    match verdict {
+        Some(Verdict::Rejected) => true,
+        Some(Verdict::ChangesRequested) => true,
+        Some(Verdict::Approved) => unexplained == 0 && !has(Kind::Concession),
+        None if cues.is_empty() => {
+            let words = text.split_whitespace().count();
+            !factual && words <= 6 && !text.contains('?')
+        }
+        None => unexplained == 0 || !factual,
+    }
 }
 
 fn quote(text: &str, cues: &[&Cue]) -> String {
@@ -404,6 +413,7 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
     if has(Kind::Rejection) {
         return Analysis {
             verdict: Some(Verdict::Rejected),
+            confident: true,
             reason: describe(text, cues, &[Kind::Rejection]),
         };
     }
@@ -426,11 +436,13 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
         };
         return Analysis {
             verdict: Some(Verdict::ChangesRequested),
+            confident: true,
             reason,
         };
     }
     let none = |reason: String| Analysis {
         verdict: None,
+        confident: true,
         reason: format!("no decision: {reason}"),
     };
     if waiting {
@@ -458,6 +470,7 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
         }
         return Analysis {
             verdict: Some(Verdict::Approved),
+            confident: true,
             reason,
         };
     }
@@ -483,41 +496,6 @@ fn decide(text: &str, cues: &[Cue]) -> Analysis {
         return none(describe(text, cues, &[Kind::Compliment]) + " only");
     }
     none("no review cue".into())
-}
-
-/// The verdict of one comment's text.
-pub fn verdict(text: &str, lexicon: &Lexicon) -> Option<Verdict> {
-    analyse_text(text, lexicon).verdict
-}
-
-/// The newest decisive comment, if any.
-pub fn analyse(comments: &[CommentText<'_>], lexicon: &Lexicon) -> Option<Decision> {
-    let completed_count = comments.iter().filter(|c| c.completed).count();
-    let mut ordered: Vec<(Option<chrono::DateTime<chrono::Utc>>, usize)> = comments
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.created_at.and_then(parse_instant), i))
-        .collect();
-    // Oldest first; equal times keep the API's order.
-    ordered.sort();
-    ordered.iter().rev().find_map(|(_, i)| {
-        let c = &comments[*i];
-        let a = analyse_text(c.text, lexicon);
-        a.verdict.map(|v| Decision {
-            verdict: v,
-            comment_id: c.id.to_string(),
-            text: c.text.to_string(),
-            reason: a.reason,
-            completed: c.completed,
-            completed_count,
-        })
-    })
-}
-
-fn parse_instant(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 #[cfg(test)]
