@@ -67,6 +67,8 @@ pub struct App {
     tunnel: Option<crate::tunnel::Supervisor>,
     frameio: crate::frameio::FrameioTasks,
     downloads: Engine,
+    /// `NOTIFY_URL` / `ON_REVIEW_CHANGE`: messages and the review hook, when configured.
+    alerts: Option<crate::alerts::Notifier>,
     /// Held until the service stops: one rushes per data folder.
     lock: crate::instance::DataDirLock,
 }
@@ -137,6 +139,17 @@ impl App {
                 resolvers: config.resolvers.clone(),
             },
         )?;
+        let dashboard = match &config.tunnel.public_url {
+            Some(url) => url.to_string(),
+            None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
+            None => format!("http://{local}"),
+        };
+        let alerts = crate::alerts::Notifier::new(
+            store.clone(),
+            config.notify.clone(),
+            dashboard,
+            events.clone(),
+        );
         let state = AppState {
             store,
             poller: poller_handle,
@@ -154,6 +167,7 @@ impl App {
             tunnel: tunnel_supervisor,
             frameio: frameio_tasks,
             downloads,
+            alerts,
             lock,
         })
     }
@@ -201,6 +215,9 @@ impl App {
             self.state.tunnel.url_watch(),
         );
         tracker.spawn(self.downloads.run(cancel.clone()));
+        if let Some(alerts) = self.alerts {
+            tracker.spawn(alerts.run(cancel.clone()));
+        }
         if let Some(retention) = self.state.config.upkeep.event_retention {
             tracker.spawn(crate::store::prune_events(
                 self.state.store.clone(),

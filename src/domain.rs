@@ -255,6 +255,8 @@ vocabulary! {
         Comment = "comment",
         Metadata = "metadata",
         Poll = "poll",
+        /// A producer's own word (the dashboard's buttons, `POST /api/uploads/{id}/review`).
+        Person = "person",
     }
 }
 

@@ -4,7 +4,7 @@
 //! Three floors; imports only go down, never sideways on the middle floor (`.ci/floors` checks):
 //! - ground: `config`, `domain` (the typed vocabulary), `links`, `naming`, `net`, `text`,
 //!   `store` (the only SQL), `events`, `logging`, `instance`, `server`;
-//! - middle, side by side: `feed`, `download`, `frameio`, `tunnel`, `proxy`;
+//! - middle, side by side: `feed`, `download`, `frameio`, `tunnel`, `proxy`, `alerts`;
 //! - top: `app` (wiring), `web`, `cli`, `demo`, `status`.
 //!
 //! Public: what the binary, the integration tests and the benchmarks use.
@@ -25,6 +25,7 @@ pub mod store;
 pub(crate) mod text;
 
 // Middle floor.
+pub(crate) mod alerts;
 pub(crate) mod cluster;
 pub(crate) mod download;
 pub mod feed;

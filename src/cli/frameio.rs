@@ -30,8 +30,25 @@ pub enum FrameioCommand {
         #[arg(long, value_name = "ID")]
         upload_id: Option<String>,
     },
+    /// Send a file to Frame.io (v4 local upload, parts in parallel) and track it through review;
+    /// run it again after an interruption to finish the same upload.
+    Upload {
+        /// The file to send
+        path: std::path::PathBuf,
+        /// Frame.io folder id [default: $FRAMEIO_UPLOAD_FOLDER_ID]
+        #[arg(long, value_name = "FOLDER_ID")]
+        folder: Option<String>,
+        /// Make it a new version of this Frame.io file (a version stack)
+        #[arg(long, value_name = "FILE_ID")]
+        version_of: Option<String>,
+        /// Parts sent at once
+        #[arg(long, default_value_t = crate::frameio::upload::DEFAULT_PARALLEL)]
+        parallel: usize,
+    },
     /// List tracked uploads with their review state and its reason.
     Uploads,
+    /// Print the comment verdicts a person corrected, one {"text","expected"} JSON object a line.
+    Corrections,
     /// Print the verdict a comment gives, whether the reader is sure, and its reason; without
     /// TEXT, read one comment a line from stdin and write one JSON object a line:
     /// {"text", "verdict", "confident", "reason"}. With --eval, score a labelled set.
@@ -115,7 +132,22 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
             name,
             upload_id,
         } => track(&config, &file_id, name.as_deref(), upload_id.as_deref()).await,
+        FrameioCommand::Upload {
+            path,
+            folder,
+            version_of,
+            parallel,
+        } => {
+            let args = super::frameio_upload::Args {
+                path: &path,
+                folder,
+                version_of,
+                parallel,
+            };
+            super::frameio_upload::run(&config, args).await
+        }
         FrameioCommand::Uploads => uploads(&config).await,
+        FrameioCommand::Corrections => super::frameio_review::corrections(&config).await,
         FrameioCommand::Webhook(cmd) => webhook(&config, cmd).await,
         FrameioCommand::Verdict { .. } => unreachable!("handled above"),
         FrameioCommand::Events { follow, limit } => {

@@ -9,6 +9,8 @@ mod feed;
 mod feed_proxy;
 mod frameio;
 mod frameio_inspect;
+mod frameio_review;
+mod frameio_upload;
 mod password;
 mod serve;
 mod status;
@@ -44,6 +46,10 @@ Environment (also read from ./.env; flags win over variables):
                             environment (PATH, HOME, LANG) with RUSHES_FILE, RUSHES_FILE_NAME,
                             RUSHES_DELIVERY_ID, RUSHES_PROVIDER, RUSHES_ORIGINAL_FILENAME set
   ON_DOWNLOAD_COMPLETE_ENV  further variables the hook may see, comma-separated names
+  NOTIFY_URL                Slack-compatible incoming webhook: verdict changes, failed deliveries
+  NOTIFY_ON_DOWNLOAD        1 = also a message for each delivery downloaded [0]
+  ON_REVIEW_CHANGE          command run on each verdict change (RUSHES_UPLOAD_* set, clean
+                            environment like ON_DOWNLOAD_COMPLETE); ON_REVIEW_CHANGE_ENV as above
   RUSHES_API_TOKEN          protects the API and dashboard; required when RUSHES_BIND is not loopback
   RUSHES_TUNNEL             none | ngrok | cloudflared: be reachable by Frame.io [none]
   RUSHES_PUBLIC_URL         fixed public base URL (production, or a named cloudflared tunnel)
@@ -65,6 +71,9 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_WEBHOOK_SECRET      signing secret (else the one `webhook ensure` stored)
   FRAMEIO_WEBHOOK_NAME        webhook name [rushes]
   FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
+  FRAMEIO_UPLOAD_FOLDER_ID    Frame.io folder `frameio upload` and the watch folder send to
+  FRAMEIO_UPLOAD_DIR          watch folder of `serve`: files put there are sent to Frame.io
+  FRAMEIO_UPLOAD_SETTLE       quiet time before a watched file is sent (10s, 2m, 0) [10s]
   FRAMEIO_STATUS_MAP          Status option -> state [In Progress=in_review,Needs Review=in_review,Approved=approved,Rejected=rejected]
   FRAMEIO_REVIEW_LEXICON      JSON lexicon extending the built-in comment cues (\"mode\": \"replace\" to replace lists)
   FRAMEIO_KEYWORDS_APPROVED, FRAMEIO_KEYWORDS_CHANGES, FRAMEIO_KEYWORDS_REJECTED  comma-separated phrases replacing the approval/change/rejection cues

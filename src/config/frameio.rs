@@ -109,6 +109,8 @@ pub struct FrameioConfig {
     pub status_map: StatusMap,
     /// What the review reader is built from (frameio's review builds it).
     pub review: ReviewSettings,
+    /// `FRAMEIO_UPLOAD_*`: where rushes sends files itself.
+    pub upload: super::frameio_upload::UploadSettings,
 }
 
 /// The review reader's settings: where a studio's lexicon is and the keyword lists that replace
@@ -192,6 +194,7 @@ impl FrameioConfig {
             poll_interval: Duration::from_secs(300),
             status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
             review: ReviewSettings::default(),
+            upload: Default::default(),
         }
     }
 }
@@ -265,6 +268,10 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         keywords_rejected: keywords("FRAMEIO_KEYWORDS_REJECTED")?,
         llm: read_llm(env)?,
     };
+    let upload = super::frameio_upload::UploadSettings::read(
+        env,
+        auth.is_some() && env.text("FRAMEIO_ACCOUNT_ID").is_some(),
+    )?;
     Ok(FrameioConfig {
         api_base: env.http_url("FRAMEIO_API_BASE", DEFAULT_API_BASE)?,
         ims_url: env.http_url("FRAMEIO_IMS_URL", DEFAULT_IMS_URL)?,
@@ -283,6 +290,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
         )?,
         status_map,
         review,
+        upload,
     })
 }
 

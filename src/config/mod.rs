@@ -8,7 +8,9 @@ mod download;
 mod env;
 mod feed;
 mod frameio;
+mod frameio_upload;
 mod hardening;
+mod notify;
 mod service;
 mod transfers;
 pub mod tunnel;
@@ -28,7 +30,9 @@ pub use frameio::{
     DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, LlmSettings, Phrase,
     ReviewSettings, S2S_SCOPE, StatusMap, parse_list,
 };
+pub use frameio_upload::{DEFAULT_SETTLE, UploadSettings};
 pub use hardening::ServerLimits;
+pub use notify::NotifySettings;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
 pub use upkeep::{DEFAULT_EVENT_RETENTION, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_SIZE, UpkeepSettings};
 
@@ -132,6 +136,8 @@ pub struct Config {
     pub server: ServerLimits,
     /// `RUSHES_DATABASE_URL`, `RUSHES_INSTANCE_NAME`, `RUSHES_LEASE` (database.rs).
     pub database: DatabaseSettings,
+    /// `NOTIFY_*`, `ON_REVIEW_CHANGE`: messages and the review hook.
+    pub notify: NotifySettings,
     /// `RUSHES_EVENT_RETENTION`, `RUSHES_LOG_MAX_SIZE`, `RUSHES_LOG_KEEP` (upkeep.rs).
     pub upkeep: UpkeepSettings,
 }
@@ -202,6 +208,7 @@ impl Config {
             download_max_age,
             frameio: frameio::read(&env)?,
             tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
+            notify: NotifySettings::read(&env)?,
         })
     }
 
@@ -249,6 +256,7 @@ impl Config {
             feed_auth_token: None,
             server: ServerLimits::default(),
             database: DatabaseSettings::local(&root.join("data")),
+            notify: NotifySettings::default(),
             upkeep: UpkeepSettings::default(),
         }
     }

@@ -217,7 +217,7 @@ impl Client {
         })
     }
 
-    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+    pub(super) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
@@ -232,7 +232,7 @@ impl Client {
     /// 429: waits what the server asks (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset`),
     /// at least a doubling wait from `rate_limit_base`; 5xx and transport errors: the retry
     /// policy's backoff; 401 with IMS: one fresh token.
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         url: Url,
@@ -493,7 +493,10 @@ impl Client {
         Ok(items)
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(path: &str, value: Value) -> Result<T, ClientError> {
+    pub(super) fn decode<T: serde::de::DeserializeOwned>(
+        path: &str,
+        value: Value,
+    ) -> Result<T, ClientError> {
         serde_json::from_value(value).map_err(|e| ClientError::Decode {
             path: path.to_string(),
             message: e.to_string(),

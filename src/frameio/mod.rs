@@ -8,11 +8,16 @@ pub mod client;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;
+mod parts;
 pub(crate) mod processor;
 pub(crate) mod refusals;
 pub(crate) mod review;
 mod route;
 pub(crate) mod tracker;
+pub mod upload;
+mod upload_api;
+pub(crate) mod versions;
+pub(crate) mod watch_folder;
 pub mod webhook;
 
 /// The review reader, for `rushes frameio verdict`, the trainer and the benchmark.
@@ -68,6 +73,8 @@ pub struct FrameioTasks {
     processor: EventProcessor,
     poller: Option<UploadPoller>,
     keeper: keeper::WebhookKeeper,
+    /// `FRAMEIO_UPLOAD_DIR`: files put there are sent to Frame.io.
+    watch: Option<watch_folder::WatchFolder>,
 }
 
 /// Builds the Frame.io side from its settings. Works with nothing configured. `cleanup`
@@ -98,7 +105,10 @@ pub fn build(
         state: webhook.clone(),
         cleanup,
     };
-    let tracker = Arc::new(Tracker::new(store.clone(), events, client, config).with_reader(reader));
+    let tracker = Arc::new(
+        Tracker::new(store.clone(), events.clone(), client, config.clone()).with_reader(reader),
+    );
+    let watch = watch_folder(&config, &tracker, events);
     let outcomes = Arc::new(processor::Outcomes::default());
     let poller = has_client.then(|| UploadPoller {
         tracker: tracker.clone(),
@@ -123,8 +133,42 @@ pub fn build(
             },
             poller,
             keeper,
+            watch,
         },
     ))
+}
+
+/// The watch folder, when `FRAMEIO_UPLOAD_DIR` is set (the configuration made sure that the
+/// folder id, the account and credentials are there too).
+fn watch_folder(
+    config: &FrameioConfig,
+    tracker: &Arc<Tracker>,
+    events: EventBus,
+) -> Option<watch_folder::WatchFolder> {
+    let dir = config.upload.dir.clone()?;
+    let (Some(folder_id), Some(account)) =
+        (config.upload.folder_id.clone(), config.account_id.clone())
+    else {
+        tracing::error!(
+            "Frame.io: FRAMEIO_UPLOAD_DIR needs FRAMEIO_UPLOAD_FOLDER_ID and FRAMEIO_ACCOUNT_ID; not watching it"
+        );
+        return None;
+    };
+    match upload::Uploader::new(tracker.clone(), events, account) {
+        Ok(mut uploader) => {
+            uploader.wait_busy = false;
+            Some(watch_folder::WatchFolder {
+                dir,
+                folder_id,
+                settle: config.upload.settle,
+                uploader: Arc::new(uploader),
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Frame.io: cannot start the watch folder");
+            None
+        }
+    }
 }
 
 impl FrameioTasks {
@@ -142,6 +186,9 @@ impl FrameioTasks {
         tasks.spawn(self.writer.run(writer_stop));
         tasks.spawn(self.keeper.run(public_urls, cancel.clone()));
         tasks.spawn(self.processor.run(cancel.clone()));
+        if let Some(watch) = self.watch {
+            tasks.spawn(watch.run(cancel.clone()));
+        }
         match self.poller {
             Some(poller) => {
                 tasks.spawn(poller.run(cancel));

@@ -361,6 +361,19 @@ impl Tracker {
             self.store.update_upload(&upload.id, &update).await?;
             return Ok(false);
         }
+        // A producer's own word outranks the comments until a newer comment arrives.
+        if let Some(person_at) = self.store.person_decided_at(&upload.id).await?
+            && !comments.iter().any(|c| {
+                c.created_at
+                    .as_deref()
+                    .and_then(|t| crate::domain::Timestamp::parse(t).ok())
+                    .is_some_and(|t| t > person_at)
+            })
+        {
+            tracing::debug!(upload = %upload.id, comment = %d.comment_id, "Frame.io: the producer's decision outranks older comments");
+            self.store.update_upload(&upload.id, &update).await?;
+            return Ok(false);
+        }
         let deciding = comments.iter().find(|c| c.id == d.comment_id);
         let key = format!(
             "{}@{}",

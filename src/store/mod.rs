@@ -15,7 +15,10 @@ mod ingest;
 mod inspector;
 mod notify;
 mod ops;
+mod outbox;
+mod reviews;
 mod segments;
+mod sends;
 mod waits;
 mod writes;
 
@@ -43,7 +46,10 @@ pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries
 pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use ops::{EventBacklog, PRUNE_BATCH, prune_events};
+pub use outbox::{FinishedDelivery, NewMessage, OutboxRow, VerdictChange};
+pub use reviews::CommentLabel;
 pub use segments::SegmentRow;
+pub use sends::{NewSend, Send, SendClaim, state as send_state};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

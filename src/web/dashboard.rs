@@ -164,7 +164,14 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
         let last = comments
             .into_iter()
             .max_by(|a, b| a.created_at.cmp(&b.created_at));
-        rows.push((upload, last));
+        let labels = state.store.upload_labels(&upload.id).await?;
+        let corrected = last.as_ref().and_then(|c| {
+            labels
+                .into_iter()
+                .find(|l| l.comment_id == c.comment_id)
+                .map(|l| l.expected)
+        });
+        rows.push((upload, last, corrected));
     }
     Ok(html! {
         section #frameio-panel .panel {
@@ -177,14 +184,15 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                 }
             }
             (reach)
+            (super::sends::panel(&state.store).await?)
             h3 { "Tracked uploads" }
             @if rows.is_empty() {
                 p.sub { "No upload tracked yet: " code { "rushes frameio track FILE_ID" } " or POST /api/uploads." }
             } @else {
                 table.deliveries.uploads {
-                    thead { tr { th { "Upload" } th { "Review state" } th { "Why" } th { "Last comment" } th { "Changed" } } }
+                    thead { tr { th { "Upload" } th { "Review state" } th { "Why" } th { "Last comment" } th { "Changed" } th { "Producer" } } }
                     tbody {
-                        @for (upload, last) in &rows {
+                        @for (upload, last, corrected) in &rows {
                             tr id={ "upload-" (upload.id) } data-upload=(upload.id) {
                                 td {
                                     div.name { (upload.name.as_deref().unwrap_or(&upload.file_id)) }
@@ -206,9 +214,11 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                                     @if let Some(c) = last {
                                         div { "“" (c.text) "”" }
                                         div.sub { @if let Some(a) = &c.author { (a) " · " } (when(c.created_at.as_deref().and_then(|raw| Timestamp::parse(raw).ok()))) }
+                                        (super::review::comment_verdict(&upload.id, c, corrected.as_deref()))
                                     } @else { span.sub { "none" } }
                                 }
                                 td.when { (when(Some(upload.state_changed_at))) }
+                                td { (super::review::buttons(upload)) }
                             }
                         }
                     }

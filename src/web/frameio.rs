@@ -129,7 +129,7 @@ async fn create_upload(
 }
 
 async fn list_uploads(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let uploads = state.store.uploads().await?;
+    let uploads = super::sends::with_transfers(&state.store, state.store.uploads().await?).await?;
     // Frame.io refused the credentials for good: said here too (and on the dashboard).
     let credentials = state
         .store
@@ -151,11 +151,18 @@ async fn get_upload(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state
+    let details = state
         .frameio
         .tracker
         .details(&id)
         .await?
-        .map(|d| Json(json!(d)))
-        .ok_or_else(|| ApiError::not_found(format!("no upload {id:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("no upload {id:?}")))?;
+    let mut value = json!(details);
+    if let (Some(transfer), Some(obj)) = (
+        super::sends::transfer_of(&state.store, &id).await?,
+        value.as_object_mut(),
+    ) {
+        obj.insert("transfer".into(), transfer);
+    }
+    Ok(Json(value))
 }

@@ -10,7 +10,9 @@ pub(crate) mod frameio;
 pub(crate) mod inspector;
 pub(crate) mod metrics;
 pub(crate) mod passwords;
+mod review;
 pub(crate) mod router;
+mod sends;
 pub(crate) mod shield;
 
 use std::sync::Arc;

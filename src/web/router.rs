@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .merge(super::frameio::routes())
+        .merge(super::review::routes())
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(middleware::from_fn_with_state(

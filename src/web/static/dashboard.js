@@ -183,11 +183,18 @@
         init.body = JSON.stringify({ password: field ? field.value : "" });
         if (field) field.value = "";
       }
+      if (form.dataset.json) {
+        // Decision buttons and verdict corrections: the form's fields as a JSON body.
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(Object.fromEntries(new FormData(form).entries()));
+      }
       const response = await fetch(form.action, init);
       const body = await response.json().catch(() => ({}));
       if (!response.ok) say(body.error || "Failed (" + response.status + ")");
       else if (form.dataset.action === "password") say("Password given: queued again");
       else if (form.dataset.action === "refresh") { say("Feed fetched"); refreshFeedPanel(); }
+      else if (form.dataset.action === "review") { say("Review state: " + body.state.replace("_", " ")); refreshFrameioPanel(); }
+      else if (form.dataset.action === "label") { say("Verdict corrected: " + body.expected.replace("_", " ")); refreshFrameioPanel(); }
       else if (form.dataset.action === "replay") { say("Event " + form.dataset.event + " replayed: " + body.outcome); refreshFrameioPanel(); }
       if (form.dataset.id) await replaceRow(form.dataset.id);
     } catch (err) {

@@ -23,19 +23,28 @@ pub const CLIENT_SECRET: &str = "client-s3cret";
 pub const FIRST_REFRESH: &str = "refresh-0";
 
 #[derive(Default)]
-struct FakeFile {
+pub(super) struct FakeFile {
     status: Option<String>,
-    file_status: String,
+    pub(super) file_status: String,
     comments: Vec<Value>,
 }
 
+impl FakeFile {
+    pub(super) fn with_status(status: &str) -> Self {
+        Self {
+            file_status: status.into(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Default)]
-struct Fake {
+pub(super) struct Fake {
     valid_tokens: HashSet<String>,
     refresh_tokens: HashSet<String>,
     issued: u32,
     grants: Vec<String>,
-    files: HashMap<String, FakeFile>,
+    pub(super) files: HashMap<String, FakeFile>,
     comment_files: HashMap<String, String>,
     webhooks: Vec<Value>,
     next_webhook: u32,
@@ -46,6 +55,8 @@ struct Fake {
     rate_limited: u32,
     bucket_refused: u32,
     bucket: Bucket,
+    /// Uploads, version stacks and moves (see fake_frameio_upload.rs).
+    pub(super) uploads: super::fake_frameio_upload::Uploads,
 }
 
 /// Frame.io's rate limit as its guide describes it: a leaky bucket per user, reported on every
@@ -129,9 +140,9 @@ pub struct FakeFrameio {
     comments_open: Arc<watch::Sender<bool>>,
 }
 
-type Shared = (Arc<Mutex<Fake>>, Arc<watch::Sender<bool>>);
+pub(super) type Shared = (Arc<Mutex<Fake>>, Arc<watch::Sender<bool>>);
 
-fn errors(status: StatusCode, title: &str) -> Response {
+pub(super) fn errors(status: StatusCode, title: &str) -> Response {
     (
         status,
         Json(json!({"errors": [{"title": title, "detail": title}]})),
@@ -152,7 +163,11 @@ impl FakeFrameio {
         let shared: Shared = (state.clone(), comments_open.clone());
         let app = Router::new()
             .route("/ims/token/v3", post(ims_token))
-            .route("/v4/accounts/{a}/files/{f}", get(file))
+            .route(
+                "/v4/accounts/{a}/files/{f}",
+                get(file).delete(super::fake_frameio_upload::delete_file),
+            )
+            .merge(super::fake_frameio_upload::routes())
             .route("/v4/accounts/{a}/files/{f}/metadata", get(metadata))
             .route("/v4/accounts/{a}/files/{f}/comments", get(comments))
             .route("/v4/accounts/{a}/comments/{c}", get(comment))
@@ -191,7 +206,7 @@ impl FakeFrameio {
         format!("http://{}/ims/token/v3", self.addr)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Fake) -> T) -> T {
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Fake) -> T) -> T {
         f(&mut self.state.lock().expect("lock"))
     }
 
@@ -388,7 +403,7 @@ pub async fn deliver(client: &reqwest::Client, url: &str, secret: &str, body: &s
 
 /// Records the request and checks the bearer token; `Err` is the answer to give instead.
 #[allow(clippy::result_large_err)] // a test server: the answer is returned as is
-fn gate(
+pub(super) fn gate(
     state: &Arc<Mutex<Fake>>,
     method: &str,
     path: &str,
