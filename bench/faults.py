@@ -226,6 +226,8 @@ class Rushes:
             "LOCAL_DOWNLOADS_DIR": os.path.join(root, "downloads"),
             "RUSHES_LOG_DIR": os.path.join(root, "logs"), "WEBHOOK_CACHE_TTL": "0",
             "WEBHOOK_MONITOR_INTERVAL": "3600", "RUST_LOG": "info",
+            # The staged records carry fixed dates: no age limit (as the tests do).
+            "DOWNLOAD_MAX_AGE": "0",
         }
         self.env.update(env or {})
         self.proc = None
