@@ -232,6 +232,30 @@ impl Client {
     /// 429: waits what the server asks (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset`),
     /// at least a doubling wait from `rate_limit_base`; 5xx and transport errors: the retry
     /// policy's backoff; 401 with IMS: one fresh token.
+    /// Waits until the rate budget allows the next call (see [`pace`]).
+    async fn wait_for_budget(&self) {
+        let pause = self
+            .not_before
+            .lock()
+            .map(|n| n.map(|t| t.saturating_duration_since(Instant::now())))
+            .unwrap_or(None);
+        if let Some(pause) = pause.filter(|w| !w.is_zero()) {
+            tokio::time::sleep(pause.min(MAX_RATE_WAIT)).await;
+        }
+    }
+
+    /// Reads the budget an answer reports: the next call waits when little is left.
+    fn note_budget(&self, headers: &reqwest::header::HeaderMap) {
+        let paced = pace(headers)
+            .map(|wait| Instant::now() + wait)
+            .or_else(|| exhausted_until(headers));
+        if let Some(next) = paced
+            && let Ok(mut n) = self.not_before.lock()
+        {
+            *n = Some(n.map_or(next, |t| t.max(next)));
+        }
+    }
+
     pub(super) async fn send(
         &self,
         method: Method,
@@ -247,14 +271,7 @@ impl Client {
         loop {
             attempt += 1;
             let mut server_error = false;
-            let pause = self
-                .not_before
-                .lock()
-                .map(|n| n.map(|t| t.saturating_duration_since(Instant::now())))
-                .unwrap_or(None);
-            if let Some(pause) = pause.filter(|w| !w.is_zero()) {
-                tokio::time::sleep(pause.min(MAX_RATE_WAIT)).await;
-            }
+            self.wait_for_budget().await;
             let token = match self
                 .auth
                 .token(&self.http, self.store.as_ref(), false, &|| {
@@ -278,14 +295,7 @@ impl Client {
                 Err(e) => net::error_text(&e),
                 Ok(response) => {
                     let status = response.status();
-                    let paced = pace(response.headers())
-                        .map(|wait| Instant::now() + wait)
-                        .or_else(|| exhausted_until(response.headers()));
-                    if let Some(next) = paced
-                        && let Ok(mut n) = self.not_before.lock()
-                    {
-                        *n = Some(n.map_or(next, |t| t.max(next)));
-                    }
+                    self.note_budget(response.headers());
                     if status.is_success() {
                         self.note_success().await;
                         return Self::json_body(response, path).await;

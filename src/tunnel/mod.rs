@@ -9,6 +9,7 @@
 pub mod agent;
 mod group;
 pub mod guard;
+mod ngrok;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -255,7 +256,7 @@ impl Supervisor {
     async fn run_once(&self, plan: &agent::Plan, cancel: &CancellationToken) -> RunEnd {
         let grace = self.settings.grace;
         if self.settings.mode == TunnelMode::Ngrok
-            && agent::api_taken(&self.settings.ngrok_api_addr).await
+            && ngrok::api_taken(&self.settings.ngrok_api_addr).await
         {
             let addr = self.settings.ngrok_api_addr.clone();
             return RunEnd::Failed(AgentError::ApiTaken { addr }, false);
@@ -312,7 +313,7 @@ impl Supervisor {
                     }
                 }
                 _ = tick.tick(), if self.settings.mode == TunnelMode::Ngrok => {
-                    agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port(), &self.settings.tunnel_domains).await
+                    ngrok::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port(), &self.settings.tunnel_domains).await
                 }
             };
             if let Some(url) = found {
@@ -344,7 +345,7 @@ impl Supervisor {
                     }
                 }
                 _ = recheck.tick(), if self.settings.mode == TunnelMode::Ngrok => {
-                    if let Some(url) = agent::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port(), &self.settings.tunnel_domains).await {
+                    if let Some(url) = ngrok::ask_ngrok(&http, &self.settings.ngrok_api_addr, self.addr.port(), &self.settings.tunnel_domains).await {
                         self.publish(&url);
                     }
                 }
