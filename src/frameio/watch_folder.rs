@@ -1,7 +1,7 @@
 //! The watch folder (`FRAMEIO_UPLOAD_DIR`): a file that appears there is sent to Frame.io once its
 //! size and modification time have not changed for `FRAMEIO_UPLOAD_SETTLE`. The folder is read
 //! every second and at once when inotify (the `notify` crate) reports a change; hidden and
-//! partial files (`.*`, `*.part`, `*.tmp`, `~*`) are skipped. Each file is sent once only: the
+//! partial files (`.*`, `*.part`, `*.tmp`, `~*`) and empty files are skipped. Each file is sent once only: the
 //! store's claim on its send (path, size, modification time) holds across restarts and, on
 //! PostgreSQL, across instances; an instance takes over an unfinished send only once the claim
 //! of the instance that held it ran out.
@@ -156,7 +156,8 @@ impl WatchFolder {
             let Ok(meta) = entry.metadata().await else {
                 continue;
             };
-            if !meta.is_file() {
+            // An empty file is one an export tool has just created: it is not a cut yet.
+            if !meta.is_file() || meta.len() == 0 {
                 continue;
             }
             let path = entry.path();

@@ -24,7 +24,11 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 pub fn write_file(dir: &Path, name: &str, len: usize, seed: u8) -> (PathBuf, Vec<u8>) {
     let bytes = pattern(len, seed);
     let path = dir.join(name);
-    std::fs::write(&path, &bytes).expect("write file");
+    // Written under a hidden name, then renamed, as export tools do: a watch folder never sees
+    // a half-written file (with `FRAMEIO_UPLOAD_SETTLE=0` it would send it at once).
+    let staging = dir.join(format!(".{name}.writing"));
+    std::fs::write(&staging, &bytes).expect("write file");
+    std::fs::rename(&staging, &path).expect("rename file");
     (path, bytes)
 }
 

@@ -46,6 +46,7 @@ fn created(fake: &FakeFrameio) -> Vec<String> {
 async fn wait_complete(fake: &FakeFrameio, app: &TestApp, n: usize) -> Vec<String> {
     wait_for(&format!("{n} files sent"), WAIT, || async {
         let made = created(fake);
+        assert!(made.len() <= n, "more files made than sent: {made:?}");
         let sends = app.state.store.sends(100).await.ok()?;
         let stored = sends.iter().filter(|s| s.state == "complete").count() >= n;
         (made.len() == n && stored && made.iter().all(|f| fake.uploaded_bytes(f).is_some()))
