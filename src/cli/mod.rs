@@ -71,6 +71,7 @@ Frame.io environment (all optional; also read from ./.env):
   FRAMEIO_WEBHOOK_SECRET      signing secret (else the one `webhook ensure` stored)
   FRAMEIO_WEBHOOK_NAME        webhook name [rushes]
   FRAMEIO_POLL_INTERVAL       seconds between polls of an unfinished upload [300]
+  FRAMEIO_TIMEOUT             seconds to wait for one answer of the Frame.io API [30]
   FRAMEIO_UPLOAD_FOLDER_ID    Frame.io folder `frameio upload` and the watch folder send to
   FRAMEIO_UPLOAD_DIR          watch folder of `serve`: files put there are sent to Frame.io
   FRAMEIO_UPLOAD_SETTLE       quiet time before a watched file is sent (10s, 2m, 0) [10s]

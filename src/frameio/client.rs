@@ -52,6 +52,15 @@ pub enum ClientError {
     },
     #[error("unexpected answer from Frame.io on {path}: {message}")]
     Decode { path: String, message: String },
+    /// A request that is not safe to repeat got no usable answer (a 5xx, a timeout, a reset
+    /// connection): it may or may not have taken effect on Frame.io.
+    #[error("the answer of Frame.io to {path} was lost ({last}): it may have taken effect")]
+    Unknown {
+        path: String,
+        last: String,
+        /// The last attempt got a 5xx (Frame.io asks for a longer wait before the next one).
+        server_error: bool,
+    },
     #[error("Adobe IMS token request failed: {0}")]
     Ims(String),
     /// Not transient: nothing works until someone re-authorises (new token, new refresh token).
@@ -65,7 +74,11 @@ impl ClientError {
     /// Worth trying again later (as opposed to a request that can never succeed).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::GaveUp { .. } | Self::Ims(_) | Self::Store(_) => true,
+            Self::Transport { .. }
+            | Self::GaveUp { .. }
+            | Self::Unknown { .. }
+            | Self::Ims(_)
+            | Self::Store(_) => true,
             Self::Api { status, .. } => *status >= 500 || *status == 429,
             Self::Unauthorized { .. } | Self::Decode { .. } | Self::Credentials(_) => false,
         }
@@ -79,6 +92,15 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api { status: 404, .. })
     }
+}
+
+/// Whether a request may be sent again after an answer that says nothing of its effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Reads, deletes, moves: repeating them changes nothing more.
+    Safe,
+    /// Creates: sent again only when Frame.io surely did not receive it.
+    Once,
 }
 
 /// A Frame.io v4 API client.
@@ -194,7 +216,7 @@ impl Client {
         let auth = Auth::from_config(config)?;
         let http = net::client(net::Timeouts {
             connect: Duration::from_secs(10),
-            request: Some(Duration::from_secs(30)),
+            request: Some(config.timeout),
             read: None,
         })
         .ok()?;
@@ -262,6 +284,19 @@ impl Client {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        self.send_as(method, url, body, Replay::Safe).await
+    }
+
+    /// [`Client::send`] for a request that must not be repeated blindly (`Replay::Once`): it is
+    /// tried again only when Frame.io surely did not act on it (no connection, 429, 401); a
+    /// 5xx or a lost answer is [`ClientError::Unknown`].
+    pub(super) async fn send_as(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        replay: Replay,
+    ) -> Result<Value, ClientError> {
         let path = url.path().to_string();
         let mut refreshed = false;
         let mut rate_wait = self.rate_limit_base;
@@ -292,13 +327,32 @@ impl Client {
                 request = request.json(body);
             }
             let last = match request.send().await {
+                Err(e) if replay == Replay::Once && !e.is_connect() => {
+                    return Err(ClientError::Unknown {
+                        path,
+                        last: net::error_text(&e),
+                        server_error: false,
+                    });
+                }
                 Err(e) => net::error_text(&e),
                 Ok(response) => {
                     let status = response.status();
                     self.note_budget(response.headers());
                     if status.is_success() {
                         self.note_success().await;
-                        return Self::json_body(response, path).await;
+                        let answer = Self::json_body(response, path).await;
+                        return match answer {
+                            // The call took effect but its answer was cut or garbled.
+                            Err(
+                                ClientError::Transport { path, message }
+                                | ClientError::Decode { path, message },
+                            ) if replay == Replay::Once => Err(ClientError::Unknown {
+                                path,
+                                last: message,
+                                server_error: false,
+                            }),
+                            other => other,
+                        };
                     }
                     if status == StatusCode::UNAUTHORIZED {
                         if !refreshed && self.auth.refreshable() {
@@ -346,6 +400,13 @@ impl Client {
                             method: method.to_string(),
                             path,
                             message,
+                        });
+                    }
+                    if replay == Replay::Once {
+                        return Err(ClientError::Unknown {
+                            path,
+                            last: format!("HTTP {status}: {message}"),
+                            server_error: true,
                         });
                     }
                     server_error = true;
@@ -457,7 +518,7 @@ impl Client {
     }
 
     /// GET every page of a list (`links.next` until null).
-    async fn list_all(&self, first: Url) -> Result<Vec<Value>, ClientError> {
+    pub(super) async fn list_all(&self, first: Url) -> Result<Vec<Value>, ClientError> {
         // links.next carries only the `after` cursor: the other parameters are added again.
         let first_query: Vec<(String, String)> = first
             .query_pairs()

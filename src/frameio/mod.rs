@@ -5,6 +5,7 @@
 mod auth;
 mod batch;
 pub mod client;
+mod create;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;
