@@ -30,6 +30,7 @@ mod segmented;
 mod swisstransfer;
 mod transfer_folders;
 mod tunnel;
+mod upload_faults;
 mod uploads;
 mod verdicts;
 mod watch_folder;

@@ -178,3 +178,145 @@ async fn two_instances_on_one_database_send_each_file_once() {
     let made = created(&fake);
     assert_eq!(made.len(), 6, "each file once: {made:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_that_lose_their_answer_leave_one_file_through_the_folders_retry() {
+    use crate::support::fake_frameio_children::CreateFault;
+    let fake = FakeFrameio::start().await;
+    // Every attempt of the first try loses its answer (the uploader gives up with a create in
+    // flight); the watch folder's next try finds the mark, cleans up and sends.
+    fake.fail_next_creates(&[CreateFault::Reset; 5]);
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    let (_, bytes) = write_file(&watch, "Promo.mov", 40_000, 4);
+    let kept = wait_for("the file sent", WAIT, || async {
+        let sends = app.state.store.sends(10).await.ok()?;
+        let send = sends.into_iter().find(|s| s.state == "complete")?;
+        send.file_id
+    })
+    .await;
+    app.stop().await;
+    let made = created(&fake);
+    assert_eq!(made.len(), 6, "{made:?}");
+    assert_eq!(made.last(), Some(&kept));
+    assert_eq!(fake.live_files_named("Promo.mov"), vec![kept.clone()]);
+    assert_eq!(fake.uploaded_bytes(&kept), Some(bytes));
+    let mut deleted = fake.uploads(|u| u.deleted.clone());
+    deleted.sort();
+    let mut orphans = made[..5].to_vec();
+    orphans.sort();
+    assert_eq!(
+        deleted, orphans,
+        "every file made without an answer deleted"
+    );
+}
+
+/// The ids of the complete sends, by name.
+async fn complete_files(app: &TestApp) -> std::collections::HashMap<String, String> {
+    let sends = app.state.store.sends(100).await.unwrap_or_default();
+    sends
+        .into_iter()
+        .filter(|s| s.state == "complete")
+        .filter_map(|s| s.file_id.map(|f| (s.name, f)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_completing_out_of_order_stack_in_version_order() {
+    let fake = FakeFrameio::start().await;
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    // v1 has two parts (1.5 MB): its second part waits in the fake; v2 and v3 have one part.
+    fake.hold_part(1);
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    write_file(&watch, "Spot.mov", 1_500_000, 1);
+    let v1 = wait_for("v1 being sent", WAIT, || async {
+        let v1 = created(&fake).first().cloned()?;
+        (fake.puts_per_part(&v1).first() == Some(&1)).then_some(v1)
+    })
+    .await;
+    write_file(&watch, "Spot_v2.mov", 3001, 2);
+    let v2 = wait_for("v2 complete", WAIT, || async {
+        complete_files(&app).await.remove("Spot_v2.mov")
+    })
+    .await;
+    write_file(&watch, "Spot_v3.mov", 3002, 3);
+    let v3 = wait_for("v3 complete", WAIT, || async {
+        complete_files(&app).await.remove("Spot_v3.mov")
+    })
+    .await;
+    assert!(
+        fake.uploads(|u| u.stacks.is_empty() && u.moves.is_empty()),
+        "newer versions wait for v1"
+    );
+    fake.release_parts();
+    let (stacks, moves) = wait_for("the version stack", WAIT, || async {
+        let (stacks, moves) = fake.uploads(|u| (u.stacks.clone(), u.moves.clone()));
+        (!moves.is_empty()).then_some((stacks, moves))
+    })
+    .await;
+    assert_eq!(
+        stacks,
+        vec![(
+            "vs-1".to_string(),
+            FOLDER.to_string(),
+            vec![v1.clone(), v2.clone()]
+        )],
+        "one stack, oldest first"
+    );
+    assert_eq!(moves, vec![(v3.clone(), "vs-1".to_string())]);
+    for f in [&v1, &v2, &v3] {
+        assert_eq!(fake.parent_of(f).as_deref(), Some("vs-1"));
+    }
+    // The dashboard: one asset, newest version first.
+    let (_, html) = app.get_text("/ui/frameio").await;
+    assert_eq!(html.matches("<tr class=\"asset\"").count(), 1, "{html}");
+    let at = |label: &str| {
+        html.find(label)
+            .unwrap_or_else(|| panic!("{label} in {html}"))
+    };
+    assert!(at("v3 · Spot_v3.mov") < at("v2 · Spot_v2.mov"));
+    assert!(at("v2 · Spot_v2.mov") < at("v1 · Spot.mov"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_versions_completing_at_once_make_one_stack() {
+    let fake = FakeFrameio::start().await;
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    // Both files' only part waits in the fake, then both complete at the same moment.
+    fake.hold_part(0);
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    write_file(&watch, "Trailer.mov", 5000, 1);
+    write_file(&watch, "Trailer v2.mov", 5001, 2);
+    wait_for("both files made", WAIT, || async {
+        (created(&fake).len() == 2).then_some(())
+    })
+    .await;
+    fake.release_parts();
+    let made = wait_complete(&fake, &app, 2).await;
+    let files = complete_files(&app).await;
+    let (v1, v2) = (
+        files["Trailer.mov"].clone(),
+        files["Trailer v2.mov"].clone(),
+    );
+    let stacks = wait_for("the version stack", WAIT, || async {
+        let sends = app.state.store.sends(10).await.ok()?;
+        let stacks = fake.uploads(|u| u.stacks.clone());
+        (sends.iter().all(|s| s.stack_id.is_some()) && !stacks.is_empty()).then_some(stacks)
+    })
+    .await;
+    assert_eq!(made.len(), 2);
+    app.stop().await;
+    assert_eq!(
+        stacks,
+        vec![("vs-1".to_string(), FOLDER.to_string(), vec![v1, v2])],
+        "one stack, in version order"
+    );
+    assert_eq!(fake.uploads(|u| u.moves.clone()), Vec::new());
+}
