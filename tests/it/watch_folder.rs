@@ -284,39 +284,52 @@ async fn versions_completing_out_of_order_stack_in_version_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_versions_completing_at_once_make_one_stack() {
+async fn versions_completing_at_once_make_one_stack_in_order() {
     let fake = FakeFrameio::start().await;
     let root = temp_dir();
     let watch = root.path().join("exports");
     std::fs::create_dir_all(&watch).expect("watch dir");
-    // Both files' only part waits in the fake, then both complete at the same moment.
-    fake.hold_part(0);
     let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
-    write_file(&watch, "Trailer.mov", 5000, 1);
-    write_file(&watch, "Trailer v2.mov", 5001, 2);
-    wait_for("both files made", WAIT, || async {
-        (created(&fake).len() == 2).then_some(())
-    })
-    .await;
-    fake.release_parts();
-    let made = wait_complete(&fake, &app, 2).await;
+    // Two files at a time: their only part waits in the fake, then both complete at once.
+    let mut names = Vec::new();
+    for (round, pair) in [
+        ["Trailer.mov", "Trailer v2.mov"],
+        ["Trailer v3.mov", "Trailer_v4.mov"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        fake.hold_part(0);
+        for (i, name) in pair.iter().enumerate() {
+            write_file(&watch, name, 5000 + 2 * round + i, 1);
+            names.push(name.to_string());
+        }
+        wait_for("both files made", WAIT, || async {
+            (created(&fake).len() == 2 * (round + 1)).then_some(())
+        })
+        .await;
+        fake.release_parts();
+        wait_for("both stacked", WAIT, || async {
+            let sends = app.state.store.sends(10).await.ok()?;
+            (sends.len() == 2 * (round + 1) && sends.iter().all(|s| s.stack_id.is_some()))
+                .then_some(())
+        })
+        .await;
+    }
     let files = complete_files(&app).await;
-    let (v1, v2) = (
-        files["Trailer.mov"].clone(),
-        files["Trailer v2.mov"].clone(),
-    );
-    let stacks = wait_for("the version stack", WAIT, || async {
-        let sends = app.state.store.sends(10).await.ok()?;
-        let stacks = fake.uploads(|u| u.stacks.clone());
-        (sends.iter().all(|s| s.stack_id.is_some()) && !stacks.is_empty()).then_some(stacks)
-    })
-    .await;
-    assert_eq!(made.len(), 2);
+    let ids: Vec<String> = names.iter().map(|n| files[n].clone()).collect();
     app.stop().await;
     assert_eq!(
-        stacks,
-        vec![("vs-1".to_string(), FOLDER.to_string(), vec![v1, v2])],
+        fake.uploads(|u| u.stacks.clone()),
+        vec![("vs-1".to_string(), FOLDER.to_string(), ids[..2].to_vec())],
         "one stack, in version order"
     );
-    assert_eq!(fake.uploads(|u| u.moves.clone()), Vec::new());
+    assert_eq!(
+        fake.uploads(|u| u.moves.clone()),
+        vec![
+            (ids[2].clone(), "vs-1".to_string()),
+            (ids[3].clone(), "vs-1".to_string())
+        ],
+        "later versions moved in, in version order"
+    );
 }
