@@ -96,7 +96,9 @@ impl Create<'_> {
         let from = since.as_datetime() - chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default();
         let mut deleted = 0;
         for child in children {
-            if !self.is_candidate(send, &child, from) || self.owned(&child.id).await? {
+            if !leftover(&send.name, send.file_size as u64, &child, from)
+                || self.owned(&child.id).await?
+            {
                 continue;
             }
             match self.client.delete_file(self.account, &child.id).await {
@@ -111,26 +113,62 @@ impl Create<'_> {
         Ok(())
     }
 
-    fn is_candidate(
-        &self,
-        send: &Send,
-        child: &Child,
-        from: chrono::DateTime<chrono::Utc>,
-    ) -> bool {
-        let made = child
-            .created_at
-            .as_deref()
-            .and_then(|t| Timestamp::parse(t).ok());
-        child.kind.as_deref().is_none_or(|k| k == "file")
-            && child.name.as_deref() == Some(send.name.as_str())
-            && child.file_size == Some(send.file_size as u64)
-            && made.is_some_and(|t| t.as_datetime() >= from)
-    }
-
     /// The file belongs to a send (this one's earlier file is forgotten before a new one is
     /// made) or is tracked for review.
     async fn owned(&self, file_id: &str) -> Result<bool, UploadError> {
         Ok(self.store.send_by_file(file_id).await?.is_some()
             || self.store.upload_by_file(file_id).await?.is_some())
+    }
+}
+
+/// A child that a create of `name` (`size` bytes) sent at `from` (minus the clock margin) may
+/// have made: a file of that name and size made since then.
+fn leftover(name: &str, size: u64, child: &Child, from: chrono::DateTime<chrono::Utc>) -> bool {
+    let made = child
+        .created_at
+        .as_deref()
+        .and_then(|t| Timestamp::parse(t).ok());
+    child.kind.as_deref().is_none_or(|k| k == "file")
+        && child.name.as_deref() == Some(name)
+        && child.file_size == Some(size)
+        && made.is_some_and(|t| t.as_datetime() >= from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(kind: &str, name: &str, size: u64, created_at: Option<&str>) -> Child {
+        Child {
+            id: "f".into(),
+            kind: Some(kind.into()),
+            name: Some(name.into()),
+            file_size: Some(size),
+            created_at: created_at.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_files_of_the_same_name_and_size_made_since_the_create_are_leftovers() {
+        let from = Timestamp::parse("2026-12-07T10:00:00Z")
+            .expect("time")
+            .as_datetime();
+        let after = Some("2026-12-07T11:00:01+01:00");
+        assert!(leftover(
+            "Cut.mov",
+            10,
+            &child("file", "Cut.mov", 10, after),
+            from
+        ));
+        for other in [
+            child("file", "Cut.mov", 11, after),
+            child("file", "cut.mov", 10, after),
+            child("version_stack", "Cut.mov", 10, after),
+            child("file", "Cut.mov", 10, Some("2026-12-07T09:59:59Z")),
+            child("file", "Cut.mov", 10, None),
+            child("file", "Cut.mov", 10, Some("yesterday")),
+        ] {
+            assert!(!leftover("Cut.mov", 10, &other, from), "{other:?}");
+        }
     }
 }

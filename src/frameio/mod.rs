@@ -2,6 +2,7 @@
 //! id, comments fetched only for tracked files and analysed into a review state, and periodic
 //! polling as a safety net.
 
+mod api_types;
 mod auth;
 mod batch;
 pub mod client;
@@ -9,6 +10,7 @@ mod create;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;
+mod pacing;
 mod parts;
 pub(crate) mod processor;
 pub(crate) mod refusals;
