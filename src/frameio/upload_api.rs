@@ -168,7 +168,10 @@ impl Client {
         );
         let path = url.path().to_string();
         let body = json!({ "data": { "file_ids": file_ids } });
-        let answer = self.send(Method::POST, url, Some(&body)).await?;
+        // Not idempotent: a lost answer may have made the stack (the caller looks for it).
+        let answer = self
+            .send_as(Method::POST, url, Some(&body), Replay::Once)
+            .await?;
         answer
             .get("data")
             .and_then(|d| d.get("id"))

@@ -135,9 +135,7 @@ async fn stack_on(
             Ok(Stacked::Moved { stack_id })
         }
         None => {
-            let stack_id = client
-                .create_version_stack(account, &send.folder_id, &[older, newer])
-                .await?;
+            let stack_id = make_stack(client, account, &send.folder_id, older, newer).await?;
             store.set_send_stack(&[older, newer], &stack_id).await?;
             tracing::info!(older = %older, newer = %newer, stack = %stack_id, "Frame.io: version stack made");
             Ok(Stacked::Created {
@@ -145,6 +143,40 @@ async fn stack_on(
                 older: older.to_string(),
             })
         }
+    }
+}
+
+/// Makes the stack of [older, newer]. Its create is not repeated blindly: when its answer is
+/// lost, the newer file's parent says whether the stack was made (then it is that parent);
+/// only a file still in the folder is stacked again.
+async fn make_stack(
+    client: &Client,
+    account: &str,
+    folder: &str,
+    older: &str,
+    newer: &str,
+) -> Result<String, StackError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let error = match client
+            .create_version_stack(account, folder, &[older, newer])
+            .await
+        {
+            Ok(id) => return Ok(id),
+            Err(e @ ClientError::Unknown { .. }) => e,
+            Err(e) => return Err(e.into()),
+        };
+        let file = client.file(account, newer).await?;
+        let parent = file.get("parent_id").and_then(|p| p.as_str());
+        if let Some(stack) = parent.filter(|p| *p != folder) {
+            tracing::warn!(newer = %newer, stack = %stack, error = %error, "Frame.io: the version stack's answer was lost; the file is in a stack: that one is kept");
+            return Ok(stack.to_string());
+        }
+        if tries >= 2 {
+            return Err(error.into());
+        }
+        tracing::warn!(newer = %newer, error = %error, "Frame.io: the version stack's answer was lost and no stack holds the file; making it again");
     }
 }
 
@@ -195,9 +227,7 @@ async fn arrange(
             (None, None) => older = Some(s),
             (None, Some(first)) => {
                 let first_file = first.file_id.as_deref().unwrap_or_default();
-                let id = client
-                    .create_version_stack(account, &send.folder_id, &[first_file, file])
-                    .await?;
+                let id = make_stack(client, account, &send.folder_id, first_file, file).await?;
                 store.set_send_stack(&[first_file, file], &id).await?;
                 tracing::info!(older = %first_file, newer = %file, stack = %id, "Frame.io: version stack made");
                 if s.id == send.id || first.id == send.id {

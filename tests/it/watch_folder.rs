@@ -333,3 +333,42 @@ async fn versions_completing_at_once_make_one_stack_in_order() {
         "later versions moved in, in version order"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_stack_whose_answer_is_lost_is_made_once() {
+    let fake = FakeFrameio::start().await;
+    // The stack is made, then answered 500: the client does not make it again on its own, and
+    // rushes finds it as the new version's parent.
+    fake.uploads(|u| u.stack_faults = 1);
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    write_file(&watch, "Teaser.mov", 3000, 1);
+    wait_complete(&fake, &app, 1).await;
+    write_file(&watch, "Teaser_v2.mov", 3001, 2);
+    wait_complete(&fake, &app, 2).await;
+    write_file(&watch, "Teaser_v3.mov", 3002, 3);
+    let made = wait_complete(&fake, &app, 3).await;
+    let stacked = wait_for("every version stacked", WAIT, || async {
+        let sends = app.state.store.sends(10).await.ok()?;
+        let ids: Vec<Option<String>> = sends.iter().map(|s| s.stack_id.clone()).collect();
+        ids.iter().all(Option::is_some).then_some(ids)
+    })
+    .await;
+    app.stop().await;
+    assert!(
+        stacked.iter().all(|s| s.as_deref() == Some("vs-1")),
+        "{stacked:?}"
+    );
+    assert_eq!(
+        fake.uploads(|u| u.stacks.clone()),
+        vec![("vs-1".to_string(), FOLDER.to_string(), made[..2].to_vec())],
+        "one stack"
+    );
+    assert_eq!(fake.count("POST", "/version_stacks"), 1);
+    assert_eq!(
+        fake.uploads(|u| u.moves.clone()),
+        vec![(made[2].clone(), "vs-1".to_string())]
+    );
+}

@@ -73,6 +73,8 @@ pub struct Uploads {
     hold: Arc<watch::Sender<Option<usize>>>,
     pub stacks: Vec<(String, String, Vec<String>)>,
     pub moves: Vec<(String, String)>,
+    /// The next version stacks are made, then answered 500.
+    pub stack_faults: u32,
     /// Faults of the next `local_upload` calls, in order (the file is made, the answer lost).
     pub create_faults: std::collections::VecDeque<super::fake_frameio_children::CreateFault>,
 }
@@ -93,6 +95,7 @@ impl Default for Uploads {
             stacks: Vec::new(),
             moves: Vec::new(),
             create_faults: std::collections::VecDeque::new(),
+            stack_faults: 0,
         }
     }
 }
@@ -428,6 +431,10 @@ async fn version_stack(
         }
     }
     s.uploads.stacks.push((stack.clone(), folder.clone(), ids));
+    if s.uploads.stack_faults > 0 {
+        s.uploads.stack_faults -= 1;
+        return errors(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    }
     let data = json!({"id": stack, "type": "version_stack", "parent_id": folder});
     (StatusCode::CREATED, Json(json!({"data": data}))).into_response()
 }
