@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Structure figures for src/ (issue 23's proof): files over 500 and 700 lines, functions over 80
-and 120 lines, and loops between the files of one folder (A uses B and B uses A, directly or
-through other files of the same folder; the folder's mod.rs, its front, is left out). Test code (`tests.rs`, `#[cfg(test)] mod tests { … }`) is not
-counted. Prints a summary; `--list` names every offender.
+and 120 lines (test code left out), and loops between the files of one folder (A uses B and B uses A, directly or
+through other files of the same folder; the folder's mod.rs, its front, is left out). A file's size counts every line; a function's leaves test
+code out (`tests.rs`, `#[cfg(test)] mod tests { … }`). Prints a summary; `--list` names every offender.
 
 Usage: python3 scripts/structure.py [--list] [SRC]
 """
@@ -15,21 +15,18 @@ FN = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsa
 
 
 def code_lines(text):
-    """The file's lines with test modules blanked out."""
+    """The file's lines with top-level test modules blanked out (rustfmt closes a top-level
+    module with a `}` alone at column 0)."""
     lines = text.splitlines()
     out = list(lines)
     i = 0
     while i < len(lines):
-        if lines[i].strip() == "#[cfg(test)]" and i + 1 < len(lines) and re.match(r"\s*(pub\s+)?mod\s+\w+\s*\{", lines[i + 1]):
-            depth = 0
+        if lines[i] == "#[cfg(test)]" and i + 1 < len(lines) and re.match(r"(pub\s+)?mod\s+\w+\s*\{", lines[i + 1]):
             j = i + 1
-            while j < len(lines):
-                depth += lines[j].count("{") - lines[j].count("}")
-                out[j] = ""
-                if depth <= 0 and "{" in "".join(lines[i + 1 : j + 1]):
-                    break
+            while j < len(lines) and lines[j] != "}":
                 j += 1
-            out[i] = ""
+            for k in range(i, min(j + 1, len(lines))):
+                out[k] = ""
             i = j + 1
             continue
         i += 1
@@ -137,9 +134,7 @@ def main():
             continue
         lines = code_lines(path.read_text())
         rel = path.relative_to(src)
-        count = len(lines)
-        while count and not lines[count - 1].strip():
-            count -= 1
+        count = len(path.read_text().splitlines())  # a file's size counts its tests too
         if count > 500:
             big500.append(f"{rel} {count}")
         if count > 700:
