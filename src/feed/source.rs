@@ -36,6 +36,10 @@ pub enum FeedError {
     NotAnArray(&'static str),
     #[error("cannot read the feed file {path}: {reason}")]
     File { path: String, reason: String },
+    #[error(
+        "the feed file {0} does not exist: check the path (WEBHOOK_JSON_URL, or the one given)"
+    )]
+    Missing(String),
     #[error("stopped")]
     Cancelled,
 }
@@ -174,6 +178,8 @@ impl FeedSource {
             };
             match result {
                 Ok(ok) => return (Ok(ok), attempt),
+                // A local file that cannot be read will not appear by waiting 3 s: said at once.
+                Err(e @ (FeedError::Missing(_) | FeedError::File { .. })) => return (Err(e), attempt),
                 Err(e) => {
                     let Some(wait) = backoff.next_wait(None) else {
                         return (Err(e), attempt);
@@ -198,9 +204,12 @@ impl FeedSource {
         match &self.location {
             FeedLocation::File(path) => {
                 let shown = path.display().to_string();
-                let file_error = |e: std::io::Error| FeedError::File {
-                    path: shown.clone(),
-                    reason: e.to_string(),
+                let file_error = |e: std::io::Error| match e.kind() {
+                    std::io::ErrorKind::NotFound => FeedError::Missing(shown.clone()),
+                    _ => FeedError::File {
+                        path: shown.clone(),
+                        reason: e.to_string(),
+                    },
                 };
                 let meta = tokio::fs::metadata(path).await.map_err(file_error)?;
                 if meta.len() > MAX_FEED_BYTES as u64 {

@@ -18,6 +18,7 @@ mod frameio;
 mod fromsmash;
 mod hardening;
 mod hardening3;
+mod newcomer;
 mod notify;
 mod ops;
 mod ops_store;
