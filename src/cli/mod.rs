@@ -83,7 +83,7 @@ pub enum Command {
         url: Option<String>,
     },
     /// Write a consistent copy of the SQLite database to FILE, also while `rushes serve` runs
-    /// (VACUUM INTO; checked, never replacing a file). On PostgreSQL use pg_dump (see README).
+    /// (VACUUM INTO; checked, never replacing a file). On PostgreSQL use pg_dump (see docs/operations.md).
     Backup {
         /// The new file (must not exist)
         file: std::path::PathBuf,
@@ -104,7 +104,7 @@ pub enum FeedCommand {
     Check {
         /// Feed URL or path [default: $WEBHOOK_JSON_URL]
         url: Option<String>,
-        /// One JSON object per item on stdout (fields in the README); the summary goes to stderr
+        /// One JSON object per item on stdout (fields in docs/feed.md); the summary goes to stderr
         #[arg(long)]
         json: bool,
         /// Ask each server for the size of what would be downloaded (HEAD, 8 at a time)

@@ -39,7 +39,7 @@ impl Would {
     }
 }
 
-/// One line of `rushes feed check --json`. The field names are a contract (README): `index`,
+/// One line of `rushes feed check --json`. The field names are a contract (docs/feed.md): `index`,
 /// `valid`, `reason` (invalid items only), then for valid records `format`, `kind`, `mode`,
 /// `key`, `duplicate_of` (null unless a duplicate), `file_name` (null when only the server will
 /// tell), `would`, and `size` (bytes, only with `--sizes`; null when the server did not say).
