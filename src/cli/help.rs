@@ -271,15 +271,17 @@ fn pick(names: &[&str]) -> Vec<&'static Var> {
 }
 
 const MISTAKE: &str = "A configuration mistake names the variable and exits with code 2.";
+const FLAGS_AND_MISTAKE: &str = "A flag wins over its variable. A configuration mistake names the \
+                                 variable and exits with code 2.";
 
 /// The command line with every environment block laid out for `width` columns (clap is told
 /// the same width, so nothing of it is wrapped again).
 pub fn command(cli: Command, width: usize) -> Command {
     let service = block(
-        "Environment (also read from ./.env; flags win over variables):",
+        "Environment (also read from ./.env):",
         &SERVICE.iter().collect::<Vec<_>>(),
         width,
-        MISTAKE,
+        FLAGS_AND_MISTAKE,
     );
     let client = block(
         "Environment (also read from ./.env):",
@@ -294,10 +296,10 @@ pub fn command(cli: Command, width: usize) -> Command {
         MISTAKE,
     );
     let check = block(
-        "Environment (also read from ./.env; flags win over variables):",
+        "Environment (also read from ./.env):",
         &feed_check(),
         width,
-        MISTAKE,
+        FLAGS_AND_MISTAKE,
     );
     let frameio = block(
         "Frame.io environment (all optional; also read from ./.env):",
@@ -368,7 +370,7 @@ fn block(title: &str, vars: &[&Var], width: usize, footer: &str) -> String {
     if width.saturating_sub(column) < NARROW {
         column = INDENT + 4;
     }
-    let mut out = vec![title.to_string()];
+    let mut out = wrap(title, width, 0);
     for v in vars {
         let text = wrap(v.help, width.saturating_sub(column).max(NARROW), column);
         let names = format!("{}{}", " ".repeat(INDENT), v.names);
@@ -390,7 +392,9 @@ fn block(title: &str, vars: &[&Var], width: usize, footer: &str) -> String {
     }
     if !footer.is_empty() {
         out.push(String::new());
-        out.push(footer.to_string());
+        for paragraph in footer.lines() {
+            out.extend(wrap(paragraph, width, 0));
+        }
     }
     out.join("\n")
 }

@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod cli;
 mod dashboard;
+mod dashboard_words;
 mod download_resume;
 mod downloads;
 mod dropbox_pages;
