@@ -27,7 +27,10 @@ const SERVICE: &[Var] = &[
         "seconds a successful fetch stays fresh, 0 = always fetch [300]",
     ),
     var("WEBHOOK_TIMEOUT", "seconds per feed request [30]"),
-    var("WEBHOOK_MONITOR_INTERVAL", "seconds between feed checks [15]"),
+    var(
+        "WEBHOOK_MONITOR_INTERVAL",
+        "seconds between feed checks [15]",
+    ),
     var(
         "FEED_TIMEZONE",
         "IANA zone of timestamps without offset (MySQL format) [UTC]",
@@ -53,7 +56,10 @@ const SERVICE: &[Var] = &[
         "RUSHES_LEASE",
         "seconds a claim (feed poll, download, event) holds without renewal [30]",
     ),
-    var("LOCAL_DOWNLOADS_DIR", "folder downloads land in [./downloads]"),
+    var(
+        "LOCAL_DOWNLOADS_DIR",
+        "folder downloads land in [./downloads]",
+    ),
     var("RUSHES_LOG_DIR", "folder of app.log [./logs]"),
     var(
         "DOWNLOAD_CONCURRENCY",
@@ -328,7 +334,9 @@ pub fn command(cli: Command, width: usize) -> Command {
         .mut_subcommand("status", |c| c.after_help(client.clone()))
         .mut_subcommand("password", |c| c.after_help(client))
         .mut_subcommand("backup", |c| c.after_help(backup))
-        .mut_subcommand("feed", |c| c.mut_subcommand("check", |c| c.after_help(check)))
+        .mut_subcommand("feed", |c| {
+            c.mut_subcommand("check", |c| c.after_help(check))
+        })
         .mut_subcommand("frameio", |c| c.after_help(frameio))
         .mut_subcommand("feed-proxy", |c| c.after_help(proxy))
 }
@@ -441,7 +449,11 @@ mod tests {
     fn a_narrow_terminal_puts_descriptions_under_names() {
         let text = block("Env:", &pick(&["RUSHES_DATABASE_URL"]), 30, "");
         assert!(text.lines().all(|l| l.chars().count() <= 30), "{text}");
-        assert!(text.lines().nth(1).is_some_and(|l| l.trim() == "RUSHES_DATABASE_URL"));
+        assert!(
+            text.lines()
+                .nth(1)
+                .is_some_and(|l| l.trim() == "RUSHES_DATABASE_URL")
+        );
     }
 
     #[test]

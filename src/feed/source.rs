@@ -179,7 +179,9 @@ impl FeedSource {
             match result {
                 Ok(ok) => return (Ok(ok), attempt),
                 // A local file that cannot be read will not appear by waiting 3 s: said at once.
-                Err(e @ (FeedError::Missing(_) | FeedError::File { .. })) => return (Err(e), attempt),
+                Err(e @ (FeedError::Missing(_) | FeedError::File { .. })) => {
+                    return (Err(e), attempt);
+                }
                 Err(e) => {
                     let Some(wait) = backoff.next_wait(None) else {
                         return (Err(e), attempt);

@@ -139,10 +139,7 @@ async fn the_page_reads_well_at_every_width() {
         assert_eq!(style, "normal", "{width} px");
 
         // The narrow layout labels its lines; the wide one has column headers.
-        for (css, label) in [
-            ("td.provider", "\"Provider\""),
-            ("td.when", "\"Received\""),
-        ] {
+        for (css, label) in [("td.provider", "\"Provider\""), ("td.when", "\"Received\"")] {
             let content = js(&browser, BEFORE, vec![json!(css)]).await;
             if narrow {
                 assert_eq!(content, label, "{width} px: {css}");
@@ -200,14 +197,20 @@ async fn the_page_reads_well_at_every_width() {
         .await;
         let times: Vec<String> = times
             .as_array()
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(times.len() >= 5, "{times:?}");
         for t in &times {
             let zoned = t.contains("UTC")
                 || t.contains("GMT")
                 || t.rsplit(' ').next().is_some_and(|z| {
-                    z.starts_with('+') || z.starts_with('-') || z.chars().all(|c| c.is_ascii_uppercase())
+                    z.starts_with('+')
+                        || z.starts_with('-')
+                        || z.chars().all(|c| c.is_ascii_uppercase())
                 });
             assert!(zoned, "{width} px: a time without its zone: {t:?}");
         }

@@ -147,7 +147,9 @@ async fn small_commands_list_only_their_variables_and_wrapped_lines_keep_their_i
         let text = help(&[command], 100).await;
         let block = env_block(&text);
         assert!(
-            block.iter().any(|l| l.trim_start().starts_with("RUSHES_BIND")),
+            block
+                .iter()
+                .any(|l| l.trim_start().starts_with("RUSHES_BIND")),
             "{text}"
         );
         assert!(
@@ -156,7 +158,10 @@ async fn small_commands_list_only_their_variables_and_wrapped_lines_keep_their_i
             block.len()
         );
         for foreign in ["WEBHOOK_CACHE_TTL", "DOWNLOAD_CONCURRENCY", "NOTIFY_URL"] {
-            assert!(!text.contains(foreign), "{command} lists {foreign}:\n{text}");
+            assert!(
+                !text.contains(foreign),
+                "{command} lists {foreign}:\n{text}"
+            );
         }
     }
     // The whole block stays where it belongs, laid out for the width.
