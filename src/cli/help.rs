@@ -448,7 +448,12 @@ mod tests {
     #[test]
     fn a_narrow_terminal_puts_descriptions_under_names() {
         let text = block("Env:", &pick(&["RUSHES_DATABASE_URL"]), 30, "");
-        assert!(text.lines().all(|l| l.chars().count() <= 30), "{text}");
+        // A word longer than the line stays whole on a line of its own.
+        assert!(
+            text.lines()
+                .all(|l| l.chars().count() <= 30 || l.split_whitespace().count() == 1),
+            "{text}"
+        );
         assert!(
             text.lines()
                 .nth(1)
