@@ -151,16 +151,19 @@ impl Store {
         Self::connect(&Location::Sqlite(path.to_path_buf()), Identity::default()).await
     }
 
-    /// The database `config` names: PostgreSQL when `RUSHES_DATABASE_URL` is set, else
-    /// `$RUSHES_DATA_DIR/rushes.db`.
-    pub async fn for_config(config: &crate::config::Config) -> Result<Self, StoreError> {
-        let location = match &config.database.url {
+    /// The database `settings` name: PostgreSQL when `RUSHES_DATABASE_URL` is set, else the
+    /// SQLite file `sqlite_file` (`$RUSHES_DATA_DIR/rushes.db`).
+    pub async fn for_settings(
+        settings: &crate::config::DatabaseSettings,
+        sqlite_file: &Path,
+    ) -> Result<Self, StoreError> {
+        let location = match &settings.url {
             Some(url) => Location::Postgres(url.clone()),
-            None => Location::Sqlite(config.database_path()),
+            None => Location::Sqlite(sqlite_file.to_path_buf()),
         };
         let identity = Identity {
-            instance: config.database.instance.clone(),
-            lease: config.database.lease,
+            instance: settings.instance.clone(),
+            lease: settings.lease,
         };
         Self::connect(&location, identity).await
     }

@@ -27,7 +27,7 @@ pub async fn csv_monitor_status(
     let feed = state.store.feed_state().await?;
     Ok(Json(MonitorStatus::from_feed_state(
         &feed,
-        state.config.monitor_interval.as_secs(),
+        state.config.feed.monitor_interval.as_secs(),
     )))
 }
 
@@ -170,7 +170,7 @@ pub async fn get_delivery(
 }
 
 pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if state.config.feed.is_none() {
+    if state.config.feed.location.is_none() {
         return Err(ApiError::Conflict(
             "no feed configured (WEBHOOK_JSON_URL): this rushes tracks Frame.io review only".into(),
         ));
