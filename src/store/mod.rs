@@ -209,8 +209,17 @@ impl Store {
         &self.pool
     }
 
+    /// Which backend, for what is shown (`/api/cluster`, `/healthz`); components ask
+    /// [`Store::may_have_peers`] instead of branching on it.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Other instances may share this database: work is claimed and leased, the event bus is
+    /// relayed between instances. Alone (SQLite, one instance per data folder) none of it is
+    /// needed.
+    pub fn may_have_peers(&self) -> bool {
+        self.backend.shared()
     }
 
     /// This instance's name on the database.
