@@ -226,6 +226,12 @@ impl App {
                 cancel.clone(),
             ));
         }
+        if self.state.store.may_have_peers() {
+            // A database server can go away: the API answers 503 at once while it is.
+            let store = self.state.store.clone();
+            let stop = cancel.clone();
+            tracker.spawn(async move { store.watch_reachability(stop).await });
+        }
         tracker.spawn(crate::cluster::run(
             self.state.store.clone(),
             self.state.events.clone(),

@@ -229,6 +229,22 @@ pub async fn cluster(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     })))
 }
 
+/// While the database does not answer ([`crate::store::Store::unreachable_for`]), `/api/*`
+/// answers 503 at once instead of waiting the pool's 10 s for a connection; the live event
+/// stream still opens, and `/healthz` and `/metrics` say what is wrong.
+pub async fn database_gate(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") && path != "/api/events" && state.store.unreachable_for().is_some()
+    {
+        return super::error::database_unreachable();
+    }
+    next.run(request).await
+}
+
 /// How long `/healthz` waits for the database (a read, then the write lock) before it
 /// reports `degraded`: an answer within 2 s, also when the database is away.
 pub const HEALTH_WRITE_WAIT: Duration = Duration::from_millis(1500);
