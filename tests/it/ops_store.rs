@@ -336,13 +336,21 @@ async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
     }
     // The API answers 503 at once (once the reachability check has seen it, within about
     // 2 s), never a 500 after the pool's 10 s wait.
-    for path in ["/api/deliveries", "/api/cluster", "/api/uploads", "/api/frameio/events"] {
+    for path in [
+        "/api/deliveries",
+        "/api/cluster",
+        "/api/uploads",
+        "/api/frameio/events",
+    ] {
         let answer = wait_for(&format!("{path} to answer 503 quickly"), WAIT, || async {
             let started = std::time::Instant::now();
             let r = client.get(service.url(path)).send().await.ok()?;
             let took = started.elapsed();
             let status = r.status().as_u16();
-            assert_ne!(status, 500, "{path} answered 500 while the database is away");
+            assert_ne!(
+                status, 500,
+                "{path} answered 500 while the database is away"
+            );
             let retry = r.headers().get("retry-after").is_some();
             let v: Value = r.json().await.unwrap_or_default();
             (status == 503 && took < Duration::from_secs(1)).then_some((retry, v))
