@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+use super::times::when;
 use crate::domain::{DeliveryState, LinkKind, Timestamp, WaitReason};
 use crate::store::{Delivery, DeliveryFilter, FeedState};
 use crate::text::human_bytes;
@@ -527,20 +528,4 @@ fn short_time_opt(t: Option<Timestamp>) -> Markup {
 fn short_time(t: Timestamp) -> Markup {
     let t = t.as_datetime();
     html! { time datetime=(t.to_rfc3339()) data-seconds="true" { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
-}
-
-/// A stored time for other dashboard sections.
-pub(super) fn when_text(raw: Option<&str>) -> Markup {
-    when(raw.and_then(|r| Timestamp::parse(r).ok()))
-}
-
-pub(super) fn when_at(t: Option<Timestamp>) -> Markup {
-    when(t)
-}
-
-fn when(t: Option<Timestamp>) -> Markup {
-    match t.map(Timestamp::as_datetime) {
-        Some(t) => html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) } },
-        None => html! { "never" },
-    }
 }
