@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::client::ClientError;
+use super::errors::ClientError;
 use crate::config::{FrameioAuth, FrameioConfig, S2S_SCOPE};
 use crate::store::Store;
 

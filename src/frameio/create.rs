@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ClientError};
-use super::upload::{UploadError, Watch};
 use super::upload_api::{Child, CreatedFile};
+use super::upload_report::{UploadError, Watch};
 use crate::domain::Timestamp;
 use crate::net::RetryPolicy;
 use crate::store::{Send, Store};

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::client::{Client, ClientError};
 use super::create::Create;
 use super::parts::{self, DEFAULT_MEDIA_TYPE, Part, PartError};
-use super::tracker::{TrackError, Tracker};
+use super::tracker::Tracker;
 use super::upload_api::UploadProgress;
+pub use super::upload_report::{Quiet, UploadError, Watch};
 pub use super::versions::Stacked;
 use super::versions::{self, StackError};
 use crate::domain::{ReviewState, Timestamp, TransitionCause};
@@ -32,37 +33,6 @@ use crate::store::{
 pub const DEFAULT_PARALLEL: usize = 4;
 /// Longest wait for Frame.io to call an upload complete once every part was accepted.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(600);
-
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error("the Frame.io API is not configured (FRAMEIO_TOKEN or IMS credentials)")]
-    NoClient,
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a regular file")]
-    NotAFile { path: String },
-    #[error(transparent)]
-    Api(#[from] ClientError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Part(#[from] PartError),
-    #[error(transparent)]
-    Track(#[from] TrackError),
-    #[error("{name} is being sent by {claimant}")]
-    Busy { name: String, claimant: String },
-    #[error("another process took the upload of {0} over")]
-    LostClaim(String),
-    #[error("Frame.io says the upload of {0} failed")]
-    Rejected(String),
-    #[error("Frame.io did not call the upload of {name} complete within {secs} s")]
-    NotComplete { name: String, secs: u64 },
-    #[error("stopped")]
-    Cancelled,
-}
 
 /// One file to send.
 #[derive(Debug, Clone)]
@@ -93,18 +63,6 @@ pub enum Done {
     /// The same file was sent before: nothing done.
     Already(Send),
 }
-
-/// Someone watching a send (the terminal's progress bar).
-pub trait Watch: std::marker::Send + Sync {
-    /// Bytes accepted or on their way, of `total`.
-    fn progress(&self, _sent: u64, _total: u64) {}
-    /// A step: "waiting for Frame.io", "resuming", ...
-    fn step(&self, _what: &str) {}
-}
-
-/// Nobody watching.
-pub struct Quiet;
-impl Watch for Quiet {}
 
 pub struct Uploader {
     tracker: Arc<Tracker>,
