@@ -30,15 +30,20 @@ use model::{CLASSES, Model, RuleSignals};
 pub use rules::MAX_ANALYSED_CHARS;
 pub use tokens::words;
 
-/// The model must give its class at least this probability for a sure verdict when it agrees
-/// with the rules.
-pub const AGREE_MIN: f32 = 0.6;
-/// The model alone (the rules found no cue) must give at least this probability to be sure.
-pub const ALONE_MIN: f32 = 0.8;
-/// An approval the rules give but are unsure of is sure only with the model this sure of it.
-pub const APPROVE_MIN: f32 = 0.9;
-/// The model overrules the rules between verdicts that do not approve at this probability.
-pub const OVERRULE_MIN: f32 = 0.8;
+/// Cue kinds of the rules that veto a sure approval: something to change, a refusal, or an
+/// approval held back (a question, a condition, for later, waiting).
+pub const APPROVAL_VETO: [&str; 10] = [
+    "rejection",
+    "change request",
+    "problem",
+    "exception",
+    "reservation after an approval",
+    "negated approval",
+    "waiting",
+    "question",
+    "condition",
+    "for later",
+];
 
 /// A comment's verdict (none: no decision, or the guess when not sure), whether the reader is
 /// sure of it, and why.
@@ -102,97 +107,72 @@ fn name(v: Option<Verdict>) -> &'static str {
 pub struct Votes {
     /// The rules' verdict, whether they are sure, and their cues.
     pub rules: Analysis,
+    /// The kinds of cue the rules found.
+    pub kinds: Vec<&'static str>,
     /// The model's probability of each class (approved, changes_requested, rejected, none).
     pub model: [f32; CLASSES],
 }
 
-/// How the two votes make one answer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Policy {
-    /// The model's least probability for a sure verdict when it agrees with sure rules.
-    pub agree_min: f32,
-    /// The model's least probability for a sure verdict when it agrees with unsure rules, or
-    /// alone when the rules found no cue at all (never for an approval).
-    pub alone_min: f32,
-    /// The model's least probability for a sure approval when the rules approve but are unsure
-    /// (a clause they could not read). Above 1: never.
-    pub approve_min: f32,
-    /// The model's least probability to overrule the rules between two verdicts that do not
-    /// approve (changes_requested, rejected, no decision); the rules still guard every approval.
-    /// Above 1: never (rules and model must agree).
-    pub overrule_min: f32,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            agree_min: AGREE_MIN,
-            alone_min: ALONE_MIN,
-            approve_min: APPROVE_MIN,
-            overrule_min: OVERRULE_MIN,
-        }
+impl Votes {
+    /// The rules veto a sure approval (they found something to change, a refusal, or an
+    /// approval held back).
+    pub fn approval_vetoed(&self) -> bool {
+        self.kinds.iter().any(|k| APPROVAL_VETO.contains(k))
     }
 }
 
+/// How the votes make one answer: the model decides, each of its verdicts sure above a
+/// probability measured writer by writer (held out) and shipped with the model; the rules lower
+/// that bar when they say the same, and guard approvals: no sure approval when they found
+/// anything to change, a refusal or an approval held back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// The model's least probability for a sure verdict, per class (approved,
+    /// changes_requested, rejected, none), when the rules give the same verdict and are sure.
+    pub agree: [f32; CLASSES],
+    /// The same when the rules give another verdict, or are unsure of theirs. Above 1: never.
+    pub alone: [f32; CLASSES],
+}
+
 impl Policy {
-    /// The vote: agreement (and, for an approval, the rules' own sure approval) is sure; a rule
-    /// that found nothing lets a very sure model decide anything but an approval; the rest is
-    /// "not sure" with the likelier guess.
+    /// The vote: the model's likeliest verdict, sure when the model is sure enough of it for
+    /// what the rules say, and, for an approval, when the rules veto nothing.
     pub fn decide(&self, votes: Votes) -> Analysis {
+        let vetoed = votes.approval_vetoed();
         let Votes {
             rules: rule,
             model: p,
+            ..
         } = votes;
-        let rule_class = class_of(rule.verdict);
         let (m, pm) = argmax(&p);
-        let abstains = rule.verdict.is_none() && !rule.confident;
-        let model_says = format!("model {} {:.2}", name(verdict_of(m)), pm);
-        if m == rule_class {
-            let needed = match (rule.confident, m) {
-                (true, _) => self.agree_min,
-                (false, 0) => self.approve_min,
-                (false, _) => self.alone_min,
-            };
-            let sure = pm >= needed;
-            return Analysis {
-                verdict: rule.verdict,
-                confident: sure,
-                reason: if sure {
-                    format!("{} (rules and {model_says} agree)", rule.reason)
-                } else {
-                    format!("not sure: {} ({model_says}, rules unsure)", rule.reason)
-                },
-            };
-        }
-        let overrules = rule_class != 0 && m != 0 && pm >= self.overrule_min;
-        if overrules {
-            return Analysis {
-                verdict: verdict_of(m),
-                confident: true,
-                reason: format!("{model_says} overrules the rules ({})", rule.reason),
-            };
-        }
-        if abstains && m != 0 && pm >= self.alone_min {
-            return Analysis {
-                verdict: verdict_of(m),
-                confident: true,
-                reason: format!("{model_says} (rules: {})", rule.reason),
-            };
-        }
-        // Disagreement: the likelier guess, never sure.
-        let guess = if pm >= 0.5 || abstains {
-            verdict_of(m)
+        let guess = verdict_of(m);
+        let model_says = format!("model {} {:.2}", name(guess), pm);
+        let agree = rule.verdict == guess;
+        let needed = if agree && rule.confident {
+            self.agree[m]
         } else {
-            rule.verdict
+            self.alone[m]
         };
-        Analysis {
-            verdict: guess,
-            confident: false,
-            reason: format!(
+        let veto = m == 0 && vetoed;
+        let sure = pm >= needed && !veto;
+        let reason = match (sure, agree) {
+            (true, true) => format!("{} (rules and {model_says} agree)", rule.reason),
+            (true, false) => format!("{model_says} (rules: {})", rule.reason),
+            (false, _) if veto => format!(
+                "not sure: {model_says}, but the rules see more than an approval ({})",
+                rule.reason
+            ),
+            (false, true) => format!("not sure: {} ({model_says}, not sure enough)", rule.reason),
+            (false, false) => format!(
                 "not sure: rules say {} ({}), {model_says}",
                 name(rule.verdict),
                 rule.reason
             ),
+        };
+        Analysis {
+            verdict: guess,
+            confident: sure,
+            reason,
         }
     }
 }
@@ -219,11 +199,12 @@ impl Reader {
         Self::new(Lexicon::builtin(), Model::embedded())
     }
 
+    /// The rules of `lexicon`, and `model` with the policy it was calibrated with.
     pub fn new(lexicon: Lexicon, model: Model) -> Self {
         Self {
             lexicon,
+            policy: model.policy(),
             model,
-            policy: Policy::default(),
             llm: None,
         }
     }
@@ -287,30 +268,20 @@ impl Reader {
 
     /// The model's features of a comment (the trainer uses the same).
     pub fn features(&self, text: &str) -> Vec<u32> {
-        let (rule, kinds) = rules::read(cut(text), &self.lexicon);
-        model::features(
-            cut(text),
-            RuleSignals {
-                class: class_of(rule.verdict),
-                confident: rule.confident,
-                kinds: &kinds,
-            },
-        )
+        let reading = rules::read(cut(text), &self.lexicon);
+        features_of(cut(text), &reading)
     }
 
     /// What each reader says of one comment.
     pub fn votes(&self, text: &str) -> Votes {
         let text = cut(text);
-        let (rules, kinds) = rules::read(text, &self.lexicon);
-        let model = self.model.predict(&model::features(
-            text,
-            RuleSignals {
-                class: class_of(rules.verdict),
-                confident: rules.confident,
-                kinds: &kinds,
-            },
-        ));
-        Votes { rules, model }
+        let reading = rules::read(text, &self.lexicon);
+        let model = self.model.predict(&features_of(text, &reading));
+        Votes {
+            rules: reading.analysis,
+            kinds: reading.kinds,
+            model,
+        }
     }
 
     /// One comment: both readers, then the vote.
@@ -348,6 +319,19 @@ impl Reader {
             })
         })
     }
+}
+
+fn features_of(text: &str, reading: &rules::Reading) -> Vec<u32> {
+    model::features(
+        text,
+        &reading.clauses,
+        RuleSignals {
+            class: class_of(reading.analysis.verdict),
+            confident: reading.analysis.confident,
+            kinds: &reading.kinds,
+            order: &reading.order,
+        },
+    )
 }
 
 fn argmax(p: &[f32; CLASSES]) -> (usize, f32) {
