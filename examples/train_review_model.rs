@@ -27,6 +27,10 @@ const SEED: u64 = 0x5eed_2024;
 const WRONG_BUDGET: f64 = 0.02;
 /// The lowest probability that may ever be sure.
 const FLOOR: f32 = 0.5;
+/// How far above every held-out false approval an approval's threshold stays.
+const MARGIN: f32 = 0.02;
+/// The least probability for an approval over the rules' doubt (something to change, a problem).
+const OVER_DOUBT: f32 = 0.97;
 
 fn class(item: &eval::Labelled) -> usize {
     let label = item.expected.map_or("none", |v| v.as_str());
@@ -47,26 +51,10 @@ struct Held<'a> {
     item: &'a eval::Labelled,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let check = args.iter().any(|a| a == "--check");
-    rushes::frameio::model::EXPERIMENT.store(
-        env_or("RVM_EXPERIMENT", u32::MAX),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    rushes::frameio::model::AVERAGE.store(
-        env_or("RVM_AVERAGE", 1u32) == 1,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let epochs = env_or("RVM_EPOCHS", EPOCHS);
-    let l2 = env_or("RVM_L2", L2);
+    let (epochs, l2) = (EPOCHS, L2);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let batches = corpus::load(&root.join("tests/data"))?;
     let lexicon = Lexicon::builtin();
@@ -112,15 +100,20 @@ fn main() -> anyhow::Result<()> {
 
     // The policy shipped: calibrated on every outside writer's held-out votes.
     let outside: Vec<&Held> = held.iter().filter(|h| writers[h.writer].outside).collect();
-    let policy = calibrate(&outside);
-    println!("policy: agree {:?}, alone {:?}", policy.agree, policy.alone);
+    let every: Vec<&Held> = held.iter().collect();
+    let policy = calibrate(&outside, &every);
+    println!(
+        "policy: agree {:?}, alone {:?}, over doubt {}",
+        policy.agree, policy.alone, policy.over_doubt
+    );
 
     // The measure: each writer scored with thresholds chosen without it.
     let mut rows = String::new();
     let (mut all, mut outside_score) = (Score::default(), Score::default());
     for (w, writer) in writers.iter().enumerate() {
         let others: Vec<&Held> = outside.iter().copied().filter(|h| h.writer != w).collect();
-        let fold_policy = calibrate(&others);
+        let guard: Vec<&Held> = held.iter().filter(|h| h.writer != w).collect();
+        let fold_policy = calibrate(&others, &guard);
         let mut score = Score::default();
         for h in held.iter().filter(|h| h.writer == w) {
             let a = fold_policy.decide(h.votes.clone());
@@ -169,14 +162,13 @@ fn main() -> anyhow::Result<()> {
     let thresholds: Vec<String> = eval::LABELS
         .iter()
         .enumerate()
-        .map(|(c, l)| {
-            format!(
-                "{l} {} / {}",
-                pct(policy.agree[c]),
-                pct(policy.alone[c])
-            )
-        })
+        .map(|(c, l)| format!("{l} {} / {}", pct(policy.agree[c]), pct(policy.alone[c])))
         .collect();
+    let thresholds = format!(
+        "{}; an approval over the rules' doubt {}",
+        thresholds.join(", "),
+        pct(policy.over_doubt)
+    );
     let section = format!(
         "<!-- review_model:start -->\n\
 ## Review reader, writer held out (`cargo run --release --example train_review_model`)\n\n\
@@ -185,89 +177,88 @@ Measured {date}: for each writer, the model is trained on every other writer's c
 model + the policy) reads the held-out writer's comments. The policy's thresholds are chosen on \
 held-out votes too, and for this table without the writer scored (nested): no figure here comes \
 from a comment its reader was tuned on. The shipped model has seen all {n} comments; its \
-thresholds (model probability for a sure verdict, rules agreeing and sure / otherwise): {}. \
+thresholds (model probability for a sure verdict, rules agreeing and sure / otherwise): {thresholds}. \
 The rules themselves were written against the project's own table (`home`), so `home` held out \
 flatters them.\n\n\
 | held-out writer | comments | accuracy | confidently wrong | not confident | false approvals (sure / guessed) |\n\
-|---|---|---|---|---|---|\n{rows}<!-- review_model:end -->\n",
-        thresholds.join(", ")
+|---|---|---|---|---|---|\n{rows}<!-- review_model:end -->\n"
     );
     write_section(&root.join("BENCHMARKS.md"), "review_model", &section)?;
     Ok(())
 }
 
-/// Thresholds for the held-out votes given: each decision's group (the model's verdict, and
+/// Thresholds for the held-out votes given. Each decision's group (the model's verdict, and
 /// whether sure rules say the same) gets the threshold that leaves the fewest comments "not
 /// sure" for a price per confidently wrong answer; the price is the lowest that keeps the
-/// confidently wrong within [`WRONG_BUDGET`]. A confident false approval is never worth it.
-fn calibrate(votes: &[&Held]) -> Policy {
-    // Per group: (probability, right, false approval) of each comment the threshold governs.
-    let mut groups: Vec<Vec<(f32, bool, bool)>> = vec![Vec::new(); 2 * CLASSES];
-    for h in votes {
-        let v = &h.votes;
-        let (m, pm) = argmax(&v.model);
-        if m == 0 && v.approval_vetoed() {
-            continue;
+/// confidently wrong of `votes` within [`WRONG_BUDGET`]. An approval's threshold is always above
+/// every false approval of `guard` (all writers but the one measured, the project's table
+/// included) by [`MARGIN`]; an approval over the rules' doubt needs at least [`OVER_DOUBT`].
+fn calibrate(votes: &[&Held], guard: &[&Held]) -> Policy {
+    let groups_n = 2 * CLASSES + 1;
+    // The least threshold each group's approvals may have.
+    let mut least = vec![FLOOR; groups_n];
+    least[2 * CLASSES] = OVER_DOUBT;
+    for h in guard {
+        let (m, pm) = argmax(&h.votes.model);
+        if m == 0
+            && h.item.expected.map(|v| v.as_str()) != Some("approved")
+            && let Some(g) = h.votes.threshold_index(m)
+        {
+            least[g] = least[g].max(pm + MARGIN);
         }
-        let guess = eval::LABELS[m];
-        let expected = h.item.expected.map_or("none", |x| x.as_str());
-        let rules = v.rules.verdict.map_or("none", |x| x.as_str());
-        let agree = rules == guess && v.rules.confident;
-        let g = m + if agree { 0 } else { CLASSES };
-        groups[g].push((pm, guess == expected, m == 0 && guess != expected));
+    }
+    // Per group: (probability, right) of each comment the threshold governs.
+    let mut groups: Vec<Vec<(f32, bool)>> = vec![Vec::new(); groups_n];
+    for h in votes {
+        let (m, pm) = argmax(&h.votes.model);
+        if let Some(g) = h.votes.threshold_index(m) {
+            let expected = h.item.expected.map_or("none", |x| x.as_str());
+            groups[g].push((pm, eval::LABELS[m] == expected));
+        }
     }
     let candidates: Vec<f32> = (0..=50)
         .map(|i| FLOOR + i as f32 * 0.01)
         .chain([2.0])
         .collect();
     let total = votes.len().max(1) as f64;
-    let mut best: Option<Policy> = None;
+    let mut chosen = vec![2.0f32; groups_n];
     for price in [
         1.0f64, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0,
     ] {
-        let mut thresholds = [2.0f32; 2 * CLASSES];
         let mut wrong = 0usize;
         for (g, items) in groups.iter().enumerate() {
             let cost = |t: f32| {
-                let (mut unsure, mut bad) = (0.0, 0usize);
-                for (p, right, false_approval) in items {
-                    if *p < t {
-                        unsure += 1.0;
-                    } else if *false_approval {
-                        unsure += 1e6;
-                    } else if !right {
-                        bad += 1;
-                    }
-                }
-                (unsure + price * bad as f64, bad)
+                let unsure = items.iter().filter(|(p, _)| *p < t).count();
+                let bad = items.iter().filter(|(p, right)| *p >= t && !right).count();
+                (unsure as f64 + price * bad as f64, bad)
             };
             let (t, bad) = candidates
                 .iter()
+                .filter(|t| **t >= least[g])
                 .map(|t| (*t, cost(*t)))
-                .fold((2.0, (f64::MAX, 0)), |b, (t, c)| if c.0 < b.1.0 { (t, c) } else { b });
-            thresholds[g] = t;
+                .fold(
+                    (2.0, (f64::MAX, 0)),
+                    |b, (t, c)| if c.0 < b.1.0 { (t, c) } else { b },
+                );
+            chosen[g] = t;
             wrong += bad.1;
         }
-        let policy = Policy {
-            agree: std::array::from_fn(|c| thresholds[c]),
-            alone: std::array::from_fn(|c| thresholds[CLASSES + c]),
-        };
         if wrong as f64 / total <= WRONG_BUDGET {
-            return policy;
+            break;
         }
-        best = Some(policy);
     }
-    best.unwrap_or(Policy {
-        agree: [2.0; CLASSES],
-        alone: [2.0; CLASSES],
-    })
+    Policy {
+        agree: std::array::from_fn(|c| chosen[c]),
+        alone: std::array::from_fn(|c| chosen[CLASSES + c]),
+        over_doubt: chosen[2 * CLASSES],
+    }
 }
 
 fn argmax(p: &[f32; CLASSES]) -> (usize, f32) {
-    p.iter()
-        .copied()
-        .enumerate()
-        .fold((CLASSES - 1, f32::MIN), |b, (i, v)| if v > b.1 { (i, v) } else { b })
+    p.iter().copied().enumerate().fold(
+        (CLASSES - 1, f32::MIN),
+        |b, (i, v)| if v > b.1 { (i, v) } else { b },
+    )
 }
 
 fn row(name: &str, s: &Score) -> String {
@@ -311,7 +302,7 @@ fn dump(batches: &[Batch], held: &[Held], out: &Path) -> anyhow::Result<()> {
                 "rules_sure": h.votes.rules.confident,
                 "rules_reason": h.votes.rules.reason,
                 "kinds": h.votes.kinds,
-                "vetoed": h.votes.approval_vetoed(),
+                "question": h.votes.question,
                 "p": h.votes.model,
             })
             .to_string(),

@@ -1,12 +1,14 @@
 //! The review reader: turns a comment into a verdict, says whether it is sure, and turns a file's
-//! comments into the decision of the newest decisive one. Two readers vote: the rules
-//! (`rules.rs`, the lexicon's cues, the precision guard) and a linear model trained on the corpus
-//! (`model.rs`). An approval is sure only when the rules give it (sure, or unsure with the model
-//! at least 0.9 sure of it too). Between verdicts that do not approve, agreement is sure; a rule
-//! that found no cue abstains and a model 0.8 sure decides; a model 0.8 sure overrules the rules
-//! (measured writer by writer: fewer "not sure" and no more confidently wrong). Otherwise the
-//! answer is "not sure", with the best guess. An optional language model (`llm.rs`) gives a
-//! second opinion on the comments left unsure.
+//! comments into the decision of the newest decisive one. Two readers: the rules (`rules.rs`,
+//! the lexicon's cues) and a linear model trained on the corpus (`model.rs`), which also reads
+//! what the rules found. The model gives the verdict; it is sure when the model's probability
+//! reaches the threshold for that verdict (lower when sure rules say the same), thresholds
+//! calibrated writer by writer on held-out comments and shipped with the model. The rules stay
+//! the precision guard of approvals: none is sure over a refusal, an exception, a negated or
+//! held-back approval, or a question they do not read as an approval; over something to change
+//! or a problem only a model extremely sure of the approval decides. Otherwise the answer is
+//! "not sure", with the model's guess. An optional language model (`llm.rs`) gives a second
+//! opinion on the comments left unsure.
 //!
 //! Pure apart from the optional second opinion: no I/O, no clock.
 
@@ -30,12 +32,10 @@ use model::{CLASSES, Model, RuleSignals};
 pub use rules::MAX_ANALYSED_CHARS;
 pub use tokens::words;
 
-/// Cue kinds of the rules that veto a sure approval: something to change, a refusal, or an
-/// approval held back (a question, a condition, for later, waiting).
-pub const APPROVAL_VETO: [&str; 10] = [
+/// Cue kinds of the rules that hold any approval back: a refusal, an exception, a negated or
+/// held-back approval (waiting, a question, a condition, for later).
+pub const APPROVAL_HOLD: [&str; 8] = [
     "rejection",
-    "change request",
-    "problem",
     "exception",
     "reservation after an approval",
     "negated approval",
@@ -44,6 +44,10 @@ pub const APPROVAL_VETO: [&str; 10] = [
     "condition",
     "for later",
 ];
+/// Cue kinds of the rules that doubt an approval: something to change or a problem. Only a
+/// model extremely sure of the approval (`Policy::over_doubt`) outweighs them: "plus de
+/// modif", "all my notes have been addressed".
+pub const APPROVAL_DOUBT: [&str; 2] = ["change request", "problem"];
 
 /// A comment's verdict (none: no decision, or the guess when not sure), whether the reader is
 /// sure of it, and why.
@@ -109,22 +113,59 @@ pub struct Votes {
     pub rules: Analysis,
     /// The kinds of cue the rules found.
     pub kinds: Vec<&'static str>,
+    /// The comment holds a question mark.
+    pub question: bool,
     /// The model's probability of each class (approved, changes_requested, rejected, none).
     pub model: [f32; CLASSES],
 }
 
+/// What the rules leave of an approval by the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Nothing against it.
+    Free,
+    /// Something to change or a problem: only an extremely sure model approves.
+    Doubt,
+    /// Held back or refused, or a question the rules do not read as an approval: never sure.
+    Hold,
+}
+
 impl Votes {
-    /// The rules veto a sure approval (they found something to change, a refusal, or an
-    /// approval held back).
-    pub fn approval_vetoed(&self) -> bool {
-        self.kinds.iter().any(|k| APPROVAL_VETO.contains(k))
+    /// How the rules guard an approval.
+    pub fn guard(&self) -> Guard {
+        let rules_approve = self.rules.verdict == Some(Verdict::Approved) && self.rules.confident;
+        if self.kinds.iter().any(|k| APPROVAL_HOLD.contains(k)) || (self.question && !rules_approve)
+        {
+            Guard::Hold
+        } else if self.kinds.iter().any(|k| APPROVAL_DOUBT.contains(k)) {
+            Guard::Doubt
+        } else {
+            Guard::Free
+        }
+    }
+
+    /// Which of the policy's thresholds applies to the model's verdict `class`: an index into
+    /// [`Policy::agree`] (the rules say the same and are sure) or [`Policy::alone`] (plus
+    /// [`CLASSES`]); `2 * CLASSES` for an approval over the rules' doubt; none when the rules
+    /// hold the approval back.
+    pub fn threshold_index(&self, class: usize) -> Option<usize> {
+        if class == 0 {
+            match self.guard() {
+                Guard::Hold => return None,
+                Guard::Doubt => return Some(2 * CLASSES),
+                Guard::Free => {}
+            }
+        }
+        let agree = class_of(self.rules.verdict) == class && self.rules.confident;
+        Some(if agree { class } else { CLASSES + class })
     }
 }
 
 /// How the votes make one answer: the model decides, each of its verdicts sure above a
 /// probability measured writer by writer (held out) and shipped with the model; the rules lower
-/// that bar when they say the same, and guard approvals: no sure approval when they found
-/// anything to change, a refusal or an approval held back.
+/// that bar when they say the same, and guard approvals: no sure approval when they found a
+/// refusal or an approval held back, or a question they do not read as an approval; over
+/// something to change or a problem only a model extremely sure of it approves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
     /// The model's least probability for a sure verdict, per class (approved,
@@ -132,34 +173,35 @@ pub struct Policy {
     pub agree: [f32; CLASSES],
     /// The same when the rules give another verdict, or are unsure of theirs. Above 1: never.
     pub alone: [f32; CLASSES],
+    /// The model's least probability for a sure approval over the rules' doubt.
+    pub over_doubt: f32,
 }
 
 impl Policy {
+    /// The threshold of [`Votes::threshold_index`].
+    pub fn threshold(&self, index: usize) -> f32 {
+        match index {
+            i if i < CLASSES => self.agree[i],
+            i if i < 2 * CLASSES => self.alone[i - CLASSES],
+            _ => self.over_doubt,
+        }
+    }
+
     /// The vote: the model's likeliest verdict, sure when the model is sure enough of it for
-    /// what the rules say, and, for an approval, when the rules veto nothing.
+    /// what the rules say.
     pub fn decide(&self, votes: Votes) -> Analysis {
-        let vetoed = votes.approval_vetoed();
-        let Votes {
-            rules: rule,
-            model: p,
-            ..
-        } = votes;
-        let (m, pm) = argmax(&p);
+        let (m, pm) = argmax(&votes.model);
+        let index = votes.threshold_index(m);
+        let rule = votes.rules;
         let guess = verdict_of(m);
         let model_says = format!("model {} {:.2}", name(guess), pm);
         let agree = rule.verdict == guess;
-        let needed = if agree && rule.confident {
-            self.agree[m]
-        } else {
-            self.alone[m]
-        };
-        let veto = m == 0 && vetoed;
-        let sure = pm >= needed && !veto;
+        let sure = index.is_some_and(|i| pm >= self.threshold(i));
         let reason = match (sure, agree) {
             (true, true) => format!("{} (rules and {model_says} agree)", rule.reason),
             (true, false) => format!("{model_says} (rules: {})", rule.reason),
-            (false, _) if veto => format!(
-                "not sure: {model_says}, but the rules see more than an approval ({})",
+            (false, _) if index.is_none() => format!(
+                "not sure: {model_says}, but the rules hold the approval back ({})",
                 rule.reason
             ),
             (false, true) => format!("not sure: {} ({model_says}, not sure enough)", rule.reason),
@@ -280,6 +322,7 @@ impl Reader {
         Votes {
             rules: reading.analysis,
             kinds: reading.kinds,
+            question: text.contains('?'),
             model,
         }
     }

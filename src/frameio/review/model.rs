@@ -12,8 +12,9 @@ pub const BUCKETS: usize = 1 << 16;
 /// Classes, in the order of [`super::eval::LABELS`]: approved, changes_requested, rejected, none.
 pub const CLASSES: usize = 4;
 const MAGIC: &[u8; 4] = b"RVM2";
-/// Magic, buckets, scale, then bias, agree and alone thresholds (one per class each).
-const HEADER: usize = 12 + 4 * 3 * CLASSES;
+/// Magic, buckets, scale, then bias, agree and alone thresholds (one per class each), and the
+/// threshold of an approval over the rules' doubt.
+const HEADER: usize = 12 + 4 * 3 * CLASSES + 4;
 /// The trained model shipped with rushes.
 pub const EMBEDDED: &[u8] = include_bytes!("model.bin");
 
@@ -34,9 +35,10 @@ pub struct Model {
 }
 
 /// A policy that is never sure (an untrained model's).
-const NEVER: Policy = Policy {
+pub const NEVER: Policy = Policy {
     agree: [2.0; CLASSES],
     alone: [2.0; CLASSES],
+    over_doubt: 2.0,
 };
 
 /// What the rules said about a comment, as the model sees it.
@@ -75,16 +77,6 @@ const NEGATORS: [&str; 17] = [
 /// How many words after a negator it covers.
 const NEGATION_SCOPE: usize = 3;
 
-/// Temporary switch for feature experiments (bit set: which extra feature families are on).
-pub static EXPERIMENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
-
-/// Temporary switch: average the weights of the last passes.
-pub static AVERAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-fn on(bit: u32) -> bool {
-    EXPERIMENT.load(std::sync::atomic::Ordering::Relaxed) & (1 << bit) != 0
-}
-
 /// All figures look alike: a timecode is a timecode whatever its value.
 fn shape(word: &str) -> String {
     word.chars()
@@ -109,17 +101,17 @@ pub fn features(text: &str, clauses: &[Clause], rules: RuleSignals<'_>) -> Vec<u
             let w = shape(&token.word);
             out.push(hash(&["w", &w]));
             out.push(hash(&["b", &prev, &w]));
-            if negated > 0 && on(0) {
+            if negated > 0 {
                 out.push(hash(&["n", &w]));
                 negated -= 1;
             }
             if NEGATORS.contains(&w.as_str()) {
                 negated = NEGATION_SCOPE;
             }
-            if ci > 0 && on(1) {
+            if ci > 0 {
                 out.push(hash(&["a", &w]));
             }
-            if ti == 0 && on(2) {
+            if ti == 0 {
                 out.push(hash(&["f", &w]));
                 if clause.question_mark {
                     out.push(hash(&["qf", &w]));
@@ -140,9 +132,7 @@ pub fn features(text: &str, clauses: &[Clause], rules: RuleSignals<'_>) -> Vec<u
             }
             prev = w;
         }
-        if on(3) {
-            prev = String::from("|");
-        }
+        prev = String::from("|");
     }
     out.push(hash(&["b", &prev, "$"]));
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
@@ -165,10 +155,10 @@ pub fn features(text: &str, clauses: &[Clause], rules: RuleSignals<'_>) -> Vec<u
         ),
         ("short", total <= 3),
         ("long", total >= 25),
-        ("lines", on(4) && lines >= 3),
-        ("shouting", on(4) && shouting),
-        ("one clause", on(4) && clauses.len() == 1),
-        ("many clauses", on(4) && clauses.len() >= 4),
+        ("lines", lines >= 3),
+        ("shouting", shouting),
+        ("one clause", clauses.len() == 1),
+        ("many clauses", clauses.len() >= 4),
     ];
     for (mark, present) in marks {
         if present {
@@ -185,13 +175,11 @@ pub fn features(text: &str, clauses: &[Clause], rules: RuleSignals<'_>) -> Vec<u
     for k in rules.kinds {
         out.push(hash(&["k", k]));
     }
-    if on(5) {
-        for pair in rules.order.windows(2) {
-            out.push(hash(&["kk", pair[0], pair[1]]));
-        }
-        if let Some(last) = rules.order.last() {
-            out.push(hash(&["kl", last]));
-        }
+    for pair in rules.order.windows(2) {
+        out.push(hash(&["kk", pair[0], pair[1]]));
+    }
+    if let Some(last) = rules.order.last() {
+        out.push(hash(&["kl", last]));
     }
     out.push(hash(&["bias"]));
     out.sort_unstable();
@@ -287,7 +275,7 @@ impl Model {
                     }
                 }
             }
-            if AVERAGE.load(std::sync::atomic::Ordering::Relaxed) && epoch >= epochs / 2 {
+            if epoch >= epochs / 2 {
                 averaged += 1;
                 for (a, w) in mean.weights.iter_mut().zip(&m.weights) {
                     *a += w;
@@ -320,6 +308,7 @@ impl Model {
             .iter()
             .chain(&self.policy.agree)
             .chain(&self.policy.alone)
+            .chain([&self.policy.over_doubt])
         {
             out.extend_from_slice(&b.to_le_bytes());
         }
@@ -350,6 +339,7 @@ impl Model {
         let policy = Policy {
             agree: row(12 + 4 * CLASSES),
             alone: row(12 + 8 * CLASSES),
+            over_doubt: f32_at(12 + 12 * CLASSES),
         };
         let weights = raw[HEADER..]
             .iter()
@@ -389,14 +379,19 @@ mod tests {
             ("refaites le plan 3", 1),
             ("refaites la fin", 1),
         ];
-        let samples: Vec<(Vec<u32>, usize)> =
-            data.iter().map(|(t, c)| (feats(t), *c)).collect();
-        let m = Model::train(&samples, 30, 1e-4, 7);
+        let samples: Vec<(Vec<u32>, usize)> = data.iter().map(|(t, c)| (feats(t), *c)).collect();
+        let policy = Policy {
+            agree: [0.5, 0.6, 0.7, 0.8],
+            alone: [0.9, 0.91, 0.92, 2.0],
+            over_doubt: 0.97,
+        };
+        let m = Model::train(&samples, 30, 1e-4, 7).with_policy(policy);
         let p = m.predict(&feats("banco"));
         assert!(p[0] > p[1], "{p:?}");
         let p = m.predict(&feats("refaites le titre"));
         assert!(p[1] > p[0], "{p:?}");
         let back = Model::from_bytes(&m.to_bytes())?;
+        assert_eq!(back.policy(), policy);
         let (a, b) = (m.predict(&samples[0].0), back.predict(&samples[0].0));
         assert!((a[0] - b[0]).abs() < 0.05, "{a:?} vs {b:?}");
         assert!(matches!(
