@@ -123,14 +123,15 @@ fn corpus_floor() -> Result<(), corpus::CorpusError> {
         "the corpus must hold the project's table"
     );
     assert_eq!(total.confident_false_approvals, 0, "{}", total.report());
-    assert!(total.accuracy() >= 0.95, "{}", total.report());
+    assert!(total.accuracy() >= 0.98, "{}", total.report());
     assert!(
-        total.confidently_wrong_share() <= 0.02,
+        total.confidently_wrong_share() <= 0.01,
         "{}",
         total.report()
     );
-    // In-sample the model agrees with the labels; "not sure" comes from the rules disagreeing.
-    assert!(total.not_confident_share() <= 0.25, "{}", total.report());
+    // In-sample the model agrees with the labels; "not sure" comes from the rules holding an
+    // approval back and from the model's own doubt.
+    assert!(total.not_confident_share() <= 0.05, "{}", total.report());
     Ok(())
 }
 
