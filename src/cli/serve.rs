@@ -11,22 +11,30 @@ use crate::logging;
 
 pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let config = Config::load(overrides)?;
+    if config.feed.location.is_none() {
+        // The terminal's first line: the log line below is easy to miss among the others.
+        println!(
+            "rushes: Frame.io-only mode: no feed is set (WEBHOOK_JSON_URL), so nothing is \
+             polled or downloaded. To take in deliveries, set WEBHOOK_JSON_URL=https://… (or a \
+             file path) or run `rushes serve --feed-url URL`."
+        );
+    }
     let _guard = logging::init_service_rotated(
-        &config.log_dir,
+        &config.service.log_dir,
         config.upkeep.log_max_size,
         config.upkeep.log_keep,
     )
     .with_context(|| {
         format!(
             "cannot write logs to {} (set RUSHES_LOG_DIR)",
-            config.log_dir.display()
+            config.service.log_dir.display()
         )
     })?;
-    match &config.feed {
+    match &config.feed.location {
         Some(feed) => tracing::info!(
             feed = %feed,
-            interval_s = config.monitor_interval.as_secs(),
-            ttl_s = config.cache_ttl.as_secs(),
+            interval_s = config.feed.monitor_interval.as_secs(),
+            ttl_s = config.feed.cache_ttl.as_secs(),
             tunnel = %config.tunnel.mode,
             "rushes starting"
         ),
@@ -53,13 +61,14 @@ pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode>
         .context("cannot create a temporary folder for the demo")?;
     let sample = crate::demo::SampleServer::start(Vec::new()).await?;
     let config = crate::demo::demo_config(root.path(), &sample.feed_url(), bind);
-    let _guard = logging::init_service(&config.log_dir).context("cannot write the demo's logs")?;
+    let _guard =
+        logging::init_service(&config.service.log_dir).context("cannot write the demo's logs")?;
     let mut moved_from = None;
     let app = match App::build(config.clone()).await {
         Err(AppError::Bind { .. }) => {
-            moved_from = Some(config.bind);
+            moved_from = Some(config.service.bind);
             let mut fallback = config;
-            fallback.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            fallback.service.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
             App::build(fallback).await?
         }
         other => other?,
