@@ -151,6 +151,13 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&out, model.to_bytes())?;
     println!("wrote {} ({n} comments)", out.display());
 
+    let section = section(epochs, l2, n, &policy, &rows);
+    write_section(&root.join("BENCHMARKS.md"), "review_model", &section)?;
+    Ok(())
+}
+
+/// The BENCHMARKS.md section: how the table was measured, the shipped thresholds, the table.
+fn section(epochs: usize, l2: f32, n: usize, policy: &Policy, rows: &str) -> String {
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let pct = |p: f32| {
         if p > 1.0 {
@@ -169,7 +176,7 @@ fn main() -> anyhow::Result<()> {
         thresholds.join(", "),
         pct(policy.over_doubt)
     );
-    let section = format!(
+    format!(
         "<!-- review_model:start -->\n\
 ## Review reader, writer held out (`cargo run --release --example train_review_model`)\n\n\
 Measured {date}: for each writer, the model is trained on every other writer's comments \
@@ -182,9 +189,7 @@ The rules themselves were written against the project's own table (`home`), so `
 flatters them.\n\n\
 | held-out writer | comments | accuracy | confidently wrong | not confident | false approvals (sure / guessed) |\n\
 |---|---|---|---|---|---|\n{rows}<!-- review_model:end -->\n"
-    );
-    write_section(&root.join("BENCHMARKS.md"), "review_model", &section)?;
-    Ok(())
+    )
 }
 
 /// Thresholds for the held-out votes given. Each decision's group (the model's verdict, and
