@@ -28,21 +28,6 @@ pub mod webhook;
 /// The review reader, for `rushes frameio verdict`, the trainer and the benchmark.
 pub use review::{Analysis, Policy, Reader, Votes, corpus, eval, lexicon, llm, model, words};
 
-/// A vote policy with the given thresholds (the trainer's sweep).
-pub fn review_policy(
-    agree_min: f32,
-    alone_min: f32,
-    approve_min: f32,
-    overrule_min: f32,
-) -> Policy {
-    Policy {
-        agree_min,
-        alone_min,
-        approve_min,
-        overrule_min,
-    }
-}
-
 use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};

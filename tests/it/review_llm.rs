@@ -17,8 +17,8 @@ use rushes::config::{FrameioConfig, LlmSettings};
 use rushes::frameio::llm::{Opinion, SecondOpinion};
 use serde_json::{Value, json};
 
-/// The rules approve, a clause they cannot read follows: never sure locally.
-const UNSURE: &str = "Validé. Le plan 00:42 montre encore l'ancien logo";
+/// The rules approve, a reservation follows that the model doubts: never sure locally.
+const UNSURE: &str = "ok pour moi… le carton 00:42 par contre";
 const SURE: &str = "Rien à modifier, c'est parfait";
 const SECRET: &str = "whsec-llm-s3cret";
 

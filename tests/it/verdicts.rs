@@ -413,11 +413,12 @@ async fn an_unsure_comment_flags_the_upload_and_never_approves() {
     ))
     .await;
     track(&app, "f4").await;
-    // An approval followed by a clause the rules cannot read: the reader is not sure.
+    // An approval followed by a reservation left hanging: the rules approve, the model doubts;
+    // the reader is not sure.
     fake.add_comment_by(
         "f4",
         "u1",
-        "Validé. Le carton 00:42 affiche encore l'ancien numéro",
+        "ok pour moi… le carton 00:42 par contre",
         "2026-03-04T10:00:00Z",
         "Claire",
     );
@@ -462,7 +463,7 @@ async fn an_unsure_comment_flags_the_upload_and_never_approves() {
     fake.add_comment_by(
         "f4",
         "u3",
-        "Validé. Le plan 00:55 montre encore l'ancien logo",
+        "Validé. Le plan 00:55, à voir",
         "2026-03-04T12:00:00Z",
         "Claire",
     );

@@ -1,12 +1,14 @@
 //! The review reader: turns a comment into a verdict, says whether it is sure, and turns a file's
-//! comments into the decision of the newest decisive one. Two readers vote: the rules
-//! (`rules.rs`, the lexicon's cues, the precision guard) and a linear model trained on the corpus
-//! (`model.rs`). An approval is sure only when the rules give it (sure, or unsure with the model
-//! at least 0.9 sure of it too). Between verdicts that do not approve, agreement is sure; a rule
-//! that found no cue abstains and a model 0.8 sure decides; a model 0.8 sure overrules the rules
-//! (measured writer by writer: fewer "not sure" and no more confidently wrong). Otherwise the
-//! answer is "not sure", with the best guess. An optional language model (`llm.rs`) gives a
-//! second opinion on the comments left unsure.
+//! comments into the decision of the newest decisive one. Two readers: the rules (`rules.rs`,
+//! the lexicon's cues) and a linear model trained on the corpus (`model.rs`), which also reads
+//! what the rules found. The model gives the verdict; it is sure when the model's probability
+//! reaches the threshold for that verdict (lower when sure rules say the same), thresholds
+//! calibrated writer by writer on held-out comments and shipped with the model. The rules stay
+//! the precision guard of approvals: none is sure over a refusal, an exception, a negated or
+//! held-back approval, or a question they do not read as an approval; over something to change
+//! or a problem only a model extremely sure of the approval decides. Otherwise the answer is
+//! "not sure", with the model's guess. An optional language model (`llm.rs`) gives a second
+//! opinion on the comments left unsure.
 //!
 //! Pure apart from the optional second opinion: no I/O, no clock.
 
@@ -30,15 +32,22 @@ use model::{CLASSES, Model, RuleSignals};
 pub use rules::MAX_ANALYSED_CHARS;
 pub use tokens::words;
 
-/// The model must give its class at least this probability for a sure verdict when it agrees
-/// with the rules.
-pub const AGREE_MIN: f32 = 0.6;
-/// The model alone (the rules found no cue) must give at least this probability to be sure.
-pub const ALONE_MIN: f32 = 0.8;
-/// An approval the rules give but are unsure of is sure only with the model this sure of it.
-pub const APPROVE_MIN: f32 = 0.9;
-/// The model overrules the rules between verdicts that do not approve at this probability.
-pub const OVERRULE_MIN: f32 = 0.8;
+/// Cue kinds of the rules that hold any approval back: a refusal, an exception, a negated or
+/// held-back approval (waiting, a question, a condition, for later).
+pub const APPROVAL_HOLD: [&str; 8] = [
+    "rejection",
+    "exception",
+    "reservation after an approval",
+    "negated approval",
+    "waiting",
+    "question",
+    "condition",
+    "for later",
+];
+/// Cue kinds of the rules that doubt an approval: something to change or a problem. Only a
+/// model extremely sure of the approval (`Policy::over_doubt`) outweighs them: "plus de
+/// modif", "all my notes have been addressed".
+pub const APPROVAL_DOUBT: [&str; 2] = ["change request", "problem"];
 
 /// A comment's verdict (none: no decision, or the guess when not sure), whether the reader is
 /// sure of it, and why.
@@ -102,97 +111,110 @@ fn name(v: Option<Verdict>) -> &'static str {
 pub struct Votes {
     /// The rules' verdict, whether they are sure, and their cues.
     pub rules: Analysis,
+    /// The kinds of cue the rules found.
+    pub kinds: Vec<&'static str>,
+    /// The comment holds a question mark.
+    pub question: bool,
     /// The model's probability of each class (approved, changes_requested, rejected, none).
     pub model: [f32; CLASSES],
 }
 
-/// How the two votes make one answer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Policy {
-    /// The model's least probability for a sure verdict when it agrees with sure rules.
-    pub agree_min: f32,
-    /// The model's least probability for a sure verdict when it agrees with unsure rules, or
-    /// alone when the rules found no cue at all (never for an approval).
-    pub alone_min: f32,
-    /// The model's least probability for a sure approval when the rules approve but are unsure
-    /// (a clause they could not read). Above 1: never.
-    pub approve_min: f32,
-    /// The model's least probability to overrule the rules between two verdicts that do not
-    /// approve (changes_requested, rejected, no decision); the rules still guard every approval.
-    /// Above 1: never (rules and model must agree).
-    pub overrule_min: f32,
+/// What the rules leave of an approval by the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Nothing against it.
+    Free,
+    /// Something to change or a problem: only an extremely sure model approves.
+    Doubt,
+    /// Held back or refused, or a question the rules do not read as an approval: never sure.
+    Hold,
 }
 
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            agree_min: AGREE_MIN,
-            alone_min: ALONE_MIN,
-            approve_min: APPROVE_MIN,
-            overrule_min: OVERRULE_MIN,
+impl Votes {
+    /// How the rules guard an approval.
+    pub fn guard(&self) -> Guard {
+        let rules_approve = self.rules.verdict == Some(Verdict::Approved) && self.rules.confident;
+        if self.kinds.iter().any(|k| APPROVAL_HOLD.contains(k)) || (self.question && !rules_approve)
+        {
+            Guard::Hold
+        } else if self.kinds.iter().any(|k| APPROVAL_DOUBT.contains(k)) {
+            Guard::Doubt
+        } else {
+            Guard::Free
         }
+    }
+
+    /// Which of the policy's thresholds applies to the model's verdict `class`: an index into
+    /// [`Policy::agree`] (the rules say the same and are sure) or [`Policy::alone`] (plus
+    /// [`CLASSES`]); `2 * CLASSES` for an approval over the rules' doubt; none when the rules
+    /// hold the approval back.
+    pub fn threshold_index(&self, class: usize) -> Option<usize> {
+        if class == 0 {
+            match self.guard() {
+                Guard::Hold => return None,
+                Guard::Doubt => return Some(2 * CLASSES),
+                Guard::Free => {}
+            }
+        }
+        let agree = class_of(self.rules.verdict) == class && self.rules.confident;
+        Some(if agree { class } else { CLASSES + class })
     }
 }
 
+/// How the votes make one answer: the model decides, each of its verdicts sure above a
+/// probability measured writer by writer (held out) and shipped with the model; the rules lower
+/// that bar when they say the same, and guard approvals: no sure approval when they found a
+/// refusal or an approval held back, or a question they do not read as an approval; over
+/// something to change or a problem only a model extremely sure of it approves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// The model's least probability for a sure verdict, per class (approved,
+    /// changes_requested, rejected, none), when the rules give the same verdict and are sure.
+    pub agree: [f32; CLASSES],
+    /// The same when the rules give another verdict, or are unsure of theirs. Above 1: never.
+    pub alone: [f32; CLASSES],
+    /// The model's least probability for a sure approval over the rules' doubt.
+    pub over_doubt: f32,
+}
+
 impl Policy {
-    /// The vote: agreement (and, for an approval, the rules' own sure approval) is sure; a rule
-    /// that found nothing lets a very sure model decide anything but an approval; the rest is
-    /// "not sure" with the likelier guess.
+    /// The threshold of [`Votes::threshold_index`].
+    pub fn threshold(&self, index: usize) -> f32 {
+        match index {
+            i if i < CLASSES => self.agree[i],
+            i if i < 2 * CLASSES => self.alone[i - CLASSES],
+            _ => self.over_doubt,
+        }
+    }
+
+    /// The vote: the model's likeliest verdict, sure when the model is sure enough of it for
+    /// what the rules say.
     pub fn decide(&self, votes: Votes) -> Analysis {
-        let Votes {
-            rules: rule,
-            model: p,
-        } = votes;
-        let rule_class = class_of(rule.verdict);
-        let (m, pm) = argmax(&p);
-        let abstains = rule.verdict.is_none() && !rule.confident;
-        let model_says = format!("model {} {:.2}", name(verdict_of(m)), pm);
-        if m == rule_class {
-            let needed = match (rule.confident, m) {
-                (true, _) => self.agree_min,
-                (false, 0) => self.approve_min,
-                (false, _) => self.alone_min,
-            };
-            let sure = pm >= needed;
-            return Analysis {
-                verdict: rule.verdict,
-                confident: sure,
-                reason: if sure {
-                    format!("{} (rules and {model_says} agree)", rule.reason)
-                } else {
-                    format!("not sure: {} ({model_says}, rules unsure)", rule.reason)
-                },
-            };
-        }
-        let overrules = rule_class != 0 && m != 0 && pm >= self.overrule_min;
-        if overrules {
-            return Analysis {
-                verdict: verdict_of(m),
-                confident: true,
-                reason: format!("{model_says} overrules the rules ({})", rule.reason),
-            };
-        }
-        if abstains && m != 0 && pm >= self.alone_min {
-            return Analysis {
-                verdict: verdict_of(m),
-                confident: true,
-                reason: format!("{model_says} (rules: {})", rule.reason),
-            };
-        }
-        // Disagreement: the likelier guess, never sure.
-        let guess = if pm >= 0.5 || abstains {
-            verdict_of(m)
-        } else {
-            rule.verdict
-        };
-        Analysis {
-            verdict: guess,
-            confident: false,
-            reason: format!(
+        let (m, pm) = argmax(&votes.model);
+        let index = votes.threshold_index(m);
+        let rule = votes.rules;
+        let guess = verdict_of(m);
+        let model_says = format!("model {} {:.2}", name(guess), pm);
+        let agree = rule.verdict == guess;
+        let sure = index.is_some_and(|i| pm >= self.threshold(i));
+        let reason = match (sure, agree) {
+            (true, true) => format!("{} (rules and {model_says} agree)", rule.reason),
+            (true, false) => format!("{model_says} (rules: {})", rule.reason),
+            (false, _) if index.is_none() => format!(
+                "not sure: {model_says}, but the rules hold the approval back ({})",
+                rule.reason
+            ),
+            (false, true) => format!("not sure: {} ({model_says}, not sure enough)", rule.reason),
+            (false, false) => format!(
                 "not sure: rules say {} ({}), {model_says}",
                 name(rule.verdict),
                 rule.reason
             ),
+        };
+        Analysis {
+            verdict: guess,
+            confident: sure,
+            reason,
         }
     }
 }
@@ -219,11 +241,12 @@ impl Reader {
         Self::new(Lexicon::builtin(), Model::embedded())
     }
 
+    /// The rules of `lexicon`, and `model` with the policy it was calibrated with.
     pub fn new(lexicon: Lexicon, model: Model) -> Self {
         Self {
             lexicon,
+            policy: model.policy(),
             model,
-            policy: Policy::default(),
             llm: None,
         }
     }
@@ -287,30 +310,21 @@ impl Reader {
 
     /// The model's features of a comment (the trainer uses the same).
     pub fn features(&self, text: &str) -> Vec<u32> {
-        let (rule, kinds) = rules::read(cut(text), &self.lexicon);
-        model::features(
-            cut(text),
-            RuleSignals {
-                class: class_of(rule.verdict),
-                confident: rule.confident,
-                kinds: &kinds,
-            },
-        )
+        let reading = rules::read(cut(text), &self.lexicon);
+        features_of(cut(text), &reading)
     }
 
     /// What each reader says of one comment.
     pub fn votes(&self, text: &str) -> Votes {
         let text = cut(text);
-        let (rules, kinds) = rules::read(text, &self.lexicon);
-        let model = self.model.predict(&model::features(
-            text,
-            RuleSignals {
-                class: class_of(rules.verdict),
-                confident: rules.confident,
-                kinds: &kinds,
-            },
-        ));
-        Votes { rules, model }
+        let reading = rules::read(text, &self.lexicon);
+        let model = self.model.predict(&features_of(text, &reading));
+        Votes {
+            rules: reading.analysis,
+            kinds: reading.kinds,
+            question: text.contains('?'),
+            model,
+        }
     }
 
     /// One comment: both readers, then the vote.
@@ -348,6 +362,19 @@ impl Reader {
             })
         })
     }
+}
+
+fn features_of(text: &str, reading: &rules::Reading) -> Vec<u32> {
+    model::features(
+        text,
+        &reading.clauses,
+        RuleSignals {
+            class: class_of(reading.analysis.verdict),
+            confident: reading.analysis.confident,
+            kinds: &reading.kinds,
+            order: &reading.order,
+        },
+    )
 }
 
 fn argmax(p: &[f32; CLASSES]) -> (usize, f32) {

@@ -319,17 +319,32 @@ fn split_at_connectives(clause: Clause, lexicon: &Lexicon) -> Vec<Clause> {
 /// The rules' verdict of one comment and its reason.
 #[cfg(test)]
 pub fn analyse_text(text: &str, lexicon: &Lexicon) -> Analysis {
-    read(text, lexicon).0
+    read(text, lexicon).analysis
 }
 
-/// The rules' verdict and the kinds of cue they found (labels, each once).
-pub fn read(text: &str, lexicon: &Lexicon) -> (Analysis, Vec<&'static str>) {
+/// What the rules read in a comment.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Their verdict, whether they are sure, and the cues that decided.
+    pub analysis: Analysis,
+    /// The kinds of cue found (labels, each once, sorted), and "unexplained clause" when a
+    /// clause of more than one word held none.
+    pub kinds: Vec<&'static str>,
+    /// The cue kinds in the order of the comment, a repeat next to itself once.
+    pub order: Vec<&'static str>,
+    /// The comment's clauses, cut again at contrasts and exceptions ("mais", "sauf", "but").
+    pub clauses: Vec<Clause>,
+}
+
+/// The rules' verdict and the kinds of cue they found.
+pub fn read(text: &str, lexicon: &Lexicon) -> Reading {
     let text = match text.char_indices().nth(MAX_ANALYSED_CHARS) {
         Some((cut, _)) => &text[..cut],
         None => text,
     };
     let mut cues: Vec<Cue> = Vec::new();
     let mut unexplained = 0;
+    let mut all = Vec::new();
     for sentence in clauses(text, lexicon) {
         for clause in split_at_connectives(sentence, lexicon) {
             let approved_before = cues.iter().any(|c| c.kind == Kind::Approval);
@@ -338,17 +353,25 @@ pub fn read(text: &str, lexicon: &Lexicon) -> (Analysis, Vec<&'static str>) {
                 unexplained += 1;
             }
             cues.extend(read);
+            all.push(clause);
         }
     }
-    let mut a = decide(text, &cues);
-    a.confident = confident(text, &cues, a.verdict, unexplained);
-    let mut kinds: Vec<&'static str> = cues.iter().map(|c| c.kind.label()).collect();
+    let mut analysis = decide(text, &cues);
+    analysis.confident = confident(text, &cues, analysis.verdict, unexplained);
+    let mut order: Vec<&'static str> = cues.iter().map(|c| c.kind.label()).collect();
+    order.dedup();
+    let mut kinds = order.clone();
     if unexplained > 0 {
         kinds.push("unexplained clause");
     }
     kinds.sort_unstable();
     kinds.dedup();
-    (a, kinds)
+    Reading {
+        analysis,
+        kinds,
+        order,
+        clauses: all,
+    }
 }
 
 /// Whether the rules alone are sure: an approval only when every clause of more than one word

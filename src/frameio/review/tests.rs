@@ -123,13 +123,101 @@ fn corpus_floor() -> Result<(), corpus::CorpusError> {
         "the corpus must hold the project's table"
     );
     assert_eq!(total.confident_false_approvals, 0, "{}", total.report());
-    assert!(total.accuracy() >= 0.95, "{}", total.report());
+    assert!(total.accuracy() >= 0.98, "{}", total.report());
     assert!(
-        total.confidently_wrong_share() <= 0.02,
+        total.confidently_wrong_share() <= 0.01,
         "{}",
         total.report()
     );
-    // In-sample the model agrees with the labels; "not sure" comes from the rules disagreeing.
-    assert!(total.not_confident_share() <= 0.25, "{}", total.report());
+    // In-sample the model agrees with the labels; "not sure" comes from the rules holding an
+    // approval back and from the model's own doubt.
+    assert!(total.not_confident_share() <= 0.05, "{}", total.report());
     Ok(())
+}
+
+fn votes(rules: Option<Verdict>, sure: bool, kinds: &[&'static str], p: [f32; 4]) -> Votes {
+    Votes {
+        rules: Analysis {
+            verdict: rules,
+            confident: sure,
+            reason: "cues".into(),
+        },
+        kinds: kinds.to_vec(),
+        question: false,
+        model: p,
+    }
+}
+
+/// The policy: the model's verdict, sure above its threshold (lower when sure rules agree);
+/// the rules hold approvals back, and over their doubt only an extremely sure model approves.
+#[test]
+fn the_rules_guard_approvals() {
+    let policy = Policy {
+        agree: [0.6, 0.6, 0.6, 0.6],
+        alone: [0.9, 0.8, 0.8, 0.8],
+        over_doubt: 0.97,
+    };
+    let approve = |p: f32| [p, 1.0 - p, 0.0, 0.0];
+    // Sure rules and the model agree above the agree threshold.
+    let a = policy.decide(votes(
+        Some(Verdict::Approved),
+        true,
+        &["approval"],
+        approve(0.7),
+    ));
+    assert!(a.confident && a.verdict == Some(Verdict::Approved), "{a:?}");
+    // The model alone approves only above the alone threshold.
+    let a = policy.decide(votes(None, false, &["unexplained clause"], approve(0.85)));
+    assert!(
+        !a.confident && a.verdict == Some(Verdict::Approved),
+        "{a:?}"
+    );
+    let a = policy.decide(votes(None, false, &["unexplained clause"], approve(0.95)));
+    assert!(a.confident, "{a:?}");
+    // A question the rules do not read as an approval holds it back.
+    let mut asked = votes(None, false, &[], approve(0.99));
+    asked.question = true;
+    assert!(!policy.decide(asked).confident);
+    // Held back (waiting, a negated approval, a condition…): never sure, however sure the model.
+    for hold in [
+        "waiting",
+        "negated approval",
+        "condition",
+        "rejection",
+        "exception",
+    ] {
+        let a = policy.decide(votes(None, true, &["approval", hold], approve(0.999)));
+        assert!(!a.confident, "{hold}: {a:?}");
+        assert!(a.reason.contains("hold the approval back"), "{}", a.reason);
+    }
+    // Something to change: only an extremely sure model approves.
+    let doubt = |p| {
+        votes(
+            Some(Verdict::ChangesRequested),
+            true,
+            &["change request"],
+            approve(p),
+        )
+    };
+    assert!(!policy.decide(doubt(0.95)).confident);
+    assert!(policy.decide(doubt(0.98)).confident);
+    // Other verdicts: the model decides, above its threshold.
+    let changes = [0.05, 0.85, 0.05, 0.05];
+    let a = policy.decide(votes(None, false, &[], changes));
+    assert!(a.confident && a.verdict == Some(Verdict::ChangesRequested));
+    let a = policy.decide(votes(
+        Some(Verdict::Approved),
+        true,
+        &["approval"],
+        [0.3, 0.7, 0.0, 0.0],
+    ));
+    assert!(
+        !a.confident && a.verdict == Some(Verdict::ChangesRequested),
+        "{a:?}"
+    );
+    assert!(
+        a.reason.starts_with("not sure: rules say approved"),
+        "{}",
+        a.reason
+    );
 }
