@@ -7,8 +7,8 @@
 //! enough to watch its bar (all connections to one file share its rate, so segmented downloads
 //! are no faster), and the feed gains a new delivery every [`NEW_DELIVERY_EVERY`].
 
-use std::net::SocketAddr;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -415,10 +415,7 @@ async fn file(
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, &etag);
     if status == StatusCode::PARTIAL_CONTENT {
-        response = response.header(
-            header::CONTENT_RANGE,
-            format!("bytes {start}-{end}/{size}"),
-        );
+        response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
     }
     response
         .body(body)
@@ -460,8 +457,8 @@ fn chunks(
                     }
                     Pacing::PerConnection(None) => {}
                     Pacing::Shared(limiter) => {
-                        let kib = NonZeroU32::new(n.div_ceil(1024) as u32)
-                            .unwrap_or(NonZeroU32::MIN);
+                        let kib =
+                            NonZeroU32::new(n.div_ceil(1024) as u32).unwrap_or(NonZeroU32::MIN);
                         // A chunk is never larger than the burst: this only waits.
                         let _ = limiter.until_n_ready(kib).await;
                     }

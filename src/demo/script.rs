@@ -44,9 +44,27 @@ const PAUL: &str = "Paul (studio)";
 
 /// The timeline: (seconds after the start, step).
 pub const TIMELINE: [(u64, Step); 11] = [
-    (1, Step::Cut { name: CAMILLE_V1, size: 24 * MIB }),
-    (3, Step::Cut { name: INTERVIEW, size: 12 * MIB }),
-    (5, Step::Cut { name: MAKING_OF, size: 8 * MIB }),
+    (
+        1,
+        Step::Cut {
+            name: CAMILLE_V1,
+            size: 24 * MIB,
+        },
+    ),
+    (
+        3,
+        Step::Cut {
+            name: INTERVIEW,
+            size: 12 * MIB,
+        },
+    ),
+    (
+        5,
+        Step::Cut {
+            name: MAKING_OF,
+            size: 8 * MIB,
+        },
+    ),
     (12, Step::Forged),
     (
         22,
@@ -66,7 +84,13 @@ pub const TIMELINE: [(u64, Step); 11] = [
             reply_to: None,
         },
     ),
-    (28, Step::Cut { name: CAMILLE_V2, size: 24 * MIB }),
+    (
+        28,
+        Step::Cut {
+            name: CAMILLE_V2,
+            size: 24 * MIB,
+        },
+    ),
     (
         30,
         Step::Comment {
@@ -129,7 +153,10 @@ impl Timeline {
                 }
                 Step::Forged => {
                     if let Some(status) = self.frameio.forged_delivery().await {
-                        tracing::info!(status, "demo: a forged webhook call was sent (rushes refuses it)");
+                        tracing::info!(
+                            status,
+                            "demo: a forged webhook call was sent (rushes refuses it)"
+                        );
                     }
                 }
                 Step::Comment {
@@ -168,7 +195,9 @@ impl Timeline {
             return None;
         };
         let id = self.frameio.comment(&file, parent, author, text)?;
-        self.frameio.deliver("comment.created", "comment", &id).await;
+        self.frameio
+            .deliver("comment.created", "comment", &id)
+            .await;
         Some(id)
     }
 

@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod cli;
 mod dashboard;
+mod demo;
 mod download_resume;
 mod downloads;
 mod dropbox_pages;
