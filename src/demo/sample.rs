@@ -540,4 +540,32 @@ mod tests {
             legacy.is_some_and(|r| r.key == camille.map(|c| c.key.clone()).unwrap_or_default())
         );
     }
+
+    #[test]
+    fn the_demo_feed_gains_one_delivery_every_twenty_seconds_and_stays_bounded() {
+        let base = "http://127.0.0.1:1";
+        assert!(new_deliveries(base, Duration::from_secs(19)).is_empty());
+        let two = new_deliveries(base, NEW_DELIVERY_EVERY * 2 + Duration::from_secs(1));
+        assert_eq!(two.len(), 2);
+        let forever = new_deliveries(base, Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(forever.len(), MAX_NEW_DELIVERIES as usize);
+        // Each is a new delivery that downloads, and its file is served.
+        let feed = crate::feed::source::parse_body(
+            Value::Array(two.clone()).to_string().as_bytes(),
+            chrono_tz::UTC,
+        )
+        .unwrap_or_default();
+        let plan = crate::feed::check::plan(
+            &feed,
+            Some(crate::config::DEFAULT_MAX_AGE),
+            crate::domain::Timestamp::now(),
+        );
+        let summary = crate::feed::check::Summary::of(&plan);
+        assert_eq!((summary.queued, summary.duplicate), (2, 0));
+        for item in &two {
+            let name = item["r2_url"].as_str().and_then(|u| u.rsplit('/').next());
+            assert!(name.and_then(served_file).is_some(), "{item}");
+        }
+        assert!(served_file("70-day3-99.mov").is_none());
+    }
 }
