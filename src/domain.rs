@@ -144,6 +144,18 @@ vocabulary! {
 }
 
 impl DeliveryState {
+    /// A delivery in this state, with these traces of work, has not started downloading:
+    /// nothing fetched, no partial file, not running or done. Until then a better record of
+    /// the same delivery may still change its name and links.
+    pub fn not_started(self, started_at: Option<&Timestamp>, part_path: Option<&str>) -> bool {
+        started_at.is_none()
+            && part_path.is_none()
+            && matches!(
+                self,
+                Self::Queued | Self::Available | Self::Manual | Self::Cancelled | Self::DryRun
+            )
+    }
+
     /// What a person reads on the page.
     pub fn label(self) -> &'static str {
         match self {

@@ -13,6 +13,8 @@
 pub mod config;
 pub(crate) mod domain;
 pub mod events;
+/// Running a user's command (the download and review hooks) in a clean environment.
+pub(crate) mod hook;
 /// One rushes per data folder; writable-folder check.
 pub mod instance;
 pub(crate) mod links;

@@ -156,7 +156,7 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
         }
         FrameioCommand::Doctor { url } => {
             let base = url.unwrap_or_else(|| super::local_url(config.bind));
-            super::frameio_inspect::doctor(&config, &base).await
+            super::frameio_doctor::doctor(&config, &base).await
         }
     }
 }

@@ -8,6 +8,7 @@ mod download;
 mod feed;
 mod feed_proxy;
 mod frameio;
+mod frameio_doctor;
 mod frameio_inspect;
 mod frameio_review;
 mod frameio_upload;

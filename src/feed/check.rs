@@ -11,8 +11,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use url::Url;
 
+use super::decide::{initial_state, planned_file_name};
 use super::source::ParsedFeed;
-use super::{initial_state, planned_file_name};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 use crate::net;
 

@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use sha2::Digest;
 
-use super::new_delivery;
+use super::decide::new_delivery;
+use super::error::FeedError;
 use super::record::FeedRecord;
 use super::scan::scan_body;
-use super::source::FeedError;
 use crate::domain::{DeliveryState, Timestamp};
 use crate::events::{Event, EventBus};
 use crate::store::{

@@ -14,8 +14,8 @@ use std::sync::mpsc;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use super::error::{FeedError, error_text};
 use super::record::{self, FeedRecord, InvalidItem, RawItem};
-use super::source::{FeedError, error_text};
 
 /// Items per chunk handed to a worker.
 const CHUNK: usize = 1024;

@@ -9,36 +9,13 @@ use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::error::error_text;
+pub use super::error::{FeedError, MAX_FEED_BYTES};
 use super::record::{FeedRecord, InvalidItem};
 use super::scan::{Scan, scan_body};
 use super::stream::StreamScan;
 use crate::config::FeedLocation;
 use crate::net::{self, RetryPolicy};
-
-/// Largest feed body accepted.
-pub const MAX_FEED_BYTES: usize = 32 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FeedError {
-    #[error("could not reach the feed: {0}")]
-    Transport(String),
-    #[error("the feed did not answer within {0} s")]
-    Timeout(u64),
-    #[error("the feed answered HTTP {status}{detail}")]
-    Status { status: u16, detail: String },
-    #[error("the feed body is larger than {limit} bytes")]
-    TooLarge { limit: usize },
-    #[error("the feed is not valid JSON: {0}")]
-    Json(String),
-    #[error("the feed returned an error: {0}")]
-    ErrorObject(String),
-    #[error("the feed must be a JSON array, got {0}")]
-    NotAnArray(&'static str),
-    #[error("cannot read the feed file {path}: {reason}")]
-    File { path: String, reason: String },
-    #[error("stopped")]
-    Cancelled,
-}
 
 /// HTTP validators from the last full answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -374,29 +351,6 @@ fn transport(e: reqwest::Error) -> FeedError {
     FeedError::Transport(net::error_text(&e))
 }
 
-/// Longest error text kept, stored or logged from the feed, in bytes.
-pub const MAX_ERROR_TEXT: usize = 1024;
-
-/// `text` cut to about `max` bytes (on a character boundary), saying how long it was.
-pub fn cap_text(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &text[..end], text.len())
-}
-
-/// The `error` text of an error object such as `{"error": "Failed to fetch data"}`, capped.
-pub(super) fn error_text(value: &Value) -> Option<String> {
-    match value.get("error")? {
-        Value::String(s) => Some(cap_text(s, MAX_ERROR_TEXT)),
-        other => Some(cap_text(&other.to_string(), MAX_ERROR_TEXT)),
-    }
-}
-
 /// Parses a feed body: a JSON array whose items are read one by one (the whole document is
 /// never held as a `serde_json::Value`), every record kept. See [`scan_body`].
 pub fn parse_body(body: &[u8], tz: chrono_tz::Tz) -> Result<ParsedFeed, FeedError> {
@@ -427,6 +381,7 @@ mod tests {
 
     #[test]
     fn long_error_text_is_capped() {
+        use crate::feed::error::{MAX_ERROR_TEXT, cap_text};
         let long = format!("{{\"error\": \"{}\"}}", "é".repeat(100_000));
         let Err(FeedError::ErrorObject(text)) = parse_body(long.as_bytes(), chrono_tz::UTC) else {
             panic!("an error object");

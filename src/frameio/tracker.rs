@@ -312,6 +312,68 @@ impl Tracker {
             })
             .collect();
         let decision = self.reader.analyse(&texts);
+        let mut update = UploadUpdate {
+            comments: Some(self.stored_comments(comments)),
+            ..Default::default()
+        };
+        let Some(d) = decision else {
+            update.needs_look = Some(None);
+            if !comments.is_empty() && upload.state.lifecycle_rank().is_some() {
+                let reason = format!("{} comment(s), none decisive yet", comments.len());
+                let to = ReviewState::InReview;
+                return self
+                    .change(
+                        upload,
+                        StateChange {
+                            to,
+                            cause,
+                            reason,
+                            event_id,
+                        },
+                        update,
+                    )
+                    .await;
+            }
+            self.store.update_upload(&upload.id, &update).await?;
+            return Ok(false);
+        };
+        let deciding = comments.iter().find(|c| c.id == d.comment_id);
+        let key = decision_key(&d, deciding);
+        if self.outranked(upload, comments, &d).await?
+            || upload.decided_comment.as_deref() == Some(key.as_str())
+        {
+            self.store.update_upload(&upload.id, &update).await?;
+            return Ok(false);
+        }
+        update.decided_comment = Some(key);
+        let d = self.second_opinion(d).await;
+        let reason = decision_reason(&d, deciding.and_then(Comment::author));
+        match d.verdict {
+            Some(verdict) if d.confident => {
+                update.needs_look = Some(None);
+                let to = verdict.state();
+                self.change(
+                    upload,
+                    StateChange {
+                        to,
+                        cause,
+                        reason,
+                        event_id,
+                    },
+                    update,
+                )
+                .await
+            }
+            _ => {
+                self.needs_look(upload, &d, reason, (cause, event_id), update)
+                    .await
+            }
+        }
+    }
+
+    /// The comments as kept with the upload (newest first, at most `KEPT_COMMENTS`), each with
+    /// its own verdict.
+    fn stored_comments(&self, comments: &[Comment]) -> Vec<StoredComment> {
         let mut stored: Vec<StoredComment> = comments
             .iter()
             .map(|c| StoredComment {
@@ -326,30 +388,17 @@ impl Tracker {
             .collect();
         stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         stored.truncate(KEPT_COMMENTS);
-        let mut update = UploadUpdate {
-            comments: Some(stored),
-            ..Default::default()
-        };
-        let Some(d) = decision else {
-            update.needs_look = Some(None);
-            if !comments.is_empty() && upload.state.lifecycle_rank().is_some() {
-                return self
-                    .change(
-                        upload,
-                        StateChange {
-                            to: ReviewState::InReview,
-                            cause,
-                            reason: format!("{} comment(s), none decisive yet", comments.len()),
-                            event_id,
-                        },
-                        update,
-                    )
-                    .await;
-            }
-            self.store.update_upload(&upload.id, &update).await?;
-            return Ok(false);
-        };
-        // A decisive Status set by a person in Frame.io outranks what comments imply.
+        stored
+    }
+
+    /// Whether something outranks what the comments imply: a decisive Status set by a person
+    /// in Frame.io, or the producer's own word until a newer comment arrives.
+    async fn outranked(
+        &self,
+        upload: &Upload,
+        comments: &[Comment],
+        d: &Decision,
+    ) -> Result<bool, StoreError> {
         if let Some(status) = upload.metadata_status.as_deref()
             && let Some(state) = self.config.status_map.state_for(status)
             && matches!(
@@ -358,10 +407,8 @@ impl Tracker {
             )
         {
             tracing::debug!(upload = %upload.id, %status, comment = %d.comment_id, "Frame.io: Status outranks the comments");
-            self.store.update_upload(&upload.id, &update).await?;
-            return Ok(false);
+            return Ok(true);
         }
-        // A producer's own word outranks the comments until a newer comment arrives.
         if let Some(person_at) = self.store.person_decided_at(&upload.id).await?
             && !comments.iter().any(|c| {
                 c.created_at
@@ -371,67 +418,27 @@ impl Tracker {
             })
         {
             tracing::debug!(upload = %upload.id, comment = %d.comment_id, "Frame.io: the producer's decision outranks older comments");
-            self.store.update_upload(&upload.id, &update).await?;
-            return Ok(false);
+            return Ok(true);
         }
-        let deciding = comments.iter().find(|c| c.id == d.comment_id);
-        let key = format!(
-            "{}@{}",
-            d.comment_id,
-            deciding
-                .and_then(|c| c.updated_at.clone().or_else(|| c.created_at.clone()))
-                .unwrap_or_default()
-        );
-        if upload.decided_comment.as_deref() == Some(key.as_str()) {
-            self.store.update_upload(&upload.id, &update).await?;
-            return Ok(false);
+        Ok(false)
+    }
+
+    /// Only a new deciding comment the local reader is unsure of goes to the second opinion.
+    async fn second_opinion(&self, d: Decision) -> Decision {
+        if d.confident {
+            return d;
         }
-        update.decided_comment = Some(key);
-        // Only a new deciding comment the local reader is unsure of goes to the second opinion.
-        let d = if d.confident {
-            d
-        } else {
-            let local = Analysis {
-                verdict: d.verdict,
-                confident: false,
-                reason: d.reason.clone(),
-            };
-            let a = self.reader.second_opinion(&d.text, local).await;
-            Decision {
-                verdict: a.verdict,
-                confident: a.confident,
-                reason: a.reason,
-                ..d
-            }
+        let local = Analysis {
+            verdict: d.verdict,
+            confident: false,
+            reason: d.reason.clone(),
         };
-        let author = deciding.and_then(Comment::author);
-        let quoted = short(&d.text, 80);
-        let mut reason = match author {
-            Some(a) => format!("comment {} by {a}: {} ({quoted:?})", d.comment_id, d.reason),
-            None => format!("comment {}: {} ({quoted:?})", d.comment_id, d.reason),
-        };
-        if d.completed {
-            reason.push_str(" (marked completed)");
-        }
-        match d.verdict {
-            Some(verdict) if d.confident => {
-                update.needs_look = Some(None);
-                self.change(
-                    upload,
-                    StateChange {
-                        to: verdict.state(),
-                        cause,
-                        reason,
-                        event_id,
-                    },
-                    update,
-                )
-                .await
-            }
-            _ => {
-                self.needs_look(upload, &d, reason, (cause, event_id), update)
-                    .await
-            }
+        let a = self.reader.second_opinion(&d.text, local).await;
+        Decision {
+            verdict: a.verdict,
+            confident: a.confident,
+            reason: a.reason,
+            ..d
         }
     }
 
@@ -567,4 +574,28 @@ fn lifecycle_from_file_status(status: &str) -> Option<ReviewState> {
     } else {
         None
     }
+}
+
+/// Which comment decided, as of which edit: the same key again changes nothing.
+fn decision_key(d: &Decision, deciding: Option<&Comment>) -> String {
+    format!(
+        "{}@{}",
+        d.comment_id,
+        deciding
+            .and_then(|c| c.updated_at.clone().or_else(|| c.created_at.clone()))
+            .unwrap_or_default()
+    )
+}
+
+/// The reason a change records: which comment, by whom, why, and its start.
+fn decision_reason(d: &Decision, author: Option<String>) -> String {
+    let quoted = short(&d.text, 80);
+    let mut reason = match author {
+        Some(a) => format!("comment {} by {a}: {} ({quoted:?})", d.comment_id, d.reason),
+        None => format!("comment {}: {} ({quoted:?})", d.comment_id, d.reason),
+    };
+    if d.completed {
+        reason.push_str(" (marked completed)");
+    }
+    reason
 }

@@ -66,30 +66,9 @@ impl Delivery {
     /// The download has not started: nothing fetched, no partial file, not running or done.
     /// Until then a better record of the same delivery may still change its name and links.
     pub fn not_started(&self) -> bool {
-        not_started(
-            self.state,
-            self.started_at.as_ref(),
-            self.part_path.as_deref(),
-        )
+        self.state
+            .not_started(self.started_at.as_ref(), self.part_path.as_deref())
     }
-}
-
-/// See [`Delivery::not_started`].
-pub(super) fn not_started(
-    state: DeliveryState,
-    started_at: Option<&Timestamp>,
-    part_path: Option<&str>,
-) -> bool {
-    started_at.is_none()
-        && part_path.is_none()
-        && matches!(
-            state,
-            DeliveryState::Queued
-                | DeliveryState::Available
-                | DeliveryState::Manual
-                | DeliveryState::Cancelled
-                | DeliveryState::DryRun
-        )
 }
 
 /// What the feed knows about a delivery.

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::deliveries::not_started;
 use super::{Delivery, NewDelivery, Store, StoreError, storable};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
@@ -100,13 +99,10 @@ impl KnownDelivery {
         }
     }
 
-    /// The download has not started (see [`Delivery::not_started`]).
+    /// The download has not started (see [`DeliveryState::not_started`]).
     pub fn not_started(&self) -> bool {
-        not_started(
-            self.state,
-            self.started_at.as_ref(),
-            self.part_path.as_deref(),
-        )
+        self.state
+            .not_started(self.started_at.as_ref(), self.part_path.as_deref())
     }
 
     /// The upgrade rule: what a record `d` of this delivery changes of it, applied in place.

@@ -18,9 +18,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::error::{FeedError, MAX_FEED_BYTES};
 use super::record::FeedRecord;
 use super::scan::{self, Done, Scan, read_with, scan_body};
-use super::source::{FeedError, MAX_FEED_BYTES};
 
 /// Bytes of items per batch handed to a worker.
 const BATCH: usize = 256 * 1024;
@@ -150,71 +150,68 @@ impl<T: Send + 'static> StreamScan<T> {
     }
 
     fn split(&mut self, piece: &[u8]) {
-        let mut i = 0;
-        if self.phase == Phase::Before {
-            while let Some(&c) = piece.get(i).filter(|c| is_space(**c)) {
-                if c == b'\n' {
-                    self.line += 1;
-                    self.line_start = self.offset + i + 1;
-                }
-                i += 1;
-            }
-            match piece.get(i) {
-                None => {
-                    self.whole.extend_from_slice(piece);
-                    return;
-                }
-                Some(b'[') => {
-                    self.phase = Phase::Array;
-                    self.whole = Vec::new();
-                    i += 1;
-                    self.start_batch(self.offset + i);
-                }
-                Some(_) => self.phase = Phase::Whole,
-            }
-        }
+        let Some(i) = self.open(piece) else {
+            return;
+        };
         match self.phase {
-            Phase::Whole => {
-                if self.whole.len() + piece.len() > MAX_FEED_BYTES {
-                    self.error = Some(FeedError::TooLarge {
-                        limit: MAX_FEED_BYTES,
-                    });
-                } else {
-                    self.whole.extend_from_slice(piece);
-                }
-                return;
-            }
-            Phase::After => {
-                self.after(piece, i);
-                return;
-            }
-            Phase::Before | Phase::Array => {}
+            Phase::Whole => self.keep_whole(piece),
+            Phase::After => self.after(piece, i),
+            Phase::Before | Phase::Array => self.array(piece, i),
         }
+    }
+
+    /// Before the body's first character: white space, then `[` (an array, split into
+    /// batches) or anything else (a body read whole at the end). `None` when `piece` held
+    /// white space only; otherwise where the array's text starts in `piece`.
+    fn open(&mut self, piece: &[u8]) -> Option<usize> {
+        if self.phase != Phase::Before {
+            return Some(0);
+        }
+        let mut i = 0;
+        while let Some(&c) = piece.get(i).filter(|c| is_space(**c)) {
+            if c == b'\n' {
+                self.line += 1;
+                self.line_start = self.offset + i + 1;
+            }
+            i += 1;
+        }
+        match piece.get(i) {
+            None => {
+                self.whole.extend_from_slice(piece);
+                return None;
+            }
+            Some(b'[') => {
+                self.phase = Phase::Array;
+                self.whole = Vec::new();
+                i += 1;
+                self.start_batch(self.offset + i);
+            }
+            Some(_) => self.phase = Phase::Whole,
+        }
+        Some(i)
+    }
+
+    /// A body that is not an array is kept whole (bounded) for the whole-body reader.
+    fn keep_whole(&mut self, piece: &[u8]) {
+        if self.whole.len() + piece.len() > MAX_FEED_BYTES {
+            self.error = Some(FeedError::TooLarge {
+                limit: MAX_FEED_BYTES,
+            });
+        } else {
+            self.whole.extend_from_slice(piece);
+        }
+    }
+
+    /// Inside the array from `i`: items are counted and cut into batches at top-level commas.
+    fn array(&mut self, piece: &[u8], mut i: usize) {
         // Start of the bytes of `piece` not yet copied into the batch.
         let mut copied = i;
         while i < piece.len() {
             if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                    i += 1;
-                    continue;
-                }
-                i = super::items::string_stop(piece, i, false);
-                match piece.get(i) {
-                    None => {}
-                    Some(b'"') => {
-                        self.in_string = false;
-                        i += 1;
-                    }
-                    Some(_) => {
-                        self.escaped = true;
-                        i += 1;
-                    }
-                }
+                i = self.string(piece, i);
                 continue;
             }
-            let c = piece[i];
-            match c {
+            match piece[i] {
                 b'"' => {
                     self.in_string = true;
                     self.item_open = true;
@@ -224,19 +221,7 @@ impl<T: Send + 'static> StreamScan<T> {
                     self.item_open = true;
                 }
                 b']' if self.depth == 0 => {
-                    // The end of the array.
-                    self.batch.text.extend_from_slice(&piece[copied..i]);
-                    if !self.item_open && self.after_comma {
-                        self.fail_at(self.offset + i, "trailing comma");
-                        return;
-                    }
-                    if self.item_open {
-                        self.items += 1;
-                    }
-                    self.batch.text.push(b']');
-                    self.send(true);
-                    self.phase = Phase::After;
-                    self.after(piece, i + 1);
+                    self.close(piece, copied, i);
                     return;
                 }
                 b'}' | b']' => {
@@ -244,23 +229,10 @@ impl<T: Send + 'static> StreamScan<T> {
                     self.depth = self.depth.saturating_sub(1);
                     self.item_open = true;
                 }
-                b',' if self.depth == 0 => {
-                    if !self.item_open {
-                        self.batch.text.extend_from_slice(&piece[copied..i]);
-                        self.fail_at(self.offset + i, "expected value");
-                        return;
-                    }
-                    self.items += 1;
-                    self.item_open = false;
-                    self.after_comma = true;
-                    if self.batch.text.len() + (i - copied) >= self.batch_size {
-                        self.batch.text.extend_from_slice(&piece[copied..i]);
-                        self.batch.text.push(b']');
-                        self.send(false);
-                        copied = i + 1;
-                        self.start_batch(self.offset + copied);
-                    }
-                }
+                b',' if self.depth == 0 => match self.comma(piece, copied, i) {
+                    Some(next) => copied = next,
+                    None => return,
+                },
                 b'\n' => {
                     self.line += 1;
                     self.line_start = self.offset + i + 1;
@@ -277,6 +249,65 @@ impl<T: Send + 'static> StreamScan<T> {
                 limit: MAX_FEED_BYTES,
             });
         }
+    }
+
+    /// Inside a string at `i`: returns where scanning goes on (past its end when it ends in
+    /// `piece`).
+    fn string(&mut self, piece: &[u8], i: usize) -> usize {
+        if self.escaped {
+            self.escaped = false;
+            return i + 1;
+        }
+        let i = super::items::string_stop(piece, i, false);
+        match piece.get(i) {
+            None => i,
+            Some(b'"') => {
+                self.in_string = false;
+                i + 1
+            }
+            Some(_) => {
+                self.escaped = true;
+                i + 1
+            }
+        }
+    }
+
+    /// The array's closing `]` at `i`: the last batch goes, then only white space may follow.
+    fn close(&mut self, piece: &[u8], copied: usize, i: usize) {
+        self.batch.text.extend_from_slice(&piece[copied..i]);
+        if !self.item_open && self.after_comma {
+            self.fail_at(self.offset + i, "trailing comma");
+            return;
+        }
+        if self.item_open {
+            self.items += 1;
+        }
+        self.batch.text.push(b']');
+        self.send(true);
+        self.phase = Phase::After;
+        self.after(piece, i + 1);
+    }
+
+    /// A top-level comma at `i`: an item ends; a full batch goes to the workers. Returns the
+    /// new start of the bytes not yet copied, `None` on a syntax error.
+    fn comma(&mut self, piece: &[u8], copied: usize, i: usize) -> Option<usize> {
+        if !self.item_open {
+            self.batch.text.extend_from_slice(&piece[copied..i]);
+            self.fail_at(self.offset + i, "expected value");
+            return None;
+        }
+        self.items += 1;
+        self.item_open = false;
+        self.after_comma = true;
+        if self.batch.text.len() + (i - copied) < self.batch_size {
+            return Some(copied);
+        }
+        self.batch.text.extend_from_slice(&piece[copied..i]);
+        self.batch.text.push(b']');
+        self.send(false);
+        let next = i + 1;
+        self.start_batch(self.offset + next);
+        Some(next)
     }
 
     /// After the array: only white space may follow.
@@ -558,174 +589,4 @@ pub(super) fn block<R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::feed::record::{FeedRecord, InvalidItem};
-    use proptest::prelude::*;
-
-    type Read = Result<(Vec<FeedRecord<'static>>, usize, Vec<(usize, InvalidItem)>), String>;
-
-    fn whole(body: &[u8]) -> Read {
-        scan_body(body, chrono_tz::Europe::Paris, |r| Some(r.into_owned()))
-            .map(|s| (s.kept, s.valid, s.invalid))
-            .map_err(|e| e.to_string())
-    }
-
-    fn streamed(body: &[u8], cuts: &[usize], batch: usize) -> Read {
-        let mut scan = StreamScan::new(chrono_tz::Europe::Paris, |r: FeedRecord<'_>| {
-            Some(r.into_owned())
-        })
-        .with_batch_size(batch);
-        let mut at = 0;
-        for &cut in cuts {
-            let cut = cut.min(body.len()).max(at);
-            scan.push(&body[at..cut]);
-            at = cut;
-        }
-        scan.push(&body[at..]);
-        scan.finish()
-            .map(|s| (s.kept, s.valid, s.invalid))
-            .map_err(|e| e.to_string())
-    }
-
-    /// Items of both formats, valid and not, with escapes, nesting and brackets in strings.
-    fn item() -> impl Strategy<Value = String> {
-        let token = "[a-z0-9]{1,12}";
-        prop_oneof![
-            (token, token, 0..3u8).prop_map(|(a, b, n)| format!(
-                r#"{{"source_url":"https://www.dropbox.com/scl/fo/{a}/x?rlkey={b}&amp;dl=0","r2_url":"https://x.workers.dev/dropbox/{b}/file","provider":"dropbox","created_at":"2026-0{}-01T10:00:00Z","original_filename":"{a} \"clip\", [take {n}].mov"}}"#,
-                n + 1
-            )),
-            (token, 0..2u8).prop_map(|(a, n)| format!(
-                r#"{{"url":"https://WWW.Dropbox.com/s/{a}/x.mov?DL=0","timestamp":"2026-03-0{} 10:00:00","source":"dropbox","source_url":null,"extra":{{"a":[1,2,{{"b":"}}]"}}]}}}}"#,
-                n + 1
-            )),
-            token.prop_map(|a| format!(r#"{{"url":"https://fromsmash.com/{a}","timestamp":"2026-01-01T00:00:00.123+0200"}}"#)),
-            token.prop_map(|a| format!(r#"{{"url":"https://example.com/{a}\\u00e9\/y","timestamp":"bad"}}"#)),
-            Just(r#""not an object, [ ] { }""#.to_string()),
-            Just("12.5e3".to_string()),
-            Just("null".to_string()),
-            Just("[1,{\"a\":\"]\"},[]]".to_string()),
-            Just(r#"{"url":"https://fromsmash.com/\u00e9 x\\","timestamp":"2026-01-01T00:00:00Z"}"#.to_string()),
-            Just(r#"{"source_url":"https://a.com/x","provider":"p","created_at":"2026-01-01T00:00:00Z","original_filename":"f","source_url":"not a link"}"#.to_string()),
-            Just("{\"link\":\"https://example.com/é\"}".to_string()),
-        ]
-    }
-
-    fn space() -> impl Strategy<Value = &'static str> {
-        prop_oneof![Just(""), Just(" "), Just("\n"), Just("\r\n\t ")]
-    }
-
-    fn body() -> impl Strategy<Value = String> {
-        (
-            prop::collection::vec((item(), space(), space()), 0..24),
-            space(),
-            space(),
-        )
-            .prop_map(|(items, before, after)| {
-                let inner: Vec<String> = items
-                    .into_iter()
-                    .map(|(i, a, b)| format!("{a}{i}{b}"))
-                    .collect();
-                format!("{before}[{}]{after}", inner.join(","))
-            })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
-
-        #[test]
-        fn streamed_reads_as_the_whole_body_does(
-            body in body(),
-            cuts in prop::collection::vec(0..4000usize, 0..12),
-            batch in 1..400usize,
-        ) {
-            let mut cuts = cuts;
-            cuts.sort_unstable();
-            prop_assert_eq!(streamed(body.as_bytes(), &cuts, batch), whole(body.as_bytes()));
-        }
-
-        #[test]
-        fn a_broken_body_fails_as_the_whole_body_does(
-            body in body(),
-            at in 0..4000usize,
-            what in prop_oneof![Just(""), Just(","), Just("]"), Just("}"), Just("["), Just("{"), Just("\""), Just("\\"), Just("x"), Just(":"), Just("\n")],
-            truncate in any::<bool>(),
-            cuts in prop::collection::vec(0..4000usize, 0..12),
-            batch in 1..400usize,
-        ) {
-            let mut at = at.min(body.len());
-            while !body.is_char_boundary(at) {
-                at -= 1;
-            }
-            let broken = if truncate {
-                body[..at].to_string()
-            } else {
-                format!("{}{what}{}", &body[..at], &body[at..])
-            };
-            let mut cuts = cuts;
-            cuts.sort_unstable();
-            prop_assert_eq!(streamed(broken.as_bytes(), &cuts, batch), whole(broken.as_bytes()));
-        }
-
-        #[test]
-        fn bytes_that_are_not_utf8_spoil_only_their_item(
-            body in body(),
-            at in 0..4000usize,
-            cuts in prop::collection::vec(0..4000usize, 0..12),
-            batch in 1..400usize,
-        ) {
-            // A bad byte inside a string of an item.
-            let mut bytes = body.into_bytes();
-            let Some(quote) = bytes.iter().skip(at.min(bytes.len())).position(|c| *c == b'x') else {
-                return Ok(());
-            };
-            let pos = at.min(bytes.len()) + quote;
-            bytes[pos] = 0xff;
-            let mut cuts = cuts;
-            cuts.sort_unstable();
-            prop_assert_eq!(streamed(&bytes, &cuts, batch), whole(&bytes));
-        }
-    }
-
-    #[test]
-    fn shapes_that_are_not_arrays_answer_as_before() {
-        for body in [
-            &br#"{"error": "Failed to fetch data"}"#[..],
-            b"{}",
-            b"",
-            b"   ",
-            b"null",
-            b"\"x\"",
-            b"<html>",
-            b"[1] [2]",
-            b"[1,]",
-            b"[,1]",
-            b"[1,,2]",
-            b"[",
-            b"[{\"a\":1}",
-            b"\n\n  [ ]  \n",
-        ] {
-            for batch in [1, 1000] {
-                let cuts: Vec<usize> = (0..body.len()).collect();
-                assert_eq!(
-                    streamed(body, &cuts, batch),
-                    whole(body),
-                    "{}",
-                    String::from_utf8_lossy(body)
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_large_body_uses_the_workers_and_keeps_the_order() {
-        let item = r#"{"url":"https://fromsmash.com/abc","timestamp":"2026-01-01T00:00:00Z"}"#;
-        let body = format!("[{}]", vec![item; 20_000].join(",\n"));
-        let cuts: Vec<usize> = (1..body.len()).step_by(16 * 1024).collect();
-        let got = streamed(body.as_bytes(), &cuts, BATCH).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(got.1, 20_000);
-        assert!(got.0.iter().enumerate().all(|(i, r)| r.index == i));
-        assert_eq!(Ok(got), whole(body.as_bytes()));
-    }
-}
+mod tests;
