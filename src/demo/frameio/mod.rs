@@ -143,6 +143,8 @@ impl Books {
 }
 
 pub(super) struct Inner {
+    /// `http://127.0.0.1:PORT`: where the presigned part URLs point (never a Host header).
+    base: String,
     books: Mutex<Books>,
     /// Bumped on every change (the timeline waits on it).
     changed: watch::Sender<u64>,
@@ -196,6 +198,7 @@ impl FrameioStandIn {
         let kib = NonZeroU32::new((UPLOAD_RATE / 1024) as u32).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(BURST_KIB).unwrap_or(NonZeroU32::MIN);
         let inner = Arc::new(Inner {
+            base: format!("http://{addr}"),
             books: Mutex::new(Books::default()),
             changed: watch::channel(0).0,
             http,

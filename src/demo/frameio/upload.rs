@@ -33,7 +33,6 @@ fn media_type(name: &str) -> &'static str {
 pub(super) async fn local_upload(
     State(inner): State<Arc<Inner>>,
     Path((_, folder)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let (Some(name), Some(size)) = (
@@ -48,10 +47,6 @@ pub(super) async fn local_upload(
     if size > MAX_FILE_SIZE || name.len() > 255 {
         return errors(StatusCode::UNPROCESSABLE_ENTITY, "file too large");
     }
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
     let count = size.div_ceil(PART_SIZE).clamp(1, MAX_PARTS) as usize;
     let created = {
         let mut books = inner.books();
@@ -67,8 +62,8 @@ pub(super) async fn local_upload(
         let amz_date = now.format("%Y%m%dT%H%M%SZ");
         let urls: Vec<Value> = (0..count)
             .map(|i| json!({"size": size.div_ceil(count as u64), "url": format!(
-                "http://{host}/upload/{id}/part_{}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={amz_date}&X-Amz-Expires=3600&X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-acl&X-Amz-Signature={signature}",
-                i + 1)}))
+                "{}/upload/{id}/part_{}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={amz_date}&X-Amz-Expires=3600&X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-acl&X-Amz-Signature={signature}",
+                inner.base, i + 1)}))
             .collect();
         let file = File {
             name: name.to_string(),
