@@ -201,13 +201,17 @@ impl Timeline {
         Some(id)
     }
 
-    /// The id of the cut named `name` once it is transcoded (`None` after [`STEP_WAIT`]).
+    /// The id of the cut named `name` once it is transcoded and its `file.ready` delivered
+    /// (`None` after [`STEP_WAIT`]).
     async fn ready_file(&self, name: &str) -> Option<String> {
         let mut changes = self.frameio.changes();
         let deadline = tokio::time::Instant::now() + STEP_WAIT;
         loop {
-            if let Some((id, FileStatus::Transcoded)) = self.frameio.file_named(name) {
-                return Some(id);
+            if let Some(file) = self.frameio.file_named(name)
+                && file.status == FileStatus::Transcoded
+                && file.ready_announced
+            {
+                return Some(file.id);
             }
             tokio::select! {
                 changed = changes.changed() => changed.ok()?,

@@ -78,6 +78,15 @@ impl FileStatus {
     }
 }
 
+/// A file of the stand-in, as [`FrameioStandIn::file_named`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileView {
+    pub id: String,
+    pub status: FileStatus,
+    /// Its `file.ready` webhook was delivered (so rushes stored it before anything later).
+    pub ready_announced: bool,
+}
+
 struct File {
     name: String,
     size: u64,
@@ -90,6 +99,8 @@ struct File {
     status_option: Option<String>,
     comments: Vec<Value>,
     created_at: String,
+    /// Its `file.ready` delivery was answered: what the client sees from now on is after it.
+    ready_announced: bool,
 }
 
 impl File {
@@ -222,15 +233,19 @@ impl FrameioStandIn {
         self.inner.changed.subscribe()
     }
 
-    /// The id and status of the newest file named `name`.
-    pub fn file_named(&self, name: &str) -> Option<(String, FileStatus)> {
+    /// The newest file named `name`, as the timeline sees it.
+    pub fn file_named(&self, name: &str) -> Option<FileView> {
         let books = self.inner.books();
         books
             .files
             .iter()
             .filter(|(_, f)| f.name == name)
             .max_by(|a, b| a.1.created_at.cmp(&b.1.created_at).then(a.0.cmp(b.0)))
-            .map(|(id, f)| (id.clone(), f.status))
+            .map(|(id, f)| FileView {
+                id: id.clone(),
+                status: f.status,
+                ready_announced: f.ready_announced,
+            })
     }
 
     /// A webhook is registered and active (rushes' keeper made it).
@@ -386,6 +401,7 @@ mod tests {
             status_option: None,
             comments: Vec::new(),
             created_at: String::new(),
+            ready_announced: false,
         };
         let lens: Vec<u64> = (0..3).map(|i| file.part_len(i)).collect();
         assert_eq!(lens, vec![4, 4, 2]);

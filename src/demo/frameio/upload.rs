@@ -76,6 +76,7 @@ pub(super) async fn local_upload(
             status_option: None,
             comments: Vec::new(),
             created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ready_announced: false,
         };
         let mut shown = file_json(&id, &file);
         shown["upload_urls"] = Value::Array(urls);
@@ -191,7 +192,9 @@ pub(super) async fn put_part(
     StatusCode::OK.into_response()
 }
 
-/// After the last part: `file.upload.completed`, then transcoding, then `file.ready`.
+/// After the last part: `file.upload.completed`, then transcoding, then `file.ready`; the file
+/// counts as announced only once that delivery was answered, so that a comment sent after it
+/// reaches rushes after it (a comment first would put the upload in review before `ready`).
 pub(super) async fn process(inner: Arc<Inner>, id: String) {
     deliver(&inner, "file.upload.completed", "file", &id).await;
     tokio::time::sleep(PROCESSING).await;
@@ -208,6 +211,10 @@ pub(super) async fn process(inner: Arc<Inner>, id: String) {
     if done {
         inner.bump();
         deliver(&inner, "file.ready", "file", &id).await;
+        if let Some(file) = inner.books().files.get_mut(&id) {
+            file.ready_announced = true;
+        }
+        inner.bump();
     }
 }
 
