@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
         let feed = dir.path().join("feed.json");
         std::fs::write(&feed, "[]")?;
         let mut config = Config::for_dir(dir.path(), FeedLocation::File(feed));
-        config.monitor_interval = Duration::from_secs(3600);
+        config.feed.monitor_interval = Duration::from_secs(3600);
         config.frameio = FrameioConfig::from_lookup(|name| {
             (name == "FRAMEIO_WEBHOOK_SECRET").then(|| SECRET.to_string())
         })?;

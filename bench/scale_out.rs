@@ -47,8 +47,8 @@ async fn start(
 ) -> anyhow::Result<Running> {
     let dir = root.join(name);
     let mut config = Config::for_dir(&dir, feed);
-    config.monitor_interval = Duration::from_secs(3600);
-    config.cache_ttl = Duration::ZERO;
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.feed.cache_ttl = Duration::ZERO;
     config.frameio =
         FrameioConfig::from_lookup(|n| (n == "FRAMEIO_WEBHOOK_SECRET").then(|| SECRET.into()))?;
     config.database.url = db.map(|u| SecretString::from(u.to_string()));
@@ -187,8 +187,8 @@ async fn drain(
                 db,
                 FeedLocation::File(feed.to_path_buf()),
                 move |c| {
-                    c.download_concurrency = workers;
-                    c.downloads_dir = downloads;
+                    c.download.concurrency = workers;
+                    c.download.dir = downloads;
                 },
             )
             .await?,
@@ -240,7 +240,8 @@ async fn unchanged_poll(
     let dir = root.join(label);
     let mut config = Config::for_dir(&dir, FeedLocation::File(feed.to_path_buf()));
     config.database.url = db.map(|u| SecretString::from(u.to_string()));
-    let store = rushes::store::Store::for_config(&config).await?;
+    let store =
+        rushes::store::Store::for_settings(&config.database, &config.database_path()).await?;
     let service = |store: rushes::store::Store| {
         FeedService::new(
             FeedSource::new(

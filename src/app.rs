@@ -80,42 +80,42 @@ impl App {
 
     /// Same as [`App::build`] with a feed retry policy of the caller's (tests shorten the waits).
     pub async fn build_with_retry(config: Config, retry: RetryPolicy) -> Result<Self, AppError> {
-        let lock = crate::instance::lock_data_dir(&config.data_dir)?;
-        std::fs::create_dir_all(&config.downloads_dir).map_err(|source| AppError::CreateDir {
-            path: config.downloads_dir.display().to_string(),
+        let lock = crate::instance::lock_data_dir(&config.service.data_dir)?;
+        std::fs::create_dir_all(&config.download.dir).map_err(|source| AppError::CreateDir {
+            path: config.download.dir.display().to_string(),
             source,
         })?;
-        crate::instance::check_writable(&config.downloads_dir).map_err(|e| {
+        crate::instance::check_writable(&config.download.dir).map_err(|e| {
             ConfigError::Invalid {
                 var: "LOCAL_DOWNLOADS_DIR",
-                value: config.downloads_dir.display().to_string(),
+                value: config.download.dir.display().to_string(),
                 reason: format!("rushes cannot write in this folder ({e})"),
             }
         })?;
-        let store = Store::for_config(&config).await?;
-        let listener = TcpListener::bind(config.bind)
+        let store = Store::for_settings(&config.database, &config.database_path()).await?;
+        let listener = TcpListener::bind(config.service.bind)
             .await
             .map_err(|source| AppError::Bind {
-                addr: config.bind,
+                addr: config.service.bind,
                 source,
             })?;
         let events = EventBus::new();
-        let (poller, poller_handle) = match config.feed.clone() {
+        let (poller, poller_handle) = match config.feed.location.clone() {
             Some(feed_location) => {
                 let mut source =
-                    FeedSource::new(feed_location, config.timeout, config.feed_timezone)
-                        .with_bearer(config.feed_auth_token.clone());
+                    FeedSource::new(feed_location, config.feed.timeout, config.feed.timezone)
+                        .with_bearer(config.feed.auth_token.clone());
                 source.retry = retry;
                 let service = Arc::new(
-                    FeedService::new(source, store.clone(), config.cache_ttl, events.clone())
-                        .with_max_age(config.download_max_age),
+                    FeedService::new(source, store.clone(), config.feed.cache_ttl, events.clone())
+                        .with_max_age(config.download.max_age),
                 );
-                let (poller, handle) = Poller::new(service, config.monitor_interval);
+                let (poller, handle) = Poller::new(service, config.feed.monitor_interval);
                 (Some(poller), handle)
             }
             None => (None, crate::feed::poller::PollerHandle::disabled()),
         };
-        let local = listener.local_addr().unwrap_or(config.bind);
+        let local = listener.local_addr().unwrap_or(config.service.bind);
         let (tunnel, tunnel_supervisor) = crate::tunnel::build(&config.tunnel, local);
         let (frameio, frameio_tasks) = crate::frameio::build(
             &config.frameio,
@@ -127,16 +127,16 @@ impl App {
             store.clone(),
             events.clone(),
             EngineConfig {
-                dir: config.downloads_dir.clone(),
-                concurrency: config.download_concurrency,
+                dir: config.download.dir.clone(),
+                concurrency: config.download.concurrency,
                 per_host: crate::download::engine::PER_HOST,
-                dry_run: config.dry_run_downloads,
-                on_complete: config.on_download_complete.clone(),
-                hook_env: config.hook_env.clone(),
+                dry_run: config.download.dry_run,
+                on_complete: config.download.on_complete.clone(),
+                hook_env: config.download.hook_env.clone(),
                 retry,
-                timeout: config.timeout,
-                segments: config.segments,
-                resolvers: config.resolvers.clone(),
+                timeout: config.feed.timeout,
+                segments: config.download.segments,
+                resolvers: config.download.resolvers.clone(),
             },
         )?;
         let dashboard = match &config.tunnel.public_url {
@@ -175,7 +175,7 @@ impl App {
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
-            .unwrap_or_else(|_| self.state.config.bind)
+            .unwrap_or_else(|_| self.state.config.service.bind)
     }
 
     pub fn port(&self) -> u16 {
@@ -225,6 +225,12 @@ impl App {
                 cancel.clone(),
             ));
         }
+        if self.state.store.may_have_peers() {
+            // A database server can go away: the API answers 503 at once while it is.
+            let store = self.state.store.clone();
+            let stop = cancel.clone();
+            tracker.spawn(async move { store.watch_reachability(stop).await });
+        }
         tracker.spawn(crate::cluster::run(
             self.state.store.clone(),
             self.state.events.clone(),
@@ -242,7 +248,7 @@ impl App {
         tracing::info!(%addr, "rushes listening on http://{addr}");
         let store = self.state.store.clone();
         let events = self.state.events.clone();
-        let limits = self.state.config.server;
+        let limits = self.state.config.service.limits;
         let app = web::router(self.state);
         let stopping = cancel.clone();
         let descriptors = crate::server::raise_descriptor_limit();

@@ -30,7 +30,7 @@ struct Batch {
 
 /// Starts the heartbeat and the relay when the store is shared; returns when `cancel` fires.
 pub async fn run(store: Store, events: EventBus, address: String, cancel: CancellationToken) {
-    if !store.backend().shared() {
+    if !store.may_have_peers() {
         return;
     }
     let started = Timestamp::now();

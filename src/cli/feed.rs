@@ -48,10 +48,10 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
     say(format!("feed: {location}"));
-    let source = FeedSource::new(location, config.timeout, config.feed_timezone)
-        .with_bearer(config.feed_auth_token.clone());
+    let source = FeedSource::new(location, config.feed.timeout, config.feed.timezone)
+        .with_bearer(config.feed.auth_token.clone());
     if args.quiet {
-        return quiet(&source, config.download_max_age).await;
+        return quiet(&source, config.download.max_age).await;
     }
     let (result, attempts) = source
         .fetch(&Validators::default(), &CancellationToken::new())
@@ -67,7 +67,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let mut lines = check::plan(&feed, config.download_max_age, Timestamp::now());
+    let mut lines = check::plan(&feed, config.download.max_age, Timestamp::now());
     if !args.show_signed {
         for r in lines.iter_mut().filter_map(|l| l.record.as_mut()) {
             r.key = crate::web::api::shown_link(&r.key, false);
@@ -77,7 +77,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.sizes {
         check::fetch_sizes(
             &mut lines,
-            config.timeout.min(std::time::Duration::from_secs(10)),
+            config.feed.timeout.min(std::time::Duration::from_secs(10)),
         )
         .await;
     }
@@ -93,7 +93,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     drop(out);
-    say(summary_text(&Summary::of(&lines), config.download_max_age));
+    say(summary_text(&Summary::of(&lines), config.download.max_age));
     Ok(ExitCode::SUCCESS)
 }
 

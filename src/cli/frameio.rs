@@ -112,7 +112,7 @@ pub enum WebhookCommand {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::for_config(config).await?)
+    Ok(Store::for_settings(&config.database, &config.database_path()).await?)
 }
 
 pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
@@ -155,7 +155,7 @@ pub async fn run(command: FrameioCommand) -> anyhow::Result<ExitCode> {
                 .await
         }
         FrameioCommand::Doctor { url } => {
-            let base = url.unwrap_or_else(|| super::local_url(config.bind));
+            let base = url.unwrap_or_else(|| super::local_url(config.service.bind));
             super::frameio_doctor::doctor(&config, &base).await
         }
     }

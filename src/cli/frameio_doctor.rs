@@ -65,6 +65,7 @@ impl Service {
         let mut service = Self {
             http,
             token: config
+                .service
                 .api_token
                 .as_ref()
                 .map(|t| t.expose_secret().to_string()),
@@ -114,7 +115,7 @@ pub async fn doctor(config: &Config, service: &str) -> anyhow::Result<ExitCode> 
     let Ok((account, workspace)) = ids(&r, config) else {
         return Ok(ExitCode::from(1));
     };
-    let store = Store::for_config(config).await?;
+    let store = Store::for_settings(&config.database, &config.database_path()).await?;
     let outcome = checks(&r, config, &store, service, account, workspace).await;
     store.close().await;
     Ok(match outcome? {

@@ -36,7 +36,7 @@ pub async fn events(
     follow: bool,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::for_config(config).await?;
+    let store = Store::for_settings(&config.database, &config.database_path()).await?;
     let first = store.received_calls(limit.clamp(1, 1000), 0).await?;
     println!(
         "{:<24} {:<8} {:<22} {:<28} {:<22} outcome",

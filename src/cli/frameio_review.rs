@@ -15,7 +15,7 @@ struct Line<'a> {
 }
 
 pub async fn corrections(config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::for_config(config).await?;
+    let store = Store::for_settings(&config.database, &config.database_path()).await?;
     let labels = store.comment_labels().await;
     store.close().await;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

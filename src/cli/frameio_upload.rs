@@ -97,7 +97,7 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<ExitCode> {
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty()),
     };
-    let store = Store::for_config(config).await?;
+    let store = Store::for_settings(&config.database, &config.database_path()).await?;
     let result = send(config, &store, account, &request, args.parallel).await;
     store.close().await;
     result

@@ -17,7 +17,7 @@ pub(super) async fn password(id: i64, url: Option<String>) -> anyhow::Result<Exi
     logging::init_command();
     let base = match url {
         Some(url) => url,
-        None => super::local_url(Config::load(&Overrides::default())?.bind),
+        None => super::local_url(Config::load(&Overrides::default())?.service.bind),
     };
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!("Transfer password for delivery {id} (one line; it is not shown):");

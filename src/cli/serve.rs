@@ -12,21 +12,21 @@ use crate::logging;
 pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let config = Config::load(overrides)?;
     let _guard = logging::init_service_rotated(
-        &config.log_dir,
+        &config.service.log_dir,
         config.upkeep.log_max_size,
         config.upkeep.log_keep,
     )
     .with_context(|| {
         format!(
             "cannot write logs to {} (set RUSHES_LOG_DIR)",
-            config.log_dir.display()
+            config.service.log_dir.display()
         )
     })?;
-    match &config.feed {
+    match &config.feed.location {
         Some(feed) => tracing::info!(
             feed = %feed,
-            interval_s = config.monitor_interval.as_secs(),
-            ttl_s = config.cache_ttl.as_secs(),
+            interval_s = config.feed.monitor_interval.as_secs(),
+            ttl_s = config.feed.cache_ttl.as_secs(),
             tunnel = %config.tunnel.mode,
             "rushes starting"
         ),
@@ -52,8 +52,8 @@ pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode>
         .tempdir()
         .context("cannot create a temporary folder for the demo")?;
     let demo = crate::demo::Demo::start(root.path(), bind).await?;
-    let _guard =
-        logging::init_service(&demo.config.log_dir).context("cannot write the demo's logs")?;
+    let _guard = logging::init_service(&demo.config.service.log_dir)
+        .context("cannot write the demo's logs")?;
     let app = App::build(demo.config.clone()).await?;
     let addr = app.local_addr();
     print_banner(&demo, addr, root.path());

@@ -14,7 +14,7 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
     logging::init_command();
     let base = match url {
         Some(url) => url,
-        None => super::local_url(Config::load(&Overrides::default())?.bind),
+        None => super::local_url(Config::load(&Overrides::default())?.service.bind),
     };
     let endpoint = format!("{}/api/csv_monitor_status", base.trim_end_matches('/'));
     let client = net::client(net::Timeouts {

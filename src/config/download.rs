@@ -1,6 +1,10 @@
-//! Download settings: how many at once, dry run, and the completion hook.
+//! Download settings: where files land, how many at once, dry run, the age limit, the completion
+//! hook, segmented transfers and the transfer hosts' resolvers.
 
-use super::{ConfigError, Env, Overrides};
+use std::path::PathBuf;
+
+use super::transfers::{self, ResolverSettings, SegmentSettings};
+use super::{ConfigError, Env, Overrides, hardening};
 
 /// `ON_DOWNLOAD_COMPLETE`: a program and its arguments, split into words like a shell would
 /// (quotes, backslashes) but never run through one, so feed data cannot be interpolated.
@@ -73,11 +77,46 @@ impl HookCommand {
 }
 
 /// The download settings as read.
-pub(super) struct DownloadSettings {
-    pub download_concurrency: usize,
-    pub dry_run_downloads: bool,
-    pub on_download_complete: Option<HookCommand>,
-    pub download_max_age: Option<std::time::Duration>,
+/// The downloads' settings.
+#[derive(Debug, Clone)]
+pub struct DownloadSettings {
+    /// `LOCAL_DOWNLOADS_DIR`: where downloads land.
+    pub dir: PathBuf,
+    /// `DOWNLOAD_CONCURRENCY`: downloads at once, 0 = paused.
+    pub concurrency: usize,
+    /// `DRY_RUN_DOWNLOADS`: automatic deliveries recorded as dry_run, nothing fetched.
+    pub dry_run: bool,
+    /// `ON_DOWNLOAD_COMPLETE`: the next pipeline step.
+    pub on_complete: Option<HookCommand>,
+    /// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the hook may see.
+    pub hook_env: Vec<String>,
+    /// `DOWNLOAD_MAX_AGE`: automatic records whose `created_at` is older than this when first
+    /// seen become `available` instead of `queued`. `None` = no limit.
+    pub max_age: Option<std::time::Duration>,
+    /// `DOWNLOAD_SEGMENTS`, `DOWNLOAD_SEGMENT_MIN` (transfers.rs).
+    pub segments: SegmentSettings,
+    /// `SWISSTRANSFER_AUTO`, `SMASH_AUTO`, ... (transfers.rs).
+    pub resolvers: ResolverSettings,
+}
+
+impl DownloadSettings {
+    /// Into `dir`, 3 at once, no age limit (tests use fixed dates), no hook, and no real
+    /// SwissTransfer (a test turns it on with a fake).
+    pub fn into_dir(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            concurrency: 3,
+            dry_run: false,
+            on_complete: None,
+            hook_env: Vec::new(),
+            max_age: None,
+            segments: SegmentSettings::default(),
+            resolvers: ResolverSettings {
+                swisstransfer: false,
+                ..ResolverSettings::default()
+            },
+        }
+    }
 }
 
 /// `DOWNLOAD_MAX_AGE` when unset: a week.
@@ -97,15 +136,22 @@ pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<DownloadSettings, Con
         },
     )?
     .unwrap_or(3);
+    let dir = env
+        .pick(&o.downloads_dir, "LOCAL_DOWNLOADS_DIR")
+        .unwrap_or_else(|| "./downloads".into());
     Ok(DownloadSettings {
-        download_concurrency,
-        dry_run_downloads: o.dry_run_downloads || env.switch("DRY_RUN_DOWNLOADS")?,
-        on_download_complete: Env::parse(
+        dir: PathBuf::from(dir),
+        concurrency: download_concurrency,
+        dry_run: o.dry_run_downloads || env.switch("DRY_RUN_DOWNLOADS")?,
+        hook_env: hardening::hook_env(env)?,
+        segments: transfers::read_segments(env)?,
+        resolvers: transfers::read_resolvers(env)?,
+        on_complete: Env::parse(
             "ON_DOWNLOAD_COMPLETE",
             env.get("ON_DOWNLOAD_COMPLETE"),
             HookCommand::parse,
         )?,
-        download_max_age: Env::age_limit(
+        max_age: Env::age_limit(
             "DOWNLOAD_MAX_AGE",
             env.pick(&o.download_max_age, "DOWNLOAD_MAX_AGE"),
             Some(DEFAULT_MAX_AGE),

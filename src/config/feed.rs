@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use url::Url;
 
 use super::{ConfigError, Env, Overrides};
@@ -76,13 +77,35 @@ impl fmt::Display for FeedLocation {
     }
 }
 
-/// The feed's settings as read.
-pub(super) struct FeedSettings {
-    pub feed: Option<FeedLocation>,
+/// The feed's settings.
+#[derive(Debug, Clone)]
+pub struct FeedSettings {
+    /// `WEBHOOK_JSON_URL`; `None`: no feed (Frame.io only).
+    pub location: Option<FeedLocation>,
+    /// `WEBHOOK_CACHE_TTL`: a successful fetch stays fresh this long.
     pub cache_ttl: Duration,
+    /// `WEBHOOK_TIMEOUT`: per request.
     pub timeout: Duration,
+    /// `WEBHOOK_MONITOR_INTERVAL`: between polls.
     pub monitor_interval: Duration,
-    pub feed_timezone: chrono_tz::Tz,
+    /// `FEED_TIMEZONE`: the zone of timestamps without an offset.
+    pub timezone: chrono_tz::Tz,
+    /// `WEBHOOK_AUTH_TOKEN`: sent to the feed as `Authorization: Bearer` (rushes feed-proxy).
+    pub auth_token: Option<SecretString>,
+}
+
+impl FeedSettings {
+    /// A feed at `location`, read at every poll (no cache), polled every 15 s.
+    pub fn at(location: Option<FeedLocation>) -> Self {
+        Self {
+            location,
+            cache_ttl: Duration::ZERO,
+            timeout: Duration::from_secs(10),
+            monitor_interval: Duration::from_secs(15),
+            timezone: chrono_tz::UTC,
+            auth_token: None,
+        }
+    }
 }
 
 pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<FeedSettings, ConfigError> {
@@ -102,7 +125,8 @@ pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<FeedSettings, ConfigE
             .map_err(|_| "expected an IANA time zone name such as Europe/Paris".to_string())
     })?;
     Ok(FeedSettings {
-        feed,
+        location: feed,
+        auth_token: env.secret("WEBHOOK_AUTH_TOKEN"),
         cache_ttl: Env::seconds(
             "WEBHOOK_CACHE_TTL",
             env.pick(&o.cache_ttl, "WEBHOOK_CACHE_TTL"),
@@ -121,6 +145,6 @@ pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<FeedSettings, ConfigE
             15,
             false,
         )?,
-        feed_timezone: tz.unwrap_or(chrono_tz::UTC),
+        timezone: tz.unwrap_or(chrono_tz::UTC),
     })
 }

@@ -1,9 +1,8 @@
 //! Settings that bound what the outside can do: host names served without a token, the
-//! completion hook's extra variables, the feed's bearer token, the HTTP server's limits.
+//! completion hook's extra variables (read here, kept in their areas' settings), the HTTP
+//! server's limits.
 
 use std::time::Duration;
-
-use secrecy::SecretString;
 
 use super::{ConfigError, Env};
 
@@ -31,13 +30,6 @@ impl Default for ServerLimits {
     }
 }
 
-/// The settings as read.
-pub(super) struct HardeningSettings {
-    pub hook_env: Vec<String>,
-    pub allowed_hosts: Vec<String>,
-    pub feed_auth_token: Option<SecretString>,
-}
-
 fn list(env: &Env<'_>, var: &str) -> Vec<String> {
     env.get(var)
         .unwrap_or_default()
@@ -47,7 +39,8 @@ fn list(env: &Env<'_>, var: &str) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn read(env: &Env<'_>) -> Result<HardeningSettings, ConfigError> {
+/// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the download hook may see.
+pub(super) fn hook_env(env: &Env<'_>) -> Result<Vec<String>, ConfigError> {
     let hook_env = list(env, "ON_DOWNLOAD_COMPLETE_ENV");
     if let Some(bad) = hook_env
         .iter()
@@ -59,6 +52,11 @@ pub(super) fn read(env: &Env<'_>) -> Result<HardeningSettings, ConfigError> {
             reason: "expected variable names separated by commas".into(),
         });
     }
+    Ok(hook_env)
+}
+
+/// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
+pub(super) fn allowed_hosts(env: &Env<'_>) -> Result<Vec<String>, ConfigError> {
     let allowed_hosts: Vec<String> = list(env, "RUSHES_ALLOWED_HOSTS")
         .into_iter()
         .map(|h| h.to_ascii_lowercase())
@@ -73,9 +71,5 @@ pub(super) fn read(env: &Env<'_>) -> Result<HardeningSettings, ConfigError> {
             reason: "expected host names without scheme or port, separated by commas".into(),
         });
     }
-    Ok(HardeningSettings {
-        hook_env,
-        allowed_hosts,
-        feed_auth_token: env.secret("WEBHOOK_AUTH_TOKEN"),
-    })
+    Ok(allowed_hosts)
 }

@@ -16,16 +16,12 @@ mod transfers;
 pub mod tunnel;
 mod upkeep;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use secrecy::SecretString;
+use std::path::Path;
 
 pub use database::{DEFAULT_LEASE, DatabaseSettings};
-pub use download::{DEFAULT_MAX_AGE, HookCommand};
+pub use download::{DEFAULT_MAX_AGE, DownloadSettings, HookCommand};
 pub use env::Env;
-pub use feed::FeedLocation;
+pub use feed::{FeedLocation, FeedSettings};
 pub use frameio::{
     DEFAULT_API_BASE, DEFAULT_IMS_URL, FrameioAuth, FrameioConfig, LlmSettings, Phrase,
     ReviewSettings, S2S_SCOPE, StatusMap, parse_list,
@@ -33,6 +29,7 @@ pub use frameio::{
 pub use frameio_upload::{DEFAULT_SETTLE, UploadSettings};
 pub use hardening::ServerLimits;
 pub use notify::NotifySettings;
+pub use service::ServiceSettings;
 pub use transfers::{ResolverSettings, SWISSTRANSFER_API_BASE, SegmentSettings, parse_size};
 pub use upkeep::{DEFAULT_EVENT_RETENTION, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_SIZE, UpkeepSettings};
 
@@ -94,46 +91,21 @@ pub struct Overrides {
     pub tunnel_cleanup: bool,
 }
 
-/// The whole validated configuration.
+/// The whole validated configuration: one part per area, each read from its own variables
+/// only (`feed::read`, `service::read`, ...), and each component given its own part.
 #[derive(Debug, Clone)]
 pub struct Config {
-    // Feed (feed.rs)
-    pub feed: Option<FeedLocation>,
-    pub cache_ttl: Duration,
-    pub timeout: Duration,
-    pub monitor_interval: Duration,
-    pub feed_timezone: chrono_tz::Tz,
-    // Service (service.rs)
-    pub bind: SocketAddr,
-    pub data_dir: PathBuf,
-    pub downloads_dir: PathBuf,
-    pub log_dir: PathBuf,
-    /// `RUSHES_API_TOKEN`: required when `bind` is not loopback; then the API and the page need it.
-    pub api_token: Option<SecretString>,
-    // Downloads (download.rs)
-    pub download_concurrency: usize,
-    pub dry_run_downloads: bool,
-    pub on_download_complete: Option<HookCommand>,
-    /// `DOWNLOAD_SEGMENTS`, `DOWNLOAD_SEGMENT_MIN` (transfers.rs).
-    pub segments: SegmentSettings,
-    /// `SWISSTRANSFER_AUTO`, `SMASH_AUTO`, ... (transfers.rs).
-    pub resolvers: ResolverSettings,
-    /// `DOWNLOAD_MAX_AGE`: automatic records whose `created_at` is older than this when first
-    /// seen become `available` instead of `queued`. `None` = no limit.
-    pub download_max_age: Option<Duration>,
+    /// `WEBHOOK_*`, `FEED_TIMEZONE` (feed.rs).
+    pub feed: FeedSettings,
+    /// `RUSHES_BIND`, `RUSHES_DATA_DIR`, `RUSHES_LOG_DIR`, `RUSHES_API_TOKEN`,
+    /// `RUSHES_ALLOWED_HOSTS` (service.rs).
+    pub service: ServiceSettings,
+    /// `LOCAL_DOWNLOADS_DIR`, `DOWNLOAD_*`, `ON_DOWNLOAD_COMPLETE*`, resolvers (download.rs).
+    pub download: DownloadSettings,
     /// `FRAMEIO_*` (frameio.rs); all optional.
     pub frameio: FrameioConfig,
     /// `RUSHES_TUNNEL`, `RUSHES_PUBLIC_URL`, `NGROK_*`, `CLOUDFLARED_*` (tunnel.rs).
     pub tunnel: tunnel::TunnelSettings,
-    // Hardening (hardening.rs)
-    /// `ON_DOWNLOAD_COMPLETE_ENV`: names of further variables the hook may see.
-    pub hook_env: Vec<String>,
-    /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
-    pub allowed_hosts: Vec<String>,
-    /// `WEBHOOK_AUTH_TOKEN`: sent to the feed as `Authorization: Bearer` (rushes feed-proxy).
-    pub feed_auth_token: Option<SecretString>,
-    /// Limits of the HTTP server (defaults; tests tighten them).
-    pub server: ServerLimits,
     /// `RUSHES_DATABASE_URL`, `RUSHES_INSTANCE_NAME`, `RUSHES_LEASE` (database.rs).
     pub database: DatabaseSettings,
     /// `NOTIFY_*`, `ON_REVIEW_CHANGE`: messages and the review hook.
@@ -157,104 +129,40 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let env = Env::new(&lookup);
-        let feed::FeedSettings {
-            feed,
-            cache_ttl,
-            timeout,
-            monitor_interval,
-            feed_timezone,
-        } = feed::read(&env, overrides)?;
-        let service::ServiceSettings {
-            bind,
-            data_dir,
-            downloads_dir,
-            log_dir,
-            api_token,
-        } = service::read(&env, overrides)?;
-        let download::DownloadSettings {
-            download_concurrency,
-            dry_run_downloads,
-            on_download_complete,
-            download_max_age,
-        } = download::read(&env, overrides)?;
-        let hardening::HardeningSettings {
-            hook_env,
-            allowed_hosts,
-            feed_auth_token,
-        } = hardening::read(&env)?;
-        let database = database::read(&env, &data_dir)?;
+        let service = service::read(&env, overrides)?;
         Ok(Self {
-            upkeep: upkeep::read(&env)?,
-            database,
-            hook_env,
-            allowed_hosts,
-            feed_auth_token,
-            server: ServerLimits::default(),
-            feed,
-            cache_ttl,
-            timeout,
-            monitor_interval,
-            feed_timezone,
-            bind,
-            data_dir,
-            downloads_dir,
-            log_dir,
-            api_token,
-            download_concurrency,
-            dry_run_downloads,
-            on_download_complete,
-            segments: transfers::read_segments(&env)?,
-            resolvers: transfers::read_resolvers(&env)?,
-            download_max_age,
+            feed: feed::read(&env, overrides)?,
+            download: download::read(&env, overrides)?,
+            database: database::read(&env, &service.data_dir)?,
             frameio: frameio::read(&env)?,
             tunnel: tunnel::read(&env, overrides.tunnel.as_deref(), overrides.tunnel_cleanup)?,
             notify: NotifySettings::read(&env)?,
+            upkeep: upkeep::read(&env)?,
+            service,
         })
     }
 
     /// The feed location, required by commands that poll it.
     pub fn require_feed(&self) -> Result<&FeedLocation, ConfigError> {
-        self.feed.as_ref().ok_or_else(|| ConfigError::Missing {
+        self.feed.location.as_ref().ok_or_else(|| ConfigError::Missing {
             var: "WEBHOOK_JSON_URL",
             hint: "set it (in the environment or .env) to the feed URL or a JSON file path, or give the URL to the command: rushes feed check URL".into(),
         })
     }
 
     /// `$RUSHES_DATA_DIR/rushes.db`.
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("rushes.db")
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self.service.data_dir.join("rushes.db")
     }
 
     /// A configuration for tests and the demo: everything under `root`, short intervals.
     pub fn for_dir(root: &Path, feed: FeedLocation) -> Self {
         Self {
-            feed: Some(feed),
-            cache_ttl: Duration::ZERO,
-            timeout: Duration::from_secs(10),
-            monitor_interval: Duration::from_secs(15),
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: root.join("data"),
-            downloads_dir: root.join("downloads"),
-            log_dir: root.join("logs"),
-            feed_timezone: chrono_tz::UTC,
-            api_token: None,
+            feed: FeedSettings::at(Some(feed)),
+            service: ServiceSettings::under(root),
+            download: DownloadSettings::into_dir(root.join("downloads")),
             frameio: FrameioConfig::idle(),
-            download_concurrency: 3,
-            dry_run_downloads: false,
-            on_download_complete: None,
-            segments: SegmentSettings::default(),
-            // Tests and the demo never reach the real SwissTransfer (a test turns it on with a fake).
-            resolvers: ResolverSettings {
-                swisstransfer: false,
-                ..ResolverSettings::default()
-            },
-            // Tests use fixed dates: they set an age limit when they test it.
-            download_max_age: None,
             tunnel: tunnel::TunnelSettings::default(),
-            hook_env: Vec::new(),
-            allowed_hosts: Vec::new(),
-            feed_auth_token: None,
-            server: ServerLimits::default(),
             database: DatabaseSettings::local(&root.join("data")),
             notify: NotifySettings::default(),
             upkeep: UpkeepSettings::default(),
@@ -264,6 +172,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -279,11 +189,11 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() -> Result<(), ConfigError> {
         let c = load(&[])?;
-        assert_eq!(c.cache_ttl, Duration::from_secs(300));
-        assert_eq!(c.timeout, Duration::from_secs(30));
-        assert_eq!(c.monitor_interval, Duration::from_secs(15));
-        assert_eq!(c.bind.to_string(), "127.0.0.1:5000");
-        assert!(c.feed.is_none());
+        assert_eq!(c.feed.cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.feed.timeout, Duration::from_secs(30));
+        assert_eq!(c.feed.monitor_interval, Duration::from_secs(15));
+        assert_eq!(c.service.bind.to_string(), "127.0.0.1:5000");
+        assert!(c.feed.location.is_none());
         Ok(())
     }
 
@@ -327,7 +237,7 @@ mod tests {
             ("RUSHES_BIND", "0.0.0.0:5000"),
             ("RUSHES_API_TOKEN", "t0ken"),
         ]);
-        assert!(ok.is_ok_and(|c| c.api_token.is_some()));
+        assert!(ok.is_ok_and(|c| c.service.api_token.is_some()));
     }
 
     #[test]
@@ -339,7 +249,7 @@ mod tests {
         let c = Config::from_lookup(&overrides, |name| {
             (name == "WEBHOOK_CACHE_TTL").then(|| "99".to_string())
         })?;
-        assert_eq!(c.cache_ttl, Duration::ZERO);
+        assert_eq!(c.feed.cache_ttl, Duration::ZERO);
         Ok(())
     }
 
@@ -373,13 +283,13 @@ mod tests {
     #[test]
     fn download_settings() -> Result<(), ConfigError> {
         let c = load(&[])?;
-        assert_eq!(c.download_concurrency, 3);
-        assert!(!c.dry_run_downloads);
-        assert!(c.on_download_complete.is_none());
-        assert_eq!(c.download_max_age, Some(Duration::from_secs(7 * 86_400)));
-        assert_eq!(load(&[("DOWNLOAD_MAX_AGE", "0")])?.download_max_age, None);
+        assert_eq!(c.download.concurrency, 3);
+        assert!(!c.download.dry_run);
+        assert!(c.download.on_complete.is_none());
+        assert_eq!(c.download.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(load(&[("DOWNLOAD_MAX_AGE", "0")])?.download.max_age, None);
         assert_eq!(
-            load(&[("DOWNLOAD_MAX_AGE", "36h")])?.download_max_age,
+            load(&[("DOWNLOAD_MAX_AGE", "36h")])?.download.max_age,
             Some(Duration::from_secs(36 * 3600))
         );
         let c = load(&[
@@ -390,10 +300,10 @@ mod tests {
                 r#"/usr/bin/step1 --in "my dir" 'a b' c\ d"#,
             ),
         ])?;
-        assert_eq!(c.download_concurrency, 5);
-        assert!(c.dry_run_downloads);
+        assert_eq!(c.download.concurrency, 5);
+        assert!(c.download.dry_run);
         assert_eq!(
-            c.on_download_complete,
+            c.download.on_complete,
             Some(HookCommand {
                 program: "/usr/bin/step1".into(),
                 args: vec!["--in".into(), "my dir".into(), "a b".into(), "c d".into()],

@@ -1,19 +1,42 @@
 //! Service settings: where rushes listens, where it keeps its files, who may use it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
+use super::hardening::{self, ServerLimits};
 use super::{ConfigError, Env, Overrides};
 
-/// The service settings as read.
-pub(super) struct ServiceSettings {
+/// The service's settings.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// `RUSHES_BIND`.
     pub bind: SocketAddr,
+    /// `RUSHES_DATA_DIR`: the SQLite database and the instance lock.
     pub data_dir: PathBuf,
-    pub downloads_dir: PathBuf,
+    /// `RUSHES_LOG_DIR`.
     pub log_dir: PathBuf,
+    /// `RUSHES_API_TOKEN`: required when `bind` is not loopback; then the API and the page need it.
     pub api_token: Option<SecretString>,
+    /// `RUSHES_ALLOWED_HOSTS`: `Host` names accepted besides loopback when there is no token.
+    pub allowed_hosts: Vec<String>,
+    /// Limits of the HTTP server (defaults; tests tighten them).
+    pub limits: ServerLimits,
+}
+
+impl ServiceSettings {
+    /// Everything under `root`, on a free loopback port.
+    pub fn under(root: &Path) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: root.join("data"),
+            log_dir: root.join("logs"),
+            api_token: None,
+            allowed_hosts: Vec::new(),
+            limits: ServerLimits::default(),
+        }
+    }
 }
 
 /// `IP:PORT`, or `localhost:PORT` (people type it): the loopback address.
@@ -52,9 +75,10 @@ pub(super) fn read(env: &Env<'_>, o: &Overrides) -> Result<ServiceSettings, Conf
     Ok(ServiceSettings {
         bind,
         data_dir: dir(&o.data_dir, "RUSHES_DATA_DIR", "./data"),
-        downloads_dir: dir(&o.downloads_dir, "LOCAL_DOWNLOADS_DIR", "./downloads"),
         log_dir: dir(&o.log_dir, "RUSHES_LOG_DIR", "./logs"),
         api_token,
+        allowed_hosts: hardening::allowed_hosts(env)?,
+        limits: ServerLimits::default(),
     })
 }
 

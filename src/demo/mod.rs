@@ -44,10 +44,10 @@ pub fn demo_config(root: &Path, feed_url: &str, bind: SocketAddr) -> Config {
     let feed = FeedLocation::parse(feed_url)
         .unwrap_or_else(|_| FeedLocation::File(root.join("feed.json")));
     let mut config = Config::for_dir(root, feed);
-    config.bind = bind;
-    config.monitor_interval = Duration::from_secs(5);
-    config.cache_ttl = Duration::ZERO;
-    config.download_max_age = Some(crate::config::DEFAULT_MAX_AGE);
+    config.service.bind = bind;
+    config.feed.monitor_interval = Duration::from_secs(5);
+    config.feed.cache_ttl = Duration::ZERO;
+    config.download.max_age = Some(crate::config::DEFAULT_MAX_AGE);
     config
 }
 

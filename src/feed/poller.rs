@@ -63,7 +63,7 @@ impl Poller {
     /// runs at once when idle; one that arrives during a poll runs right after it, and every
     /// refresh that arrived meanwhile shares that one poll (never a queue of polls).
     pub async fn run(mut self, cancel: CancellationToken) {
-        if self.service.store().backend().shared() {
+        if self.service.store().may_have_peers() {
             return self.run_shared(cancel).await;
         }
         let mut ticker = tokio::time::interval(self.interval);

@@ -104,7 +104,7 @@ impl Auth {
         // Several instances on one database share the rotated refresh token: one refreshes at a
         // time (the others then read the token it stored), or two grants would race and one
         // instance would be left with a spent token.
-        let token_lease = match store.filter(|s| s.backend().shared() && refresh_token.is_some()) {
+        let token_lease = match store.filter(|s| s.may_have_peers() && refresh_token.is_some()) {
             Some(store) => Some(TokenLease::take(store).await?),
             None => None,
         };

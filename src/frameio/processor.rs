@@ -34,7 +34,7 @@ fn until(at: Option<Timestamp>) -> Duration {
 /// On a shared database, how often the loops look for work another instance left (events it
 /// stored, claims that ran out); alone, [`IDLE`].
 fn shared_wait(store: &Store) -> Duration {
-    if store.backend().shared() {
+    if store.may_have_peers() {
         (store.lease() / 3).max(Duration::from_millis(500))
     } else {
         IDLE

@@ -116,3 +116,70 @@ impl Store {
         }
     }
 }
+
+/// How often, and how patiently, [`Store::watch_reachability`] asks the database.
+const REACH_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the database answered lately, shared by the clones of one `Store`.
+#[derive(Debug)]
+pub(crate) struct Reach {
+    epoch: Instant,
+    /// Milliseconds since `epoch` when the checks started failing, plus one (0 = answering).
+    down_since: AtomicU64,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            down_since: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Store {
+    /// How long the database has not been answering, as [`Store::watch_reachability`] last
+    /// found (`None`: it answers, or nobody watches).
+    pub fn unreachable_for(&self) -> Option<Duration> {
+        let since = self.reach.down_since.load(Ordering::Acquire);
+        (since > 0).then(|| {
+            let now = u64::try_from(self.reach.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            Duration::from_millis(now.saturating_sub(since - 1))
+        })
+    }
+
+    /// Asks the database every second for a `SELECT 1` answered within a second, until
+    /// `cancel`: while it does not answer, [`Store::unreachable_for`] says so, and the API
+    /// answers 503 at once instead of waiting for a connection (a database server that went
+    /// away; a local SQLite file never does).
+    pub async fn watch_reachability(&self, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            let answered = tokio::time::timeout(REACH_EVERY, async {
+                sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            let reach = &self.reach;
+            if answered {
+                if reach.down_since.swap(0, Ordering::AcqRel) > 0 {
+                    tracing::info!("the database answers again");
+                }
+            } else {
+                let now = u64::try_from(reach.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                if reach
+                    .down_since
+                    .compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    tracing::warn!(
+                        "the database does not answer: the API answers 503 until it does"
+                    );
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(REACH_EVERY) => {}
+            }
+        }
+    }
+}

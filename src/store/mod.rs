@@ -79,6 +79,23 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// The database did not answer (no connection within the pool's wait, the connection
+    /// broke): it is away, not wrong.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Sql(
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +156,8 @@ pub struct Store {
     identity: Arc<Identity>,
     /// A write probe of `/healthz` still waiting for the database (see `health.rs`).
     probing: std::sync::Arc<health::Probe>,
+    /// Whether the database answered lately (see `health.rs`).
+    reach: std::sync::Arc<health::Reach>,
     /// Turns of this process's writers (see `writes.rs`).
     writers: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Background WAL checkpoints (SQLite; see `writes.rs`), stopped with the last clone.
@@ -151,16 +170,19 @@ impl Store {
         Self::connect(&Location::Sqlite(path.to_path_buf()), Identity::default()).await
     }
 
-    /// The database `config` names: PostgreSQL when `RUSHES_DATABASE_URL` is set, else
-    /// `$RUSHES_DATA_DIR/rushes.db`.
-    pub async fn for_config(config: &crate::config::Config) -> Result<Self, StoreError> {
-        let location = match &config.database.url {
+    /// The database `settings` name: PostgreSQL when `RUSHES_DATABASE_URL` is set, else the
+    /// SQLite file `sqlite_file` (`$RUSHES_DATA_DIR/rushes.db`).
+    pub async fn for_settings(
+        settings: &crate::config::DatabaseSettings,
+        sqlite_file: &Path,
+    ) -> Result<Self, StoreError> {
+        let location = match &settings.url {
             Some(url) => Location::Postgres(url.clone()),
-            None => Location::Sqlite(config.database_path()),
+            None => Location::Sqlite(sqlite_file.to_path_buf()),
         };
         let identity = Identity {
-            instance: config.database.instance.clone(),
-            lease: config.database.lease,
+            instance: settings.instance.clone(),
+            lease: settings.lease,
         };
         Self::connect(&location, identity).await
     }
@@ -196,6 +218,7 @@ impl Store {
             url,
             identity: Arc::new(identity),
             probing: Default::default(),
+            reach: Default::default(),
             writers,
             _checkpoints: checkpoints,
         })
@@ -206,8 +229,17 @@ impl Store {
         &self.pool
     }
 
+    /// Which backend, for what is shown (`/api/cluster`, `/healthz`); components ask
+    /// [`Store::may_have_peers`] instead of branching on it.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Other instances may share this database: work is claimed and leased, the event bus is
+    /// relayed between instances. Alone (SQLite, one instance per data folder) none of it is
+    /// needed.
+    pub fn may_have_peers(&self) -> bool {
+        self.backend.shared()
     }
 
     /// This instance's name on the database.

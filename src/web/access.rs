@@ -79,7 +79,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if changes_state && !path.starts_with("/webhooks/") && is_cross_site(headers) {
         return ApiError::Forbidden("cross-site request refused".into()).into_response();
     }
-    let Some(token) = state.config.api_token.as_ref() else {
+    let Some(token) = state.config.service.api_token.as_ref() else {
         return next.run(request).await;
     };
     if is_public(&path) {
@@ -139,7 +139,7 @@ pub async fn login_form() -> Response {
 }
 
 pub async fn login(State(state): State<AppState>, request: Request) -> Response {
-    let Some(token) = state.config.api_token.clone() else {
+    let Some(token) = state.config.service.api_token.clone() else {
         return Redirect::to("/").into_response();
     };
     let client = shield::client_ip(&request);

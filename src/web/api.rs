@@ -27,7 +27,7 @@ pub async fn csv_monitor_status(
     let feed = state.store.feed_state().await?;
     Ok(Json(MonitorStatus::from_feed_state(
         &feed,
-        state.config.monitor_interval.as_secs(),
+        state.config.feed.monitor_interval.as_secs(),
     )))
 }
 
@@ -170,7 +170,7 @@ pub async fn get_delivery(
 }
 
 pub async fn refresh_feed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if state.config.feed.is_none() {
+    if state.config.feed.location.is_none() {
         return Err(ApiError::Conflict(
             "no feed configured (WEBHOOK_JSON_URL): this rushes tracks Frame.io review only".into(),
         ));
@@ -227,6 +227,22 @@ pub async fn cluster(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
         "leases": store.leases().await?,
         "downloads": downloads,
     })))
+}
+
+/// While the database does not answer ([`crate::store::Store::unreachable_for`]), `/api/*`
+/// answers 503 at once instead of waiting the pool's 10 s for a connection; the live event
+/// stream still opens, and `/healthz` and `/metrics` say what is wrong.
+pub async fn database_gate(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") && path != "/api/events" && state.store.unreachable_for().is_some()
+    {
+        return super::error::database_unreachable();
+    }
+    next.run(request).await
 }
 
 /// How long `/healthz` waits for the database (a read, then the write lock) before it

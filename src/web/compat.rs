@@ -57,7 +57,7 @@ pub async fn csv_downloads_status(
             )));
         }
     };
-    let tz = state.config.feed_timezone;
+    let tz = state.config.feed.timezone;
     let items = state
         .store
         .recent_activity(include_manual, MAX_ITEMS)

@@ -67,7 +67,7 @@ pub async fn page(
     let frameio = frameio_panel(&state).await?;
     let filtered = filter_state.is_some() || filter_kind.is_some();
 
-    if state.config.feed.is_none() {
+    if state.config.feed.location.is_none() {
         return Ok(layout(
             filtered,
             html! {
@@ -149,7 +149,7 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
     if uploads.is_empty()
         && state.config.frameio.auth.is_none()
         && !reachable
-        && state.config.feed.is_some()
+        && state.config.feed.location.is_some()
     {
         return Ok(html! { section #frameio-panel hidden {} });
     }
@@ -307,11 +307,12 @@ fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
     let host = state
         .config
         .feed
+        .location
         .as_ref()
         .map_or_else(|| "not configured".to_string(), |f| f.host());
     let next = feed
         .last_attempt_at
-        .map(|t| t.plus(state.config.monitor_interval));
+        .map(|t| t.plus(state.config.feed.monitor_interval));
     let healthy = feed.last_error.is_none() && feed.last_success_at.is_some();
     html! {
         section #feed-panel .panel {

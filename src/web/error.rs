@@ -34,7 +34,7 @@ pub enum ApiError {
     /// Any other status decided by a lower layer (axum's own rejections).
     #[error("{message}")]
     Status { status: StatusCode, message: String },
-    /// 500: logged, never detailed to the client.
+    /// 500: logged, never detailed to the client; 503 when the database did not answer.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,6 +50,7 @@ impl ApiError {
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Status { status, .. } => *status,
+            Self::Store(e) if e.is_unreachable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +68,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match &self {
+            Self::Store(e) if e.is_unreachable() => {
+                tracing::warn!(error = %e, "the database did not answer a request");
+                return database_unreachable();
+            }
             Self::Store(e) => {
                 tracing::error!(error = %e, "store error while answering a request");
                 "internal error (details in the service log)".to_string()
@@ -75,4 +80,14 @@ impl IntoResponse for ApiError {
         };
         (status, Json(json!({ "error": message }))).into_response()
     }
+}
+
+/// 503 while the database does not answer: the client may try again shortly.
+pub fn database_unreachable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "5")],
+        Json(json!({ "error": "database unreachable: try again shortly" })),
+    )
+        .into_response()
 }

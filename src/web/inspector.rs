@@ -62,7 +62,7 @@ pub async fn frameio_status(state: &AppState) -> Result<FrameioStatus, ApiError>
         last_webhook_received_at: state.store.last_call_received_at().await?,
         last_poll_at: state.store.last_upload_poll_at().await?,
         rejected_calls: rejected_total(state).await?,
-        feed_configured: state.config.feed.is_some(),
+        feed_configured: state.config.feed.location.is_some(),
         tunnel,
     })
 }

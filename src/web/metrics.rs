@@ -67,7 +67,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "gauge",
         "Bytes in app.log and its rotated copies.",
     );
-    let _ = writeln!(out, "rushes_log_bytes {}", log_bytes(&state.config.log_dir));
+    let _ = writeln!(
+        out,
+        "rushes_log_bytes {}",
+        log_bytes(&state.config.service.log_dir)
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -51,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .merge(super::frameio::routes())
         .merge(super::review::routes())
         .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            api::database_gate,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),

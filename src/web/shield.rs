@@ -186,12 +186,12 @@ fn request_host(headers: &HeaderMap, request: &Request) -> Option<String> {
 /// Refuses requests for other host names when the API has no token (DNS rebinding).
 pub async fn host_check(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // Signed webhooks arrive through tunnels under their public name; their signature protects them.
-    if state.config.api_token.is_some() || request.uri().path().starts_with("/webhooks/") {
+    if state.config.service.api_token.is_some() || request.uri().path().starts_with("/webhooks/") {
         return next.run(request).await;
     }
     let host = request_host(request.headers(), &request).map(|h| host_name(&h));
     let allowed = host.as_deref().is_some_and(|name| {
-        is_loopback_name(name) || state.config.allowed_hosts.iter().any(|a| a == name)
+        is_loopback_name(name) || state.config.service.allowed_hosts.iter().any(|a| a == name)
     });
     if allowed {
         return next.run(request).await;

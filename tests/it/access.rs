@@ -9,7 +9,7 @@ async fn with_a_token_the_api_needs_it_and_login_sets_a_strict_cookie() {
     let feed = FeedServer::start("[]").await;
     let dir = temp_dir();
     let mut config = config_for(dir.path(), &feed.url());
-    config.api_token = Some(SecretString::from("t0ken-for-tests".to_string()));
+    config.service.api_token = Some(SecretString::from("t0ken-for-tests".to_string()));
     let app = TestApp::spawn(config).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -33,7 +33,7 @@ async fn demo_app(dir: &std::path::Path, token: Option<&str>) -> TestApp {
         &sample.feed_url(),
         SocketAddr::from(([127, 0, 0, 1], 0)),
     );
-    config.api_token = token.map(|t| SecretString::from(t.to_string()));
+    config.service.api_token = token.map(|t| SecretString::from(t.to_string()));
     TestApp::spawn(config).await
 }
 
@@ -88,7 +88,7 @@ async fn the_page_is_live_escapes_feed_text_and_acts_on_deliveries() {
         &feed.url(),
         SocketAddr::from(([127, 0, 0, 1], 0)),
     );
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let app = TestApp::spawn(config).await;
 
     let browser = Browser::start(1280, 900).await;
@@ -487,9 +487,10 @@ async fn a_transfer_password_is_typed_into_the_page_and_leaves_it() {
     .await;
     let dir = temp_dir();
     let mut config = crate::support::service::config_for(dir.path(), &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.resolvers.swisstransfer = true;
-    config.resolvers.swisstransfer_api = url::Url::parse(&api.api_base()).expect("api base");
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.download.resolvers.swisstransfer = true;
+    config.download.resolvers.swisstransfer_api =
+        url::Url::parse(&api.api_base()).expect("api base");
     let app = TestApp::spawn(config).await;
     let id = wait_for("the delivery waits for a password", WAIT, || async {
         let (_, body) = app.get("/api/deliveries?limit=10").await;

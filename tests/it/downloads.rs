@@ -38,7 +38,7 @@ async fn feed_of(records: &[Value]) -> FeedServer {
 
 fn config(feed: &FeedServer, dir: &Path) -> Config {
     let mut config = config_for(dir, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     config
 }
 
@@ -362,7 +362,7 @@ async fn dry_run_records_deliveries_without_fetching() {
     let feed = feed_of(&[record(&url, None, "a.mov")]).await;
     let root = temp_dir();
     let mut config = config(&feed, root.path());
-    config.dry_run_downloads = true;
+    config.download.dry_run = true;
     let app = TestApp::spawn(config).await;
     let list = settled(&app, 1).await;
     assert_eq!(list[0]["state"], "dry_run");
@@ -380,7 +380,7 @@ async fn the_completion_hook_gets_the_file_without_shell_interpolation() {
     let feed = feed_of(&[record(&url, None, name)]).await;
     let root = temp_dir();
     let mut config = config(&feed, root.path());
-    config.on_download_complete = Some(HookCommand {
+    config.download.on_complete = Some(HookCommand {
         program: "/bin/sh".into(),
         args: vec![
             "-c".into(),

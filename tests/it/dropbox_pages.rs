@@ -56,7 +56,7 @@ async fn dropbox_failure_pages_are_named_with_a_next_step() {
     let feed = FeedServer::start(&Value::Array(records).to_string()).await;
     let root = temp_dir();
     let mut config = config_for(root.path(), &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let app = TestApp::spawn(config).await;
     let list = wait_for("4 failed deliveries", WAIT, || async {
         let (_, body) = app.get("/api/deliveries?limit=100").await;

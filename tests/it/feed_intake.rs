@@ -44,9 +44,9 @@ async fn deliveries(app: &TestApp, query: &str) -> Vec<Value> {
 
 async fn spawn_with_feed(feed: &FeedServer, dir: &std::path::Path) -> TestApp {
     let mut config = config_for(dir, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     // Downloads paused: these tests look at what intake decides, before any worker moves it on.
-    config.download_concurrency = 0;
+    config.download.concurrency = 0;
     TestApp::spawn(config).await
 }
 
@@ -294,9 +294,9 @@ async fn service_for(
     let store = crate::support::db::open_store(&dir.join("rushes.db")).await;
     let config = config_for(dir, &feed.url());
     let mut source = FeedSource::new(
-        config.feed.clone().expect("feed"),
-        config.timeout,
-        config.feed_timezone,
+        config.feed.location.clone().expect("feed"),
+        config.feed.timeout,
+        config.feed.timezone,
     );
     source.retry = quick_retry();
     (

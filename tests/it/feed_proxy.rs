@@ -315,9 +315,9 @@ async fn rushes_reads_its_feed_through_the_proxy_with_its_token() {
     let proxy = Proxy::start(&upstream.url(), dir.path(), &[]).await;
     let root = temp_dir();
     let mut config = config_for(root.path(), &proxy.url);
-    config.dry_run_downloads = true;
-    config.monitor_interval = Duration::from_secs(3600);
-    config.feed_auth_token = Some(ALICE.to_string().into());
+    config.download.dry_run = true;
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.feed.auth_token = Some(ALICE.to_string().into());
     let app = TestApp::spawn(config).await;
     wait_for("the delivery through the proxy", WAIT, || async {
         let (_, body) = app.get("/api/deliveries").await;

@@ -61,9 +61,9 @@ async fn feed_service(
     let store = crate::support::db::open_store(&dir.join("rushes.db")).await;
     let config = config_for(dir, &feed.url());
     let mut source = FeedSource::new(
-        config.feed.clone().expect("feed"),
-        config.timeout,
-        config.feed_timezone,
+        config.feed.location.clone().expect("feed"),
+        config.feed.timeout,
+        config.feed.timezone,
     );
     source.retry = quick_retry();
     (
@@ -343,7 +343,7 @@ async fn new_deliveries_reach_the_event_stream_as_one_event_per_batch() {
     let feed = FeedServer::start("[]").await;
     let root = temp_dir();
     let mut config = config_for(root.path(), &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let app = crate::support::service::TestApp::spawn(config).await;
     let response = app
         .client

@@ -28,9 +28,9 @@ async fn spawn(
     max_age: Option<Duration>,
 ) -> TestApp {
     let mut config = config_for(dir, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.download_concurrency = concurrency;
-    config.download_max_age = max_age;
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.download.concurrency = concurrency;
+    config.download.max_age = max_age;
     TestApp::spawn(config).await
 }
 
@@ -146,7 +146,7 @@ async fn the_download_route_follows_the_access_rules() {
     let feed = FeedServer::start("[]").await;
     let dir = temp_dir();
     let mut config = config_for(dir.path(), &feed.url());
-    config.api_token = Some(SecretString::from("t0ken-for-feeds".to_string()));
+    config.service.api_token = Some(SecretString::from("t0ken-for-feeds".to_string()));
     let app = TestApp::spawn(config).await;
     for path in ["/api/deliveries/1/download", "/api/csv_downloads_status"] {
         let r = if path.ends_with("download") {
@@ -316,9 +316,9 @@ async fn the_original_page_reads_csv_downloads_status_through_a_real_request() {
     let feed = FeedServer::start(&body.to_string()).await;
     let dir = temp_dir();
     let mut config = config_for(dir.path(), &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.feed_timezone = chrono_tz::Europe::Paris;
-    config.download_concurrency = 1;
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.feed.timezone = chrono_tz::Europe::Paris;
+    config.download.concurrency = 1;
     let app = TestApp::spawn(config).await;
     let all = wait_for_count(&app, 3).await;
     let teaser = by_name(&all, "59 Teaser.mp4")["id"].as_i64().expect("id");
@@ -560,7 +560,7 @@ async fn the_demo_shows_its_history_and_an_old_record_downloads_from_the_page() 
         &sample.feed_url(),
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
     );
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let app = TestApp::spawn(config).await;
     // 7 sample records + 57 Camille + two old ones; the DL=0 spelling adds nothing.
     wait_for_count(&app, 10).await;

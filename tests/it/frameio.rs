@@ -48,7 +48,7 @@ fn frameio_config(vars: &[(&str, String)]) -> FrameioConfig {
 
 fn app_config(dir: &Path, vars: &[(&str, String)]) -> Config {
     let mut config = config_for(dir, &feed_file(dir));
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     config.frameio = frameio_config(vars);
     config
 }

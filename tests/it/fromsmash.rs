@@ -32,9 +32,9 @@ async fn app_for(
 ) -> (TestApp, FeedServer) {
     let feed = FeedServer::start(&Value::Array(records).to_string()).await;
     let mut config = config_for(root, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.resolvers.smash = auto;
-    config.resolvers.smash_api = Some(url::Url::parse(&smash.base()).expect("base"));
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.download.resolvers.smash = auto;
+    config.download.resolvers.smash_api = Some(url::Url::parse(&smash.base()).expect("base"));
     (TestApp::spawn(config).await, feed)
 }
 

@@ -28,7 +28,7 @@ async fn feed_of(records: &[Value]) -> FeedServer {
 
 fn config(feed: &FeedServer, dir: &Path) -> Config {
     let mut config = config_for(dir, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     config
 }
 
@@ -186,7 +186,7 @@ async fn without_a_token_only_loopback_and_listed_host_names_are_served() {
     let feed = feed_of(&[]).await;
     let dir = temp_dir();
     let mut config = config(&feed, dir.path());
-    config.allowed_hosts = vec!["rushes.studio.lan".into()];
+    config.service.allowed_hosts = vec!["rushes.studio.lan".into()];
     let app = TestApp::spawn(config).await;
     let client = fresh_client();
     let port = app.addr.port();
@@ -239,8 +239,8 @@ async fn slow_and_idle_connections_are_closed() {
     let feed = feed_of(&[]).await;
     let dir = temp_dir();
     let mut config = config(&feed, dir.path());
-    config.server.header_timeout = Duration::from_millis(300);
-    config.server.idle_timeout = Duration::from_millis(400);
+    config.service.limits.header_timeout = Duration::from_millis(300);
+    config.service.limits.idle_timeout = Duration::from_millis(400);
     let app = TestApp::spawn(config).await;
 
     let mut slow = tokio::net::TcpStream::connect(app.addr)
@@ -282,8 +282,8 @@ async fn past_the_connection_cap_healthz_still_answers() {
     let feed = feed_of(&[]).await;
     let dir = temp_dir();
     let mut config = config(&feed, dir.path());
-    config.server.max_connections = 3;
-    config.server.healthz_reserve = 1;
+    config.service.limits.max_connections = 3;
+    config.service.limits.healthz_reserve = 1;
     let app = TestApp::spawn(config).await;
     let mut hogs = Vec::new();
     for _ in 0..3 {
@@ -318,7 +318,7 @@ async fn past_the_connection_cap_healthz_still_answers() {
 
 fn token_config(feed: &FeedServer, dir: &Path) -> Config {
     let mut config = config(feed, dir);
-    config.api_token = Some("right-token-0123456789".to_string().into());
+    config.service.api_token = Some("right-token-0123456789".to_string().into());
     config
 }
 
@@ -695,7 +695,7 @@ async fn signed_links_are_redacted_unless_asked() {
     let feed = feed_of(&[item]).await;
     let dir = temp_dir();
     let mut config = config(&feed, dir.path());
-    config.dry_run_downloads = true;
+    config.download.dry_run = true;
     let app = TestApp::spawn(config).await;
     let body = wait_for("the delivery", WAIT, || async {
         let (_, body) = app.get_text("/api/deliveries").await;

@@ -141,8 +141,8 @@ async fn a_signed_query_shows_nowhere_in_the_api() {
     .await;
     let dir = temp_dir();
     let mut config = config_for(dir.path(), &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.dry_run_downloads = true;
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.download.dry_run = true;
     let app = TestApp::spawn(config).await;
     let body = wait_for("the delivery", Duration::from_secs(20), || async {
         let (_, body) = app.get_text("/api/deliveries").await;
@@ -252,9 +252,9 @@ async fn healthz_answers_during_a_flood_of_half_sent_requests() {
     let feed = FeedServer::start("[]").await;
     let dir = temp_dir();
     let mut config = config_for(dir.path(), &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.server.max_connections = 32;
-    config.server.healthz_reserve = 4;
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.service.limits.max_connections = 32;
+    config.service.limits.healthz_reserve = 4;
     let app = TestApp::spawn(config).await;
     let addr = app.addr;
     let attack = tokio::spawn(async move {

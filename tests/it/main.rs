@@ -27,6 +27,7 @@ mod resolver_headers;
 mod resolver_waits;
 mod review_llm;
 mod scale_out;
+mod schema;
 mod segmented;
 mod swisstransfer;
 mod transfer_folders;

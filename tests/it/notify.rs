@@ -120,7 +120,7 @@ fn app_config(root: &Path, fake: &FakeFrameio, slack: Option<&FakeSlack>) -> Con
         std::fs::write(&feed, "[]").expect("feed");
     }
     let mut config = config_for(root, &feed.display().to_string());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let vars = [
         ("FRAMEIO_API_BASE", fake.base()),
         ("FRAMEIO_TOKEN", STATIC_TOKEN.to_string()),
@@ -317,7 +317,7 @@ async fn deliveries_failed_for_good_and_downloaded_are_posted() {
     let feed = FeedServer::start(&records.to_string()).await;
     let root = temp_dir();
     let mut config = app_config(root.path(), &fake, Some(&slack));
-    config.feed = Some(rushes::config::FeedLocation::parse(&feed.url()).expect("feed"));
+    config.feed.location = Some(rushes::config::FeedLocation::parse(&feed.url()).expect("feed"));
     config.notify.on_download = true;
     let app = TestApp::spawn(config).await;
     let texts = wait_for("two delivery messages", WAIT, || async {

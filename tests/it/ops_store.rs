@@ -334,6 +334,38 @@ async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
         assert_eq!(status, 503);
         assert!(took < Duration::from_secs(3), "the webhook took {took:?}");
     }
+    // The API answers 503 at once (once the reachability check has seen it, within about
+    // 2 s), never a 500 after the pool's 10 s wait.
+    for path in [
+        "/api/deliveries",
+        "/api/cluster",
+        "/api/uploads",
+        "/api/frameio/events",
+    ] {
+        let answer = wait_for(&format!("{path} to answer 503 quickly"), WAIT, || async {
+            let started = std::time::Instant::now();
+            let r = client.get(service.url(path)).send().await.ok()?;
+            let took = started.elapsed();
+            let status = r.status().as_u16();
+            assert_ne!(
+                status, 500,
+                "{path} answered 500 while the database is away"
+            );
+            let retry = r.headers().get("retry-after").is_some();
+            let v: Value = r.json().await.unwrap_or_default();
+            (status == 503 && took < Duration::from_secs(1)).then_some((retry, v))
+        })
+        .await;
+        assert!(answer.0, "{path}: a Retry-After header");
+        assert!(
+            answer.1["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("database unreachable"),
+            "{path}: {}",
+            answer.1
+        );
+    }
     let page = scrape(&client, &service).await;
     assert_eq!(sample(&page, "rushes_database_up"), Some(0.0), "{page}");
 
@@ -345,6 +377,11 @@ async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
     .await;
     let body = delivery("file.ready", "file", "file-after");
     assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
+    wait_for("the API to answer again", WAIT, || async {
+        let r = client.get(service.url("/api/cluster")).send().await.ok()?;
+        (r.status().as_u16() == 200).then_some(())
+    })
+    .await;
     let page = scrape(&client, &service).await;
     assert_eq!(sample(&page, "rushes_database_up"), Some(1.0), "{page}");
     let status = service.terminate().await;

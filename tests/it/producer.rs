@@ -25,7 +25,7 @@ fn app_config(root: &Path, fake: &FakeFrameio) -> Config {
     let feed = root.join("feed.json");
     std::fs::write(&feed, "[]").expect("feed");
     let mut config = config_for(root, &feed.display().to_string());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let vars = [
         ("FRAMEIO_API_BASE", fake.base()),
         ("FRAMEIO_TOKEN", STATIC_TOKEN.to_string()),
@@ -240,7 +240,7 @@ async fn the_write_routes_need_the_token_and_the_same_origin() {
     let fake = FakeFrameio::start().await;
     let root = temp_dir();
     let mut config = app_config(root.path(), &fake);
-    config.api_token = Some(SecretString::from("producer-token-0123456789".to_string()));
+    config.service.api_token = Some(SecretString::from("producer-token-0123456789".to_string()));
     let app = TestApp::spawn(config).await;
     for path in [
         "/api/uploads/up-x/review",

@@ -43,10 +43,11 @@ async fn app_for(
 ) -> (TestApp, FeedServer) {
     let feed = FeedServer::start(&Value::Array(records).to_string()).await;
     let mut config = config_for(root, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.resolvers.swisstransfer = true;
-    config.resolvers.swisstransfer_api = url::Url::parse(&api.api_base()).expect("api base");
-    config.resolvers.recheck_after = Duration::from_secs(1);
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.download.resolvers.swisstransfer = true;
+    config.download.resolvers.swisstransfer_api =
+        url::Url::parse(&api.api_base()).expect("api base");
+    config.download.resolvers.recheck_after = Duration::from_secs(1);
     (TestApp::spawn(config).await, feed)
 }
 

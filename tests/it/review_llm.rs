@@ -157,7 +157,7 @@ async fn tracking_asks_the_second_opinion_and_goes_on_without_it() {
     let feed = dir.path().join("feed.json");
     std::fs::write(&feed, "[]").expect("write feed");
     let mut config = config_for(dir.path(), &feed.display().to_string());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let vars: Vec<(&str, String)> = vec![
         ("FRAMEIO_API_BASE", fake.base()),
         ("FRAMEIO_IMS_URL", fake.ims_url()),

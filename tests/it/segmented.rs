@@ -29,8 +29,8 @@ async fn feed_of(records: &[Value]) -> FeedServer {
 
 fn config(feed: &FeedServer, dir: &Path) -> Config {
     let mut config = config_for(dir, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.segments = SegmentSettings {
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.download.segments = SegmentSettings {
         count: 4,
         min_size: MIB,
     };

@@ -186,9 +186,10 @@ mod service {
     ) -> (TestApp, FeedServer) {
         let feed = FeedServer::start(&Value::Array(records).to_string()).await;
         let mut config = config_for(root, &feed.url());
-        config.monitor_interval = Duration::from_secs(3600);
-        config.resolvers.swisstransfer = auto;
-        config.resolvers.swisstransfer_api = url::Url::parse(&api.api_base()).expect("api base");
+        config.feed.monitor_interval = Duration::from_secs(3600);
+        config.download.resolvers.swisstransfer = auto;
+        config.download.resolvers.swisstransfer_api =
+            url::Url::parse(&api.api_base()).expect("api base");
         (TestApp::spawn(config).await, feed)
     }
 

@@ -54,12 +54,13 @@ async fn app_for(
 ) -> (TestApp, FeedServer) {
     let feed = FeedServer::start(&Value::Array(records).to_string()).await;
     let mut config = config_for(root, &feed.url());
-    config.monitor_interval = Duration::from_secs(3600);
-    config.resolvers.swisstransfer = true;
-    config.resolvers.swisstransfer_api = url::Url::parse(&api.api_base()).expect("api base");
+    config.feed.monitor_interval = Duration::from_secs(3600);
+    config.download.resolvers.swisstransfer = true;
+    config.download.resolvers.swisstransfer_api =
+        url::Url::parse(&api.api_base()).expect("api base");
     if let Some(smash) = smash {
-        config.resolvers.smash = true;
-        config.resolvers.smash_api = Some(url::Url::parse(&smash.base()).expect("base"));
+        config.download.resolvers.smash = true;
+        config.download.resolvers.smash_api = Some(url::Url::parse(&smash.base()).expect("base"));
     }
     (TestApp::spawn(config).await, feed)
 }

@@ -45,7 +45,7 @@ fn config(dir: &Path, vars: &[(&'static str, String)]) -> Config {
     let feed = dir.join("feed.json");
     std::fs::write(&feed, "[]").expect("feed");
     let mut config = config_for(dir, &feed.display().to_string());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     config.frameio = FrameioConfig::from_lookup(lookup(vars)).expect("frameio config");
     let mut tunnel = TunnelSettings::from_lookup(None, false, lookup(vars)).expect("tunnel config");
     tunnel.guard = Some(env!("CARGO_BIN_EXE_rushes").into());

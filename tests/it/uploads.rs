@@ -203,7 +203,7 @@ async fn an_interrupted_upload_resumes_without_sending_accepted_parts_again() {
     let (path, bytes) = write_file(root.path(), "Cut.mp4", 4_000_000, 3);
     // The service shows the upload while the command sends it.
     let mut config = config_for(root.path(), &feed(root.path()));
-    config.data_dir = root.path().join("data");
+    config.service.data_dir = root.path().join("data");
     config.frameio = FrameioConfig::from_lookup(|_| None).expect("config");
     db::apply(&mut config);
     let app = TestApp::spawn(config).await;

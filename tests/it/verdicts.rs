@@ -37,7 +37,7 @@ fn app_config(dir: &Path, vars: &[(&'static str, String)]) -> Config {
     let feed = dir.join("feed.json");
     std::fs::write(&feed, "[]").expect("write feed");
     let mut config = config_for(dir, &feed.display().to_string());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     config.frameio = FrameioConfig::from_lookup(|name| {
         vars.iter()
             .rev()
@@ -294,7 +294,7 @@ async fn a_revoked_refresh_token_is_shown_without_a_retry_storm() {
         stdout.contains("credentials expired or revoked"),
         "{stdout}"
     );
-    let data_dir = app.state.config.data_dir.clone();
+    let data_dir = app.state.config.service.data_dir.clone();
     app.stop().await;
 
     // The CLI status of uploads says it too.
@@ -456,7 +456,7 @@ async fn an_unsure_comment_flags_the_upload_and_never_approves() {
     comment_event(&app, "u2").await;
     let u = wait_state(&app, "f4", "approved").await;
     assert_eq!(u["needs_look"], Value::Null, "{u}");
-    let data_dir = app.state.config.data_dir.clone();
+    let data_dir = app.state.config.service.data_dir.clone();
 
     // An unsure comment after the approval reopens it: polling resumes, the flag is back.
     fake.add_comment_by(

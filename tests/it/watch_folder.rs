@@ -18,7 +18,7 @@ fn app_config(root: &Path, watch: &Path, fake: &FakeFrameio, settle: &str) -> Co
     let feed = root.join("feed.json");
     std::fs::write(&feed, "[]").expect("feed");
     let mut config = config_for(root, &feed.display().to_string());
-    config.monitor_interval = Duration::from_secs(3600);
+    config.feed.monitor_interval = Duration::from_secs(3600);
     let vars = [
         ("FRAMEIO_API_BASE", fake.base()),
         ("FRAMEIO_TOKEN", STATIC_TOKEN.to_string()),

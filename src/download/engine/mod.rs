@@ -104,7 +104,7 @@ impl Engine {
                     if !self.config.dry_run && last_renewal.elapsed() >= self.store.lease() / 3 {
                         last_renewal = std::time::Instant::now();
                         self.renew(&active).await;
-                        if self.store.backend().shared() {
+                        if self.store.may_have_peers() {
                             self.reclaim(&mut pending, &active).await;
                         }
                     }

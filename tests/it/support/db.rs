@@ -40,7 +40,7 @@ pub fn env_for(data_dir: &Path) -> Vec<(String, String)> {
 
 /// Points `config` at the database its data folder has in this run.
 pub fn apply(config: &mut Config) {
-    config.database.url = url_for(&config.data_dir).map(SecretString::from);
+    config.database.url = url_for(&config.service.data_dir).map(SecretString::from);
 }
 
 /// The store of the SQLite file `db_file`, or on PostgreSQL the database of its folder.
