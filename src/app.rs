@@ -149,7 +149,8 @@ impl App {
             config.notify.clone(),
             dashboard,
             events.clone(),
-        );
+        )
+        .map(|n| n.with_public_urls(tunnel.url_watch()));
         let state = AppState {
             store,
             poller: poller_handle,

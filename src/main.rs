@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use rushes::cli::{self, Cli};
 
 #[tokio::main]
@@ -17,7 +16,7 @@ async fn main() -> ExitCode {
         eprintln!("error: cannot read .env: {e}");
         return ExitCode::from(cli::Exit::CONFIG);
     }
-    match Cli::parse().run().await {
+    match Cli::parse_args().run().await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::{ExposeSecret as _, SecretString};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::NotifySettings;
@@ -39,8 +40,12 @@ const CURSOR: &str = "since";
 pub struct Notifier {
     store: Store,
     settings: NotifySettings,
-    /// The dashboard's address for links (`RUSHES_PUBLIC_URL`, else the bind address).
+    /// The dashboard's address for links when no tunnel URL is known (`RUSHES_PUBLIC_URL`, else
+    /// the bind address).
     dashboard: String,
+    /// The live public base URL (a running tunnel's, or `RUSHES_PUBLIC_URL`): links use it
+    /// when it is known.
+    public_url: Option<watch::Receiver<Option<String>>>,
     http: reqwest::Client,
     limiter: DefaultDirectRateLimiter,
     claimant: String,
@@ -73,6 +78,7 @@ impl Notifier {
             store,
             settings,
             dashboard: dashboard.trim_end_matches('/').to_string(),
+            public_url: None,
             http,
             limiter: RateLimiter::direct(Quota::per_second(NonZeroU32::MIN)),
             claimant,
@@ -80,6 +86,23 @@ impl Notifier {
             hooks: Arc::default(),
             hooks_started: Arc::default(),
         })
+    }
+
+    /// Links follow `urls` (the tunnel's public URL as it changes).
+    pub fn with_public_urls(mut self, urls: watch::Receiver<Option<String>>) -> Self {
+        self.public_url = Some(urls);
+        self
+    }
+
+    /// The dashboard's base for a message made now.
+    fn dashboard(&self) -> String {
+        self.public_url
+            .as_ref()
+            .and_then(|u| u.borrow().clone())
+            .map_or_else(
+                || self.dashboard.clone(),
+                |u| u.trim_end_matches('/').to_string(),
+            )
     }
 
     pub async fn run(self, cancel: CancellationToken) {
@@ -119,6 +142,7 @@ impl Notifier {
             }
         };
         let no_post = self.settings.url.is_none();
+        let dashboard = self.dashboard();
         for change in self.store.verdict_changes_since(since, 200).await? {
             let comment = match change
                 .decided_comment
@@ -130,7 +154,7 @@ impl Notifier {
                 }
                 _ => None,
             };
-            let text = message::verdict(&change, comment.as_ref(), &self.dashboard);
+            let text = message::verdict(&change, comment.as_ref(), &dashboard);
             let env = serde_json::to_string(&hook::upload_env(&change, comment.as_ref()))?;
             self.store
                 .enqueue_message(&NewMessage {
@@ -159,7 +183,7 @@ impl Notifier {
                     .enqueue_message(&NewMessage {
                         key: &key,
                         kind: d.state.as_str(),
-                        text: &message::delivery(&d, &self.dashboard),
+                        text: &message::delivery(&d, &dashboard),
                         hook_env: None,
                         no_post: false,
                         no_hook: true,

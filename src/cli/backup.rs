@@ -14,7 +14,7 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         return Err(Exit::error(
             Exit::CONFIG,
             "RUSHES_DATABASE_URL is set: this rushes keeps its data in PostgreSQL, back it up with \
-             pg_dump (see the README, \"Backups\")",
+             pg_dump (see docs/operations.md, \"Backups\")",
         ));
     }
     let db = config.database_path();

@@ -8,11 +8,9 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, FeedLocation, Overrides};
-use crate::domain::DeliveryState;
+use crate::config::{Config, FeedLocation, Overrides, ResolverSettings};
 use crate::domain::Timestamp;
 use crate::feed::check::{self, CheckLine, Summary, Would};
-use crate::feed::initial_state;
 use crate::feed::source::{FeedSource, FetchResult, Validators};
 use crate::feed::stream::StreamScan;
 use crate::logging;
@@ -51,7 +49,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let source = FeedSource::new(location, config.feed.timeout, config.feed.timezone)
         .with_bearer(config.feed.auth_token.clone());
     if args.quiet {
-        return quiet(&source, config.download.max_age).await;
+        return quiet(&source, config.download.max_age, &config.download.resolvers).await;
     }
     let (result, attempts) = source
         .fetch(&Validators::default(), &CancellationToken::new())
@@ -67,7 +65,10 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let mut lines = check::plan(&feed, config.download.max_age, Timestamp::now());
+    // The same answer as the engine's: which manual links `serve` fetches by itself.
+    let resolvers = config.download.resolvers.clone();
+    let fetches = move |kind| resolvers.fetches(kind);
+    let mut lines = check::plan_for(&feed, config.download.max_age, Timestamp::now(), &fetches);
     if !args.show_signed {
         for r in lines.iter_mut().filter_map(|l| l.record.as_mut()) {
             r.key = crate::web::api::shown_link(&r.key, false);
@@ -102,6 +103,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 async fn quiet(
     source: &FeedSource,
     max_age: Option<std::time::Duration>,
+    resolvers: &ResolverSettings,
 ) -> anyhow::Result<ExitCode> {
     /// A record as the summary needs it: fingerprints of its keys (computed on the worker
     /// threads; the duplicate count then costs a set of integers, not of strings).
@@ -122,21 +124,21 @@ async fn quiet(
     // The body is read while it arrives (the timing of the read alone is what follows the
     // last byte).
     let start = || {
+        let resolvers = resolvers.clone();
         StreamScan::new(tz, move |record| {
-            let state = initial_state(
+            let fetches = |kind| resolvers.fetches(kind);
+            let (_, would) = check::would(
                 record.classification.mode,
+                record.classification.kind,
                 Timestamp::from(record.created_at),
                 now,
                 max_age,
+                &fetches,
             );
             Some(Planned {
                 key: fingerprint(&record.source_url),
                 r2_key: record.r2_key.as_deref().map_or(0, fingerprint),
-                would: match state {
-                    DeliveryState::Available => Would::Available,
-                    DeliveryState::Manual => Would::Manual,
-                    _ => Would::Queued,
-                },
+                would,
             })
         })
     };

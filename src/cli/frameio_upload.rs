@@ -148,6 +148,9 @@ async fn send(
                 upload::Stacked::Moved { stack_id } => {
                     println!("moved into version stack {stack_id}")
                 }
+                upload::Stacked::Waiting { version } => println!(
+                    "version {version} of this asset is still being sent: both go into the version stack, in order, once it is complete"
+                ),
                 upload::Stacked::Alone => {}
             }
             Ok(ExitCode::SUCCESS)

@@ -11,6 +11,14 @@ use crate::logging;
 
 pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let config = Config::load(overrides)?;
+    if config.feed.location.is_none() {
+        // The terminal's first line: the log line below is easy to miss among the others.
+        println!(
+            "rushes: Frame.io-only mode: no feed is set (WEBHOOK_JSON_URL), so nothing is \
+             polled or downloaded. To take in deliveries, set WEBHOOK_JSON_URL=https://… (or a \
+             file path) or run `rushes serve --feed-url URL`."
+        );
+    }
     let _guard = logging::init_service_rotated(
         &config.service.log_dir,
         config.upkeep.log_max_size,

@@ -22,7 +22,19 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
         request: Some(Duration::from_secs(10)),
         read: None,
     })?;
-    let answer = client.get(&endpoint).send().await;
+    // The service's own token, when it has one (the same variable it reads).
+    let token = std::env::var("RUSHES_API_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let get = |url: &str| {
+        let request = client.get(url);
+        match &token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    };
+    let answer = get(&endpoint).send().await;
     let response = match answer {
         Ok(r) => r,
         Err(e) => {
@@ -58,7 +70,7 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
     println!("last error        {}", w.error.as_deref().unwrap_or("none"));
     // Best effort: Frame.io credentials refused for good (GET /api/uploads says so).
     let uploads = format!("{}/api/uploads", base.trim_end_matches('/'));
-    if let Ok(r) = client.get(&uploads).send().await
+    if let Ok(r) = get(&uploads).send().await
         && r.status().is_success()
         && let Ok(body) = r.json::<serde_json::Value>().await
         && let Some(c) = body.get("frameio_credentials").filter(|c| !c.is_null())
@@ -71,7 +83,7 @@ pub(super) async fn status(url: Option<String>) -> anyhow::Result<ExitCode> {
     }
     // Best effort: several instances on one PostgreSQL (GET /api/cluster).
     let cluster = format!("{}/api/cluster", base.trim_end_matches('/'));
-    if let Ok(r) = client.get(&cluster).send().await
+    if let Ok(r) = get(&cluster).send().await
         && r.status().is_success()
         && let Ok(body) = r.json::<serde_json::Value>().await
     {

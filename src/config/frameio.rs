@@ -106,6 +106,8 @@ pub struct FrameioConfig {
     pub webhook_secret: Option<SecretString>,
     pub webhook_name: String,
     pub poll_interval: Duration,
+    /// `FRAMEIO_TIMEOUT`: longest wait for one answer of the Frame.io API.
+    pub timeout: Duration,
     pub status_map: StatusMap,
     /// What the review reader is built from (frameio's review builds it).
     pub review: ReviewSettings,
@@ -192,6 +194,7 @@ impl FrameioConfig {
             webhook_secret: None,
             webhook_name: "rushes".into(),
             poll_interval: Duration::from_secs(300),
+            timeout: Duration::from_secs(30),
             status_map: StatusMap::default_map().unwrap_or(StatusMap(Vec::new())),
             review: ReviewSettings::default(),
             upload: Default::default(),
@@ -288,6 +291,7 @@ pub(super) fn read(env: &Env<'_>) -> Result<FrameioConfig, ConfigError> {
             300,
             false,
         )?,
+        timeout: Env::seconds("FRAMEIO_TIMEOUT", env.get("FRAMEIO_TIMEOUT"), 30, false)?,
         status_map,
         review,
         upload,

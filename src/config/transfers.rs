@@ -55,6 +55,20 @@ pub struct ResolverSettings {
     pub smash_token: Option<secrecy::SecretString>,
 }
 
+impl ResolverSettings {
+    /// Whether a manual link of `kind` is fetched by rushes itself (`SWISSTRANSFER_AUTO`,
+    /// `SMASH_AUTO`). The one answer: the engine's resolvers (`download/resolve/`) and
+    /// `rushes feed check` both ask here, so the check says what `serve` does.
+    pub fn fetches(&self, kind: crate::domain::LinkKind) -> bool {
+        use crate::domain::LinkKind;
+        match kind {
+            LinkKind::Swisstransfer => self.swisstransfer,
+            LinkKind::Fromsmash => self.smash,
+            LinkKind::Dropbox | LinkKind::External => false,
+        }
+    }
+}
+
 impl Default for ResolverSettings {
     fn default() -> Self {
         Self {

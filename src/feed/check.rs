@@ -39,7 +39,7 @@ impl Would {
     }
 }
 
-/// One line of `rushes feed check --json`. The field names are a contract (README): `index`,
+/// One line of `rushes feed check --json`. The field names are a contract (docs/feed.md): `index`,
 /// `valid`, `reason` (invalid items only), then for valid records `format`, `kind`, `mode`,
 /// `key`, `duplicate_of` (null unless a duplicate), `file_name` (null when only the server will
 /// tell), `would`, and `size` (bytes, only with `--sizes`; null when the server did not say).
@@ -74,8 +74,40 @@ pub struct CheckedRecord {
     pub has_r2: bool,
 }
 
-/// Every item of `feed` in feed order, with what a first start at `now` would do with it.
+/// Every item of `feed` in feed order, with what intake alone would do with it at `now` (no
+/// link resolver on: manual links stay manual). `rushes feed check` uses [`plan_for`].
 pub fn plan(feed: &ParsedFeed, max_age: Option<Duration>, now: Timestamp) -> Vec<CheckLine> {
+    plan_for(feed, max_age, now, &|_| false)
+}
+
+/// What a first start of `serve` does with a record: intake's state (`DOWNLOAD_MAX_AGE`), and a
+/// manual link that rushes fetches by itself (`fetches`: [`crate::config::ResolverSettings::fetches`],
+/// e.g. SwissTransfer with `SWISSTRANSFER_AUTO` on) is downloaded whatever its age, as the
+/// engine picks such deliveries up. Returns the mode `serve` gives it in effect, and the plan.
+pub fn would(
+    mode: DeliveryMode,
+    kind: LinkKind,
+    created_at: Timestamp,
+    now: Timestamp,
+    max_age: Option<Duration>,
+    fetches: &dyn Fn(LinkKind) -> bool,
+) -> (DeliveryMode, Would) {
+    match initial_state(mode, created_at, now, max_age) {
+        DeliveryState::Manual if fetches(kind) => (DeliveryMode::Automatic, Would::Queued),
+        DeliveryState::Manual => (mode, Would::Manual),
+        DeliveryState::Available => (mode, Would::Available),
+        _ => (mode, Would::Queued),
+    }
+}
+
+/// Every item of `feed` in feed order, with what a first start of `serve` at `now` would do
+/// with it; `fetches` says which manual link kinds rushes fetches by itself.
+pub fn plan_for(
+    feed: &ParsedFeed,
+    max_age: Option<Duration>,
+    now: Timestamp,
+    fetches: &dyn Fn(LinkKind) -> bool,
+) -> Vec<CheckLine> {
     let mut lines: Vec<CheckLine> = Vec::with_capacity(feed.records.len() + feed.invalid.len());
     // Every key (source or R2) of the records seen so far -> index of the first of them.
     let mut first_by_key: HashMap<String, usize> = HashMap::with_capacity(feed.records.len() * 2);
@@ -95,30 +127,38 @@ pub fn plan(feed: &ParsedFeed, max_age: Option<Duration>, now: Timestamp) -> Vec
                 slot.insert(owner);
             }
         }
+        let kind = record.classification.kind;
+        let (mode, would) = would(
+            record.classification.mode,
+            kind,
+            Timestamp::from(record.created_at),
+            now,
+            max_age,
+            fetches,
+        );
         let would = if duplicate_of.is_some() {
             Would::Duplicate
         } else {
-            let created_at = Timestamp::from(record.created_at);
-            match initial_state(record.classification.mode, created_at, now, max_age) {
-                DeliveryState::Available => Would::Available,
-                DeliveryState::Manual => Would::Manual,
-                _ => Would::Queued,
-            }
+            would
         };
+        // A link a resolver turns into files: `HEAD` on it would size a web page, not the files.
+        let resolved = record.classification.mode == DeliveryMode::Manual && fetches(kind);
         lines.push(CheckLine {
             index: record.index,
             valid: true,
             reason: None,
             record: Some(CheckedRecord {
                 format: record.format,
-                kind: record.classification.kind,
-                mode: record.classification.mode,
+                kind,
+                mode,
                 key,
                 duplicate_of,
                 file_name: planned_file_name(record),
                 would,
                 size: None,
-                first_url: Url::parse(record.r2_url.as_deref().unwrap_or(&record.source_url)).ok(),
+                first_url: Url::parse(record.r2_url.as_deref().unwrap_or(&record.source_url))
+                    .ok()
+                    .filter(|_| !resolved),
                 has_r2: record.r2_url.is_some(),
             }),
         });

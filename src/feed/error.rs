@@ -24,6 +24,10 @@ pub enum FeedError {
     NotAnArray(&'static str),
     #[error("cannot read the feed file {path}: {reason}")]
     File { path: String, reason: String },
+    #[error(
+        "the feed file {0} does not exist: check the path (WEBHOOK_JSON_URL, or the one given)"
+    )]
+    Missing(String),
     #[error("stopped")]
     Cancelled,
 }

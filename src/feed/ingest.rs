@@ -55,6 +55,8 @@ pub(super) struct Memo {
     warm: bool,
     /// Valid records and invalid items of that body.
     counts: (usize, usize),
+    /// The first invalid items of that body and why (shown on the dashboard).
+    invalid_items: InvalidItems,
     keys: Keys,
 }
 
@@ -77,11 +79,18 @@ impl Keys {
     }
 }
 
+/// The first [`SHOWN_INVALID`] invalid items of a body: index in the array, and why.
+pub type InvalidItems = Arc<Vec<(usize, String)>>;
+
+/// Invalid items whose reason is kept for the dashboard (all are counted).
+pub const SHOWN_INVALID: usize = 20;
+
 /// A fetched body, read.
 #[derive(Debug)]
 pub(super) struct ReadFeed {
     pub valid: usize,
     pub invalid: usize,
+    pub invalid_items: InvalidItems,
     sha256: [u8; 32],
     /// `None`: the body is the last one fully taken in.
     records: Option<Vec<Seen>>,
@@ -108,12 +117,14 @@ impl Memo {
         let applied = Arc::clone(&self.applied);
         let keys = self.keys.clone();
         let counts = self.counts;
+        let invalid_items = Arc::clone(&self.invalid_items);
         move |body: &[u8]| {
             let sha256: [u8; 32] = sha2::Sha256::digest(body).into();
             if last_body == Some(sha256) {
                 return Ok(ReadFeed {
                     valid: counts.0,
                     invalid: counts.1,
+                    invalid_items: Arc::clone(&invalid_items),
                     sha256,
                     records: None,
                 });
@@ -126,9 +137,16 @@ impl Memo {
                     Seen::Pending(fingerprint, Box::new(new_delivery(&record, max_age, now)))
                 })
             })?;
+            let shown = scan
+                .invalid
+                .iter()
+                .take(SHOWN_INVALID)
+                .map(|(index, reason)| (*index, super::error::cap_text(&reason.to_string(), 300)))
+                .collect();
             Ok(ReadFeed {
                 valid: scan.valid,
                 invalid: scan.invalid.len(),
+                invalid_items: Arc::new(shown),
                 sha256,
                 records: Some(scan.kept),
             })
@@ -480,6 +498,7 @@ pub(super) async fn ingest(
     );
     memo.applied = Arc::new(next);
     memo.counts = (feed.valid, feed.invalid);
+    memo.invalid_items = Arc::clone(&feed.invalid_items);
     memo.last_body = Some(feed.sha256);
     memo.warm = true;
     Ok(writes.new)

@@ -115,6 +115,7 @@ impl FeedService {
             records_valid: 0,
             records_invalid: 0,
             records_new: 0,
+            invalid_items: Vec::new(),
             error: None,
             etag: None,
             last_modified: None,
@@ -144,6 +145,7 @@ impl FeedService {
             }
             Ok(FetchResult::Fetched { feed, validators }) => {
                 let (valid, invalid) = (feed.valid, feed.invalid);
+                fetch.invalid_items = feed.invalid_items.as_ref().clone();
                 let new = ingest::ingest(&self.store, &self.events, &mut memo, feed).await?;
                 drop(memo);
                 fetch.outcome = FeedFetchOutcome::Ok;

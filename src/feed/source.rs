@@ -151,6 +151,10 @@ impl FeedSource {
             };
             match result {
                 Ok(ok) => return (Ok(ok), attempt),
+                // A local file that cannot be read will not appear by waiting 3 s: said at once.
+                Err(e @ (FeedError::Missing(_) | FeedError::File { .. })) => {
+                    return (Err(e), attempt);
+                }
                 Err(e) => {
                     let Some(wait) = backoff.next_wait(None) else {
                         return (Err(e), attempt);
@@ -175,9 +179,12 @@ impl FeedSource {
         match &self.location {
             FeedLocation::File(path) => {
                 let shown = path.display().to_string();
-                let file_error = |e: std::io::Error| FeedError::File {
-                    path: shown.clone(),
-                    reason: e.to_string(),
+                let file_error = |e: std::io::Error| match e.kind() {
+                    std::io::ErrorKind::NotFound => FeedError::Missing(shown.clone()),
+                    _ => FeedError::File {
+                        path: shown.clone(),
+                        reason: e.to_string(),
+                    },
                 };
                 let meta = tokio::fs::metadata(path).await.map_err(file_error)?;
                 if meta.len() > MAX_FEED_BYTES as u64 {

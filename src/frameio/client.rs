@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret as _;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
+pub use super::api_types::{Comment, Webhook, WebhookPatch, status_from_metadata};
 use super::auth::Auth;
 pub use super::auth::REFRESH_TOKEN_KEY;
+pub use super::pacing::pace;
+use super::pacing::{MAX_RATE_WAIT, exhausted_until, jitter};
 use crate::config::FrameioConfig;
 use crate::net::{self, RetryPolicy};
 use crate::store::{Store, StoreError};
@@ -21,10 +23,6 @@ use crate::store::{Store, StoreError};
 pub const CREDENTIALS_EXPIRED: &str = "Frame.io credentials expired or revoked: re-authorise";
 /// Store key of the recorded credentials failure (value: the detail; cleared by a success).
 pub const CREDENTIALS_ERROR_KEY: &str = "credentials_error";
-/// Longest pause `x-ratelimit-remaining: 0` can impose before the next request.
-const MAX_RATE_WAIT: Duration = Duration::from_secs(120);
-/// Most replies read under one comment.
-const MAX_REPLIES: usize = 500;
 
 /// Most pages followed for one list (100 items each).
 const MAX_PAGES: usize = 1000;
@@ -52,6 +50,15 @@ pub enum ClientError {
     },
     #[error("unexpected answer from Frame.io on {path}: {message}")]
     Decode { path: String, message: String },
+    /// A request that is not safe to repeat got no usable answer (a 5xx, a timeout, a reset
+    /// connection): it may or may not have taken effect on Frame.io.
+    #[error("the answer of Frame.io to {path} was lost ({last}): it may have taken effect")]
+    Unknown {
+        path: String,
+        last: String,
+        /// The last attempt got a 5xx (Frame.io asks for a longer wait before the next one).
+        server_error: bool,
+    },
     #[error("Adobe IMS token request failed: {0}")]
     Ims(String),
     /// Not transient: nothing works until someone re-authorises (new token, new refresh token).
@@ -65,7 +72,11 @@ impl ClientError {
     /// Worth trying again later (as opposed to a request that can never succeed).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::GaveUp { .. } | Self::Ims(_) | Self::Store(_) => true,
+            Self::Transport { .. }
+            | Self::GaveUp { .. }
+            | Self::Unknown { .. }
+            | Self::Ims(_)
+            | Self::Store(_) => true,
             Self::Api { status, .. } => *status >= 500 || *status == 429,
             Self::Unauthorized { .. } | Self::Decode { .. } | Self::Credentials(_) => false,
         }
@@ -79,6 +90,15 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api { status: 404, .. })
     }
+}
+
+/// Whether a request may be sent again after an answer that says nothing of its effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Reads, deletes, moves: repeating them changes nothing more.
+    Safe,
+    /// Creates: sent again only when Frame.io surely did not receive it.
+    Once,
 }
 
 /// A Frame.io v4 API client.
@@ -104,89 +124,6 @@ pub struct Client {
     had_failure: AtomicBool,
 }
 
-/// A comment as the API gives it; only `id` is required.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-pub struct Comment {
-    pub id: String,
-    #[serde(default)]
-    pub file_id: Option<String>,
-    #[serde(default)]
-    pub text: Option<String>,
-    #[serde(default)]
-    pub created_at: Option<String>,
-    #[serde(default)]
-    pub updated_at: Option<String>,
-    #[serde(default)]
-    pub completed_at: Option<String>,
-    #[serde(default)]
-    pub owner: Option<Value>,
-    /// Replies nested under the comment (`include=replies`).
-    #[serde(default)]
-    pub replies: Option<Vec<Comment>>,
-}
-
-impl Comment {
-    /// Comments and their replies as one list (a reply inherits its comment's file id).
-    pub fn flatten(comments: Vec<Comment>) -> Vec<Comment> {
-        let mut out = Vec::with_capacity(comments.len());
-        for mut c in comments {
-            let replies = c.replies.take().unwrap_or_default();
-            let file_id = c.file_id.clone();
-            out.push(c);
-            for mut r in replies.into_iter().take(MAX_REPLIES) {
-                r.replies = None;
-                if r.file_id.is_none() {
-                    r.file_id = file_id.clone();
-                }
-                out.push(r);
-            }
-        }
-        out
-    }
-
-    /// Who wrote it, when `include=owner` gave a name or an email.
-    pub fn author(&self) -> Option<String> {
-        let owner = self.owner.as_ref()?;
-        ["name", "display_name", "email"]
-            .iter()
-            .find_map(|k| owner.get(*k).and_then(Value::as_str))
-            .map(str::to_string)
-    }
-}
-
-/// A webhook as listed; `secret` only comes back from creation.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-pub struct Webhook {
-    pub id: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub url: String,
-    #[serde(default)]
-    pub events: Vec<String>,
-    #[serde(default, alias = "is_active")]
-    pub active: Option<bool>,
-    #[serde(default, skip_serializing)]
-    pub secret: Option<String>,
-}
-
-/// Fields to change on a webhook (`None` = leave as is).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct WebhookPatch {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub events: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub active: Option<bool>,
-}
-
-impl WebhookPatch {
-    pub fn is_empty(&self) -> bool {
-        self.url.is_none() && self.events.is_none() && self.active.is_none()
-    }
-}
-
 impl Client {
     /// A client for `config`, or `None` when no credentials are configured. `store` keeps the
     /// rotated refresh token.
@@ -194,7 +131,7 @@ impl Client {
         let auth = Auth::from_config(config)?;
         let http = net::client(net::Timeouts {
             connect: Duration::from_secs(10),
-            request: Some(Duration::from_secs(30)),
+            request: Some(config.timeout),
             read: None,
         })
         .ok()?;
@@ -262,6 +199,19 @@ impl Client {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        self.send_as(method, url, body, Replay::Safe).await
+    }
+
+    /// [`Client::send`] for a request that must not be repeated blindly (`Replay::Once`): it is
+    /// tried again only when Frame.io surely did not act on it (no connection, 429, 401); a
+    /// 5xx or a lost answer is [`ClientError::Unknown`].
+    pub(super) async fn send_as(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        replay: Replay,
+    ) -> Result<Value, ClientError> {
         let path = url.path().to_string();
         let mut refreshed = false;
         let mut rate_wait = self.rate_limit_base;
@@ -292,37 +242,25 @@ impl Client {
                 request = request.json(body);
             }
             let last = match request.send().await {
+                Err(e) if replay == Replay::Once && !e.is_connect() => {
+                    return Err(ClientError::Unknown {
+                        path,
+                        last: net::error_text(&e),
+                        server_error: false,
+                    });
+                }
                 Err(e) => net::error_text(&e),
                 Ok(response) => {
                     let status = response.status();
                     self.note_budget(response.headers());
                     if status.is_success() {
                         self.note_success().await;
-                        return Self::json_body(response, path).await;
+                        return Self::answer(response, path, replay).await;
                     }
                     if status == StatusCode::UNAUTHORIZED {
-                        if !refreshed && self.auth.refreshable() {
-                            refreshed = true;
-                            tracing::info!(%path, "Frame.io: 401, refreshing the token once");
-                            if let Err(e) = self
-                                .auth
-                                .token(&self.http, self.store.as_ref(), true, &|| {
-                                    self.check_blocked()
-                                })
-                                .await
-                            {
-                                return Err(self.note_failure(e).await);
-                            }
-                            continue;
-                        }
-                        let detail = if self.auth.refreshable() {
-                            format!("401 on {path} with a fresh IMS token")
-                        } else {
-                            format!(
-                                "401 on {path} with FRAMEIO_TOKEN, an IMS access token that lasts about an hour"
-                            )
-                        };
-                        return Err(self.note_failure(ClientError::Credentials(detail)).await);
+                        self.after_401(&path, refreshed).await?;
+                        refreshed = true;
+                        continue;
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         if attempt >= self.retry.attempts {
@@ -348,6 +286,13 @@ impl Client {
                             message,
                         });
                     }
+                    if replay == Replay::Once {
+                        return Err(ClientError::Unknown {
+                            path,
+                            last: format!("HTTP {status}: {message}"),
+                            server_error: true,
+                        });
+                    }
                     server_error = true;
                     format!("HTTP {status}: {message}")
                 }
@@ -368,6 +313,50 @@ impl Client {
             tracing::warn!(%path, attempt, wait_ms = wait.as_millis() as u64, error = %last, "Frame.io: retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A successful answer's JSON; for a request not to repeat, an answer cut or garbled is
+    /// [`ClientError::Unknown`] (the call took effect, what it made is not known).
+    async fn answer(
+        response: reqwest::Response,
+        path: String,
+        replay: Replay,
+    ) -> Result<Value, ClientError> {
+        match Self::json_body(response, path).await {
+            Err(
+                ClientError::Transport { path, message } | ClientError::Decode { path, message },
+            ) if replay == Replay::Once => Err(ClientError::Unknown {
+                path,
+                last: message,
+                server_error: false,
+            }),
+            other => other,
+        }
+    }
+
+    /// A 401: `Ok` when a fresh IMS token was fetched (the first time only), to try again.
+    async fn after_401(&self, path: &str, refreshed: bool) -> Result<(), ClientError> {
+        if !refreshed && self.auth.refreshable() {
+            tracing::info!(%path, "Frame.io: 401, refreshing the token once");
+            return match self
+                .auth
+                .token(&self.http, self.store.as_ref(), true, &|| {
+                    self.check_blocked()
+                })
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.note_failure(e).await),
+            };
+        }
+        let detail = if self.auth.refreshable() {
+            format!("401 on {path} with a fresh IMS token")
+        } else {
+            format!(
+                "401 on {path} with FRAMEIO_TOKEN, an IMS access token that lasts about an hour"
+            )
+        };
+        Err(self.note_failure(ClientError::Credentials(detail)).await)
     }
 
     /// A successful answer's JSON (`Null` when empty).
@@ -457,7 +446,7 @@ impl Client {
     }
 
     /// GET every page of a list (`links.next` until null).
-    async fn list_all(&self, first: Url) -> Result<Vec<Value>, ClientError> {
+    pub(super) async fn list_all(&self, first: Url) -> Result<Vec<Value>, ClientError> {
         // links.next carries only the `after` cursor: the other parameters are added again.
         let first_query: Vec<(String, String)> = first
             .query_pairs()
@@ -653,68 +642,6 @@ impl Client {
 /// Least wait before retrying after a 5xx.
 pub const SERVER_ERROR_WAIT: Duration = Duration::from_secs(30);
 
-/// Frame.io reports its leaky bucket on every answer: `x-ratelimit-limit` requests per
-/// `x-ratelimit-window` milliseconds, `x-ratelimit-remaining` left. When a tenth or less is
-/// left, the next call waits one refill interval (window / limit), so calls slow down to the
-/// refill pace instead of running into 429s. The guide documents neither `Retry-After` nor
-/// `x-ratelimit-reset`: these headers are all there is.
-pub fn pace(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let number = |name: &str| -> Option<f64> {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    let limit = number("x-ratelimit-limit").filter(|l| *l >= 1.0)?;
-    let window_ms = number("x-ratelimit-window").filter(|w| *w > 0.0)?;
-    let remaining = number("x-ratelimit-remaining")?;
-    if remaining > (limit / 10.0).max(1.0) {
-        return None;
-    }
-    let per_call = Duration::from_secs_f64(window_ms / 1000.0 / limit);
-    Some(per_call.min(MAX_RATE_WAIT))
-}
-
-/// A wait stretched by up to a quarter at random, so that two clients told to wait the same
-/// time do not come back together.
-fn jitter(wait: Duration) -> Duration {
-    wait.mul_f64(1.0 + rand::random::<f64>() * 0.25)
-}
-
-/// `x-ratelimit-reset`: a Unix time when large, else seconds to wait.
-fn reset_wait(raw: &str) -> Option<Duration> {
-    let v = raw
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)?;
-    if v > 1_000_000_000.0 {
-        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        Some(Duration::from_secs_f64((v - now).clamp(0.0, 86_400.0)))
-    } else {
-        Some(Duration::from_secs_f64(v.min(86_400.0)))
-    }
-}
-
-/// When an answer says the budget is spent (`x-ratelimit-remaining: 0`), the instant it resets.
-fn exhausted_until(headers: &reqwest::header::HeaderMap) -> Option<Instant> {
-    let remaining = headers
-        .get("x-ratelimit-remaining")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()?;
-    if remaining > 0.0 {
-        return None;
-    }
-    let wait = reset_wait(headers.get("x-ratelimit-reset")?.to_str().ok()?.trim())?;
-    Some(Instant::now() + wait.min(MAX_RATE_WAIT))
-}
-
 /// Adds to `url` the parameters of the first page it lacks.
 fn keep_query(first: &[(String, String)], url: &mut Url) {
     let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
@@ -750,38 +677,6 @@ async fn api_message(response: reqwest::Response) -> String {
         })
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "no error detail".into())
-}
-
-/// Finds the "Status" field in a file's metadata and returns the chosen option's name.
-/// Accepts `{"metadata": [{"field_definition_name": "Status", "value": [...]}]}` and close variants
-/// (`name` / `field_definition.name`; value as a string, an option object or a list of either).
-pub fn status_from_metadata(data: &Value) -> Option<String> {
-    let fields = data
-        .get("metadata")
-        .or_else(|| data.get("fields"))
-        .and_then(Value::as_array)
-        .or_else(|| data.as_array())?;
-    let field = fields.iter().find(|f| {
-        let name = f
-            .get("field_definition_name")
-            .or_else(|| f.get("name"))
-            .or_else(|| f.get("field_definition").and_then(|d| d.get("name")))
-            .and_then(Value::as_str);
-        name.is_some_and(|n| n.trim().eq_ignore_ascii_case("status"))
-    })?;
-    option_name(field.get("value")?)
-}
-
-fn option_name(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Array(items) => items.iter().find_map(option_name),
-        Value::Object(o) => ["display_name", "name", "value"]
-            .iter()
-            .find_map(|k| o.get(*k))
-            .and_then(option_name),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,15 @@
 //! id, comments fetched only for tracked files and analysed into a review state, and periodic
 //! polling as a safety net.
 
+mod api_types;
 mod auth;
 mod batch;
 pub mod client;
+mod create;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;
+mod pacing;
 mod parts;
 pub(crate) mod processor;
 pub(crate) mod refusals;

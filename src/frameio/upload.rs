@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ClientError};
+use super::create::Create;
 use super::parts::{self, DEFAULT_MEDIA_TYPE, Part, PartError};
 use super::tracker::{TrackError, Tracker};
 use super::upload_api::UploadProgress;
@@ -258,7 +259,7 @@ impl Uploader {
         let mut remade = false;
         loop {
             if needs_new_file(&send) {
-                send = self.make_file(client, send, watch).await?;
+                send = self.make_file(client, send, watch, cancel).await?;
             } else {
                 watch.step("resuming");
             }
@@ -281,7 +282,15 @@ impl Uploader {
         self.mark_uploaded(&send.id).await?;
         tracing::info!(send = %send.id, file = %file_id, bytes = send.file_size, "Frame.io upload: complete");
         let send = self.store().send(&send.id).await?.unwrap_or(send);
-        let stacked = match versions::stack(client, self.store(), &self.account, &send).await {
+        let stacked = match versions::stack(
+            client,
+            self.store(),
+            &self.account,
+            &send,
+            &self.claimant,
+        )
+        .await
+        {
             Ok(s) => s,
             Err(StackError::Api(e)) => {
                 tracing::error!(file = %file_id, error = %e, "Frame.io: cannot put the new version in its version stack");
@@ -302,6 +311,7 @@ impl Uploader {
         client: &Client,
         send: Send,
         watch: &dyn Watch,
+        cancel: &CancellationToken,
     ) -> Result<Send, UploadError> {
         if let Some(old) = &send.file_id {
             watch.step("the upload URLs expired: making the file again");
@@ -313,15 +323,14 @@ impl Uploader {
             tracing::info!(send = %send.id, file = %old, "Frame.io upload: half-made file deleted");
             self.store().clear_send_file(&send.id).await?;
         }
-        watch.step("creating the file on Frame.io");
-        let created = client
-            .create_local_upload(
-                &self.account,
-                &send.folder_id,
-                &send.name,
-                send.file_size as u64,
-            )
-            .await?;
+        let created = Create {
+            client,
+            store: self.store(),
+            account: &self.account,
+            retry: self.retry,
+        }
+        .run(&send, watch, cancel)
+        .await?;
         let urls: Vec<String> = created.upload_urls.iter().map(|u| u.url.clone()).collect();
         let expire = parts::urls_expire_at(&urls).map(Timestamp::from);
         let encoded = serde_json::to_string(&urls).map_err(StoreError::from)?;

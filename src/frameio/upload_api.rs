@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::{Client, ClientError};
+use super::client::{Client, ClientError, Replay};
 
 /// One presigned part URL as `local_upload` gives it (`size` is not trusted: parts are cut evenly).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -27,6 +27,21 @@ pub struct CreatedFile {
     pub view_url: Option<String>,
     #[serde(default)]
     pub upload_urls: Vec<UploadUrl>,
+}
+
+/// One child of a folder as `…/folders/{id}/children` lists it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Child {
+    pub id: String,
+    /// `file`, `folder` or `version_stack`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub file_size: Option<u64>,
+    #[serde(default)]
+    pub created_at: Option<String>,
 }
 
 /// What `GET …/files/{id}/status` (and the file's own `status`) say of an upload.
@@ -63,14 +78,21 @@ impl Client {
         );
         let path = url.path().to_string();
         let body = json!({ "data": { "name": name, "file_size": file_size } });
-        let answer = self.send(Method::POST, url, Some(&body)).await?;
+        // Not idempotent: a lost answer may have made a file (the caller looks for it).
+        let answer = self
+            .send_as(Method::POST, url, Some(&body), Replay::Once)
+            .await?;
+        // A success the answer of which cannot be read: the file exists, its URLs are unknown.
+        let lost = |message: String| ClientError::Unknown {
+            path: path.clone(),
+            last: message,
+            server_error: false,
+        };
         let file: CreatedFile =
-            Self::decode(&path, answer.get("data").cloned().unwrap_or(Value::Null))?;
+            Self::decode(&path, answer.get("data").cloned().unwrap_or(Value::Null))
+                .map_err(|e| lost(e.to_string()))?;
         if file.upload_urls.is_empty() && file_size > 0 {
-            return Err(ClientError::Decode {
-                path,
-                message: "no upload_urls in the answer".into(),
-            });
+            return Err(lost("no upload_urls in the answer".into()));
         }
         Ok(file)
     }
@@ -100,6 +122,25 @@ impl Client {
         ))
     }
 
+    /// Every child of a folder (files, folders, version stacks; all pages):
+    /// `GET /v4/accounts/{a}/folders/{folder}/children`.
+    pub async fn folder_children(
+        &self,
+        account: &str,
+        folder: &str,
+    ) -> Result<Vec<Child>, ClientError> {
+        let url = self.url(
+            &["v4", "accounts", account, "folders", folder, "children"],
+            &[("page_size", "100")],
+        );
+        let path = url.path().to_string();
+        self.list_all(url)
+            .await?
+            .into_iter()
+            .map(|v| Self::decode(&path, v))
+            .collect()
+    }
+
     /// `DELETE /v4/accounts/{a}/files/{id}` (a half-made file whose URLs expired).
     pub async fn delete_file(&self, account: &str, file_id: &str) -> Result<(), ClientError> {
         let url = self.url(&["v4", "accounts", account, "files", file_id], &[]);
@@ -127,7 +168,10 @@ impl Client {
         );
         let path = url.path().to_string();
         let body = json!({ "data": { "file_ids": file_ids } });
-        let answer = self.send(Method::POST, url, Some(&body)).await?;
+        // Not idempotent: a lost answer may have made the stack (the caller looks for it).
+        let answer = self
+            .send_as(Method::POST, url, Some(&body), Replay::Once)
+            .await?;
         answer
             .get("data")
             .and_then(|d| d.get("id"))

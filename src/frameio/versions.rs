@@ -2,8 +2,10 @@
 //! extension, any case) and the version stack a new version goes into on Frame.io: the first
 //! time a stack of [older, newer] is made, later versions are moved into it.
 
+use std::time::Duration;
+
 use super::client::{Client, ClientError};
-use crate::store::{Send, Store, StoreError};
+use crate::store::{Send, Store, StoreError, send_state};
 
 /// A file name seen as a version of an asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,64 +60,203 @@ pub enum StackError {
     Store(#[from] StoreError),
 }
 
-/// What stacking did.
+/// What stacking did for one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stacked {
     /// A new stack of [older, newer].
     Created { stack_id: String, older: String },
     /// Moved into the asset's stack.
     Moved { stack_id: String },
-    /// No earlier version.
+    /// An earlier version is still being sent: it stacks them both, in order, once it is complete.
+    Waiting { version: i64 },
+    /// No other version (or the stack could not be arranged: see the log).
     Alone,
 }
 
-/// Puts the just-completed `send` on top of its earlier version: `version_of` (a file id) when
-/// given, else the newest complete earlier send of the same asset in the same folder.
+/// How long one process may hold an asset's turn.
+const TURN_LEASE: Duration = Duration::from_secs(60);
+/// Longest wait for the turn before giving up (the next version to complete arranges again).
+const TURN_WAIT: Duration = Duration::from_secs(90);
+/// Most versions of one asset arranged.
+const MAX_VERSIONS: i64 = 1000;
+
+/// Puts the just-completed `send` in its asset's version stack. With `version_of` (a file id)
+/// it goes on top of that file. Otherwise every complete version of the asset goes into one
+/// stack in version order, whatever order they completed in: the first stack is made of the
+/// two oldest, later ones are moved in; a version waits (unstacked) while an earlier version
+/// is still being sent, and that one stacks both when it completes. One process at a time
+/// arranges an asset (`holder` names this one).
 pub async fn stack(
     client: &Client,
     store: &Store,
     account: &str,
     send: &Send,
+    holder: &str,
 ) -> Result<Stacked, StackError> {
     let Some(newer) = send.file_id.as_deref() else {
         return Ok(Stacked::Alone);
     };
-    let older: Option<(String, Option<String>)> = match &send.version_of {
-        Some(file_id) => {
-            let known = store.send_by_file(file_id).await?;
-            Some((file_id.clone(), known.and_then(|s| s.stack_id)))
+    if let Some(older) = &send.version_of {
+        return stack_on(client, store, account, send, newer, older).await;
+    }
+    let holder = format!("{holder}/{}", send.id);
+    let deadline = tokio::time::Instant::now() + TURN_WAIT;
+    while !store
+        .take_stack_turn(&send.folder_id, &send.asset_key, &holder, TURN_LEASE)
+        .await?
+    {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::error!(asset = %send.asset_key, "Frame.io: another process kept the version stack of this asset too long; the next version arranges it");
+            return Ok(Stacked::Alone);
         }
-        None => store
-            .previous_version(&send.folder_id, &send.asset_key, send.version, &send.id)
-            .await?
-            .and_then(|s| s.file_id.clone().map(|f| (f, s.stack_id))),
-    };
-    let Some((older, older_stack)) = older else {
-        return Ok(Stacked::Alone);
-    };
-    let stack_id = match older_stack {
-        Some(s) => Some(s),
-        None if send.version_of.is_none() => {
-            store.asset_stack(&send.folder_id, &send.asset_key).await?
-        }
-        None => None,
-    };
-    match stack_id {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let arranged = arrange(client, store, account, send).await;
+    store
+        .release_stack_turn(&send.folder_id, &send.asset_key, &holder)
+        .await?;
+    arranged
+}
+
+/// `--version-of`: on top of a file given by hand (into its stack when rushes made one).
+async fn stack_on(
+    client: &Client,
+    store: &Store,
+    account: &str,
+    send: &Send,
+    newer: &str,
+    older: &str,
+) -> Result<Stacked, StackError> {
+    let known = store.send_by_file(older).await?;
+    match known.and_then(|s| s.stack_id) {
         Some(stack_id) => {
             client.move_file(account, newer, &stack_id).await?;
             store.set_send_stack(&[newer], &stack_id).await?;
-            tracing::info!(file = %newer, stack = %stack_id, "Frame.io: new version moved into its version stack");
             Ok(Stacked::Moved { stack_id })
         }
         None => {
-            let stack_id = client
-                .create_version_stack(account, &send.folder_id, &[&older, newer])
-                .await?;
-            store.set_send_stack(&[&older, newer], &stack_id).await?;
+            let stack_id = make_stack(client, account, &send.folder_id, older, newer).await?;
+            store.set_send_stack(&[older, newer], &stack_id).await?;
             tracing::info!(older = %older, newer = %newer, stack = %stack_id, "Frame.io: version stack made");
-            Ok(Stacked::Created { stack_id, older })
+            Ok(Stacked::Created {
+                stack_id,
+                older: older.to_string(),
+            })
         }
     }
+}
+
+/// Makes the stack of [older, newer]. Its create is not repeated blindly: when its answer is
+/// lost, the newer file's parent says whether the stack was made (then it is that parent);
+/// only a file still in the folder is stacked again.
+async fn make_stack(
+    client: &Client,
+    account: &str,
+    folder: &str,
+    older: &str,
+    newer: &str,
+) -> Result<String, StackError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let error = match client
+            .create_version_stack(account, folder, &[older, newer])
+            .await
+        {
+            Ok(id) => return Ok(id),
+            Err(e @ ClientError::Unknown { .. }) => e,
+            Err(e) => return Err(e.into()),
+        };
+        let file = client.file(account, newer).await?;
+        let parent = file.get("parent_id").and_then(|p| p.as_str());
+        if let Some(stack) = parent.filter(|p| *p != folder) {
+            tracing::warn!(newer = %newer, stack = %stack, error = %error, "Frame.io: the version stack's answer was lost; the file is in a stack: that one is kept");
+            return Ok(stack.to_string());
+        }
+        if tries >= 2 {
+            return Err(error.into());
+        }
+        tracing::warn!(newer = %newer, error = %error, "Frame.io: the version stack's answer was lost and no stack holds the file; making it again");
+    }
+}
+
+/// The asset's versions into one stack in version order (the caller holds the asset's turn).
+async fn arrange(
+    client: &Client,
+    store: &Store,
+    account: &str,
+    send: &Send,
+) -> Result<Stacked, StackError> {
+    let versions = store
+        .asset_versions(&send.folder_id, &send.asset_key, MAX_VERSIONS)
+        .await?;
+    let mut stack_id = versions.iter().find_map(|s| s.stack_id.clone());
+    let mut top = versions
+        .iter()
+        .filter(|s| s.stack_id.is_some())
+        .map(|s| s.version)
+        .max();
+    let mut outcome = match versions.iter().find(|s| s.id == send.id) {
+        Some(Send {
+            stack_id: Some(id), ..
+        }) => Stacked::Moved {
+            stack_id: id.clone(),
+        },
+        _ => Stacked::Alone,
+    };
+    // Complete versions in order, up to the first one still being sent.
+    let mut older: Option<&Send> = None;
+    for s in &versions {
+        let Some(file) = s
+            .file_id
+            .as_deref()
+            .filter(|_| s.state == send_state::COMPLETE)
+        else {
+            if s.state == send_state::FAILED {
+                continue;
+            }
+            if s.version < send.version && outcome == Stacked::Alone {
+                outcome = Stacked::Waiting { version: s.version };
+            }
+            break;
+        };
+        if s.stack_id.is_some() {
+            continue;
+        }
+        match (&stack_id, older) {
+            (None, None) => older = Some(s),
+            (None, Some(first)) => {
+                let first_file = first.file_id.as_deref().unwrap_or_default();
+                let id = make_stack(client, account, &send.folder_id, first_file, file).await?;
+                store.set_send_stack(&[first_file, file], &id).await?;
+                tracing::info!(older = %first_file, newer = %file, stack = %id, "Frame.io: version stack made");
+                if s.id == send.id || first.id == send.id {
+                    outcome = Stacked::Created {
+                        stack_id: id.clone(),
+                        older: first_file.to_string(),
+                    };
+                }
+                stack_id = Some(id);
+                top = Some(s.version);
+            }
+            (Some(id), _) if top.is_some_and(|t| s.version < t) => {
+                // Moving it in would put it on top of newer versions.
+                tracing::warn!(file = %file, version = s.version, stack = %id, "Frame.io: an earlier version completed after newer ones were stacked; left beside the stack to keep the version order");
+            }
+            (Some(id), _) => {
+                client.move_file(account, file, id).await?;
+                store.set_send_stack(&[file], id).await?;
+                tracing::info!(file = %file, stack = %id, "Frame.io: new version moved into its version stack");
+                if s.id == send.id {
+                    outcome = Stacked::Moved {
+                        stack_id: id.clone(),
+                    };
+                }
+                top = Some(s.version);
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub struct FeedFetch {
     pub records_valid: i64,
     pub records_invalid: i64,
     pub records_new: i64,
+    /// The first invalid items of the body (index in the array, why), for the dashboard.
+    pub invalid_items: Vec<(usize, String)>,
     pub error: Option<String>,
     /// HTTP validators the server gave (kept as they were when `None`).
     pub etag: Option<String>,
@@ -29,6 +31,40 @@ pub struct FeedState {
     pub last_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
     pub records_processed: i64,
+    /// Invalid items of the last body taken in (all of them counted).
+    pub records_invalid: i64,
+    /// The first of them with their reasons: a JSON array of `{"index", "reason"}`.
+    #[serde(skip)]
+    pub invalid_items: Option<String>,
+}
+
+/// One invalid item of the feed, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct InvalidFeedItem {
+    pub index: usize,
+    pub reason: String,
+}
+
+impl FeedState {
+    /// The invalid items kept with their reasons (empty when none, or unreadable).
+    pub fn invalid_items(&self) -> Vec<InvalidFeedItem> {
+        self.invalid_items
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `[{"index", "reason"}, ...]`.
+fn invalid_json(items: &[(usize, String)]) -> String {
+    let items: Vec<InvalidFeedItem> = items
+        .iter()
+        .map(|(index, reason)| InvalidFeedItem {
+            index: *index,
+            reason: reason.clone(),
+        })
+        .collect();
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_string())
 }
 
 /// Polls kept in the history at most.
@@ -78,12 +114,15 @@ impl Store {
             FeedFetchOutcome::Ok => {
                 sqlx::query(
                     "UPDATE feed_state SET last_success_at = $1, last_attempt_at = $1, last_error = NULL,
-                         records_processed = $2, etag = $3, last_modified = $4 WHERE id = 1",
+                         records_processed = $2, etag = $3, last_modified = $4,
+                         records_invalid = $5, invalid_items = $6 WHERE id = 1",
                 )
                 .bind(now)
                 .bind(fetch.records_valid)
                 .bind(&fetch.etag)
                 .bind(&fetch.last_modified)
+                .bind(fetch.records_invalid)
+                .bind(invalid_json(&fetch.invalid_items))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -114,7 +153,8 @@ impl Store {
 
     pub async fn feed_state(&self) -> Result<FeedState, StoreError> {
         Ok(sqlx::query_as::<_, FeedState>(
-            "SELECT etag, last_modified, last_success_at, last_attempt_at, last_error, records_processed
+            "SELECT etag, last_modified, last_success_at, last_attempt_at, last_error, records_processed,
+                    records_invalid, invalid_items
              FROM feed_state WHERE id = 1",
         )
         .fetch_one(self.pool())

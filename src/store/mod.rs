@@ -19,6 +19,7 @@ mod outbox;
 mod reviews;
 mod segments;
 mod sends;
+mod stack_turns;
 mod waits;
 mod writes;
 

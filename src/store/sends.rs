@@ -48,6 +48,10 @@ pub struct Send {
     pub claim_until: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// A `local_upload` call was sent at this time and its answer is not recorded: Frame.io may
+    /// hold a file of this send that rushes does not know of.
+    #[serde(skip)]
+    pub create_started_at: Option<Timestamp>,
 }
 
 /// A file to send.
@@ -75,9 +79,9 @@ pub enum SendClaim {
     Busy(Send),
 }
 
-const COLUMNS: &str = "id, source_key, path, name, file_size, folder_id, asset_key, version, \
+pub(super) const COLUMNS: &str = "id, source_key, path, name, file_size, folder_id, asset_key, version, \
     version_of, file_id, view_url, media_type, upload_urls, urls_expire_at, bytes_sent, state, \
-    stack_id, error, claimed_by, claim_until, created_at, updated_at";
+    stack_id, error, claimed_by, claim_until, created_at, updated_at, create_started_at";
 
 impl Store {
     /// Claims `new` for `claimant` (a process: instance name and pid): inserts it when its file
@@ -202,7 +206,8 @@ impl Store {
             .await?;
         sqlx::query(
             "UPDATE frameio_sends SET file_id = $1, view_url = $2, media_type = $3, upload_urls = $4,
-                 urls_expire_at = $5, bytes_sent = 0, state = $6, updated_at = $7
+                 urls_expire_at = $5, bytes_sent = 0, state = $6, updated_at = $7,
+                 create_started_at = NULL
              WHERE id = $8",
         )
         .bind(file_id)
@@ -216,6 +221,35 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records, before the call, that a `local_upload` for this send is on its way (now); returns
+    /// the time recorded.
+    pub async fn begin_create(&self, id: &str) -> Result<Timestamp, StoreError> {
+        let _turn = self.write_turn().await;
+        let now = Timestamp::now();
+        sqlx::query(
+            "UPDATE frameio_sends SET create_started_at = $1, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(now)
+    }
+
+    /// No create of this send is in flight any more (it was refused, or the files an unknown
+    /// outcome may have left were looked for and deleted).
+    pub async fn end_create(&self, id: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "UPDATE frameio_sends SET create_started_at = NULL, updated_at = $1 WHERE id = $2",
+        )
+        .bind(Timestamp::now())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -330,47 +364,6 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// The newest complete earlier version of an asset in a folder (for a version stack).
-    pub async fn previous_version(
-        &self,
-        folder_id: &str,
-        asset_key: &str,
-        version: i64,
-        except_id: &str,
-    ) -> Result<Option<Send>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM frameio_sends
-             WHERE folder_id = $1 AND asset_key = $2 AND version <= $3 AND id <> $4
-               AND state = $5 AND file_id IS NOT NULL
-             ORDER BY version DESC, created_at DESC LIMIT 1"
-        ))
-        .bind(folder_id)
-        .bind(asset_key)
-        .bind(version)
-        .bind(except_id)
-        .bind(state::COMPLETE)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    /// The version stack an asset's versions are in, if one was made.
-    pub async fn asset_stack(
-        &self,
-        folder_id: &str,
-        asset_key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT stack_id FROM frameio_sends
-             WHERE folder_id = $1 AND asset_key = $2 AND stack_id IS NOT NULL
-             ORDER BY updated_at DESC LIMIT 1",
-        )
-        .bind(folder_id)
-        .bind(asset_key)
-        .fetch_optional(self.pool())
-        .await?
-        .flatten())
     }
 
     /// Records that the sends of `file_ids` are in `stack_id`.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+use super::times::when;
 use crate::domain::{DeliveryState, LinkKind, Timestamp, WaitReason};
 use crate::store::{Delivery, DeliveryFilter, FeedState};
 use crate::text::human_bytes;
@@ -79,10 +80,11 @@ pub async fn page(
             },
         ));
     }
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
     Ok(layout(
         filtered,
         html! {
-            (feed_panel(&state, &feed))
+            (feed_panel(&state, &feed, total))
             section.panel {
                 h2 { "Deliveries" }
                 (counts_chips(&counts))
@@ -196,9 +198,9 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                             tr id={ "upload-" (upload.id) } data-upload=(upload.id) {
                                 td {
                                     div.name { (upload.name.as_deref().unwrap_or(&upload.file_id)) }
-                                    div.sub { "file " (upload.file_id) }
+                                    div.sub { "file " span.url { (upload.file_id) } }
                                 }
-                                td {
+                                td data-label="Review state" {
                                     span class={ "pill review " (upload.state.as_str()) } { (upload.state.as_str().replace('_', " ")) }
                                     @if upload.needs_look.is_some() { " " span.pill.review.needs-look { "needs a look" } }
                                 }
@@ -217,7 +219,7 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                                         (super::review::comment_verdict(&upload.id, c, corrected.as_deref()))
                                     } @else { span.sub { "none" } }
                                 }
-                                td.when { (when(Some(upload.state_changed_at))) }
+                                td.when data-label="Changed" { (when(Some(upload.state_changed_at))) }
                                 td { (super::review::buttons(upload)) }
                             }
                         }
@@ -248,7 +250,14 @@ fn counts_chips(counts: &[(DeliveryState, i64)]) -> Markup {
 /// `GET /ui/feed`: the feed panel, for the script.
 pub async fn feed_fragment(State(state): State<AppState>) -> Result<Markup, ApiError> {
     let feed = state.store.feed_state().await?;
-    Ok(feed_panel(&state, &feed))
+    let total: i64 = state
+        .store
+        .delivery_counts()
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    Ok(feed_panel(&state, &feed, total))
 }
 
 fn head(page: &str) -> Markup {
@@ -303,7 +312,10 @@ pub fn login_page(error: Option<&str>) -> Markup {
     }
 }
 
-fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
+/// The feed panel. Its counts agree with the table: records (valid items of the last body),
+/// the deliveries they make (the table's total: a delivery listed twice counts once), and the
+/// invalid items, skipped, each with its reason.
+fn feed_panel(state: &AppState, feed: &FeedState, deliveries: i64) -> Markup {
     let host = state
         .config
         .feed
@@ -318,7 +330,7 @@ fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
         section #feed-panel .panel {
             h2 { "Feed" }
             div.feed-grid {
-                div { div.k { "Source" } div.v #feed-host { (host) } }
+                div { div.k { "Source" } div.v.url #feed-host { (host) } }
                 div { div.k { "Status" } div.v {
                     @if healthy { span.pill.done { "available" } }
                     @else if feed.last_error.is_some() { span.pill.failed { "failing" } }
@@ -327,12 +339,32 @@ fn feed_panel(state: &AppState, feed: &FeedState) -> Markup {
                 div { div.k { "Last successful fetch" } div.v { @if let Some(t) = feed.last_success_at { (short_time(t)) } @else { "never" } } }
                 div { div.k { "Next fetch" } div.v { @if let Some(t) = next { (short_time(t)) } @else { "soon" } } }
                 div { div.k { "Records processed" } div.v #records-processed { (feed.records_processed) } }
+                div { div.k { "Deliveries" } div.v #feed-deliveries title="the table's total: a delivery the feed lists several times counts once" { (deliveries) } }
+                div { div.k { "Invalid items" } div.v #records-invalid { (feed.records_invalid) } }
                 div { form method="post" action="/api/feed/refresh" data-action="refresh" {
                     button.primary type="submit" { "Refresh now" }
                 } }
             }
             @if let Some(error) = &feed.last_error {
                 div.feed-error { strong { "Last error: " } (error) }
+            }
+            @if feed.records_invalid > 0 {
+                @let items = feed.invalid_items();
+                div #feed-invalid .feed-invalid {
+                    strong {
+                        (feed.records_invalid) " invalid "
+                        (if feed.records_invalid == 1 { "item" } else { "items" })
+                        " skipped (not listed below, not downloaded):"
+                    }
+                    ul {
+                        @for item in &items {
+                            li { "item #" (item.index) ": " span.reason { (item.reason) } }
+                        }
+                        @if (items.len() as i64) < feed.records_invalid {
+                            li.sub { "… and " (feed.records_invalid - items.len() as i64) " more: " code { "rushes feed check" } " lists them all." }
+                        }
+                    }
+                }
             }
         }
     }
@@ -359,14 +391,34 @@ pub fn row(d: &Delivery) -> Markup {
                 } @else if let Some(original) = d.original_filename.as_deref().filter(|o| *o != name) {
                     div.sub.orig title="original_filename in the feed" { "feed name: " (original) }
                 }
-                div.sub { (d.kind.label()) " · " (link_host) @if d.r2_url.is_some() { " · R2 copy" } }
+                div.sub { (d.kind.label()) " · " span.url { (link_host) } @if d.r2_url.is_some() { " · R2 copy" } }
             }
-            td { (d.provider) }
-            td.when { (when(Some(d.created_at))) }
-            td { span class={ "pill " (d.state.as_str()) } { (d.state.label()) } }
+            td.provider data-label="Provider" { (provider_label(d, &link_host)) }
+            td.when data-label="Received" { (when(Some(d.created_at))) }
+            td data-label="State" { span class={ "pill " (d.state.as_str()) } { (d.state.label()) } }
             td { (details(d)) }
             td { div.actions { (actions(d, &id)) } }
         }
+    }
+}
+
+/// Who delivered: the link's service when rushes knows it (Dropbox, FromSmash, SwissTransfer);
+/// for another link, the feed's `provider` (new format) or the link's host. A legacy record's
+/// `source` ("webhook" by default) says where the record came from, not who holds the files.
+fn provider_label(d: &Delivery, link_host: &str) -> String {
+    match d.kind {
+        LinkKind::External => {
+            let named = d.record_format == crate::domain::RecordFormat::New
+                && !d.provider.trim().is_empty();
+            if named {
+                d.provider.clone()
+            } else if link_host.is_empty() {
+                d.kind.label().to_string()
+            } else {
+                link_host.to_string()
+            }
+        }
+        kind => kind.label().to_string(),
     }
 }
 
@@ -476,20 +528,4 @@ fn short_time_opt(t: Option<Timestamp>) -> Markup {
 fn short_time(t: Timestamp) -> Markup {
     let t = t.as_datetime();
     html! { time datetime=(t.to_rfc3339()) data-seconds="true" { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
-}
-
-/// A stored time for other dashboard sections.
-pub(super) fn when_text(raw: Option<&str>) -> Markup {
-    when(raw.and_then(|r| Timestamp::parse(r).ok()))
-}
-
-pub(super) fn when_at(t: Option<Timestamp>) -> Markup {
-    when(t)
-}
-
-fn when(t: Option<Timestamp>) -> Markup {
-    match t.map(Timestamp::as_datetime) {
-        Some(t) => html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) } },
-        None => html! { "never" },
-    }
 }

@@ -205,8 +205,8 @@ pub async fn sections(state: &AppState) -> Result<Markup, ApiError> {
             div { div.k { "Points at current URL" } div.v #reach-points { (yes_no(w.points_at_current_url)) } }
             div { div.k { "Active" } div.v #reach-active { (yes_no(w.active)) } }
             div { div.k { "Credentials" } div.v #reach-credentials { (w.credentials) " · secret " (s.signing_secret) } }
-            div { div.k { "Last webhook received" } div.v #reach-last-webhook { (super::dashboard::when_at(s.last_webhook_received_at)) } }
-            div { div.k { "Last poll" } div.v #reach-last-poll { (super::dashboard::when_text(s.last_poll_at.as_deref())) } }
+            div { div.k { "Last webhook received" } div.v #reach-last-webhook { (super::times::when_at(s.last_webhook_received_at)) } }
+            div { div.k { "Last poll" } div.v #reach-last-poll { (super::times::when_text(s.last_poll_at.as_deref())) } }
             div { div.k { "Refused calls" } div.v #reach-rejected { (s.rejected_calls) } }
         }
         @if let Some(e) = &t.last_error {
@@ -227,7 +227,7 @@ pub async fn sections(state: &AppState) -> Result<Markup, ApiError> {
                 tbody {
                     @for c in &calls {
                         tr data-call=(c.call_id) data-verdict=(c.verdict) {
-                            td.when { (super::dashboard::when_at(Some(c.received_at))) }
+                            td.when { (super::times::when_at(Some(c.received_at))) }
                             td { (c.event_type.as_deref().unwrap_or("?")) }
                             td { div.sub { (c.resource_type.as_deref().unwrap_or("")) " " (c.resource_id.as_deref().unwrap_or("")) } }
                             td {

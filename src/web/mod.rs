@@ -14,6 +14,7 @@ mod review;
 pub(crate) mod router;
 mod sends;
 pub(crate) mod shield;
+mod times;
 
 use std::sync::Arc;
 

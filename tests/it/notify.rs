@@ -340,3 +340,46 @@ async fn deliveries_failed_for_good_and_downloaded_are_posted() {
     app.stop().await;
     assert_eq!(slack.texts().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_links_use_the_running_tunnels_public_url() {
+    use crate::support::fake_agents::{FakeAgent, agent_api_port};
+    use rushes::config::tunnel::TunnelSettings;
+    let fake = FakeFrameio::start().await;
+    let slack = FakeSlack::start().await;
+    let root = temp_dir();
+    let api_port = agent_api_port();
+    let ngrok = FakeAgent::ngrok(root.path(), api_port);
+    let mut config = app_config(root.path(), &fake, Some(&slack));
+    let vars = [
+        ("RUSHES_TUNNEL", "ngrok".to_string()),
+        ("NGROK_BIN", ngrok.program.display().to_string()),
+        ("NGROK_API_ADDR", format!("127.0.0.1:{api_port}")),
+        ("NGROK_AUTHTOKEN", "2abcNGROKs3cretTOKEN".to_string()),
+    ];
+    let mut tunnel = TunnelSettings::from_lookup(None, false, |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("tunnel config");
+    tunnel.guard = Some(env!("CARGO_BIN_EXE_rushes").into());
+    tunnel.discovery_timeout = Duration::from_secs(10);
+    tunnel.grace = Duration::from_secs(2);
+    config.tunnel = tunnel;
+    let app = TestApp::spawn(config).await;
+    let public = wait_for("the tunnel's URL", WAIT, || async {
+        let (_, s) = app.get("/api/frameio/status").await;
+        s["public_url"].as_str().map(str::to_string)
+    })
+    .await;
+    assert_eq!(public, FakeAgent::ngrok_url(ngrok.starts()));
+    approved_by_comment(&app, &fake).await;
+    let texts = slack.wait_texts(1).await;
+    assert!(
+        texts[0].contains(&format!("<{public}/#upload-up-n|Dashboard>")),
+        "the link goes through the tunnel: {}",
+        texts[0]
+    );
+    app.stop().await;
+}

@@ -101,7 +101,7 @@ async fn backup_while_serving_restores_and_a_newer_database_is_refused() {
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(std::fs::read(&copy).expect("backup file"), copied);
 
-    // Restore (README): stop rushes, put the copy in place of rushes.db, start again.
+    // Restore (docs/operations.md): stop rushes, put the copy in place of rushes.db, start again.
     track(&client, &service, "file-after-backup").await;
     let status = service.terminate().await;
     assert!(status.success(), "{status:?}");

@@ -178,3 +178,197 @@ async fn two_instances_on_one_database_send_each_file_once() {
     let made = created(&fake);
     assert_eq!(made.len(), 6, "each file once: {made:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_that_lose_their_answer_leave_one_file_through_the_folders_retry() {
+    use crate::support::fake_frameio_children::CreateFault;
+    let fake = FakeFrameio::start().await;
+    // Every attempt of the first try loses its answer (the uploader gives up with a create in
+    // flight); the watch folder's next try finds the mark, cleans up and sends.
+    fake.fail_next_creates(&[CreateFault::Reset; 5]);
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    let (_, bytes) = write_file(&watch, "Promo.mov", 40_000, 4);
+    let kept = wait_for("the file sent", WAIT, || async {
+        let sends = app.state.store.sends(10).await.ok()?;
+        let send = sends.into_iter().find(|s| s.state == "complete")?;
+        send.file_id
+    })
+    .await;
+    app.stop().await;
+    let made = created(&fake);
+    assert_eq!(made.len(), 6, "{made:?}");
+    assert_eq!(made.last(), Some(&kept));
+    assert_eq!(fake.live_files_named("Promo.mov"), vec![kept.clone()]);
+    assert_eq!(fake.uploaded_bytes(&kept), Some(bytes));
+    let mut deleted = fake.uploads(|u| u.deleted.clone());
+    deleted.sort();
+    let mut orphans = made[..5].to_vec();
+    orphans.sort();
+    assert_eq!(
+        deleted, orphans,
+        "every file made without an answer deleted"
+    );
+}
+
+/// The ids of the complete sends, by name.
+async fn complete_files(app: &TestApp) -> std::collections::HashMap<String, String> {
+    let sends = app.state.store.sends(100).await.unwrap_or_default();
+    sends
+        .into_iter()
+        .filter(|s| s.state == "complete")
+        .filter_map(|s| s.file_id.map(|f| (s.name, f)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_completing_out_of_order_stack_in_version_order() {
+    let fake = FakeFrameio::start().await;
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    // v1 has two parts (1.5 MB): its second part waits in the fake; v2 and v3 have one part.
+    fake.hold_part(1);
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    write_file(&watch, "Spot.mov", 1_500_000, 1);
+    let v1 = wait_for("v1 being sent", WAIT, || async {
+        let v1 = created(&fake).first().cloned()?;
+        (fake.puts_per_part(&v1).first() == Some(&1)).then_some(v1)
+    })
+    .await;
+    write_file(&watch, "Spot_v2.mov", 3001, 2);
+    let v2 = wait_for("v2 complete", WAIT, || async {
+        complete_files(&app).await.remove("Spot_v2.mov")
+    })
+    .await;
+    write_file(&watch, "Spot_v3.mov", 3002, 3);
+    let v3 = wait_for("v3 complete", WAIT, || async {
+        complete_files(&app).await.remove("Spot_v3.mov")
+    })
+    .await;
+    assert!(
+        fake.uploads(|u| u.stacks.is_empty() && u.moves.is_empty()),
+        "newer versions wait for v1"
+    );
+    fake.release_parts();
+    let (stacks, moves) = wait_for("the version stack", WAIT, || async {
+        let (stacks, moves) = fake.uploads(|u| (u.stacks.clone(), u.moves.clone()));
+        (!moves.is_empty()).then_some((stacks, moves))
+    })
+    .await;
+    assert_eq!(
+        stacks,
+        vec![(
+            "vs-1".to_string(),
+            FOLDER.to_string(),
+            vec![v1.clone(), v2.clone()]
+        )],
+        "one stack, oldest first"
+    );
+    assert_eq!(moves, vec![(v3.clone(), "vs-1".to_string())]);
+    for f in [&v1, &v2, &v3] {
+        assert_eq!(fake.parent_of(f).as_deref(), Some("vs-1"));
+    }
+    // The dashboard: one asset, newest version first.
+    let (_, html) = app.get_text("/ui/frameio").await;
+    assert_eq!(html.matches("<tr class=\"asset\"").count(), 1, "{html}");
+    let at = |label: &str| {
+        html.find(label)
+            .unwrap_or_else(|| panic!("{label} in {html}"))
+    };
+    assert!(at("v3 · Spot_v3.mov") < at("v2 · Spot_v2.mov"));
+    assert!(at("v2 · Spot_v2.mov") < at("v1 · Spot.mov"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_completing_at_once_make_one_stack_in_order() {
+    let fake = FakeFrameio::start().await;
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    // Two files at a time: their only part waits in the fake, then both complete at once.
+    let mut names = Vec::new();
+    for (round, pair) in [
+        ["Trailer.mov", "Trailer v2.mov"],
+        ["Trailer v3.mov", "Trailer_v4.mov"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        fake.hold_part(0);
+        for (i, name) in pair.iter().enumerate() {
+            write_file(&watch, name, 5000 + 2 * round + i, 1);
+            names.push(name.to_string());
+        }
+        wait_for("both files made", WAIT, || async {
+            (created(&fake).len() == 2 * (round + 1)).then_some(())
+        })
+        .await;
+        fake.release_parts();
+        wait_for("both stacked", WAIT, || async {
+            let sends = app.state.store.sends(10).await.ok()?;
+            (sends.len() == 2 * (round + 1) && sends.iter().all(|s| s.stack_id.is_some()))
+                .then_some(())
+        })
+        .await;
+    }
+    let files = complete_files(&app).await;
+    let ids: Vec<String> = names.iter().map(|n| files[n].clone()).collect();
+    app.stop().await;
+    assert_eq!(
+        fake.uploads(|u| u.stacks.clone()),
+        vec![("vs-1".to_string(), FOLDER.to_string(), ids[..2].to_vec())],
+        "one stack, in version order"
+    );
+    assert_eq!(
+        fake.uploads(|u| u.moves.clone()),
+        vec![
+            (ids[2].clone(), "vs-1".to_string()),
+            (ids[3].clone(), "vs-1".to_string())
+        ],
+        "later versions moved in, in version order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_stack_whose_answer_is_lost_is_made_once() {
+    let fake = FakeFrameio::start().await;
+    // The stack is made, then answered 500: the client does not make it again on its own, and
+    // rushes finds it as the new version's parent.
+    fake.uploads(|u| u.stack_faults = 1);
+    let root = temp_dir();
+    let watch = root.path().join("exports");
+    std::fs::create_dir_all(&watch).expect("watch dir");
+    let app = TestApp::spawn(app_config(root.path(), &watch, &fake, "0")).await;
+    write_file(&watch, "Teaser.mov", 3000, 1);
+    wait_complete(&fake, &app, 1).await;
+    write_file(&watch, "Teaser_v2.mov", 3001, 2);
+    wait_complete(&fake, &app, 2).await;
+    write_file(&watch, "Teaser_v3.mov", 3002, 3);
+    let made = wait_complete(&fake, &app, 3).await;
+    let stacked = wait_for("every version stacked", WAIT, || async {
+        let sends = app.state.store.sends(10).await.ok()?;
+        let ids: Vec<Option<String>> = sends.iter().map(|s| s.stack_id.clone()).collect();
+        ids.iter().all(Option::is_some).then_some(ids)
+    })
+    .await;
+    app.stop().await;
+    assert!(
+        stacked.iter().all(|s| s.as_deref() == Some("vs-1")),
+        "{stacked:?}"
+    );
+    assert_eq!(
+        fake.uploads(|u| u.stacks.clone()),
+        vec![("vs-1".to_string(), FOLDER.to_string(), made[..2].to_vec())],
+        "one stack"
+    );
+    assert_eq!(fake.count("POST", "/version_stacks"), 1);
+    assert_eq!(
+        fake.uploads(|u| u.moves.clone()),
+        vec![(made[2].clone(), "vs-1".to_string())]
+    );
+}

@@ -40,7 +40,7 @@ impl Resolver for FromSmash {
     }
 
     fn enabled(&self, settings: &ResolverSettings) -> bool {
-        settings.smash
+        settings.fetches(self.kind())
     }
 
     fn experimental(&self) -> bool {

@@ -31,7 +31,7 @@ impl Resolver for SwissTransfer {
     }
 
     fn enabled(&self, settings: &ResolverSettings) -> bool {
-        settings.swisstransfer
+        settings.fetches(self.kind())
     }
 
     /// `*.swisstransfer.com` (its API and its `dl-…` download hosts), or the configured API base.

@@ -40,7 +40,8 @@
       const d = new Date(t.dateTime);
       if (isNaN(d)) return;
       t.title = t.textContent;
-      const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" };
+      // The zone is named ("UTC", "CET", "GMT+1"): a time without it is ambiguous.
+      const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
       if (t.dataset.seconds) options.second = "2-digit";
       t.textContent = d.toLocaleString(undefined, options);
       t.dataset.local = "1";

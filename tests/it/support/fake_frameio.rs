@@ -504,6 +504,10 @@ async fn file(
     match s.files.get(&f) {
         Some(file) => {
             let mut data = json!({"id": f, "name": format!("{f}.mov"), "status": file.file_status, "type": "file"});
+            if let Some(up) = s.uploads.files.get(&f) {
+                data["name"] = json!(up.name);
+                data["parent_id"] = json!(up.parent);
+            }
             if q.get("include")
                 .is_some_and(|i| i.split(',').any(|x| x.trim() == "metadata"))
             {

@@ -31,6 +31,8 @@ pub struct UpFile {
     pub expired: bool,
     pub deleted: bool,
     pub parent: String,
+    /// When `local_upload` made it (RFC 3339, as the API dates things).
+    pub created_at: String,
 }
 
 impl UpFile {
@@ -71,6 +73,10 @@ pub struct Uploads {
     hold: Arc<watch::Sender<Option<usize>>>,
     pub stacks: Vec<(String, String, Vec<String>)>,
     pub moves: Vec<(String, String)>,
+    /// The next version stacks are made, then answered 500.
+    pub stack_faults: u32,
+    /// Faults of the next `local_upload` calls, in order (the file is made, the answer lost).
+    pub create_faults: std::collections::VecDeque<super::fake_frameio_children::CreateFault>,
 }
 
 impl Default for Uploads {
@@ -88,6 +94,8 @@ impl Default for Uploads {
             hold: Arc::new(watch::channel(None).0),
             stacks: Vec::new(),
             moves: Vec::new(),
+            create_faults: std::collections::VecDeque::new(),
+            stack_faults: 0,
         }
     }
 }
@@ -104,6 +112,10 @@ pub(super) fn routes() -> Router<Shared> {
             post(version_stack),
         )
         .route("/v4/accounts/{a}/files/{f}/move", patch(move_file))
+        .route(
+            "/v4/accounts/{a}/folders/{folder}/children",
+            get(super::fake_frameio_children::children),
+        )
         .route("/s3/{f}/{part}", put(put_part))
 }
 
@@ -146,23 +158,24 @@ async fn local_upload(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_string();
-    let mut s = state.lock().expect("lock");
-    let up = &mut s.uploads;
-    up.next += 1;
-    let id = format!("file-up-{}", up.next);
-    let count = match up.parts_per_file {
-        0 => (size.div_ceil(1 << 20) as usize).clamp(1, 8),
-        n => n,
-    };
-    let signature = format!("{:016x}", rand_u64(up.next));
-    let signed_at = if up.expired_urls {
-        chrono::Utc::now() - chrono::Duration::hours(3)
-    } else {
-        chrono::Utc::now()
-    };
-    // Announced sizes are floor-based (not what an even ceil split gives): a client must not trust them.
-    let floor = size / count as u64;
-    let urls: Vec<Value> = (0..count)
+    let (fault, data) = {
+        let mut s = state.lock().expect("lock");
+        let up = &mut s.uploads;
+        up.next += 1;
+        let id = format!("file-up-{}", up.next);
+        let count = match up.parts_per_file {
+            0 => (size.div_ceil(1 << 20) as usize).clamp(1, 8),
+            n => n,
+        };
+        let signature = format!("{:016x}", rand_u64(up.next));
+        let signed_at = if up.expired_urls {
+            chrono::Utc::now() - chrono::Duration::hours(3)
+        } else {
+            chrono::Utc::now()
+        };
+        // Announced sizes are floor-based (not what an even ceil split gives): a client must not trust them.
+        let floor = size / count as u64;
+        let urls: Vec<Value> = (0..count)
         .map(|i| {
             let announced = if i + 1 == count {
                 size - floor * (count as u64 - 1)
@@ -174,29 +187,36 @@ async fn local_upload(
                 i + 1, amz_date(signed_at))})
         })
         .collect();
-    let mt = media_type(name);
-    up.files.insert(
-        id.clone(),
-        UpFile {
-            name: name.to_string(),
-            folder: folder.clone(),
-            size,
-            media_type: mt.map(str::to_string),
-            parts: vec![None; count],
-            signature,
-            expired: up.expired_urls,
-            deleted: false,
-            parent: folder.clone(),
-        },
-    );
-    up.created.push(id.clone());
-    s.files.insert(id.clone(), FakeFile::with_status("created"));
-    let data = json!({
-        "id": id, "name": name, "status": "created", "type": "file", "file_size": size,
-        "media_type": mt, "parent_id": folder, "project_id": "proj-1",
-        "created_at": chrono::Utc::now().to_rfc3339(), "upload_urls": urls,
-        "view_url": format!("https://next.frame.io/project/proj-1/view/{id}"),
-    });
+        let mt = media_type(name);
+        up.files.insert(
+            id.clone(),
+            UpFile {
+                name: name.to_string(),
+                folder: folder.clone(),
+                size,
+                media_type: mt.map(str::to_string),
+                parts: vec![None; count],
+                signature,
+                expired: up.expired_urls,
+                deleted: false,
+                parent: folder.clone(),
+                created_at: chrono::Utc::now().to_rfc3339(),
+            },
+        );
+        up.created.push(id.clone());
+        let fault = up.create_faults.pop_front();
+        s.files.insert(id.clone(), FakeFile::with_status("created"));
+        let data = json!({
+            "id": id, "name": name, "status": "created", "type": "file", "file_size": size,
+            "media_type": mt, "parent_id": folder, "project_id": "proj-1",
+            "created_at": chrono::Utc::now().to_rfc3339(), "upload_urls": urls,
+            "view_url": format!("https://next.frame.io/project/proj-1/view/{id}"),
+        });
+        (fault, data)
+    };
+    if let Some(fault) = fault {
+        return fault.answer(json!({"data": data})).await;
+    }
     (StatusCode::CREATED, Json(json!({"data": data}))).into_response()
 }
 
@@ -411,6 +431,10 @@ async fn version_stack(
         }
     }
     s.uploads.stacks.push((stack.clone(), folder.clone(), ids));
+    if s.uploads.stack_faults > 0 {
+        s.uploads.stack_faults -= 1;
+        return errors(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    }
     let data = json!({"id": stack, "type": "version_stack", "parent_id": folder});
     (StatusCode::CREATED, Json(json!({"data": data}))).into_response()
 }

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod db;
 pub mod fake_agents;
 pub mod fake_frameio;
+pub mod fake_frameio_children;
 pub mod fake_frameio_upload;
 pub mod fake_fromsmash;
 pub mod fake_llm;
