@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::shutdown_signal;
-use crate::app::{App, AppError};
+use crate::app::App;
 use crate::config::{Config, Overrides};
 use crate::logging;
 
@@ -59,24 +59,26 @@ pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode>
         .prefix("rushes-demo-")
         .tempdir()
         .context("cannot create a temporary folder for the demo")?;
-    let sample = crate::demo::SampleServer::start(Vec::new()).await?;
-    let config = crate::demo::demo_config(root.path(), &sample.feed_url(), bind);
-    let _guard =
-        logging::init_service(&config.service.log_dir).context("cannot write the demo's logs")?;
-    let mut moved_from = None;
-    let app = match App::build(config.clone()).await {
-        Err(AppError::Bind { .. }) => {
-            moved_from = Some(config.service.bind);
-            let mut fallback = config;
-            fallback.service.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-            App::build(fallback).await?
-        }
-        other => other?,
-    };
+    let demo = crate::demo::Demo::start(root.path(), bind).await?;
+    let _guard = logging::init_service(&demo.config.service.log_dir)
+        .context("cannot write the demo's logs")?;
+    let app = App::build(demo.config.clone()).await?;
     let addr = app.local_addr();
+    print_banner(&demo, addr, root.path());
+    let timeline = tokio_util::sync::CancellationToken::new();
+    let script = demo.spawn_timeline(timeline.clone());
+    let ran = app.run_until(shutdown_signal()).await;
+    timeline.cancel();
+    let _ = script.await;
+    ran?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the demo prints on start: where to look, and which parts are simulated.
+fn print_banner(demo: &crate::demo::Demo, addr: std::net::SocketAddr, root: &std::path::Path) {
     println!();
     println!("  rushes demo is running");
-    if let Some(wanted) = moved_from {
+    if let Some(wanted) = demo.moved_from {
         println!();
         println!(
             "  {wanted} is taken (another rushes?), so the demo took port {} instead",
@@ -85,11 +87,29 @@ pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode>
     }
     println!();
     println!("  dashboard    http://{addr}/");
-    println!("  sample feed  {}", sample.feed_url());
-    println!("  downloads    {}", root.path().join("downloads").display());
+    println!("  downloads    {}", root.join("downloads").display());
+    println!(
+        "  watch folder {} (cuts put here are sent to Frame.io)",
+        demo.outbox.display()
+    );
+    println!();
+    println!("  Simulated on this machine (nothing goes to the network):");
+    println!(
+        "    the client feed  {} (a new delivery every {} s)",
+        demo.sample.feed_url(),
+        crate::demo::NEW_DELIVERY_EVERY.as_secs()
+    );
+    println!(
+        "    the file hosts   http://{}/files/ (slowed to 1-2 MiB/s so downloads can be watched)",
+        demo.sample.addr
+    );
+    println!(
+        "    Frame.io         {} (uploads, client comments, signed webhooks)",
+        demo.frameio.base()
+    );
+    println!("  Real: rushes itself (feed, downloads, uploads, webhook receiver, review reader).");
+    println!("  The review plays out over the first minute: see docs/demo.md.");
     println!();
     println!("  Press Ctrl-C to stop (the temporary folder is removed).");
     println!();
-    app.run_until(shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
 }

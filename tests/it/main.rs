@@ -8,6 +8,7 @@ mod access;
 mod cli;
 mod dashboard;
 mod dashboard_words;
+mod demo;
 mod download_resume;
 mod downloads;
 mod dropbox_pages;

@@ -1,15 +1,20 @@
-//! `rushes demo`: rushes on built-in sample data, nothing on the network but loopback. A sample
-//! server in the same process serves the feed and the files its records point at (an R2 copy that
-//! downloads, one that fails so the fallback shows, a slow large one so progress shows, legacy
-//! records, manual links, an invalid item and an expired link that fails), and a bit of history:
-//! a record that turns from the legacy to the new format at the second poll, two old records that
-//! arrive as `available` and a `DL=0` spelling of a known link.
+//! The demo's stand-in for the client feed and the file hosts: a sample server in the same process
+//! serves the feed and the files its records point at (an R2 copy that downloads, one that fails
+//! so the fallback shows, a large one so progress shows, legacy records, manual links, an invalid
+//! item and an expired link that fails), and a bit of history: a record that turns from the legacy
+//! to the new format at the second poll, two old records that arrive as `available` and a `DL=0`
+//! spelling of a known link. At the demo's pace ([`Pace::Watchable`]) every file is served slowly
+//! enough to watch its bar (all connections to one file share its rate, so segmented downloads
+//! are no faster), and the feed gains a new delivery every [`NEW_DELIVERY_EVERY`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use chrono::{SecondsFormat, Utc};
 
@@ -23,62 +28,88 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, FeedLocation};
+use super::DemoError;
 
-#[derive(Debug, thiserror::Error)]
-pub enum DemoError {
-    #[error("cannot start the sample server: {0}")]
-    SampleServer(std::io::Error),
-}
-
-/// A file the sample server serves: its name, size and speed limit.
+/// A file the sample server serves: its name, size and speed limits.
 #[derive(Debug, Clone, Copy)]
 pub struct SampleFile {
     pub name: &'static str,
     pub size: u64,
-    /// Bytes per second; `None` = as fast as loopback goes.
+    /// Bytes per second per connection at [`Pace::Quick`]; `None` = as fast as loopback goes.
     pub rate: Option<u64>,
+    /// Bytes per second for the whole file, all connections together, at [`Pace::Watchable`].
+    pub watch_rate: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// How the sample server serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Each file at its own `rate` per connection, a fixed feed (tests: over in seconds).
+    Quick,
+    /// The demo: each file at its `watch_rate` (slow enough to watch bar, speed and ETA), and a
+    /// new delivery in the feed every [`NEW_DELIVERY_EVERY`], up to [`MAX_NEW_DELIVERIES`].
+    Watchable,
+}
+
+/// How often the demo's feed gains a delivery.
+pub const NEW_DELIVERY_EVERY: Duration = Duration::from_secs(20);
+/// Most deliveries the demo's feed gains (the feed stays bounded however long the demo runs).
+pub const MAX_NEW_DELIVERIES: u32 = 60;
+/// Size and rate of each new delivery: about 24 s to download, so one is always on its way.
+const NEW_DELIVERY_SIZE: u64 = 24 * MIB;
+const NEW_DELIVERY_RATE: u64 = MIB;
+/// Camera angles the new deliveries cycle through.
+const ANGLES: [&str; 4] = ["cam A", "cam B", "drone", "son"];
 
 pub const FILES: [SampleFile; 7] = [
     SampleFile {
         name: "61-camille.zip",
         size: 24 * MIB,
         rate: Some(12 * MIB),
+        watch_rate: 2 * MIB,
     },
     SampleFile {
         name: "62-interview.mov",
         size: 16 * MIB,
         rate: Some(8 * MIB),
+        watch_rate: 2 * MIB,
     },
     SampleFile {
         name: "63-drone.mov",
         size: 160 * MIB,
         rate: Some(4 * MIB),
+        watch_rate: 5 * MIB / 4,
     },
     SampleFile {
         name: "64-legacy-clip.mp4",
         size: 6 * MIB,
         rate: None,
+        watch_rate: MIB,
     },
     SampleFile {
         name: "57-camille.zip",
         size: 12 * MIB,
         rate: Some(6 * MIB),
+        watch_rate: 2 * MIB,
     },
     SampleFile {
         name: "58-archive.mov",
         size: 8 * MIB,
         rate: Some(8 * MIB),
+        watch_rate: 2 * MIB,
     },
     SampleFile {
         name: "59-old-teaser.mp4",
         size: 4 * MIB,
         rate: None,
+        watch_rate: MIB,
     },
 ];
+
+/// One file's rate shared by all its connections.
+type Limiter = Arc<DefaultDirectRateLimiter>;
 
 #[derive(Clone)]
 struct Sample {
@@ -86,6 +117,10 @@ struct Sample {
     extra: Vec<Value>,
     /// Feed requests answered so far (the history changes at the second one).
     polls: Arc<AtomicU32>,
+    pace: Pace,
+    started: Instant,
+    /// At [`Pace::Watchable`], by file name (bounded: the fixed files and the new deliveries).
+    limiters: Arc<Mutex<HashMap<String, Limiter>>>,
 }
 
 /// The sample feed + file server, running until the process ends.
@@ -94,8 +129,13 @@ pub struct SampleServer {
 }
 
 impl SampleServer {
-    /// Starts on 127.0.0.1:0; `extra` items are appended to the feed (tests use it).
+    /// Starts on 127.0.0.1:0 at [`Pace::Quick`]; `extra` items are appended to the feed (tests).
     pub async fn start(extra: Vec<Value>) -> Result<Self, DemoError> {
+        Self::start_paced(extra, Pace::Quick).await
+    }
+
+    /// Starts on 127.0.0.1:0 at `pace`.
+    pub async fn start_paced(extra: Vec<Value>, pace: Pace) -> Result<Self, DemoError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(DemoError::SampleServer)?;
@@ -104,6 +144,9 @@ impl SampleServer {
             base: format!("http://{addr}"),
             extra,
             polls: Arc::new(AtomicU32::new(0)),
+            pace,
+            started: Instant::now(),
+            limiters: Arc::new(Mutex::new(HashMap::new())),
         };
         let app = Router::new()
             .route("/feed.json", get(feed))
@@ -121,6 +164,63 @@ impl SampleServer {
 
     pub fn feed_url(&self) -> String {
         format!("http://{}/feed.json", self.addr)
+    }
+}
+
+/// The file name of the `n`-th new delivery (1-based).
+fn new_delivery_file(n: u32) -> String {
+    format!("70-day3-{n:02}.mov")
+}
+
+/// The deliveries the demo's feed gained `elapsed` after it started: one every
+/// [`NEW_DELIVERY_EVERY`], at most [`MAX_NEW_DELIVERIES`], each dated when it arrived.
+pub fn new_deliveries(base: &str, elapsed: Duration) -> Vec<Value> {
+    let count = (elapsed.as_secs() / NEW_DELIVERY_EVERY.as_secs().max(1))
+        .min(u64::from(MAX_NEW_DELIVERIES)) as u32;
+    let now = Utc::now();
+    (1..=count)
+        .map(|n| {
+            let age = elapsed.saturating_sub(NEW_DELIVERY_EVERY * n);
+            let arrived = now - chrono::Duration::from_std(age).unwrap_or_default();
+            let angle = ANGLES[(n as usize - 1) % ANGLES.len()];
+            json!({
+                "source_url": format!("https://www.dropbox.com/scl/fi/demo70day3{n:02}/jour3?rlkey=demo70{n:02}&dl=0"),
+                "r2_url": format!("{base}/files/{}", new_delivery_file(n)),
+                "provider": "dropbox",
+                "created_at": arrived.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "original_filename": format!("70 Jour 3 {angle} {n:02}.mov")
+            })
+        })
+        .collect()
+}
+
+/// What the server knows of a file name: (size, per-connection rate, whole-file rate).
+fn served_file(name: &str) -> Option<(u64, Option<u64>, u64)> {
+    if let Some(f) = FILES.iter().find(|f| f.name == name) {
+        return Some((f.size, f.rate, f.watch_rate));
+    }
+    let n: u32 = name
+        .strip_prefix("70-day3-")?
+        .strip_suffix(".mov")?
+        .parse()
+        .ok()?;
+    (1..=MAX_NEW_DELIVERIES)
+        .contains(&n)
+        .then_some((NEW_DELIVERY_SIZE, None, NEW_DELIVERY_RATE))
+}
+
+impl Sample {
+    /// The rate shared by every connection to `name` (made on first use).
+    fn limiter(&self, name: &str, rate: u64) -> Option<Limiter> {
+        let kib = NonZeroU32::new(u32::try_from((rate / 1024).max(1)).unwrap_or(u32::MAX))?;
+        let burst = NonZeroU32::new(CHUNK_KIB)?;
+        let mut limiters = self.limiters.lock().ok()?;
+        let limiter = limiters.entry(name.to_string()).or_insert_with(|| {
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(kib).allow_burst(burst),
+            ))
+        });
+        Some(limiter.clone())
     }
 }
 
@@ -239,6 +339,9 @@ async fn feed(State(sample): State<Sample>) -> Response {
     let mut items = sample_feed(&sample.base);
     items.extend(history_feed(&sample.base, poll));
     items.extend(sample.extra.iter().cloned());
+    if sample.pace == Pace::Watchable {
+        items.extend(new_deliveries(&sample.base, sample.started.elapsed()));
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
         Value::Array(items).to_string(),
@@ -278,22 +381,33 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Option<(u64, u64)> {
     (start <= end).then_some((start, end))
 }
 
-async fn file(UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
-    let Some(sample) = FILES.iter().find(|f| f.name == name).copied() else {
+async fn file(
+    State(sample): State<Sample>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((size, rate, watch_rate)) = served_file(&name) else {
         return (StatusCode::NOT_FOUND, "no such sample file").into_response();
     };
-    let etag = format!("\"demo-{}-v1\"", sample.name);
+    let pacing = match sample.pace {
+        Pace::Quick => Pacing::PerConnection(rate),
+        Pace::Watchable => match sample.limiter(&name, watch_rate) {
+            Some(limiter) => Pacing::Shared(limiter),
+            None => Pacing::PerConnection(Some(watch_rate)),
+        },
+    };
+    let etag = format!("\"demo-{name}-v1\"");
     let if_range_ok = headers
         .get(header::IF_RANGE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v == etag);
-    let range = requested_range(&headers, sample.size).filter(|_| if_range_ok);
+    let range = requested_range(&headers, size).filter(|_| if_range_ok);
     let (start, end, status) = match range {
         Some((start, end)) => (start, end, StatusCode::PARTIAL_CONTENT),
-        None => (0, sample.size.saturating_sub(1), StatusCode::OK),
+        None => (0, size.saturating_sub(1), StatusCode::OK),
     };
     let length = end + 1 - start;
-    let body = Body::from_stream(chunks(start, length, sample.rate));
+    let body = Body::from_stream(chunks(start, length, pacing));
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -301,50 +415,59 @@ async fn file(UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, &etag);
     if status == StatusCode::PARTIAL_CONTENT {
-        response = response.header(
-            header::CONTENT_RANGE,
-            format!("bytes {start}-{end}/{}", sample.size),
-        );
+        response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
     }
     response
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// The bytes `start..start+length` in 64 KiB chunks, paced to `rate` bytes per second.
+/// Chunks are 64 KiB; shared rates count KiB.
+const CHUNK_KIB: u32 = 64;
+
+/// How one response is slowed down.
+enum Pacing {
+    /// This connection at so many bytes per second (`None`: not at all).
+    PerConnection(Option<u64>),
+    /// Every connection to the file takes its bytes from one rate.
+    Shared(Limiter),
+}
+
+/// The bytes `start..start+length` in 64 KiB chunks, paced.
 fn chunks(
     start: u64,
     length: u64,
-    rate: Option<u64>,
+    pacing: Pacing,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    const CHUNK: u64 = 64 * 1024;
+    const CHUNK: u64 = CHUNK_KIB as u64 * 1024;
+    let pacing = Arc::new(pacing);
     futures::stream::unfold(
         (start, start + length, tokio::time::Instant::now(), 0u64),
-        move |(pos, end, began, sent)| async move {
-            if pos >= end {
-                return None;
+        move |(pos, end, began, sent)| {
+            let pacing = pacing.clone();
+            async move {
+                if pos >= end {
+                    return None;
+                }
+                let n = CHUNK.min(end - pos);
+                match pacing.as_ref() {
+                    Pacing::PerConnection(Some(rate)) => {
+                        let due = began + Duration::from_secs_f64(sent as f64 / *rate as f64);
+                        tokio::time::sleep_until(due).await;
+                    }
+                    Pacing::PerConnection(None) => {}
+                    Pacing::Shared(limiter) => {
+                        let kib =
+                            NonZeroU32::new(n.div_ceil(1024) as u32).unwrap_or(NonZeroU32::MIN);
+                        // A chunk is never larger than the burst: this only waits.
+                        let _ = limiter.until_n_ready(kib).await;
+                    }
+                }
+                let chunk: Vec<u8> = (pos..pos + n).map(sample_byte).collect();
+                Some((Ok(Bytes::from(chunk)), (pos + n, end, began, sent + n)))
             }
-            if let Some(rate) = rate {
-                let due = began + Duration::from_secs_f64(sent as f64 / rate as f64);
-                tokio::time::sleep_until(due).await;
-            }
-            let n = CHUNK.min(end - pos);
-            let chunk: Vec<u8> = (pos..pos + n).map(sample_byte).collect();
-            Some((Ok(Bytes::from(chunk)), (pos + n, end, began, sent + n)))
         },
     )
-}
-
-/// The configuration the demo runs with: everything under `root`, the sample feed, quick polls.
-pub fn demo_config(root: &Path, feed_url: &str, bind: SocketAddr) -> Config {
-    let feed = FeedLocation::parse(feed_url)
-        .unwrap_or_else(|_| FeedLocation::File(root.join("feed.json")));
-    let mut config = Config::for_dir(root, feed);
-    config.service.bind = bind;
-    config.feed.monitor_interval = Duration::from_secs(5);
-    config.feed.cache_ttl = Duration::ZERO;
-    config.download.max_age = Some(crate::config::DEFAULT_MAX_AGE);
-    config
 }
 
 #[cfg(test)]
@@ -416,5 +539,33 @@ mod tests {
         assert!(
             legacy.is_some_and(|r| r.key == camille.map(|c| c.key.clone()).unwrap_or_default())
         );
+    }
+
+    #[test]
+    fn the_demo_feed_gains_one_delivery_every_twenty_seconds_and_stays_bounded() {
+        let base = "http://127.0.0.1:1";
+        assert!(new_deliveries(base, Duration::from_secs(19)).is_empty());
+        let two = new_deliveries(base, NEW_DELIVERY_EVERY * 2 + Duration::from_secs(1));
+        assert_eq!(two.len(), 2);
+        let forever = new_deliveries(base, Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(forever.len(), MAX_NEW_DELIVERIES as usize);
+        // Each is a new delivery that downloads, and its file is served.
+        let feed = crate::feed::source::parse_body(
+            Value::Array(two.clone()).to_string().as_bytes(),
+            chrono_tz::UTC,
+        )
+        .unwrap_or_default();
+        let plan = crate::feed::check::plan(
+            &feed,
+            Some(crate::config::DEFAULT_MAX_AGE),
+            crate::domain::Timestamp::now(),
+        );
+        let summary = crate::feed::check::Summary::of(&plan);
+        assert_eq!((summary.queued, summary.duplicate), (2, 0));
+        for item in &two {
+            let name = item["r2_url"].as_str().and_then(|u| u.rsplit('/').next());
+            assert!(name.and_then(served_file).is_some(), "{item}");
+        }
+        assert!(served_file("70-day3-99.mov").is_none());
     }
 }
