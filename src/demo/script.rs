@@ -41,6 +41,9 @@ pub const MAKING_OF: &str = "Making-of teaser.mov";
 const CLAIRE: &str = "Claire Martin (client)";
 const MARK: &str = "Mark Evans (client)";
 const PAUL: &str = "Paul (studio)";
+/// Claire's word on the Making-of: an approval with a doubt the reader cannot weigh, so the cut
+/// shows **needs a look** (a unit test below keeps it one the reader is unsure of).
+const MAKING_OF_UNSURE: &str = "Validé dans l'ensemble, le carton 00:42 me laisse un doute.";
 
 /// The timeline: (seconds after the start, step).
 pub const TIMELINE: [(u64, Step); 11] = [
@@ -105,7 +108,7 @@ pub const TIMELINE: [(u64, Step); 11] = [
         Step::Comment {
             on: MAKING_OF,
             author: CLAIRE,
-            text: "Validé. Le carton 00:42 affiche encore l'ancien numéro",
+            text: MAKING_OF_UNSURE,
             reply_to: None,
         },
     ),
@@ -245,6 +248,40 @@ pub async fn drop_cut(outbox: &Path, name: &str, size: u64) -> std::io::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Verdict;
+    use crate::frameio::review::Reader;
+
+    /// The demo shows each kind of review: sure change requests, a sure approval, a reply that
+    /// decides nothing, and one comment the reader is not sure of (needs a look). A new reader
+    /// that reads one of them otherwise fails here, not in a two-minute run of the binary.
+    #[test]
+    fn each_comment_reads_as_the_demo_means_it() {
+        let reader = Reader::builtin();
+        let mut unsure = 0;
+        for (_, step) in TIMELINE {
+            let Step::Comment { text, .. } = step else {
+                continue;
+            };
+            let a = reader.analyse_text(text);
+            if text == MAKING_OF_UNSURE {
+                assert!(!a.confident, "{text:?} should be unsure: {a:?}");
+                unsure += 1;
+            } else if text.starts_with("Parfait") {
+                assert!(
+                    a.confident && a.verdict == Some(Verdict::Approved),
+                    "{text:?}: {a:?}"
+                );
+            } else if text.starts_with("Merci") {
+                assert!(a.confident && a.verdict.is_none(), "{text:?}: {a:?}");
+            } else {
+                assert!(
+                    a.confident && a.verdict == Some(Verdict::ChangesRequested),
+                    "{text:?}: {a:?}"
+                );
+            }
+        }
+        assert_eq!(unsure, 1);
+    }
 
     #[test]
     fn replies_answer_earlier_comments_and_times_only_grow() {
