@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::tokens::{Token, words};
+use super::word::{Token, words};
 use crate::text::fold_text;
 
 /// The built-in lexicon.

@@ -19,6 +19,7 @@ pub mod llm;
 pub mod model;
 mod rules;
 mod tokens;
+mod word;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::domain::Verdict;
 pub use lexicon::{Cat, Lexicon};
 use model::{CLASSES, Model, RuleSignals};
 pub use rules::MAX_ANALYSED_CHARS;
-pub use tokens::words;
+pub use word::words;
 
 /// Cue kinds of the rules that hold any approval back: a refusal, an exception, a negated or
 /// held-back approval (waiting, a question, a condition, for later).
