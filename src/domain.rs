@@ -479,6 +479,60 @@ impl fmt::Display for DeliveryId {
     }
 }
 
+/// A tracked upload's id: rushes' own (a UUID), never Frame.io's file id, which is a string too;
+/// a type of its own where it crosses rooms (store, tracker, API, notifications) so that one is
+/// never passed for the other.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct UploadId(pub String);
+
+/// Shown as the text it is (`"up-1f…"`), as messages quoting an id always did.
+impl fmt::Debug for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl UploadId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for UploadId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for UploadId {
+    fn from(id: &str) -> Self {
+        Self(id.to_string())
+    }
+}
+
+/// A stored Frame.io event's id (its row in `frameio_events`), where it crosses rooms (the
+/// processor, the inspector, the API).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct EventId(pub i64);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::domain::UploadId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -19,7 +20,7 @@ pub enum Event {
     /// The feed was polled (successfully or not).
     FeedUpdated,
     /// A tracked Frame.io upload was registered or changed review state; read it from the store.
-    UploadChanged { id: String },
+    UploadChanged { id: UploadId },
     /// A running download moved on (sent a few times per second, never stored per chunk).
     Progress {
         id: i64,

@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use super::client::Comment;
 use super::route::Route;
 use super::tracker::{Handled, ProcessError, Tracker};
-use crate::domain::{EventKind, EventOutcome, TransitionCause};
+use crate::domain::{EventKind, EventOutcome, TransitionCause, UploadId};
 use crate::store::{FrameioEvent, StoreError, UploadUpdate};
 
 /// Files handled at the same time within a batch.
@@ -19,7 +19,7 @@ pub const FILES_IN_PARALLEL: usize = 4;
 
 /// One file's events in a batch, and what they read from Frame.io once for all of them.
 struct FileGroup {
-    upload_id: String,
+    upload_id: UploadId,
     file_id: String,
     /// Indexes into the batch, in arrival order.
     events: Vec<usize>,

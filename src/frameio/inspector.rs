@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::tracker::Tracker;
 use super::webhook::{ReceiveError, SignatureError};
-use crate::domain::EventOutcome;
+use crate::domain::{EventId, EventOutcome, UploadId};
 use crate::store::{NewRejectedCall, ReceivedCall, StoreError};
 
 /// Most of a refused body kept.
@@ -78,23 +78,23 @@ pub fn outcome_text(call: &ReceivedCall) -> String {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Replayed {
-    pub event_id: i64,
+    pub event_id: EventId,
     pub outcome: EventOutcome,
-    pub upload_id: Option<String>,
+    pub upload_id: Option<UploadId>,
     pub error: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("no stored event {0}")]
-    NotFound(i64),
+    NotFound(EventId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Processes stored event `id` again. The tracker skips what is already applied, so replaying
 /// twice changes nothing more.
-pub async fn replay(tracker: &Tracker, id: i64) -> Result<Replayed, ReplayError> {
+pub async fn replay(tracker: &Tracker, id: EventId) -> Result<Replayed, ReplayError> {
     let store = tracker.store();
     let event = store
         .frameio_event(id)
@@ -103,9 +103,9 @@ pub async fn replay(tracker: &Tracker, id: i64) -> Result<Replayed, ReplayError>
     match tracker.handle_event(&event).await {
         Ok(outcome) => {
             store
-                .finish_frameio_event(id, outcome.outcome, outcome.upload_id.as_deref(), None)
+                .finish_frameio_event(id, outcome.outcome, outcome.upload_id.as_ref(), None)
                 .await?;
-            tracing::info!(event = id, outcome = %outcome.outcome, "Frame.io: event replayed");
+            tracing::info!(event = %id, outcome = %outcome.outcome, "Frame.io: event replayed");
             Ok(Replayed {
                 event_id: id,
                 outcome: outcome.outcome,

@@ -98,7 +98,7 @@ impl EventProcessor {
     ) {
         let retry = match result {
             Ok(outcome) => {
-                tracing::debug!(event = event.id, kind = %event.event_type, outcome = %outcome.outcome, "Frame.io: event processed");
+                tracing::debug!(event = %event.id, kind = %event.event_type, outcome = %outcome.outcome, "Frame.io: event processed");
                 finished.push(FinishedEvent {
                     id: event.id,
                     outcome: outcome.outcome,
@@ -110,10 +110,10 @@ impl EventProcessor {
             // Started without the Frame.io settings: kept as they are (no attempt spent) until
             // rushes starts with them again.
             Err(e) if e.is_missing_settings() => {
-                tracing::warn!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event waits for the Frame.io settings (processed when rushes starts with them)");
+                tracing::warn!(event = %event.id, kind = %event.event_type, error = %e, "Frame.io: event waits for the Frame.io settings (processed when rushes starts with them)");
                 let reason = format!("waits for the Frame.io settings: {e}");
                 if let Err(e) = store.wait_frameio_event(event.id, &reason).await {
-                    tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome");
+                    tracing::error!(event = %event.id, error = %e, "Frame.io: cannot record an event's outcome");
                 }
                 return;
             }
@@ -121,16 +121,16 @@ impl EventProcessor {
             // client refuses at once until then: no retry storm).
             Err(e) if e.is_credentials() && event.attempts + 1 < MAX_ATTEMPTS => {
                 let wait = self.tracker.poll_interval();
-                tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event waits for valid credentials");
+                tracing::warn!(event = %event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event waits for valid credentials");
                 (e, wait)
             }
             Err(e) if e.is_transient() && event.attempts + 1 < MAX_ATTEMPTS => {
                 let wait = Duration::from_secs(1 << (event.attempts + 1).min(9));
-                tracing::warn!(event = event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event processing failed, will retry");
+                tracing::warn!(event = %event.id, kind = %event.event_type, error = %e, retry_in_s = wait.as_secs(), "Frame.io: event processing failed, will retry");
                 (e, wait)
             }
             Err(e) => {
-                tracing::error!(event = event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
+                tracing::error!(event = %event.id, kind = %event.event_type, error = %e, "Frame.io: event processing failed");
                 finished.push(FinishedEvent {
                     id: event.id,
                     outcome: EventOutcome::Failed,
@@ -149,7 +149,7 @@ impl EventProcessor {
                 self.outcomes.retried.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                tracing::error!(event = event.id, error = %e, "Frame.io: cannot record an event's outcome")
+                tracing::error!(event = %event.id, error = %e, "Frame.io: cannot record an event's outcome")
             }
         }
     }

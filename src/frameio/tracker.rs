@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use super::client::{Client, ClientError, Comment};
 use super::review::{Analysis, CommentText, Decision, Reader};
 use crate::config::FrameioConfig;
-use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause};
+use crate::domain::{EventId, EventOutcome, ReviewState, Timestamp, TransitionCause, UploadId};
 use crate::events::{Event, EventBus};
 use crate::store::{
     NeedsLook, RegisterError, Registered, StateChange, Store, StoreError, StoredComment,
@@ -58,7 +58,7 @@ impl ProcessError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handled {
     pub outcome: EventOutcome,
-    pub upload_id: Option<String>,
+    pub upload_id: Option<UploadId>,
 }
 
 /// An upload with its history and last comments (the API's detail shape).
@@ -163,7 +163,12 @@ impl Tracker {
         let name = name.map(str::trim).filter(|n| !n.is_empty());
         let registered = self
             .store
-            .register_upload(&upload_id, &file_id, name, Some(self.spread_poll_time()))
+            .register_upload(
+                &UploadId(upload_id),
+                &file_id,
+                name,
+                Some(self.spread_poll_time()),
+            )
             .await?;
         if let Registered::Created(u) = &registered {
             tracing::info!(upload = %u.id, file = %u.file_id, "Frame.io: tracking upload");
@@ -173,7 +178,7 @@ impl Tracker {
         Ok(registered)
     }
 
-    pub async fn details(&self, id: &str) -> Result<Option<UploadDetails>, StoreError> {
+    pub async fn details(&self, id: &UploadId) -> Result<Option<UploadDetails>, StoreError> {
         let Some(upload) = self.store.upload(id).await? else {
             return Ok(None);
         };
@@ -231,7 +236,7 @@ impl Tracker {
         to: ReviewState,
         cause: TransitionCause,
         reason: String,
-        event_id: Option<i64>,
+        event_id: Option<EventId>,
     ) -> Result<bool, StoreError> {
         let forward = matches!(
             (upload.state.lifecycle_rank(), to.lifecycle_rank()),
@@ -260,7 +265,7 @@ impl Tracker {
         status: Option<String>,
         cause: TransitionCause,
         reason: (&str, &str),
-        event_id: Option<i64>,
+        event_id: Option<EventId>,
     ) -> Result<bool, StoreError> {
         let Some(status) = status else {
             return Ok(false);
@@ -300,7 +305,7 @@ impl Tracker {
         upload: &Upload,
         comments: &[Comment],
         cause: TransitionCause,
-        event_id: Option<i64>,
+        event_id: Option<EventId>,
     ) -> Result<bool, StoreError> {
         let texts: Vec<CommentText<'_>> = comments
             .iter()
@@ -450,7 +455,7 @@ impl Tracker {
         upload: &Upload,
         d: &Decision,
         reason: String,
-        (cause, event_id): (TransitionCause, Option<i64>),
+        (cause, event_id): (TransitionCause, Option<EventId>),
         mut update: UploadUpdate,
     ) -> Result<bool, StoreError> {
         let (guess, comment_id) = (d.verdict, d.comment_id.as_str());

@@ -22,7 +22,7 @@ use super::upload_api::UploadProgress;
 pub use super::upload_report::{Quiet, UploadError, Watch};
 pub use super::versions::Stacked;
 use super::versions::{self, StackError};
-use crate::domain::{ReviewState, Timestamp, TransitionCause};
+use crate::domain::{ReviewState, Timestamp, TransitionCause, UploadId};
 use crate::events::{Event, EventBus};
 use crate::net::RetryPolicy;
 use crate::store::{
@@ -304,7 +304,7 @@ impl Uploader {
             .await?;
         if !self.store().repoint_upload(&send.id, &created.id).await? {
             self.tracker
-                .register(Some(&send.id), &created.id, Some(&send.name))
+                .register(Some(send.id.as_str()), &created.id, Some(&send.name))
                 .await?;
         }
         tracing::info!(send = %send.id, file = %created.id, parts = urls.len(), "Frame.io upload: file created");
@@ -446,7 +446,7 @@ impl Uploader {
     }
 
     /// The tracked upload leaves `uploading` (Frame.io has every byte; it processes them now).
-    async fn mark_uploaded(&self, upload_id: &str) -> Result<(), StoreError> {
+    async fn mark_uploaded(&self, upload_id: &UploadId) -> Result<(), StoreError> {
         let Some(upload) = self.store().upload(upload_id).await? else {
             return Ok(());
         };
@@ -468,7 +468,7 @@ impl Uploader {
                 .await?;
         }
         self.events.send(Event::UploadChanged {
-            id: upload_id.to_string(),
+            id: upload_id.clone(),
         });
         Ok(())
     }
@@ -479,7 +479,7 @@ impl Uploader {
 async fn progress_writer(
     store: Store,
     events: EventBus,
-    (id, claimant): (String, String),
+    (id, claimant): (UploadId, String),
     sent: Arc<AtomicU64>,
     lost: CancellationToken,
     stop: CancellationToken,
@@ -516,7 +516,7 @@ fn needs_new_file(send: &Send) -> bool {
 }
 
 /// A short stable id for a file's send (the tracked upload's id too).
-fn send_id(source_key: &str) -> String {
+fn send_id(source_key: &str) -> UploadId {
     let digest = Sha256::digest(source_key.as_bytes());
-    format!("up-{}", &hex::encode(digest)[..16])
+    UploadId(format!("up-{}", &hex::encode(digest)[..16]))
 }

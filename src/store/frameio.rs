@@ -4,14 +4,16 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::domain::{EventOutcome, ReviewState, Timestamp, TransitionCause, Verdict};
+use crate::domain::{
+    EventId, EventOutcome, ReviewState, Timestamp, TransitionCause, UploadId, Verdict,
+};
 
 /// The outcome of one processed event, for [`Store::finish_frameio_events`].
 #[derive(Debug, Clone)]
 pub struct FinishedEvent {
-    pub id: i64,
+    pub id: EventId,
     pub outcome: EventOutcome,
-    pub upload_id: Option<String>,
+    pub upload_id: Option<UploadId>,
     pub error: Option<String>,
 }
 
@@ -31,7 +33,7 @@ pub struct NewFrameioEvent {
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct FrameioEvent {
-    pub id: i64,
+    pub id: EventId,
     pub received_at: Timestamp,
     pub request_timestamp: i64,
     pub event_type: String,
@@ -42,7 +44,7 @@ pub struct FrameioEvent {
     pub body: String,
     pub processed_at: Option<Timestamp>,
     pub outcome: Option<EventOutcome>,
-    pub upload_id: Option<String>,
+    pub upload_id: Option<UploadId>,
     pub attempts: i64,
     pub error: Option<String>,
 }
@@ -50,7 +52,7 @@ pub struct FrameioEvent {
 /// A tracked upload; also the JSON shape of the API.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Upload {
-    pub id: String,
+    pub id: UploadId,
     pub file_id: String,
     pub name: Option<String>,
     pub account_id: Option<String>,
@@ -121,7 +123,7 @@ pub struct Transition {
     pub to_state: ReviewState,
     pub cause: TransitionCause,
     pub reason: String,
-    pub event_id: Option<i64>,
+    pub event_id: Option<EventId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -141,7 +143,7 @@ pub struct StateChange {
     pub to: ReviewState,
     pub cause: TransitionCause,
     pub reason: String,
-    pub event_id: Option<i64>,
+    pub event_id: Option<EventId>,
 }
 
 /// Everything one processing step may change on an upload, applied in one transaction.
@@ -171,10 +173,10 @@ pub enum Registered {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    #[error("file {file_id} is already tracked as upload {existing:?}")]
-    FileTaken { file_id: String, existing: String },
-    #[error("upload id {0:?} is already used for another file")]
-    IdTaken(String),
+    #[error("file {file_id} is already tracked as upload \"{existing}\"")]
+    FileTaken { file_id: String, existing: UploadId },
+    #[error("upload id \"{0}\" is already used for another file")]
+    IdTaken(UploadId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -280,9 +282,9 @@ impl Store {
 
     pub async fn finish_frameio_event(
         &self,
-        id: i64,
+        id: EventId,
         outcome: EventOutcome,
-        upload_id: Option<&str>,
+        upload_id: Option<&UploadId>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
@@ -329,7 +331,7 @@ impl Store {
 
     pub async fn defer_frameio_event(
         &self,
-        id: i64,
+        id: EventId,
         error: &str,
         next_attempt_at: Timestamp,
     ) -> Result<(), StoreError> {
@@ -364,7 +366,7 @@ impl Store {
     /// Tracks `file_id` under `id`. Registering the same pair again is not an error.
     pub async fn register_upload(
         &self,
-        id: &str,
+        id: &UploadId,
         file_id: &str,
         name: Option<&str>,
         next_poll_at: Option<Timestamp>,
@@ -408,7 +410,7 @@ impl Store {
         }
         tx.rollback().await?;
         if let Some(existing) = self.upload_by_file(file_id).await? {
-            return if existing.id == id {
+            return if existing.id == *id {
                 Ok(Registered::Existing(existing))
             } else {
                 Err(RegisterError::FileTaken {
@@ -417,10 +419,10 @@ impl Store {
                 })
             };
         }
-        Err(RegisterError::IdTaken(id.to_string()))
+        Err(RegisterError::IdTaken(id.clone()))
     }
 
-    pub async fn upload(&self, id: &str) -> Result<Option<Upload>, StoreError> {
+    pub async fn upload(&self, id: &UploadId) -> Result<Option<Upload>, StoreError> {
         Ok(sqlx::query_as::<_, Upload>(&format!(
             "SELECT {UPLOAD_COLUMNS} FROM frameio_uploads WHERE id = $1"
         ))
@@ -453,7 +455,7 @@ impl Store {
             .await?)
     }
 
-    pub async fn upload_transitions(&self, id: &str) -> Result<Vec<Transition>, StoreError> {
+    pub async fn upload_transitions(&self, id: &UploadId) -> Result<Vec<Transition>, StoreError> {
         Ok(sqlx::query_as::<_, Transition>(
             "SELECT at, from_state, to_state, cause, reason, event_id FROM frameio_transitions
              WHERE upload_id = $1 ORDER BY id",
@@ -464,7 +466,7 @@ impl Store {
     }
 
     /// The stored comments of an upload, newest first.
-    pub async fn upload_comments(&self, id: &str) -> Result<Vec<StoredComment>, StoreError> {
+    pub async fn upload_comments(&self, id: &UploadId) -> Result<Vec<StoredComment>, StoreError> {
         Ok(sqlx::query_as::<_, StoredComment>(
             "SELECT comment_id, text, author, created_at, updated_at, completed_at, verdict
              FROM frameio_comments WHERE upload_id = $1 ORDER BY created_at DESC, comment_id",
@@ -476,7 +478,11 @@ impl Store {
 
     /// Applies `update` in one transaction. A state change equal to the current state is skipped.
     /// Returns whether the state changed.
-    pub async fn update_upload(&self, id: &str, update: &UploadUpdate) -> Result<bool, StoreError> {
+    pub async fn update_upload(
+        &self,
+        id: &UploadId,
+        update: &UploadUpdate,
+    ) -> Result<bool, StoreError> {
         let now = Timestamp::now();
         let mut tx = self.begin_write().await?;
         let current: Option<ReviewState> =
@@ -611,7 +617,11 @@ impl Store {
         )
     }
 
-    pub async fn set_next_poll(&self, id: &str, next_poll_at: Timestamp) -> Result<(), StoreError> {
+    pub async fn set_next_poll(
+        &self,
+        id: &UploadId,
+        next_poll_at: Timestamp,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE frameio_uploads SET next_poll_at = $1 WHERE id = $2")
             .bind(next_poll_at)
             .bind(id)

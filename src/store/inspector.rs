@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{FrameioEvent, Store, StoreError};
-use crate::domain::{EventOutcome, Timestamp};
+use crate::domain::{EventId, EventOutcome, Timestamp};
 
 /// Refused deliveries kept; older ones are deleted (the count goes on).
 pub const KEPT_REJECTED: i64 = 100;
@@ -29,7 +29,7 @@ pub struct ReceivedCall {
     /// `e<event id>` for an accepted call, `r<id>` for a refused one.
     pub call_id: String,
     /// The stored event's id (accepted calls): what `replay` takes.
-    pub event_id: Option<i64>,
+    pub event_id: Option<EventId>,
     pub received_at: Timestamp,
     /// `accepted`, or why it was refused: `missing_signature`, `bad_signature`, `stale`,
     /// `bad_body`, `no_secret`, `store_error`.
@@ -92,7 +92,7 @@ impl Store {
     }
 
     /// One stored event (what a replay processes again).
-    pub async fn frameio_event(&self, id: i64) -> Result<Option<FrameioEvent>, StoreError> {
+    pub async fn frameio_event(&self, id: EventId) -> Result<Option<FrameioEvent>, StoreError> {
         Ok(sqlx::query_as::<_, FrameioEvent>(&format!(
             "SELECT {} FROM frameio_events WHERE id = $1",
             super::frameio::EVENT_COLUMNS

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Store, StoreError};
-use crate::domain::{ReviewState, Timestamp};
+use crate::domain::{EventId, ReviewState, Timestamp};
 
 /// Events deleted per statement: a short write lock each, so webhook writes are not held up.
 pub const PRUNE_BATCH: i64 = 500;
@@ -123,7 +123,7 @@ fn waiting() -> Timestamp {
 impl Store {
     /// Keeps event `id` unprocessed, with `reason`, until [`Store::release_waiting_frameio_events`]
     /// (no attempt counted).
-    pub async fn wait_frameio_event(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+    pub async fn wait_frameio_event(&self, id: EventId, reason: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query("UPDATE frameio_events SET error = $1, next_attempt_at = $2 WHERE id = $3")
             .bind(reason)

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::domain::{ReviewState, Timestamp, TransitionCause, Verdict};
+use crate::domain::{ReviewState, Timestamp, TransitionCause, UploadId, Verdict};
 
 /// A corrected comment verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -23,7 +23,7 @@ impl Store {
     /// Sets an upload's state by a person's decision; `false` when there is no such upload.
     pub async fn person_review(
         &self,
-        id: &str,
+        id: &UploadId,
         to: ReviewState,
         reason: &str,
     ) -> Result<bool, StoreError> {
@@ -72,7 +72,7 @@ impl Store {
     }
 
     /// When a person last decided an upload's state, if ever.
-    pub async fn person_decided_at(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
+    pub async fn person_decided_at(&self, id: &UploadId) -> Result<Option<Timestamp>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT MAX(at) FROM frameio_transitions WHERE upload_id = $1 AND cause = $2",
         )
@@ -86,7 +86,7 @@ impl Store {
     /// no such comment.
     pub async fn label_comment(
         &self,
-        upload_id: &str,
+        upload_id: &UploadId,
         comment_id: &str,
         expected: &str,
         by: &str,
@@ -135,7 +135,10 @@ impl Store {
     }
 
     /// The corrections of one upload's comments, by comment id.
-    pub async fn upload_labels(&self, upload_id: &str) -> Result<Vec<CommentLabel>, StoreError> {
+    pub async fn upload_labels(
+        &self,
+        upload_id: &UploadId,
+    ) -> Result<Vec<CommentLabel>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT upload_id, comment_id, text, analysed, expected, labelled_by, labelled_at
              FROM frameio_comment_labels WHERE upload_id = $1",

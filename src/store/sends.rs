@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::domain::Timestamp;
+use crate::domain::{Timestamp, UploadId};
 
 /// Where a send is.
 pub mod state {
@@ -22,7 +22,7 @@ pub mod state {
 /// A send; also its JSON shape (without the presigned URLs, which are credentials).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Send {
-    pub id: String,
+    pub id: UploadId,
     #[serde(skip)]
     pub source_key: String,
     pub path: String,
@@ -57,7 +57,7 @@ pub struct Send {
 /// A file to send.
 #[derive(Debug, Clone)]
 pub struct NewSend {
-    pub id: String,
+    pub id: UploadId,
     pub source_key: String,
     pub path: String,
     pub name: String,
@@ -157,7 +157,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn send(&self, id: &str) -> Result<Option<Send>, StoreError> {
+    pub async fn send(&self, id: &UploadId) -> Result<Option<Send>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM frameio_sends WHERE id = $1"
         ))
@@ -191,7 +191,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn set_send_file(
         &self,
-        id: &str,
+        id: &UploadId,
         file_id: &str,
         view_url: Option<&str>,
         media_type: Option<&str>,
@@ -226,7 +226,7 @@ impl Store {
 
     /// Records, before the call, that a `local_upload` for this send is on its way (now); returns
     /// the time recorded.
-    pub async fn begin_create(&self, id: &str) -> Result<Timestamp, StoreError> {
+    pub async fn begin_create(&self, id: &UploadId) -> Result<Timestamp, StoreError> {
         let _turn = self.write_turn().await;
         let now = Timestamp::now();
         sqlx::query(
@@ -241,7 +241,7 @@ impl Store {
 
     /// No create of this send is in flight any more (it was refused, or the files an unknown
     /// outcome may have left were looked for and deleted).
-    pub async fn end_create(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn end_create(&self, id: &UploadId) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE frameio_sends SET create_started_at = NULL, updated_at = $1 WHERE id = $2",
@@ -254,7 +254,7 @@ impl Store {
     }
 
     /// Forgets the Frame.io file of a send (deleted because its URLs expired).
-    pub async fn clear_send_file(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn clear_send_file(&self, id: &UploadId) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM frameio_send_parts WHERE send_id = $1")
@@ -276,7 +276,7 @@ impl Store {
     }
 
     /// The parts of a send the storage accepted.
-    pub async fn send_parts_done(&self, id: &str) -> Result<Vec<i64>, StoreError> {
+    pub async fn send_parts_done(&self, id: &UploadId) -> Result<Vec<i64>, StoreError> {
         Ok(
             sqlx::query_scalar(
                 "SELECT idx FROM frameio_send_parts WHERE send_id = $1 ORDER BY idx",
@@ -288,7 +288,7 @@ impl Store {
     }
 
     /// Records an accepted part (durably, before the next one counts on it).
-    pub async fn mark_send_part(&self, id: &str, idx: i64) -> Result<(), StoreError> {
+    pub async fn mark_send_part(&self, id: &UploadId, idx: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO frameio_send_parts (send_id, idx) VALUES ($1, $2)
@@ -304,7 +304,7 @@ impl Store {
     /// Bytes sent so far, and the claim renewed. `false` when `claimant` lost the claim.
     pub async fn send_progress(
         &self,
-        id: &str,
+        id: &UploadId,
         claimant: &str,
         bytes_sent: i64,
     ) -> Result<bool, StoreError> {
@@ -328,7 +328,7 @@ impl Store {
     /// The end of a send: `complete` or `failed` with its error; the claim is released.
     pub async fn finish_send(
         &self,
-        id: &str,
+        id: &UploadId,
         final_state: &str,
         bytes_sent: i64,
         error: Option<&str>,
@@ -352,7 +352,7 @@ impl Store {
     }
 
     /// Lets go of an unfinished send (Ctrl-C, shutdown): the next run may take it at once.
-    pub async fn release_send(&self, id: &str, claimant: &str) -> Result<(), StoreError> {
+    pub async fn release_send(&self, id: &UploadId, claimant: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE frameio_sends SET claimed_by = NULL, claim_until = NULL, updated_at = $1
@@ -388,7 +388,11 @@ impl Store {
 
     /// Points a tracked upload at the Frame.io file made again for it (the first one, whose
     /// URLs expired, was deleted). `false` when no such upload is tracked.
-    pub async fn repoint_upload(&self, upload_id: &str, file_id: &str) -> Result<bool, StoreError> {
+    pub async fn repoint_upload(
+        &self,
+        upload_id: &UploadId,
+        file_id: &str,
+    ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let moved: Option<String> = sqlx::query_scalar(
             "UPDATE frameio_uploads SET file_id = $1, updated_at = $2 WHERE id = $3 RETURNING id",

@@ -216,7 +216,7 @@ async fn frameio_panel(state: &AppState) -> Result<Markup, ApiError> {
                                     @if let Some(c) = last {
                                         div { "“" (c.text) "”" }
                                         div.sub { @if let Some(a) = &c.author { (a) " · " } (when(c.created_at.as_deref().and_then(|raw| Timestamp::parse(raw).ok()))) }
-                                        (super::review::comment_verdict(&upload.id, c, corrected.as_deref()))
+                                        (super::review::comment_verdict(upload.id.as_str(), c, corrected.as_deref()))
                                     } @else { span.sub { "none" } }
                                 }
                                 td.when data-label="Changed" { (when(Some(upload.state_changed_at))) }

@@ -13,6 +13,7 @@ use super::AppState;
 /// Longest wait for a webhook's durable write before answering 503.
 pub const WEBHOOK_WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(2500);
 use super::error::ApiError;
+use crate::domain::UploadId;
 use crate::frameio::tracker::TrackError;
 use crate::frameio::webhook::{
     Accepted, MAX_BODY_BYTES, ReceiveError, SIGNATURE_HEADER, TIMESTAMP_HEADER,
@@ -149,7 +150,7 @@ async fn list_uploads(State(state): State<AppState>) -> Result<Json<Value>, ApiE
 
 async fn get_upload(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<UploadId>,
 ) -> Result<Json<Value>, ApiError> {
     let details = state
         .frameio

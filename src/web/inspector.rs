@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::EventId;
 use crate::frameio::inspector::{self, ReplayError};
 use crate::frameio::keeper::{self, WebhookView};
 use crate::store::{KEPT_REJECTED, ReceivedCall};
@@ -157,9 +158,10 @@ async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id: i64 = id
+    let id = id
         .trim_start_matches('e')
         .parse()
+        .map(EventId)
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a stored event id")))?;
     match inspector::replay(&state.frameio.tracker, id).await {
         Ok(done) => Ok(Json(json!(done))),

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{ReviewState, Verdict};
+use crate::domain::{ReviewState, UploadId, Verdict};
 use crate::events::Event;
 use crate::store::{StoredComment, Upload};
 
@@ -80,7 +80,7 @@ fn decision_state(raw: &str) -> Option<(ReviewState, &'static str)> {
 
 async fn review(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<UploadId>,
     headers: HeaderMap,
     body: Result<Json<ReviewBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -109,7 +109,7 @@ async fn review(
 
 async fn label(
     State(state): State<AppState>,
-    Path((id, comment_id)): Path<(String, String)>,
+    Path((id, comment_id)): Path<(UploadId, String)>,
     headers: HeaderMap,
     body: Result<Json<LabelBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use crate::domain::UploadId;
 use crate::store::{Send, Store, StoreError, Upload};
 
 /// Most sends looked at for one listing.
@@ -31,7 +32,7 @@ pub fn transfer(send: &Send) -> Value {
 
 /// `uploads` as JSON, each with its `transfer` when rushes sent it.
 pub async fn with_transfers(store: &Store, uploads: Vec<Upload>) -> Result<Vec<Value>, StoreError> {
-    let sends: HashMap<String, Send> = store
+    let sends: HashMap<UploadId, Send> = store
         .sends(MAX_SENDS)
         .await?
         .into_iter()
@@ -50,7 +51,7 @@ pub async fn with_transfers(store: &Store, uploads: Vec<Upload>) -> Result<Vec<V
 }
 
 /// One upload's `transfer`, if rushes sent it.
-pub async fn transfer_of(store: &Store, upload_id: &str) -> Result<Option<Value>, StoreError> {
+pub async fn transfer_of(store: &Store, upload_id: &UploadId) -> Result<Option<Value>, StoreError> {
     Ok(store.send(upload_id).await?.as_ref().map(transfer))
 }
 

@@ -134,7 +134,7 @@ async fn a_burst_of_comments_on_one_file_is_answered_by_one_listing() {
     for file in ["file-a", "file-b"] {
         let mine: Vec<_> = events
             .iter()
-            .filter(|e| e.upload_id.as_deref() == Some(file))
+            .filter(|e| e.upload_id.as_ref().map(|u| u.as_str()) == Some(file))
             .collect();
         assert_eq!(mine.len(), PER_FILE, "{file}");
         let first = mine.iter().min_by_key(|e| e.id).expect("events");
