@@ -17,8 +17,10 @@ use rushes::config::{FrameioConfig, LlmSettings};
 use rushes::frameio::llm::{Opinion, SecondOpinion};
 use serde_json::{Value, json};
 
-/// The rules approve, a reservation follows that the model doubts: never sure locally.
-const UNSURE: &str = "ok pour moi… le carton 00:42 par contre";
+/// An approval with a reservation left hanging that the local reader is not sure of.
+fn unsure() -> &'static str {
+    crate::support::unsure_approvals(1)[0]
+}
 const SURE: &str = "Rien à modifier, c'est parfait";
 const SECRET: &str = "whsec-llm-s3cret";
 
@@ -55,7 +57,7 @@ async fn the_second_opinion_decides_unsure_comments_only() {
     let llm = FakeLlm::start(Behaviour::Verdict("changes_requested")).await;
     let fake = llm.clone();
     let lines =
-        tokio::task::spawn_blocking(move || verdicts(&fake, &format!("{SURE}\n{UNSURE}\n")))
+        tokio::task::spawn_blocking(move || verdicts(&fake, &format!("{SURE}\n{}\n", unsure())))
             .await
             .expect("join");
     assert_eq!(lines[0]["verdict"], "approved");
@@ -75,13 +77,16 @@ async fn the_second_opinion_decides_unsure_comments_only() {
     assert_eq!(body["model"], "test-model");
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     assert_eq!(messages.len(), 2, "{body}");
-    assert_eq!(messages[1], json!({"role": "user", "content": UNSURE}));
+    assert_eq!(messages[1], json!({"role": "user", "content": unsure()}));
 
     // An approval from the model alone is not enough: the local guess must approve too.
     llm.set(Behaviour::Verdict("approved"));
     let fake = llm.clone();
     let lines = tokio::task::spawn_blocking(move || {
-        verdicts(&fake, "c'est normal que le logo soit si petit ?\n")
+        verdicts(
+            &fake,
+            &format!("{}\n", crate::support::unsure_non_approvals(1)[0]),
+        )
     })
     .await
     .expect("join");
@@ -95,10 +100,15 @@ async fn the_second_opinion_decides_unsure_comments_only() {
     ] {
         llm.set(behaviour);
         let fake = llm.clone();
-        let line = tokio::task::spawn_blocking(move || verdicts(&fake, &format!("{UNSURE}\n")))
-            .await
-            .expect("join")
-            .remove(0);
+        let line = tokio::task::spawn_blocking(move || {
+            verdicts(
+                &fake,
+                &format!("{}\n", crate::support::unsure_non_approvals(1)[0]),
+            )
+        })
+        .await
+        .expect("join")
+        .remove(0);
         assert_eq!(line["confident"], false, "{line}");
         assert_ne!(line["verdict"], "approved", "{line}");
         let reason = line["reason"].as_str().unwrap_or("");
@@ -119,7 +129,7 @@ async fn a_hung_model_times_out_and_at_most_two_calls_are_in_flight() {
     let started = Instant::now();
     let asks = (0..3).map(|_| {
         let o = opinion.clone();
-        tokio::spawn(async move { o.ask(UNSURE).await })
+        tokio::spawn(async move { o.ask(unsure()).await })
     });
     let mut answers = Vec::new();
     for a in asks {
@@ -186,7 +196,7 @@ async fn tracking_asks_the_second_opinion_and_goes_on_without_it() {
             .await
             .expect("POST /api/uploads");
         assert_eq!(r.status().as_u16(), 201);
-        fake.add_comment_by(file, comment, UNSURE, "2026-03-05T10:00:00Z", "Ana");
+        fake.add_comment_by(file, comment, unsure(), "2026-03-05T10:00:00Z", "Ana");
     }
     let body = delivery("comment.created", "comment", "k1");
     assert_eq!(deliver(&app.client, &hook, SECRET, &body).await, 200);

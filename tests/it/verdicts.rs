@@ -413,15 +413,9 @@ async fn an_unsure_comment_flags_the_upload_and_never_approves() {
     ))
     .await;
     track(&app, "f4").await;
-    // An approval followed by a reservation left hanging: the rules approve, the model doubts;
-    // the reader is not sure.
-    fake.add_comment_by(
-        "f4",
-        "u1",
-        "ok pour moi… le carton 00:42 par contre",
-        "2026-03-04T10:00:00Z",
-        "Claire",
-    );
+    // Approvals followed by a reservation left hanging: the reader is not sure.
+    let unsure = crate::support::unsure_approvals(2);
+    fake.add_comment_by("f4", "u1", unsure[0], "2026-03-04T10:00:00Z", "Claire");
     comment_event(&app, "u1").await;
     let u = wait_for("the upload to need a look", WAIT, || async {
         let u = upload(&app, "f4").await;
@@ -460,13 +454,7 @@ async fn an_unsure_comment_flags_the_upload_and_never_approves() {
     let data_dir = app.state.config.service.data_dir.clone();
 
     // An unsure comment after the approval reopens it: polling resumes, the flag is back.
-    fake.add_comment_by(
-        "f4",
-        "u3",
-        "Validé. Le plan 00:55, à voir",
-        "2026-03-04T12:00:00Z",
-        "Claire",
-    );
+    fake.add_comment_by("f4", "u3", unsure[1], "2026-03-04T12:00:00Z", "Claire");
     comment_event(&app, "u3").await;
     let u = wait_state(&app, "f4", "in_review").await;
     assert_eq!(u["needs_look"]["comment_id"], "u3", "{u}");
