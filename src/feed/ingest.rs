@@ -242,6 +242,15 @@ struct Rows {
 }
 
 impl Rows {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            rows: Vec::with_capacity(rows),
+            by_dedupe: HashMap::with_capacity(rows),
+            by_r2: HashMap::new(),
+            next: Vec::new(),
+        }
+    }
+
     /// Rows are created oldest first: stored ones in id order, then new ones in feed order
     /// (they will get larger ids).
     fn older(&self, a: u32, b: u32) -> bool {
@@ -346,7 +355,7 @@ impl Rows {
 struct Writes<'a> {
     store: &'a Store,
     events: &'a EventBus,
-    records: &'a [NewDelivery],
+    records: &'a [Box<NewDelivery>],
     new: usize,
 }
 
@@ -486,8 +495,9 @@ pub(super) async fn ingest(
         .iter()
         .filter(|s| matches!(s, Seen::Pending(..)))
         .count();
-    // Sized once: 100,000 records grown by doubling held up to 1.5 times their size.
-    let mut records: Vec<NewDelivery> = Vec::with_capacity(pending);
+    // Sized once (100,000 records grown by doubling held up to 1.5 times their size), and
+    // still boxed: moved out of their boxes, they would be held twice until the boxes are freed.
+    let mut records: Vec<Box<NewDelivery>> = Vec::with_capacity(pending);
     for seen in seen {
         match seen {
             Seen::Applied(fingerprint) => {
@@ -495,7 +505,7 @@ pub(super) async fn ingest(
             }
             Seen::Pending(fingerprint, d) => {
                 next.insert(fingerprint);
-                records.push(*d);
+                records.push(d);
             }
         }
     }
@@ -509,7 +519,8 @@ pub(super) async fn ingest(
     } else {
         store.known_deliveries().await?
     };
-    let mut rows = Rows::default();
+    // At most one row per stored delivery and per record: sized once, not grown by doubling.
+    let mut rows = Rows::with_capacity(stored.len() + records.len());
     let mut stored = stored;
     stored.sort_unstable_by_key(|row| row.id);
     for row in stored {
