@@ -228,13 +228,57 @@ struct Row {
     tail: u32,
 }
 
+/// Dedupe key -> row, without a copy of every key (100,000 of them held ~11 MiB): the map
+/// holds a 64-bit hash of the key, and the row's own `dedupe_key` (never changed by a record)
+/// confirms the match. A key whose hash another key took first is kept whole in `collided`.
+#[derive(Default)]
+struct KeyIndex {
+    state: RandomState,
+    by_hash: HashMap<u64, u32>,
+    collided: HashMap<String, u32>,
+}
+
+impl KeyIndex {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            by_hash: HashMap::with_capacity(rows),
+            ..Self::default()
+        }
+    }
+
+    fn get(&self, rows: &[Row], key: &str) -> Option<u32> {
+        match self.by_hash.get(&self.state.hash_one(key)) {
+            Some(&i) if rows[i as usize].now.dedupe_key == key => Some(i),
+            Some(_) => self.collided.get(key).copied(),
+            None => None,
+        }
+    }
+
+    /// Indexes row `i` (already in `rows`) by its dedupe key.
+    fn insert(&mut self, rows: &[Row], i: u32) {
+        use std::collections::hash_map::Entry;
+        let key = &rows[i as usize].now.dedupe_key;
+        match self.by_hash.entry(self.state.hash_one(key)) {
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            Entry::Occupied(mut slot) if rows[*slot.get() as usize].now.dedupe_key == *key => {
+                slot.insert(i);
+            }
+            Entry::Occupied(_) => {
+                self.collided.insert(key.clone(), i);
+            }
+        }
+    }
+}
+
 /// The rows and the indexes the record-to-delivery matching needs (the same match as
 /// [`Store::upsert_delivery`]'s: same source key first, else the oldest delivery with either
 /// of the record's keys as its source or R2 key).
 #[derive(Default)]
 struct Rows {
     rows: Vec<Row>,
-    by_dedupe: HashMap<String, u32>,
+    by_dedupe: KeyIndex,
     /// R2 key -> the rows holding it (a few at most).
     by_r2: HashMap<String, Vec<u32>>,
     /// Per record: the next record of the same row.
@@ -245,7 +289,7 @@ impl Rows {
     fn with_capacity(rows: usize) -> Self {
         Self {
             rows: Vec::with_capacity(rows),
-            by_dedupe: HashMap::with_capacity(rows),
+            by_dedupe: KeyIndex::with_capacity(rows),
             by_r2: HashMap::new(),
             next: Vec::new(),
         }
@@ -263,7 +307,6 @@ impl Rows {
 
     fn push(&mut self, now: KnownDelivery, first: Option<u32>) -> u32 {
         let i = u32::try_from(self.rows.len()).unwrap_or(NONE);
-        self.by_dedupe.insert(now.dedupe_key.clone(), i);
         if let Some(r2) = &now.r2_key {
             self.by_r2.entry(r2.clone()).or_default().push(i);
         }
@@ -276,11 +319,17 @@ impl Rows {
             head: first.unwrap_or(NONE),
             tail: first.unwrap_or(NONE),
         });
+        self.by_dedupe.insert(&self.rows, i);
         i
     }
 
+    /// The row whose dedupe key is `key`.
+    fn by_key(&self, key: &str) -> Option<u32> {
+        self.by_dedupe.get(&self.rows, key)
+    }
+
     fn find(&self, d: &NewDelivery) -> Option<u32> {
-        if let Some(&i) = self.by_dedupe.get(&d.dedupe_key) {
+        if let Some(i) = self.by_key(&d.dedupe_key) {
             return Some(i);
         }
         let mut best: Option<u32> = None;
@@ -290,7 +339,7 @@ impl Rows {
             }
         };
         if let Some(r2) = &d.r2_key {
-            if let Some(&i) = self.by_dedupe.get(r2) {
+            if let Some(i) = self.by_key(r2) {
                 consider(i);
             }
             self.by_r2
@@ -432,7 +481,7 @@ impl Writes<'_> {
                 self.events.send(Event::DeliveriesAdded { ids: added });
             }
             for key in missed {
-                if let Some(&i) = rows.by_dedupe.get(key) {
+                if let Some(i) = rows.by_key(key) {
                     self.replay(rows, i as usize).await?;
                 }
             }
@@ -564,4 +613,34 @@ pub(super) async fn ingest(
     memo.last_body = Some(feed.sha256);
     memo.warm = true;
     Ok(writes.new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key whose hash slot another key took first is still found, and so is that other key.
+    #[test]
+    fn keys_sharing_a_hash_slot_find_their_own_rows() {
+        let body = br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"},
+            {"url": "https://fromsmash.com/b", "timestamp": "2025-10-17 10:00:00"}]"#;
+        let feed = super::super::source::parse_body(body, chrono_tz::UTC).unwrap_or_default();
+        let mut known: Vec<KnownDelivery> = feed
+            .records
+            .iter()
+            .map(|r| KnownDelivery::take_from(&mut new_delivery(r, None, Timestamp::now())))
+            .collect();
+        assert_eq!(known.len(), 2);
+        let (key_a, key_b) = (known[0].dedupe_key.clone(), known[1].dedupe_key.clone());
+        let mut rows = Rows::with_capacity(2);
+        rows.push(known.remove(0), Some(0));
+        // As if `b` hashed to `a`'s slot.
+        let slot = rows.by_dedupe.state.hash_one(&key_b);
+        rows.by_dedupe.by_hash.insert(slot, 0);
+        rows.push(known.remove(0), Some(1));
+        assert_eq!(rows.by_dedupe.collided.len(), 1);
+        assert_eq!(rows.by_key(&key_a), Some(0));
+        assert_eq!(rows.by_key(&key_b), Some(1));
+        assert_eq!(rows.by_key("https://fromsmash.com/c"), None);
+    }
 }
