@@ -11,35 +11,59 @@
 #      stored, the first poll after a restart, POLLS polls each adding 100 records.
 # Writes its numbers into BENCHMARKS.md (between the feed-bench markers).
 #
+# Then, as issue 27 words its rows (whole processes, the feed from nginx on loopback, the
+# references in the same run; no python3 inside a timed span: processes are timed by bash's
+# $EPOCHREALTIME, the reference times itself in-process after its start):
+#   4. `rushes feed check --quiet URL`, `curl -o /dev/null URL` alone and the reference,
+#      interleaved ROW_RUNS times (and BEFORE_BIN, another build, when given);
+#   5. `rushes serve` from process start to the first poll recorded ("fetched N records"),
+#      INGEST_RUNS times alternated with BEFORE_BIN; peak RSS is the kernel's high-water mark.
+# Those go between the feed-rows markers.
+#
 #   bash bench/feed.sh            full run (RECORDS=100000 RUNS=5 POLLS=1000)
+#   bash bench/feed.sh --rows     only 4 and 5 (BEFORE_BIN=path/to/rushes to compare a build)
 #   bash bench/feed.sh --smoke    2,000 records, 5 polls, debug build, nothing written
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SMOKE=0
+SMOKE=0 ROWS_ONLY=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
+[ "${1:-}" = "--rows" ] && ROWS_ONLY=1
+ROW_RUNS=${ROW_RUNS:-15} INGEST_RUNS=${INGEST_RUNS:-3}
+BEFORE_BIN=${BEFORE_BIN:-}
 if [ $SMOKE = 1 ]; then
-  RECORDS=2000 RUNS=1 POLLS=5 UNCHANGED=3 PROFILE=dev BIN=target/debug
+  RECORDS=2000 RUNS=1 POLLS=5 UNCHANGED=3 PROFILE=dev BIN=target/debug ROW_RUNS=1 INGEST_RUNS=1
 else
   RECORDS=${RECORDS:-100000} RUNS=${RUNS:-5} POLLS=${POLLS:-1000} UNCHANGED=${UNCHANGED:-20}
   PROFILE=release BIN=target/release
 fi
 STEP=100
+[ $ROWS_ONLY = 1 ] && POLLS=0
 python3 -c "import requests" 2>/dev/null || python3 -m pip install -q requests
-[ -x /usr/bin/time ] || { echo "GNU time is needed: apt-get install time" >&2; exit 1; }
+missing=()
+[ -x /usr/bin/time ] || missing+=(time)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 
 # Benchmark data on a real disk (not tmpfs), removed at the end.
 WORK=$(mktemp -d "${BENCH_DIR:-$PWD/target}/rushes-feed-bench.XXXXXX")
-SERVER=""
+SERVER="" NGINX=""
 cleanup() {
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+  [ -n "$NGINX" ] && kill "$NGINX" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 echo "building ($PROFILE)..." >&2
 cargo build -q --profile "$PROFILE" --bin rushes
-POLL_BIN=$(cargo build -q --profile "$PROFILE" --bench feed_poll --message-format=json \
+[ $ROWS_ONLY = 1 ] || POLL_BIN=$(cargo build -q --profile "$PROFILE" --bench feed_poll --message-format=json \
   | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -54,6 +78,108 @@ for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 PORT=$(cat "$WORK/port")
 URL="http://127.0.0.1:$PORT/feed"
 BYTES=$(curl -s "$URL" | wc -c)
+
+
+# The feed as a file served by nginx (sendfile), for the rows of issue 27.
+mkdir -p "$WORK/www" "$WORK/tmp"
+chmod 755 "$WORK"  # nginx workers run as another user
+curl -s -o "$WORK/www/feed.json" "$URL"
+chmod -R a+rX "$WORK/www"
+NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $WORK/nginx-error.log;
+pid $WORK/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    client_body_temp_path $WORK/tmp;
+    proxy_temp_path $WORK/tmp;
+    fastcgi_temp_path $WORK/tmp;
+    uwsgi_temp_path $WORK/tmp;
+    scgi_temp_path $WORK/tmp;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $WORK/www;
+        default_type application/json;
+    }
+}
+CONF
+nginx -p "$WORK" -c "$WORK/nginx.conf" &
+NGINX=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.05; done
+NGINX_URL="http://127.0.0.1:$NGINX_PORT/feed.json"
+
+# One whole process timed by bash (no interpreter starts inside the span): "<ms>" appended to $1.
+timed() {
+  local out=$1; shift
+  local t0=$EPOCHREALTIME
+  "$@" > "$WORK/timed.out" 2>&1
+  local t1=$EPOCHREALTIME
+  echo "$(( (${t1/./} - ${t0/./}) ))" >> "$out"  # microseconds
+}
+
+# `rushes serve` from its start to its first poll recorded, into an empty data folder; prints
+# "<microseconds> <peak RSS kB> <new deliveries>". The log is followed by `tail -f` (inotify).
+first_ingest() {
+  local bin=$1 dir="$WORK/ingest.$RANDOM"
+  mkdir -p "$dir"
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  : > "$dir/serve.log"
+  local t0=$EPOCHREALTIME
+  WEBHOOK_JSON_URL="$NGINX_URL" RUSHES_BIND="127.0.0.1:$port" RUSHES_DATA_DIR="$dir/data" \
+    DOWNLOAD_DIR="$dir/downloads" DRY_RUN_DOWNLOADS=1 WEBHOOK_MONITOR_INTERVAL=3600 \
+    RUST_LOG=warn,rushes::feed=info NO_COLOR=1 "$bin" serve >> "$dir/serve.log" 2>&1 &
+  local pid=$!
+  grep -q -m1 -E "fetched [0-9]+ records from the feed" < <(exec timeout 300 tail -n +1 -f "$dir/serve.log")
+  local t1=$EPOCHREALTIME
+  local tail_pid=$!
+  local hwm
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -INT "$pid"; wait "$pid" || true
+  kill "$tail_pid" 2>/dev/null || true
+  local new
+  new=$(grep -o -E "fetched [0-9]+ records from the feed.*new=[0-9]+" "$dir/serve.log" | grep -o -E "new=[0-9]+" | head -1)
+  echo "$(( (${t1/./} - ${t0/./}) )) $hwm ${new#new=}"
+  rm -rf "$dir"
+}
+
+rows() {
+  echo "issue 27 rows: reference, curl alone, rushes feed check --quiet (whole processes), $ROW_RUNS interleaved runs..." >&2
+  : > "$WORK/row_ref" ; : > "$WORK/row_curl" ; : > "$WORK/row_before" ; : > "$WORK/row_rushes"
+  LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+  curl -s -o /dev/null "$NGINX_URL"  # the file in the page cache
+  for _ in $(seq "$ROW_RUNS"); do
+    python3 bench/reference_fetch.py "$NGINX_URL" 1 | awk '{print int($1 * 1e6)}' >> "$WORK/row_ref"
+    timed "$WORK/row_curl" curl -s -o /dev/null "$NGINX_URL"
+    if [ -n "$BEFORE_BIN" ]; then
+      timed "$WORK/row_before" "$BEFORE_BIN" feed check --quiet "$NGINX_URL"
+    fi
+    timed "$WORK/row_rushes" "$BIN/rushes" feed check --quiet "$NGINX_URL"
+    cp "$WORK/timed.out" "$WORK/row_rushes.out"
+  done
+  # Peak RSS and CPU, in runs of their own (GNU time is not inside the timed ones).
+  /usr/bin/time -f "%M %U %S" -o "$WORK/row_rushes.rss" "$BIN/rushes" feed check --quiet "$NGINX_URL" > /dev/null
+  if [ -n "$BEFORE_BIN" ]; then
+    /usr/bin/time -f "%M %U %S" -o "$WORK/row_before.rss" "$BEFORE_BIN" feed check --quiet "$NGINX_URL" > /dev/null
+  fi
+  echo "issue 27 rows: serve's first ingest, $INGEST_RUNS runs${BEFORE_BIN:+ alternated with $BEFORE_BIN}..." >&2
+  : > "$WORK/ingest_before" ; : > "$WORK/ingest_rushes"
+  for _ in $(seq "$INGEST_RUNS"); do
+    if [ -n "$BEFORE_BIN" ]; then first_ingest "$BEFORE_BIN" >> "$WORK/ingest_before"; fi
+    first_ingest "$BIN/rushes" >> "$WORK/ingest_rushes"
+  done
+  LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+  python3 bench/feed_rows.py "$WORK" "$SMOKE" "$LOAD_START" "$LOAD_END" "$ROW_RUNS" "$INGEST_RUNS" "${BEFORE_BIN:-}" "$(nginx -v 2>&1 | cut -d/ -f2)"
+}
+
+if [ $ROWS_ONLY = 1 ]; then
+  rows
+  exit 0
+fi
 
 echo "reference vs rushes feed check --quiet, $RUNS interleaved runs..." >&2
 : > "$WORK/ref" ; : > "$WORK/rushes"
@@ -169,3 +295,5 @@ else:
             + block + "\n")
 open(path, "w").write(doc)
 PY
+
+rows

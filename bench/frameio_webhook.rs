@@ -3,9 +3,12 @@
 //!
 //! Measures (1) events/s at saturation, each verified and durably written before its 200, next to
 //! the same server's `/healthz` throughput as a reference measured in the same run, and (2) p50/p99
-//! latency at a steady 1,000 deliveries/s. Writes the numbers into BENCHMARKS.md.
+//! latency at a steady 1,000 deliveries/s, (3) the same while another process writes the same
+//! disk (`dd … conv=fsync` in a loop, issue 27), next to (2) from the same run. Writes the numbers
+//! into BENCHMARKS.md.
 //!
-//! Run: `cargo bench --bench frameio_webhook` (optional env: BENCH_SECONDS, BENCH_CONCURRENCY).
+//! Run: `cargo bench --bench frameio_webhook` (optional env: BENCH_SECONDS, BENCH_CONCURRENCY,
+//! BENCH_DD_MB: size of each file the `dd` loop writes and syncs, 64 by default).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,6 +106,39 @@ async fn steady(
     (latencies, failed)
 }
 
+/// Another process writing the disk the store is on: `dd conv=fsync` of `mb` MiB files in a
+/// loop, each removed after it is synced (the disk may be nearly full), until dropped.
+struct DiskLoad {
+    child: std::process::Child,
+}
+
+impl DiskLoad {
+    fn start(dir: &std::path::Path, mb: u64) -> anyhow::Result<Self> {
+        use std::os::unix::process::CommandExt as _;
+        let file = dir.join("dd.bin");
+        let script = format!(
+            "while :; do dd if=/dev/zero of='{f}' bs=1M count={mb} conv=fsync status=none; rm -f '{f}'; done",
+            f = file.display()
+        );
+        let child = std::process::Command::new("bash")
+            .args(["-c", &script])
+            // Its own process group: the loop and the dd it runs are stopped together.
+            .process_group(0)
+            .spawn()?;
+        Ok(Self { child })
+    }
+}
+
+impl Drop for DiskLoad {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["--", &group])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -186,6 +222,40 @@ fn main() -> anyhow::Result<()> {
         let b_p50 = percentile(&burst_latencies, 0.50);
         let b_p99 = percentile(&burst_latencies, 0.99);
 
+        // The same steady load while another process writes and syncs the same disk (only when
+        // measuring: a test run writes no large files).
+        let disk = if measuring {
+            let mb = common::env_u64("BENCH_DD_MB", 64);
+            let load = DiskLoad::start(dir.path(), mb)?;
+            // Let the first file's dirty pages pile up before the load starts.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (lat, failed) = steady(&client, &hook, 1000, seconds, counter.clone()).await;
+            drop(load);
+            Some((mb, lat, failed))
+        } else {
+            None
+        };
+        let disk_row = match &disk {
+            Some((mb, lat, failed)) => {
+                let (p50, p99, max) = (
+                    percentile(lat, 0.50),
+                    percentile(lat, 0.99),
+                    percentile(lat, 1.0),
+                );
+                let met = if p99 < 10.0 && max < 50.0 && *failed == 0 {
+                    "met"
+                } else {
+                    "**not met**"
+                };
+                format!(
+                    "| the same while `dd bs=1M count={mb} conv=fsync` writes the same disk in a loop: \
+                     p50 / p99 / max ({failed} failed) | {p50:.2} / **{p99:.2}** / **{max:.2}** ms \
+                     (goal p99 < 10 ms, max < 50 ms: {met}) | |\n"
+                )
+            }
+            None => String::new(),
+        };
+
         let _ = stop_tx.send(());
         let _ = server.await;
 
@@ -206,7 +276,8 @@ The reference is the same server's `/healthz` (a one-row SQLite read) measured i
 | latency at a steady 1,000 events/s: p50 | {p50:.2} ms | |\n\
 | latency at a steady 1,000 events/s: p99 | **{p99:.2} ms** | |\n\
 | latency at a steady 1,000 events/s: max | {max:.2} ms | |\n\
-| the same right after the burst ({backlog} events still to process): p50 / p99 | {b_p50:.2} / {b_p99:.2} ms | |\n\n\
+| the same right after the burst ({backlog} events still to process): p50 / p99 | {b_p50:.2} / {b_p99:.2} ms | |\n\
+{disk_row}\n\
 The steady phase starts once the processor has caught up with the burst (the backlog of the\n\
 throughput phase); the last row is the same load while it still works through that backlog.\n\
 Load average at the end: {load}.\n\n\

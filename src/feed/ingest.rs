@@ -34,7 +34,8 @@ use sha2::Digest;
 use super::decide::new_delivery;
 use super::error::FeedError;
 use super::record::FeedRecord;
-use super::scan::scan_body;
+use super::scan::{Scan, scan_body};
+use super::stream::StreamScan;
 use crate::domain::{DeliveryState, Timestamp};
 use crate::events::{Event, EventBus};
 use crate::store::{
@@ -98,7 +99,7 @@ pub(super) struct ReadFeed {
 
 /// A valid record of the body.
 #[derive(Debug)]
-enum Seen {
+pub(super) enum Seen {
     /// Applied by an earlier poll: nothing to do.
     Applied(Fingerprint),
     /// To be taken in.
@@ -106,7 +107,32 @@ enum Seen {
 }
 
 impl Memo {
-    /// What reads a fetched body for this poll (see the module doc).
+    /// Whether the next body can be compared with the last one fully taken in (its SHA-256 is
+    /// known): such a poll collects the body and hashes it before reading it ([`Self::reader`]);
+    /// the others read it while it arrives ([`Self::streamed`]).
+    pub(super) fn knows_a_body(&self) -> bool {
+        self.last_body.is_some()
+    }
+
+    /// What a valid record of this poll's body becomes.
+    fn seen(
+        &self,
+        max_age: Option<Duration>,
+        now: Timestamp,
+    ) -> impl Fn(FeedRecord<'_>) -> Option<Seen> + Send + Sync + 'static + use<> {
+        let applied = Arc::clone(&self.applied);
+        let keys = self.keys.clone();
+        move |record| {
+            let fingerprint = keys.fingerprint(&record);
+            Some(if applied.contains(&fingerprint) {
+                Seen::Applied(fingerprint)
+            } else {
+                Seen::Pending(fingerprint, Box::new(new_delivery(&record, max_age, now)))
+            })
+        }
+    }
+
+    /// What reads a fetched body for this poll, collected whole (see the module doc).
     pub(super) fn reader(
         &self,
         tz: chrono_tz::Tz,
@@ -114,10 +140,9 @@ impl Memo {
         now: Timestamp,
     ) -> impl Fn(&[u8]) -> Result<ReadFeed, FeedError> + use<> {
         let last_body = self.last_body;
-        let applied = Arc::clone(&self.applied);
-        let keys = self.keys.clone();
         let counts = self.counts;
         let invalid_items = Arc::clone(&self.invalid_items);
+        let seen = self.seen(max_age, now);
         move |body: &[u8]| {
             let sha256: [u8; 32] = sha2::Sha256::digest(body).into();
             if last_body == Some(sha256) {
@@ -129,28 +154,49 @@ impl Memo {
                     records: None,
                 });
             }
-            let scan = scan_body(body, tz, |record| {
-                let fingerprint = keys.fingerprint(&record);
-                Some(if applied.contains(&fingerprint) {
-                    Seen::Applied(fingerprint)
-                } else {
-                    Seen::Pending(fingerprint, Box::new(new_delivery(&record, max_age, now)))
-                })
-            })?;
-            let shown = scan
-                .invalid
-                .iter()
-                .take(SHOWN_INVALID)
-                .map(|(index, reason)| (*index, super::error::cap_text(&reason.to_string(), 300)))
-                .collect();
-            Ok(ReadFeed {
-                valid: scan.valid,
-                invalid: scan.invalid.len(),
-                invalid_items: Arc::new(shown),
-                sha256,
-                records: Some(scan.kept),
-            })
+            let scan = scan_body(body, tz, &seen)?;
+            Ok(ReadFeed::of(scan, sha256))
         }
+    }
+
+    /// What reads a body while it arrives (one reader per attempt), for a poll with no body to
+    /// compare it with: the body is never held whole and its records are read meanwhile.
+    pub(super) fn streamed(
+        &self,
+        tz: chrono_tz::Tz,
+        max_age: Option<Duration>,
+        now: Timestamp,
+    ) -> impl Fn() -> StreamScan<Seen> + use<> {
+        let seen = Arc::new(self.seen(max_age, now));
+        move || {
+            let seen = Arc::clone(&seen);
+            StreamScan::new(tz, move |record| seen(record)).with_sha256()
+        }
+    }
+}
+
+impl ReadFeed {
+    /// The records of a body read, with its SHA-256.
+    fn of(scan: Scan<Seen>, sha256: [u8; 32]) -> Self {
+        let shown = scan
+            .invalid
+            .iter()
+            .take(SHOWN_INVALID)
+            .map(|(index, reason)| (*index, super::error::cap_text(&reason.to_string(), 300)))
+            .collect();
+        ReadFeed {
+            valid: scan.valid,
+            invalid: scan.invalid.len(),
+            invalid_items: Arc::new(shown),
+            sha256,
+            records: Some(scan.kept),
+        }
+    }
+
+    /// A body read while it arrived ([`Memo::streamed`], which hashes it).
+    pub(super) fn streamed(scan: Scan<Seen>) -> Self {
+        let sha256 = scan.sha256.unwrap_or_default();
+        Self::of(scan, sha256)
     }
 }
 
@@ -182,13 +228,57 @@ struct Row {
     tail: u32,
 }
 
+/// Dedupe key -> row, without a copy of every key (100,000 of them held ~11 MiB): the map
+/// holds a 64-bit hash of the key, and the row's own `dedupe_key` (never changed by a record)
+/// confirms the match. A key whose hash another key took first is kept whole in `collided`.
+#[derive(Default)]
+struct KeyIndex {
+    state: RandomState,
+    by_hash: HashMap<u64, u32>,
+    collided: HashMap<String, u32>,
+}
+
+impl KeyIndex {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            by_hash: HashMap::with_capacity(rows),
+            ..Self::default()
+        }
+    }
+
+    fn get(&self, rows: &[Row], key: &str) -> Option<u32> {
+        match self.by_hash.get(&self.state.hash_one(key)) {
+            Some(&i) if rows[i as usize].now.dedupe_key == key => Some(i),
+            Some(_) => self.collided.get(key).copied(),
+            None => None,
+        }
+    }
+
+    /// Indexes row `i` (already in `rows`) by its dedupe key.
+    fn insert(&mut self, rows: &[Row], i: u32) {
+        use std::collections::hash_map::Entry;
+        let key = &rows[i as usize].now.dedupe_key;
+        match self.by_hash.entry(self.state.hash_one(key)) {
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            Entry::Occupied(mut slot) if rows[*slot.get() as usize].now.dedupe_key == *key => {
+                slot.insert(i);
+            }
+            Entry::Occupied(_) => {
+                self.collided.insert(key.clone(), i);
+            }
+        }
+    }
+}
+
 /// The rows and the indexes the record-to-delivery matching needs (the same match as
 /// [`Store::upsert_delivery`]'s: same source key first, else the oldest delivery with either
 /// of the record's keys as its source or R2 key).
 #[derive(Default)]
 struct Rows {
     rows: Vec<Row>,
-    by_dedupe: HashMap<String, u32>,
+    by_dedupe: KeyIndex,
     /// R2 key -> the rows holding it (a few at most).
     by_r2: HashMap<String, Vec<u32>>,
     /// Per record: the next record of the same row.
@@ -196,6 +286,15 @@ struct Rows {
 }
 
 impl Rows {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            rows: Vec::with_capacity(rows),
+            by_dedupe: KeyIndex::with_capacity(rows),
+            by_r2: HashMap::new(),
+            next: Vec::new(),
+        }
+    }
+
     /// Rows are created oldest first: stored ones in id order, then new ones in feed order
     /// (they will get larger ids).
     fn older(&self, a: u32, b: u32) -> bool {
@@ -208,7 +307,6 @@ impl Rows {
 
     fn push(&mut self, now: KnownDelivery, first: Option<u32>) -> u32 {
         let i = u32::try_from(self.rows.len()).unwrap_or(NONE);
-        self.by_dedupe.insert(now.dedupe_key.clone(), i);
         if let Some(r2) = &now.r2_key {
             self.by_r2.entry(r2.clone()).or_default().push(i);
         }
@@ -221,11 +319,17 @@ impl Rows {
             head: first.unwrap_or(NONE),
             tail: first.unwrap_or(NONE),
         });
+        self.by_dedupe.insert(&self.rows, i);
         i
     }
 
+    /// The row whose dedupe key is `key`.
+    fn by_key(&self, key: &str) -> Option<u32> {
+        self.by_dedupe.get(&self.rows, key)
+    }
+
     fn find(&self, d: &NewDelivery) -> Option<u32> {
-        if let Some(&i) = self.by_dedupe.get(&d.dedupe_key) {
+        if let Some(i) = self.by_key(&d.dedupe_key) {
             return Some(i);
         }
         let mut best: Option<u32> = None;
@@ -235,7 +339,7 @@ impl Rows {
             }
         };
         if let Some(r2) = &d.r2_key {
-            if let Some(&i) = self.by_dedupe.get(r2) {
+            if let Some(i) = self.by_key(r2) {
                 consider(i);
             }
             self.by_r2
@@ -300,7 +404,7 @@ impl Rows {
 struct Writes<'a> {
     store: &'a Store,
     events: &'a EventBus,
-    records: &'a [NewDelivery],
+    records: &'a [Box<NewDelivery>],
     new: usize,
 }
 
@@ -377,7 +481,7 @@ impl Writes<'_> {
                 self.events.send(Event::DeliveriesAdded { ids: added });
             }
             for key in missed {
-                if let Some(&i) = rows.by_dedupe.get(key) {
+                if let Some(i) = rows.by_key(key) {
                     self.replay(rows, i as usize).await?;
                 }
             }
@@ -436,7 +540,13 @@ pub(super) async fn ingest(
     };
     memo.last_body = None;
     let mut next: HashSet<Fingerprint> = HashSet::with_capacity(seen.len());
-    let mut records: Vec<NewDelivery> = Vec::new();
+    let pending = seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Pending(..)))
+        .count();
+    // Sized once (100,000 records grown by doubling held up to 1.5 times their size), and
+    // still boxed: moved out of their boxes, they would be held twice until the boxes are freed.
+    let mut records: Vec<Box<NewDelivery>> = Vec::with_capacity(pending);
     for seen in seen {
         match seen {
             Seen::Applied(fingerprint) => {
@@ -444,7 +554,7 @@ pub(super) async fn ingest(
             }
             Seen::Pending(fingerprint, d) => {
                 next.insert(fingerprint);
-                records.push(*d);
+                records.push(d);
             }
         }
     }
@@ -458,7 +568,8 @@ pub(super) async fn ingest(
     } else {
         store.known_deliveries().await?
     };
-    let mut rows = Rows::default();
+    // At most one row per stored delivery and per record: sized once, not grown by doubling.
+    let mut rows = Rows::with_capacity(stored.len() + records.len());
     let mut stored = stored;
     stored.sort_unstable_by_key(|row| row.id);
     for row in stored {
@@ -502,4 +613,34 @@ pub(super) async fn ingest(
     memo.last_body = Some(feed.sha256);
     memo.warm = true;
     Ok(writes.new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key whose hash slot another key took first is still found, and so is that other key.
+    #[test]
+    fn keys_sharing_a_hash_slot_find_their_own_rows() {
+        let body = br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"},
+            {"url": "https://fromsmash.com/b", "timestamp": "2025-10-17 10:00:00"}]"#;
+        let feed = super::super::source::parse_body(body, chrono_tz::UTC).unwrap_or_default();
+        let mut known: Vec<KnownDelivery> = feed
+            .records
+            .iter()
+            .map(|r| KnownDelivery::take_from(&mut new_delivery(r, None, Timestamp::now())))
+            .collect();
+        assert_eq!(known.len(), 2);
+        let (key_a, key_b) = (known[0].dedupe_key.clone(), known[1].dedupe_key.clone());
+        let mut rows = Rows::with_capacity(2);
+        rows.push(known.remove(0), Some(0));
+        // As if `b` hashed to `a`'s slot.
+        let slot = rows.by_dedupe.state.hash_one(&key_b);
+        rows.by_dedupe.by_hash.insert(slot, 0);
+        rows.push(known.remove(0), Some(1));
+        assert_eq!(rows.by_dedupe.collided.len(), 1);
+        assert_eq!(rows.by_key(&key_a), Some(0));
+        assert_eq!(rows.by_key(&key_b), Some(1));
+        assert_eq!(rows.by_key("https://fromsmash.com/c"), None);
+    }
 }

@@ -106,8 +106,24 @@ impl FeedService {
             last_modified: state.last_modified.clone(),
         };
         let mut memo = self.memo.lock().await;
-        let read = memo.reader(self.source.tz(), self.max_age, Timestamp::now());
-        let (result, attempts) = self.source.fetch_with(&validators, cancel, read).await;
+        let (tz, now) = (self.source.tz(), Timestamp::now());
+        // With a body to compare with, the body is collected and hashed first (an unchanged one
+        // is not read); otherwise (a first poll) it is read while it arrives.
+        let (result, attempts) = if memo.knows_a_body() {
+            let read = memo.reader(tz, self.max_age, now);
+            self.source.fetch_with(&validators, cancel, read).await
+        } else {
+            let start = memo.streamed(tz, self.max_age, now);
+            let (result, attempts) = self.source.fetch_streamed(&validators, cancel, start).await;
+            let result = result.map(|fetched| match fetched {
+                FetchResult::Fetched { feed, validators } => FetchResult::Fetched {
+                    feed: ingest::ReadFeed::streamed(feed),
+                    validators,
+                },
+                FetchResult::NotModified => FetchResult::NotModified,
+            });
+            (result, attempts)
+        };
         let mut fetch = FeedFetch {
             started_at,
             outcome: FeedFetchOutcome::Error,

@@ -38,6 +38,9 @@ pub struct Scan<T> {
     /// When the last byte of the body was taken in (read while it arrived: the rest of the
     /// reading took from then on); `None` when the body was read whole.
     pub body_end: Option<std::time::Instant>,
+    /// SHA-256 of the body, when the reader was asked for it
+    /// ([`super::stream::StreamScan::with_sha256`]).
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// Reads `body` (a JSON array) and calls `keep` on every valid record (from several threads for
@@ -161,6 +164,7 @@ pub(super) fn merge<T>(mut results: Vec<Done<T>>) -> Scan<T> {
         invalid: Vec::new(),
         bytes: 0,
         body_end: None,
+        sha256: None,
     };
     for done in results {
         scan.kept.extend(done.kept);

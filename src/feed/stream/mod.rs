@@ -89,6 +89,8 @@ pub struct StreamScan<T: Send + 'static> {
     batch_size: usize,
     /// A batch buffer to fill again.
     spare: Option<Vec<u8>>,
+    /// SHA-256 of the body so far, when asked for ([`Self::with_sha256`]).
+    sha256: Option<sha2::Sha256>,
 }
 
 /// The worker threads.
@@ -130,7 +132,14 @@ impl<T: Send + 'static> StreamScan<T> {
             local: Vec::new(),
             batch_size: BATCH,
             spare: None,
+            sha256: None,
         }
+    }
+
+    /// Also computes the SHA-256 of the body ([`Scan::sha256`]), piece by piece as it arrives.
+    pub fn with_sha256(mut self) -> Self {
+        self.sha256 = Some(sha2::Digest::new());
+        self
     }
 
     /// Batches of about `bytes` (tests cut small bodies into many batches).
@@ -143,6 +152,9 @@ impl<T: Send + 'static> StreamScan<T> {
     /// The next piece of the body. Never waits: when the workers are behind, the batch it
     /// completes is read on the calling thread.
     pub fn push(&mut self, piece: &[u8]) {
+        if let Some(sha) = &mut self.sha256 {
+            sha2::Digest::update(sha, piece);
+        }
         if self.error.is_none() {
             self.split(piece);
         }
@@ -399,6 +411,10 @@ impl<T: Send + 'static> StreamScan<T> {
     /// The scan of the whole body, once every piece was pushed.
     pub fn finish(mut self) -> Result<Scan<T>, FeedError> {
         let body_end = std::time::Instant::now();
+        let sha256 = self
+            .sha256
+            .take()
+            .map(|sha| sha2::Digest::finalize(sha).into());
         if self.error.is_none() {
             match self.phase {
                 Phase::Before | Phase::Whole => {
@@ -406,6 +422,7 @@ impl<T: Send + 'static> StreamScan<T> {
                     let scan = scan_body(&self.whole, self.tz, |record| keep(record))?;
                     return Ok(Scan {
                         body_end: Some(body_end),
+                        sha256,
                         ..scan
                     });
                 }
@@ -458,6 +475,7 @@ impl<T: Send + 'static> StreamScan<T> {
         Ok(Scan {
             bytes: self.offset,
             body_end: Some(body_end),
+            sha256,
             ..scan::merge(results)
         })
     }
