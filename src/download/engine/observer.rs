@@ -147,36 +147,7 @@ async fn write_latest(
                 () = wake.notified() => continue,
             }
         }
-        let mut unreachable = None;
-        if let Some(rows) = segments {
-            if let Err(e) = store.set_download_segments(id, &rows).await {
-                if e.is_unreachable() {
-                    lock(&latest).segments.get_or_insert(rows);
-                    unreachable = Some(e);
-                } else {
-                    tracing::warn!(id, error = %e, "cannot store the download's segments");
-                }
-            }
-        }
-        if let Some((bytes, total)) = progress {
-            let stored = match unreachable {
-                Some(_) => None,
-                None => Some(store.set_download_progress(id, bytes, total).await),
-            };
-            match stored {
-                Some(Ok(())) => {}
-                Some(Err(e)) if !e.is_unreachable() => {
-                    tracing::warn!(id, error = %e, "cannot store download progress");
-                }
-                Some(Err(e)) => {
-                    lock(&latest).progress.get_or_insert((bytes, total));
-                    unreachable = Some(e);
-                }
-                None => {
-                    lock(&latest).progress.get_or_insert((bytes, total));
-                }
-            }
-        }
+        let unreachable = write_once(&store, id, &latest, segments, progress).await;
         match unreachable {
             None => {
                 if let Some(since) = waiting_since.take() {
@@ -199,6 +170,44 @@ async fn write_latest(
                 }
                 pause = longer(pause);
             }
+        }
+    }
+}
+
+/// Writes the segments, then the progress; what the database did not take goes back into
+/// `latest` (unless newer figures came meanwhile) and its error is returned. Other errors are
+/// logged: those figures are not tried again.
+async fn write_once(
+    store: &Store,
+    id: i64,
+    latest: &Mutex<Latest>,
+    segments: Option<Vec<SegmentRow>>,
+    progress: Option<(i64, Option<i64>)>,
+) -> Option<StoreError> {
+    if let Some(rows) = segments {
+        match store.set_download_segments(id, &rows).await {
+            Ok(()) => {}
+            Err(e) if e.is_unreachable() => {
+                let mut l = lock(latest);
+                l.segments.get_or_insert(rows);
+                if let Some(figures) = progress {
+                    l.progress.get_or_insert(figures);
+                }
+                return Some(e);
+            }
+            Err(e) => tracing::warn!(id, error = %e, "cannot store the download's segments"),
+        }
+    }
+    let (bytes, total) = progress?;
+    match store.set_download_progress(id, bytes, total).await {
+        Ok(()) => None,
+        Err(e) if e.is_unreachable() => {
+            lock(latest).progress.get_or_insert((bytes, total));
+            Some(e)
+        }
+        Err(e) => {
+            tracing::warn!(id, error = %e, "cannot store download progress");
+            None
         }
     }
 }
