@@ -92,10 +92,12 @@ impl StoreObserver {
 
     /// Waits until the figures handed to the writer are written (or the download stopped).
     async fn settle(&mut self) {
-        if let Some(writer) = self.writer.take() {
+        if let Some(writer) = &mut self.writer {
             lock(&writer.latest).closing = true;
             writer.wake.notify_one();
-            let _ = writer.task.await;
+            // Kept in `self` while waited for: if this wait is dropped, so is the writer.
+            let _ = (&mut writer.task).await;
+            self.writer = None;
         }
     }
 
