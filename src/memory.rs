@@ -1,8 +1,8 @@
 //! How much memory a long-running rushes keeps. glibc's malloc gives each thread that
 //! allocates under contention an arena of its own (up to eight per core) and keeps what is freed
 //! in that arena: with SQLite's connection threads and tokio's workers each in their own, RSS
-//! crept up for hours under a steady load (the soak of issue 28: 53 -> 75 MiB in 15 minutes,
-//! still rising) while the same run with two arenas stayed at 41-45 MiB. The arena count can
+//! crept up under a steady load (the soak of issue 28: 53 -> 75 MiB in 15 minutes, 82 at 36,
+//! still rising) while the same run with two arenas was at 41-46 MiB over 5 minutes. The count can
 //! only be set before the first allocation, so `serve` and `demo` start again as the same
 //! process (`exec`: same pid, same arguments) with `MALLOC_ARENA_MAX=2` in their environment.
 
