@@ -3,7 +3,7 @@
 //!
 //! Three floors; imports only go down, never sideways on the middle floor (`.ci/floors` checks):
 //! - ground: `config`, `domain` (the typed vocabulary), `links`, `naming`, `net`, `text`,
-//!   `store` (the only SQL), `events`, `logging`, `instance`, `server`;
+//!   `store` (the only SQL), `events`, `logging`, `instance`, `memory`, `server`;
 //! - middle, side by side: `feed`, `download`, `frameio`, `tunnel`, `proxy`, `alerts`;
 //! - top: `app` (wiring), `web`, `cli`, `demo`, `status`.
 //!
@@ -19,6 +19,7 @@ pub(crate) mod hook;
 pub mod instance;
 pub(crate) mod links;
 pub(crate) mod logging;
+pub(crate) mod memory;
 pub(crate) mod naming;
 pub mod net;
 /// The accept loop of both HTTP servers.

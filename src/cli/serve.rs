@@ -10,6 +10,7 @@ use crate::config::{Config, Overrides};
 use crate::logging;
 
 pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
+    crate::memory::with_few_malloc_arenas();
     let config = Config::load(overrides)?;
     if config.feed.location.is_none() {
         // The terminal's first line: the log line below is easy to miss among the others.
@@ -55,6 +56,7 @@ pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    crate::memory::with_few_malloc_arenas();
     let root = tempfile::Builder::new()
         .prefix("rushes-demo-")
         .tempdir()

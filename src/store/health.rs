@@ -53,6 +53,7 @@ impl Store {
     pub async fn writable_within(&self, wait: Duration) -> Result<(), String> {
         let probe_state = self.probing.clone();
         if probe_state.trusted() {
+            self.answered();
             return Ok(());
         }
         let started = Instant::now();
@@ -69,6 +70,7 @@ impl Store {
             return Err(locked());
         };
         if probe_state.trusted() {
+            self.answered();
             return Ok(()); // the probe waited for succeeded
         }
         let wait = wait.saturating_sub(started.elapsed());
@@ -109,7 +111,10 @@ impl Store {
             result
         });
         match tokio::time::timeout(wait, probe).await {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(()))) => {
+                self.answered();
+                Ok(())
+            }
             Ok(Ok(Err(e))) => Err(format!("the database refuses writes: {e}")),
             Ok(Err(e)) => Err(format!("the write probe failed: {e}")),
             Err(_) => Err(locked()),
@@ -146,6 +151,14 @@ impl Store {
             let now = u64::try_from(self.reach.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
             Duration::from_millis(now.saturating_sub(since - 1))
         })
+    }
+
+    /// The database answered (a write probe succeeded): it is reachable from now on, without
+    /// waiting for the next check of [`Store::watch_reachability`].
+    fn answered(&self) {
+        if self.reach.down_since.swap(0, Ordering::AcqRel) > 0 {
+            tracing::info!("the database answers again");
+        }
     }
 
     /// Asks the database every second for a `SELECT 1` answered within a second, until

@@ -54,18 +54,26 @@ impl FromRequest<AppState> for StoredDelivery {
         let timestamp = header(&headers, TIMESTAMP_HEADER);
         let signature = header(&headers, SIGNATURE_HEADER);
         // Frame.io counts an answer slower than 5 s as a failure: when the database does not
-        // take the event in time, a 503 makes Frame.io send it again.
-        let accepted = tokio::time::timeout(
-            WEBHOOK_WRITE_WAIT,
-            state.frameio.receiver.accept(timestamp, signature, &body),
-        )
-        .await
-        .unwrap_or_else(|_| {
+        // take the event in time, a 503 makes Frame.io send it again. Known to be away (the
+        // reachability check): 503 at once. Only a committed write is answered 200.
+        let accepted = if let Some(away) = state.store.unreachable_for() {
             Err(ReceiveError::Store(format!(
-                "the database did not take the event within {} s",
-                WEBHOOK_WRITE_WAIT.as_secs_f32()
+                "the database has not answered for {} s",
+                away.as_secs()
             )))
-        });
+        } else {
+            tokio::time::timeout(
+                WEBHOOK_WRITE_WAIT,
+                state.frameio.receiver.accept(timestamp, signature, &body),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(ReceiveError::Store(format!(
+                    "the database did not take the event within {} s",
+                    WEBHOOK_WRITE_WAIT.as_secs_f32()
+                )))
+            })
+        };
         match accepted {
             Ok(accepted) => Ok(Self(accepted)),
             Err(e) => {

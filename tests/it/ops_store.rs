@@ -2,15 +2,19 @@
 //! database newer than the binary, Frame.io settings removed, PostgreSQL stopped and started.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::ops::{
     SECRET, WAIT, all_processed, frameio_envs, sample, scrape, start, track, wait_state,
 };
 use crate::support::fake_frameio::{FakeFrameio, deliver, delivery};
+use crate::support::file_server::{FileServer, content, sha256_hex};
 use crate::support::service::{ChildService, temp_dir};
 use crate::support::wait_for;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 async fn rushes_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let mut cmd = crate::support::service::bin();
@@ -242,13 +246,17 @@ impl OwnPostgres {
         if !out.status.success() || parts.len() != 5 {
             return None;
         }
-        Some(Self {
+        let pg = Self {
             url: parts[0].replace("/postgres", "/rushes_away"),
             tmp: parts[1].into(),
             port: parts[2].into(),
             bin: parts[3].into(),
             run_as: parts[4].split_whitespace().map(String::from).collect(),
-        })
+        };
+        // scripts/pg.sh starts it with `synchronous_commit=off` (fast, nothing to keep), where
+        // an immediate stop may lose the last commits: started again as production runs it, so
+        // that "acknowledged means stored" can be checked across a stop.
+        (pg.stop() && pg.start_again()).then_some(pg)
     }
 
     fn pg_ctl(&self, args: &[&str]) -> bool {
@@ -308,7 +316,24 @@ async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
     let body = delivery("file.ready", "file", "file-before");
     assert_eq!(deliver(&client, &hook, SECRET, &body).await, 200);
 
+    // Frame.io keeps sending through the outage and the recovery: every call answered 200 must
+    // be stored, whatever the moment it came.
+    let sending = CancellationToken::new();
+    let acked = Arc::new(AtomicUsize::new(0));
+    let sender = tokio::spawn(send_until(
+        client.clone(),
+        hook.clone(),
+        acked.clone(),
+        sending.clone(),
+    ));
+    let acknowledged = || acked.load(Ordering::SeqCst);
+    wait_for("the sender to be acknowledged", WAIT, || async {
+        (acknowledged() > 0).then_some(())
+    })
+    .await;
+
     assert!(pg.stop(), "pg_ctl stop");
+    let mut webhook_503s = Vec::new();
     for _ in 0..3 {
         let started = std::time::Instant::now();
         let r = client
@@ -333,7 +358,19 @@ async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
         let took = started.elapsed();
         assert_eq!(status, 503);
         assert!(took < Duration::from_secs(3), "the webhook took {took:?}");
+        webhook_503s.push(took);
     }
+    // Once the reachability check has seen the database away, a webhook is refused at once.
+    let fast = wait_for("a webhook refused at once", WAIT, || async {
+        let started = std::time::Instant::now();
+        let body = delivery("file.ready", "file", "file-away-known");
+        let status = deliver(&client, &hook, SECRET, &body).await;
+        let took = started.elapsed();
+        assert_ne!(status, 200, "acknowledged while the database is away");
+        (status == 503 && took < Duration::from_millis(500)).then_some(took)
+    })
+    .await;
+    eprintln!("webhook 503 while PostgreSQL is away: {webhook_503s:?}, then {fast:?}");
     // The API answers 503 at once (once the reachability check has seen it, within about
     // 2 s), never a 500 after the pool's 10 s wait.
     for path in [
@@ -384,6 +421,263 @@ async fn postgres_away_healthz_and_webhooks_answer_503_quickly_and_recover() {
     .await;
     let page = scrape(&client, &service).await;
     assert_eq!(sample(&page, "rushes_database_up"), Some(1.0), "{page}");
+    let before = acknowledged();
+    wait_for(
+        "the sender to be acknowledged 20 times again",
+        WAIT,
+        || async { (acknowledged() >= before + 20).then_some(()) },
+    )
+    .await;
+    sending.cancel();
+    let sent = sender.await.expect("sender");
+    let stored = stored_resources(&pg.url).await;
+    let lost: Vec<&String> = sent
+        .acknowledged
+        .iter()
+        .filter(|r| !stored.contains(*r))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    assert!(
+        sent.refused > 0,
+        "some calls came while the database was away: {sent:?}"
+    );
+    eprintln!(
+        "webhooks through the outage: {} acknowledged (all stored), {} answered 503, slowest 503 {:?}",
+        sent.acknowledged.len(),
+        sent.refused,
+        sent.slowest_refusal
+    );
+    assert!(
+        sent.slowest_refusal < Duration::from_secs(3),
+        "a 503 took {:?}",
+        sent.slowest_refusal
+    );
+    let status = service.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// What [`send_until`] saw.
+#[derive(Debug, Default)]
+struct Sent {
+    acknowledged: Vec<String>,
+    refused: usize,
+    slowest_refusal: Duration,
+}
+
+/// Sends signed webhooks for new files one after another (a new resource id each) until
+/// `stop`; remembers which were answered 200 (counted in `acked`) and how long the 503s took.
+async fn send_until(
+    client: reqwest::Client,
+    hook: String,
+    acked: Arc<AtomicUsize>,
+    stop: CancellationToken,
+) -> Sent {
+    let mut sent = Sent::default();
+    let mut n = 0;
+    while !stop.is_cancelled() {
+        n += 1;
+        let resource = format!("file-through-{n}");
+        let body = delivery("file.ready", "file", &resource);
+        let started = std::time::Instant::now();
+        let status = deliver(&client, &hook, SECRET, &body).await;
+        let took = started.elapsed();
+        match status {
+            200 => {
+                sent.acknowledged.push(resource);
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {
+                sent.refused += 1;
+                sent.slowest_refusal = sent.slowest_refusal.max(took);
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    sent
+}
+
+/// The resource ids of the Frame.io events stored in the database at `url`.
+async fn stored_resources(url: &str) -> std::collections::HashSet<String> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let rows: Vec<String> = sqlx::query_scalar("SELECT resource_id FROM frameio_events")
+        .fetch_all(&mut conn)
+        .await
+        .expect("events");
+    conn.close().await.expect("close");
+    rows.into_iter().collect()
+}
+
+/// Bytes the `.part` files under `dir` take on disk (allocated blocks: a segmented part is
+/// sized at once, sparse, so its length says nothing).
+fn part_bytes_on_disk(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.blocks() * 512)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn delivery_named(
+    client: &reqwest::Client,
+    service: &ChildService,
+    name: &str,
+) -> Option<Value> {
+    let v: Value = client
+        .get(service.url("/api/deliveries"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["deliveries"]
+        .as_array()?
+        .iter()
+        .find(|d| d["original_filename"] == name)
+        .cloned()
+}
+
+#[tokio::test]
+async fn postgres_away_downloads_keep_transferring_and_end_done_once() {
+    let Some(pg) = OwnPostgres::start() else {
+        eprintln!("no PostgreSQL server binaries (initdb): skipped");
+        return;
+    };
+    // Two slow downloads: one over four ranged connections (its segments saved every second),
+    // one over a single connection (below the segmented size).
+    let files = FileServer::start().await;
+    let segmented = content(16_000_000, 28);
+    let single = content(3_000_000, 29);
+    let segmented_url = files.add("src/away-seg.mov", segmented.clone());
+    let single_url = files.add("src/away-one.mov", single.clone());
+    files.throttle("src/away-seg.mov", 100_000);
+    files.throttle("src/away-one.mov", 100_000);
+    let dir = temp_dir();
+    let feed = dir.path().join("feed.json");
+    let record = |url: &str, name: &str| {
+        json!({
+            "source_url": url,
+            "provider": "dropbox",
+            "created_at": chrono::Utc::now().to_rfc3339(),
+            "original_filename": name,
+        })
+    };
+    let records = json!([
+        record(&segmented_url, "away-seg.mov"),
+        record(&single_url, "away-one.mov")
+    ]);
+    std::fs::write(&feed, records.to_string()).expect("feed");
+    let downloads = dir.path().join("downloads");
+    let envs: Vec<(&'static str, String)> = vec![
+        ("RUSHES_DATABASE_URL", pg.url.clone()),
+        ("WEBHOOK_JSON_URL", feed.display().to_string()),
+        ("WEBHOOK_MONITOR_INTERVAL", "3600".into()),
+        ("DOWNLOAD_SEGMENTS", "4".into()),
+        ("DOWNLOAD_SEGMENT_MIN", "4MiB".into()),
+        ("LOCAL_DOWNLOADS_DIR", downloads.display().to_string()),
+    ];
+    let service = start(dir.path(), &envs).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    wait_for("both downloads to have bytes stored", WAIT, || async {
+        let seg = delivery_named(&client, &service, "away-seg.mov").await?;
+        let one = delivery_named(&client, &service, "away-one.mov").await?;
+        (seg["bytes_done"].as_i64()? > 300_000 && one["bytes_done"].as_i64()? > 100_000)
+            .then_some(())
+    })
+    .await;
+
+    assert!(pg.stop(), "pg_ctl stop");
+    let stopped = std::time::Instant::now();
+    let sent_before = |path: &str| files.bytes_sent(path);
+    let (seg_before, one_before) = (
+        sent_before("src/away-seg.mov"),
+        sent_before("src/away-one.mov"),
+    );
+    let disk_before = part_bytes_on_disk(&downloads);
+    // Both keep receiving, and the parts keep growing on disk, with the database stopped for
+    // longer than the pool's 10 s wait for a connection.
+    wait_for(
+        "both downloads to go on without the database",
+        WAIT,
+        || async {
+            let seg = files.bytes_sent("src/away-seg.mov") - seg_before;
+            let one = files.bytes_sent("src/away-one.mov") - one_before;
+            let disk = part_bytes_on_disk(&downloads).saturating_sub(disk_before);
+            (seg > 1_500_000
+                && one > 400_000
+                && disk > 1_500_000
+                && stopped.elapsed() > Duration::from_secs(12))
+            .then_some(())
+        },
+    )
+    .await;
+    let away = stopped.elapsed();
+    let seg_during = files.bytes_sent("src/away-seg.mov") - seg_before;
+    let one_during = files.bytes_sent("src/away-one.mov") - one_before;
+    let disk_during = part_bytes_on_disk(&downloads).saturating_sub(disk_before);
+    assert!(
+        seg_during < segmented.len() as u64,
+        "the segmented download ended during the outage: make it slower"
+    );
+    assert!(pg.start_again(), "pg_ctl start");
+    eprintln!(
+        "PostgreSQL away {away:?}: {seg_during} bytes (4 connections) and {one_during} bytes (1 connection) received, parts grew {disk_during} bytes on disk"
+    );
+
+    for (name, body) in [("away-seg.mov", &segmented), ("away-one.mov", &single)] {
+        let done = wait_for(&format!("{name} done"), Duration::from_secs(90), || async {
+            let d = delivery_named(&client, &service, name).await?;
+            assert_ne!(d["state"], "failed", "{d}");
+            (d["state"] == "done").then_some(d)
+        })
+        .await;
+        assert_eq!(done["sha256"], sha256_hex(body), "{done}");
+        assert_eq!(
+            std::fs::read(downloads.join(name)).expect("final file"),
+            *body
+        );
+    }
+    // One file each, nothing fetched twice (no try restarted, no range asked again).
+    let mut names: Vec<String> = std::fs::read_dir(&downloads)
+        .expect("downloads")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["away-one.mov", "away-seg.mov"]);
+    assert_eq!(files.bytes_sent("src/away-one.mov"), single.len() as u64);
+    assert_eq!(files.seen("src/away-one.mov").len(), 1, "one request");
+    // Segmented: each range asked once (work stealing ends a range early, so the server may
+    // have sent a little more than the file; a try started over would ask a start again).
+    let seen = files.seen("src/away-seg.mov");
+    let mut starts: Vec<&str> = seen.iter().filter_map(|s| s.range.as_deref()).collect();
+    starts.sort_unstable();
+    let asked = starts.len();
+    starts.dedup();
+    assert_eq!(starts.len(), asked, "a range asked twice: {seen:?}");
+    assert!(
+        seen.iter().all(|s| s.status == 206 || s.range.is_none()),
+        "{seen:?}"
+    );
+    eprintln!(
+        "segmented: {} requests, {} bytes sent for {} bytes",
+        seen.len(),
+        files.bytes_sent("src/away-seg.mov"),
+        segmented.len()
+    );
     let status = service.terminate().await;
     assert!(status.success(), "{status:?}");
 }

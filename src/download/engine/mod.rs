@@ -3,10 +3,12 @@
 //! source link, and write every outcome to the store before announcing it.
 //!
 //! Files: `settings.rs` (how it runs), `handle.rs` (talking to it), `worker.rs` (one download
-//! task), `observer.rs` (a download's progress into the store); this file is the pool.
+//! task), `observer.rs` (a download's progress into the store), `patience.rs` (store writes that
+//! wait for a database that went away); this file is the pool.
 
 mod handle;
 mod observer;
+mod patience;
 mod settings;
 mod worker;
 

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::handle::DownloadHandle;
 use super::observer::StoreObserver;
+use super::patience::until_stored;
 use super::settings::EngineConfig;
 use crate::domain::{DeliveryId, DeliveryState, UrlRole};
 use crate::download::hook::{self, HookInput};
@@ -178,13 +179,8 @@ impl Worker {
             urls = ?job.urls.iter().map(|u| net::redact(&u.url)).collect::<Vec<_>>(),
             "download started"
         );
-        let mut observer = StoreObserver {
-            store: self.store.clone(),
-            events: self.events.clone(),
-            id,
-            last_store: None,
-            progress_write: None,
-        };
+        let mut observer =
+            StoreObserver::new(self.store.clone(), self.events.clone(), id, cancel.clone());
         let finished = transfer::download(
             &self.client,
             &job,
@@ -244,13 +240,8 @@ impl Worker {
             (delivery.part_path.as_deref().map(Path::new) == Some(part))
                 .then(|| (delivery.validator.clone(), stored.clone()))
         };
-        let mut observer = StoreObserver {
-            store: self.store.clone(),
-            events: self.events.clone(),
-            id,
-            last_store: None,
-            progress_write: None,
-        };
+        let mut observer =
+            StoreObserver::new(self.store.clone(), self.events.clone(), id, cancel.clone());
         let finished = transfer
             .fetch(&fetch, &resume, &mut observer)
             .await
@@ -276,7 +267,11 @@ impl Worker {
             duration_ms: f.elapsed.as_millis() as i64,
             mean_speed_bps: (f.fetched as f64 / secs) as i64,
         };
-        let updated = self.store.finish_download(id, &done).await?;
+        // The file is in place: its record waits for a database that is away.
+        let updated = until_stored(cancel, id, "the finished download", || {
+            self.store.finish_download(id, &done)
+        })
+        .await?;
         if updated.is_none() {
             // Cancelled while the last bytes arrived: the file is complete, keep the user's choice.
             tracing::info!(id, path = %done.final_path, "download finished after a cancel");

@@ -347,6 +347,10 @@ impl<O: Observer> Observer for Recording<'_, O> {
     async fn segments(&mut self, segments: &[Segment]) -> Result<(), String> {
         self.inner.segments(segments).await
     }
+
+    async fn segments_snapshot(&mut self, segments: &[Segment]) -> Result<(), String> {
+        self.inner.segments_snapshot(segments).await
+    }
 }
 
 fn relative(dir: &Path, file: &Path) -> String {

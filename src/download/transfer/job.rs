@@ -149,6 +149,16 @@ pub trait Observer: Send {
     ) -> impl Future<Output = Result<(), String>> + Send {
         async { Ok(()) }
     }
+    /// The segments on disk (synced) as a running segmented download goes, about once a
+    /// second. May be stored later than reported (the newest one replacing one not stored yet:
+    /// the transfer does not wait for a database that is away), but before any later call.
+    /// By default, the same as [`Observer::segments`].
+    fn segments_snapshot(
+        &mut self,
+        segments: &[Segment],
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        self.segments(segments)
+    }
 }
 
 /// How often progress is reported.

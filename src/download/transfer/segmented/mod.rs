@@ -150,7 +150,7 @@ pub(super) async fn run<O: Observer>(
     let last_byte = Instant::now();
     // Every connection has ended: what is in `ctx` is final for this try.
     plan.segments = lock(&ctx).segments.clone();
-    save(&ctx, t.observer).await?;
+    save(&ctx, t.observer, Saved::InOrder).await?;
     let done = plan.done();
     t.observer
         .progress(Progress {
@@ -342,7 +342,7 @@ async fn watch<O: Observer>(
                 }
                 if last_save.elapsed() >= SAVE_EVERY {
                     last_save = Instant::now();
-                    save(ctx, t.observer).await?;
+                    save(ctx, t.observer, Saved::Snapshot).await?;
                 }
             }
         }
@@ -427,8 +427,17 @@ async fn unfinished<O: Observer>(
     ready.unwrap_or_else(|e| e)
 }
 
+/// How [`save`] hands the segments to the observer.
+#[derive(Clone, Copy)]
+enum Saved {
+    /// While connections run: a snapshot the transfer does not wait to see stored.
+    Snapshot,
+    /// Once they have ended: stored before what comes next.
+    InOrder,
+}
+
 /// Syncs the file, then stores the segments as they were before the sync.
-async fn save<O: Observer>(ctx: &Arc<Ctx>, observer: &mut O) -> Result<(), TryError> {
+async fn save<O: Observer>(ctx: &Arc<Ctx>, observer: &mut O, how: Saved) -> Result<(), TryError> {
     let snapshot = lock(ctx).segments.clone();
     let file = ctx.file.clone();
     let synced = tokio::task::spawn_blocking(move || file.sync_data())
@@ -438,10 +447,11 @@ async fn save<O: Observer>(ctx: &Arc<Ctx>, observer: &mut O) -> Result<(), TryEr
         tracing::warn!(error = %e, "cannot sync the partial file; segments not saved");
         return Ok(());
     }
-    observer
-        .segments(&snapshot)
-        .await
-        .map_err(|e| TryError::Fatal(TransferError::Observer(e)))
+    let saved = match how {
+        Saved::Snapshot => observer.segments_snapshot(&snapshot).await,
+        Saved::InOrder => observer.segments(&snapshot).await,
+    };
+    saved.map_err(|e| TryError::Fatal(TransferError::Observer(e)))
 }
 
 /// The part is worthless (the file changed): empty it, forget the segments.
