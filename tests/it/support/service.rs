@@ -44,9 +44,23 @@ pub struct TestApp {
 impl TestApp {
     /// Builds and runs rushes with `config` until `stop()` or drop.
     pub async fn spawn(config: Config) -> Self {
-        let app = App::build_with_retry(config, quick_retry())
-            .await
-            .expect("build app");
+        // Restarting in the same process: the data folder's lock (an `flock` on an open file) is
+        // released when the previous app drops it, but a child another test spawns at that
+        // moment holds a copy of the descriptor between its fork and its exec (the descriptor is
+        // close-on-exec). The holder is then this very process: wait for that copy to go.
+        let own = std::process::id().to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let app = loop {
+            match App::build_with_retry(config.clone(), quick_retry()).await {
+                Err(rushes::app::AppError::Locked(rushes::instance::LockError::InUse {
+                    pid,
+                    ..
+                })) if pid == own && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                built => break built.expect("build app"),
+            }
+        };
         let addr = app.local_addr();
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
