@@ -68,7 +68,7 @@ async fn send(
     let me = store.instance().to_string();
     let mut ticker = tokio::time::interval(RELAY_EVERY);
     let mut pending: Vec<Event> = Vec::new();
-    let mut progress: BTreeMap<i64, Event> = BTreeMap::new();
+    let mut progress: BTreeMap<crate::domain::DeliveryId, Event> = BTreeMap::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -95,7 +95,11 @@ async fn send(
 }
 
 /// Keeps one progress event per download (the latest) and each distinct change once.
-fn absorb(event: Event, pending: &mut Vec<Event>, progress: &mut BTreeMap<i64, Event>) {
+fn absorb(
+    event: Event,
+    pending: &mut Vec<Event>,
+    progress: &mut BTreeMap<crate::domain::DeliveryId, Event>,
+) {
     match event {
         Event::Progress { id, .. } => {
             progress.insert(id, event);
@@ -183,6 +187,7 @@ async fn receive(store: &Store, events: &EventBus, cancel: &CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::DeliveryId;
 
     #[test]
     fn progress_is_coalesced_and_changes_kept_once() {
@@ -191,7 +196,7 @@ mod tests {
         for bytes in [1, 2, 3] {
             absorb(
                 Event::Progress {
-                    id: 7,
+                    id: DeliveryId(7),
                     bytes,
                     total: Some(10),
                     speed_bps: 1,
@@ -203,29 +208,34 @@ mod tests {
             );
         }
         absorb(
-            Event::DeliveryChanged { id: 7 },
+            Event::DeliveryChanged { id: DeliveryId(7) },
             &mut pending,
             &mut progress,
         );
         absorb(
-            Event::DeliveryChanged { id: 7 },
+            Event::DeliveryChanged { id: DeliveryId(7) },
             &mut pending,
             &mut progress,
         );
-        assert_eq!(pending, vec![Event::DeliveryChanged { id: 7 }]);
+        assert_eq!(pending, vec![Event::DeliveryChanged { id: DeliveryId(7) }]);
         assert_eq!(progress.len(), 1);
-        assert!(matches!(progress[&7], Event::Progress { bytes: 3, .. }));
+        assert!(matches!(
+            progress[&DeliveryId(7)],
+            Event::Progress { bytes: 3, .. }
+        ));
     }
 
     #[test]
     fn large_batches_stay_under_the_notify_limit() {
         let many: Vec<Event> = (0..100_000)
-            .map(|id| Event::DeliveryChanged { id })
+            .map(|id| Event::DeliveryChanged { id: DeliveryId(id) })
             .collect();
         let out = payloads("a", many);
         assert_eq!(out.len(), 1);
         assert!(out[0].contains("feed_updated"), "{}", out[0]);
-        let few: Vec<Event> = (0..100).map(|id| Event::DeliveryChanged { id }).collect();
+        let few: Vec<Event> = (0..100)
+            .map(|id| Event::DeliveryChanged { id: DeliveryId(id) })
+            .collect();
         let out = payloads("a", few);
         assert_eq!(out.len(), 3);
         assert!(out.iter().all(|p| p.len() <= MAX_PAYLOAD));

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::domain::UploadId;
+use crate::domain::{DeliveryId, UploadId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -13,17 +13,17 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A delivery was created or changed state; read it again from the store.
-    DeliveryChanged { id: i64 },
+    DeliveryChanged { id: DeliveryId },
     /// New deliveries were taken in together (one event per batch of the feed's intake, in
     /// place of one `DeliveryChanged` each); read them from the store.
-    DeliveriesAdded { ids: Vec<i64> },
+    DeliveriesAdded { ids: Vec<DeliveryId> },
     /// The feed was polled (successfully or not).
     FeedUpdated,
     /// A tracked Frame.io upload was registered or changed review state; read it from the store.
     UploadChanged { id: UploadId },
     /// A running download moved on (sent a few times per second, never stored per chunk).
     Progress {
-        id: i64,
+        id: DeliveryId,
         bytes: u64,
         total: Option<u64>,
         speed_bps: u64,

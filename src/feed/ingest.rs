@@ -432,7 +432,9 @@ impl Writes<'_> {
                 self.new += 1;
             }
             if outcome.inserted || outcome.updated {
-                self.events.send(Event::DeliveryChanged { id: outcome.id });
+                self.events.send(Event::DeliveryChanged {
+                    id: crate::domain::DeliveryId(outcome.id),
+                });
             }
         }
         Ok(())
@@ -478,7 +480,9 @@ impl Writes<'_> {
             }
             self.new += added.len();
             if !added.is_empty() {
-                self.events.send(Event::DeliveriesAdded { ids: added });
+                self.events.send(Event::DeliveriesAdded {
+                    ids: added.into_iter().map(crate::domain::DeliveryId).collect(),
+                });
             }
             for key in missed {
                 if let Some(i) = rows.by_key(key) {
@@ -517,7 +521,9 @@ impl Writes<'_> {
         let written = self.store.write_changes(&changes).await?;
         for ((i, c), ok) in changed.iter().zip(written) {
             if ok {
-                self.events.send(Event::DeliveryChanged { id: c.id });
+                self.events.send(Event::DeliveryChanged {
+                    id: crate::domain::DeliveryId(c.id),
+                });
             } else {
                 // A worker started it meanwhile: the per-record path decides.
                 self.replay(rows, *i).await?;

@@ -320,7 +320,9 @@ async fn move_delivery(
     action: &str,
 ) -> Result<Delivery, ApiError> {
     if let Some(moved) = state.store.transition(id, from, to, None).await? {
-        state.events.send(Event::DeliveryChanged { id });
+        state.events.send(Event::DeliveryChanged {
+            id: crate::domain::DeliveryId(id),
+        });
         return Ok(moved);
     }
     let current = state

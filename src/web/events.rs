@@ -35,7 +35,7 @@ pub async fn sse(
                 let event = event.ok()?;
                 let data = match &event {
                     Event::DeliveryChanged { id } => {
-                        let delivery = store.delivery(*id).await.ok().flatten()?;
+                        let delivery = store.delivery(id.0).await.ok().flatten()?;
                         json!({
                             "type": "delivery_changed",
                             "id": id,

@@ -85,7 +85,9 @@ pub async fn give_password(
         )));
     };
     tracing::info!(id, "transfer password given; queued again");
-    state.events.send(Event::DeliveryChanged { id });
+    state.events.send(Event::DeliveryChanged {
+        id: crate::domain::DeliveryId(id),
+    });
     state.downloads.wake();
     Ok(Json(moved))
 }

@@ -177,7 +177,7 @@ async fn a_large_feed_is_taken_in_batches_with_the_same_result_as_record_by_reco
         match events.try_recv() {
             Ok(Event::DeliveriesAdded { ids }) => {
                 batches += 1;
-                added.extend(ids);
+                added.extend(ids.into_iter().map(|id| id.0));
             }
             Ok(Event::DeliveryChanged { .. }) => changed += 1,
             Ok(_) => {}

@@ -150,7 +150,9 @@ impl Engine {
                     tracing::info!(count = rows.len(), "resuming interrupted downloads");
                 }
                 for d in &rows {
-                    self.events.send(Event::DeliveryChanged { id: d.id });
+                    self.events.send(Event::DeliveryChanged {
+                        id: crate::domain::DeliveryId(d.id),
+                    });
                 }
                 pending.extend(rows);
             }
@@ -252,7 +254,9 @@ impl Engine {
                 {
                     Ok(Some(_)) => {
                         tracing::info!(id = d.id, "dry run: delivery recorded, not downloaded");
-                        self.events.send(Event::DeliveryChanged { id: d.id });
+                        self.events.send(Event::DeliveryChanged {
+                            id: crate::domain::DeliveryId(d.id),
+                        });
                     }
                     Ok(None) => {}
                     Err(e) => tracing::error!(id = d.id, error = %e, "cannot record a dry run"),
@@ -271,7 +275,9 @@ impl Engine {
             };
             match claim {
                 Ok(Some(claimed)) => {
-                    self.events.send(Event::DeliveryChanged { id: d.id });
+                    self.events.send(Event::DeliveryChanged {
+                        id: crate::domain::DeliveryId(d.id),
+                    });
                     started.push(self.start(ctx, cancel, claimed, host, workers, active));
                 }
                 Ok(None) => {}

@@ -247,7 +247,7 @@ impl Observer for StoreObserver {
 
     async fn progress(&mut self, p: Progress) {
         self.events.send(Event::Progress {
-            id: self.id,
+            id: crate::domain::DeliveryId(self.id),
             bytes: p.bytes,
             total: p.total,
             speed_bps: p.speed_bps,

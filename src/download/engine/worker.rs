@@ -50,7 +50,9 @@ impl Worker {
                     format!("automatic download (experimental) did not work: {e}; open the link");
                 tracing::warn!(id, error = %message, "back to manual");
                 match self.store.back_to_manual(id, &message).await {
-                    Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),
+                    Ok(Some(_)) => self.events.send(Event::DeliveryChanged {
+                        id: crate::domain::DeliveryId(id),
+                    }),
                     Ok(None) => {}
                     Err(e) => tracing::error!(id, error = %e, "cannot record a manual delivery"),
                 }
@@ -77,7 +79,9 @@ impl Worker {
                         .map_or(0, |m| m.len() as i64),
                 };
                 match self.store.fail_download(id, &message, bytes).await {
-                    Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),
+                    Ok(Some(_)) => self.events.send(Event::DeliveryChanged {
+                        id: crate::domain::DeliveryId(id),
+                    }),
                     Ok(None) => {}
                     Err(e) => tracing::error!(id, error = %e, "cannot record a failed download"),
                 }
@@ -113,7 +117,9 @@ impl Worker {
             self.store.wait_and_retry(id, reason, at, &message).await
         };
         match waited {
-            Ok(Some(_)) => self.events.send(Event::DeliveryChanged { id }),
+            Ok(Some(_)) => self.events.send(Event::DeliveryChanged {
+                id: crate::domain::DeliveryId(id),
+            }),
             Ok(None) => {}
             Err(e) => tracing::error!(id, error = %e, "cannot record a waiting transfer"),
         }
@@ -286,7 +292,9 @@ impl Worker {
             speed_bps = done.mean_speed_bps,
             "download done"
         );
-        self.events.send(Event::DeliveryChanged { id });
+        self.events.send(Event::DeliveryChanged {
+            id: crate::domain::DeliveryId(id),
+        });
         if let Some(command) = &self.config.on_complete {
             let input = HookInput {
                 file: &f.path,
@@ -307,7 +315,9 @@ impl Worker {
             self.store
                 .record_hook(id, outcome.exit_code, &outcome.output)
                 .await?;
-            self.events.send(Event::DeliveryChanged { id });
+            self.events.send(Event::DeliveryChanged {
+                id: crate::domain::DeliveryId(id),
+            });
         }
         Ok(())
     }
