@@ -506,18 +506,6 @@ impl fmt::Display for UploadId {
     }
 }
 
-impl From<String> for UploadId {
-    fn from(id: String) -> Self {
-        Self(id)
-    }
-}
-
-impl From<&str> for UploadId {
-    fn from(id: &str) -> Self {
-        Self(id.to_string())
-    }
-}
-
 /// A stored Frame.io event's id (its row in `frameio_events`), where it crosses rooms (the
 /// processor, the inspector, the API).
 #[derive(

@@ -473,16 +473,14 @@ impl Writes<'_> {
             let mut missed = Vec::new();
             for row in taken {
                 match ids.get(row.now.dedupe_key.as_str()) {
-                    Some(&id) => added.push(id),
+                    Some(&id) => added.push(crate::domain::DeliveryId(id)),
                     // Stored by someone else in between: the per-record path decides.
                     None => missed.push(&row.now.dedupe_key),
                 }
             }
             self.new += added.len();
             if !added.is_empty() {
-                self.events.send(Event::DeliveriesAdded {
-                    ids: added.into_iter().map(crate::domain::DeliveryId).collect(),
-                });
+                self.events.send(Event::DeliveriesAdded { ids: added });
             }
             for key in missed {
                 if let Some(i) = rows.by_key(key) {
