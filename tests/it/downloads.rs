@@ -699,14 +699,7 @@ async fn serve_killed_mid_download_resumes_after_restart_without_duplicates() {
     let service = ChildService::start(root.path(), &envs).await;
     let client = reqwest::Client::new();
     let list = wait_for("the delivery done after restart", WAIT, || async {
-        let body: Value = client
-            .get(service.url("/api/deliveries"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let body = service.get_json(&client, "/api/deliveries").await?;
         let list = body["deliveries"].as_array().cloned()?;
         (list.iter().all(|d| d["state"] == "done")).then_some(list)
     })

@@ -532,14 +532,7 @@ async fn delivery_named(
     service: &ChildService,
     name: &str,
 ) -> Option<Value> {
-    let v: Value = client
-        .get(service.url("/api/deliveries"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let v = service.get_json(client, "/api/deliveries").await?;
     v["deliveries"]
         .as_array()?
         .iter()

@@ -200,6 +200,18 @@ impl ChildService {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET path` as JSON; `None` while the service does not answer with JSON (for `wait_for`).
+    pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> Option<Value> {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("logs/app.log")).unwrap_or_default()
     }
