@@ -11,7 +11,7 @@ The load, all on loopback and served from this process:
     before its webhook is sent: the processor lists the file's comments);
   - 5 live pages (`/api/events`, reconnecting every minute) and the dashboard fetched every 2 s.
 
-Every 30 s: RSS, fds, threads (from /proc), the data folder, app.log, the WAL, `/healthz`
+Every 30 s: RSS, SQLite's heap (`rushes_sqlite_memory_bytes`), fds, threads (from /proc), the data folder, app.log, the WAL, `/healthz`
 latency, the webhook p99 of the interval, pending events (from /metrics); printed and appended
 to soak.csv. Signing and bookkeeping happen outside the timed spans.
 
@@ -375,6 +375,10 @@ def proc_status(pid):
     return out
 
 
+def mib_or_nan(value):
+    return float("nan") if value is None else value / 2**20
+
+
 def metric(page, name):
     for line in page.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -392,7 +396,7 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-COLUMNS = ["minute", "rss_mib", "fds", "threads", "data_mib", "log_mib", "wal_mib", "healthz_ms",
+COLUMNS = ["minute", "rss_mib", "sqlite_mib", "fds", "threads", "data_mib", "log_mib", "wal_mib", "healthz_ms",
            "webhook_p99_ms", "webhooks", "pending_events", "downloads_done", "page_p50_ms"]
 
 
@@ -416,6 +420,7 @@ def sample(proc, rushes, dirs, lat, pages, started):
     return {
         "minute": (time.monotonic() - started) / 60,
         "rss_mib": int(st["VmRSS"].split()[0]) / 1024,
+        "sqlite_mib": mib_or_nan(metric(page, "rushes_sqlite_memory_bytes")),
         "fds": len(os.listdir(f"/proc/{proc.pid}/fd")),
         "threads": int(st["Threads"]),
         "data_mib": folder_bytes(dirs["data"]) / 2**20,
@@ -616,7 +621,7 @@ def report(args, rows, lat, good, wrong):
     minutes = rows[-1]["minute"]
     warm = 30 if minutes >= 90 else minutes / 3
     after = [r for r in rows if r["minute"] >= warm]
-    keys = [("rss_mib", "RSS", "MiB/hour"), ("fds", "open files", "fds/hour"),
+    keys = [("rss_mib", "RSS", "MiB/hour"), ("sqlite_mib", "SQLite heap (of RSS)", "MiB/hour"), ("fds", "open files", "fds/hour"),
             ("threads", "threads", "threads/hour"), ("data_mib", "data folder", "MiB/hour"),
             ("log_mib", "app.log", "MiB/hour"), ("wal_mib", "WAL", "MiB/hour"),
             ("healthz_ms", "/healthz latency", "ms/hour"), ("webhook_p99_ms", "webhook p99", "ms/hour"),

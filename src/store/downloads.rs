@@ -91,13 +91,14 @@ impl Store {
         sqlx::query(
             "UPDATE deliveries SET part_path = $2, file_name = COALESCE($3, file_name),
                  validator = $4, bytes_total = $5
-             WHERE id = $1",
+             WHERE id = $1 AND (owner IS NULL OR owner = $6)",
         )
         .bind(id)
         .bind(part_path)
         .bind(file_name)
         .bind(validator)
         .bind(bytes_total)
+        .bind(self.instance())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -112,11 +113,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE deliveries SET bytes_done = $2, bytes_total = COALESCE($3, bytes_total)
-             WHERE id = $1",
+             WHERE id = $1 AND (owner IS NULL OR owner = $4)",
         )
         .bind(id)
         .bind(bytes_done)
         .bind(bytes_total)
+        .bind(self.instance())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -175,18 +177,23 @@ impl Store {
         bytes: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE deliveries SET final_path = $2, sha256 = $3, bytes_done = $4 WHERE id = $1",
+            "UPDATE deliveries SET final_path = $2, sha256 = $3, bytes_done = $4
+             WHERE id = $1 AND (owner IS NULL OR owner = $5)",
         )
         .bind(id)
         .bind(final_path)
         .bind(sha256)
         .bind(bytes)
+        .bind(self.instance())
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    /// `downloading` -> `done` with the outcome; `None` if it was no longer downloading (cancelled).
+    /// `downloading` -> `done` with the outcome; `None` if it was no longer downloading (cancelled)
+    /// or another instance holds it now (took it over when this one's lease ran out). The writes
+    /// of a running download (part, progress, final file, segments) are this instance's only
+    /// while it is the owner: late ones from an instance that lost its lease change nothing.
     pub async fn finish_download(
         &self,
         id: i64,
@@ -199,7 +206,7 @@ impl Store {
                  served_by = $4, served_url = $5, sha256 = $6, final_path = $7,
                  bytes_done = $8, bytes_total = $8, duration_ms = $9, mean_speed_bps = $10,
                  part_path = NULL, validator = NULL
-             WHERE id = $1 AND state = $11
+             WHERE id = $1 AND state = $11 AND (owner IS NULL OR owner = $12)
              RETURNING *",
         )
         .bind(id)
@@ -213,11 +220,13 @@ impl Store {
         .bind(done.duration_ms)
         .bind(done.mean_speed_bps)
         .bind(DeliveryState::Downloading)
+        .bind(self.instance())
         .fetch_optional(self.pool())
         .await?)
     }
 
-    /// `downloading` -> `failed` with the reason; `None` if it was no longer downloading.
+    /// `downloading` -> `failed` with the reason; `None` if it was no longer downloading or
+    /// another instance holds it now.
     pub async fn fail_download(
         &self,
         id: i64,
@@ -228,7 +237,7 @@ impl Store {
         Ok(sqlx::query_as::<_, Delivery>(
             "UPDATE deliveries
              SET state = $2, state_changed_at = $3, finished_at = $3, error = $4, bytes_done = $5
-             WHERE id = $1 AND state = $6
+             WHERE id = $1 AND state = $6 AND (owner IS NULL OR owner = $7)
              RETURNING *",
         )
         .bind(id)
@@ -237,6 +246,7 @@ impl Store {
         .bind(storable(error))
         .bind(bytes_done)
         .bind(DeliveryState::Downloading)
+        .bind(self.instance())
         .fetch_optional(self.pool())
         .await?)
     }

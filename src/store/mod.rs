@@ -44,7 +44,7 @@ pub use frameio::{
     StateChange, StoredComment, Transition, Upload, UploadUpdate,
 };
 pub use ingest::{Change, ChangedDelivery, Inserted, KnownDelivery, NewDeliveries, NewRow};
-pub use inspector::{KEPT_REJECTED, NewRejectedCall, ReceivedCall};
+pub use inspector::{KEPT_REJECTED, NewRejectedCall, RECEIVED_CALLS_SQL, ReceivedCall};
 pub use notify::{CHANNEL, Listener, MAX_PAYLOAD};
 pub use ops::{EventBacklog, PRUNE_BATCH, prune_events};
 pub use outbox::{FinishedDelivery, NewMessage, OutboxRow, VerdictChange};
@@ -280,6 +280,12 @@ pub(crate) fn wal_path(path: &Path) -> std::path::PathBuf {
     std::path::PathBuf::from(name)
 }
 
+/// Connections to the SQLite file: each keeps a page cache of its own ...
+pub(crate) const SQLITE_CONNECTIONS: u32 = 8;
+/// ... of at most this many KiB (about SQLite's default, said here so the bound is ours: 16 MiB
+/// for all of them; `/metrics` shows what they hold as `rushes_sqlite_memory_bytes`).
+pub(crate) const PAGE_CACHE_KIB: i64 = 2048;
+
 async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -298,7 +304,7 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
         .to_url_lossy();
     let options = AnyConnectOptions::from_url(&url).map_err(open_error)?;
     AnyPoolOptions::new()
-        .max_connections(8)
+        .max_connections(SQLITE_CONNECTIONS)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL + NORMAL: a committed transaction survives a process crash (SIGKILL); only
@@ -309,6 +315,8 @@ async fn open_sqlite(path: &Path) -> Result<AnyPool, StoreError> {
                      PRAGMA temp_store = MEMORY;",
                 )
                 .await?;
+                conn.execute(format!("PRAGMA cache_size = -{PAGE_CACHE_KIB}").as_str())
+                    .await?;
                 conn.execute(writes::checkpoint_pragmas().as_str()).await?;
                 Ok(())
             })

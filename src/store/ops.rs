@@ -43,6 +43,24 @@ impl Store {
 }
 
 impl Store {
+    /// Bytes SQLite holds in this process (page caches, schemas, prepared statements), for
+    /// `/metrics` and the soak: what it may keep is bounded by [`super::SQLITE_CONNECTIONS`]
+    /// times [`super::PAGE_CACHE_KIB`] of pages, plus the statements each connection caches.
+    /// `None` on PostgreSQL (its memory is the server's).
+    pub fn sqlite_memory_bytes(&self) -> Option<i64> {
+        (self.backend() == super::Backend::Sqlite).then(sqlite_memory_used)
+    }
+}
+
+/// SQLite's own count of the heap it holds (`sqlite3_memory_used`, kept by the bundled build).
+#[allow(unsafe_code)]
+fn sqlite_memory_used() -> i64 {
+    // SAFETY: takes no argument, reads a counter SQLite keeps under its own mutex; callable from
+    // any thread at any time, before or after any connection is opened.
+    unsafe { libsqlite3_sys::sqlite3_memory_used() }
+}
+
+impl Store {
     /// Deletes at most `limit` processed events whose processing ended before `cutoff`; returns
     /// how many. Unprocessed events are never deleted, whatever their age.
     pub async fn prune_frameio_events(

@@ -22,13 +22,24 @@ impl Store {
         .await?)
     }
 
-    /// Replaces `id`'s segments (empty: forgets them), in one transaction.
+    /// Replaces `id`'s segments (empty: forgets them), in one transaction; nothing when another
+    /// instance owns the download now.
     pub async fn set_download_segments(
         &self,
         id: i64,
         segments: &[SegmentRow],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
+        let ours: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM deliveries WHERE id = $1 AND (owner IS NULL OR owner = $2)",
+        )
+        .bind(id)
+        .bind(self.instance())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if ours.is_none() {
+            return Ok(());
+        }
         sqlx::query("DELETE FROM download_segments WHERE delivery_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -72,6 +72,15 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "rushes_log_bytes {}",
         log_bytes(&state.config.service.log_dir)
     );
+    if let Some(bytes) = state.store.sqlite_memory_bytes() {
+        family(
+            &mut out,
+            "rushes_sqlite_memory_bytes",
+            "gauge",
+            "Heap SQLite holds in this process: page caches (at most 2 MiB per connection), schemas, statements.",
+        );
+        let _ = writeln!(out, "rushes_sqlite_memory_bytes {bytes}");
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -202,6 +202,15 @@ async fn metrics_report_the_event_backlog_its_lag_uploads_database_and_log() {
         sample(&page, "rushes_log_bytes").unwrap_or(0.0) > 0.0,
         "{page}"
     );
+    // SQLite's own heap: something (schemas, caches) and far below the bound of its caches;
+    // nothing of the kind on PostgreSQL (its memory is the server's).
+    let sqlite = sample(&page, "rushes_sqlite_memory_bytes");
+    if crate::support::db::on_postgres() {
+        assert_eq!(sqlite, None, "{page}");
+    } else {
+        let bytes = sqlite.unwrap_or(0.0);
+        assert!(bytes > 0.0 && bytes < 64.0 * 1024.0 * 1024.0, "{page}");
+    }
 
     // Processing is held on the comment listing: the events wait and grow older.
     fake.close_comments();
@@ -412,6 +421,8 @@ async fn dashboard_and_metrics_queries_use_an_index() {
         "SELECT * FROM frameio_uploads ORDER BY updated_at DESC, id",
         "SELECT * FROM deliveries WHERE mode = 'auto' ORDER BY state_changed_at DESC, id DESC LIMIT 50",
         "SELECT * FROM deliveries ORDER BY state_changed_at DESC, id DESC LIMIT 50",
+        "SELECT * FROM deliveries WHERE 1 = 1 ORDER BY created_at DESC, id DESC LIMIT 300",
+        "SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state",
     ] {
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}"))
@@ -424,6 +435,27 @@ async fn dashboard_and_metrics_queries_use_an_index() {
                 .all(|d| !d.starts_with("SCAN") || d.contains("INDEX"))
                 && !text.iter().any(|d| d.contains("TEMP B-TREE")),
             "{query}: {text:?}"
+        );
+    }
+    // The dashboard's list of received calls, as the store spells it: each table is read
+    // backwards along an index (only the few rows merged are sorted, never every event).
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+        "EXPLAIN QUERY PLAN {}",
+        rushes::store::RECEIVED_CALLS_SQL
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .expect("plan");
+    let text: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
+    for table in ["frameio_events", "frameio_rejected"] {
+        assert!(
+            text.iter()
+                .any(|d| d.starts_with(&format!("SCAN {table} USING INDEX"))),
+            "{table}: {text:?}"
+        );
+        assert!(
+            !text.iter().any(|d| *d == format!("SCAN {table}")),
+            "{table}: {text:?}"
         );
     }
 }

@@ -573,6 +573,8 @@ async fn postgres_away_downloads_keep_transferring_and_end_done_once() {
     let downloads = dir.path().join("downloads");
     let envs: Vec<(&'static str, String)> = vec![
         ("RUSHES_DATABASE_URL", pg.url.clone()),
+        // An outage shorter than the lease (the next test has a longer one).
+        ("RUSHES_LEASE", "60".into()),
         ("WEBHOOK_JSON_URL", feed.display().to_string()),
         ("WEBHOOK_MONITOR_INTERVAL", "3600".into()),
         ("DOWNLOAD_SEGMENTS", "4".into()),
@@ -673,4 +675,135 @@ async fn postgres_away_downloads_keep_transferring_and_end_done_once() {
     );
     let status = service.terminate().await;
     assert!(status.success(), "{status:?}");
+}
+
+/// PostgreSQL away for longer than the lease, two instances sharing it and the downloads folder:
+/// the instance downloading stops its transfer before its lease runs out (so the `.part` never has
+/// two writers), and when the database is back the download is resumed (by this instance or the
+/// other, whichever reclaims it first) and ends `done` once, with the right bytes.
+#[tokio::test]
+async fn postgres_away_longer_than_the_lease_the_download_stops_in_time_and_ends_done_once() {
+    let Some(pg) = OwnPostgres::start() else {
+        eprintln!("no PostgreSQL server binaries (initdb): skipped");
+        return;
+    };
+    const LEASE: u64 = 4;
+    let files = FileServer::start().await;
+    let body = content(3_000_000, 31);
+    let url = files.add("src/lease.mov", body.clone());
+    files.throttle("src/lease.mov", 100_000);
+    let root = temp_dir();
+    let feed = root.path().join("feed.json");
+    let records = json!([{
+        "source_url": url,
+        "provider": "dropbox",
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "original_filename": "lease.mov",
+    }]);
+    std::fs::write(&feed, records.to_string()).expect("feed");
+    let downloads = root.path().join("downloads");
+    let envs: Vec<(&'static str, String)> = vec![
+        ("RUSHES_DATABASE_URL", pg.url.clone()),
+        ("RUSHES_LEASE", LEASE.to_string()),
+        ("DOWNLOAD_SEGMENTS", "1".into()),
+        ("WEBHOOK_JSON_URL", feed.display().to_string()),
+        ("WEBHOOK_MONITOR_INTERVAL", "3600".into()),
+        ("LOCAL_DOWNLOADS_DIR", downloads.display().to_string()),
+    ];
+    let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
+    let a = start(&a_dir, &envs).await;
+    let b = start(&b_dir, &envs).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    wait_for("the download to have bytes stored", WAIT, || async {
+        let d = delivery_named(&client, &a, "lease.mov").await?;
+        (d["bytes_done"].as_i64()? > 200_000).then_some(())
+    })
+    .await;
+
+    assert!(pg.stop(), "pg_ctl stop");
+    let stopped = std::time::Instant::now();
+    // Within the lease the transfer goes on; before the lease is over it stops, and stays stopped
+    // while the database is away (no instance writes the file any more).
+    let fenced = wait_for(
+        "the transfer to stop before the lease runs out",
+        WAIT,
+        || async {
+            let log = format!("{}{}", a.log(), b.log());
+            log.contains("stopping the downloads here before their leases run out")
+                .then(|| stopped.elapsed())
+        },
+    )
+    .await;
+    assert!(
+        fenced < Duration::from_secs(LEASE) + Duration::from_secs(2),
+        "stopped after {fenced:?}, lease {LEASE} s"
+    );
+    // Quiet for three seconds, longer than the lease in all, with the database still away.
+    let mut sent = files.bytes_sent("src/lease.mov");
+    let mut quiet_since = std::time::Instant::now();
+    wait_for("no byte sent for three seconds", WAIT, || {
+        let now = files.bytes_sent("src/lease.mov");
+        if now != sent {
+            sent = now;
+            quiet_since = std::time::Instant::now();
+        }
+        let quiet = quiet_since.elapsed() > Duration::from_secs(3);
+        async move { quiet.then_some(()) }
+    })
+    .await;
+    assert!(
+        stopped.elapsed() > Duration::from_secs(LEASE + 1),
+        "the database must be away for longer than the lease"
+    );
+    assert!(
+        (files.bytes_sent("src/lease.mov") as usize) < body.len(),
+        "the download ended during the outage: make it slower"
+    );
+    assert!(pg.start_again(), "pg_ctl start");
+
+    let done = wait_for("lease.mov done", Duration::from_secs(90), || async {
+        let d = delivery_named(&client, &b, "lease.mov").await?;
+        assert_ne!(d["state"], "failed", "{d}");
+        (d["state"] == "done").then_some(d)
+    })
+    .await;
+    assert_eq!(done["sha256"], sha256_hex(&body), "{done}");
+    assert_eq!(
+        std::fs::read(downloads.join("lease.mov")).expect("final file"),
+        body
+    );
+    let names: Vec<String> = std::fs::read_dir(&downloads)
+        .expect("downloads")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["lease.mov"]);
+    // Resumed, not started over: one connection from the start, then ranges from where the
+    // part stood (never from byte 0 again).
+    let seen = files.seen("src/lease.mov");
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen[0].range.is_none(), "{seen:?}");
+    assert!(
+        seen[1..].iter().all(|s| s.status == 206
+            && s.range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.split('-').next())
+                .and_then(|start| start.parse::<u64>().ok())
+                .is_some_and(|start| start > 0)),
+        "{seen:?}"
+    );
+    eprintln!(
+        "stopped {fenced:?} after the database went away (lease {LEASE} s); {} bytes sent for {}; {} requests",
+        files.bytes_sent("src/lease.mov"),
+        body.len(),
+        seen.len()
+    );
+    for service in [a, b] {
+        let status = service.terminate().await;
+        assert!(status.success(), "{status:?}");
+    }
 }

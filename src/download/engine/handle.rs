@@ -50,8 +50,20 @@ impl DownloadHandle {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The deliveries downloading here now.
+    pub(super) fn running_ids(&self) -> Vec<DeliveryId> {
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// Stops the running download of `id`, if any (its `.part` is kept). The caller has
-    /// already moved the delivery out of `downloading`.
+    /// already moved the delivery out of `downloading`, or this instance lost (or is about to
+    /// lose) its lease on it.
     pub fn cancel(&self, id: DeliveryId) -> bool {
         let running = self
             .shared

@@ -4,9 +4,11 @@
 //!
 //! Files: `settings.rs` (how it runs), `handle.rs` (talking to it), `worker.rs` (one download
 //! task), `observer.rs` (a download's progress into the store), `patience.rs` (store writes that
-//! wait for a database that went away); this file is the pool.
+//! wait for a database that went away), `leases.rs` (renewed, or given up in time); this file is
+//! the pool.
 
 mod handle;
+mod leases;
 mod observer;
 mod patience;
 mod settings;
@@ -84,11 +86,18 @@ impl Engine {
         let mut workers: JoinSet<i64> = JoinSet::new();
         let mut tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
         let mut active: HashMap<i64, String> = HashMap::new();
+        if !self.config.dry_run {
+            tokio::spawn(leases::keep(
+                self.store.clone(),
+                self.handle.clone(),
+                cancel.child_token(),
+            ));
+        }
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut bus = self.events.subscribe();
         let mut look = true;
-        let mut last_renewal = std::time::Instant::now();
+        let mut last_reclaim = std::time::Instant::now();
         loop {
             if look {
                 self.fill(&ctx, &cancel, &mut pending, &mut workers, &mut active)
@@ -103,12 +112,12 @@ impl Engine {
                 () = cancel.cancelled() => break,
                 () = self.handle.shared.wake.notified() => {}
                 _ = ticker.tick() => {
-                    if !self.config.dry_run && last_renewal.elapsed() >= self.store.lease() / 3 {
-                        last_renewal = std::time::Instant::now();
-                        self.renew(&active).await;
-                        if self.store.may_have_peers() {
-                            self.reclaim(&mut pending, &active).await;
-                        }
+                    if !self.config.dry_run
+                        && self.store.may_have_peers()
+                        && last_reclaim.elapsed() >= self.store.lease() / 3
+                    {
+                        last_reclaim = std::time::Instant::now();
+                        self.reclaim(&mut pending, &active).await;
                     }
                 }
                 Some(done) = workers.join_next_with_id() => {
@@ -157,29 +166,6 @@ impl Engine {
                 pending.extend(rows);
             }
             Err(e) => tracing::error!(error = %e, "cannot list interrupted downloads"),
-        }
-    }
-
-    /// Renews the leases of the running downloads; one that another instance took over (this
-    /// one could not renew in time) is stopped here, so that a file has one writer.
-    async fn renew(&self, active: &HashMap<i64, String>) {
-        let ids: Vec<i64> = active.keys().copied().collect();
-        if ids.is_empty() {
-            return;
-        }
-        match self.store.renew_download_leases(&ids).await {
-            Ok(held) => {
-                for id in ids.iter().filter(|id| !held.contains(id)) {
-                    if let Some(token) = self.running().get(&DeliveryId(*id)) {
-                        tracing::warn!(
-                            id,
-                            "download taken over by another instance: stopping it here"
-                        );
-                        token.cancel();
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot renew the download leases"),
         }
     }
 

@@ -39,6 +39,11 @@ impl Worker {
                 // `downloading` and resumes at the next start): nothing to write.
                 tracing::info!(id, "download stopped");
             }
+            Err(e) if cancel.is_cancelled() => {
+                // Stopped while a store write waited for the database (shutdown, or the lease
+                // given up): nothing more to write from here.
+                tracing::info!(id, error = %e, "download stopped");
+            }
             Err(e)
                 if crate::download::resolve::for_raw_link(
                     &self.config.resolvers,
@@ -279,8 +284,9 @@ impl Worker {
         })
         .await?;
         if updated.is_none() {
-            // Cancelled while the last bytes arrived: the file is complete, keep the user's choice.
-            tracing::info!(id, path = %done.final_path, "download finished after a cancel");
+            // Cancelled while the last bytes arrived (the file is complete, keep the user's
+            // choice), or taken over by another instance meanwhile (it finishes the record).
+            tracing::info!(id, path = %done.final_path, "download finished after a cancel or a takeover");
             return Ok(());
         }
         tracing::info!(
