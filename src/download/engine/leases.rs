@@ -24,36 +24,65 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// Renews the running downloads' leases until `cancel`. A download another instance took over
 /// is stopped; when no renewal succeeded for the lease minus the margin (database away) and
-/// other instances may share the database, every running download is stopped.
+/// other instances may share the database, every running download is stopped, at that moment
+/// (not at the next try).
 pub(super) async fn keep(store: Store, handle: DownloadHandle, cancel: CancellationToken) {
     let lease = store.lease();
     let every = lease / RENEWALS_PER_LEASE;
     let margin = lease / MARGIN_PER_LEASE;
     let fence = store.may_have_peers();
     // The start of the last renewal that succeeded: every lease held here ends after it + lease
-    // (a claim made since then ends later still).
+    // (a claim made since then ends later still), so they are given up at it + lease - margin.
     let mut renewed = Instant::now();
     let mut failing = false;
+    let mut fenced = false;
     loop {
-        let pause = if failing { RETRY.min(every) } else { every };
+        let give_up_at = renewed + lease - margin;
+        let mut wake = Instant::now() + if failing { RETRY.min(every) } else { every };
+        if fence && failing && !fenced {
+            wake = wake.min(give_up_at);
+        }
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
+            () = tokio::time::sleep_until(wake.into()) => {}
         }
         let ids: Vec<i64> = handle.running_ids().into_iter().map(|id| id.0).collect();
         if ids.is_empty() {
             renewed = Instant::now();
             failing = false;
+            fenced = false;
+            continue;
+        }
+        if fence && failing && !fenced && Instant::now() >= give_up_at {
+            fenced = true;
+            tracing::warn!(
+                downloads = ids.len(),
+                unrenewed_ms = renewed.elapsed().as_millis() as u64,
+                lease_s = lease.as_secs(),
+                "the database has not answered for almost a lease: stopping the downloads here \
+                 before their leases run out (the first instance to reach the database again \
+                 resumes them)"
+            );
+            for id in &ids {
+                handle.cancel(DeliveryId(*id));
+            }
             continue;
         }
         let asked = Instant::now();
-        match tokio::time::timeout(margin, store.renew_download_leases(&ids)).await {
+        // Never waited past the moment the leases are given up.
+        let wait = if fence && !fenced {
+            margin.min(give_up_at.saturating_duration_since(asked))
+        } else {
+            margin
+        };
+        match tokio::time::timeout(wait, store.renew_download_leases(&ids)).await {
             Ok(Ok(held)) => {
                 if failing {
                     tracing::info!("download leases renewed again");
                 }
                 renewed = asked;
                 failing = false;
+                fenced = false;
                 for id in ids.iter().filter(|id| !held.contains(id)) {
                     tracing::warn!(
                         id,
@@ -71,24 +100,11 @@ pub(super) async fn keep(store: Store, handle: DownloadHandle, cancel: Cancellat
             Err(_) => {
                 if !failing {
                     tracing::warn!(
-                        wait_ms = margin.as_millis() as u64,
+                        wait_ms = wait.as_millis() as u64,
                         "the database did not answer the lease renewal in time: trying again every second"
                     );
                 }
                 failing = true;
-            }
-        }
-        if fence && failing && renewed.elapsed() + margin >= lease {
-            tracing::warn!(
-                downloads = ids.len(),
-                unrenewed_s = renewed.elapsed().as_secs(),
-                lease_s = lease.as_secs(),
-                "the database has not answered for almost a lease: stopping the downloads here \
-                 before their leases run out (the first instance to reach the database again \
-                 resumes them)"
-            );
-            for id in &ids {
-                handle.cancel(DeliveryId(*id));
             }
         }
     }
