@@ -365,8 +365,8 @@ fn main() -> anyhow::Result<()> {
         let date = chrono::Utc::now().format("%Y-%m-%d");
         let report = format!(
             "<!-- scale_out:start -->\n\
-## Several instances on one PostgreSQL (`bash bench/scale_out.sh`, {date})\n\n\
-All instances in one process on this {cores}-core machine (they share its CPU: more instances\n\
+## Several instances on one PostgreSQL (`bash bench/scale_out.sh`)\n\n\
+Measured {date}. All instances in one process on this {cores}-core machine (they share its CPU: more instances\n\
 cannot add CPU here, they show the cost of coordination), PostgreSQL 15 on loopback started by\n\
 `scripts/pg.sh` (fsync off: the throwaway test server), the SQLite instance on the same disk.\n\n\
 Webhook ingest (HMAC verified, durably stored before the 200), {concurrency} connections spread\n\
