@@ -36,7 +36,7 @@ pub const RECEIVED_CALLS_SQL: &str = "SELECT * FROM (
                  ) AS accepted
                  UNION ALL
                  SELECT * FROM (
-                     SELECT 'r' || id, 'r', id, NULL, received_at, verdict, status, reason,
+                     SELECT 'r' || id, 'r', id, CAST(NULL AS BIGINT), received_at, verdict, status, reason,
                          event_type, NULL, resource_id, NULL, NULL, NULL, NULL
                      FROM frameio_rejected ORDER BY received_at DESC, id DESC LIMIT $3
                  ) AS refused
