@@ -527,6 +527,16 @@ fn part_bytes_on_disk(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A Dropbox feed record of `url`, named `name`, created now.
+fn feed_record(url: &str, name: &str) -> Value {
+    json!({
+        "source_url": url,
+        "provider": "dropbox",
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "original_filename": name,
+    })
+}
+
 async fn delivery_named(
     client: &reqwest::Client,
     service: &ChildService,
@@ -557,17 +567,9 @@ async fn postgres_away_downloads_keep_transferring_and_end_done_once() {
     files.throttle("src/away-one.mov", 100_000);
     let dir = temp_dir();
     let feed = dir.path().join("feed.json");
-    let record = |url: &str, name: &str| {
-        json!({
-            "source_url": url,
-            "provider": "dropbox",
-            "created_at": chrono::Utc::now().to_rfc3339(),
-            "original_filename": name,
-        })
-    };
     let records = json!([
-        record(&segmented_url, "away-seg.mov"),
-        record(&single_url, "away-one.mov")
+        feed_record(&segmented_url, "away-seg.mov"),
+        feed_record(&single_url, "away-one.mov")
     ]);
     std::fs::write(&feed, records.to_string()).expect("feed");
     let downloads = dir.path().join("downloads");
@@ -694,12 +696,7 @@ async fn postgres_away_longer_than_the_lease_the_download_stops_in_time_and_ends
     files.throttle("src/lease.mov", 100_000);
     let root = temp_dir();
     let feed = root.path().join("feed.json");
-    let records = json!([{
-        "source_url": url,
-        "provider": "dropbox",
-        "created_at": chrono::Utc::now().to_rfc3339(),
-        "original_filename": "lease.mov",
-    }]);
+    let records = json!([feed_record(&url, "lease.mov")]);
     std::fs::write(&feed, records.to_string()).expect("feed");
     let downloads = root.path().join("downloads");
     let envs: Vec<(&'static str, String)> = vec![
