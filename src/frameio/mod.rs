@@ -8,6 +8,7 @@ mod batch;
 pub mod client;
 mod create;
 mod errors;
+pub mod inbox;
 pub(crate) mod inspector;
 pub(crate) mod keeper;
 pub(crate) mod manage;

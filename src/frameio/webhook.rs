@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, RwLock, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::inbox;
 use crate::store::{NewFrameioEvent, Store};
 
 pub const SIGNATURE_HEADER: &str = "x-frameio-signature";
@@ -129,6 +130,7 @@ pub fn new_event(timestamp: i64, body: &[u8]) -> Result<NewFrameioEvent, String>
     hasher.update(body);
     Ok(NewFrameioEvent {
         delivery_hash: hex::encode(hasher.finalize()),
+        received_at: crate::domain::Timestamp::now(),
         request_timestamp: timestamp,
         event_type: parsed.event_type,
         resource_type: parsed.resource.kind,
@@ -215,11 +217,16 @@ pub enum ReceiveError {
 pub enum Accepted {
     New(i64),
     Duplicate,
+    /// Durable in the webhook inbox; in the database moments later (see `inbox.rs`).
+    InInbox,
 }
 
-struct Pending {
-    event: NewFrameioEvent,
-    reply: oneshot::Sender<Result<Option<i64>, String>>,
+pub(super) struct Pending {
+    pub(super) event: NewFrameioEvent,
+    /// Told when the delivery is durable in the webhook inbox (SQLite, see `inbox.rs`); dropped
+    /// unsaid when the database's answer is the acknowledgement (PostgreSQL, or no inbox).
+    pub(super) durable: Option<oneshot::Sender<()>>,
+    pub(super) reply: oneshot::Sender<Result<Option<i64>, String>>,
 }
 
 /// Cheap to clone; what the HTTP handler uses.
@@ -269,11 +276,23 @@ impl Receiver {
             Err(e) => return Err(e.into()),
         };
         let event = new_event(ts, body).map_err(ReceiveError::BadBody)?;
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let (durable, in_inbox) = oneshot::channel();
         self.writer
-            .send(Pending { event, reply })
+            .send(Pending {
+                event,
+                durable: Some(durable),
+                reply,
+            })
             .await
             .map_err(|_| ReceiveError::Store("the event writer is stopped".into()))?;
+        if let Some(stored) = inbox::durable_answer(in_inbox, &mut answer).await {
+            return Ok(match stored {
+                Some(Some(id)) => Accepted::New(id),
+                Some(None) => Accepted::Duplicate,
+                None => Accepted::InInbox,
+            });
+        }
         match answer.await {
             Ok(Ok(Some(id))) => Ok(Accepted::New(id)),
             Ok(Ok(None)) => Ok(Accepted::Duplicate),
@@ -293,6 +312,15 @@ pub struct EventWriter {
 
 impl EventWriter {
     pub async fn run(mut self, stop: CancellationToken) {
+        if let Some(dir) = self.store.sqlite_file().map(inbox::dir_for) {
+            match inbox::run(&self.store, &dir, &mut self.queue, &self.written, &stop).await {
+                Ok(()) => return,
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "Frame.io: the webhook inbox cannot be used; deliveries are acknowledged once in the database"
+                ),
+            }
+        }
         loop {
             let first = tokio::select! {
                 biased;

@@ -21,6 +21,8 @@ pub struct FinishedEvent {
 #[derive(Debug, Clone)]
 pub struct NewFrameioEvent {
     pub delivery_hash: String,
+    /// When rushes verified it (kept through the webhook inbox, see `frameio/inbox.rs`).
+    pub received_at: Timestamp,
     pub request_timestamp: i64,
     pub event_type: String,
     pub resource_type: String,
@@ -201,7 +203,6 @@ impl Store {
         &self,
         events: &[NewFrameioEvent],
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        let now = Timestamp::now();
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let mut ids = Vec::with_capacity(events.len());
@@ -214,7 +215,7 @@ impl Store {
                  RETURNING id",
             )
             .bind(&e.delivery_hash)
-            .bind(now)
+            .bind(e.received_at)
             .bind(e.request_timestamp)
             .bind(&e.event_type)
             .bind(&e.resource_type)

@@ -161,6 +161,8 @@ pub struct Store {
     reach: std::sync::Arc<health::Reach>,
     /// Turns of this process's writers (see `writes.rs`).
     writers: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The SQLite file (none on PostgreSQL).
+    sqlite_file: Option<Arc<Path>>,
     /// Background WAL checkpoints (SQLite; see `writes.rs`), stopped with the last clone.
     _checkpoints: Option<Arc<tokio_util::sync::DropGuard>>,
 }
@@ -221,6 +223,10 @@ impl Store {
             probing: Default::default(),
             reach: Default::default(),
             writers,
+            sqlite_file: match location {
+                Location::Sqlite(path) => Some(Arc::from(path.as_path())),
+                Location::Postgres(_) => None,
+            },
             _checkpoints: checkpoints,
         })
     }
@@ -232,6 +238,11 @@ impl Store {
 
     /// Which backend, for what is shown (`/api/cluster`, `/healthz`); components ask
     /// [`Store::may_have_peers`] instead of branching on it.
+    /// The SQLite file, if the store is one.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -100,6 +100,8 @@ async fn receive(StoredDelivery(accepted): StoredDelivery) -> Json<Value> {
     match accepted {
         Accepted::New(id) => Json(json!({ "status": "stored", "event_id": id })),
         Accepted::Duplicate => Json(json!({ "status": "duplicate" })),
+        // Durable, not yet in the database (it was busy): no id to give yet.
+        Accepted::InInbox => Json(json!({ "status": "stored" })),
     }
 }
 
