@@ -126,14 +126,12 @@ pub fn leftovers(dir: &Path) -> Result<Leftovers, InboxError> {
     for (_, path) in files(dir)? {
         let bytes = std::fs::read(&path).map_err(io_error(&path))?;
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let event = serde_json::from_slice::<LineIn>(line)
-                .ok()
-                .and_then(|l| {
-                    let received_at = Timestamp::parse(&l.received_at).ok()?;
-                    let mut e = new_event(l.timestamp, l.body.as_bytes()).ok()?;
-                    e.received_at = received_at;
-                    Some(e)
-                });
+            let event = serde_json::from_slice::<LineIn>(line).ok().and_then(|l| {
+                let received_at = Timestamp::parse(&l.received_at).ok()?;
+                let mut e = new_event(l.timestamp, l.body.as_bytes()).ok()?;
+                e.received_at = received_at;
+                Some(e)
+            });
             match event {
                 Some(e) => left.events.push(e),
                 None => left.unreadable += 1,
@@ -288,7 +286,10 @@ fn take(
         let message = format!(
             "the database is {waiting} deliveries behind (at most {MAX_BACKLOG} wait in the inbox)"
         );
-        tracing::warn!(waiting, "Frame.io: webhook inbox full, deliveries answered 503");
+        tracing::warn!(
+            waiting,
+            "Frame.io: webhook inbox full, deliveries answered 503"
+        );
         for p in batch {
             let _ = p.reply.send(Err(message.clone()));
         }

@@ -38,3 +38,4 @@ mod upload_faults;
 mod uploads;
 mod verdicts;
 mod watch_folder;
+mod webhook_inbox;

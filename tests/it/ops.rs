@@ -300,8 +300,10 @@ async fn processed_events_past_their_retention_are_pruned_and_pending_ones_kept(
     assert_eq!(deliver(&client, &hook, SECRET, &done).await, 200);
 
     let store = crate::support::db::open_store(&dir.path().join("data/rushes.db")).await;
-    let events = store.frameio_events(10).await.expect("events");
-    assert_eq!(events.len(), 2, "{events:?}");
+    wait_for("both deliveries in the database", WAIT, || async {
+        (store.frameio_events(10).await.ok()?.len() == 2).then_some(())
+    })
+    .await;
     let left = wait_for("the processed event to be pruned", WAIT, || {
         let store = store.clone();
         async move {
