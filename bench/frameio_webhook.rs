@@ -192,7 +192,13 @@ fn main() -> anyhow::Result<()> {
         let stored_before = store.frameio_event_count().await?;
         let (w_ok, w_failed, w_elapsed) =
             saturate(&client, &hook, true, concurrency, seconds, counter.clone()).await;
-        let stored_after = store.frameio_event_count().await?;
+        // Answers given from the webhook inbox reach the database moments later.
+        let mut stored_after = store.frameio_event_count().await?;
+        let drain = Instant::now();
+        while ((stored_after - stored_before) as u64) < w_ok && drain.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            stored_after = store.frameio_event_count().await?;
+        }
         let health_rate = h_ok as f64 / h_elapsed.as_secs_f64();
         let hook_rate = w_ok as f64 / w_elapsed.as_secs_f64();
 
@@ -263,15 +269,16 @@ fn main() -> anyhow::Result<()> {
         let report = format!(
             "<!-- frameio_webhook:start -->\n\
 ## Frame.io webhook receiver (`cargo bench --bench frameio_webhook`)\n\n\
-Signed deliveries (`X-Frameio-Signature` HMAC-SHA256 verified, each written to SQLite in WAL mode\n\
-before its 200, by the group-commit writer) from a Rust load generator on loopback, in the same\n\
-process as rushes, on {cores} core(s); {concurrency} keep-alive connections, {seconds} s per phase.\n\
+Signed deliveries (`X-Frameio-Signature` HMAC-SHA256 verified, each durable before its 200: committed\n\
+to SQLite in WAL mode by the group-commit writer, or in the webhook inbox when SQLite takes more than\n\
+5 ms, see docs/frameio.md) from a Rust load generator on loopback, in the same process as rushes, on\n\
+{cores} core(s); {concurrency} keep-alive connections, {seconds} s per phase.\n\
 The reference is the same server's `/healthz` (a one-row SQLite read) measured in the same run.\n\n\
 | measure | value | vs `/healthz` |\n\
 |---|---|---|\n\
 | `/healthz` throughput (reference) | {health_rate:.0} req/s | 1.00 |\n\
 | webhook throughput, verify + durable write | **{hook_rate:.0} events/s** | {ratio:.2} |\n\
-| events stored during the webhook phase | {stored} (every 200 is a row) | |\n\
+| events stored during the webhook phase | {stored} (every 200 is a row once the inbox is drained) | |\n\
 | failed requests (healthz / webhook / steady) | {h_failed} / {w_failed} / {s_failed} | |\n\
 | latency at a steady 1,000 events/s: p50 | {p50:.2} ms | |\n\
 | latency at a steady 1,000 events/s: p99 | **{p99:.2} ms** | |\n\
