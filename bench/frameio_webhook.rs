@@ -271,7 +271,7 @@ fn main() -> anyhow::Result<()> {
 ## Frame.io webhook receiver (`cargo bench --bench frameio_webhook`)\n\n\
 Signed deliveries (`X-Frameio-Signature` HMAC-SHA256 verified, each durable before its 200: committed\n\
 to SQLite in WAL mode by the group-commit writer, or in the webhook inbox when SQLite takes more than\n\
-5 ms, see docs/frameio.md) from a Rust load generator on loopback, in the same process as rushes, on\n\
+2 ms, see docs/frameio.md) from a Rust load generator on loopback, in the same process as rushes, on\n\
 {cores} core(s); {concurrency} keep-alive connections, {seconds} s per phase.\n\
 The reference is the same server's `/healthz` (a one-row SQLite read) measured in the same run.\n\n\
 | measure | value | vs `/healthz` |\n\

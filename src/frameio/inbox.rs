@@ -37,7 +37,7 @@ use crate::domain::Timestamp;
 use crate::store::{NewFrameioEvent, Store};
 
 /// How long a handler waits for the database once its delivery is in the inbox.
-pub const GRACE: Duration = Duration::from_millis(5);
+pub const GRACE: Duration = Duration::from_millis(2);
 /// A file is closed (and removed once stored) past this size ...
 const ROTATE_BYTES: u64 = 8 * 1024 * 1024;
 /// ... or when no delivery came for this long.
