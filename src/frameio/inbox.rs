@@ -22,6 +22,7 @@
 //! not use the inbox: its commit (synchronous on the server) is the acknowledgement.
 
 use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -154,9 +155,11 @@ struct Appender {
 impl Appender {
     fn create(dir: &Path, seq: u64) -> Result<Self, InboxError> {
         let path = dir.join(file_name(seq));
+        // Readable by rushes' user only, like the database it stands in for.
         let file = std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io_error(&path))?;
         Ok(Self {
@@ -222,7 +225,11 @@ pub(super) async fn run(
     written: &Arc<Notify>,
     stop: &CancellationToken,
 ) -> Result<(), InboxError> {
-    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_error(dir))?;
     let left = leftovers(dir)?;
     let next_seq = files(dir)?.last().map_or(1, |(seq, _)| seq + 1);
     let mut appender = Appender::create(dir, next_seq)?;
@@ -465,6 +472,12 @@ mod tests {
         a.append(&[&e1, &e2]).expect("append");
         let closed = a.rotate().expect("rotate");
         assert!(closed.ends_with(file_name(1)));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&closed)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
         a.append(&[&e3]).expect("append");
         // A power cut can leave a line half written at the end of the newest file.
         let mut f = std::fs::OpenOptions::new()
