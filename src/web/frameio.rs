@@ -55,7 +55,8 @@ impl FromRequest<AppState> for StoredDelivery {
         let signature = header(&headers, SIGNATURE_HEADER);
         // Frame.io counts an answer slower than 5 s as a failure: when the database does not
         // take the event in time, a 503 makes Frame.io send it again. Known to be away (the
-        // reachability check): 503 at once. Only a committed write is answered 200.
+        // reachability check): 503 at once. Only a durable event (committed, or on SQLite in the
+        // webhook inbox, see `frameio/inbox.rs`) is answered 200.
         let accepted = if let Some(away) = state.store.unreachable_for() {
             Err(ReceiveError::Store(format!(
                 "the database has not answered for {} s",
