@@ -216,23 +216,43 @@ enum ToStore {
     Closed(PathBuf),
 }
 
-/// Runs the inbox until `stop`, then stores what is queued. An error means the inbox cannot be
-/// used at all (its folder cannot be made or read); nothing was taken from `queue` then.
+/// What the event writer's queue carries.
+// Nearly every item is a delivery: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Queued {
+    Delivery(Pending),
+    /// Every [`ROTATE_IDLE`]: closes the file if no delivery came since the last tick.
+    Tick,
+    /// The server has drained: append what is queued and stop.
+    Stop,
+}
+
+/// Runs the inbox until `stop`, then stores what is queued. The file is written by a thread of
+/// its own (`write` is a blocking call: on a tokio worker, one that the kernel held for a moment
+/// would hold every task queued behind it too). An error means the inbox cannot be used (its
+/// folder cannot be made or read): the queue is handed back untouched.
 pub(super) async fn run(
     store: &Store,
     dir: &Path,
-    queue: &mut mpsc::Receiver<Pending>,
+    queue: mpsc::Receiver<Queued>,
+    control: &mpsc::Sender<Queued>,
     written: &Arc<Notify>,
     stop: &CancellationToken,
-) -> Result<(), InboxError> {
-    std::fs::DirBuilder::new()
+) -> Result<(), (InboxError, mpsc::Receiver<Queued>)> {
+    let opened = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(io_error(dir))?;
-    let left = leftovers(dir)?;
-    let next_seq = files(dir)?.last().map_or(1, |(seq, _)| seq + 1);
-    let mut appender = Appender::create(dir, next_seq)?;
+        .map_err(io_error(dir))
+        .and_then(|()| {
+            let left = leftovers(dir)?;
+            let next_seq = files(dir)?.last().map_or(1, |(seq, _)| seq + 1);
+            Ok((left, Appender::create(dir, next_seq)?))
+        });
+    let (left, appender) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return Err((e, queue)),
+    };
     store_leftovers(store, left, written).await;
 
     let backlog = Arc::new(AtomicUsize::new(0));
@@ -244,41 +264,87 @@ pub(super) async fn run(
         backlog.clone(),
         stop.clone(),
     ));
+    let (done, appended) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("webhook-inbox".into())
+        .spawn(move || {
+            let last = append_loop(appender, queue, &to_store, &backlog);
+            let _ = done.send(last);
+        });
+    if let Err(e) = thread {
+        // The queue went with the closure: deliveries get 503 (the writer is stopped).
+        tracing::error!(error = %e, "Frame.io: cannot start the webhook inbox's thread");
+    }
     loop {
-        let first = tokio::select! {
-            biased;
-            item = queue.recv() => item,
-            () = stop.cancelled() => None,
-            () = tokio::time::sleep(ROTATE_IDLE), if appender.bytes > 0 => {
-                close(&mut appender, &to_store);
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(ROTATE_IDLE) => {
+                if control.send(Queued::Tick).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = control.send(Queued::Stop).await;
+    let last = appended.await;
+    let _ = committer.await;
+    // The file opened last is empty.
+    if let Ok(path) = last {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// The inbox thread: appends what comes, in groups, until told to stop; then appends what is
+/// still queued. Returns the path of the (empty) file it had opened last.
+fn append_loop(
+    mut appender: Appender,
+    mut queue: mpsc::Receiver<Queued>,
+    to_store: &mpsc::UnboundedSender<ToStore>,
+    backlog: &AtomicUsize,
+) -> PathBuf {
+    let mut since_tick = false;
+    let mut stopping = false;
+    while !stopping {
+        let first = match queue.blocking_recv() {
+            Some(Queued::Delivery(p)) => p,
+            Some(Queued::Tick) => {
+                if !since_tick && appender.bytes > 0 {
+                    close(&mut appender, to_store);
+                }
+                since_tick = false;
                 continue;
             }
+            Some(Queued::Stop) | None => break,
         };
-        let Some(first) = first else { break };
+        since_tick = true;
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(Queued::Delivery(p)) => batch.push(p),
+                Ok(Queued::Tick) => {}
+                Ok(Queued::Stop) => {
+                    stopping = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        take(&mut appender, batch, &to_store, &backlog);
+        take(&mut appender, batch, to_store, backlog);
     }
     // Answer whatever is still queued before stopping.
     queue.close();
     let mut rest = Vec::new();
-    while let Ok(p) = queue.try_recv() {
-        rest.push(p);
+    while let Ok(item) = queue.try_recv() {
+        if let Queued::Delivery(p) = item {
+            rest.push(p);
+        }
     }
     if !rest.is_empty() {
-        take(&mut appender, rest, &to_store, &backlog);
+        take(&mut appender, rest, to_store, backlog);
     }
-    close(&mut appender, &to_store);
-    drop(to_store);
-    let _ = committer.await;
-    // The file opened last is empty.
-    let _ = std::fs::remove_file(&appender.path);
-    Ok(())
+    close(&mut appender, to_store);
+    appender.path
 }
 
 /// Appends a batch, tells its handlers it is durable and hands it to the committer.
@@ -389,7 +455,12 @@ async fn commit_loop(
         };
         let mut group = match item {
             ToStore::Closed(path) => {
-                if let Err(e) = std::fs::remove_file(&path) {
+                // Unlinking a file whose pages are being written back can wait: not on a worker.
+                let removed = tokio::task::spawn_blocking(move || {
+                    std::fs::remove_file(&path).map_err(|e| (e, path))
+                })
+                .await;
+                if let Ok(Err((e, path))) = removed {
                     tracing::warn!(error = %e, path = %path.display(), "Frame.io: cannot remove a webhook inbox file");
                 }
                 continue;

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, RwLock, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::inbox;
+use super::inbox::{self, Queued};
 use crate::store::{NewFrameioEvent, Store};
 
 pub const SIGNATURE_HEADER: &str = "x-frameio-signature";
@@ -233,7 +233,7 @@ pub(super) struct Pending {
 #[derive(Clone)]
 pub struct Receiver {
     secret: Arc<SecretSource>,
-    writer: mpsc::Sender<Pending>,
+    writer: mpsc::Sender<Queued>,
 }
 
 impl Receiver {
@@ -279,11 +279,11 @@ impl Receiver {
         let (reply, mut answer) = oneshot::channel();
         let (durable, in_inbox) = oneshot::channel();
         self.writer
-            .send(Pending {
+            .send(Queued::Delivery(Pending {
                 event,
                 durable: Some(durable),
                 reply,
-            })
+            }))
             .await
             .map_err(|_| ReceiveError::Store("the event writer is stopped".into()))?;
         if let Some(stored) = inbox::durable_answer(in_inbox, &mut answer).await {
@@ -303,51 +303,79 @@ impl Receiver {
 }
 
 /// The single writer: takes every delivery waiting and commits them in one transaction, then
-/// answers each. Under load this is group commit; alone, a delivery is written at once.
+/// answers each. Under load this is group commit; alone, a delivery is written at once. On
+/// SQLite the deliveries go through the webhook inbox first (`inbox.rs`).
 pub struct EventWriter {
     store: Store,
-    queue: mpsc::Receiver<Pending>,
+    queue: mpsc::Receiver<Queued>,
+    /// The writer's own way into its queue (the inbox's ticks and stop).
+    control: mpsc::Sender<Queued>,
     written: Arc<Notify>,
 }
 
 impl EventWriter {
-    pub async fn run(mut self, stop: CancellationToken) {
-        if let Some(dir) = self.store.sqlite_file().map(inbox::dir_for) {
-            match inbox::run(&self.store, &dir, &mut self.queue, &self.written, &stop).await {
+    pub async fn run(self, stop: CancellationToken) {
+        let Self {
+            store,
+            mut queue,
+            control,
+            written,
+        } = self;
+        if let Some(dir) = store.sqlite_file().map(inbox::dir_for) {
+            match inbox::run(&store, &dir, queue, &control, &written, &stop).await {
                 Ok(()) => return,
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "Frame.io: the webhook inbox cannot be used; deliveries are acknowledged once in the database"
-                ),
+                Err((e, handed_back)) => {
+                    tracing::error!(
+                        error = %e,
+                        "Frame.io: the webhook inbox cannot be used; deliveries are acknowledged once in the database"
+                    );
+                    queue = handed_back;
+                }
             }
         }
+        let writer = DirectWriter { store, written };
         loop {
             let first = tokio::select! {
                 biased;
-                item = self.queue.recv() => item,
+                item = queue.recv() => item,
                 () = stop.cancelled() => None,
             };
             let Some(first) = first else { break };
-            let mut batch = vec![first];
+            let mut batch = Vec::from_iter(delivery(first));
             while batch.len() < MAX_BATCH {
-                match self.queue.try_recv() {
-                    Ok(p) => batch.push(p),
+                match queue.try_recv() {
+                    Ok(item) => batch.extend(delivery(item)),
                     Err(_) => break,
                 }
             }
-            self.write(batch).await;
+            writer.write(batch).await;
         }
         // Answer whatever is still queued before stopping.
-        self.queue.close();
+        queue.close();
         let mut rest = Vec::new();
-        while let Ok(p) = self.queue.try_recv() {
-            rest.push(p);
+        while let Ok(item) = queue.try_recv() {
+            rest.extend(delivery(item));
         }
         if !rest.is_empty() {
-            self.write(rest).await;
+            writer.write(rest).await;
         }
     }
+}
 
+fn delivery(item: Queued) -> Option<Pending> {
+    match item {
+        Queued::Delivery(p) => Some(p),
+        Queued::Tick | Queued::Stop => None,
+    }
+}
+
+/// The commit is the acknowledgement (PostgreSQL, or no inbox).
+struct DirectWriter {
+    store: Store,
+    written: Arc<Notify>,
+}
+
+impl DirectWriter {
     async fn write(&self, batch: Vec<Pending>) {
         let events: Vec<NewFrameioEvent> = batch.iter().map(|p| p.event.clone()).collect();
         match self.store.insert_frameio_events(&events).await {
@@ -381,11 +409,12 @@ pub fn receiver(
     (
         Receiver {
             secret: Arc::new(SecretSource::new(configured_secret, store.clone())),
-            writer: tx,
+            writer: tx.clone(),
         },
         EventWriter {
             store,
             queue: rx,
+            control: tx,
             written,
         },
     )
