@@ -568,6 +568,55 @@ mod tests {
         assert_eq!(left.events[2].body, e3.body);
     }
 
+    fn pending(
+        n: u64,
+    ) -> (
+        Pending,
+        oneshot::Receiver<()>,
+        oneshot::Receiver<Result<Option<i64>, String>>,
+    ) {
+        let (durable, in_inbox) = oneshot::channel();
+        let (reply, answer) = oneshot::channel();
+        let p = Pending {
+            event: event(n),
+            durable: Some(durable),
+            reply,
+        };
+        (p, in_inbox, answer)
+    }
+
+    #[test]
+    fn a_full_backlog_refuses_without_writing_and_a_taken_group_is_durable_then_handed_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = Appender::create(dir.path(), 1).expect("create");
+        let (to_store, mut from_inbox) = mpsc::unbounded_channel();
+
+        // The database is MAX_BACKLOG deliveries behind: refused (503), nothing written.
+        let backlog = AtomicUsize::new(MAX_BACKLOG);
+        let (p, mut in_inbox, mut answer) = pending(1);
+        take(&mut a, vec![p], &to_store, &backlog);
+        assert!(matches!(answer.try_recv(), Ok(Err(m)) if m.contains("behind")));
+        assert!(in_inbox.try_recv().is_err(), "not durable");
+        assert_eq!(a.bytes, 0);
+        assert!(from_inbox.try_recv().is_err());
+
+        // Room again: appended, told durable, handed to the committer, counted.
+        let backlog = AtomicUsize::new(0);
+        let (p, mut in_inbox, mut answer) = pending(2);
+        take(&mut a, vec![p], &to_store, &backlog);
+        assert_eq!(in_inbox.try_recv(), Ok(()));
+        assert!(
+            answer.try_recv().is_err(),
+            "answered by the committer, later"
+        );
+        assert!(a.bytes > 0);
+        assert_eq!(backlog.load(Ordering::Acquire), 1);
+        assert!(matches!(from_inbox.try_recv(), Ok(ToStore::Group(g)) if g.len() == 1));
+        let left = leftovers(dir.path()).expect("leftovers");
+        assert_eq!(left.events.len(), 1);
+        assert_eq!(left.events[0].resource_id, "c2");
+    }
+
     #[test]
     fn inbox_folder_is_beside_the_database() {
         assert_eq!(
