@@ -568,13 +568,9 @@ mod tests {
         assert_eq!(left.events[2].body, e3.body);
     }
 
-    fn pending(
-        n: u64,
-    ) -> (
-        Pending,
-        oneshot::Receiver<()>,
-        oneshot::Receiver<Result<Option<i64>, String>>,
-    ) {
+    type Answer = oneshot::Receiver<Result<Option<i64>, String>>;
+
+    fn pending(n: u64) -> (Pending, oneshot::Receiver<()>, Answer) {
         let (durable, in_inbox) = oneshot::channel();
         let (reply, answer) = oneshot::channel();
         let p = Pending {
