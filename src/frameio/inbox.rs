@@ -237,6 +237,7 @@ pub(super) async fn run(
     queue: mpsc::Receiver<Queued>,
     control: &mpsc::Sender<Queued>,
     written: &Arc<Notify>,
+    backlog: &Arc<AtomicUsize>,
     stop: &CancellationToken,
 ) -> Result<(), (InboxError, mpsc::Receiver<Queued>)> {
     let opened = std::fs::DirBuilder::new()
@@ -255,7 +256,7 @@ pub(super) async fn run(
     };
     store_leftovers(store, left, written).await;
 
-    let backlog = Arc::new(AtomicUsize::new(0));
+    let backlog = Arc::clone(backlog);
     let (to_store, from_inbox) = mpsc::unbounded_channel();
     let committer = tokio::spawn(commit_loop(
         store.clone(),

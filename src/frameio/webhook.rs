@@ -3,6 +3,7 @@
 //! store (`processor.rs`), so an event acknowledged just before a crash is still processed.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -234,9 +235,17 @@ pub(super) struct Pending {
 pub struct Receiver {
     secret: Arc<SecretSource>,
     writer: mpsc::Sender<Queued>,
+    /// Deliveries in the webhook inbox that SQLite has not taken yet (see `inbox.rs`).
+    inbox_waiting: Arc<AtomicUsize>,
 }
 
 impl Receiver {
+    /// Deliveries acknowledged from the webhook inbox that the database has not taken yet.
+    pub fn inbox_waiting(&self) -> usize {
+        self.inbox_waiting
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Verifies, then writes durably. `Ok` means the event is in the store.
     pub async fn accept(
         &self,
@@ -308,6 +317,7 @@ impl Receiver {
 pub struct EventWriter {
     store: Store,
     queue: mpsc::Receiver<Queued>,
+    inbox_waiting: Arc<AtomicUsize>,
     /// The writer's own way into its queue (the inbox's ticks and stop).
     control: mpsc::Sender<Queued>,
     written: Arc<Notify>,
@@ -318,11 +328,22 @@ impl EventWriter {
         let Self {
             store,
             mut queue,
+            inbox_waiting,
             control,
             written,
         } = self;
         if let Some(dir) = store.sqlite_file().map(inbox::dir_for) {
-            match inbox::run(&store, &dir, queue, &control, &written, &stop).await {
+            match inbox::run(
+                &store,
+                &dir,
+                queue,
+                &control,
+                &written,
+                &inbox_waiting,
+                &stop,
+            )
+            .await
+            {
                 Ok(()) => return,
                 Err((e, handed_back)) => {
                     tracing::error!(
@@ -406,14 +427,17 @@ pub fn receiver(
     written: Arc<Notify>,
 ) -> (Receiver, EventWriter) {
     let (tx, rx) = mpsc::channel(4096);
+    let inbox_waiting = Arc::new(AtomicUsize::new(0));
     (
         Receiver {
             secret: Arc::new(SecretSource::new(configured_secret, store.clone())),
             writer: tx.clone(),
+            inbox_waiting: inbox_waiting.clone(),
         },
         EventWriter {
             store,
             queue: rx,
+            inbox_waiting,
             control: tx,
             written,
         },

@@ -63,6 +63,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     family(
         &mut out,
+        "rushes_webhook_inbox_waiting",
+        "gauge",
+        "Webhook events acknowledged from the inbox that SQLite has not taken yet (0 on PostgreSQL).",
+    );
+    let _ = writeln!(
+        out,
+        "rushes_webhook_inbox_waiting {}",
+        state.frameio.receiver.inbox_waiting()
+    );
+    family(
+        &mut out,
         "rushes_log_bytes",
         "gauge",
         "Bytes in app.log and its rotated copies.",

@@ -110,6 +110,19 @@ async fn deliveries_acknowledged_while_another_process_holds_the_database_surviv
         );
     }
     eprintln!("{HELD} deliveries acknowledged while the database was held, slowest {slowest:?}");
+    // /metrics counts them (in memory: it answers while the database is held).
+    let metrics = client
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains(&format!("rushes_webhook_inbox_waiting {HELD}\n")),
+        "{metrics}"
+    );
 
     // Killed before the database came back: only the inbox has them.
     service.kill();
