@@ -7,24 +7,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::Connection as _;
 
-use crate::support::fake_frameio::{delivery, sign_now};
+use crate::support::fake_frameio::{deliver_answer, delivery};
 use crate::support::service::{ChildService, temp_dir};
 use crate::support::{db, wait_for};
 
 const SECRET: &str = "whsec-inbox-s3cret";
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, Value, Duration) {
-    let (ts, sig) = sign_now(SECRET, body);
     let started = Instant::now();
-    let r = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("X-Frameio-Request-Timestamp", ts)
-        .header("X-Frameio-Signature", sig)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("POST delivery");
+    let r = deliver_answer(client, url, SECRET, body).await;
     let status = r.status().as_u16();
     let json = r.json().await.unwrap_or(Value::Null);
     (status, json, started.elapsed())

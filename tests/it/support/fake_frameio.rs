@@ -387,6 +387,19 @@ pub fn delivery(kind: &str, resource_type: &str, resource_id: &str) -> String {
 
 /// Posts `body` signed with `secret` to `url`; returns the status.
 pub async fn deliver(client: &reqwest::Client, url: &str, secret: &str, body: &str) -> u16 {
+    deliver_answer(client, url, secret, body)
+        .await
+        .status()
+        .as_u16()
+}
+
+/// Posts `body` signed with `secret` to `url`; returns the whole answer.
+pub async fn deliver_answer(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &str,
+) -> reqwest::Response {
     let (ts, sig) = sign_now(secret, body);
     client
         .post(url)
@@ -397,8 +410,6 @@ pub async fn deliver(client: &reqwest::Client, url: &str, secret: &str, body: &s
         .send()
         .await
         .expect("POST delivery")
-        .status()
-        .as_u16()
 }
 
 /// Records the request and checks the bearer token; `Err` is the answer to give instead.
