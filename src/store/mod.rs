@@ -236,13 +236,13 @@ impl Store {
         &self.pool
     }
 
-    /// Which backend, for what is shown (`/api/cluster`, `/healthz`); components ask
-    /// [`Store::may_have_peers`] instead of branching on it.
     /// The SQLite file, if the store is one.
     pub fn sqlite_file(&self) -> Option<&Path> {
         self.sqlite_file.as_deref()
     }
 
+    /// Which backend, for what is shown (`/api/cluster`, `/healthz`); components ask
+    /// [`Store::may_have_peers`] instead of branching on it.
     pub fn backend(&self) -> Backend {
         self.backend
     }
