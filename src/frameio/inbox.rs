@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::webhook::{Pending, new_event};
+use super::webhook::{Accepted, Pending, new_event};
 use crate::domain::Timestamp;
 use crate::store::{NewFrameioEvent, Store};
 
@@ -512,17 +512,18 @@ async fn commit_loop(
 }
 
 /// A handler's wait once its delivery is queued: `Some` when the writer said it is durable in
-/// the inbox (then the database's answer is taken if it comes within [`GRACE`]).
+/// the inbox (then the database's answer is taken if it comes within [`GRACE`]); `None` when the
+/// database's answer is the acknowledgement (no inbox).
 pub(super) async fn durable_answer(
     durable: oneshot::Receiver<()>,
     answer: &mut oneshot::Receiver<Result<Option<i64>, String>>,
-) -> Option<Option<Option<i64>>> {
+) -> Option<Accepted> {
     durable.await.ok()?;
-    match tokio::time::timeout(GRACE, answer).await {
-        Ok(Ok(Ok(id))) => Some(Some(id)),
+    Some(match tokio::time::timeout(GRACE, answer).await {
+        Ok(Ok(Ok(id))) => Accepted::stored(id),
         // Not in the database yet (or it refused for now): it is in the inbox, stored later.
-        _ => Some(None),
-    }
+        _ => Accepted::InInbox,
+    })
 }
 
 #[cfg(test)]

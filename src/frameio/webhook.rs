@@ -222,6 +222,13 @@ pub enum Accepted {
     InInbox,
 }
 
+impl Accepted {
+    /// What the writer's insert said: the new event's id, or `None` when it was stored already.
+    pub(super) fn stored(id: Option<i64>) -> Self {
+        id.map_or(Self::Duplicate, Self::New)
+    }
+}
+
 pub(super) struct Pending {
     pub(super) event: NewFrameioEvent,
     /// Told when the delivery is durable in the webhook inbox (SQLite, see `inbox.rs`); dropped
@@ -295,16 +302,11 @@ impl Receiver {
             }))
             .await
             .map_err(|_| ReceiveError::Store("the event writer is stopped".into()))?;
-        if let Some(stored) = inbox::durable_answer(in_inbox, &mut answer).await {
-            return Ok(match stored {
-                Some(Some(id)) => Accepted::New(id),
-                Some(None) => Accepted::Duplicate,
-                None => Accepted::InInbox,
-            });
+        if let Some(accepted) = inbox::durable_answer(in_inbox, &mut answer).await {
+            return Ok(accepted);
         }
         match answer.await {
-            Ok(Ok(Some(id))) => Ok(Accepted::New(id)),
-            Ok(Ok(None)) => Ok(Accepted::Duplicate),
+            Ok(Ok(id)) => Ok(Accepted::stored(id)),
             Ok(Err(e)) => Err(ReceiveError::Store(e)),
             Err(_) => Err(ReceiveError::Store("the event writer stopped".into())),
         }
