@@ -413,7 +413,8 @@ async fn store_leftovers(store: &Store, left: Leftovers, written: &Notify) {
     }
     let mut new = 0;
     for group in left.events.chunks(MAX_GROUP) {
-        match store.insert_frameio_events(group).await {
+        let group: Vec<&NewFrameioEvent> = group.iter().collect();
+        match store.insert_frameio_events(&group).await {
             Ok(ids) => new += ids.iter().filter(|id| id.is_some()).count(),
             Err(e) => {
                 tracing::error!(error = %e, "Frame.io: cannot store the deliveries left in the webhook inbox (kept for the next start)");
@@ -478,7 +479,7 @@ async fn commit_loop(
                 Err(_) => break,
             }
         }
-        let events: Vec<NewFrameioEvent> = group.iter().map(|p| p.event.clone()).collect();
+        let events: Vec<&NewFrameioEvent> = group.iter().map(|p| &p.event).collect();
         let stored = (|| store.insert_frameio_events(&events))
             .retry(
                 ExponentialBuilder::default()

@@ -400,7 +400,7 @@ struct DirectWriter {
 
 impl DirectWriter {
     async fn write(&self, batch: Vec<Pending>) {
-        let events: Vec<NewFrameioEvent> = batch.iter().map(|p| p.event.clone()).collect();
+        let events: Vec<&NewFrameioEvent> = batch.iter().map(|p| &p.event).collect();
         match self.store.insert_frameio_events(&events).await {
             Ok(ids) => {
                 let any_new = ids.iter().any(Option::is_some);

@@ -201,7 +201,7 @@ impl Store {
     /// `None` when the same delivery was already stored. Durable (WAL) once this returns.
     pub async fn insert_frameio_events(
         &self,
-        events: &[NewFrameioEvent],
+        events: &[&NewFrameioEvent],
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
