@@ -116,15 +116,21 @@ pub struct Leftovers {
     /// Lines that could not be read back (a line cut by a power cut, a foreign file).
     pub unreadable: usize,
     pub files: Vec<PathBuf>,
+    /// The number after the newest file's (1 for an empty inbox).
+    pub next_seq: u64,
 }
 
 /// Reads every delivery left in `dir`, oldest first.
 pub fn leftovers(dir: &Path) -> Result<Leftovers, InboxError> {
-    let mut left = Leftovers::default();
+    let mut left = Leftovers {
+        next_seq: 1,
+        ..Leftovers::default()
+    };
     if !dir.exists() {
         return Ok(left);
     }
-    for (_, path) in files(dir)? {
+    for (seq, path) in files(dir)? {
+        left.next_seq = seq + 1;
         let bytes = std::fs::read(&path).map_err(io_error(&path))?;
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let event = serde_json::from_slice::<LineIn>(line).ok().and_then(|l| {
@@ -247,8 +253,8 @@ pub(super) async fn run(
         .map_err(io_error(dir))
         .and_then(|()| {
             let left = leftovers(dir)?;
-            let next_seq = files(dir)?.last().map_or(1, |(seq, _)| seq + 1);
-            Ok((left, Appender::create(dir, next_seq)?))
+            let appender = Appender::create(dir, left.next_seq)?;
+            Ok((left, appender))
         });
     let (left, appender) = match opened {
         Ok(opened) => opened,
@@ -562,6 +568,7 @@ mod tests {
         let left = leftovers(dir.path()).expect("leftovers");
         assert_eq!(left.unreadable, 1);
         assert_eq!(left.files.len(), 2);
+        assert_eq!(left.next_seq, 3);
         let hashes: Vec<_> = left.events.iter().map(|e| &e.delivery_hash).collect();
         assert_eq!(
             hashes,
