@@ -657,6 +657,25 @@ async fn frameio_events_prints_and_follows_received_calls() {
     assert_eq!(deliver(&app.client, &hook, SECRET, &ok).await, 200);
     let bad = delivery("file.ready", "file", "file-forged");
     assert_eq!(deliver(&app.client, &hook, "wrong", &bad).await, 401);
+    // Both calls reach the database a moment after their answer (the accepted one through the
+    // inbox, the refused one in the next sample of refusals); the CLI is another process and
+    // reads only the database, so wait until the service's own listing (which writes pending
+    // refusals first) shows both.
+    let events = app.url("/api/frameio/events");
+    wait_for("both calls stored", WAIT, || async {
+        let body: Value = app
+            .client
+            .get(&events)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let text = body["events"].to_string();
+        (text.contains("file-first") && text.contains("file-forged")).then_some(())
+    })
+    .await;
 
     let mut cmd = bin();
     cmd.args(["frameio", "events"])
