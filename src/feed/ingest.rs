@@ -31,16 +31,14 @@ use std::time::Duration;
 
 use sha2::Digest;
 
-use super::decide::new_delivery;
 use super::error::FeedError;
+use super::packed::Packed;
 use super::record::FeedRecord;
 use super::scan::{Scan, scan_body};
 use super::stream::StreamScan;
 use crate::domain::{DeliveryState, Timestamp};
 use crate::events::{Event, EventBus};
-use crate::store::{
-    Change, ChangedDelivery, KnownDelivery, NewDelivery, NewRow, Store, StoreError,
-};
+use crate::store::{Change, ChangedDelivery, KnownDelivery, NewRow, Store, StoreError};
 
 /// A record's fingerprint: what decides how it changes the store (128 bits, keyed per process).
 type Fingerprint = u128;
@@ -103,7 +101,7 @@ pub(super) enum Seen {
     /// Applied by an earlier poll: nothing to do.
     Applied(Fingerprint),
     /// To be taken in.
-    Pending(Fingerprint, Box<NewDelivery>),
+    Pending(Fingerprint, Packed),
 }
 
 impl Memo {
@@ -127,7 +125,7 @@ impl Memo {
             Some(if applied.contains(&fingerprint) {
                 Seen::Applied(fingerprint)
             } else {
-                Seen::Pending(fingerprint, Box::new(new_delivery(&record, max_age, now)))
+                Seen::Pending(fingerprint, Packed::new(&record, max_age, now)?)
             })
         }
     }
@@ -211,8 +209,10 @@ const NONE: u32 = u32::MAX;
 
 /// A delivery the poll's records belong to: stored, or new in this feed.
 struct Row {
-    /// What it holds after the records applied so far (the upgrade rule, in memory).
-    now: KnownDelivery,
+    /// What it holds after the records applied so far (the upgrade rule, in memory); `None`:
+    /// a new row as its first record made it (read from that record: most new rows are never
+    /// changed by another record, and hold no copy of it).
+    now: Option<Box<KnownDelivery>>,
     /// Its state as read (a stored row's upgrade is written only while it still holds).
     read_state: DeliveryState,
     /// What the records changed of a stored row (the last change: a row does not start
@@ -220,16 +220,22 @@ struct Row {
     change: Option<Change>,
     /// What it held before a record changed it (as read, or as its first record made it).
     before: Option<Box<KnownDelivery>>,
-    /// A new row: its first record (links, creation time). `None`: stored.
-    first: Option<u32>,
+    /// A new row: its first record (links, creation time). [`NONE`]: stored.
+    first: u32,
     /// Its records in feed order (the first; `next` links the others), replayed one by one
     /// through [`Store::upsert_delivery`] when a batched write finds the store moved on.
     head: u32,
     tail: u32,
 }
 
+impl Row {
+    fn is_new(&self) -> bool {
+        self.first != NONE
+    }
+}
+
 /// Dedupe key -> row, without a copy of every key (100,000 of them held ~11 MiB): the map
-/// holds a 64-bit hash of the key, and the row's own `dedupe_key` (never changed by a record)
+/// holds a 64-bit hash of the key, and the row's own dedupe key (never changed by a record)
 /// confirms the match. A key whose hash another key took first is kept whole in `collided`.
 #[derive(Default)]
 struct KeyIndex {
@@ -246,27 +252,26 @@ impl KeyIndex {
         }
     }
 
-    fn get(&self, rows: &[Row], key: &str) -> Option<u32> {
+    fn get(&self, rows: &Rows<'_>, key: &str) -> Option<u32> {
         match self.by_hash.get(&self.state.hash_one(key)) {
-            Some(&i) if rows[i as usize].now.dedupe_key == key => Some(i),
+            Some(&i) if rows.dedupe_key(i) == key => Some(i),
             Some(_) => self.collided.get(key).copied(),
             None => None,
         }
     }
 
-    /// Indexes row `i` (already in `rows`) by its dedupe key.
-    fn insert(&mut self, rows: &[Row], i: u32) {
+    /// Indexes row `i` of `rows` by its dedupe key `key`.
+    fn insert(&mut self, rows: &Rows<'_>, i: u32, key: &str) {
         use std::collections::hash_map::Entry;
-        let key = &rows[i as usize].now.dedupe_key;
         match self.by_hash.entry(self.state.hash_one(key)) {
             Entry::Vacant(slot) => {
                 slot.insert(i);
             }
-            Entry::Occupied(mut slot) if rows[*slot.get() as usize].now.dedupe_key == *key => {
+            Entry::Occupied(mut slot) if rows.dedupe_key(*slot.get()) == key => {
                 slot.insert(i);
             }
             Entry::Occupied(_) => {
-                self.collided.insert(key.clone(), i);
+                self.collided.insert(key.to_string(), i);
             }
         }
     }
@@ -275,8 +280,9 @@ impl KeyIndex {
 /// The rows and the indexes the record-to-delivery matching needs (the same match as
 /// [`Store::upsert_delivery`]'s: same source key first, else the oldest delivery with either
 /// of the record's keys as its source or R2 key).
-#[derive(Default)]
-struct Rows {
+struct Rows<'r> {
+    /// The poll's records, in feed order.
+    records: &'r [Packed],
     rows: Vec<Row>,
     by_dedupe: KeyIndex,
     /// R2 key -> the rows holding it (a few at most).
@@ -285,13 +291,30 @@ struct Rows {
     next: Vec<u32>,
 }
 
-impl Rows {
-    fn with_capacity(rows: usize) -> Self {
+impl<'r> Rows<'r> {
+    fn with_capacity(records: &'r [Packed], rows: usize) -> Self {
         Self {
+            records,
             rows: Vec::with_capacity(rows),
             by_dedupe: KeyIndex::with_capacity(rows),
             by_r2: HashMap::new(),
-            next: Vec::new(),
+            next: Vec::with_capacity(records.len()),
+        }
+    }
+
+    fn dedupe_key(&self, i: u32) -> &str {
+        let row = &self.rows[i as usize];
+        match &row.now {
+            Some(now) => &now.dedupe_key,
+            None => self.records[row.first as usize].dedupe_key(),
+        }
+    }
+
+    fn r2_key(&self, i: u32) -> Option<&str> {
+        let row = &self.rows[i as usize];
+        match &row.now {
+            Some(now) => now.r2_key.as_deref(),
+            None => self.records[row.first as usize].r2_key(),
         }
     }
 
@@ -300,36 +323,43 @@ impl Rows {
     fn older(&self, a: u32, b: u32) -> bool {
         let key = |i: u32| {
             let row = &self.rows[i as usize];
-            (row.first.is_some(), row.now.id, i)
+            (row.is_new(), row.now.as_ref().map_or(0, |now| now.id), i)
         };
         key(a) < key(b)
     }
 
-    fn push(&mut self, now: KnownDelivery, first: Option<u32>) -> u32 {
+    fn push(&mut self, now: Option<KnownDelivery>, first: u32) -> u32 {
         let i = u32::try_from(self.rows.len()).unwrap_or(NONE);
-        if let Some(r2) = &now.r2_key {
-            self.by_r2.entry(r2.clone()).or_default().push(i);
-        }
+        let read_state = match &now {
+            Some(now) => now.state,
+            None => self.records[first as usize].initial_state(),
+        };
         self.rows.push(Row {
-            read_state: now.state,
-            now,
+            now: now.map(Box::new),
+            read_state,
             change: None,
             before: None,
             first,
-            head: first.unwrap_or(NONE),
-            tail: first.unwrap_or(NONE),
+            head: first,
+            tail: first,
         });
-        self.by_dedupe.insert(&self.rows, i);
+        if let Some(r2) = self.r2_key(i) {
+            self.by_r2.entry(r2.to_string()).or_default().push(i);
+        }
+        // The index reads the rows' keys while it changes: out of `self` meanwhile.
+        let mut index = std::mem::take(&mut self.by_dedupe);
+        index.insert(self, i, self.dedupe_key(i));
+        self.by_dedupe = index;
         i
     }
 
     /// The row whose dedupe key is `key`.
     fn by_key(&self, key: &str) -> Option<u32> {
-        self.by_dedupe.get(&self.rows, key)
+        self.by_dedupe.get(self, key)
     }
 
-    fn find(&self, d: &NewDelivery) -> Option<u32> {
-        if let Some(i) = self.by_key(&d.dedupe_key) {
+    fn find(&self, d: &Packed) -> Option<u32> {
+        if let Some(i) = self.by_key(d.dedupe_key()) {
             return Some(i);
         }
         let mut best: Option<u32> = None;
@@ -338,7 +368,7 @@ impl Rows {
                 best = Some(i);
             }
         };
-        if let Some(r2) = &d.r2_key {
+        if let Some(r2) = d.r2_key() {
             if let Some(i) = self.by_key(r2) {
                 consider(i);
             }
@@ -349,22 +379,28 @@ impl Rows {
                 .for_each(|&i| consider(i));
         }
         self.by_r2
-            .get(&d.dedupe_key)
+            .get(d.dedupe_key())
             .into_iter()
             .flatten()
             .for_each(|&i| consider(i));
         best
     }
 
-    /// Applies record `r` (`d`) in memory: to its delivery, or as a new one (which takes the
-    /// record's identity, links and names out of it rather than copying them).
-    fn apply(&mut self, r: u32, d: &mut NewDelivery) {
+    /// Applies record `r` in memory: to its delivery, or as a new one.
+    fn apply(&mut self, r: u32) {
         self.next.push(NONE);
-        let Some(i) = self.find(d) else {
-            self.push(KnownDelivery::take_from(d), Some(r));
+        let record = &self.records[r as usize];
+        let Some(i) = self.find(record) else {
+            self.push(None, r);
             return;
         };
+        let d = record.unpack();
+        let now = match self.rows[i as usize].now.take() {
+            Some(now) => now,
+            None => Box::new(self.records[self.rows[i as usize].first as usize].known()),
+        };
         let row = &mut self.rows[i as usize];
+        let now = row.now.insert(now);
         if row.tail == NONE {
             row.head = r;
         } else {
@@ -372,14 +408,14 @@ impl Rows {
         }
         row.tail = r;
         // Only a record with an R2 copy can move the row to another R2 key.
-        let r2_before = d.r2_key.as_ref().and(row.now.r2_key.clone());
-        let Some(change) = row.now.take(d, &mut row.before) else {
+        let r2_before = d.r2_key.as_ref().and(now.r2_key.clone());
+        let Some(change) = now.take(&d, &mut row.before) else {
             return;
         };
         row.change = Some(change);
         if d.r2_key.is_some()
-            && row.now.r2_key != r2_before
-            && let Some(r2) = row.now.r2_key.clone()
+            && now.r2_key != r2_before
+            && let Some(r2) = now.r2_key.clone()
         {
             if let Some(old) = r2_before.and_then(|k| self.by_r2.get_mut(&k)) {
                 old.retain(|&j| j != i);
@@ -389,7 +425,7 @@ impl Rows {
     }
 
     /// The records of row `i`, in feed order.
-    fn records(&self, i: usize) -> Vec<usize> {
+    fn records_of(&self, i: usize) -> Vec<usize> {
         let mut out = Vec::new();
         let mut r = self.rows[i].head;
         while r != NONE {
@@ -404,30 +440,18 @@ impl Rows {
 struct Writes<'a> {
     store: &'a Store,
     events: &'a EventBus,
-    records: &'a [Box<NewDelivery>],
     new: usize,
 }
 
 impl Writes<'_> {
     /// Row `i`'s records one at a time, as the per-record path takes them (the batched write
     /// found the store changed by someone else in between).
-    async fn replay(&mut self, rows: &Rows, i: usize) -> Result<(), StoreError> {
-        let row = &rows.rows[i];
-        for r in rows.records(i) {
-            let record = &self.records[r];
-            // A new row's first record lent it its identity and names: put it back together.
-            let first;
-            let record = if row.first == u32::try_from(r).ok() {
-                first = row
-                    .before
-                    .as_deref()
-                    .unwrap_or(&row.now)
-                    .first_record(record);
-                &first
-            } else {
-                record
-            };
-            let outcome = self.store.upsert_delivery(record).await?;
+    async fn replay(&mut self, rows: &Rows<'_>, i: usize) -> Result<(), StoreError> {
+        for r in rows.records_of(i) {
+            let outcome = self
+                .store
+                .upsert_delivery(&rows.records[r].unpack())
+                .await?;
             if outcome.inserted {
                 self.new += 1;
             }
@@ -443,16 +467,12 @@ impl Writes<'_> {
     /// New deliveries, in feed order, in transactions of at most [`BATCH`] rows and about
     /// [`BATCH_TIME`], one event per transaction (a first ingest adds tens of thousands of rows:
     /// one event each would overflow the bus).
-    async fn insert(&mut self, rows: &Rows) -> Result<(), StoreError> {
+    async fn insert(&mut self, rows: &Rows<'_>) -> Result<(), StoreError> {
         let new: Vec<NewRow<'_>> = rows
             .rows
             .iter()
-            .filter_map(|row| {
-                Some(NewRow {
-                    first: &self.records[row.first? as usize],
-                    now: &row.now,
-                })
-            })
+            .filter(|row| row.is_new())
+            .map(|row| rows.records[row.first as usize].row(row.now.as_deref()))
             .collect();
         if new.is_empty() {
             return Ok(());
@@ -472,10 +492,10 @@ impl Writes<'_> {
             let mut added = Vec::with_capacity(taken.len());
             let mut missed = Vec::new();
             for row in taken {
-                match ids.get(row.now.dedupe_key.as_str()) {
+                match ids.get(row.dedupe_key) {
                     Some(&id) => added.push(crate::domain::DeliveryId(id)),
                     // Stored by someone else in between: the per-record path decides.
-                    None => missed.push(&row.now.dedupe_key),
+                    None => missed.push(row.dedupe_key),
                 }
             }
             self.new += added.len();
@@ -495,21 +515,21 @@ impl Writes<'_> {
     }
 
     /// Stored deliveries the records changed.
-    async fn update(&mut self, rows: &Rows) -> Result<(), StoreError> {
+    async fn update(&mut self, rows: &Rows<'_>) -> Result<(), StoreError> {
         let changed: Vec<(usize, ChangedDelivery<'_>)> = rows
             .rows
             .iter()
             .enumerate()
-            .filter(|(_, row)| row.first.is_none())
-            // Records that changed it and others that changed it back: nothing to write.
-            .filter(|(_, row)| row.before.as_deref() != Some(&row.now))
+            .filter(|(_, row)| !row.is_new())
             .filter_map(|(i, row)| {
-                Some((
+                let now = row.now.as_deref()?;
+                // Records that changed it and others that changed it back: nothing to write.
+                (row.before.as_deref() != Some(now)).then_some((
                     i,
                     ChangedDelivery {
-                        id: row.now.id,
+                        id: now.id,
                         read_state: row.read_state,
-                        after: &row.now,
+                        after: now,
                         change: row.change?,
                     },
                 ))
@@ -548,9 +568,8 @@ pub(super) async fn ingest(
         .iter()
         .filter(|s| matches!(s, Seen::Pending(..)))
         .count();
-    // Sized once (100,000 records grown by doubling held up to 1.5 times their size), and
-    // still boxed: moved out of their boxes, they would be held twice until the boxes are freed.
-    let mut records: Vec<Box<NewDelivery>> = Vec::with_capacity(pending);
+    // Sized once (100,000 records grown by doubling held up to 1.5 times their size).
+    let mut records: Vec<Packed> = Vec::with_capacity(pending);
     for seen in seen {
         match seen {
             Seen::Applied(fingerprint) => {
@@ -566,29 +585,28 @@ pub(super) async fn ingest(
     let stored = if memo.warm {
         let keys: Vec<&str> = records
             .iter()
-            .flat_map(|d| std::iter::once(d.dedupe_key.as_str()).chain(d.r2_key.as_deref()))
+            .flat_map(|d| std::iter::once(d.dedupe_key()).chain(d.r2_key()))
             .collect();
         store.known_deliveries_matching(&keys).await?
     } else {
         store.known_deliveries().await?
     };
     // At most one row per stored delivery and per record: sized once, not grown by doubling.
-    let mut rows = Rows::with_capacity(stored.len() + records.len());
+    let mut rows = Rows::with_capacity(&records, stored.len() + records.len());
     let mut stored = stored;
     stored.sort_unstable_by_key(|row| row.id);
     for row in stored {
-        rows.push(row, None);
+        rows.push(Some(row), NONE);
     }
     let known = rows.rows.len();
     let loaded = started.elapsed();
-    for (r, d) in records.iter_mut().enumerate() {
-        rows.apply(u32::try_from(r).unwrap_or(NONE), d);
+    for r in 0..records.len() {
+        rows.apply(u32::try_from(r).unwrap_or(NONE));
     }
     let applied = started.elapsed();
     let mut writes = Writes {
         store,
         events,
-        records: &records,
         new: 0,
     };
     writes.insert(&rows).await?;
@@ -598,7 +616,7 @@ pub(super) async fn ingest(
     let seen: Vec<i64> = rows.rows[..known]
         .iter()
         .filter(|row| row.head != NONE)
-        .map(|row| row.now.id)
+        .filter_map(|row| row.now.as_ref().map(|now| now.id))
         .collect();
     store.touch_deliveries(&seen).await?;
     tracing::debug!(
@@ -629,22 +647,22 @@ mod tests {
         let body = br#"[{"url": "https://fromsmash.com/a", "timestamp": "2025-10-17 10:00:00"},
             {"url": "https://fromsmash.com/b", "timestamp": "2025-10-17 10:00:00"}]"#;
         let feed = super::super::source::parse_body(body, chrono_tz::UTC).unwrap_or_default();
-        let mut known: Vec<KnownDelivery> = feed
+        let records: Vec<Packed> = feed
             .records
             .iter()
-            .map(|r| KnownDelivery::take_from(&mut new_delivery(r, None, Timestamp::now())))
+            .filter_map(|r| Packed::new(r, None, Timestamp::now()))
             .collect();
-        assert_eq!(known.len(), 2);
-        let (key_a, key_b) = (known[0].dedupe_key.clone(), known[1].dedupe_key.clone());
-        let mut rows = Rows::with_capacity(2);
-        rows.push(known.remove(0), Some(0));
+        assert_eq!(records.len(), 2);
+        let (key_a, key_b) = (records[0].dedupe_key(), records[1].dedupe_key());
+        let mut rows = Rows::with_capacity(&records, 2);
+        rows.push(None, 0);
         // As if `b` hashed to `a`'s slot.
-        let slot = rows.by_dedupe.state.hash_one(&key_b);
+        let slot = rows.by_dedupe.state.hash_one(key_b);
         rows.by_dedupe.by_hash.insert(slot, 0);
-        rows.push(known.remove(0), Some(1));
+        rows.push(None, 1);
         assert_eq!(rows.by_dedupe.collided.len(), 1);
-        assert_eq!(rows.by_key(&key_a), Some(0));
-        assert_eq!(rows.by_key(&key_b), Some(1));
+        assert_eq!(rows.by_key(key_a), Some(0));
+        assert_eq!(rows.by_key(key_b), Some(1));
         assert_eq!(rows.by_key("https://fromsmash.com/c"), None);
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod error;
 mod ingest;
 mod items;
 mod link;
+mod packed;
 pub(crate) mod poller;
 pub(crate) mod record;
 pub mod scan;

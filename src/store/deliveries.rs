@@ -72,7 +72,7 @@ impl Delivery {
 }
 
 /// What the feed knows about a delivery.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewDelivery {
     pub dedupe_key: String,
     pub source_url: String,

@@ -69,7 +69,7 @@ pub enum Change {
 impl KnownDelivery {
     /// A delivery seen for the first time, as [`NewDeliveries::insert`] stores it; its
     /// identity, links and names are moved out of `d` (what is left there: the source links
-    /// and the creation time; [`KnownDelivery::first_record`] puts it back together).
+    /// and the creation time).
     pub fn take_from(d: &mut NewDelivery) -> Self {
         let text = |s: Option<String>| s.map(|s| if s.contains('\0') { storable(&s) } else { s });
         Self {
@@ -87,26 +87,6 @@ impl KnownDelivery {
             renamed_in_feed: None,
             started_at: None,
             part_path: None,
-        }
-    }
-
-    /// The record a new delivery was made from by [`KnownDelivery::take_from`] (`self`: what
-    /// it held then; `rest`: what was left of the record).
-    pub fn first_record(&self, rest: &NewDelivery) -> NewDelivery {
-        NewDelivery {
-            dedupe_key: self.dedupe_key.clone(),
-            source_url: rest.source_url.clone(),
-            raw_source_url: rest.raw_source_url.clone(),
-            r2_url: self.r2_url.clone(),
-            r2_key: self.r2_key.clone(),
-            provider: self.provider.clone(),
-            kind: self.kind,
-            mode: self.mode,
-            record_format: self.record_format,
-            original_filename: self.original_filename.clone(),
-            file_name: self.file_name.clone(),
-            created_at: rest.created_at,
-            initial_state: self.state,
         }
     }
 
@@ -275,12 +255,23 @@ pub struct Inserted {
     pub rows: Vec<(i64, String)>,
 }
 
-/// A delivery seen for the first time for [`NewDeliveries::insert`]: its first record
-/// (links, creation time) and what it holds after every record of the feed.
+/// A delivery seen for the first time for [`NewDeliveries::insert`]: its links and creation
+/// time from its first record, the rest as every record of the feed left it.
 #[derive(Debug, Clone, Copy)]
 pub struct NewRow<'a> {
-    pub first: &'a NewDelivery,
-    pub now: &'a KnownDelivery,
+    pub dedupe_key: &'a str,
+    pub source_url: &'a str,
+    pub raw_source_url: &'a str,
+    pub r2_url: Option<&'a str>,
+    pub r2_key: Option<&'a str>,
+    pub provider: &'a str,
+    pub kind: LinkKind,
+    pub mode: DeliveryMode,
+    pub record_format: RecordFormat,
+    pub original_filename: Option<&'a str>,
+    pub file_name: Option<&'a str>,
+    pub created_at: Timestamp,
+    pub state: DeliveryState,
 }
 
 /// See [`Store::new_deliveries`].
@@ -390,20 +381,20 @@ impl NewDeliveries<'_> {
             let json = serde_json::to_string(
                 &rows
                     .iter()
-                    .map(|NewRow { first, now: d }| {
+                    .map(|d| {
                         (
-                            text(&d.dedupe_key),
-                            text(&first.source_url),
-                            text(&first.raw_source_url),
-                            d.r2_url.as_deref().map(text),
-                            d.r2_key.as_deref().map(text),
-                            text(&d.provider),
+                            text(d.dedupe_key),
+                            text(d.source_url),
+                            text(d.raw_source_url),
+                            d.r2_url.map(text),
+                            d.r2_key.map(text),
+                            text(d.provider),
                             d.kind,
                             d.mode,
                             d.record_format,
-                            d.original_filename.as_deref().map(text),
-                            d.file_name.as_deref().map(text),
-                            first.created_at.text(),
+                            d.original_filename.map(text),
+                            d.file_name.map(text),
+                            d.created_at.text(),
                             d.state,
                         )
                     })
