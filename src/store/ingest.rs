@@ -1,13 +1,17 @@
 //! Taking in many feed records at once: one transaction per chunk, multi-row inserts, and one
 //! read of what is stored instead of a query per record.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::{Delivery, NewDelivery, Store, StoreError, storable};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
-/// Rows per INSERT statement (one JSON parameter).
+/// Rows per INSERT statement on PostgreSQL (one JSON parameter).
 const ROWS_PER_STATEMENT: usize = 2000;
+
+/// Rows per INSERT statement on SQLite (16 parameters each; SQLite takes up to 32,766).
+const ROWS_PER_SQLITE_STATEMENT: usize = 500;
 
 /// Keys per lookup statement.
 const KEYS_PER_STATEMENT: usize = 400;
@@ -20,15 +24,6 @@ const INGEST_CACHE: &str = "PRAGMA cache_size = -8192";
 
 /// ... from this many new deliveries.
 const LARGE_INGEST: usize = 5_000;
-
-/// The columns of a new delivery taken from a record (in the order of the JSON rows that
-/// [`NewDeliveries::insert`] binds).
-const NEW_COLUMNS: &str = "dedupe_key, source_url, raw_source_url, r2_url, r2_key, provider,
-    kind, mode, record_format, original_filename, file_name, created_at, state";
-
-/// On SQLite, the temporary table (of the ingest's connection) that a statement's rows are
-/// unpacked into before they are inserted (see [`NewDeliveries::insert`]).
-const STAGING: &str = "temp.ingest_staging";
 
 /// Ids per `last_seen_at` UPDATE statement.
 const IDS_PER_STATEMENT: usize = 500;
@@ -248,11 +243,10 @@ pub struct ChangedDelivery<'a> {
 /// What one [`NewDeliveries::insert`] transaction did.
 #[derive(Debug)]
 pub struct Inserted {
-    /// How many rows of the batch it took (the first ones).
-    pub taken: usize,
-    /// The id and dedupe key of each row it inserted; a row whose dedupe key was stored
-    /// meanwhile is left out (the caller takes it through [`Store::upsert_delivery`]).
-    pub rows: Vec<(i64, String)>,
+    /// The id of each row of the batch it took (the first ones, in order); `None` for a row
+    /// whose dedupe key was stored meanwhile (the caller takes it through
+    /// [`Store::upsert_delivery`]).
+    pub ids: Vec<Option<i64>>,
 }
 
 /// A delivery seen for the first time for [`NewDeliveries::insert`]: its links and creation
@@ -302,9 +296,17 @@ impl NewDeliveries<'_> {
     /// written in random order, so every commit rewrites most of its pages (100,000 deliveries
     /// in transactions of 2,000 took 4-5 s, in transactions of 20,000 2 s).
     ///
-    /// Each statement takes 2,000 rows as one JSON array bound as a single
-    /// parameter and unpacked by the database (`json_each` / `jsonb_array_elements`) instead of
-    /// sixteen values per row bound one by one.
+    /// On PostgreSQL each statement takes [`ROWS_PER_STATEMENT`] rows as one JSON array bound
+    /// as a single parameter and unpacked by the database (`jsonb_array_elements`). On SQLite
+    /// the values are bound one by one ([`ROWS_PER_SQLITE_STATEMENT`] rows per statement, as
+    /// anonymous parameters: see [`Params`]), with `OR IGNORE` rather than `ON CONFLICT
+    /// (dedupe_key) DO NOTHING`: a statement that may fail half-way (one that calls a function
+    /// such as `->>`, or whose NOT NULL columns abort) makes SQLite keep a statement journal, a
+    /// copy of every page of the database it changes (16 MiB of a first ingest's heap peak
+    /// with JSON statements of 2,000 rows); binding was also faster than SQLite's JSON
+    /// functions (first ingest 1.29-1.46 s against 1.50-1.77 s, 7 runs each alternated). Every
+    /// value bound is present; a row left out is taken by the per-record path, which says what
+    /// is wrong with it.
     pub async fn insert(
         &mut self,
         batch: &[NewRow<'_>],
@@ -313,127 +315,156 @@ impl NewDeliveries<'_> {
         use sqlx::Connection as _;
         let now = Timestamp::now().text();
         let sqlite = self.store.backend() == super::Backend::Sqlite;
-        // On SQLite, what was inserted is read once at the end, as one JSON row: sqlx hands
-        // every returned row from its SQLite thread to the caller's one by one (a wake-up and
-        // a copy of each value per row: a tenth of a first ingest). This transaction is the
-        // only writer meanwhile, so the new rows are those above the largest id before it.
-        //
-        // Also on SQLite, the JSON is unpacked into a temporary table first ([`STAGING`]) and
-        // copied from there by a statement without any function call: a statement that calls
-        // a function (`->>`) may fail half-way, so SQLite keeps a statement journal for it, a
-        // copy of every page of the database it changes (16 MiB of a first ingest's peak with
-        // 2,000 rows per statement, and 4 % of its CPU). `OR IGNORE` rather than `ON CONFLICT
-        // (dedupe_key) DO NOTHING` for the same reason (a NOT NULL column could abort the
-        // latter); every value bound here is present, and a row left out is taken by the
-        // per-record path, which reports what is wrong with it.
-        let (unpack, sql) = if sqlite {
-            (
-                Some(format!(
-                    "INSERT INTO {STAGING} SELECT value ->> 0, value ->> 1, value ->> 2,
-                         value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
-                         value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12
-                     FROM json_each($1)"
-                )),
-                format!(
-                    "INSERT OR IGNORE INTO deliveries ({NEW_COLUMNS}, first_seen_at, last_seen_at,
-                         state_changed_at)
-                     SELECT {NEW_COLUMNS}, $1, $1, $1 FROM {STAGING} ORDER BY rowid"
-                ),
-            )
-        } else {
-            (
-                None,
-                format!(
-                    "INSERT INTO deliveries ({NEW_COLUMNS}, first_seen_at, last_seen_at,
-                         state_changed_at)
-                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
-                         value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9,
-                         value ->> 10, value ->> 11, value ->> 12, $2, $2, $2
-                     FROM jsonb_array_elements($1::jsonb) WHERE true
-                     ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
-                ),
-            )
+        let columns = "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url,
+                 r2_key, provider, kind, mode, record_format, original_filename, file_name,
+                 created_at, state, first_seen_at, last_seen_at, state_changed_at)";
+        let postgres = format!(
+            "{columns} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
+                 value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10,
+                 value ->> 11, value ->> 12, $2, $2, $2
+             FROM jsonb_array_elements($1::jsonb) WHERE true
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+        );
+        let sqlite_sql = |rows: usize| {
+            let mut sql = columns.replacen("INSERT", "INSERT OR IGNORE", 1);
+            sql.push_str(" VALUES ");
+            Params::new(super::Backend::Sqlite).push_rows(&mut sql, rows, 16);
+            sql
         };
+        let full = sqlite.then(|| sqlite_sql(ROWS_PER_SQLITE_STATEMENT));
         let mut inserted = Inserted {
-            taken: 0,
-            rows: Vec::with_capacity(batch.len()),
+            ids: Vec::with_capacity(batch.len()),
         };
         let _turn = self.store.write_turn().await;
         let started = std::time::Instant::now();
-        // IMMEDIATE: its first statement reads; a deferred transaction would fail (not wait)
-        // if another connection wrote between that read and the first insert.
+        // IMMEDIATE: a deferred transaction would fail (not wait) if another connection wrote
+        // between its first read and its first insert.
         let mut tx = if sqlite {
             self.conn.begin_with("BEGIN IMMEDIATE").await?
         } else {
             self.conn.begin().await?
         };
-        let last_id: i64 = if sqlite {
+        // The largest id before the statement (the rows a statement inserted are above it).
+        let mut largest: i64 = if sqlite {
             sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM deliveries")
                 .fetch_one(&mut *tx)
                 .await?
         } else {
             0
         };
-        for rows in batch.chunks(ROWS_PER_STATEMENT) {
-            if inserted.taken > 0 && started.elapsed() > budget {
+        let per_statement = if sqlite {
+            ROWS_PER_SQLITE_STATEMENT
+        } else {
+            ROWS_PER_STATEMENT
+        };
+        for rows in batch.chunks(per_statement) {
+            if !inserted.ids.is_empty() && started.elapsed() > budget {
                 break;
             }
-            let json = serde_json::to_string(
-                &rows
+            let stored: Vec<(i64, String)> = if let Some(full) = &full {
+                let partial;
+                let sql = if rows.len() == ROWS_PER_SQLITE_STATEMENT {
+                    full
+                } else {
+                    partial = sqlite_sql(rows.len());
+                    &partial
+                };
+                // Texts as stored, kept while the statement borrows them.
+                let texts: Vec<[Option<Cow<'_, str>>; 8]> = rows
                     .iter()
                     .map(|d| {
-                        (
-                            text(d.dedupe_key),
-                            text(d.source_url),
-                            text(d.raw_source_url),
+                        [
+                            Some(text(d.dedupe_key)),
+                            Some(text(d.source_url)),
+                            Some(text(d.raw_source_url)),
                             d.r2_url.map(text),
                             d.r2_key.map(text),
-                            text(d.provider),
-                            d.kind,
-                            d.mode,
-                            d.record_format,
+                            Some(text(d.provider)),
                             d.original_filename.map(text),
                             d.file_name.map(text),
-                            d.created_at.text(),
-                            d.state,
-                        )
+                        ]
                     })
-                    .collect::<Vec<_>>(),
-            )?;
-            if let Some(unpack) = &unpack {
-                sqlx::query(unpack)
-                    .bind(json)
-                    .persistent(true)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(&sql)
-                    .bind(&now)
-                    .persistent(true)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(&format!("DELETE FROM {STAGING}"))
-                    .persistent(true)
-                    .execute(&mut *tx)
-                    .await?;
+                    .collect();
+                let mut insert = sqlx::query(sql);
+                for (d, t) in rows.iter().zip(&texts) {
+                    insert = insert
+                        .bind(t[0].as_deref())
+                        .bind(t[1].as_deref())
+                        .bind(t[2].as_deref())
+                        .bind(t[3].as_deref())
+                        .bind(t[4].as_deref())
+                        .bind(t[5].as_deref())
+                        .bind(d.kind)
+                        .bind(d.mode)
+                        .bind(d.record_format)
+                        .bind(t[6].as_deref())
+                        .bind(t[7].as_deref())
+                        .bind(d.created_at)
+                        .bind(d.state)
+                        .bind(now.as_str())
+                        .bind(now.as_str())
+                        .bind(now.as_str());
+                }
+                insert.persistent(true).execute(&mut *tx).await?;
+                // This transaction is the only writer: when it inserted every row, they have
+                // the ids up to `last`, one after the other in the order of `rows`.
+                let (count, last): (i64, i64) =
+                    sqlx::query_as("SELECT changes(), last_insert_rowid()")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let before = largest;
+                largest = largest.max(last);
+                if usize::try_from(count).ok() == Some(rows.len()) {
+                    inserted.ids.extend((last - count + 1..=last).map(Some));
+                    continue;
+                }
+                // Some were stored meanwhile (and each of them used up an id all the same):
+                // the new rows are read back once (as one JSON row: sqlx hands rows from its
+                // SQLite thread one by one).
+                let json: Option<String> = sqlx::query_scalar(
+                    "SELECT json_group_array(json_array(id, dedupe_key)) FROM deliveries
+                     WHERE id > $1",
+                )
+                .bind(before)
+                .fetch_one(&mut *tx)
+                .await?;
+                serde_json::from_str(json.as_deref().unwrap_or("[]"))?
             } else {
-                let new = sqlx::query_as::<_, (i64, String)>(&sql)
+                let json = serde_json::to_string(
+                    &rows
+                        .iter()
+                        .map(|d| {
+                            (
+                                text(d.dedupe_key),
+                                text(d.source_url),
+                                text(d.raw_source_url),
+                                d.r2_url.map(text),
+                                d.r2_key.map(text),
+                                text(d.provider),
+                                d.kind,
+                                d.mode,
+                                d.record_format,
+                                d.original_filename.map(text),
+                                d.file_name.map(text),
+                                d.created_at.text(),
+                                d.state,
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                )?;
+                sqlx::query_as::<_, (i64, String)>(&postgres)
                     .bind(json)
                     .bind(&now)
                     .persistent(true)
                     .fetch_all(&mut *tx)
-                    .await?;
-                inserted.rows.extend(new);
-            }
-            inserted.taken += rows.len();
-        }
-        if sqlite {
-            let json: Option<String> = sqlx::query_scalar(
-                "SELECT json_group_array(json_array(id, dedupe_key)) FROM deliveries WHERE id > $1",
-            )
-            .bind(last_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            inserted.rows = serde_json::from_str(json.as_deref().unwrap_or("[]"))?;
+                    .await?
+            };
+            let ids: std::collections::HashMap<&str, i64> =
+                stored.iter().map(|(id, key)| (key.as_str(), *id)).collect();
+            inserted.ids.extend(
+                rows.iter()
+                    .map(|row| ids.get(text(row.dedupe_key).as_ref()).copied()),
+            );
         }
         tx.commit().await?;
         Ok(inserted)
@@ -482,14 +513,6 @@ impl Store {
     /// took 4.5-5 s instead of 3 s on a loaded machine).
     pub async fn new_deliveries(&self, rows: usize) -> Result<NewDeliveries<'_>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        if self.backend() == super::Backend::Sqlite {
-            sqlx::query(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {} ({NEW_COLUMNS})",
-                STAGING.trim_start_matches("temp.")
-            ))
-            .execute(&mut *conn)
-            .await?;
-        }
         let mut large = false;
         if self.backend() == super::Backend::Sqlite && rows >= LARGE_INGEST {
             conn.close_on_drop();
@@ -533,11 +556,11 @@ impl Store {
 }
 
 /// Text as both backends store it (PostgreSQL cannot hold U+0000: see [`storable`]).
-fn text(s: &str) -> std::borrow::Cow<'_, str> {
+fn text(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
-        std::borrow::Cow::Owned(storable(s))
+        Cow::Owned(storable(s))
     } else {
-        std::borrow::Cow::Borrowed(s)
+        Cow::Borrowed(s)
     }
 }
 

@@ -559,3 +559,76 @@ fn random_feeds_give_the_same_store_as_record_by_record() {
         });
     });
 }
+
+/// `NewDeliveries::insert` says which rows it inserted and with which ids (the new-deliveries
+/// event and the per-record fallback rely on it): one id per row in the order of the rows,
+/// increasing, and none for a row whose dedupe key was stored meanwhile, across several
+/// statements, on both backends.
+#[tokio::test]
+async fn a_batch_insert_gives_each_row_its_id_and_leaves_out_keys_stored_meanwhile() {
+    use rushes::store::NewRow;
+    let dir = temp_dir();
+    let store = crate::support::db::open_store(&dir.path().join("rushes.db")).await;
+    let body = Value::Array((0..1203).map(|n| item(n, n, None)).collect()).to_string();
+    let feed = parse_body(body.as_bytes(), chrono_tz::UTC).expect("parse");
+    let now = chrono::Utc::now().into();
+    let records: Vec<_> = feed
+        .records
+        .iter()
+        .map(|r| new_delivery(r, Some(MAX_AGE), now))
+        .collect();
+    assert_eq!(records.len(), 1203);
+    // Stored by someone else between the poll's read and its insert: one in the middle of a
+    // statement, one at the very end.
+    let taken = [701, 1202];
+    for &k in &taken {
+        store.upsert_delivery(&records[k]).await.expect("upsert");
+    }
+    let rows: Vec<NewRow<'_>> = records
+        .iter()
+        .map(|d| NewRow {
+            dedupe_key: &d.dedupe_key,
+            source_url: &d.source_url,
+            raw_source_url: &d.raw_source_url,
+            r2_url: d.r2_url.as_deref(),
+            r2_key: d.r2_key.as_deref(),
+            provider: &d.provider,
+            kind: d.kind,
+            mode: d.mode,
+            record_format: d.record_format,
+            original_filename: d.original_filename.as_deref(),
+            file_name: d.file_name.as_deref(),
+            created_at: d.created_at,
+            state: d.initial_state,
+        })
+        .collect();
+    let mut writer = store.new_deliveries(rows.len()).await.expect("writer");
+    let inserted = writer
+        .insert(&rows, Duration::from_secs(600))
+        .await
+        .expect("insert");
+    writer.finish().await.expect("finish");
+    assert_eq!(inserted.ids.len(), rows.len(), "every row taken");
+    let stored: std::collections::HashMap<String, i64> = store
+        .deliveries(&DeliveryFilter {
+            limit: 100_000,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| (d.dedupe_key, d.id))
+        .collect();
+    assert_eq!(stored.len(), rows.len(), "no row twice, none lost");
+    let mut last = 0;
+    for (k, (row, id)) in rows.iter().zip(&inserted.ids).enumerate() {
+        if taken.contains(&k) {
+            assert_eq!(*id, None, "row {k} was stored meanwhile");
+            continue;
+        }
+        let id = id.unwrap_or_else(|| panic!("row {k} inserted without an id"));
+        assert_eq!(Some(&id), stored.get(row.dedupe_key), "row {k}");
+        assert!(id > last, "ids follow the rows: {id} after {last}");
+        last = id;
+    }
+}
