@@ -48,6 +48,7 @@ FEED_START, FEED_STEP = 2000, 50
 DOWNLOADS_START, DOWNLOADS_STEP = 10, 2
 FILE_RATE = 4 * 1024 * 1024  # bytes/s per connection from the file server
 KEEP_COMMENTS = 40  # per file in the fake (older ones leave it, as if resolved)
+FEED_WINDOW = [None]  # --feed-window: the feed lists only its newest N records (None: all)
 TEXTS = [
     "Can we make the logo bigger in the last shot?",
     "Retouche sur le plan 2 svp",
@@ -119,6 +120,8 @@ class World:
                             "original_filename": f"clip-{k}.mov"})
         with self.lock:
             self.records.extend(new)
+            if FEED_WINDOW[0] is not None:
+                del self.records[:-FEED_WINDOW[0]]
             self.feed_body = json.dumps(self.records).encode()
 
     def add_comment(self, file_id):
@@ -544,7 +547,11 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--benchmarks", required=True)
     ap.add_argument("--commit", default="?")
+    ap.add_argument("--feed-window", type=int, default=None,
+                    help="the feed lists only its newest N records (older ones stay in the store): "
+                         "a feed of constant size, to tell growth with the data from growth with time")
     args = ap.parse_args()
+    FEED_WINDOW[0] = args.feed_window
     os.makedirs(args.dir, exist_ok=True)
     root = os.path.join(args.dir, "run")
     shutil.rmtree(root, ignore_errors=True)
@@ -631,7 +638,10 @@ def report(args, rows, lat, good, wrong):
         f"## Soak (`bash bench/soak.sh`, {datetime.date.today().isoformat()})",
         "",
         f"{minutes:.0f} minutes of the issue-28 load on one release rushes (SQLite): a feed of "
-        f"{FEED_START:,} records growing by {FEED_STEP} every 30 s, {DOWNLOADS_START} + {DOWNLOADS_STEP} "
+        + (f"{FEED_START:,} records growing by {FEED_STEP} every 30 s, " if FEED_WINDOW[0] is None else
+           f"constant size: its newest {FEED_WINDOW[0]:,} records, {FEED_STEP} new ones every 30 s, older ones leaving it "
+           "(they stay in the store), ")
+        + f"{DOWNLOADS_START} + {DOWNLOADS_STEP} "
         f"real downloads every 30 s from a local file server, {UPLOADS} tracked uploads receiving "
         f"{WEBHOOKS_PER_S} signed comment webhooks a second, 5 live pages, the dashboard every 2 s. "
         f"Machine: {machine()}, shared with other builds. Commit {args.commit}.",

@@ -7,7 +7,9 @@
 #   SOAK_DIR=/work/soak-run SOAK_MINUTES=100 nohup bash bench/soak.sh &
 #
 # SOAK_DIR (default: a temp folder) gets soak.csv, the run's data/logs and rushes.out;
-# SOAK_BENCHMARKS (default: BENCHMARKS.md here) is the file whose section is written.
+# SOAK_BENCHMARKS (default: BENCHMARKS.md here) is the file whose section is written;
+# SOAK_FEED_WINDOW=N keeps the feed at its newest N records (a feed of constant size, to tell
+# memory that grows with the data from memory that grows with time).
 # The load itself (feed, file server, fake Frame.io, webhooks, live pages) is bench/soak.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +24,4 @@ cargo build --release --quiet
 cp target/release/rushes "$dir/rushes"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 exec python3 bench/soak.py --bin "$dir/rushes" --minutes "$minutes" --dir "$dir" \
-  --benchmarks "$benchmarks" --commit "$commit"
+  --benchmarks "$benchmarks" --commit "$commit" ${SOAK_FEED_WINDOW:+--feed-window "$SOAK_FEED_WINDOW"}
