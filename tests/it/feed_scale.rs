@@ -75,14 +75,20 @@ async fn feed_service(
 /// What a delivery is, without ids and times.
 type Shape = Vec<String>;
 
-async fn shapes(store: &Store) -> Vec<Shape> {
-    let mut all: Vec<Shape> = store
+/// Every stored delivery.
+async fn all_deliveries(store: &Store) -> Vec<rushes::store::Delivery> {
+    store
         .deliveries(&DeliveryFilter {
             limit: 100_000,
             ..DeliveryFilter::default()
         })
         .await
         .expect("list")
+}
+
+async fn shapes(store: &Store) -> Vec<Shape> {
+    let mut all: Vec<Shape> = all_deliveries(store)
+        .await
         .into_iter()
         .map(|d| {
             vec![
@@ -609,13 +615,8 @@ async fn a_batch_insert_gives_each_row_its_id_and_leaves_out_keys_stored_meanwhi
         .expect("insert");
     writer.finish().await.expect("finish");
     assert_eq!(inserted.ids.len(), rows.len(), "every row taken");
-    let stored: std::collections::HashMap<String, i64> = store
-        .deliveries(&DeliveryFilter {
-            limit: 100_000,
-            ..DeliveryFilter::default()
-        })
+    let stored: std::collections::HashMap<String, i64> = all_deliveries(&store)
         .await
-        .expect("list")
         .into_iter()
         .map(|d| (d.dedupe_key, d.id))
         .collect();
