@@ -405,7 +405,12 @@ impl NewDeliveries<'_> {
                         .bind(now.as_str())
                         .bind(now.as_str());
                 }
-                insert.persistent(true).execute(&mut *tx).await?;
+                // Only the full statement is kept prepared: one of every other length would
+                // stay in the connection's statement cache (a poll's new records vary).
+                insert
+                    .persistent(rows.len() == ROWS_PER_SQLITE_STATEMENT)
+                    .execute(&mut *tx)
+                    .await?;
                 // This transaction is the only writer: when it inserted every row, they have
                 // the ids up to `last`, one after the other in the order of `rows`.
                 let (count, last): (i64, i64) =
