@@ -395,12 +395,12 @@ impl<'r> Rows<'r> {
             return;
         };
         let d = record.unpack();
-        let now = match self.rows[i as usize].now.take() {
-            Some(now) => now,
-            None => Box::new(self.records[self.rows[i as usize].first as usize].known()),
-        };
+        let records = self.records;
         let row = &mut self.rows[i as usize];
-        let now = row.now.insert(now);
+        let first = row.first as usize;
+        let now = row
+            .now
+            .get_or_insert_with(|| Box::new(records[first].known()));
         if row.tail == NONE {
             row.head = r;
         } else {

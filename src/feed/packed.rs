@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::decide::{initial_state, planned_file_name};
 use super::record::FeedRecord;
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
-use crate::store::{KnownDelivery, NewDelivery, NewRow, storable};
+use crate::store::{KnownDelivery, NewDelivery, NewRow};
 
 /// The texts of a record, in the order they are packed.
 #[derive(Debug, Clone, Copy)]
@@ -128,26 +128,10 @@ impl Packed {
         }
     }
 
-    /// What a delivery made from this record alone holds (as [`KnownDelivery::take_from`] makes
-    /// it), for a record that a later one of the same feed changes.
+    /// What a delivery made from this record alone holds, for a record that a later one of
+    /// the same feed changes.
     pub(super) fn known(&self) -> KnownDelivery {
-        let name = |which| self.get(which).map(storable);
-        KnownDelivery {
-            id: 0,
-            dedupe_key: self.dedupe_key().to_string(),
-            r2_key: self.get(Text::R2Key).map(str::to_string),
-            r2_url: self.get(Text::R2Url).map(str::to_string),
-            provider: self.text(Text::Provider).to_string(),
-            kind: self.kind,
-            mode: self.mode,
-            record_format: self.record_format,
-            original_filename: name(Text::OriginalFilename),
-            file_name: name(Text::FileName),
-            state: self.initial_state,
-            renamed_in_feed: None,
-            started_at: None,
-            part_path: None,
-        }
+        KnownDelivery::take_from(&mut self.unpack())
     }
 
     /// The row a new delivery made from this record is inserted as: its links and creation

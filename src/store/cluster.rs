@@ -196,7 +196,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids = &ids[..ids.len().min(1000)];
-        let mut params = super::ingest::Params::new(self.backend());
+        let mut params = super::params::Params::new(self.backend());
         let mut sql = String::from("UPDATE deliveries SET lease_until = ");
         params.push(&mut sql);
         sql.push_str(" WHERE owner = ");

@@ -2,8 +2,10 @@
 //! read of what is stored instead of a query per record.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use super::params::Params;
 use super::{Delivery, NewDelivery, Store, StoreError, storable};
 use crate::domain::{DeliveryMode, DeliveryState, LinkKind, RecordFormat, Timestamp};
 
@@ -294,19 +296,8 @@ impl NewDeliveries<'_> {
     ///
     /// Few large transactions are what makes a first ingest fast: the dedupe key index is
     /// written in random order, so every commit rewrites most of its pages (100,000 deliveries
-    /// in transactions of 2,000 took 4-5 s, in transactions of 20,000 2 s).
-    ///
-    /// On PostgreSQL each statement takes [`ROWS_PER_STATEMENT`] rows as one JSON array bound
-    /// as a single parameter and unpacked by the database (`jsonb_array_elements`). On SQLite
-    /// the values are bound one by one ([`ROWS_PER_SQLITE_STATEMENT`] rows per statement, as
-    /// anonymous parameters: see [`Params`]), with `OR IGNORE` rather than `ON CONFLICT
-    /// (dedupe_key) DO NOTHING`: a statement that may fail half-way (one that calls a function
-    /// such as `->>`, or whose NOT NULL columns abort) makes SQLite keep a statement journal, a
-    /// copy of every page of the database it changes (16 MiB of a first ingest's heap peak
-    /// with JSON statements of 2,000 rows); binding was also faster than SQLite's JSON
-    /// functions (first ingest 1.29-1.46 s against 1.50-1.77 s, 7 runs each alternated). Every
-    /// value bound is present; a row left out is taken by the per-record path, which says what
-    /// is wrong with it.
+    /// in transactions of 2,000 took 4-5 s, in transactions of 20,000 2 s). How a statement
+    /// takes its rows: [`insert_sqlite`], [`insert_postgres`].
     pub async fn insert(
         &mut self,
         batch: &[NewRow<'_>],
@@ -315,23 +306,6 @@ impl NewDeliveries<'_> {
         use sqlx::Connection as _;
         let now = Timestamp::now().text();
         let sqlite = self.store.backend() == super::Backend::Sqlite;
-        let columns = "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url, r2_url,
-                 r2_key, provider, kind, mode, record_format, original_filename, file_name,
-                 created_at, state, first_seen_at, last_seen_at, state_changed_at)";
-        let postgres = format!(
-            "{columns} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
-                 value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10,
-                 value ->> 11, value ->> 12, $2, $2, $2
-             FROM jsonb_array_elements($1::jsonb) WHERE true
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
-        );
-        let sqlite_sql = |rows: usize| {
-            let mut sql = columns.replacen("INSERT", "INSERT OR IGNORE", 1);
-            sql.push_str(" VALUES ");
-            Params::new(super::Backend::Sqlite).push_rows(&mut sql, rows, 16);
-            sql
-        };
-        let full = sqlite.then(|| sqlite_sql(ROWS_PER_SQLITE_STATEMENT));
         let mut inserted = Inserted {
             ids: Vec::with_capacity(batch.len()),
         };
@@ -344,7 +318,7 @@ impl NewDeliveries<'_> {
         } else {
             self.conn.begin().await?
         };
-        // The largest id before the statement (the rows a statement inserted are above it).
+        // On SQLite, the largest id before the next statement (the rows it inserts are above).
         let mut largest: i64 = if sqlite {
             sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM deliveries")
                 .fetch_one(&mut *tx)
@@ -361,119 +335,183 @@ impl NewDeliveries<'_> {
             if !inserted.ids.is_empty() && started.elapsed() > budget {
                 break;
             }
-            let stored: Vec<(i64, String)> = if let Some(full) = &full {
-                let partial;
-                let sql = if rows.len() == ROWS_PER_SQLITE_STATEMENT {
-                    full
-                } else {
-                    partial = sqlite_sql(rows.len());
-                    &partial
-                };
-                // Texts as stored, kept while the statement borrows them.
-                let texts: Vec<[Option<Cow<'_, str>>; 8]> = rows
-                    .iter()
-                    .map(|d| {
-                        [
-                            Some(text(d.dedupe_key)),
-                            Some(text(d.source_url)),
-                            Some(text(d.raw_source_url)),
-                            d.r2_url.map(text),
-                            d.r2_key.map(text),
-                            Some(text(d.provider)),
-                            d.original_filename.map(text),
-                            d.file_name.map(text),
-                        ]
-                    })
-                    .collect();
-                let mut insert = sqlx::query(sql);
-                for (d, t) in rows.iter().zip(&texts) {
-                    insert = insert
-                        .bind(t[0].as_deref())
-                        .bind(t[1].as_deref())
-                        .bind(t[2].as_deref())
-                        .bind(t[3].as_deref())
-                        .bind(t[4].as_deref())
-                        .bind(t[5].as_deref())
-                        .bind(d.kind)
-                        .bind(d.mode)
-                        .bind(d.record_format)
-                        .bind(t[6].as_deref())
-                        .bind(t[7].as_deref())
-                        .bind(d.created_at)
-                        .bind(d.state)
-                        .bind(now.as_str())
-                        .bind(now.as_str())
-                        .bind(now.as_str());
-                }
-                // Only the full statement is kept prepared: one of every other length would
-                // stay in the connection's statement cache (a poll's new records vary).
-                insert
-                    .persistent(rows.len() == ROWS_PER_SQLITE_STATEMENT)
-                    .execute(&mut *tx)
-                    .await?;
-                // This transaction is the only writer: when it inserted every row, they have
-                // the ids up to `last`, one after the other in the order of `rows`.
-                let (count, last): (i64, i64) =
-                    sqlx::query_as("SELECT changes(), last_insert_rowid()")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let before = largest;
-                largest = largest.max(last);
-                if usize::try_from(count).ok() == Some(rows.len()) {
-                    inserted.ids.extend((last - count + 1..=last).map(Some));
-                    continue;
-                }
-                // Some were stored meanwhile (and each of them used up an id all the same):
-                // the new rows are read back once (as one JSON row: sqlx hands rows from its
-                // SQLite thread one by one).
-                let json: Option<String> = sqlx::query_scalar(
-                    "SELECT json_group_array(json_array(id, dedupe_key)) FROM deliveries
-                     WHERE id > $1",
-                )
-                .bind(before)
-                .fetch_one(&mut *tx)
-                .await?;
-                serde_json::from_str(json.as_deref().unwrap_or("[]"))?
+            let ids = if sqlite {
+                insert_sqlite(&mut tx, rows, &now, &mut largest).await?
             } else {
-                let json = serde_json::to_string(
-                    &rows
-                        .iter()
-                        .map(|d| {
-                            (
-                                text(d.dedupe_key),
-                                text(d.source_url),
-                                text(d.raw_source_url),
-                                d.r2_url.map(text),
-                                d.r2_key.map(text),
-                                text(d.provider),
-                                d.kind,
-                                d.mode,
-                                d.record_format,
-                                d.original_filename.map(text),
-                                d.file_name.map(text),
-                                d.created_at.text(),
-                                d.state,
-                            )
-                        })
-                        .collect::<Vec<_>>(),
-                )?;
-                sqlx::query_as::<_, (i64, String)>(&postgres)
-                    .bind(json)
-                    .bind(&now)
-                    .persistent(true)
-                    .fetch_all(&mut *tx)
-                    .await?
+                insert_postgres(&mut tx, rows, &now).await?
             };
-            let ids: std::collections::HashMap<&str, i64> =
-                stored.iter().map(|(id, key)| (key.as_str(), *id)).collect();
-            inserted.ids.extend(
-                rows.iter()
-                    .map(|row| ids.get(text(row.dedupe_key).as_ref()).copied()),
-            );
+            inserted.ids.extend(ids);
         }
         tx.commit().await?;
         Ok(inserted)
     }
+}
+
+/// The columns [`NewDeliveries::insert`] writes: those of [`stored_texts`] and [`NewRow`]'s
+/// other fields in the order bound, then `first_seen_at`, `last_seen_at`, `state_changed_at`.
+const INSERT_COLUMNS: &str = "INSERT INTO deliveries (dedupe_key, source_url, raw_source_url,
+    r2_url, r2_key, provider, kind, mode, record_format, original_filename, file_name,
+    created_at, state, first_seen_at, last_seen_at, state_changed_at)";
+
+/// SQLite's statement for `rows` rows (16 anonymous parameters each).
+fn sqlite_insert(rows: usize) -> String {
+    let mut sql = INSERT_COLUMNS.replacen("INSERT", "INSERT OR IGNORE", 1);
+    sql.push_str(" VALUES ");
+    Params::new(super::Backend::Sqlite).push_rows(&mut sql, rows, 16);
+    sql
+}
+
+/// The statement for a full [`ROWS_PER_SQLITE_STATEMENT`] rows, made once.
+static FULL_SQLITE_INSERT: LazyLock<String> =
+    LazyLock::new(|| sqlite_insert(ROWS_PER_SQLITE_STATEMENT));
+
+/// The texts of a row as both backends store them: dedupe key, source link, raw source link,
+/// R2 link, R2 key, provider, original file name, planned file name.
+fn stored_texts<'a>(d: &NewRow<'a>) -> [Option<Cow<'a, str>>; 8] {
+    [
+        Some(text(d.dedupe_key)),
+        Some(text(d.source_url)),
+        Some(text(d.raw_source_url)),
+        d.r2_url.map(text),
+        d.r2_key.map(text),
+        Some(text(d.provider)),
+        d.original_filename.map(text),
+        d.file_name.map(text),
+    ]
+}
+
+/// One SQLite statement of [`NewDeliveries::insert`]: the id of each of `rows` (`None` for a
+/// row whose dedupe key was stored meanwhile); `largest` is the largest id before it, moved on.
+///
+/// The values are bound one by one (anonymous parameters: see [`Params`]), with `OR IGNORE`
+/// rather than `ON CONFLICT (dedupe_key) DO NOTHING`: a statement that may fail half-way (one
+/// that calls a function such as `->>`, or whose NOT NULL columns abort) makes SQLite keep a
+/// statement journal, a copy of every page of the database it changes (16 MiB of a first
+/// ingest's heap peak with JSON statements of 2,000 rows); binding was also faster than
+/// SQLite's JSON functions (first ingest 1.29-1.46 s against 1.50-1.77 s, 7 runs each
+/// alternated). Every value bound is present; a row left out is taken by the per-record path,
+/// which says what is wrong with it.
+async fn insert_sqlite(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[NewRow<'_>],
+    now: &str,
+    largest: &mut i64,
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let full = rows.len() == ROWS_PER_SQLITE_STATEMENT;
+    let partial;
+    let sql = if full {
+        &*FULL_SQLITE_INSERT
+    } else {
+        partial = sqlite_insert(rows.len());
+        &partial
+    };
+    // Texts as stored, kept while the statement borrows them.
+    let texts: Vec<_> = rows.iter().map(stored_texts).collect();
+    let mut insert = sqlx::query(sql);
+    for (d, t) in rows.iter().zip(&texts) {
+        insert = insert
+            .bind(t[0].as_deref())
+            .bind(t[1].as_deref())
+            .bind(t[2].as_deref())
+            .bind(t[3].as_deref())
+            .bind(t[4].as_deref())
+            .bind(t[5].as_deref())
+            .bind(d.kind)
+            .bind(d.mode)
+            .bind(d.record_format)
+            .bind(t[6].as_deref())
+            .bind(t[7].as_deref())
+            .bind(d.created_at)
+            .bind(d.state)
+            .bind(now)
+            .bind(now)
+            .bind(now);
+    }
+    // Only the full statement is kept prepared: one of every other length would stay in the
+    // connection's statement cache (a poll's new records vary).
+    insert.persistent(full).execute(&mut *conn).await?;
+    // This transaction is the only writer: when it inserted every row, they have the ids up to
+    // `last`, one after the other in the order of `rows`.
+    let (count, last): (i64, i64) = sqlx::query_as("SELECT changes(), last_insert_rowid()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let before = std::mem::replace(largest, last.max(*largest));
+    if usize::try_from(count).ok() == Some(rows.len()) {
+        return Ok((last - count + 1..=last).map(Some).collect());
+    }
+    // Some were stored meanwhile (and each of them used up an id all the same): the new rows
+    // are read back once (as one JSON row: sqlx hands rows from its SQLite thread one by one).
+    let json: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, dedupe_key)) FROM deliveries WHERE id > $1",
+    )
+    .bind(before)
+    .fetch_one(&mut *conn)
+    .await?;
+    let stored: Vec<(i64, String)> = serde_json::from_str(json.as_deref().unwrap_or("[]"))?;
+    Ok(ids_by_key(rows, &stored))
+}
+
+/// One PostgreSQL statement of [`NewDeliveries::insert`] (see [`insert_sqlite`]): the rows as
+/// one JSON array bound as a single parameter and unpacked by the database.
+async fn insert_postgres(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[NewRow<'_>],
+    now: &str,
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let json = serde_json::to_string(
+        &rows
+            .iter()
+            .map(|d| {
+                let [
+                    key,
+                    source,
+                    raw,
+                    r2_url,
+                    r2_key,
+                    provider,
+                    original,
+                    file_name,
+                ] = stored_texts(d);
+                (
+                    key,
+                    source,
+                    raw,
+                    r2_url,
+                    r2_key,
+                    provider,
+                    d.kind,
+                    d.mode,
+                    d.record_format,
+                    original,
+                    file_name,
+                    d.created_at.text(),
+                    d.state,
+                )
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let stored = sqlx::query_as::<_, (i64, String)>(&format!(
+        "{INSERT_COLUMNS} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
+             value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10,
+             value ->> 11, value ->> 12, $2, $2, $2
+         FROM jsonb_array_elements($1::jsonb) WHERE true
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+    ))
+    .bind(json)
+    .bind(now)
+    .persistent(true)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids_by_key(rows, &stored))
+}
+
+/// The id of each of `rows` among the (id, dedupe key) pairs a statement `stored`.
+fn ids_by_key(rows: &[NewRow<'_>], stored: &[(i64, String)]) -> Vec<Option<i64>> {
+    let ids: std::collections::HashMap<&str, i64> =
+        stored.iter().map(|(id, key)| (key.as_str(), *id)).collect();
+    rows.iter()
+        .map(|row| ids.get(text(row.dedupe_key).as_ref()).copied())
+        .collect()
 }
 
 impl Store {
@@ -590,75 +628,5 @@ impl Store {
             tx.commit().await?;
         }
         Ok(written)
-    }
-}
-
-/// The parameters of a statement built at run time. PostgreSQL reads `$N`. On SQLite they are
-/// anonymous `?`, bound in order: sqlx asks SQLite for every parameter's name when it binds,
-/// and SQLite finds a named parameter by walking a list, so a statement of a thousand named
-/// parameters cost half a million steps per execution (a sixth of a first ingest's CPU).
-/// A statement must take all its parameters from one `Params` (never mix with `$N` text), and
-/// bind as many values as it pushed, in order (anonymous parameters cannot be reused).
-pub(super) struct Params {
-    anonymous: bool,
-    next: usize,
-}
-
-impl Params {
-    pub(super) fn new(backend: super::Backend) -> Self {
-        Self {
-            anonymous: backend == super::Backend::Sqlite,
-            next: 1,
-        }
-    }
-
-    /// The next parameter.
-    pub(super) fn push(&mut self, sql: &mut String) {
-        use std::fmt::Write as _;
-        if self.anonymous {
-            sql.push('?');
-        } else {
-            let _ = write!(sql, "${}", self.next);
-        }
-        self.next += 1;
-    }
-
-    /// `rows` groups of `per_row` parameters, `(…), (…)` (the VALUES of a multi-row insert, or
-    /// an `IN` list with `per_row` = the list's length and `rows` = 1).
-    pub(super) fn push_rows(&mut self, sql: &mut String, rows: usize, per_row: usize) {
-        for row in 0..rows {
-            sql.push_str(if row == 0 { "(" } else { ", (" });
-            for column in 0..per_row {
-                if column > 0 {
-                    sql.push_str(", ");
-                }
-                self.push(sql);
-            }
-            sql.push(')');
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Params;
-    use crate::store::Backend;
-
-    #[test]
-    fn parameters_are_numbered_across_rows_on_postgresql() {
-        let mut sql = String::new();
-        let mut params = Params::new(Backend::Postgres);
-        params.push(&mut sql);
-        params.push_rows(&mut sql, 2, 3);
-        assert_eq!(sql, "$1($2, $3, $4), ($5, $6, $7)");
-    }
-
-    #[test]
-    fn parameters_are_anonymous_on_sqlite() {
-        let mut sql = String::new();
-        let mut params = Params::new(Backend::Sqlite);
-        params.push(&mut sql);
-        params.push_rows(&mut sql, 2, 2);
-        assert_eq!(sql, "?(?, ?), (?, ?)");
     }
 }

@@ -16,6 +16,7 @@ mod inspector;
 mod notify;
 mod ops;
 mod outbox;
+mod params;
 mod reviews;
 mod segments;
 mod sends;
