@@ -399,7 +399,7 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-COLUMNS = ["minute", "rss_mib", "sqlite_mib", "fds", "threads", "data_mib", "log_mib", "wal_mib", "healthz_ms",
+COLUMNS = ["minute", "rss_mib", "sqlite_mib", "heap_mib", "heap_resident_mib", "fds", "threads", "data_mib", "log_mib", "wal_mib", "healthz_ms",
            "webhook_p99_ms", "webhooks", "pending_events", "downloads_done", "page_p50_ms"]
 
 
@@ -424,6 +424,8 @@ def sample(proc, rushes, dirs, lat, pages, started):
         "minute": (time.monotonic() - started) / 60,
         "rss_mib": int(st["VmRSS"].split()[0]) / 1024,
         "sqlite_mib": mib_or_nan(metric(page, "rushes_sqlite_memory_bytes")),
+        "heap_mib": mib_or_nan(metric(page, 'rushes_heap_bytes{kind="allocated"}')),
+        "heap_resident_mib": mib_or_nan(metric(page, 'rushes_heap_bytes{kind="resident"}')),
         "fds": len(os.listdir(f"/proc/{proc.pid}/fd")),
         "threads": int(st["Threads"]),
         "data_mib": folder_bytes(dirs["data"]) / 2**20,
@@ -628,7 +630,9 @@ def report(args, rows, lat, good, wrong):
     minutes = rows[-1]["minute"]
     warm = 30 if minutes >= 90 else minutes / 3
     after = [r for r in rows if r["minute"] >= warm]
-    keys = [("rss_mib", "RSS", "MiB/hour"), ("sqlite_mib", "SQLite heap (of RSS)", "MiB/hour"), ("fds", "open files", "fds/hour"),
+    keys = [("rss_mib", "RSS", "MiB/hour"), ("sqlite_mib", "SQLite heap (of RSS)", "MiB/hour"),
+            ("heap_mib", "heap in use (allocator)", "MiB/hour"), ("heap_resident_mib", "heap pages kept (allocator)", "MiB/hour"),
+            ("fds", "open files", "fds/hour"),
             ("threads", "threads", "threads/hour"), ("data_mib", "data folder", "MiB/hour"),
             ("log_mib", "app.log", "MiB/hour"), ("wal_mib", "WAL", "MiB/hour"),
             ("healthz_ms", "/healthz latency", "ms/hour"), ("webhook_p99_ms", "webhook p99", "ms/hour"),

@@ -232,11 +232,6 @@ impl App {
             let stop = cancel.clone();
             tracker.spawn(async move { store.watch_reachability(stop).await });
         }
-        // Freed heap pages go back to the system: RSS follows the heap in use (issue 28).
-        tracker.spawn(crate::memory::trim_periodically(
-            crate::memory::TRIM_EVERY,
-            cancel.clone(),
-        ));
         tracker.spawn(crate::cluster::run(
             self.state.store.clone(),
             self.state.events.clone(),

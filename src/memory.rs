@@ -1,122 +1,104 @@
-//! How much memory a long-running rushes keeps. glibc's malloc gives each thread that
-//! allocates under contention an arena of its own (up to eight per core) and keeps what is freed
-//! in that arena: with SQLite's connection threads and tokio's workers each in their own, RSS
-//! crept up under a steady load (the soak of issue 28: 53 -> 75 MiB in 15 minutes, 82 at 36,
-//! still rising) while the same run with two arenas was at 41-46 MiB over 5 minutes. The count can
-//! only be set before the first allocation, so `serve` and `demo` start again as the same
-//! process (`exec`: same pid, same arguments) with `MALLOC_ARENA_MAX=2` in their environment.
+//! How much memory a long-running rushes keeps: the allocator, and what it reports.
 //!
-//! Two arenas still keep what is freed in them: a page stays in RSS as long as any chunk on it
-//! is in use, and the part of an arena below its top is never given back by `free` at all. Under
-//! the soak load (issue 28, item 5) RSS kept rising after warm-up (+9.0 MiB/hour over 2 hours)
-//! while the heap in use did not: `malloc_trim(0)` on that process at minute 20 returned 6.5 of
-//! its 62 MiB. [`release_free_heap`], run every [`TRIM_EVERY`] by [`trim_periodically`], gives
-//! the free pages of every arena back to the system, so RSS follows the heap in use.
+//! rushes allocates with jemalloc (on Linux, for its own Rust code and for the C it links:
+//! SQLite, ring), not glibc's malloc. Under the soak load of issue 28 glibc kept what was freed in
+//! its arenas: with two arenas (`MALLOC_ARENA_MAX=2`) and a `malloc_trim(0)` every minute, RSS still
+//! rose 5.7-10.2 MiB/hour over 2 hours while the heap in use stayed flat; the lowest RSS of each
+//! quarter hour (just after a trim) was flat, the peaks between trims rose (fragmentation of the
+//! arenas by transient buffers of a few hundred KiB). jemalloc groups allocations by size class
+//! in their own pages and its background thread hands pages that stay unused for
+//! [`DIRTY_DECAY_MS`] back to the system, on its own, so RSS follows the heap in use.
+//! [`heap`] reads its counters for `/metrics` (`rushes_heap_bytes`) and the soak.
 
-/// The variable glibc reads at start-up.
-pub const ARENA_VAR: &str = "MALLOC_ARENA_MAX";
-/// Arenas a serving rushes uses (glibc's own default is eight per core).
-const ARENAS: &str = "2";
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Replaces this process by itself with [`ARENA_VAR`] set, unless it is set already (by the
-/// operator, or by this same step). Returns only when it is set, or when the start-over failed
-/// (then rushes runs on with glibc's default).
-pub fn with_few_malloc_arenas() {
-    if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(ARENA_VAR).is_some()
+/// How long a freed page stays in rushes before jemalloc's background thread gives it back
+/// (jemalloc's own default is 10 s; 1 s keeps RSS close to the heap in use; a burst's buffers
+/// are still reused within the second).
+pub const DIRTY_DECAY_MS: u32 = 1000;
+
+/// jemalloc's start-up options, read before the first allocation (its `malloc_conf` symbol):
+/// a background thread that purges (instead of whichever thread happens to free), freed pages
+/// kept [`DIRTY_DECAY_MS`], then given back at once (`muzzy_decay_ms:0`: `MADV_DONTNEED`, so RSS
+/// drops, rather than `MADV_FREE`, which leaves them counted until the system is short).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, non_upper_case_globals)]
+// SAFETY: jemalloc reads this symbol once, as a `const char *` to a NUL-terminated string; a
+// `&u8` has that layout, points into a static byte string that ends with NUL, and is never
+// written.
+#[unsafe(export_name = "malloc_conf")]
+pub static malloc_conf: &u8 =
+    &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+
+/// What the allocator holds, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heap {
+    /// Bytes in use by rushes (and SQLite, ring): what the program holds.
+    pub allocated: u64,
+    /// Bytes in pages the allocator has touched and not given back: what it adds to RSS.
+    pub resident: u64,
+}
+
+/// The allocator's counters now (refreshed first: jemalloc caches them per epoch); `None` off
+/// Linux or when jemalloc does not answer.
+pub fn heap() -> Option<Heap> {
+    #[cfg(target_os = "linux")]
     {
-        return;
+        use tikv_jemalloc_ctl::{epoch, stats};
+        epoch::advance().ok()?;
+        Some(Heap {
+            allocated: stats::allocated::read().ok()? as u64,
+            resident: stats::resident::read().ok()? as u64,
+        })
     }
-    use std::os::unix::process::CommandExt as _;
-    // A binary replaced on disk since it started ("… (deleted)") cannot be started again.
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let mut args = std::env::args_os();
-    let mut again = std::process::Command::new(exe);
-    if let Some(name) = args.next() {
-        again.arg0(name);
-    }
-    let error = again.args(args).env(ARENA_VAR, ARENAS).exec();
-    eprintln!("rushes: could not start again with {ARENA_VAR}={ARENAS} ({error}); going on");
-}
-
-/// How often a serving rushes hands its free heap pages back ([`trim_periodically`]).
-pub const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Gives the whole free pages of every malloc arena back to the system (glibc's
-/// `malloc_trim(0)`); true when some memory was released. A no-op (false) off glibc.
-pub fn release_free_heap() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(not(target_os = "linux"))]
     {
-        trim()
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        false
+        None
     }
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn trim() -> bool {
-    // SAFETY: takes a plain size (0: keep no padding at the top), locks each arena in turn and
-    // only hands free pages back (`madvise(MADV_DONTNEED)`, `brk`): no chunk in use is touched.
-    // Callable from any thread at any time.
-    unsafe { libc::malloc_trim(0) != 0 }
-}
-
-/// Runs [`release_free_heap`] every `every` (on a blocking thread: it holds each arena's lock
-/// while it walks it) until `stop`; returns how many passes released memory.
-pub async fn trim_periodically(
-    every: std::time::Duration,
-    stop: tokio_util::sync::CancellationToken,
-) -> u64 {
-    let mut released = 0;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return released,
-            () = tokio::time::sleep(every) => {}
-        }
-        match tokio::task::spawn_blocking(release_free_heap).await {
-            Ok(true) => released += 1,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "releasing the free heap failed"),
-        }
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
-    /// Frees most of 32 MiB of small blocks, keeping one in eight: whole pages come free between
-    /// the survivors, which only a trim gives back.
     #[test]
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn free_pages_between_live_blocks_are_released() {
-        let mut blocks: Vec<Vec<u8>> = (0..8192).map(|i| vec![i as u8; 4096]).collect();
-        let kept: Vec<Vec<u8>> = blocks.iter_mut().step_by(8).map(std::mem::take).collect();
-        drop(blocks);
-        assert!(release_free_heap(), "28 MiB freed, nothing released");
-        assert!(
-            kept.iter()
-                .enumerate()
-                .all(|(i, b)| b.len() == 4096 && b[0] == (i * 8) as u8)
+    fn the_options_are_the_ones_jemalloc_runs_with() {
+        assert_eq!(
+            tikv_jemalloc_ctl::opt::background_thread::read().ok(),
+            Some(true)
         );
+        #[allow(unsafe_code)]
+        // SAFETY: `opt.dirty_decay_ms` is a documented mallctl name of type `ssize_t`.
+        let dirty = unsafe { tikv_jemalloc_ctl::raw::read::<isize>(b"opt.dirty_decay_ms\0") };
+        assert_eq!(dirty.ok(), Some(DIRTY_DECAY_MS as isize));
     }
 
-    #[tokio::test]
-    async fn the_trimming_task_stops_when_told() {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(trim_periodically(
-            std::time::Duration::from_millis(1),
-            stop.clone(),
-        ));
-        stop.cancel();
-        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    /// 64 MiB allocated then freed: the allocator's count follows, and its background thread
+    /// gives the pages back within seconds (resident falls back under what it was at the peak).
+    #[test]
+    fn freed_memory_is_counted_and_given_back() {
+        let before = heap().expect("jemalloc answers");
+        let blocks: Vec<Vec<u8>> = (0..16_384).map(|i| vec![i as u8; 4096]).collect();
+        let peak = heap().expect("jemalloc answers");
         assert!(
-            matches!(ended, Ok(Ok(_))),
-            "the task did not stop: {ended:?}"
+            peak.allocated >= before.allocated + 60 * 1024 * 1024,
+            "{before:?} -> {peak:?}"
         );
+        assert!(blocks.iter().enumerate().all(|(i, b)| b[4095] == i as u8));
+        drop(blocks);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = heap().expect("jemalloc answers");
+            if now.resident + 48 * 1024 * 1024 < peak.resident {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "64 MiB freed, not given back in 30 s: {peak:?} -> {now:?}"
+            );
+            std::thread::park_timeout(std::time::Duration::from_millis(100));
+        }
     }
 }

@@ -10,7 +10,6 @@ use crate::config::{Config, Overrides};
 use crate::logging;
 
 pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
-    crate::memory::with_few_malloc_arenas();
     let config = Config::load(overrides)?;
     if config.feed.location.is_none() {
         // The terminal's first line: the log line below is easy to miss among the others.
@@ -56,7 +55,6 @@ pub(super) async fn serve(overrides: &Overrides) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) async fn demo(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
-    crate::memory::with_few_malloc_arenas();
     let root = tempfile::Builder::new()
         .prefix("rushes-demo-")
         .tempdir()

@@ -83,6 +83,24 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "rushes_log_bytes {}",
         log_bytes(&state.config.service.log_dir)
     );
+    if let Some(heap) = crate::memory::heap() {
+        family(
+            &mut out,
+            "rushes_heap_bytes",
+            "gauge",
+            "The allocator's bytes: in use by rushes (allocated), in pages it keeps (resident).",
+        );
+        let _ = writeln!(
+            out,
+            "rushes_heap_bytes{{kind=\"allocated\"}} {}",
+            heap.allocated
+        );
+        let _ = writeln!(
+            out,
+            "rushes_heap_bytes{{kind=\"resident\"}} {}",
+            heap.resident
+        );
+    }
     if let Some(bytes) = state.store.sqlite_memory_bytes() {
         family(
             &mut out,

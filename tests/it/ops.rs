@@ -202,6 +202,13 @@ async fn metrics_report_the_event_backlog_its_lag_uploads_database_and_log() {
         sample(&page, "rushes_log_bytes").unwrap_or(0.0) > 0.0,
         "{page}"
     );
+    // The allocator's counters (jemalloc, on Linux): some heap in use, inside the pages it keeps.
+    let allocated = sample(&page, "rushes_heap_bytes{kind=\"allocated\"}").unwrap_or(0.0);
+    let resident = sample(&page, "rushes_heap_bytes{kind=\"resident\"}").unwrap_or(0.0);
+    assert!(
+        allocated > 0.0 && allocated <= resident && resident < 4096.0 * 1024.0 * 1024.0,
+        "{page}"
+    );
     // SQLite's own heap: something (schemas, caches) and far below the bound of its caches;
     // nothing of the kind on PostgreSQL (its memory is the server's).
     let sqlite = sample(&page, "rushes_sqlite_memory_bytes");
