@@ -7,30 +7,34 @@
 //! quarter hour (just after a trim) was flat, the peaks between trims rose (fragmentation of the
 //! arenas by transient buffers of a few hundred KiB). jemalloc groups allocations by size class
 //! in their own pages and its background thread hands pages that stay unused for
-//! [`DIRTY_DECAY_MS`] back to the system, on its own, so RSS follows the heap in use.
+//! about a second back to the system, on its own, so RSS follows the heap in use.
 //! [`heap`] reads its counters for `/metrics` (`rushes_heap_bytes`) and the soak.
 
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// How long a freed page stays in rushes before jemalloc's background thread gives it back
-/// (jemalloc's own default is 10 s; 1 s keeps RSS close to the heap in use; a burst's buffers
-/// are still reused within the second).
-pub const DIRTY_DECAY_MS: u32 = 1000;
-
 /// jemalloc's start-up options, read before the first allocation (its `malloc_conf` symbol):
-/// a background thread that purges (instead of whichever thread happens to free), freed pages
-/// kept [`DIRTY_DECAY_MS`], then given back at once (`muzzy_decay_ms:0`: `MADV_DONTNEED`, so RSS
-/// drops, rather than `MADV_FREE`, which leaves them counted until the system is short).
+/// - `background_thread`: a thread of jemalloc's own purges unused pages (instead of whichever
+///   thread happens to free);
+/// - `narenas:1`: one arena for every thread (jemalloc's default is four per core): SQLite's
+///   connection threads and tokio's workers otherwise each fill an arena of their own. The first
+///   ingest of the 100,000-record feed peaked at 110-115 MiB with one arena, 116-122 with two,
+///   121-132 with the default (issue 27's bound: 120), no slower; each thread still has its
+///   cache of small blocks, so they rarely wait on the arena's lock;
+/// - `dirty_decay_ms:1000`: a freed page is given back after about a second unused (jemalloc's
+///   default is 10 s; a burst's buffers are still reused within the second);
+/// - `muzzy_decay_ms:0`: given back with `MADV_DONTNEED`, so RSS drops at once, not
+///   `MADV_FREE`, which leaves pages counted until the system is short of memory.
+pub const OPTIONS: &str = "background_thread:true,narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code, non_upper_case_globals)]
 // SAFETY: jemalloc reads this symbol once, as a `const char *` to a NUL-terminated string; a
-// `&u8` has that layout, points into a static byte string that ends with NUL, and is never
-// written.
+// `&u8` has that layout, points at the first byte of a static string that ends with NUL, and
+// is never written.
 #[unsafe(export_name = "malloc_conf")]
-pub static malloc_conf: &u8 =
-    &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+pub static malloc_conf: &u8 = &OPTIONS.as_bytes()[0];
 
 /// What the allocator holds, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +73,15 @@ mod tests {
             tikv_jemalloc_ctl::opt::background_thread::read().ok(),
             Some(true)
         );
-        #[allow(unsafe_code)]
-        // SAFETY: `opt.dirty_decay_ms` is a documented mallctl name of type `ssize_t`.
-        let dirty = unsafe { tikv_jemalloc_ctl::raw::read::<isize>(b"opt.dirty_decay_ms\0") };
-        assert_eq!(dirty.ok(), Some(DIRTY_DECAY_MS as isize));
+        assert_eq!(tikv_jemalloc_ctl::opt::narenas::read().ok(), Some(1));
+        for (name, value) in [("dirty_decay_ms", 1000), ("muzzy_decay_ms", 0)] {
+            assert!(OPTIONS.contains(&format!("{name}:{value}")));
+            let key = format!("opt.{name}\0");
+            #[allow(unsafe_code)]
+            // SAFETY: both are documented mallctl names of type `ssize_t`.
+            let read = unsafe { tikv_jemalloc_ctl::raw::read::<isize>(key.as_bytes()) };
+            assert_eq!(read.ok(), Some(value), "{name}");
+        }
     }
 
     /// 64 MiB allocated then freed: the allocator's count follows, and its background thread
