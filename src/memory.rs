@@ -8,7 +8,8 @@
 //! arenas by transient buffers of a few hundred KiB). jemalloc groups allocations by size class
 //! in their own pages and its background thread hands pages that stay unused for
 //! about a second back to the system, on its own, so RSS follows the heap in use.
-//! [`heap`] reads its counters for `/metrics` (`rushes_heap_bytes`) and the soak.
+//! [`heap`] reads its counters for `/metrics` (`rushes_heap_bytes`) and the soak. jemalloc reads
+//! `MALLOC_CONF` from the environment after [`OPTIONS`]: an operator's setting wins.
 
 #[cfg(target_os = "linux")]
 #[global_allocator]
