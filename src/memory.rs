@@ -1,7 +1,7 @@
 //! How much memory a long-running rushes keeps: the allocator, and what it reports.
 //!
-//! rushes allocates with jemalloc (on Linux, for its own Rust code and for the C it links:
-//! SQLite, ring), not glibc's malloc. Under the soak load of issue 28 glibc kept what was freed in
+//! rushes allocates with jemalloc (on Linux, with the default feature `jemalloc`; for its own
+//! Rust code and for the C it links: SQLite, ring), not glibc's malloc. Under the soak load of issue 28 glibc kept what was freed in
 //! its arenas: with two arenas (`MALLOC_ARENA_MAX=2`) and a `malloc_trim(0)` every minute, RSS still
 //! rose 5.7-10.2 MiB/hour over 2 hours while the heap in use stayed flat; the lowest RSS of each
 //! quarter hour (just after a trim) was flat, the peaks between trims rose (fragmentation of the
@@ -11,7 +11,7 @@
 //! [`heap`] reads its counters for `/metrics` (`rushes_heap_bytes`) and the soak. jemalloc reads
 //! `MALLOC_CONF` from the environment after [`OPTIONS`]: an operator's setting wins.
 
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "jemalloc", target_os = "linux"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -27,9 +27,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///   default is 10 s; a burst's buffers are still reused within the second);
 /// - `muzzy_decay_ms:0`: given back with `MADV_DONTNEED`, so RSS drops at once, not
 ///   `MADV_FREE`, which leaves pages counted until the system is short of memory.
+#[cfg(all(feature = "jemalloc", target_os = "linux"))]
 pub const OPTIONS: &str = "background_thread:true,narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "jemalloc", target_os = "linux"))]
 #[allow(unsafe_code, non_upper_case_globals)]
 // SAFETY: jemalloc reads this symbol once, as a `const char *` to a NUL-terminated string; a
 // `&u8` has that layout, points at the first byte of a static string that ends with NUL, and
@@ -46,10 +47,10 @@ pub struct Heap {
     pub resident: u64,
 }
 
-/// The allocator's counters now (refreshed first: jemalloc caches them per epoch); `None` off
-/// Linux or when jemalloc does not answer.
+/// The allocator's counters now (refreshed first: jemalloc caches them per epoch); `None` in a
+/// build without jemalloc or when it does not answer.
 pub fn heap() -> Option<Heap> {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(feature = "jemalloc", target_os = "linux"))]
     {
         use tikv_jemalloc_ctl::{epoch, stats};
         epoch::advance().ok()?;
@@ -58,13 +59,13 @@ pub fn heap() -> Option<Heap> {
             resident: stats::resident::read().ok()? as u64,
         })
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(all(feature = "jemalloc", target_os = "linux")))]
     {
         None
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, feature = "jemalloc", target_os = "linux"))]
 mod tests {
     use super::*;
 
