@@ -624,6 +624,20 @@ def main():
         server.shutdown()
 
 
+def quarter_hours(rows):
+    """(minutes, RSS range, heap range, SQLite range) for each quarter hour of the run."""
+    def span(values):
+        values = [v for v in values if v == v]
+        return f"{min(values):.1f}-{max(values):.1f}" if values else "n/a"
+    out = []
+    for q in range(int(rows[-1]["minute"] // 15) + 1):
+        part = [r for r in rows if q * 15 <= r["minute"] < (q + 1) * 15]
+        if part:
+            out.append((f"{q * 15}-{(q + 1) * 15}", span(r["rss_mib"] for r in part),
+                        span(r["heap_mib"] for r in part), span(r["sqlite_mib"] for r in part)))
+    return out
+
+
 def report(args, rows, lat, good, wrong):
     if not rows:
         sys.exit("no sample taken")
@@ -657,6 +671,11 @@ def report(args, rows, lat, good, wrong):
     ]
     for key, name, unit in keys:
         lines.append(f"| {name} | {first[key]:.2f} | {last[key]:.2f} | {slope_per_hour(after, key):+.2f} {unit} |")
+    lines += ["", "RSS and the allocator's heap in use, lowest-highest per quarter hour (a sample is one moment: a "
+              "poll's or a download's buffers may be alive in it, the range shows what stays):", "",
+              "| minutes | RSS (MiB) | heap in use (MiB) | SQLite heap (MiB) |", "|---|---|---|---|"]
+    for label, rss, heap, sqlite in quarter_hours(rows):
+        lines.append(f"| {label} | {rss} | {heap} | {sqlite} |")
     p99s = sorted(r["webhook_p99_ms"] for r in rows if r["webhook_p99_ms"] == r["webhook_p99_ms"])
     lines += [
         "",
