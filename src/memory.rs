@@ -1,15 +1,15 @@
 //! How much memory a long-running rushes keeps: the allocator, and what it reports.
 //!
 //! rushes allocates with jemalloc (on Linux, with the default feature `jemalloc`; for its own
-//! Rust code and for the C it links: SQLite, ring), not glibc's malloc. Under the soak load of issue 28 glibc kept what was freed in
-//! its arenas: with two arenas (`MALLOC_ARENA_MAX=2`) and a `malloc_trim(0)` every minute, RSS still
-//! rose 5.7-10.2 MiB/hour over 2 hours while the heap in use stayed flat; the lowest RSS of each
-//! quarter hour (just after a trim) was flat, the peaks between trims rose (fragmentation of the
-//! arenas by transient buffers of a few hundred KiB). jemalloc groups allocations by size class
-//! in their own pages and its background thread hands pages that stay unused for
-//! about a second back to the system, on its own, so RSS follows the heap in use.
-//! [`heap`] reads its counters for `/metrics` (`rushes_heap_bytes`) and the soak. jemalloc reads
-//! `MALLOC_CONF` from the environment after [`OPTIONS`]: an operator's setting wins.
+//! Rust code and for the C it links: SQLite, ring), not glibc's malloc. Under the soak load of
+//! issue 28, glibc kept what was freed in its arenas: with two arenas (`MALLOC_ARENA_MAX=2`) and
+//! a `malloc_trim(0)` every minute, RSS still rose 5.7-10.2 MiB/hour over 2 hours while the heap
+//! in use stayed flat (fragmentation by transient buffers of a few hundred KiB). jemalloc's
+//! background thread hands pages that stay unused for about a second back to the system on its
+//! own; what RSS adds to the heap in use is then the last second's bursts (a feed poll's, mostly:
+//! docs/operations.md, "Bounded growth"). [`heap`] reads the allocator's counters for `/metrics`
+//! (`rushes_heap_bytes`) and the soak. jemalloc reads `MALLOC_CONF` from the environment after
+//! [`OPTIONS`]: an operator's setting wins.
 
 #[cfg(all(feature = "jemalloc", target_os = "linux"))]
 #[global_allocator]
